@@ -1,0 +1,1 @@
+"""A demo of the monitored backend: FastAPI creates video projects, Celery tasks call the four providers."""

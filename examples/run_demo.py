@@ -1,0 +1,104 @@
+"""`make demo`: the whole stack, the demo backend and fake providers; drives traffic and prints where to look."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import tempfile
+import time
+from pathlib import Path
+from urllib.parse import quote
+
+import httpx
+
+from examples.demo_backend.launcher import DemoBackend, fake_provider_credentials
+from examples.fake_providers import FakeProviders
+from otel_monitor.devstack import DevStack, StackPorts, wait_until
+from otel_monitor.devstack.stack import REPO_ROOT
+from otel_monitor.instruments import PromNames
+from otel_monitor.log_files import read_log_records
+from otel_monitor.services import SERVICE_KEYS
+
+PROVIDER_PORTS = {"gemini": 18001, "stability": 18002, "d-id": 18003, "youtube": 18004}
+QUANTILES_QUERY = (
+    "histogram_quantile({q}, sum by (service, le) (rate(" + PromNames.CALL_DURATION + "_bucket[5m])))"
+)
+
+
+def _read_failing_call(log_dir: Path) -> dict | None:
+    for line in reversed(read_log_records(log_dir)):
+        if line.get("message") == "External API call finished" and line.get("outcome") in ("error", "timeout"):
+            return line
+    return None
+
+
+def _drive(api_url: str, fakes: FakeProviders, projects: int) -> list[str]:
+    def create(steps=list(SERVICE_KEYS), topic="sea otters"):
+        response = httpx.post(f"{api_url}/api/v1/projects", json={"topic": topic, "steps": steps}, timeout=10)
+        response.raise_for_status()
+        return response.json()["project_id"]
+
+    fakes.set_fault("gemini", latencies=[0.2, 0.4, 0.8, 1.6])
+    fakes.set_fault("stability", latencies=[0.5, 1.0, 3.0])
+    fakes.set_fault("d-id", latencies=[0.3, 0.6])
+    ids = [create() for _ in range(projects)]
+    print(f"  {projects} projects through all four providers")
+    fakes.set_fault("gemini", mode="invalid_key")
+    ids += [create(["gemini"], topic="bad key") for _ in range(3)]
+    print("  3 projects while Gemini rejects the API key (GEMINI_INVALID_API_KEY)")
+    fakes.set_fault("stability", mode="partial")
+    ids += [create(["stability"], topic="partial") for _ in range(2)]
+    print("  2 projects while Stability returns 3 of 5 images (partial_failure)")
+    return ids
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--projects", type=int, default=12)
+    parser.add_argument("--exit", action="store_true", default=bool(os.environ.get("DEMO_EXIT")),
+                        help="stop after printing instead of serving until Ctrl-C")
+    args = parser.parse_args()
+
+    workdir = Path(tempfile.mkdtemp(prefix="otel-monitor-demo-"))
+    os.chmod(workdir, 0o755)
+    stack = DevStack(workdir / "stack", StackPorts())
+    fakes = FakeProviders(ports=PROVIDER_PORTS, **fake_provider_credentials())
+    demo = None
+    print("starting Jaeger, Prometheus, Redis and the OpenTelemetry Collector ...")
+    try:
+        stack.start("jaeger", "prometheus", "redis", "collector")
+        fakes.start()
+        demo = DemoBackend(stack, {s: fakes.base_url(s) for s in SERVICE_KEYS}, workdir / "demo", api_port=8000,
+                           metric_export_interval=5.0, log_dir=REPO_ROOT / "logs")
+        demo.start()
+        print(f"demo backend on {demo.api_url}; driving traffic ...")
+        _drive(demo.api_url, fakes, args.projects)
+        failing = wait_until(lambda: _read_failing_call(demo.log_dir), 120, interval=1, what="a failing call in the log")
+        time.sleep(12)  # one metric export and scrape
+        trace_id = failing["trace_id"]
+        print()
+        print(f"failing call: {failing['service']} {failing.get('error_code')} trace_id={trace_id}")
+        print(f"  Jaeger (UI): {stack.jaeger_url}/trace/{trace_id}")
+        print(f"  Jaeger (API): {stack.jaeger_url}/api/traces/{trace_id}")
+        print(f"  its log lines: jq 'select(.trace_id == \"{trace_id}\")' {demo.log_dir}/app.log")
+        print("per-service latency quantiles (Prometheus):")
+        for q in (0.5, 0.9, 0.99):
+            query = QUANTILES_QUERY.format(q=q)
+            result = httpx.get(f"{stack.prometheus_url}/api/v1/query", params={"query": query}, timeout=10).json()
+            values = {r["metric"].get("service"): round(float(r["value"][1]), 3) for r in result["data"]["result"]}
+            print(f"  P{q * 100:g}: {values}")
+        print(f"  query: {QUANTILES_QUERY.format(q=0.9)}")
+        print(f"  {stack.prometheus_url}/graph?g0.expr={quote(QUANTILES_QUERY.format(q=0.9))}")
+        if not args.exit:
+            print("\nrunning; Ctrl-C stops everything")
+            signal.sigwait({signal.SIGINT, signal.SIGTERM})
+    finally:
+        if demo is not None:
+            demo.stop()
+        fakes.stop()
+        stack.stop()
+
+
+if __name__ == "__main__":
+    main()

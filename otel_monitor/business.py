@@ -1,0 +1,109 @@
+"""Business metrics of the spec's business table: projects started/succeeded/failed, generation time, active users."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from opentelemetry import metrics
+
+from otel_monitor.instruments import METER_NAME, BusinessInstruments
+
+__all__ = ["BusinessMetrics", "ActiveUsers"]
+
+_log = logging.getLogger("otel_monitor.business")
+
+
+class ActiveUsers:
+    """Distinct users per UTC day, shared by all processes through a Redis HyperLogLog (local set without Redis)."""
+
+    def __init__(self, redis_client=None, *, prefix: str = "otel_monitor:active_users",
+                 clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.timezone.utc)) -> None:
+        self._redis = redis_client
+        self._prefix = prefix
+        self._clock = clock
+        self._local: dict[str, set[str]] = {}
+        self._lock = threading.Lock()
+
+    def _key(self, day: dt.date) -> str:
+        return f"{self._prefix}:{day.isoformat()}"
+
+    def record(self, user_id: str) -> None:
+        day = self._clock().date()
+        if self._redis is not None:
+            try:
+                pipe = self._redis.pipeline(transaction=False)
+                pipe.pfadd(self._key(day), user_id)
+                pipe.expire(self._key(day), 40 * 86400)
+                pipe.execute()
+                return
+            except Exception as exc:
+                _log.warning("active users: Redis unavailable (%s); counting in this process", type(exc).__name__)
+        with self._lock:
+            self._local.setdefault(day.isoformat(), set()).add(user_id)
+
+    def count(self, day: dt.date | None = None) -> int:
+        day = day or self._clock().date()
+        if self._redis is not None:
+            try:
+                return int(self._redis.pfcount(self._key(day)))
+            except Exception:
+                pass
+        with self._lock:
+            return len(self._local.get(day.isoformat(), ()))
+
+
+class BusinessMetrics:
+    """Records the life of video projects; inject the meter provider (the global one by default)."""
+
+    def __init__(self, meter_provider=None, active_users: ActiveUsers | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        meter = metrics.get_meter(METER_NAME, meter_provider=meter_provider)
+        self._instruments = BusinessInstruments.create(meter)
+        self.active_users = active_users or ActiveUsers()
+        self._clock = clock
+
+    def project_started(self) -> None:
+        self._instruments.projects_started.add(1)
+
+    def project_finished(self, succeeded: bool, duration_seconds: float) -> None:
+        outcome = {"outcome": "success" if succeeded else "failure"}
+        self._instruments.projects_completed.add(1, outcome)
+        self._instruments.project_duration.record(max(duration_seconds, 0.0), outcome)
+
+    @contextmanager
+    def track_project(self, project_id: str | None = None) -> Iterator[None]:
+        """Counts a project started, then succeeded (no exception) or failed, with its duration."""
+        started = self._clock()
+        self.project_started()
+        _log.info("Video project started", extra={"project_id": project_id})
+        succeeded = False
+        try:
+            yield
+            succeeded = True
+        finally:
+            duration = self._clock() - started
+            self.project_finished(succeeded, duration)
+            _log.log(logging.INFO if succeeded else logging.ERROR, "Video project finished",
+                     extra={"project_id": project_id, "outcome": "success" if succeeded else "failure",
+                            "duration_ms": round(duration * 1000, 1)})
+
+    def user_active(self, user_id: str) -> None:
+        try:
+            self.active_users.record(user_id)
+        except Exception:
+            _log.debug("could not record active user", exc_info=True)
+
+    def export_active_users_gauge(self, meter_provider=None) -> None:
+        """Exports today's distinct users as a gauge; call it in ONE process (all would report the same value)."""
+        meter = metrics.get_meter(METER_NAME, meter_provider=meter_provider)
+
+        def observe(_options):
+            yield metrics.Observation(self.active_users.count())
+
+        meter.create_observable_gauge("video.active_users", [observe], unit="{user}",
+                                      description="Distinct users active today (UTC)")

@@ -1,0 +1,119 @@
+"""Starts, probes and stops one server process, its output kept in a log file."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+import httpx
+
+__all__ = ["ManagedProcess", "ProcessExited", "free_port", "wait_until", "http_ok", "tcp_open"]
+
+
+class ProcessExited(RuntimeError):
+    """A process that should be serving has exited."""
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until(predicate: Callable[[], object], timeout: float, interval: float = 0.1, what: str = "condition"):
+    """Polls ``predicate`` until it returns something truthy; raises TimeoutError naming ``what``."""
+    deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            value = predicate()
+            if value:
+                return value
+        except ProcessExited:
+            raise
+        except Exception as exc:  # the thing polled is not up yet
+            last_error = exc
+        time.sleep(interval)
+    raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}" + (f" (last error: {last_error})" if last_error else ""))
+
+
+def http_ok(url: str) -> Callable[[], bool]:
+    return lambda: httpx.get(url, timeout=1.0).status_code == 200
+
+
+def tcp_open(port: int) -> Callable[[], bool]:
+    def probe() -> bool:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    return probe
+
+
+class ManagedProcess:
+    """A server process: started in its own process group, ready when ``ready()`` holds, stopped with SIGTERM."""
+
+    def __init__(self, name: str, argv: Sequence[str], log_path: Path, *, env: Mapping[str, str] | None = None,
+                 cwd: Path | None = None, ready: Callable[[], object] | None = None, user: str | None = None,
+                 start_timeout: float = 60.0) -> None:
+        self.name = name
+        self.argv = list(argv)
+        self.log_path = Path(log_path)
+        self.env = {**os.environ, **(env or {})}
+        self.cwd = cwd
+        self.ready = ready
+        self.user = user
+        self.start_timeout = start_timeout
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def start(self) -> ManagedProcess:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        argv = self.argv
+        if self.user and os.geteuid() == 0:
+            argv = ["runuser", "-u", self.user, "--", *argv]
+        log = open(self.log_path, "ab")
+        self.process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=self.env, cwd=self.cwd,
+                                        start_new_session=True)
+        log.close()
+        if self.ready is not None:
+            try:
+                wait_until(self._ready_or_dead, self.start_timeout, what=f"{self.name} to be ready")
+            except TimeoutError:
+                self.stop()
+                raise RuntimeError(f"{self.name} did not become ready; its output:\n{self.tail()}") from None
+        return self
+
+    def _ready_or_dead(self) -> bool:
+        if self.process.poll() is not None:
+            raise ProcessExited(f"{self.name} exited with {self.process.returncode}; its output:\n{self.tail()}")
+        return bool(self.ready())
+
+    def tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def stop(self, timeout: float = 15.0, sig: int = signal.SIGTERM) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        try:
+            os.killpg(self.process.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(5)
+
+    def kill(self) -> None:
+        self.stop(timeout=5, sig=signal.SIGKILL)

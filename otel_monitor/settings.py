@@ -1,0 +1,52 @@
+"""Settings of the instrumented backend's telemetry, read from the environment (prefix OTEL_MONITOR_)."""
+
+from __future__ import annotations
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from otel_monitor.services import SERVICE_KEYS
+
+__all__ = ["TelemetrySettings"]
+
+
+class TelemetrySettings(BaseSettings):
+    """How a backend process reports: where to, as which service, how often; invalid values fail at load."""
+
+    model_config = SettingsConfigDict(env_prefix="OTEL_MONITOR_", extra="forbid")
+
+    service_name: str = "video-backend"
+    service_version: str = "0.0.0"
+    environment: str = "development"
+    # OTLP/HTTP base URL of the collector; /v1/traces, /v1/metrics and /v1/logs are appended.
+    otlp_endpoint: str = "http://127.0.0.1:4318"
+    export_timeout_seconds: float = Field(2.0, gt=0, le=60)
+    metric_export_interval_seconds: float = Field(10.0, gt=0, le=3600)
+    span_schedule_delay_seconds: float = Field(2.0, gt=0, le=60)
+    span_queue_size: int = Field(8192, ge=64)
+    export_logs: bool = True
+    log_dir: str = "logs"
+    log_level: str = "INFO"
+    console_logs: bool = True
+    # Redis URL shared by every process of the backend, for consecutive-failure streaks; empty: per process.
+    redis_url: str | None = None
+    # Hosts per provider key, overriding the public ones (e.g. local fakes): {"gemini": ["127.0.0.1:18001"]}.
+    provider_hosts: dict[str, list[str]] = Field(default_factory=dict)
+    # Paths whose requests are not traced (health probes).
+    excluded_urls: str = "/api/v1/system/health,/healthz,/livez"
+
+    @field_validator("provider_hosts")
+    @classmethod
+    def _known_providers(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        unknown = sorted(set(value) - set(SERVICE_KEYS))
+        if unknown:
+            raise ValueError(f"unknown provider(s) {unknown}; known: {list(SERVICE_KEYS)}")
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _level(cls, value: str) -> str:
+        value = value.upper()
+        if value not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+            raise ValueError("log_level must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
+        return value

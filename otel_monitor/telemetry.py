@@ -1,0 +1,180 @@
+"""One call sets up tracing, metrics and logs of a backend process and instruments httpx provider calls."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+
+from opentelemetry import metrics, trace
+from opentelemetry._logs import set_logger_provider
+from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
+from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk._logs import LoggerProvider, LoggingHandler
+from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
+
+from otel_monitor.business import ActiveUsers, BusinessMetrics
+from otel_monitor.external_calls import ExternalCall, ExternalCallRecorder
+from otel_monitor.failure_streaks import failure_streaks_from_url
+from otel_monitor.redacting_export import RedactingLogRecordProcessor, RedactingSpanExporter
+from otel_monitor.redaction import SecretScrubber, default_scrubber
+from otel_monitor.services import ProviderRegistry
+from otel_monitor.settings import TelemetrySettings
+
+__all__ = ["Telemetry", "setup_telemetry", "get_telemetry", "track_external_call"]
+
+_log = logging.getLogger(__name__)
+_active: Telemetry | None = None
+
+
+@dataclass
+class Telemetry:
+    """The providers and recorders of this process; ``shutdown()`` flushes them within their timeouts."""
+
+    settings: TelemetrySettings
+    resource: Resource
+    tracer_provider: TracerProvider
+    meter_provider: MeterProvider
+    logger_provider: LoggerProvider | None
+    registry: ProviderRegistry
+    recorder: ExternalCallRecorder
+    business: BusinessMetrics
+    scrubber: SecretScrubber
+    _log_handlers: list[logging.Handler] = field(default_factory=list)
+
+    def force_flush(self, timeout_millis: int = 5000) -> None:
+        self.tracer_provider.force_flush(timeout_millis)
+        self.meter_provider.force_flush(timeout_millis)
+        if self.logger_provider is not None:
+            self.logger_provider.force_flush(timeout_millis)
+
+    def shutdown(self) -> None:
+        global _active
+        root = logging.getLogger()
+        for handler in self._log_handlers:
+            root.removeHandler(handler)
+        for provider in (self.tracer_provider, self.meter_provider, self.logger_provider):
+            if provider is None:
+                continue
+            try:
+                provider.shutdown()
+            except Exception:  # a collector that is away must not fail the host's shutdown
+                _log.debug("telemetry shutdown failed", exc_info=True)
+        if _active is self:
+            _active = None
+
+
+def _redis_client(url: str | None):
+    if not url:
+        return None
+    import redis
+
+    return redis.Redis.from_url(url, socket_timeout=0.25, socket_connect_timeout=0.25)
+
+
+def setup_telemetry(
+    settings: TelemetrySettings | None = None,
+    *,
+    span_exporter: SpanExporter | None = None,
+    metric_reader: MetricReader | None = None,
+    scrubber: SecretScrubber = default_scrubber,
+    set_global: bool = True,
+    configure_logs: bool = True,
+    instrument_httpx: bool = True,
+) -> Telemetry:
+    """Sets up tracer, meter and logger providers exporting OTLP/HTTP to the collector, JSON logs to
+    ``logs/app.log`` and the console, and instruments httpx (all requests, plus provider spans and metrics).
+
+    Exporters can be injected (tests); every span and log record is scrubbed of secrets before export.
+    """
+    global _active
+    from otel_monitor.structured_logging import configure_logging
+
+    settings = settings or TelemetrySettings()
+    # New HTTP semantic conventions: seconds, and server.address on the client duration histogram.
+    os.environ.setdefault("OTEL_SEMCONV_STABILITY_OPT_IN", "http")
+    scrubber.register_from_environment()
+    resource = Resource.create({
+        "service.name": settings.service_name,
+        "service.version": settings.service_version,
+        "deployment.environment": settings.environment,
+        "deployment.environment.name": settings.environment,
+    })
+    base = settings.otlp_endpoint.rstrip("/")
+    timeout = settings.export_timeout_seconds
+
+    tracer_provider = TracerProvider(resource=resource)
+    exporter = span_exporter or OTLPSpanExporter(endpoint=f"{base}/v1/traces", timeout=timeout)
+    tracer_provider.add_span_processor(BatchSpanProcessor(
+        RedactingSpanExporter(exporter, scrubber),
+        max_queue_size=settings.span_queue_size,
+        schedule_delay_millis=settings.span_schedule_delay_seconds * 1000,
+        export_timeout_millis=timeout * 1000,
+    ))
+
+    reader = metric_reader or PeriodicExportingMetricReader(
+        OTLPMetricExporter(endpoint=f"{base}/v1/metrics", timeout=timeout),
+        export_interval_millis=settings.metric_export_interval_seconds * 1000,
+        export_timeout_millis=timeout * 1000,
+    )
+    meter_provider = MeterProvider(resource=resource, metric_readers=[reader])
+
+    logger_provider = None
+    handlers: list[logging.Handler] = []
+    if configure_logs:
+        handlers.extend(configure_logging(log_dir=settings.log_dir, level=settings.log_level,
+                                          console=settings.console_logs, scrubber=scrubber))
+    if settings.export_logs and span_exporter is None:
+        logger_provider = LoggerProvider(resource=resource)
+        logger_provider.add_log_record_processor(RedactingLogRecordProcessor(scrubber))
+        logger_provider.add_log_record_processor(BatchLogRecordProcessor(
+            OTLPLogExporter(endpoint=f"{base}/v1/logs", timeout=timeout), export_timeout_millis=timeout * 1000))
+        otel_handler = LoggingHandler(level=logging.INFO, logger_provider=logger_provider)
+        logging.getLogger().addHandler(otel_handler)
+        handlers.append(otel_handler)
+
+    if set_global:
+        trace.set_tracer_provider(tracer_provider)
+        metrics.set_meter_provider(meter_provider)
+        if logger_provider is not None:
+            set_logger_provider(logger_provider)
+
+    registry = ProviderRegistry.with_hosts(settings.provider_hosts)
+    recorder = ExternalCallRecorder(tracer_provider, meter_provider, failure_streaks_from_url(settings.redis_url))
+    business = BusinessMetrics(meter_provider, ActiveUsers(_redis_client(settings.redis_url)))
+    telemetry = Telemetry(settings, resource, tracer_provider, meter_provider, logger_provider, registry,
+                          recorder, business, scrubber, handlers)
+    if instrument_httpx:
+        from otel_monitor.httpx_integration import instrument_httpx as _instrument_httpx
+
+        _instrument_httpx(telemetry)
+    _active = telemetry
+    return telemetry
+
+
+def get_telemetry() -> Telemetry | None:
+    """The telemetry set up in this process, if any."""
+    return _active
+
+
+_fallback_recorder: ExternalCallRecorder | None = None
+
+
+def track_external_call(service: str, operation: str | None = None, **attributes) -> ExternalCall:
+    """Tracks one logical provider call (``with``, ``async with`` or decorator) with this process's telemetry.
+
+    For clients httpx does not cover (google-api-python-client over httplib2) and to group retries and
+    partial failures into one call: ``with track_external_call("youtube", "videos.insert") as call: ...``.
+    """
+    global _fallback_recorder
+    if _active is not None:
+        return _active.recorder.track(service, operation, **attributes)
+    if _fallback_recorder is None:  # before set-up: the global providers (no-op until one is set)
+        _fallback_recorder = ExternalCallRecorder()
+    return _fallback_recorder.track(service, operation, **attributes)

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Builds the OpenTelemetry Collector from collector/builder-config.yaml with OCB, cached by its inputs.
+# Prints the path of the binary on stdout; everything else goes to stderr.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cache=${OTEL_MONITOR_CACHE:-$HOME/.cache/otel-monitor}
+builder_version=v0.165.0
+manifest=$root/collector/builder-config.yaml
+key=$( (cat "$manifest"; echo "$builder_version"; go version) | sha256sum | cut -c1-16)
+out=$cache/collector-$key
+bin=$out/build/otelcol-otel-monitor
+if [ -x "$bin" ]; then echo "$bin"; exit 0; fi
+export GOPATH=${GOPATH:-$cache/gopath} GOFLAGS=-mod=mod
+builder=$GOPATH/bin/builder
+if [ ! -x "$builder" ]; then
+  echo "installing OCB $builder_version" >&2
+  go install "go.opentelemetry.io/collector/cmd/builder@$builder_version" >&2
+fi
+rm -rf "$out.tmp" && mkdir -p "$out.tmp"
+cp "$manifest" "$out.tmp/builder-config.yaml"
+echo "building the collector in $out (several minutes on a cold cache)" >&2
+(cd "$out.tmp" && "$builder" --config=builder-config.yaml >&2)
+rm -rf "$out" && mv "$out.tmp" "$out"
+echo "$bin"

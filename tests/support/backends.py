@@ -1,0 +1,51 @@
+"""Reads what the real back ends hold: Prometheus series, Jaeger traces, JSON log lines."""
+
+from __future__ import annotations
+
+import httpx
+
+from otel_monitor.devstack import wait_until
+from otel_monitor.log_files import read_log_records as read_log_lines  # noqa: F401 - re-exported for tests
+
+
+def prom_query(prometheus_url: str, promql: str) -> list[dict]:
+    response = httpx.get(f"{prometheus_url}/api/v1/query", params={"query": promql}, timeout=10)
+    response.raise_for_status()
+    body = response.json()
+    assert body["status"] == "success", body
+    return body["data"]["result"]
+
+
+def prom_values(prometheus_url: str, promql: str, by: tuple[str, ...]) -> dict[tuple, float]:
+    """{(label values...): value} of an instant query."""
+    return {tuple(r["metric"].get(label, "") for label in by): float(r["value"][1])
+            for r in prom_query(prometheus_url, promql)}
+
+
+def wait_for_prom(prometheus_url: str, promql: str, by: tuple[str, ...], expected: dict, timeout: float = 60):
+    """Waits until the query gives exactly ``expected``; returns the last result either way for the assert."""
+    last: dict = {}
+
+    def matches():
+        nonlocal last
+        last = prom_values(prometheus_url, promql, by)
+        return last == expected
+
+    try:
+        wait_until(matches, timeout, interval=1.0, what=promql)
+    except TimeoutError:
+        pass
+    return last
+
+
+def jaeger_trace(jaeger_url: str, trace_id: str) -> dict | None:
+    response = httpx.get(f"{jaeger_url}/api/traces/{trace_id}", timeout=10)
+    if response.status_code == 404:
+        return None
+    response.raise_for_status()
+    data = response.json().get("data") or []
+    return data[0] if data else None
+
+
+def span_tags(span: dict) -> dict:
+    return {tag["key"]: tag["value"] for tag in span.get("tags", [])}

@@ -1,0 +1,189 @@
+"""The telemetry pipeline end to end: demo backend -> collector -> Jaeger and Prometheus, all real processes."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+
+import httpx
+import pytest
+
+from examples.demo_backend.launcher import DEMO_SECRETS, DemoBackend
+from otel_monitor.devstack import wait_until
+from otel_monitor.instruments import CALL_DURATION_BUCKETS, PromNames
+from otel_monitor.services import SERVICE_KEYS
+from tests.support.backends import jaeger_trace, prom_values, read_log_lines, span_tags, wait_for_prom
+
+pytestmark = pytest.mark.stack
+
+_prefixes = itertools.count()
+
+
+@pytest.fixture
+def demo(stack, fakes, workdir, request):
+    """The demo API and a 2-process Celery worker, reporting as a service name of this test's own."""
+    for service in SERVICE_KEYS:
+        fakes.set_fault(service, mode="ok", latencies=[0])
+    options = getattr(request, "param", {})
+    backend = DemoBackend(stack, {s: fakes.base_url(s) for s in SERVICE_KEYS}, workdir,
+                          metric_export_interval=1.0, service_prefix=f"e2e{next(_prefixes)}-{request.node.name[:20]}",
+                          extra_env=options.get("env"))
+    backend.start()
+    yield backend
+    backend.stop()
+
+
+def create_project(demo: DemoBackend, steps, topic="otters") -> dict:
+    response = httpx.post(f"{demo.api_url}/api/v1/projects", json={"topic": topic, "steps": steps}, timeout=10)
+    assert response.status_code == 202, response.text
+    return response.json()
+
+
+def wait_finished(demo: DemoBackend, project_ids: set[str], timeout: float = 90) -> dict[str, dict]:
+    """The worker's "Video project finished" log line of each project, read from logs/app.log."""
+    def finished():
+        lines = {l.get("project_id"): l for l in read_log_lines(demo.log_dir) if l["message"] == "Video project finished"}
+        return lines if project_ids <= set(lines) else None
+    return wait_until(finished, timeout, interval=0.5, what=f"{len(project_ids)} projects to finish")
+
+
+def test_one_trace_spans_request_task_and_provider_calls(demo, stack):
+    """A request whose Celery task calls two providers is ONE trace in Jaeger, found by the trace_id in app.log."""
+    accepted = create_project(demo, ["gemini", "stability"])
+    finished = wait_finished(demo, {accepted["project_id"]})[accepted["project_id"]]
+    trace_id = finished["trace_id"]
+    assert len(trace_id) == 32 and trace_id == accepted["trace_id"]
+    created = [l for l in read_log_lines(demo.log_dir) if l["message"] == "Video project created"
+               and l.get("project_id") == accepted["project_id"]]
+    assert [l["trace_id"] for l in created] == [trace_id]  # the API process logged the same trace
+
+    wanted = {"POST /api/v1/projects", "run/video.generate", "gemini generateContent", "stability text-to-image"}
+
+    def complete_trace():
+        found = jaeger_trace(stack.jaeger_url, trace_id)
+        return found if found and wanted <= {s["operationName"] for s in found["spans"]} else None
+
+    found = wait_until(complete_trace, 30, interval=0.5, what="the whole trace in Jaeger")
+    assert {s["traceID"] for s in found["spans"]} == {trace_id}
+    services = {found["processes"][s["processID"]]["serviceName"] for s in found["spans"]}
+    assert services == {demo.api_service, demo.worker_service}
+    by_name = {s["operationName"]: s for s in found["spans"]}
+    for provider, name in (("gemini", "gemini generateContent"), ("stability", "stability text-to-image")):
+        tags = span_tags(by_name[name])
+        assert tags["external_api.service"] == provider
+        assert tags["external_api.outcome"] == "success"
+        assert tags["span.kind"] == "client"
+
+
+def _bucket_bounds(value: float) -> tuple[float, float]:
+    lower = 0.0
+    for upper in CALL_DURATION_BUCKETS:
+        if value <= upper:
+            return lower, upper
+        lower = upper
+    return lower, math.inf
+
+
+def test_latency_quantiles_match_injected_latencies(demo, stack, fakes):
+    """histogram_quantile P50/P90/P99 per service, from Prometheus, fall in the buckets of the injected latencies."""
+    # 100 calls: 50 at 35 ms, 40 at 300 ms, 10 at 1.5 s -> P50 = 35 ms, P90 = 300 ms, P99 = 1.5 s.
+    fakes.set_fault("gemini", mode="ok", latencies=[0.035] * 5 + [0.3] * 4 + [1.5])
+    ids = {create_project(demo, ["gemini"])["project_id"] for _ in range(100)}
+    wait_finished(demo, ids, timeout=180)
+    job = demo.worker_service
+    count_query = f'sum by (service) ({PromNames.CALL_DURATION}_count{{job="{job}"}})'
+    assert wait_for_prom(stack.prometheus_url, count_query, ("service",), {("gemini",): 100.0}) == {("gemini",): 100.0}
+    for quantile, injected in ((0.5, 0.035), (0.9, 0.3), (0.99, 1.5)):
+        query = (f'histogram_quantile({quantile}, sum by (service, le) '
+                 f'({PromNames.CALL_DURATION}_bucket{{job="{job}"}}))')
+        (value,) = prom_values(stack.prometheus_url, query, ("service",)).values()
+        lower, upper = _bucket_bounds(injected)
+        assert lower <= value <= upper, f"P{quantile * 100:g} = {value}, injected {injected} (bucket {lower}..{upper})"
+
+
+@pytest.mark.parametrize("demo", [{"env": {"DEMO_REQUEST_TIMEOUT_SECONDS": "0.5"}}], indirect=True)
+def test_outcome_counts_equal_the_calls_made(demo, stack, fakes):
+    """Calls per service, outcome and error code in Prometheus equal exactly the calls the test made."""
+    plan = [  # (service, fault mode, projects, expected (outcome, error_code))
+        ("gemini", "ok", 3, ("success", "")),
+        ("gemini", "invalid_key", 2, ("error", "GEMINI_INVALID_API_KEY")),
+        ("stability", "partial", 2, ("partial_failure", "STABILITY_PARTIAL_FAILURE")),
+        ("stability", "ok", 1, ("success", "")),
+        ("d-id", "quota", 1, ("error", "D_ID_QUOTA_EXCEEDED")),
+        ("d-id", "ok", 1, ("success", "")),
+        ("youtube", "ok", 2, ("success", "")),
+        ("youtube", "quota", 1, ("error", "YOUTUBE_QUOTA_EXCEEDED")),
+        ("gemini", "timeout", 1, ("timeout", "GEMINI_TIMEOUT")),
+    ]
+    expected: dict[tuple, float] = {}
+    for service, mode, projects, (outcome, code) in plan:
+        fakes.set_fault(service, mode=mode, latencies=[0], hang_seconds=2)
+        ids = {create_project(demo, [service])["project_id"] for _ in range(projects)}
+        wait_finished(demo, ids)
+        key = (service, outcome, code)
+        expected[key] = expected.get(key, 0) + projects
+    job = demo.worker_service
+    query = f'sum by (service, outcome, error_code) ({PromNames.CALLS}{{job="{job}"}})'
+    assert wait_for_prom(stack.prometheus_url, query, ("service", "outcome", "error_code"), expected) == expected
+    # The timed-out Gemini call was retried once (max_retries=1); nothing else was retried.
+    retries = f'sum by (service) ({PromNames.RETRIES}{{job="{job}"}})'
+    assert wait_for_prom(stack.prometheus_url, retries, ("service",), {("gemini",): 1.0}) == {("gemini",): 1.0}
+    projects = f'sum by (outcome) ({PromNames.PROJECTS_COMPLETED}{{job="{job}"}})'
+    failed = 2 + 1 + 1 + 1  # invalid key, d-id quota, youtube quota, gemini timeout
+    total = sum(p for _, _, p, _ in plan)
+    want = {("success",): float(total - failed), ("failure",): float(failed)}
+    assert wait_for_prom(stack.prometheus_url, projects, ("outcome",), want) == want
+
+
+@pytest.mark.parametrize("demo", [{"env": {"DEMO_GEMINI_KEY_IN_QUERY": "true"}}], indirect=True)
+def test_no_secret_reaches_spans_series_or_logs(demo, stack, fakes):
+    """Keys sent as ?key=, x-goog-api-key, Bearer, Basic and OAuth secrets appear in no span, series or log file."""
+    steps = list(SERVICE_KEYS)
+    ids = {create_project(demo, steps)["project_id"]}
+    for service in SERVICE_KEYS:  # failing calls record exceptions, whose messages carry URLs and bodies
+        fakes.set_fault(service, mode="invalid_key")
+        ids.add(create_project(demo, [service])["project_id"])
+    wait_finished(demo, ids)
+    for service in SERVICE_KEYS:
+        fakes.set_fault(service, mode="ok")
+    demo.stop()  # flushes every process's telemetry
+    secrets = [v for k, v in DEMO_SECRETS.items() if k != "youtube_client_id"]
+
+    def all_spans():
+        text = ""
+        for service in (demo.api_service, demo.worker_service):
+            response = httpx.get(f"{stack.jaeger_url}/api/traces", params={"service": service, "limit": 1000}, timeout=10)
+            text += response.text
+        return text if text.count('"traceID"') and "gemini generateContent" in text and "youtube videos.insert" in text else None
+
+    spans = wait_until(all_spans, 30, interval=1, what="the demo's traces in Jaeger")
+    federate = httpx.get(f"{stack.prometheus_url}/federate", params={"match[]": '{__name__=~".+"}'}, timeout=30).text
+    logs = "".join(p.read_text(errors="replace") for p in demo.workdir.rglob("*") if p.is_file() and p.suffix != ".mp4")
+    assert "url.full" in spans and "?key=" not in federate
+    for secret in secrets:
+        assert secret not in spans, f"a secret reached Jaeger: {secret[:6]}..."
+        assert secret not in federate, f"a secret reached Prometheus: {secret[:6]}..."
+        assert secret not in logs, f"a secret reached a log file: {secret[:6]}..."
+    assert "ya29." not in spans + logs  # the OAuth access tokens the fake issued
+
+
+def test_backend_keeps_serving_while_the_collector_is_down(demo, stack):
+    """With the collector stopped mid-run, requests still succeed and tasks still finish; telemetry resumes after."""
+    first = create_project(demo, ["gemini"])
+    wait_finished(demo, {first["project_id"]})
+    stack["collector"].stop()
+    try:
+        ids = set()
+        for _ in range(5):
+            response = httpx.post(f"{demo.api_url}/api/v1/projects", json={"topic": "down", "steps": ["gemini"]},
+                                  timeout=10)
+            assert response.status_code == 202
+            ids.add(response.json()["project_id"])
+        finished = wait_finished(demo, ids)
+        assert all(line["outcome"] == "success" for line in finished.values())
+        errors = [l for l in read_log_lines(demo.log_dir) if l["level"] in ("error", "critical")
+                  and "Traceback" in json.dumps(l) and "project" in json.dumps(l)]
+        assert errors == []
+    finally:
+        stack.processes["collector"] = stack.collector().start()
