@@ -70,7 +70,8 @@ def main() -> None:
         stack.start("jaeger", "prometheus", "redis", "collector")
         fakes.start()
         demo = DemoBackend(stack, {s: fakes.base_url(s) for s in SERVICE_KEYS}, workdir / "demo", api_port=8000,
-                           metric_export_interval=5.0, log_dir=REPO_ROOT / "logs")
+                           metric_export_interval=5.0, log_dir=REPO_ROOT / "logs",
+                           ca_bundle=fakes.ca_bundle)
         demo.start()
         print(f"demo backend on {demo.api_url}; driving traffic ...")
         _drive(demo.api_url, fakes, args.projects)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import time
 from collections.abc import Callable
@@ -39,6 +40,7 @@ def fakes():
 @pytest.fixture(autouse=True)
 def fresh(fakes):
     fakes.reset()
+    minted_token(fakes.base_url("youtube"))  # minted while every fake is in mode ok; tokens survive resets
 
 
 @pytest.fixture
@@ -59,16 +61,28 @@ def contains(actual, expected) -> bool:
 # One canonical, correctly authenticated call per provider -------------------------------------------------------
 
 
-def youtube_token(fakes: FakeProviders, refresh_token: str = REFRESH_TOKEN, secret: str = CLIENT_SECRET) -> httpx.Response:
-    form = {"grant_type": "refresh_token", "client_id": CLIENT_ID, "client_secret": secret, "refresh_token": refresh_token}
+def youtube_token(
+    fakes: FakeProviders, refresh_token: str = REFRESH_TOKEN, secret: str = CLIENT_SECRET
+) -> httpx.Response:
+    form = {
+        "grant_type": "refresh_token",
+        "client_id": CLIENT_ID,
+        "client_secret": secret,
+        "refresh_token": refresh_token,
+    }
     return httpx.post(f"{fakes.base_url('youtube')}/token", data=form)
 
 
-def multipart_upload(fakes: FakeProviders, access_token: str, title: str = "Demo", timeout: float = 5.0) -> httpx.Response:
+def multipart_upload(
+    fakes: FakeProviders, access_token: str, title: str = "Demo", timeout: float = 5.0
+) -> httpx.Response:
     metadata = json.dumps({"snippet": {"title": title}, "status": {"privacyStatus": "unlisted"}})
     body = (
-        b"--XX\r\nContent-Type: application/json; charset=UTF-8\r\n\r\n" + metadata.encode()
-        + b"\r\n--XX\r\nContent-Type: video/mp4\r\n\r\n" + b"\x00fake-video" * 100 + b"\r\n--XX--\r\n"
+        b"--XX\r\nContent-Type: application/json; charset=UTF-8\r\n\r\n"
+        + metadata.encode()
+        + b"\r\n--XX\r\nContent-Type: video/mp4\r\n\r\n"
+        + b"\x00fake-video" * 100
+        + b"\r\n--XX--\r\n"
     )
     return httpx.post(
         f"{fakes.base_url('youtube')}{UPLOAD_PATH}",
@@ -107,8 +121,19 @@ def call_did(fakes: FakeProviders, auth: str = DID_KEY, timeout: float = 5.0) ->
 
 
 def call_youtube(fakes: FakeProviders, timeout: float = 5.0) -> httpx.Response:
-    token = youtube_token(fakes).json()["access_token"]
-    return multipart_upload(fakes, token, timeout=timeout)
+    """Upload with a token minted before any fault is set (the token endpoint hangs in timeout mode too)."""
+    return multipart_upload(fakes, minted_token(fakes.base_url("youtube")), timeout=timeout)
+
+
+@functools.cache
+def minted_token(youtube_base_url: str) -> str:
+    form = {
+        "grant_type": "refresh_token",
+        "client_id": CLIENT_ID,
+        "client_secret": CLIENT_SECRET,
+        "refresh_token": REFRESH_TOKEN,
+    }
+    return httpx.post(f"{youtube_base_url}/token", data=form).json()["access_token"]
 
 
 CALLS: dict[str, Callable[..., httpx.Response]] = {
@@ -120,27 +145,125 @@ CALLS: dict[str, Callable[..., httpx.Response]] = {
 
 # What each provider really answers in each fault mode: (service, mode, status, fragment of the JSON body) --------
 
-QUOTA_MSG = 'The request cannot be completed because you have exceeded your <a href="/youtube/v3/getting-started#quota">quota</a>.'
+QUOTA_MSG = (
+    'The request cannot be completed because you have exceeded your <a href="/youtube/v3/getting-started#quota">'
+    "quota</a>."
+)
 FAULT_TABLE = [
-    ("gemini", "invalid_key", 400, {"error": {"code": 400, "status": "INVALID_ARGUMENT", "message": "API key not valid. Please pass a valid API key.", "details": [{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "API_KEY_INVALID", "domain": "googleapis.com", "metadata": {"service": "generativelanguage.googleapis.com"}}]}}),
-    ("gemini", "quota", 429, {"error": {"code": 429, "status": "RESOURCE_EXHAUSTED", "details": [{"@type": "type.googleapis.com/google.rpc.QuotaFailure", "violations": [{"quotaMetric": "generativelanguage.googleapis.com/generate_content_free_tier_requests", "quotaId": "GenerateRequestsPerDayPerProjectPerModel-FreeTier"}]}, {"@type": "type.googleapis.com/google.rpc.Help"}, {"@type": "type.googleapis.com/google.rpc.RetryInfo"}]}}),
-    ("gemini", "rate_limit", 429, {"error": {"code": 429, "status": "RESOURCE_EXHAUSTED", "details": [{"violations": [{"quotaId": "GenerateRequestsPerMinutePerProjectPerModel-FreeTier"}]}]}}),
-    ("gemini", "server_error", 503, {"error": {"code": 503, "status": "UNAVAILABLE", "message": "The model is overloaded. Please try again later."}}),
+    (
+        "gemini",
+        "invalid_key",
+        400,
+        {
+            "error": {
+                "code": 400,
+                "status": "INVALID_ARGUMENT",
+                "message": "API key not valid. Please pass a valid API key.",
+                "details": [
+                    {
+                        "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                        "reason": "API_KEY_INVALID",
+                        "domain": "googleapis.com",
+                        "metadata": {"service": "generativelanguage.googleapis.com"},
+                    }
+                ],
+            }
+        },
+    ),
+    (
+        "gemini",
+        "quota",
+        429,
+        {
+            "error": {
+                "code": 429,
+                "status": "RESOURCE_EXHAUSTED",
+                "details": [
+                    {
+                        "@type": "type.googleapis.com/google.rpc.QuotaFailure",
+                        "violations": [
+                            {
+                                "quotaMetric": "generativelanguage.googleapis.com/generate_content_free_tier_requests",
+                                "quotaId": "GenerateRequestsPerDayPerProjectPerModel-FreeTier",
+                            }
+                        ],
+                    },
+                    {"@type": "type.googleapis.com/google.rpc.Help"},
+                    {"@type": "type.googleapis.com/google.rpc.RetryInfo"},
+                ],
+            }
+        },
+    ),
+    (
+        "gemini",
+        "rate_limit",
+        429,
+        {
+            "error": {
+                "code": 429,
+                "status": "RESOURCE_EXHAUSTED",
+                "details": [{"violations": [{"quotaId": "GenerateRequestsPerMinutePerProjectPerModel-FreeTier"}]}],
+            }
+        },
+    ),
+    (
+        "gemini",
+        "server_error",
+        503,
+        {
+            "error": {
+                "code": 503,
+                "status": "UNAVAILABLE",
+                "message": "The model is overloaded. Please try again later.",
+            }
+        },
+    ),
     ("stability", "invalid_key", 401, {"name": "unauthorized"}),
     ("stability", "quota", 402, {"name": "payment_required"}),
-    ("stability", "rate_limit", 429, {"name": "rate_limit_exceeded", "message": "You have exceeded the rate limit of 150 requests within a 10 second period"}),
+    (
+        "stability",
+        "rate_limit",
+        429,
+        {
+            "name": "rate_limit_exceeded",
+            "message": "You have exceeded the rate limit of 150 requests within a 10 second period",
+        },
+    ),
     ("stability", "server_error", 500, {"name": "server_error"}),
     ("d-id", "invalid_key", 401, {"kind": "AuthorizationError", "description": "Unauthorized"}),
     ("d-id", "quota", 402, {"kind": "InsufficientCreditsError", "description": "not enough credits"}),
     ("d-id", "rate_limit", 429, {"kind": "TooManyRequestsError"}),
     ("d-id", "server_error", 500, {"kind": "UnknownError", "description": "Internal Server Error"}),
-    ("youtube", "quota", 403, {"error": {"code": 403, "message": QUOTA_MSG, "errors": [{"domain": "youtube.quota", "reason": "quotaExceeded"}]}}),
-    ("youtube", "rate_limit", 429, {"error": {"code": 429, "errors": [{"domain": "global", "reason": "rateLimitExceeded"}]}}),
-    ("youtube", "server_error", 503, {"error": {"code": 503, "status": "UNAVAILABLE", "errors": [{"domain": "global", "reason": "backendError"}]}}),
+    (
+        "youtube",
+        "quota",
+        403,
+        {
+            "error": {
+                "code": 403,
+                "message": QUOTA_MSG,
+                "errors": [{"domain": "youtube.quota", "reason": "quotaExceeded"}],
+            }
+        },
+    ),
+    (
+        "youtube",
+        "rate_limit",
+        429,
+        {"error": {"code": 429, "errors": [{"domain": "global", "reason": "rateLimitExceeded"}]}},
+    ),
+    (
+        "youtube",
+        "server_error",
+        503,
+        {"error": {"code": 503, "status": "UNAVAILABLE", "errors": [{"domain": "global", "reason": "backendError"}]}},
+    ),
 ]
 
 
-@pytest.mark.parametrize(("service", "mode", "status", "fragment"), FAULT_TABLE, ids=lambda v: v if isinstance(v, str) else None)
+@pytest.mark.parametrize(
+    ("service", "mode", "status", "fragment"), FAULT_TABLE, ids=lambda v: v if isinstance(v, str) else None
+)
 def test_fault_mode_returns_provider_error(fakes, service, mode, status, fragment):
     """Each fault mode answers with the provider's real status code and error body."""
     fakes.set_fault(service, mode=mode)
@@ -160,21 +283,76 @@ def test_youtube_invalid_key_mode_rejects_tokens_and_refresh(fakes):
     )
     upload = multipart_upload(fakes, token)
     assert upload.status_code == 401
-    assert contains(upload.json(), {"error": {"code": 401, "status": "UNAUTHENTICATED", "errors": [{"message": "Invalid Credentials", "domain": "global", "reason": "authError", "location": "Authorization", "locationType": "header"}]}})
+    assert contains(
+        upload.json(),
+        {
+            "error": {
+                "code": 401,
+                "status": "UNAUTHENTICATED",
+                "errors": [
+                    {
+                        "message": "Invalid Credentials",
+                        "domain": "global",
+                        "reason": "authError",
+                        "location": "Authorization",
+                        "locationType": "header",
+                    }
+                ],
+            }
+        },
+    )
 
 
 WRONG_CREDENTIALS = [
-    ("gemini", lambda f: httpx.post(f"{f.base_url('gemini')}{GEMINI_PATH}", params={"key": "nope"}, json={"contents": [{"parts": [{"text": "x"}]}]}), 400, {"error": {"status": "INVALID_ARGUMENT", "details": [{"reason": "API_KEY_INVALID"}]}}),
-    ("gemini-missing", lambda f: httpx.post(f"{f.base_url('gemini')}{GEMINI_PATH}", json={"contents": [{"parts": [{"text": "x"}]}]}), 403, {"error": {"code": 403, "status": "PERMISSION_DENIED"}}),
-    ("stability", lambda f: httpx.get(f"{f.base_url('stability')}/v1/user/balance", headers={"Authorization": "Bearer sk-wrong"}), 401, {"name": "unauthorized"}),
-    ("stability-missing", lambda f: httpx.get(f"{f.base_url('stability')}/v1/user/balance"), 401, {"name": "unauthorized", "message": "missing authorization header"}),
+    (
+        "gemini",
+        lambda f: httpx.post(
+            f"{f.base_url('gemini')}{GEMINI_PATH}",
+            params={"key": "nope"},
+            json={"contents": [{"parts": [{"text": "x"}]}]},
+        ),
+        400,
+        {"error": {"status": "INVALID_ARGUMENT", "details": [{"reason": "API_KEY_INVALID"}]}},
+    ),
+    (
+        "gemini-missing",
+        lambda f: httpx.post(f"{f.base_url('gemini')}{GEMINI_PATH}", json={"contents": [{"parts": [{"text": "x"}]}]}),
+        403,
+        {"error": {"code": 403, "status": "PERMISSION_DENIED"}},
+    ),
+    (
+        "stability",
+        lambda f: httpx.get(f"{f.base_url('stability')}/v1/user/balance", headers={"Authorization": "Bearer sk-wrong"}),
+        401,
+        {"name": "unauthorized"},
+    ),
+    (
+        "stability-missing",
+        lambda f: httpx.get(f"{f.base_url('stability')}/v1/user/balance"),
+        401,
+        {"name": "unauthorized", "message": "missing authorization header"},
+    ),
     ("d-id", lambda f: call_did(f, auth="someone:else"), 401, {"kind": "AuthorizationError"}),
-    ("youtube", lambda f: multipart_upload(f, "ya29.not-minted-here"), 401, {"error": {"status": "UNAUTHENTICATED", "errors": [{"reason": "authError"}]}}),
-    ("youtube-missing", lambda f: httpx.post(f"{f.base_url('youtube')}{UPLOAD_PATH}", params={"uploadType": "multipart", "part": "snippet"}), 401, {"error": {"status": "UNAUTHENTICATED", "errors": [{"reason": "required"}]}}),
+    (
+        "youtube",
+        lambda f: multipart_upload(f, "ya29.not-minted-here"),
+        401,
+        {"error": {"status": "UNAUTHENTICATED", "errors": [{"reason": "authError"}]}},
+    ),
+    (
+        "youtube-missing",
+        lambda f: httpx.post(
+            f"{f.base_url('youtube')}{UPLOAD_PATH}", params={"uploadType": "multipart", "part": "snippet"}
+        ),
+        401,
+        {"error": {"status": "UNAUTHENTICATED", "errors": [{"reason": "required"}]}},
+    ),
 ]
 
 
-@pytest.mark.parametrize(("case", "call", "status", "fragment"), WRONG_CREDENTIALS, ids=[c[0] for c in WRONG_CREDENTIALS])
+@pytest.mark.parametrize(
+    ("case", "call", "status", "fragment"), WRONG_CREDENTIALS, ids=[c[0] for c in WRONG_CREDENTIALS]
+)
 def test_wrong_or_missing_credentials_are_refused(fakes, case, call, status, fragment):
     """A wrong or missing key is refused the way the real provider refuses it, even in mode ok."""
     response = call(fakes)
@@ -197,10 +375,18 @@ def test_timeout_mode_hangs_past_the_client_timeout(fakes, service):
 def test_gemini_accepts_key_in_query_or_header(fakes, where):
     """Gemini takes the key as ?key= or as the x-goog-api-key header and answers a generateContent body."""
     key_args = {"params": {"key": GEMINI_KEY}} if where == "query" else {"headers": {"x-goog-api-key": GEMINI_KEY}}
-    response = httpx.post(f"{fakes.base_url('gemini')}{GEMINI_PATH}", json={"contents": [{"parts": [{"text": "hi"}]}]}, **key_args)
+    response = httpx.post(
+        f"{fakes.base_url('gemini')}{GEMINI_PATH}", json={"contents": [{"parts": [{"text": "hi"}]}]}, **key_args
+    )
     body = response.json()
     assert response.status_code == 200
-    assert contains(body, {"candidates": [{"content": {"role": "model"}, "finishReason": "STOP", "index": 0}], "modelVersion": "gemini-2.0-flash"})
+    assert contains(
+        body,
+        {
+            "candidates": [{"content": {"role": "model"}, "finishReason": "STOP", "index": 0}],
+            "modelVersion": "gemini-2.0-flash",
+        },
+    )
     assert isinstance(body["candidates"][0]["content"]["parts"][0]["text"], str)
     usage = body["usageMetadata"]
     assert usage["totalTokenCount"] == usage["promptTokenCount"] + usage["candidatesTokenCount"]
@@ -237,7 +423,15 @@ def test_did_talk_lifecycle(fakes, spelling):
     assert httpx.get(polls[1]["result_url"]).headers["content-type"] == "video/mp4"
     credits = httpx.get(f"{base}/credits", headers=headers).json()
     assert credits["remaining"] == remaining - 1 == credits["credits"][0]["remaining"]
-    assert set(credits["credits"][0]) >= {"owner_id", "expire_at", "created_at", "remaining", "total", "product_id", "price_id"}
+    assert set(credits["credits"][0]) >= {
+        "owner_id",
+        "expire_at",
+        "created_at",
+        "remaining",
+        "total",
+        "product_id",
+        "price_id",
+    }
 
 
 def test_youtube_token_and_multipart_upload(fakes):
@@ -252,7 +446,10 @@ def test_youtube_token_and_multipart_upload(fakes):
 
 @pytest.mark.parametrize(
     ("refresh_token", "secret", "status", "error"),
-    [(REFRESH_TOKEN + "x", CLIENT_SECRET, 400, "invalid_grant"), (REFRESH_TOKEN, "wrong-secret", 401, "invalid_client")],
+    [
+        (REFRESH_TOKEN + "x", CLIENT_SECRET, 400, "invalid_grant"),
+        (REFRESH_TOKEN, "wrong-secret", 401, "invalid_client"),
+    ],
     ids=["wrong-refresh-token", "wrong-client-secret"],
 )
 def test_token_endpoint_rejects_bad_grants(fakes, refresh_token, secret, status, error):
@@ -340,7 +537,11 @@ def build_youtube(fakes: FakeProviders):
 
     base = fakes.base_url("youtube")
     credentials = Credentials(
-        token=None, refresh_token=REFRESH_TOKEN, client_id=CLIENT_ID, client_secret=CLIENT_SECRET, token_uri=f"{base}/token"
+        token=None,
+        refresh_token=REFRESH_TOKEN,
+        client_id=CLIENT_ID,
+        client_secret=CLIENT_SECRET,
+        token_uri=f"{base}/token",
     )
     return build("youtube", "v3", credentials=credentials, client_options={"api_endpoint": base}, static_discovery=True)
 
@@ -348,7 +549,10 @@ def build_youtube(fakes: FakeProviders):
 def insert_video(youtube, path, resumable: bool):
     from googleapiclient.http import MediaFileUpload
 
-    body = {"snippet": {"title": "Client upload", "description": "via googleapiclient"}, "status": {"privacyStatus": "private"}}
+    body = {
+        "snippet": {"title": "Client upload", "description": "via googleapiclient"},
+        "status": {"privacyStatus": "private"},
+    }
     media = MediaFileUpload(str(path), mimetype="video/mp4", resumable=resumable, chunksize=4096 if resumable else -1)
     return youtube.videos().insert(part="snippet,status", body=body, media_body=media).execute()
 
@@ -363,7 +567,8 @@ def video_file(tmp_path):
 @pytest.mark.parametrize("resumable", [False, True], ids=["multipart", "resumable"])
 def test_googleapiclient_upload_succeeds(fakes, trusted_httplib2, video_file, resumable):
     """The real googleapiclient refreshes its token and uploads (multipart or resumable in chunks) against the fake."""
-    video = insert_video(build_youtube(fakes), video_file, resumable)
+    with build_youtube(fakes) as youtube:
+        video = insert_video(youtube, video_file, resumable)
     assert video["kind"] == "youtube#video" and video["snippet"]["title"] == "Client upload"
     assert video["status"]["uploadStatus"] == "uploaded" and video["status"]["privacyStatus"] == "private"
     assert fakes.stats("youtube")["requests"]["/token"] == 1
@@ -374,8 +579,8 @@ def test_googleapiclient_quota_fault_raises_http_error(fakes, trusted_httplib2, 
     from googleapiclient.errors import HttpError
 
     fakes.set_fault("youtube", mode="quota")
-    with pytest.raises(HttpError) as caught:
-        insert_video(build_youtube(fakes), video_file, resumable=False)
+    with build_youtube(fakes) as youtube, pytest.raises(HttpError) as caught:
+        insert_video(youtube, video_file, resumable=False)
     assert caught.value.resp.status == 403
     assert caught.value.error_details[0]["reason"] == "quotaExceeded"
     assert caught.value.error_details[0]["domain"] == "youtube.quota"
@@ -386,5 +591,5 @@ def test_google_auth_refresh_fails_with_invalid_grant(fakes, trusted_httplib2, v
     from google.auth.exceptions import RefreshError
 
     fakes.set_fault("youtube", mode="invalid_key")
-    with pytest.raises(RefreshError, match="invalid_grant"):
-        insert_video(build_youtube(fakes), video_file, resumable=False)
+    with build_youtube(fakes) as youtube, pytest.raises(RefreshError, match="invalid_grant"):
+        insert_video(youtube, video_file, resumable=False)

@@ -28,7 +28,7 @@ def demo(stack, fakes, workdir, request):
     options = getattr(request, "param", {})
     backend = DemoBackend(stack, {s: fakes.base_url(s) for s in SERVICE_KEYS}, workdir,
                           metric_export_interval=1.0, service_prefix=f"e2e{next(_prefixes)}-{request.node.name[:20]}",
-                          extra_env=options.get("env"))
+                          extra_env=options.get("env"), ca_bundle=fakes.ca_bundle)
     backend.start()
     yield backend
     backend.stop()
@@ -87,8 +87,9 @@ def _bucket_bounds(value: float) -> tuple[float, float]:
 
 def test_latency_quantiles_match_injected_latencies(demo, stack, fakes):
     """histogram_quantile P50/P90/P99 per service, from Prometheus, fall in the buckets of the injected latencies."""
-    # 100 calls: 50 at 35 ms, 40 at 300 ms, 10 at 1.5 s -> P50 = 35 ms, P90 = 300 ms, P99 = 1.5 s.
-    fakes.set_fault("gemini", mode="ok", latencies=[0.035] * 5 + [0.3] * 4 + [1.5])
+    # 100 calls: 60 at 35 ms, 35 at 300 ms, 5 at 1.5 s -> P50 = 35 ms, P90 = 300 ms, P99 = 1.5 s, each
+    # quantile's rank well inside its group, so one slow outlier cannot move it to the next bucket.
+    fakes.set_fault("gemini", mode="ok", latencies=[0.035] * 12 + [0.3] * 7 + [1.5])
     ids = {create_project(demo, ["gemini"])["project_id"] for _ in range(100)}
     wait_finished(demo, ids, timeout=180)
     job = demo.worker_service

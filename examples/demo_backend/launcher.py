@@ -42,7 +42,8 @@ class DemoBackend:
     def __init__(self, stack: DevStack, provider_urls: dict[str, str], workdir: Path, *,
                  metric_export_interval: float = 2.0, worker_processes: int = 2, api_port: int | None = None,
                  secrets: dict[str, str] | None = None, extra_env: dict[str, str] | None = None,
-                 service_prefix: str = "video", log_dir: Path | None = None) -> None:
+                 service_prefix: str = "video", log_dir: Path | None = None,
+                 ca_bundle: Path | None = None) -> None:
         self.stack = stack
         self.service_prefix = service_prefix
         self.workdir = Path(workdir)
@@ -69,6 +70,8 @@ class DemoBackend:
             "DEMO_YOUTUBE_TOKEN_URL": provider_urls["youtube"].rstrip("/") + "/token",
             "DEMO_WORK_DIR": str(self.workdir / "videos"),
             **{f"DEMO_{name.upper()}": value for name, value in secrets.items()},
+            # The fake YouTube serves uploads over TLS with its own certificate (googleapiclient keeps https).
+            **({"HTTPLIB2_CA_CERTS": str(ca_bundle)} if ca_bundle else {}),
             **(extra_env or {}),
         }
         self.processes: dict[str, ManagedProcess] = {}

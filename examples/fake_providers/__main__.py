@@ -18,10 +18,15 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     for key in SERVICE_KEYS:
         parser.add_argument(
-            f"--{PORT_FLAGS[key]}-port", type=int, default=0, help=f"port of the {key} fake (default 0: pick a free one)"
+            f"--{PORT_FLAGS[key]}-port",
+            type=int,
+            default=0,
+            help=f"port of the {key} fake (default 0: pick a free one)",
         )
     parser.add_argument(
-        "--tls-dir", default=None, help="directory for the YouTube port's certificate and ca-bundle.pem (default: a temp dir)"
+        "--tls-dir",
+        default=None,
+        help="directory for the YouTube port's certificate and ca-bundle.pem (default: a temp dir)",
     )
     return parser.parse_args(argv)
 
@@ -34,7 +39,9 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signum, lambda *_: stop.set())
     with FakeProviders(ports=ports, host=args.host, tls_dir=args.tls_dir) as fakes:
         print(json.dumps(fakes.base_urls), flush=True)
-        print(f"youtube also answers https; trust {fakes.ca_bundle} (e.g. HTTPLIB2_CA_CERTS)", file=sys.stderr, flush=True)
+        print(
+            f"youtube also answers https; trust {fakes.ca_bundle} (e.g. HTTPLIB2_CA_CERTS)", file=sys.stderr, flush=True
+        )
         stop.wait()
     return 0
 

@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import json
 import secrets
 import threading
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
 from .faults import FaultState, fault_mode_of, install_faults
 
-__all__ = ["create_did_app", "DidAccount"]
+__all__ = ["DidAccount", "create_did_app"]
 
 OWNER = "google-oauth2|100000000000000000001"
 TALK_DURATION_SECONDS = 4.2
@@ -24,7 +25,7 @@ FAKE_MP4 = b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom"
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _error(status: int, kind: str, description: str) -> JSONResponse:
@@ -48,8 +49,8 @@ class DidAccount:
         self._remaining = self.initial_remaining
         self._lock = threading.Lock()
         self.created_at = _now()
-        self.expire_at = (datetime.now(timezone.utc) + timedelta(days=30)).isoformat(timespec="milliseconds").replace(
-            "+00:00", "Z"
+        self.expire_at = (
+            (datetime.now(UTC) + timedelta(days=30)).isoformat(timespec="milliseconds").replace("+00:00", "Z")
         )
 
     @property
@@ -98,11 +99,10 @@ def _token_matches(token: str, expected: str) -> bool:
     """D-ID's key is ``user:pass``; clients send it raw or base64-encoded after ``Basic ``. Accept either spelling."""
 
     def spellings(value: str) -> set[str]:
-        found = {value, base64.b64encode(value.encode()).decode()}
-        try:
-            found.add(base64.b64decode(value, validate=True).decode())
-        except (binascii.Error, UnicodeDecodeError, ValueError):
-            pass
+        encoded = base64.b64encode(value.encode()).decode()
+        found = {value, encoded, encoded.rstrip("=")}
+        with contextlib.suppress(binascii.Error, UnicodeDecodeError, ValueError):
+            found.add(base64.b64decode(value + "=" * (-len(value) % 4), validate=True).decode())
         return found
 
     return bool(spellings(token) & spellings(expected))
@@ -186,9 +186,19 @@ def create_did_app(expected_key: str, faults: FaultState | None = None, account:
         if polls == 1:
             return JSONResponse(body)
         if talk.fails:
-            return JSONResponse({**body, "status": "error", "error": {"kind": "FaceError", "description": "Face not detected"}})
+            return JSONResponse(
+                {**body, "status": "error", "error": {"kind": "FaceError", "description": "Face not detected"}}
+            )
         result_url = f"{str(request.base_url).rstrip('/')}/results/{talk.id}.mp4"
-        return JSONResponse({**body, "status": "done", "started_at": talk.created_at, "result_url": result_url, "duration": TALK_DURATION_SECONDS})
+        return JSONResponse(
+            {
+                **body,
+                "status": "done",
+                "started_at": talk.created_at,
+                "result_url": result_url,
+                "duration": TALK_DURATION_SECONDS,
+            }
+        )
 
     @app.get("/results/{talk_id}.mp4")
     def result_video(talk_id: str) -> Response:

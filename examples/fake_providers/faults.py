@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 from fastapi import FastAPI
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["FAULT_MODES", "FaultMode", "FaultState", "FaultSettings", "install_faults", "fault_mode_of"]
+__all__ = ["FAULT_MODES", "FaultMode", "FaultSettings", "FaultState", "fault_mode_of", "install_faults"]
 
 FaultMode = Literal["ok", "invalid_key", "quota", "rate_limit", "server_error", "timeout", "partial"]
 FAULT_MODES: tuple[str, ...] = FaultMode.__args__  # type: ignore[attr-defined]
@@ -37,7 +37,8 @@ class FaultState:
         self._hang_seconds = DEFAULT_HANG_SECONDS
         self._next_latency = 0
         self._requests: Counter[str] = Counter()
-        self._released = False
+        # Set while the server shuts down: pending latencies and hangs end at once, so requests are answered.
+        self.released = False
         self.configure(mode=mode, latencies=latencies, hang_seconds=hang_seconds)
 
     @property
@@ -95,21 +96,9 @@ class FaultState:
                 delay += self._hang_seconds
             return self._mode, delay
 
-    @property
-    def released(self) -> bool:
-        return self._released
-
-    def release_waiting(self, released: bool = True) -> None:
-        """End every pending latency or hang early (used when the server shuts down); ``False`` re-arms delays."""
-        self._released = released
-
     def stats(self) -> dict:
         with self._lock:
             return {"requests": dict(self._requests), **self._settings()}
-
-    def settings(self) -> dict:
-        with self._lock:
-            return self._settings()
 
     def _settings(self) -> dict:
         return {"mode": self._mode, "latencies": list(self._latencies), "hang_seconds": self._hang_seconds}

@@ -48,7 +48,11 @@ def _invalid_key() -> JSONResponse:
                 "domain": "googleapis.com",
                 "metadata": {"service": SERVICE},
             },
-            {"@type": "type.googleapis.com/google.rpc.LocalizedMessage", "locale": "en-US", "message": INVALID_KEY_MESSAGE},
+            {
+                "@type": "type.googleapis.com/google.rpc.LocalizedMessage",
+                "locale": "en-US",
+                "message": INVALID_KEY_MESSAGE,
+            },
         ],
     )
 
@@ -97,9 +101,7 @@ def _generated(model: str, prompt_texts: list[str]) -> dict:
     reply = f"Fake reply from {model} to: {prompt[:200]}"
     prompt_tokens, reply_tokens = _count_tokens(prompt_texts), _count_tokens([reply])
     return {
-        "candidates": [
-            {"content": {"parts": [{"text": reply}], "role": "model"}, "finishReason": "STOP", "index": 0}
-        ],
+        "candidates": [{"content": {"parts": [{"text": reply}], "role": "model"}, "finishReason": "STOP", "index": 0}],
         "usageMetadata": {
             "promptTokenCount": prompt_tokens,
             "candidatesTokenCount": reply_tokens,
@@ -132,7 +134,9 @@ def create_gemini_app(expected_key: str, faults: FaultState | None = None) -> Fa
         except ValueError:
             return _google_error(400, "INVALID_ARGUMENT", "Invalid JSON payload received.")
         if not isinstance(body, dict) or not body.get("contents"):
-            return _google_error(400, "INVALID_ARGUMENT", "* GenerateContentRequest.contents: contents is not specified\n")
+            return _google_error(
+                400, "INVALID_ARGUMENT", "* GenerateContentRequest.contents: contents is not specified\n"
+            )
         return JSONResponse(_generated(model, _prompt_texts(body)))
 
     for version in ("v1beta", "v1"):

@@ -12,10 +12,13 @@ import threading
 import time
 import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
+from datetime import UTC
 from pathlib import Path
 
 import uvicorn
 from fastapi import FastAPI
+
+from otel_monitor.services import SERVICE_KEYS
 
 from .did import DidAccount, create_did_app
 from .faults import FaultState
@@ -23,9 +26,8 @@ from .gemini import create_gemini_app
 from .stability import StabilityAccount, create_stability_app
 from .youtube import create_youtube_app
 
-__all__ = ["FakeProviders", "SERVICE_KEYS"]
+__all__ = ["SERVICE_KEYS", "FakeProviders"]
 
-SERVICE_KEYS: tuple[str, ...] = ("gemini", "stability", "d-id", "youtube")
 TLS_HANDSHAKE_BYTE = 0x16
 STARTUP_TIMEOUT_SECONDS = 10.0
 
@@ -46,7 +48,9 @@ class _ThreadServer(uvicorn.Server):
 
 
 def _listening_socket(host: str, port: int) -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # proto=IPPROTO_TCP: asyncio sets TCP_NODELAY only on such sockets; without it every keep-alive
+    # response waits ~40 ms on Nagle and the client's delayed ACK, which would skew every measured latency.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
@@ -60,7 +64,7 @@ def _listening_socket(host: str, port: int) -> socket.socket:
 def _write_self_signed_certificate(directory: Path, host: str) -> tuple[Path, Path]:
     """A throwaway certificate for ``host`` and localhost that is its own CA; returns (cert, key) paths."""
     import ipaddress
-    from datetime import datetime, timedelta, timezone
+    from datetime import datetime, timedelta
 
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
@@ -69,14 +73,21 @@ def _write_self_signed_certificate(directory: Path, host: str) -> tuple[Path, Pa
 
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "otel-monitor fake providers")])
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     alt_names: list[x509.GeneralName] = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
     with contextlib.suppress(ValueError):
         if ipaddress.ip_address(host) != ipaddress.ip_address("127.0.0.1"):
             alt_names.append(x509.IPAddress(ipaddress.ip_address(host)))
     usage = x509.KeyUsage(
-        digital_signature=True, key_cert_sign=True, crl_sign=True, content_commitment=False, key_encipherment=False,
-        data_encipherment=False, key_agreement=False, encipher_only=False, decipher_only=False,
+        digital_signature=True,
+        key_cert_sign=True,
+        crl_sign=True,
+        content_commitment=False,
+        key_encipherment=False,
+        data_encipherment=False,
+        key_agreement=False,
+        encipher_only=False,
+        decipher_only=False,
     )
     cert = (
         x509.CertificateBuilder()
@@ -161,13 +172,18 @@ class _PlainOrTlsFront:
             extra = {"ssl_handshake_timeout": 10.0} if tls else {}
             transport, _ = await loop.connect_accepted_socket(lambda: protocol, conn, ssl=tls, **extra)
             client = asyncio.StreamWriter(transport, protocol, reader, loop)
-        except (OSError, ssl.SSLError, asyncio.TimeoutError):
+        except (TimeoutError, OSError, ssl.SSLError):
             conn.close()
             return
+        except asyncio.CancelledError:
+            conn.close()
+            raise
         try:
             backend_reader, backend = await asyncio.open_connection("127.0.0.1", self._backend_port)
-        except OSError:
+        except (OSError, asyncio.CancelledError) as failure:
             client.close()
+            if isinstance(failure, asyncio.CancelledError):
+                raise
             return
         pipes = [asyncio.create_task(_pipe(reader, backend)), asyncio.create_task(_pipe(backend_reader, client))]
         try:
@@ -206,10 +222,6 @@ class _ServiceThread(threading.Thread):
             front.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await front
-
-    def stop(self, timeout: float) -> None:
-        self.server.should_exit = True
-        self.join(timeout)
 
 
 class FakeProviders:
@@ -266,7 +278,7 @@ class FakeProviders:
         if self._threads:
             raise RuntimeError("fake providers already started")
         for faults in self._faults.values():
-            faults.release_waiting(False)
+            faults.released = False
         tls = self._prepare_tls()
         sockets: dict[str, socket.socket] = {}
         try:
@@ -292,7 +304,7 @@ class FakeProviders:
     def stop(self, timeout: float = 5.0) -> None:
         """Stop every server (pending latencies and hangs end at once) and remove generated TLS files."""
         for faults in self._faults.values():
-            faults.release_waiting()
+            faults.released = True
         for thread in self._threads.values():
             thread.server.should_exit = True
         for thread in self._threads.values():

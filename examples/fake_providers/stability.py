@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse, Response
 
 from .faults import FaultState, fault_mode_of, install_faults
 
-__all__ = ["create_stability_app", "StabilityAccount"]
+__all__ = ["StabilityAccount", "create_stability_app"]
 
 RATE_LIMIT_MESSAGE = "You have exceeded the rate limit of 150 requests within a 10 second period"
 LOW_BALANCE_MESSAGE = (
@@ -135,14 +135,18 @@ def create_stability_app(
         wants_png = "image/png" in request.headers.get("accept", "")
         if wants_png and samples > 1:
             return _error(
-                400, "invalid_samples", "Sample count may only be greater than 1 when the accept header is set to `application/json`"
+                400,
+                "invalid_samples",
+                "Sample count may only be greater than 1 when the accept header is set to `application/json`",
             )
         if not account.try_charge(samples):
             return _error(402, "payment_required", LOW_BALANCE_MESSAGE)
         artifacts = _artifacts(samples, int(body.get("seed") or 0), partial=fault_mode_of(request) == "partial")
         if wants_png:
             only = artifacts[0]
-            return Response(PNG, media_type="image/png", headers={"Finish-Reason": only["finishReason"], "Seed": str(only["seed"])})
+            return Response(
+                PNG, media_type="image/png", headers={"Finish-Reason": only["finishReason"], "Seed": str(only["seed"])}
+            )
         return JSONResponse({"artifacts": artifacts})
 
     @app.get("/v1/user/balance")

@@ -1,4 +1,4 @@
-"""Fake YouTube: Google's OAuth token endpoint plus Data API v3 video upload (multipart, media and resumable)."""
+"""Fake YouTube: Google's OAuth token endpoint plus Data API v3 video upload (multipart and resumable)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import string
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from urllib.parse import parse_qs, urlencode
 
 from fastapi import FastAPI, Request
@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse, Response
 
 from .faults import FaultState, fault_mode_of, install_faults
 
-__all__ = ["create_youtube_app", "UPLOAD_PATH", "TOKEN_PATH"]
+__all__ = ["TOKEN_PATH", "UPLOAD_PATH", "create_youtube_app"]
 
 TOKEN_PATH = "/token"
 UPLOAD_PATH = "/upload/youtube/v3/videos"
@@ -27,14 +27,19 @@ CHANNEL_ID = "UCfakeChannel0000000000"
 VIDEO_ID_ALPHABET = string.ascii_letters + string.digits + "-_"
 
 AUTH_HELP = "See https://developers.google.com/identity/sign-in/web/devconsole-project."
-QUOTA_MESSAGE = 'The request cannot be completed because you have exceeded your <a href="/youtube/v3/getting-started#quota">quota</a>.'
+QUOTA_MESSAGE = (
+    "The request cannot be completed because you have exceeded your "
+    '<a href="/youtube/v3/getting-started#quota">quota</a>.'
+)
 RATE_LIMIT_MESSAGE = (
     "Quota exceeded for quota metric 'Queries' and limit 'Queries per minute' "
     "of service 'youtube.googleapis.com' for consumer 'project_number:000000000000'."
 )
 
 
-def _google_error(code: int, message: str, reason: str, domain: str, status: str | None = None, **extra: str) -> JSONResponse:
+def _google_error(
+    code: int, message: str, reason: str, domain: str, status: str | None = None, **extra: str
+) -> JSONResponse:
     """Google's JSON error: top-level message plus one ``errors`` entry (whose message may differ, as for auth)."""
     detail = {"message": extra.pop("detail", message), "domain": domain, "reason": reason, **extra}
     error: dict = {"code": code, "message": message, "errors": [detail]}
@@ -48,9 +53,18 @@ def _unauthenticated(missing: bool) -> JSONResponse:
         lead, detail, reason = "Request is missing required authentication credential.", "Login Required.", "required"
     else:
         lead, detail, reason = "Request had invalid authentication credentials.", "Invalid Credentials", "authError"
-    message = f"{lead} Expected OAuth 2 access token, login cookie or other valid authentication credential. {AUTH_HELP}"
+    message = (
+        f"{lead} Expected OAuth 2 access token, login cookie or other valid authentication credential. {AUTH_HELP}"
+    )
     response = _google_error(
-        401, message, reason, "global", "UNAUTHENTICATED", detail=detail, location="Authorization", locationType="header"
+        401,
+        message,
+        reason,
+        "global",
+        "UNAUTHENTICATED",
+        detail=detail,
+        location="Authorization",
+        locationType="header",
     )
     response.headers["WWW-Authenticate"] = 'Bearer realm="https://accounts.google.com/"'
     return response
@@ -109,7 +123,7 @@ def _split_multipart(body: bytes, content_type: str) -> list[bytes] | None:
             break
         chunk = chunk.removeprefix(b"\r\n").removeprefix(b"\n")
         head_end = re.search(rb"\r?\n\r?\n", chunk)
-        parts.append(chunk[head_end.end():] if head_end else b"")
+        parts.append(chunk[head_end.end() :] if head_end else b"")
     return parts
 
 
@@ -125,7 +139,7 @@ def _video_resource(metadata: dict, parts: list[str], partial: bool) -> dict:
     }
     if "snippet" in parts:
         resource["snippet"] = {
-            "publishedAt": datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z"),
+            "publishedAt": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
             "channelId": CHANNEL_ID,
             "title": title,
             "description": description,
@@ -150,7 +164,9 @@ def _video_resource(metadata: dict, parts: list[str], partial: bool) -> dict:
 
 
 def _invalid_title() -> JSONResponse:
-    return _google_error(400, "The request metadata specifies an invalid or empty video title.", "invalidTitle", "youtube.video")
+    return _google_error(
+        400, "The request metadata specifies an invalid or empty video title.", "invalidTitle", "youtube.video"
+    )
 
 
 def create_youtube_app(
@@ -165,7 +181,8 @@ def create_youtube_app(
 
     @app.post(TOKEN_PATH)
     async def token(request: Request) -> JSONResponse:
-        """Refresh-token grant. A wrong client is 401 invalid_client; a wrong refresh token or invalid_key mode is 400 invalid_grant."""
+        """Refresh-token grant: a wrong client is 401 invalid_client; a wrong refresh token (or invalid_key mode)
+        is 400 invalid_grant; other fault modes do not touch the token endpoint."""
         raw = await request.body()
         if "json" in request.headers.get("content-type", ""):
             form = {k: str(v) for k, v in (json.loads(raw or b"{}") or {}).items()}
@@ -178,21 +195,32 @@ def create_youtube_app(
         if form.get("refresh_token") != refresh_token or fault_mode_of(request) == "invalid_key":
             return _oauth_error(400, "invalid_grant", "Token has been expired or revoked.")
         return JSONResponse(
-            {"access_token": tokens.issue(), "expires_in": TOKEN_LIFETIME_SECONDS, "scope": UPLOAD_SCOPE, "token_type": "Bearer"}
+            {
+                "access_token": tokens.issue(),
+                "expires_in": TOKEN_LIFETIME_SECONDS,
+                "scope": UPLOAD_SCOPE,
+                "token_type": "Bearer",
+            }
         )
 
     def refusal(request: Request) -> JSONResponse | None:
         scheme, _, access_token = request.headers.get("authorization", "").partition(" ")
         if not access_token:
             return _unauthenticated(missing=True)
-        if scheme.lower() != "bearer" or not tokens.is_valid(access_token.strip()) or fault_mode_of(request) == "invalid_key":
+        if (
+            scheme.lower() != "bearer"
+            or not tokens.is_valid(access_token.strip())
+            or fault_mode_of(request) == "invalid_key"
+        ):
             return _unauthenticated(missing=False)
         return _fault_error(fault_mode_of(request))
 
     def requested_parts(request: Request) -> list[str] | JSONResponse:
         parts = [p.strip() for p in request.query_params.get("part", "").split(",") if p.strip()]
         if not parts:
-            return _google_error(400, "No filter selected. Expected one of: part", "missingRequiredParameter", "youtube.parameter")
+            return _google_error(
+                400, "No filter selected. Expected one of: part", "missingRequiredParameter", "youtube.parameter"
+            )
         return parts
 
     def finished(request: Request, metadata: dict, parts: list[str]) -> JSONResponse:
@@ -215,8 +243,6 @@ def create_youtube_app(
                 if not sections or len(sections) < 2:
                     return _google_error(400, "Invalid multipart request.", "badContent", "global")
                 return finished(request, json.loads(sections[0] or b"{}"), parts)
-            if upload_type == "media":
-                return finished(request, {}, parts)
             if upload_type == "resumable":
                 metadata = json.loads(body or b"{}")
                 if not (metadata.get("snippet") or {}).get("title"):
