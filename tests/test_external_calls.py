@@ -1,0 +1,217 @@
+"""Provider calls get one span, metrics by service and outcome, retries and partial failures, without harming the host."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import pytest
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from examples.demo_backend.launcher import DEMO_SECRETS
+from otel_monitor.external_calls import ExternalCallRecorder
+from otel_monitor.failure_streaks import LocalFailureStreaks
+from otel_monitor.httpx_providers import instrument_provider_calls, uninstrument_provider_calls
+from otel_monitor.redacting_export import RedactingSpanExporter
+from otel_monitor.redaction import SecretScrubber
+from otel_monitor.services import SERVICE_KEYS, ProviderRegistry
+
+GEMINI_KEY = DEMO_SECRETS["gemini_api_key"]
+PROMPT = {"contents": [{"role": "user", "parts": [{"text": "a script about otters"}]}]}
+
+
+class Telemetry:
+    """A recorder on in-memory exporters, its spans scrubbed as in production."""
+
+    def __init__(self, streaks=None):
+        self.spans = InMemorySpanExporter()
+        self.reader = InMemoryMetricReader()
+        tracer_provider = TracerProvider()
+        tracer_provider.add_span_processor(SimpleSpanProcessor(RedactingSpanExporter(self.spans, SecretScrubber())))
+        self.recorder = ExternalCallRecorder(tracer_provider, MeterProvider(metric_readers=[self.reader]),
+                                             streaks or LocalFailureStreaks())
+
+    def points(self, metric: str) -> dict[tuple, float]:
+        """{sorted label items: value} of a counter, or of a histogram's count."""
+        found = {}
+        data = self.reader.get_metrics_data()
+        for rm in data.resource_metrics if data else ():
+            for sm in rm.scope_metrics:
+                for m in sm.metrics:
+                    if m.name == metric:
+                        for p in m.data.data_points:
+                            found[tuple(sorted(p.attributes.items()))] = getattr(p, "value", getattr(p, "count", None))
+        return found
+
+
+@pytest.fixture
+def telemetry(fakes):
+    recorded = Telemetry()
+    hosts = {s: [fakes.base_url(s).split("://", 1)[1]] for s in SERVICE_KEYS}
+    instrument_provider_calls(recorded.recorder, ProviderRegistry.with_hosts(hosts))
+    for service in SERVICE_KEYS:
+        fakes.set_fault(service, mode="ok", latencies=[0])
+    yield recorded
+    uninstrument_provider_calls()
+
+
+def gemini_url(fakes):
+    return f"{fakes.base_url('gemini')}/v1beta/models/gemini-2.5-flash:generateContent"
+
+
+def test_plain_httpx_call_to_a_provider_is_tracked(telemetry, fakes):
+    """A bare httpx request to a provider host is one call: span named after the service, success counted."""
+    httpx.post(gemini_url(fakes), headers={"x-goog-api-key": GEMINI_KEY}, json=PROMPT).raise_for_status()
+    (span,) = telemetry.spans.get_finished_spans()
+    assert span.name == "gemini POST"
+    assert span.attributes["external_api.service"] == "gemini"
+    assert span.attributes["external_api.outcome"] == "success"
+    assert telemetry.points("external_api.calls") == {
+        (("error_code", ""), ("outcome", "success"), ("service", "gemini")): 1}
+
+
+def test_requests_to_other_hosts_are_not_provider_calls(telemetry, fakes):
+    """Requests to hosts outside the registry pass through untouched."""
+    httpx.get(f"{fakes.base_url('gemini').replace('127.0.0.1', 'localhost')}/_fake/stats")
+    assert telemetry.spans.get_finished_spans() == ()
+    assert telemetry.points("external_api.calls") == {}
+
+
+def test_attempt_after_a_failure_is_a_retry(telemetry, fakes):
+    """Within one tracked call, a request after a failed one counts as a retry; the call succeeds."""
+    with telemetry.recorder.track("gemini", "generateContent") as call:
+        assert httpx.post(gemini_url(fakes), headers={"x-goog-api-key": "wrong"}, json=PROMPT).status_code == 400
+        httpx.post(gemini_url(fakes), headers={"x-goog-api-key": GEMINI_KEY}, json=PROMPT).raise_for_status()
+    assert (call.attempts, call.retries, call.classification.outcome) == (2, 1, "success")
+    assert telemetry.points("external_api.retries") == {(("service", "gemini"),): 1}
+    (span,) = telemetry.spans.get_finished_spans()
+    assert span.name == "gemini generateContent"
+
+
+def test_polling_after_success_is_not_a_retry(telemetry, fakes):
+    """Requests after a successful one (polling a D-ID talk) are steps of the call, not retries."""
+    auth = {"Authorization": f"Basic {DEMO_SECRETS['did_api_key']}"}
+    with telemetry.recorder.track("d-id", "talks.create") as call:
+        talk = httpx.post(f"{fakes.base_url('d-id')}/talks", headers=auth,
+                          json={"source_url": "https://x/y.jpg", "script": {"type": "text", "input": "hi"}}).json()
+        for _ in range(3):
+            httpx.get(f"{fakes.base_url('d-id')}/talks/{talk['id']}", headers=auth).raise_for_status()
+    assert (call.attempts, call.retries) == (4, 0)
+    assert telemetry.points("external_api.retries") == {}
+
+
+@pytest.mark.parametrize("mode,outcome,code", [
+    ("invalid_key", "error", "STABILITY_INVALID_API_KEY"),
+    ("quota", "error", "STABILITY_QUOTA_EXCEEDED"),
+    ("rate_limit", "error", "STABILITY_RATE_LIMITED"),
+    ("server_error", "error", "STABILITY_SERVER_ERROR"),
+])
+def test_error_answers_are_classified_from_the_real_body(telemetry, fakes, mode, outcome, code):
+    """An error answer that the caller raises on is recorded with the provider's error code, then re-raised."""
+    fakes.set_fault("stability", mode=mode)
+    url = f"{fakes.base_url('stability')}/v1/generation/sdxl/text-to-image"
+    with pytest.raises(httpx.HTTPStatusError):
+        with telemetry.recorder.track("stability", "text-to-image"):
+            httpx.post(url, headers={"Authorization": f"Bearer {DEMO_SECRETS['stability_api_key']}"},
+                       json={"text_prompts": [{"text": "x"}], "samples": 1}).raise_for_status()
+    assert telemetry.points("external_api.calls") == {
+        (("error_code", code), ("outcome", outcome), ("service", "stability")): 1}
+    (span,) = telemetry.spans.get_finished_spans()
+    assert span.status.status_code.name == "ERROR" and span.attributes["error.type"] == code
+
+
+def test_timeout_is_its_own_outcome(telemetry, fakes):
+    """A client timeout is outcome=timeout with <SERVICE>_TIMEOUT and the host's exception unchanged."""
+    fakes.set_fault("d-id", mode="timeout", hang_seconds=2)
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.get(f"{fakes.base_url('d-id')}/credits", timeout=0.3,
+                  headers={"Authorization": f"Basic {DEMO_SECRETS['did_api_key']}"})
+    assert telemetry.points("external_api.calls") == {
+        (("error_code", "D_ID_TIMEOUT"), ("outcome", "timeout"), ("service", "d-id")): 1}
+
+
+def test_partial_failure_counts_items(telemetry):
+    """3 of 5 images is outcome=partial_failure, with 3 succeeded and 2 failed items."""
+    with telemetry.recorder.track("stability", "text-to-image") as call:
+        call.mark_partial(3, 5)
+    assert telemetry.points("external_api.calls") == {
+        (("error_code", "STABILITY_PARTIAL_FAILURE"), ("outcome", "partial_failure"), ("service", "stability")): 1}
+    assert telemetry.points("external_api.items") == {
+        (("result", "failed"), ("service", "stability")): 2, (("result", "succeeded"), ("service", "stability")): 3}
+
+
+class RefreshError(Exception):
+    """Named like google.auth.exceptions.RefreshError."""
+
+
+@pytest.mark.parametrize("error,refresh_code", [
+    (None, None),
+    (RefreshError("invalid_grant: Token has been expired or revoked."), "YOUTUBE_INVALID_API_KEY"),
+    (RefreshError("503 backend unavailable"), "YOUTUBE_TOKEN_REFRESH_FAILED"),
+])
+def test_token_refresh_outcomes(telemetry, error, refresh_code):
+    """OAuth refreshes are counted by outcome; a refused refresh token is an invalid credential."""
+    try:
+        with telemetry.recorder.track("youtube", "videos.insert") as call:
+            with call.token_refresh():
+                if error:
+                    raise error
+    except RefreshError:
+        pass
+    outcome = "failure" if error else "success"
+    assert telemetry.points("external_api.token_refreshes") == {(("outcome", outcome), ("service", "youtube")): 1}
+    assert call.classification.error_code("youtube") == refresh_code
+
+
+def test_decorator_tracks_each_invocation_sync_and_async(telemetry):
+    """As a decorator, every invocation (sync or async) is a call of its own."""
+    @telemetry.recorder.track("gemini", "sync")
+    def sync():
+        return 1
+
+    @telemetry.recorder.track("gemini", "async")
+    async def coro():
+        return 2
+
+    assert sync() + sync() + asyncio.run(coro()) == 4
+    assert sorted(s.name for s in telemetry.spans.get_finished_spans()) == ["gemini async", "gemini sync", "gemini sync"]
+
+
+def test_async_client_calls_are_tracked(telemetry, fakes):
+    """httpx.AsyncClient requests to providers are tracked like sync ones."""
+    async def call():
+        async with httpx.AsyncClient() as client:
+            return await client.post(gemini_url(fakes), headers={"x-goog-api-key": "bad"}, json=PROMPT)
+    assert asyncio.run(call()).status_code == 400
+    assert telemetry.points("external_api.calls") == {
+        (("error_code", "GEMINI_INVALID_API_KEY"), ("outcome", "error"), ("service", "gemini")): 1}
+
+
+def test_secret_in_a_recorded_exception_is_scrubbed(telemetry, fakes):
+    """An exception message holding ?key= is recorded on the span without the key."""
+    fakes.set_fault("gemini", mode="invalid_key")
+    with pytest.raises(httpx.HTTPStatusError) as raised:
+        with telemetry.recorder.track("gemini", "generateContent"):
+            httpx.post(gemini_url(fakes), params={"key": GEMINI_KEY}, json=PROMPT).raise_for_status()
+    assert GEMINI_KEY in str(raised.value)  # the host's own exception is unchanged
+    (span,) = telemetry.spans.get_finished_spans()
+    assert GEMINI_KEY not in repr([e.attributes for e in span.events]) + repr(span.attributes)
+    assert "key=REDACTED" in span.events[0].attributes["exception.message"]
+
+
+class BrokenStreaks:
+    def record(self, *args, **kwargs):
+        raise RuntimeError("telemetry bug")
+
+
+def test_a_telemetry_failure_never_reaches_the_host():
+    """When recording itself fails, the host's call still returns its value."""
+    recorded = Telemetry(streaks=BrokenStreaks())
+    with recorded.recorder.track("gemini", "x"):
+        value = 42
+    assert value == 42
+    assert len(recorded.spans.get_finished_spans()) == 1  # the span still ends
