@@ -33,24 +33,33 @@ def _read_failing_call(log_dir: Path) -> dict | None:
     return None
 
 
-def _drive(api_url: str, fakes: FakeProviders, projects: int) -> list[str]:
-    def create(steps=list(SERVICE_KEYS), topic="sea otters"):
-        response = httpx.post(f"{api_url}/api/v1/projects", json={"topic": topic, "steps": steps}, timeout=10)
-        response.raise_for_status()
-        return response.json()["project_id"]
+def _finished_projects(log_dir: Path) -> set[str]:
+    return {line.get("project_id") for line in read_log_records(log_dir) if line.get("message") == "Video project finished"}
+
+
+def _drive(api_url: str, fakes: FakeProviders, log_dir: Path, projects: int) -> None:
+    """Three phases, each finished before the faults change (the worker reads the fakes when it runs)."""
+    def run(count: int, steps: list[str], topic: str) -> None:
+        ids = set()
+        for _ in range(count):
+            response = httpx.post(f"{api_url}/api/v1/projects", json={"topic": topic, "steps": steps}, timeout=10)
+            response.raise_for_status()
+            ids.add(response.json()["project_id"])
+        wait_until(lambda: ids <= _finished_projects(log_dir), 600, interval=1, what=f"{count} projects to finish")
 
     fakes.set_fault("gemini", latencies=[0.2, 0.4, 0.8, 1.6])
     fakes.set_fault("stability", latencies=[0.5, 1.0, 3.0])
     fakes.set_fault("d-id", latencies=[0.3, 0.6])
-    ids = [create() for _ in range(projects)]
+    run(projects, list(SERVICE_KEYS), "sea otters")
     print(f"  {projects} projects through all four providers")
     fakes.set_fault("gemini", mode="invalid_key")
-    ids += [create(["gemini"], topic="bad key") for _ in range(3)]
+    run(3, ["gemini"], "bad key")
     print("  3 projects while Gemini rejects the API key (GEMINI_INVALID_API_KEY)")
     fakes.set_fault("stability", mode="partial")
-    ids += [create(["stability"], topic="partial") for _ in range(2)]
+    run(2, ["stability"], "partial")
     print("  2 projects while Stability returns 3 of 5 images (partial_failure)")
-    return ids
+    fakes.set_fault("gemini", mode="ok")
+    fakes.set_fault("stability", mode="ok")
 
 
 def main() -> None:
@@ -74,8 +83,8 @@ def main() -> None:
                            ca_bundle=fakes.ca_bundle)
         demo.start()
         print(f"demo backend on {demo.api_url}; driving traffic ...")
-        _drive(demo.api_url, fakes, args.projects)
-        failing = wait_until(lambda: _read_failing_call(demo.log_dir), 120, interval=1, what="a failing call in the log")
+        _drive(demo.api_url, fakes, demo.log_dir, args.projects)
+        failing = _read_failing_call(demo.log_dir)
         time.sleep(12)  # one metric export and scrape
         trace_id = failing["trace_id"]
         print()
