@@ -43,7 +43,8 @@ def instrument_celery(settings_factory: Callable[[], TelemetrySettings] = Teleme
     @signals.setup_logging.connect(weak=False)
     def _logging(**_kwargs) -> None:
         settings = settings_factory()
-        configure_logging(log_dir=settings.log_dir, level=settings.log_level, console=settings.console_logs)
+        configure_logging(log_dir=settings.log_dir, level=settings.log_level, console=settings.console_logs,
+                          background=True)
 
     def _start() -> None:
         if get_telemetry() is None:

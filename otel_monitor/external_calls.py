@@ -42,6 +42,10 @@ class ExternalCallRecorder:
         """A context manager (sync or async) and decorator tracking one logical call to ``service``."""
         return ExternalCall(self, service, operation or "call", attributes)
 
+    def adopt(self, span, service: str, operation: str) -> ExternalCall:
+        """Tracks a call on a span someone else owns (the upstream HTTP client span): no second span."""
+        return ExternalCall(self, service, operation, {}, adopted_span=span)
+
 
 class ExternalCall:
     """One logical provider call, retries included. Use as ``with``, ``async with`` or as a decorator.
@@ -50,7 +54,8 @@ class ExternalCall:
     that follows a failed attempt is a retry. Errors of the host are recorded and re-raised unchanged.
     """
 
-    def __init__(self, recorder: ExternalCallRecorder, service: str, operation: str, attributes: dict):
+    def __init__(self, recorder: ExternalCallRecorder, service: str, operation: str, attributes: dict,
+                 adopted_span=None):
         self.recorder = recorder
         self.service = service
         self.operation = operation
@@ -60,7 +65,8 @@ class ExternalCall:
         self._last_attempt: Classification = SUCCESS
         self._explicit_failure: ProviderFailure | None = None
         self._items: tuple[int, int] | None = None
-        self._span = None
+        self._span = adopted_span
+        self._owns_span = adopted_span is None
         self._context_token = None
         self._token: Token | None = None
         self._started = 0.0
@@ -130,19 +136,20 @@ class ExternalCall:
     # -- lifecycle ------------------------------------------------------------------------------------
     def _start(self) -> ExternalCall:
         self._started = self.recorder.clock()
+        attributes = {"peer.service": self.service, "external_api.service": self.service,
+                      "external_api.operation": self.operation, **self._attributes}
         try:
-            self._span = self.recorder.tracer.start_span(
-                f"{self.service} {self.operation}",
-                kind=SpanKind.CLIENT,
-                attributes={"peer.service": self.service, "external_api.service": self.service,
-                            "external_api.operation": self.operation, **self._attributes},
-            )
-            self._context_token = trace.context_api.attach(trace.set_span_in_context(self._span))
+            if self._owns_span:
+                self._span = self.recorder.tracer.start_span(
+                    f"{self.service} {self.operation}", kind=SpanKind.CLIENT, attributes=attributes)
+                self._context_token = trace.context_api.attach(trace.set_span_in_context(self._span))
+            elif self._span.is_recording():
+                self._span.set_attributes(attributes)
         except Exception:  # pragma: no cover - a broken SDK must not break the host
             _log.debug("could not start external call span", exc_info=True)
-            self._span, self._context_token = None, None
+            self._span, self._context_token, self._owns_span = None, None, False
         self._token = _current.set(self)
-        _log.info("External API call started", extra={"service": self.service, "operation": self.operation})
+        _log.debug("External API call started", extra={"service": self.service, "operation": self.operation})
         return self
 
     def _classify(self, exc: BaseException | None) -> Classification:
@@ -167,50 +174,52 @@ class ExternalCall:
         except Exception:  # observability never raises into the host
             _log.debug("could not record external call", exc_info=True)
         finally:
-            if self._span is not None:
-                if self._context_token is not None:
-                    trace.context_api.detach(self._context_token)
+            if self._context_token is not None:
+                trace.context_api.detach(self._context_token)
+            if self._span is not None and self._owns_span:
                 self._span.end()
 
     def _report(self, result: Classification, elapsed: float, exc: BaseException | None) -> None:
         instruments = self.recorder.instruments
-        error_code = result.error_code(self.service)
-        labels = {"service": self.service, "outcome": result.outcome}
-        instruments.calls.add(1, {**labels, "error_code": error_code or ""})
-        instruments.duration.record(elapsed, labels)
+        service = self.service
+        error_code = result.error_code(service)
+        # Calls by outcome are the histogram's count: one data point per successful call on the hot path.
+        instruments.duration.record(elapsed, {"service": service, "outcome": result.outcome})
+        if error_code:
+            instruments.errors.add(1, {"service": service, "error_code": error_code})
         if self.retries:
-            instruments.retries.add(self.retries, {"service": self.service})
+            instruments.retries.add(self.retries, {"service": service})
         if self._items is not None:
             succeeded, requested = self._items
-            instruments.items.add(succeeded, {"service": self.service, "result": "succeeded"})
-            instruments.items.add(max(requested - succeeded, 0), {"service": self.service, "result": "failed"})
+            instruments.items.add(succeeded, {"service": service, "result": "succeeded"})
+            instruments.items.add(max(requested - succeeded, 0), {"service": service, "result": "failed"})
+        streak = None
         if result.outcome != Outcome.PARTIAL_FAILURE:
-            streak = self.recorder.streaks.record(self.service, result.failed, self.trace_id)
-        else:
-            streak = None
+            streak = self.recorder.streaks.record(service, result.failed, self.trace_id if result.failed else None)
         span = self._span
         if span is not None and span.is_recording():
-            span.set_attribute("external_api.outcome", result.outcome)
-            span.set_attribute("external_api.attempts", max(self.attempts, 1))
-            span.set_attribute("external_api.retries", self.retries)
+            attributes = {"external_api.outcome": result.outcome, "external_api.attempts": max(self.attempts, 1),
+                          "external_api.retries": self.retries}
             if self._items is not None:
-                span.set_attribute("external_api.items.succeeded", self._items[0])
-                span.set_attribute("external_api.items.requested", self._items[1])
+                attributes["external_api.items.succeeded"], attributes["external_api.items.requested"] = self._items
             if error_code:
-                span.set_attribute("external_api.error_code", error_code)
-                span.set_attribute("error.type", error_code)
+                attributes["external_api.error_code"] = attributes["error.type"] = error_code
+            span.set_attributes(attributes)
             if result.failed:
-                if isinstance(exc, Exception):
+                if isinstance(exc, Exception) and self._owns_span:  # an adopted span records its own
                     span.record_exception(exc)
                 span.set_status(Status(StatusCode.ERROR, error_code))
-        fields = {"service": self.service, "operation": self.operation, "outcome": result.outcome,
-                  "duration_ms": round(elapsed * 1000, 1), "retries": self.retries}
-        if error_code:
-            fields["error_code"] = error_code
-        if streak:
-            fields["consecutive_failures"] = streak
-        level = logging.WARNING if result.outcome != Outcome.SUCCESS else logging.INFO
-        _log.log(level, "External API call finished", extra=fields)
+        # Failures are what operators search the log for (with their trace_id); successful calls are in the
+        # traces and metrics already, and a line for each would be the "log explosion" the spec warns against.
+        level = logging.WARNING if result.outcome != Outcome.SUCCESS else logging.DEBUG
+        if _log.isEnabledFor(level):
+            fields = {"service": service, "operation": self.operation, "outcome": result.outcome,
+                      "duration_ms": round(elapsed * 1000, 1), "retries": self.retries}
+            if error_code:
+                fields["error_code"] = error_code
+            if streak:
+                fields["consecutive_failures"] = streak
+            _log.log(level, "External API call finished", extra=fields)
 
     @staticmethod
     def _safely(func, *args) -> None:

@@ -1,13 +1,19 @@
-"""Gives every httpx request to a known provider host the provider span, metrics and error classification."""
+"""Gives every httpx request to a known provider host the provider attributes, metrics and error classification.
+
+It wraps httpx's transports *under* the upstream httpx instrumentation, so it runs inside the upstream HTTP
+client span: a bare request to a provider adds its attributes to that span instead of a second one. Inside a
+``track_external_call`` scope for the same provider, the request is one attempt of that logical call.
+"""
 
 from __future__ import annotations
 
 import logging
 
 import httpx
-from wrapt import wrap_function_wrapper
-
+from opentelemetry import trace
 from opentelemetry.instrumentation.utils import unwrap
+from opentelemetry.trace import SpanKind
+from wrapt import wrap_function_wrapper
 
 from otel_monitor.classification import classify_exception, classify_response
 from otel_monitor.external_calls import ExternalCall, ExternalCallRecorder, current_external_call
@@ -22,25 +28,22 @@ def _request_of(args, kwargs) -> httpx.Request:
     return args[0] if args else kwargs["request"]
 
 
-def _classify_response(call: ExternalCall, response: httpx.Response):
-    content = None
-    if response.status_code >= 400:
-        try:
-            content = response.content
-        except httpx.ResponseNotRead:
-            content = None
-    return classify_response(call.service, response.status_code, content)
+def _body_of_error(response: httpx.Response) -> bytes | None:
+    try:
+        return response.content
+    except httpx.ResponseNotRead:
+        return None
 
 
-class _ProviderSendWrapper:
-    """wrapt wrapper of ``Client.send`` / ``AsyncClient.send``: one attempt of a (maybe implicit) provider call."""
+class _ProviderTransportWrapper:
+    """wrapt wrapper of ``HTTPTransport.handle_request`` / ``AsyncHTTPTransport.handle_async_request``."""
 
     def __init__(self, recorder: ExternalCallRecorder, registry: ProviderRegistry) -> None:
         self._recorder = recorder
         self._registry = registry
 
     def _provider_call(self, request: httpx.Request) -> tuple[ExternalCall | None, bool]:
-        """(the call this request belongs to, whether it must be opened here); (None, False) if no provider."""
+        """(the call this request is an attempt of, whether this wrapper opens it); (None, False) if no provider."""
         try:
             provider = self._registry.for_host(request.url.host, request.url.port)
         except Exception:
@@ -50,6 +53,9 @@ class _ProviderSendWrapper:
         outer = current_external_call()
         if outer is not None and outer.service == provider.key:
             return outer, False
+        span = trace.get_current_span()
+        if getattr(span, "kind", None) is SpanKind.CLIENT and span.is_recording():
+            return self._recorder.adopt(span, provider.key, request.method), True  # the upstream HTTP span
         return self._recorder.track(provider.key, request.method), True
 
     def sync(self, wrapped, instance, args, kwargs):
@@ -67,12 +73,14 @@ class _ProviderSendWrapper:
         except Exception as exc:
             call.record_attempt(classify_exception(call.service, exc))
             raise
-        if response.status_code >= 400 and not response.is_stream_consumed:
+        body = None
+        if response.status_code >= 400:
             try:
                 response.read()  # error bodies are small and name the failure (invalid key vs quota)
+                body = _body_of_error(response)
             except Exception:
                 _log.debug("could not read error body", exc_info=True)
-        call.record_attempt(_classify_response(call, response))
+        call.record_attempt(classify_response(call.service, response.status_code, body))
         return response
 
     async def asynchronous(self, wrapped, instance, args, kwargs):
@@ -90,12 +98,14 @@ class _ProviderSendWrapper:
         except Exception as exc:
             call.record_attempt(classify_exception(call.service, exc))
             raise
-        if response.status_code >= 400 and not response.is_stream_consumed:
+        body = None
+        if response.status_code >= 400:
             try:
                 await response.aread()
+                body = _body_of_error(response)
             except Exception:
                 _log.debug("could not read error body", exc_info=True)
-        call.record_attempt(_classify_response(call, response))
+        call.record_attempt(classify_response(call.service, response.status_code, body))
         return response
 
 
@@ -103,19 +113,20 @@ _installed = False
 
 
 def instrument_provider_calls(recorder: ExternalCallRecorder, registry: ProviderRegistry) -> None:
-    """Wraps httpx's ``Client.send`` and ``AsyncClient.send`` (idempotent)."""
+    """Wraps httpx's transports (idempotent). Install it before the upstream httpx instrumentation, so the
+    upstream wrapper is the outer one and these calls run inside its span (``instrument_httpx`` does)."""
     global _installed
     if _installed:
         uninstrument_provider_calls()
-    wrapper = _ProviderSendWrapper(recorder, registry)
-    wrap_function_wrapper("httpx", "Client.send", wrapper.sync)
-    wrap_function_wrapper("httpx", "AsyncClient.send", wrapper.asynchronous)
+    wrapper = _ProviderTransportWrapper(recorder, registry)
+    wrap_function_wrapper("httpx", "HTTPTransport.handle_request", wrapper.sync)
+    wrap_function_wrapper("httpx", "AsyncHTTPTransport.handle_async_request", wrapper.asynchronous)
     _installed = True
 
 
 def uninstrument_provider_calls() -> None:
     global _installed
     if _installed:
-        unwrap(httpx.Client, "send")
-        unwrap(httpx.AsyncClient, "send")
+        unwrap(httpx.HTTPTransport, "handle_request")
+        unwrap(httpx.AsyncHTTPTransport, "handle_async_request")
         _installed = False

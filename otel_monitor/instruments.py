@@ -41,8 +41,10 @@ PROJECT_DURATION_BUCKETS = (10, 30, 60, 120, 300, 600, 900, 1200, 1800, 2700, 36
 class PromNames:
     """The series names the collector's Prometheus exporter gives these instruments (unit and _total suffixes)."""
 
-    CALLS = "external_api_calls_total"
+    # Calls by service and outcome: the duration histogram's ``_count``.
     CALL_DURATION = "external_api_call_duration_seconds"
+    CALL_COUNT = "external_api_call_duration_seconds_count"
+    ERRORS = "external_api_errors_total"
     RETRIES = "external_api_retries_total"
     TOKEN_REFRESHES = "external_api_token_refreshes_total"
     ITEMS = "external_api_items_total"
@@ -57,8 +59,8 @@ class PromNames:
 class ExternalApiInstruments:
     """Instruments of external provider calls; every one is labelled by ``service``."""
 
-    calls: Counter  # service, outcome, error_code
-    duration: Histogram  # service, outcome
+    duration: Histogram  # service, outcome; its count is the number of calls by outcome
+    errors: Counter  # service, error_code: every call that did not succeed, by what failed
     retries: Counter  # service
     token_refreshes: Counter  # service, outcome
     items: Counter  # service, result (succeeded|failed): the items of calls that produce several (images)
@@ -66,14 +68,14 @@ class ExternalApiInstruments:
     @classmethod
     def create(cls, meter: Meter) -> ExternalApiInstruments:
         return cls(
-            calls=meter.create_counter(
-                "external_api.calls", unit="{call}", description="External provider calls by service and outcome"
-            ),
             duration=meter.create_histogram(
                 "external_api.call.duration",
                 unit="s",
-                description="Duration of external provider calls, retries included",
+                description="Duration of external provider calls, retries included; its count is calls by outcome",
                 explicit_bucket_boundaries_advisory=list(CALL_DURATION_BUCKETS),
+            ),
+            errors=meter.create_counter(
+                "external_api.errors", unit="{call}", description="External provider calls that failed, by error code"
             ),
             retries=meter.create_counter(
                 "external_api.retries", unit="{retry}", description="Retried attempts of external provider calls"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import json
 import os
 import re
 import threading
@@ -26,10 +28,14 @@ SECRET_ENV_VARS = (
 )
 
 # Credentials recognisable by shape, whether or not their value was registered.
+# Credentials recognisable by shape, whether or not their value was registered. Values stop at a backslash
+# and an optional backslash may precede quotes, so the patterns also work on JSON-escaped text without
+# breaking its escapes.
 _PATTERNS = re.compile(
     r"(?P<scheme>\b(?:Bearer|Basic|Token)\s+)[A-Za-z0-9._~+/=:-]{6,}"
-    r"|(?P<param>[?&](?:" + "|".join(re.escape(p) for p in sorted(SENSITIVE_QUERY_PARAMS)) + r")=)[^&#\s'\"]+"
-    r"|(?P<header>\b(?:x-goog-api-key|x-api-key|authorization)[\"']?\s*[:=]\s*[\"']?(?:(?:Bearer|Basic|Token)\s+)?)[^\s,'\"}]+"
+    r"|(?P<param>[?&](?:" + "|".join(re.escape(p) for p in sorted(SENSITIVE_QUERY_PARAMS)) + r")=)[^&#\s'\"\\]+"
+    r"|(?P<header>\b(?:x-goog-api-key|x-api-key|authorization)(?:\\?[\"'])?\s*[:=]\s*(?:\\?[\"'])?"
+    r"(?:(?:Bearer|Basic|Token)\s+)?)[^\s,'\"}\\]+"
     r"|AIza[0-9A-Za-z_-]{20,}"
     r"|ya29\.[0-9A-Za-z._-]+"
     r"|\b1//[0-9A-Za-z._-]{10,}",
@@ -40,9 +46,23 @@ _MIN_SECRET_LENGTH = 6
 _MAX_SECRETS = 512
 
 
+@functools.lru_cache(maxsize=4096)
+def _names_credential_header(key: str) -> bool:
+    return key.rsplit(".", 1)[-1].replace("_", "-").lower() in SENSITIVE_HEADERS
+
+
 def is_sensitive_key(key: object) -> bool:
     """Whether an attribute or field name names a credential header: ``http.request.header.x_api_key`` does."""
-    return isinstance(key, str) and key.rsplit(".", 1)[-1].replace("_", "-").lower() in SENSITIVE_HEADERS
+    return isinstance(key, str) and _names_credential_header(key)
+
+
+# Substrings one of which every match of _PATTERNS contains: a cheap test that skips the regex for most text.
+_PATTERN_HINTS = ("bearer", "basic", "token", "key", "authorization", "aiza", "ya29.", "1//", "?", "&")
+
+
+def _may_hold_credential_shape(text: str) -> bool:
+    lowered = text.lower()
+    return any(hint in lowered for hint in _PATTERN_HINTS)
 
 
 def _replace_pattern(match: re.Match[str]) -> str:
@@ -68,6 +88,9 @@ class SecretScrubber:
             if len(self._secrets) >= _MAX_SECRETS:
                 return
             self._secrets.add(secret)
+            escaped = json.dumps(secret)[1:-1]  # as it appears inside a rendered JSON line
+            if escaped != secret:
+                self._secrets.add(escaped)
             # Longest first, so a secret that contains another is replaced whole.
             ordered = sorted(self._secrets, key=len, reverse=True)
             self._known = re.compile("|".join(re.escape(s) for s in ordered))
@@ -82,7 +105,9 @@ class SecretScrubber:
         known = self._known
         if known is not None:
             text = known.sub(REDACTED, text)
-        return _PATTERNS.sub(_replace_pattern, text)
+        if _may_hold_credential_shape(text):
+            text = _PATTERNS.sub(_replace_pattern, text)
+        return text
 
     def scrub_url(self, url: str) -> str:
         """The URL without userinfo and with sensitive query values replaced."""

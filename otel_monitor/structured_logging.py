@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import atexit
 import inspect
 import json
 import logging
+import logging.handlers
 import math
 import os
+import queue
 import sys
 import time
 import traceback
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -22,6 +26,7 @@ from otel_monitor.log_files import DailyRotatingFileHandler
 from otel_monitor.redaction import REDACTED, SecretScrubber, default_scrubber, is_sensitive_key
 
 __all__ = [
+    "BackgroundLogHandler",
     "EventDict",
     "Processor",
     "RECORD_KEY",
@@ -33,6 +38,7 @@ __all__ = [
     "add_exception_info",
     "make_json_safe",
     "SecretRedactor",
+    "redact_credential_fields",
     "JSONRenderer",
     "default_processors",
     "JsonLineFormatter",
@@ -54,11 +60,17 @@ _HANDLER_NAME_PREFIX = "otel_monitor."
 # Fields whose names LogRecord reserves (`filename`, `module`, `name`, ...) travel in this one attribute instead,
 # because stdlib logging raises KeyError when `extra` would overwrite a record attribute.
 _RESERVED_FIELDS_ATTR = "_structured_fields"
+# Set on a record where it was logged, when lines are written by a background thread (see configure_logging).
+_TRACE_CONTEXT_ATTR = "_otel_monitor_trace_context"
+# The rendered line, so the console and file handlers format a record once between them.
+_RENDERED_ATTR = "_otel_monitor_line"
 _RECORD_ATTRS = frozenset(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {
     "message",
     "asctime",
     "taskName",
     _RESERVED_FIELDS_ATTR,
+    _TRACE_CONTEXT_ATTR,
+    _RENDERED_ATTR,
 }
 _MAX_DEPTH = 16
 
@@ -83,8 +95,14 @@ def _exception_type_name(exc_type: type[BaseException]) -> str:
 
 
 def add_trace_context(event_dict: EventDict) -> EventDict:
-    """Adds the current span's `trace_id` (32 hex) and `span_id` (16 hex), as Jaeger shows them; null outside a span."""
-    context = trace.get_current_span().get_span_context()
+    """Adds the current span's `trace_id` (32 hex) and `span_id` (16 hex), as Jaeger shows them; null outside a span.
+
+    When the record was queued for a background writer, the ids captured where it was logged are used.
+    """
+    record = event_dict.get(RECORD_KEY)
+    context = getattr(record, _TRACE_CONTEXT_ATTR, None) if record is not None else None
+    if context is None:
+        context = trace.get_current_span().get_span_context()
     if context.is_valid:
         event_dict["trace_id"] = format_trace_id(context.trace_id)
         event_dict["span_id"] = format_span_id(context.span_id)
@@ -166,36 +184,39 @@ def make_json_safe(event_dict: EventDict) -> EventDict:
     return safe
 
 
-class SecretRedactor:
-    """Scrubs every string in the event, nested ones and keys too; values under sensitive header names become REDACTED.
+def redact_credential_fields(event_dict: EventDict) -> EventDict:
+    """Replaces the values of fields named like credential headers (``Authorization``, ``x-goog-api-key``...),
+    at any depth, with REDACTED; the text of every other value is scrubbed by `SecretRedactor` once rendered."""
 
-    Run it after `make_json_safe`, so the `str()` of unknown objects is scrubbed too.
+    def redact(value: Any) -> Any:
+        if isinstance(value, Mapping):
+            return {k: REDACTED if v is not None and is_sensitive_key(k) else redact(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [redact(item) for item in value]
+        return value
+
+    for key, value in event_dict.items():
+        if key == RECORD_KEY:
+            continue
+        if value is not None and is_sensitive_key(key):
+            event_dict[key] = REDACTED
+        elif isinstance(value, (Mapping, list)):
+            event_dict[key] = redact(value)
+    return event_dict
+
+
+class SecretRedactor:
+    """Scrubs the rendered line: registered secret values and credential shapes, keys and values alike.
+
+    Runs last, on the JSON text, so everything on the line (the `str()` of unknown objects, exception text,
+    keys) passes one scrub instead of one per field.
     """
 
     def __init__(self, scrubber: SecretScrubber = default_scrubber) -> None:
         self._scrubber = scrubber
 
-    def __call__(self, event_dict: EventDict) -> EventDict:
-        redacted = self._redact_mapping({k: v for k, v in event_dict.items() if k != RECORD_KEY})
-        if RECORD_KEY in event_dict:
-            redacted[RECORD_KEY] = event_dict[RECORD_KEY]
-        return redacted
-
-    def _redact_mapping(self, mapping: Mapping[Any, Any]) -> dict[Any, Any]:
-        redacted = {}
-        for key, value in mapping.items():
-            clean_key = self._scrubber.scrub_text(key) if isinstance(key, str) else key
-            redacted[clean_key] = REDACTED if value is not None and is_sensitive_key(key) else self._redact(value)
-        return redacted
-
-    def _redact(self, value: Any) -> Any:
-        if isinstance(value, str):
-            return self._scrubber.scrub_text(value)
-        if isinstance(value, Mapping):
-            return self._redact_mapping(value)
-        if isinstance(value, list):
-            return [self._redact(item) for item in value]
-        return value
+    def __call__(self, line: str) -> str:
+        return self._scrubber.scrub_text(line)
 
 
 class JSONRenderer:
@@ -221,8 +242,9 @@ def default_processors(scrubber: SecretScrubber = default_scrubber) -> list[Proc
         add_logger_name,
         add_exception_info,
         make_json_safe,
-        SecretRedactor(scrubber),
+        redact_credential_fields,
         JSONRenderer(),
+        SecretRedactor(scrubber),
     ]
 
 
@@ -248,15 +270,19 @@ class JsonLineFormatter(logging.Formatter):
         self.processors: list[Processor] = list(processors) if processors is not None else default_processors(scrubber)
 
     def format(self, record: logging.LogRecord) -> str:
+        rendered = getattr(record, _RENDERED_ATTR, None)
+        if rendered is not None and rendered[0] is self:
+            return rendered[1]
         try:
             event: Any = self._event_dict(record)
             for processor in self.processors:
                 event = processor(event)
             if not isinstance(event, str):
                 raise TypeError(f"the last processor returned {type(event).__name__}, not the rendered line")
-            return event
         except Exception as error:
-            return self._fallback_line(record, error)
+            event = self._fallback_line(record, error)
+        setattr(record, _RENDERED_ATTR, (self, event))
+        return event
 
     @staticmethod
     def _event_dict(record: logging.LogRecord) -> EventDict:
@@ -463,12 +489,17 @@ def configure_logging(
     backup_days: int = 30,
     clock: Callable[[], float] = time.time,
     scrubber: SecretScrubber = default_scrubber,
+    background: bool = False,
 ) -> list[logging.Handler]:
     """Sends JSON lines from the root logger to stderr and to `log_dir/filename` (rotated daily, `backup_days` kept).
 
     Call it once in every process, also after fork (uvicorn workers, Celery prefork children). Calling it again
-    replaces the handlers it installed before instead of adding more. Returns the handlers it installed. The clock
-    decides rotation; line timestamps are the records' own creation times.
+    replaces the handlers it installed before instead of adding more. Returns the handlers it installed on the root
+    logger. The clock decides rotation; line timestamps are the records' own creation times.
+
+    With ``background=True`` the caller only queues the record (its trace context captured on the spot); one
+    thread per process formats and writes, so a slow disk or the file lock never stalls a request. The queue is
+    bounded: when full, lines are dropped and counted, never waited for. Closing the returned handler drains it.
     """
     root_level = _level_number(level)
     # Build everything first, so a bad argument leaves the current configuration as it was.
@@ -483,6 +514,10 @@ def configure_logging(
     installed.append(file_handler)
     for handler in installed:
         handler.setFormatter(formatter)
+    if background:
+        queue_handler = BackgroundLogHandler(installed)
+        queue_handler.set_name(_HANDLER_NAME_PREFIX + "background")
+        installed = [queue_handler]
 
     root = logging.getLogger()
     previous = [h for h in root.handlers if (h.get_name() or "").startswith(_HANDLER_NAME_PREFIX)]
@@ -497,3 +532,72 @@ def configure_logging(
         except Exception:
             pass
     return installed
+
+
+class BackgroundLogHandler(logging.handlers.QueueHandler):
+    """Queues records for a writer thread that runs the real handlers; the caller never formats nor writes.
+
+    The trace context is captured when the record is queued, so lines carry the ids of the span that logged
+    them. After a fork (Celery prefork) the child gets a fresh queue and writer thread of its own.
+    """
+
+    def __init__(self, handlers: Sequence[logging.Handler], max_queued: int = 10_000) -> None:
+        self._handlers = list(handlers)
+        self._max_queued = max_queued
+        self.dropped = 0
+        super().__init__(queue.Queue(max_queued))
+        self._listener = self._start_listener()
+        _background_handlers.add(self)
+
+    def _start_listener(self) -> logging.handlers.QueueListener:
+        listener = logging.handlers.QueueListener(self.queue, *self._handlers, respect_handler_level=True)
+        listener.start()
+        return listener
+
+    def _after_fork_in_child(self) -> None:
+        # The writer thread did not survive the fork; the lock and queue may be held by a dead thread.
+        self.createLock()
+        self.queue = queue.Queue(self._max_queued)
+        self._listener = self._start_listener()
+
+    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
+        # Unlike QueueHandler.prepare, nothing is formatted here: that is the writer thread's work.
+        setattr(record, _TRACE_CONTEXT_ATTR, trace.get_current_span().get_span_context())
+        return record
+
+    def enqueue(self, record: logging.LogRecord) -> None:
+        try:
+            self.queue.put_nowait(record)
+        except queue.Full:
+            self.dropped += 1
+
+    def flush(self) -> None:
+        """Waits until every queued line is written."""
+        if self._listener is not None:
+            self.queue.join()
+
+    def close(self) -> None:
+        listener, self._listener = self._listener, None
+        if listener is not None and listener._thread is not None:
+            listener.stop()  # writes what is queued, then ends the thread
+        for handler in self._handlers:
+            handler.close()
+        _background_handlers.discard(self)
+        super().close()
+
+
+_background_handlers: weakref.WeakSet[BackgroundLogHandler] = weakref.WeakSet()
+
+
+def _restart_background_writers() -> None:
+    for handler in list(_background_handlers):
+        handler._after_fork_in_child()
+
+
+def _stop_background_writers() -> None:
+    for handler in list(_background_handlers):
+        handler.close()
+
+
+os.register_at_fork(after_in_child=_restart_background_writers)
+atexit.register(_stop_background_writers)

@@ -59,6 +59,7 @@ class Telemetry:
         root = logging.getLogger()
         for handler in self._log_handlers:
             root.removeHandler(handler)
+            handler.close()  # drains the background log writer
         for provider in (self.tracer_provider, self.meter_provider, self.logger_provider):
             if provider is None:
                 continue
@@ -129,7 +130,7 @@ def setup_telemetry(
     handlers: list[logging.Handler] = []
     if configure_logs:
         handlers.extend(configure_logging(log_dir=settings.log_dir, level=settings.log_level,
-                                          console=settings.console_logs, scrubber=scrubber))
+                                          console=settings.console_logs, scrubber=scrubber, background=True))
     if settings.export_logs and span_exporter is None:
         logger_provider = LoggerProvider(resource=resource)
         logger_provider.add_log_record_processor(RedactingLogRecordProcessor(scrubber))

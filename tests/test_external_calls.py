@@ -6,6 +6,7 @@ import asyncio
 
 import httpx
 import pytest
+from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import TracerProvider
@@ -30,10 +31,24 @@ class Telemetry:
     def __init__(self, streaks=None):
         self.spans = InMemorySpanExporter()
         self.reader = InMemoryMetricReader()
-        tracer_provider = TracerProvider()
-        tracer_provider.add_span_processor(SimpleSpanProcessor(RedactingSpanExporter(self.spans, SecretScrubber())))
-        self.recorder = ExternalCallRecorder(tracer_provider, MeterProvider(metric_readers=[self.reader]),
+        self.tracer_provider = TracerProvider()
+        self.tracer_provider.add_span_processor(
+            SimpleSpanProcessor(RedactingSpanExporter(self.spans, SecretScrubber())))
+        self.meter_provider = MeterProvider(metric_readers=[self.reader])
+        self.recorder = ExternalCallRecorder(self.tracer_provider, self.meter_provider,
                                              streaks or LocalFailureStreaks())
+
+    def calls(self, service: str) -> dict[tuple[str, str], int]:
+        """{(outcome, error_code): calls} of one service: the duration histogram's count joined with the errors."""
+        outcomes = {dict(k)["outcome"]: v for k, v in self.points("external_api.call.duration").items()
+                    if dict(k)["service"] == service}
+        codes = [dict(k)["error_code"] for k in self.points("external_api.errors") if dict(k)["service"] == service]
+        assert len(codes) <= 1, codes
+        return {(outcome, codes[0] if outcome != "success" else ""): n for outcome, n in outcomes.items()}
+
+    def span(self, name: str):
+        (found,) = [s for s in self.spans.get_finished_spans() if s.name == name]
+        return found
 
     def points(self, metric: str) -> dict[tuple, float]:
         """{sorted label items: value} of a counter, or of a histogram's count."""
@@ -50,12 +65,16 @@ class Telemetry:
 
 @pytest.fixture
 def telemetry(fakes):
+    """The provider wrapper under the upstream httpx instrumentation, as ``setup_telemetry`` installs them."""
     recorded = Telemetry()
     hosts = {s: [fakes.base_url(s).split("://", 1)[1]] for s in SERVICE_KEYS}
     instrument_provider_calls(recorded.recorder, ProviderRegistry.with_hosts(hosts))
+    upstream = HTTPXClientInstrumentor()
+    upstream.instrument(tracer_provider=recorded.tracer_provider, meter_provider=recorded.meter_provider)
     for service in SERVICE_KEYS:
         fakes.set_fault(service, mode="ok", latencies=[0])
     yield recorded
+    upstream.uninstrument()
     uninstrument_provider_calls()
 
 
@@ -64,21 +83,31 @@ def gemini_url(fakes):
 
 
 def test_plain_httpx_call_to_a_provider_is_tracked(telemetry, fakes):
-    """A bare httpx request to a provider host is one call: span named after the service, success counted."""
+    """A bare httpx request to a provider is one call on ONE span: the upstream HTTP span gets the provider's attributes."""
     httpx.post(gemini_url(fakes), headers={"x-goog-api-key": GEMINI_KEY}, json=PROMPT).raise_for_status()
     (span,) = telemetry.spans.get_finished_spans()
-    assert span.name == "gemini POST"
+    assert span.name == "POST"
+    assert span.attributes.get("http.request.method", span.attributes.get("http.method")) == "POST"
     assert span.attributes["external_api.service"] == "gemini"
     assert span.attributes["external_api.outcome"] == "success"
-    assert telemetry.points("external_api.calls") == {
-        (("error_code", ""), ("outcome", "success"), ("service", "gemini")): 1}
+    assert telemetry.points("external_api.call.duration") == {(("outcome", "success"), ("service", "gemini")): 1}
+    assert telemetry.points("external_api.errors") == {}
+
+
+def test_bare_error_answer_marks_the_http_span(telemetry, fakes):
+    """A bare request answered with an invalid-key error carries the error code on its HTTP span."""
+    assert httpx.post(gemini_url(fakes), headers={"x-goog-api-key": "wrong"}, json=PROMPT).status_code == 400
+    (span,) = telemetry.spans.get_finished_spans()
+    assert span.attributes["error.type"] == "GEMINI_INVALID_API_KEY"
+    assert span.status.status_code.name == "ERROR"
 
 
 def test_requests_to_other_hosts_are_not_provider_calls(telemetry, fakes):
     """Requests to hosts outside the registry pass through untouched."""
     httpx.get(f"{fakes.base_url('gemini').replace('127.0.0.1', 'localhost')}/_fake/stats")
-    assert telemetry.spans.get_finished_spans() == ()
-    assert telemetry.points("external_api.calls") == {}
+    (span,) = telemetry.spans.get_finished_spans()  # the upstream HTTP span only
+    assert "external_api.service" not in span.attributes
+    assert telemetry.points("external_api.call.duration") == {}
 
 
 def test_attempt_after_a_failure_is_a_retry(telemetry, fakes):
@@ -88,8 +117,9 @@ def test_attempt_after_a_failure_is_a_retry(telemetry, fakes):
         httpx.post(gemini_url(fakes), headers={"x-goog-api-key": GEMINI_KEY}, json=PROMPT).raise_for_status()
     assert (call.attempts, call.retries, call.classification.outcome) == (2, 1, "success")
     assert telemetry.points("external_api.retries") == {(("service", "gemini"),): 1}
-    (span,) = telemetry.spans.get_finished_spans()
-    assert span.name == "gemini generateContent"
+    call_span = telemetry.span("gemini generateContent")
+    attempts = [s for s in telemetry.spans.get_finished_spans() if s.name == "POST"]
+    assert len(attempts) == 2 and {s.parent.span_id for s in attempts} == {call_span.context.span_id}
 
 
 def test_polling_after_success_is_not_a_retry(telemetry, fakes):
@@ -118,9 +148,8 @@ def test_error_answers_are_classified_from_the_real_body(telemetry, fakes, mode,
         with telemetry.recorder.track("stability", "text-to-image"):
             httpx.post(url, headers={"Authorization": f"Bearer {DEMO_SECRETS['stability_api_key']}"},
                        json={"text_prompts": [{"text": "x"}], "samples": 1}).raise_for_status()
-    assert telemetry.points("external_api.calls") == {
-        (("error_code", code), ("outcome", outcome), ("service", "stability")): 1}
-    (span,) = telemetry.spans.get_finished_spans()
+    assert telemetry.calls("stability") == {(outcome, code): 1}
+    span = telemetry.span("stability text-to-image")
     assert span.status.status_code.name == "ERROR" and span.attributes["error.type"] == code
 
 
@@ -130,16 +159,14 @@ def test_timeout_is_its_own_outcome(telemetry, fakes):
     with pytest.raises(httpx.ReadTimeout):
         httpx.get(f"{fakes.base_url('d-id')}/credits", timeout=0.3,
                   headers={"Authorization": f"Basic {DEMO_SECRETS['did_api_key']}"})
-    assert telemetry.points("external_api.calls") == {
-        (("error_code", "D_ID_TIMEOUT"), ("outcome", "timeout"), ("service", "d-id")): 1}
+    assert telemetry.calls("d-id") == {("timeout", "D_ID_TIMEOUT"): 1}
 
 
 def test_partial_failure_counts_items(telemetry):
     """3 of 5 images is outcome=partial_failure, with 3 succeeded and 2 failed items."""
     with telemetry.recorder.track("stability", "text-to-image") as call:
         call.mark_partial(3, 5)
-    assert telemetry.points("external_api.calls") == {
-        (("error_code", "STABILITY_PARTIAL_FAILURE"), ("outcome", "partial_failure"), ("service", "stability")): 1}
+    assert telemetry.calls("stability") == {("partial_failure", "STABILITY_PARTIAL_FAILURE"): 1}
     assert telemetry.points("external_api.items") == {
         (("result", "failed"), ("service", "stability")): 2, (("result", "succeeded"), ("service", "stability")): 3}
 
@@ -187,8 +214,7 @@ def test_async_client_calls_are_tracked(telemetry, fakes):
         async with httpx.AsyncClient() as client:
             return await client.post(gemini_url(fakes), headers={"x-goog-api-key": "bad"}, json=PROMPT)
     assert asyncio.run(call()).status_code == 400
-    assert telemetry.points("external_api.calls") == {
-        (("error_code", "GEMINI_INVALID_API_KEY"), ("outcome", "error"), ("service", "gemini")): 1}
+    assert telemetry.calls("gemini") == {("error", "GEMINI_INVALID_API_KEY"): 1}
 
 
 def test_secret_in_a_recorded_exception_is_scrubbed(telemetry, fakes):
@@ -198,9 +224,11 @@ def test_secret_in_a_recorded_exception_is_scrubbed(telemetry, fakes):
         with telemetry.recorder.track("gemini", "generateContent"):
             httpx.post(gemini_url(fakes), params={"key": GEMINI_KEY}, json=PROMPT).raise_for_status()
     assert GEMINI_KEY in str(raised.value)  # the host's own exception is unchanged
-    (span,) = telemetry.spans.get_finished_spans()
-    assert GEMINI_KEY not in repr([e.attributes for e in span.events]) + repr(span.attributes)
-    assert "key=REDACTED" in span.events[0].attributes["exception.message"]
+    spans = telemetry.spans.get_finished_spans()
+    assert GEMINI_KEY not in repr([(s.attributes, [e.attributes for e in s.events]) for s in spans])
+    assert "key=REDACTED" in telemetry.span("gemini generateContent").events[0].attributes["exception.message"]
+    http_span = telemetry.span("POST").attributes
+    assert "key=REDACTED" in http_span.get("url.full", http_span.get("http.url"))
 
 
 class BrokenStreaks:

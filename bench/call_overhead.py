@@ -1,0 +1,140 @@
+"""Overhead per external call: plain httpx vs upstream httpx instrumentation vs otel-monitor, in one process.
+
+The transport answers in-process (an httpcore pool stub under the real ``httpx.HTTPTransport``), so the
+numbers are the instrumentation's own cost, not loopback noise. Modes are interleaved round by round and the
+median per-call time of each mode is compared: overhead = mode - plain; the target is
+otel_monitor overhead <= 1.3 x upstream overhead.
+
+    .venv/bin/python -m bench.call_overhead [--calls 2000] [--rounds 15]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import statistics
+import tempfile
+import time
+
+import httpcore
+import httpx
+from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+
+from otel_monitor.external_calls import ExternalCallRecorder
+from otel_monitor.httpx_providers import instrument_provider_calls, uninstrument_provider_calls
+from otel_monitor.services import ProviderRegistry
+from otel_monitor.structured_logging import configure_logging
+
+URL = "https://generativelanguage.googleapis.com/v1beta/models/gemini-2.5-flash:generateContent"
+BODY = b'{"candidates":[{"content":{"parts":[{"text":"ok"}]}}]}'
+
+
+class _AnsweringPool:
+    """Stands in for httpcore's connection pool: answers every request at once."""
+
+    def handle_request(self, request: httpcore.Request) -> httpcore.Response:
+        return httpcore.Response(200, headers=[(b"content-type", b"application/json")], content=BODY)
+
+    def close(self) -> None:
+        pass
+
+
+class _DroppingExporter(SpanExporter):
+    def export(self, spans):
+        return SpanExportResult.SUCCESS
+
+
+def _client() -> httpx.Client:
+    transport = httpx.HTTPTransport()
+    transport._pool = _AnsweringPool()
+    return httpx.Client(transport=transport)
+
+
+def _flush_logs() -> None:
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+
+
+def _per_call_seconds(client: httpx.Client, calls: int) -> tuple[float, float]:
+    """CPU seconds per call: (of the calling thread, of the whole process including the log writer thread).
+
+    CPU time, not wall-clock, so other load on this shared machine moves the numbers less.
+    """
+    _flush_logs()
+    thread_start, process_start = time.thread_time(), time.process_time()
+    for _ in range(calls):
+        client.post(URL, content=b"{}").read()
+    caller = time.thread_time() - thread_start
+    _flush_logs()
+    return caller / calls, (time.process_time() - process_start) / calls
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--calls", type=int, default=2000)
+    parser.add_argument("--rounds", type=int, default=15)
+    args = parser.parse_args()
+
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(BatchSpanProcessor(_DroppingExporter(), max_queue_size=1 << 20))
+    meter_provider = MeterProvider(metric_readers=[InMemoryMetricReader()])
+    recorder = ExternalCallRecorder(tracer_provider, meter_provider)
+    registry = ProviderRegistry()
+    upstream = HTTPXClientInstrumentor()
+    log_dir = tempfile.mkdtemp(prefix="otel-monitor-bench-")
+    configure_logging(log_dir=log_dir, level="INFO", console=False, background=True)
+    root = logging.getLogger()
+
+    def plain():
+        pass
+
+    def upstream_only():
+        upstream.instrument(tracer_provider=tracer_provider, meter_provider=meter_provider)
+
+    def otel_monitor(level: str):
+        def enable():
+            root.setLevel(level)
+            instrument_provider_calls(recorder, registry)
+            upstream.instrument(tracer_provider=tracer_provider, meter_provider=meter_provider)
+        return enable
+
+    modes = {
+        "plain httpx": plain,
+        "upstream instrumentation": upstream_only,
+        "otel-monitor (default, INFO)": otel_monitor("INFO"),
+        "otel-monitor (every call logged)": otel_monitor("DEBUG"),
+    }
+    samples: dict[str, list[tuple[float, float]]] = {name: [] for name in modes}
+    client = _client()
+    for name, enable in modes.items():  # warm-up
+        enable()
+        _per_call_seconds(client, 200)
+        upstream.uninstrument() if upstream.is_instrumented_by_opentelemetry else None
+        uninstrument_provider_calls()
+    for _ in range(args.rounds):
+        for name, enable in modes.items():
+            enable()
+            samples[name].append(_per_call_seconds(client, args.calls))
+            if upstream.is_instrumented_by_opentelemetry:
+                upstream.uninstrument()
+            uninstrument_provider_calls()
+            root.setLevel("INFO")
+    for column, title in ((0, "CPU of the calling thread"), (1, "CPU of the whole process (log writer included)")):
+        medians = {name: statistics.median(v[column] for v in values) for name, values in samples.items()}
+        base = medians["plain httpx"]
+        upstream_overhead = medians["upstream instrumentation"] - base
+        print(f"\nper call, {title}")
+        print(f"{'mode':36} {'per call':>10} {'overhead':>10} {'vs upstream':>12}")
+        for name, median in medians.items():
+            overhead = median - base
+            ratio = f"{overhead / upstream_overhead:11.2f}x" if name != "plain httpx" else f"{'-':>12}"
+            print(f"{name:36} {median * 1e6:8.1f} us {overhead * 1e6:8.1f} us {ratio}")
+    print(f"({args.rounds} rounds x {args.calls} calls, median per mode; target: otel-monitor <= 1.30x upstream)")
+
+
+if __name__ == "__main__":
+    main()
