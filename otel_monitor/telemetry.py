@@ -71,6 +71,16 @@ class Telemetry:
             _active = None
 
 
+class _OtlpLoggingHandler(LoggingHandler):
+    """The SDK's bridge from stdlib logging to OTLP, minus the private attributes our JSON logging puts on
+    records (trace context, rendered line): they are not telemetry and do not encode."""
+
+    @staticmethod
+    def _get_attributes(record: logging.LogRecord):
+        attributes = LoggingHandler._get_attributes(record)
+        return {k: v for k, v in attributes.items() if not k.startswith("_")}
+
+
 def _redis_client(url: str | None):
     if not url:
         return None
@@ -136,7 +146,7 @@ def setup_telemetry(
         logger_provider.add_log_record_processor(RedactingLogRecordProcessor(scrubber))
         logger_provider.add_log_record_processor(BatchLogRecordProcessor(
             OTLPLogExporter(endpoint=f"{base}/v1/logs", timeout=timeout), export_timeout_millis=timeout * 1000))
-        otel_handler = LoggingHandler(level=logging.INFO, logger_provider=logger_provider)
+        otel_handler = _OtlpLoggingHandler(level=logging.INFO, logger_provider=logger_provider)
         logging.getLogger().addHandler(otel_handler)
         handlers.append(otel_handler)
 

@@ -120,7 +120,8 @@ def _promql_cases() -> list:
     for source in _grafana_file("datasources.yml")["datasources"]:
         for query in source.get("jsonData", {}).get("tracesToMetrics", {}).get("queries", ()):
             # Grafana expands $NAME in provisioning files from the environment; $$ is a literal $.
-            cases.append(pytest.param(query["query"].replace("$$", "$"), id=f"datasource {source['uid']} {query['name']}"))
+            expr = query["query"].replace("$$", "$")
+            cases.append(pytest.param(expr, id=f"datasource {source['uid']} {query['name']}"))
     return cases
 
 
@@ -154,6 +155,7 @@ _KEYWORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", "of
 def metric_names(expr: str) -> set[str]:
     """The metric names a PromQL expression selects (not functions, labels, keywords or durations)."""
     text = _STRING.sub('""', expr)
+    text = _GRAFANA_VARIABLE.sub(" ", text)
     text = _MATCHERS.sub(" ", text)
     text = _RANGE.sub(" ", text)
     text = _GROUPING.sub(" ", text)
@@ -187,6 +189,7 @@ def substitute_grafana_variables(expr: str) -> str:
     ('a{x="rate(b)"} / on (x) group_left (y) c offset 1d', {"a", "c"}),
     ("histogram_quantile(0.9, sum(rate(m_bucket[1m])) by (le)) > 1e3", {"m_bucket"}),
     ("sum(increase(x[$__range]) or vector(0))", {"x"}),
+    ("(max_over_time(x[$__range]) - x offset $__range) or max_over_time(x[${__range}])", {"x"}),
 ])
 def test_metric_names_finds_selected_series_only(expr, names):
     """The PromQL name extractor returns the selected series, never functions, labels, strings or durations."""

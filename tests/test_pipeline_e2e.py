@@ -177,6 +177,24 @@ def test_no_secret_reaches_spans_series_or_logs(demo, stack, fakes):
     assert "ya29." not in spans + logs  # the OAuth access tokens the fake issued
 
 
+@pytest.mark.parametrize("demo", [{"env": {"OTEL_MONITOR_SPAN_SCHEDULE_DELAY_SECONDS": "60"}}], indirect=True)
+def test_stopping_the_backend_right_after_its_work_loses_no_span(demo, stack):
+    """SIGTERM to the API and worker after the last project: every span reaches Jaeger, flushed at shutdown
+    (the batch delay is 60 s here, so no span leaves before its process stops)."""
+    accepted = [create_project(demo, ["gemini"]) for _ in range(30)]
+    wait_finished(demo, {a["project_id"] for a in accepted})
+    demo.stop()
+    wanted = {"POST /api/v1/projects", "apply_async/video.generate", "run/video.generate", "gemini generateContent"}
+
+    def all_complete():
+        response = httpx.get(f"{stack.jaeger_url}/api/traces",
+                             params={"service": demo.api_service, "limit": 1000}, timeout=30)
+        traces = {t["traceID"]: {s["operationName"] for s in t["spans"]} for t in response.json()["data"]}
+        return all(wanted <= traces.get(a["trace_id"], set()) for a in accepted)
+
+    wait_until(all_complete, 30, interval=1, what="all 30 traces complete in Jaeger")
+
+
 def test_backend_keeps_serving_while_the_collector_is_down(demo, stack):
     """With the collector stopped mid-run, requests still succeed and tasks still finish; telemetry resumes after."""
     first = create_project(demo, ["gemini"])

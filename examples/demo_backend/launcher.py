@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 from otel_monitor.devstack import DevStack, ManagedProcess, free_port
 from otel_monitor.devstack.processes import http_ok
 from otel_monitor.devstack.stack import REPO_ROOT
+from otel_monitor.log_files import read_log_records
 
 __all__ = ["DemoBackend", "DEMO_SECRETS", "fake_provider_credentials"]
 
@@ -34,6 +37,10 @@ def fake_provider_credentials(secrets: dict[str, str] = DEMO_SECRETS) -> dict[st
         "youtube_client_secret": secrets["youtube_client_secret"],
         "youtube_refresh_token": secrets["youtube_refresh_token"],
     }
+
+
+def _iso(epoch: float) -> str:
+    return dt.datetime.fromtimestamp(epoch, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
 
 
 class DemoBackend:
@@ -99,10 +106,15 @@ class DemoBackend:
         argv = [sys.executable, "-m", "celery", "-A", "examples.demo_backend.tasks", "worker", "--loglevel=INFO",
                 "--pool=prefork", f"--concurrency={self.worker_processes}", "-n", f"demo-{os.getpid()}@%h",
                 "--without-gossip", "--without-mingle"]
-        ready_marker = self.workdir / "video-worker.out"
-        return ManagedProcess("video-worker", argv, ready_marker, cwd=REPO_ROOT,
-                              env={**self.env, "OTEL_MONITOR_SERVICE_NAME": self.worker_service},
-                              ready=lambda: b" ready." in ready_marker.read_bytes())
+        output = self.workdir / "video-worker.out"
+        started = time.time()
+
+        def ready() -> bool:  # Celery logs "<name> ready." once it consumes; console logs may be off
+            return any(r.get("logger") == "celery.apps.worker" and r.get("message", "").endswith(" ready.")
+                       and r.get("timestamp", "") >= _iso(started) for r in read_log_records(self.log_dir))
+
+        return ManagedProcess("video-worker", argv, output, cwd=REPO_ROOT,
+                              env={**self.env, "OTEL_MONITOR_SERVICE_NAME": self.worker_service}, ready=ready)
 
     def start(self) -> DemoBackend:
         self.processes["worker"] = self.worker().start()
