@@ -32,6 +32,9 @@ class TelemetrySettings(BaseSettings):
     redis_url: str | None = None
     # Hosts per provider key, overriding the public ones (e.g. local fakes): {"gemini": ["127.0.0.1:18001"]}.
     provider_hosts: dict[str, list[str]] = Field(default_factory=dict)
+    # Export the values every process shares through Redis (consecutive failures per provider, active users)
+    # as gauges. Turn it on in ONE process (e.g. the API): all would report the same values.
+    export_shared_gauges: bool = False
     # Paths whose requests are not traced (health probes).
     excluded_urls: str = "/api/v1/system/health,/healthz,/livez"
 

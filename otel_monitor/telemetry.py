@@ -159,6 +159,9 @@ def setup_telemetry(
     registry = ProviderRegistry.with_hosts(settings.provider_hosts)
     recorder = ExternalCallRecorder(tracer_provider, meter_provider, failure_streaks_from_url(settings.redis_url))
     business = BusinessMetrics(meter_provider, ActiveUsers(_redis_client(settings.redis_url)))
+    if settings.export_shared_gauges:
+        recorder.export_streaks_gauge([p.key for p in registry], meter_provider)
+        business.export_active_users_gauge(meter_provider)
     telemetry = Telemetry(settings, resource, tracer_provider, meter_provider, logger_provider, registry,
                           recorder, business, scrubber, handlers)
     if instrument_httpx:

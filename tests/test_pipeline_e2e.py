@@ -5,12 +5,15 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import socket
 
 import httpx
 import pytest
+import redis
 
 from examples.demo_backend.launcher import DEMO_SECRETS, DemoBackend
 from otel_monitor.devstack import wait_until
+from otel_monitor.failure_streaks import RedisFailureStreaks
 from otel_monitor.instruments import CALL_DURATION_BUCKETS, PromNames
 from otel_monitor.services import SERVICE_KEYS
 from tests.support.backends import jaeger_trace, prom_values, read_log_lines, span_tags, wait_for_prom
@@ -26,12 +29,27 @@ def demo(stack, fakes, workdir, request):
     for service in SERVICE_KEYS:
         fakes.set_fault(service, mode="ok", latencies=[0])
     options = getattr(request, "param", {})
+    env = dict(options.get("env") or {})
+    hole = None
+    if any("{blackhole}" in v for v in env.values()):
+        hole = blackhole_server()
+        env = {k: v.format(blackhole=hole.getsockname()[1]) for k, v in env.items()}
     backend = DemoBackend(stack, {s: fakes.base_url(s) for s in SERVICE_KEYS}, workdir,
                           metric_export_interval=1.0, service_prefix=f"e2e{next(_prefixes)}-{request.node.name[:20]}",
-                          extra_env=options.get("env"), ca_bundle=fakes.ca_bundle)
+                          extra_env=env, ca_bundle=fakes.ca_bundle)
     backend.start()
     yield backend
     backend.stop()
+    if hole is not None:
+        hole.close()
+
+
+def blackhole_server() -> socket.socket:
+    """A listening socket whose connections are accepted by the kernel and never answered."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(1024)
+    return sock
 
 
 def create_project(demo: DemoBackend, steps, topic="otters") -> dict:
@@ -178,6 +196,38 @@ def test_no_secret_reaches_spans_series_or_logs(demo, stack, fakes):
 
 
 @pytest.mark.parametrize("demo", [{"env": {"OTEL_MONITOR_SPAN_SCHEDULE_DELAY_SECONDS": "60"}}], indirect=True)
+def test_failures_across_worker_processes_make_one_streak(demo, stack, fakes):
+    """11 invalid-key failures handled by two worker processes are one streak of 11, in Redis and in Prometheus."""
+    streaks = RedisFailureStreaks(redis.Redis.from_url(stack.redis_url))
+    streaks.reset(["gemini"])
+    fakes.set_fault("gemini", mode="invalid_key")
+    ids = {create_project(demo, ["gemini"])["project_id"] for _ in range(11)}
+    finished = wait_finished(demo, ids)
+    streak = streaks.current("gemini")
+    assert streak.count == 11
+    assert streak.last_trace_id in {line["trace_id"] for line in finished.values()}
+    query = f'max by (service) ({PromNames.CONSECUTIVE_FAILURES}{{job="{demo.api_service}", service="gemini"}})'
+    assert wait_for_prom(stack.prometheus_url, query, ("service",), {("gemini",): 11.0}) == {("gemini",): 11.0}
+    fakes.set_fault("gemini", mode="ok")
+    wait_finished(demo, {create_project(demo, ["gemini"])["project_id"]})
+    assert streaks.current("gemini").count == 0
+
+
+@pytest.mark.parametrize("demo", [{"env": {"OTEL_MONITOR_OTLP_ENDPOINT": "http://127.0.0.1:{blackhole}"}}],
+                         indirect=True)
+def test_backend_answers_in_time_while_the_collector_hangs(demo):
+    """A collector that accepts connections and never answers: requests still answer within the export timeout
+    (2 s) and tasks finish; exports give up in their background threads."""
+    with httpx.Client(timeout=2.0) as client:  # the configured export timeout bounds every answer
+        ids = set()
+        for _ in range(10):
+            response = client.post(f"{demo.api_url}/api/v1/projects", json={"topic": "hang", "steps": ["gemini"]})
+            assert response.status_code == 202
+            ids.add(response.json()["project_id"])
+    finished = wait_finished(demo, ids)
+    assert {line["outcome"] for line in finished.values()} == {"success"}
+
+
 def test_stopping_the_backend_right_after_its_work_loses_no_span(demo, stack):
     """SIGTERM to the API and worker after the last project: every span reaches Jaeger, flushed at shutdown
     (the batch delay is 60 s here, so no span leaves before its process stops)."""

@@ -32,8 +32,6 @@ class ProjectAccepted(BaseModel):
 
 def create_app() -> FastAPI:
     telemetry = setup_telemetry()
-    # One process reports today's distinct users (every process would report the same shared count).
-    telemetry.business.export_active_users_gauge(telemetry.meter_provider)
     instrument_celery()  # producer side: task messages carry this request's trace context
     app = FastAPI(title="video backend (otel-monitor demo)")
     instrument_fastapi(app, telemetry)
