@@ -32,11 +32,13 @@ def current_external_call() -> ExternalCall | None:
 class ExternalCallRecorder:
     """Creates tracked provider calls; holds the tracer, instruments and failure streaks they report to."""
 
-    def __init__(self, tracer_provider=None, meter_provider=None, streaks=None, clock: Callable[[], float] = time.perf_counter):
+    def __init__(self, tracer_provider=None, meter_provider=None, streaks=None,
+                 clock: Callable[[], float] = time.perf_counter, usage=None):
         self.tracer = trace.get_tracer(METER_NAME, tracer_provider=tracer_provider)
         self.instruments = ExternalApiInstruments.create(metrics.get_meter(METER_NAME, meter_provider=meter_provider))
         self.streaks = streaks if streaks is not None else LocalFailureStreaks()
         self.clock = clock
+        self.usage = usage  # a UsageCounter: quota units of providers that have no usage API
 
     def export_streaks_gauge(self, services, meter_provider=None) -> None:
         """Exports each provider's current consecutive failures as a gauge (call it in one process)."""
@@ -204,6 +206,10 @@ class ExternalCall:
             succeeded, requested = self._items
             instruments.items.add(succeeded, {"service": service, "result": "succeeded"})
             instruments.items.add(max(requested - succeeded, 0), {"service": service, "result": "failed"})
+        if self.recorder.usage is not None:  # every request counts against the provider's quota
+            units = self.recorder.usage.cost(service, self.operation) * max(self.attempts, 1)
+            if units:
+                self.recorder.usage.record(service, units)
         streak = None
         if result.outcome != Outcome.PARTIAL_FAILURE:
             streak = self.recorder.streaks.record(service, result.failed, self.trace_id if result.failed else None)

@@ -6,6 +6,7 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from otel_monitor.services import SERVICE_KEYS
+from otel_monitor.usage_counter import DEFAULT_UNIT_COSTS
 
 __all__ = ["TelemetrySettings"]
 
@@ -30,6 +31,10 @@ class TelemetrySettings(BaseSettings):
     console_logs: bool = True
     # Redis URL shared by every process of the backend, for consecutive-failure streaks; empty: per process.
     redis_url: str | None = None
+    # Quota units per call, by provider and operation ("*": any other), counted in Redis for the quota of
+    # providers without a usage API (Gemini requests per day, YouTube units). Needs redis_url.
+    quota_unit_costs: dict[str, dict[str, float]] = Field(default_factory=lambda: {
+        service: dict(table) for service, table in DEFAULT_UNIT_COSTS.items()})
     # Hosts per provider key, overriding the public ones (e.g. local fakes): {"gemini": ["127.0.0.1:18001"]}.
     provider_hosts: dict[str, list[str]] = Field(default_factory=dict)
     # Export the values every process shares through Redis (consecutive failures per provider, active users)
@@ -38,7 +43,7 @@ class TelemetrySettings(BaseSettings):
     # Paths whose requests are not traced (health probes).
     excluded_urls: str = "/api/v1/system/health,/healthz,/livez"
 
-    @field_validator("provider_hosts")
+    @field_validator("provider_hosts", "quota_unit_costs")
     @classmethod
     def _known_providers(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
         unknown = sorted(set(value) - set(SERVICE_KEYS))

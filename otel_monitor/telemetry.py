@@ -26,6 +26,7 @@ from otel_monitor.redacting_export import RedactingLogRecordProcessor, Redacting
 from otel_monitor.redaction import SecretScrubber, default_scrubber
 from otel_monitor.services import ProviderRegistry
 from otel_monitor.settings import TelemetrySettings
+from otel_monitor.usage_counter import UsageCounter
 
 __all__ = ["Telemetry", "setup_telemetry", "get_telemetry", "track_external_call"]
 
@@ -56,6 +57,8 @@ class Telemetry:
 
     def shutdown(self) -> None:
         global _active
+        if self.recorder.usage is not None:
+            self.recorder.usage.flush()
         root = logging.getLogger()
         for handler in self._log_handlers:
             root.removeHandler(handler)
@@ -157,8 +160,11 @@ def setup_telemetry(
             set_logger_provider(logger_provider)
 
     registry = ProviderRegistry.with_hosts(settings.provider_hosts)
-    recorder = ExternalCallRecorder(tracer_provider, meter_provider, failure_streaks_from_url(settings.redis_url))
-    business = BusinessMetrics(meter_provider, ActiveUsers(_redis_client(settings.redis_url)))
+    redis_client = _redis_client(settings.redis_url)
+    usage = UsageCounter(redis_client, costs=settings.quota_unit_costs) if redis_client is not None else None
+    recorder = ExternalCallRecorder(tracer_provider, meter_provider, failure_streaks_from_url(settings.redis_url),
+                                    usage=usage)
+    business = BusinessMetrics(meter_provider, ActiveUsers(redis_client))
     if settings.export_shared_gauges:
         recorder.export_streaks_gauge([p.key for p in registry], meter_provider)
         business.export_active_users_gauge(meter_provider)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 import json
 import math
@@ -14,6 +15,7 @@ import redis
 from examples.demo_backend.launcher import DEMO_SECRETS, DemoBackend
 from otel_monitor.devstack import wait_until
 from otel_monitor.failure_streaks import RedisFailureStreaks
+from otel_monitor.usage_counter import UsageCounter
 from otel_monitor.instruments import CALL_DURATION_BUCKETS, PromNames
 from otel_monitor.services import SERVICE_KEYS
 from tests.support.backends import jaeger_trace, prom_values, read_log_lines, span_tags, wait_for_prom
@@ -226,6 +228,18 @@ def test_backend_answers_in_time_while_the_collector_hangs(demo):
             ids.add(response.json()["project_id"])
     finished = wait_finished(demo, ids)
     assert {line["outcome"] for line in finished.values()} == {"success"}
+
+
+def test_quota_units_of_calls_are_counted_in_redis(demo, stack):
+    """Each Gemini request counts 1 unit and each YouTube upload 1600, summed across processes in Redis."""
+    counter = UsageCounter(redis.Redis.from_url(stack.redis_url), background=False)
+    since = dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=1)
+    before = {service: counter.used(service, since) for service in ("gemini", "youtube")}
+    ids = {create_project(demo, ["gemini", "youtube"])["project_id"] for _ in range(3)}
+    wait_finished(demo, ids)
+    demo.stop()  # the usage increments are written by a background thread, flushed at shutdown
+    after = {service: counter.used(service, since) for service in ("gemini", "youtube")}
+    assert {s: after[s] - before[s] for s in after} == {"gemini": 3.0, "youtube": 3 * 1600.0}
 
 
 def test_stopping_the_backend_right_after_its_work_loses_no_span(demo, stack):
