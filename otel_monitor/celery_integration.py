@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 
 from celery import signals
@@ -12,7 +13,10 @@ from otel_monitor.settings import TelemetrySettings
 from otel_monitor.structured_logging import configure_logging
 from otel_monitor.telemetry import Telemetry, get_telemetry, setup_telemetry
 
-__all__ = ["instrument_celery"]
+__all__ = ["instrument_celery", "PUBLISHED_AT_HEADER"]
+
+# Message header holding the epoch seconds a task was published at.
+PUBLISHED_AT_HEADER = "otel_monitor_published_at"
 
 _log = logging.getLogger(__name__)
 _connected = False
@@ -39,6 +43,12 @@ def instrument_celery(settings_factory: Callable[[], TelemetrySettings] = Teleme
     if _connected:
         return
     _connected = True
+
+    @signals.before_task_publish.connect(weak=False)
+    def _stamp_publish_time(headers=None, **_kwargs) -> None:
+        # Lets the health check tell a queue that waits from one that is not consumed at all.
+        if headers is not None:
+            headers.setdefault(PUBLISHED_AT_HEADER, time.time())
 
     @signals.setup_logging.connect(weak=False)
     def _logging(**_kwargs) -> None:
