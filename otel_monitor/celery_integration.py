@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 
 from celery import signals
 from opentelemetry.instrumentation.celery import CeleryInstrumentor
 
+from otel_monitor.health.publish_stamp import stamp_published_at
 from otel_monitor.settings import TelemetrySettings
 from otel_monitor.structured_logging import configure_logging
 from otel_monitor.telemetry import Telemetry, get_telemetry, setup_telemetry
 
-__all__ = ["instrument_celery", "PUBLISHED_AT_HEADER"]
-
-# Message header holding the epoch seconds a task was published at.
-PUBLISHED_AT_HEADER = "otel_monitor_published_at"
+__all__ = ["instrument_celery"]
 
 _log = logging.getLogger(__name__)
 _connected = False
@@ -44,11 +41,8 @@ def instrument_celery(settings_factory: Callable[[], TelemetrySettings] = Teleme
         return
     _connected = True
 
-    @signals.before_task_publish.connect(weak=False)
-    def _stamp_publish_time(headers=None, **_kwargs) -> None:
-        # Lets the health check tell a queue that waits from one that is not consumed at all.
-        if headers is not None:
-            headers.setdefault(PUBLISHED_AT_HEADER, time.time())
+    # Lets the health check tell a queue that waits from one that is not consumed at all.
+    signals.before_task_publish.connect(stamp_published_at, weak=False)
 
     @signals.setup_logging.connect(weak=False)
     def _logging(**_kwargs) -> None:

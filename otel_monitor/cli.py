@@ -1,0 +1,72 @@
+"""The `otel-monitor` command: `serve --config FILE` runs the monitor service, `check-config FILE` validates."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from otel_monitor.config_file import ConfigError, load_config_file
+
+__all__ = ["main"]
+
+EXIT_CONFIG_ERROR = 2
+
+
+def _load(path: str):
+    from otel_monitor.monitor_config import MonitorConfig
+
+    return load_config_file(path, MonitorConfig)
+
+
+def _check_config(args: argparse.Namespace) -> int:
+    _load(args.file)
+    print(f"{args.file}: OK")
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from otel_monitor.monitor_app import create_app
+    from otel_monitor.settings import TelemetrySettings
+    from otel_monitor.telemetry import setup_telemetry
+
+    config = _load(args.config)
+    telemetry = setup_telemetry(TelemetrySettings(
+        service_name=config.telemetry.service_name,
+        environment=config.environment,
+        otlp_endpoint=config.telemetry.otlp_endpoint,
+        metric_export_interval_seconds=config.telemetry.metric_export_interval_seconds,
+        log_dir=config.telemetry.log_dir,
+        log_level=config.telemetry.log_level,
+    ))
+    app = create_app(config, meter_provider=telemetry.meter_provider)
+    try:
+        uvicorn.run(app, host=args.host or config.server.host, port=args.port or config.server.port,
+                    log_config=None, access_log=False)
+    finally:
+        telemetry.shutdown()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="otel-monitor", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run the monitor service (health, quota)")
+    serve.add_argument("--config", required=True, help="the monitor's YAML config file")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.set_defaults(run=_serve)
+    check = commands.add_parser("check-config", help="validate a config file; exit 2 naming file, line and key")
+    check.add_argument("file")
+    check.set_defaults(run=_check_config)
+    args = parser.parse_args(argv)
+    try:
+        return args.run(args)
+    except ConfigError as error:
+        print(f"otel-monitor: invalid configuration\n{error}", file=sys.stderr)
+        return EXIT_CONFIG_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())

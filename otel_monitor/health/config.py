@@ -1,0 +1,105 @@
+"""What the health checks watch and their thresholds, validated strictly once at load."""
+
+from __future__ import annotations
+
+from typing import Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+
+__all__ = ["HealthConfig", "DATABASE_SCHEMES", "REDIS_SCHEMES"]
+
+DATABASE_SCHEMES = ("postgresql", "postgres")
+REDIS_SCHEMES = ("redis", "rediss", "unix")
+
+
+def _scheme(url: str) -> str:
+    # "postgresql+psycopg" -> "postgresql": SQLAlchemy names the driver after a plus.
+    return urlsplit(url).scheme.split("+", 1)[0].lower()
+
+
+class HealthConfig(BaseModel):
+    """Where the backend's dependencies are and when each counts as degraded or unhealthy (spec numbers by default).
+
+    URL fields may carry credentials: they are left out of ``repr`` and invalid input is never echoed in errors.
+    """
+
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True, frozen=True)
+
+    # The monitored backend's PostgreSQL, SQLAlchemy style (postgresql+psycopg://...) or libpq; None: not checked.
+    database_url: str | None = Field(None, repr=False)
+    redis_url: str | None = Field(None, repr=False)
+    # The Celery broker (Redis transport); None: Celery not checked.
+    celery_broker_url: str | None = Field(None, repr=False)
+    celery_queues: list[str] = Field(default_factory=lambda: ["celery"], min_length=1)
+    ffmpeg_binary: str = Field("ffmpeg", min_length=1)
+    disk_path: str = Field("/", min_length=1)
+
+    check_timeout_seconds: float = Field(1.0, gt=0, le=60)
+    # The spec checks health every 5 minutes.
+    cache_ttl_seconds: float = Field(300.0, gt=0, le=86400)
+
+    # Latency over these makes a check degraded; the spec gives none, these are generous for a check that connects.
+    database_latency_degraded_ms: float = Field(500.0, gt=0)
+    redis_latency_degraded_ms: float = Field(100.0, gt=0)
+
+    # Spec, system thresholds: disk free warning < 20 %, critical < 10 %.
+    disk_free_degraded_below_percent: float = Field(20.0, gt=0, le=100)
+    disk_free_unhealthy_below_percent: float = Field(10.0, gt=0, le=100)
+
+    # Spec, system thresholds: Celery queue warning > 50, critical > 100.
+    celery_queue_degraded_above: int = Field(50, ge=0)
+    celery_queue_critical_above: int = Field(100, ge=0)
+    # A long queue is a P1 condition in the spec, not P0: still "degraded" by default (see checks.py).
+    celery_queue_critical_status: Literal["degraded", "unhealthy"] = "degraded"
+    # The oldest pending message waiting longer than this while workers answer: the queue is stalled (unhealthy).
+    # Longer than one video (8.5 min on average), shorter than the spec's 20 min generation-time warning.
+    celery_stall_seconds: float = Field(900.0, gt=0)
+    # How long workers get to answer `inspect active_queues`; the inspect always waits this long.
+    celery_inspect_timeout_seconds: float = Field(0.5, gt=0)
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_scheme(cls, value: str | None) -> str | None:
+        if value is not None and _scheme(value) not in DATABASE_SCHEMES:
+            raise ValueError(f"database_url must be a PostgreSQL URL ({', '.join(DATABASE_SCHEMES)}[+driver]://...)")
+        return value
+
+    @field_validator("redis_url", "celery_broker_url")
+    @classmethod
+    def _redis_scheme(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None and _scheme(value) not in REDIS_SCHEMES:
+            raise ValueError(f"{info.field_name} must be a Redis URL ({', '.join(REDIS_SCHEMES)}://...)")
+        return value
+
+    @field_validator("celery_queues")
+    @classmethod
+    def _queue_names(cls, value: list[str]) -> list[str]:
+        if any(not name.strip() for name in value):
+            raise ValueError("celery_queues must not hold empty names")
+        return value
+
+    @field_validator("disk_free_unhealthy_below_percent")
+    @classmethod
+    def _disk_order(cls, value: float, info: ValidationInfo) -> float:
+        degraded = info.data.get("disk_free_degraded_below_percent")
+        if degraded is not None and value > degraded:
+            raise ValueError("disk_free_unhealthy_below_percent must not exceed disk_free_degraded_below_percent")
+        return value
+
+    @field_validator("celery_queue_critical_above")
+    @classmethod
+    def _queue_order(cls, value: int, info: ValidationInfo) -> int:
+        degraded = info.data.get("celery_queue_degraded_above")
+        if degraded is not None and value < degraded:
+            raise ValueError("celery_queue_critical_above must not be below celery_queue_degraded_above")
+        return value
+
+    @field_validator("celery_inspect_timeout_seconds")
+    @classmethod
+    def _inspect_within_timeout(cls, value: float, info: ValidationInfo) -> float:
+        timeout = info.data.get("check_timeout_seconds")
+        if timeout is not None and value >= timeout:
+            raise ValueError("celery_inspect_timeout_seconds must be below check_timeout_seconds "
+                             "(the inspect waits its whole timeout, inside the check's)")
+        return value

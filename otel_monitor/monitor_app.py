@@ -1,0 +1,39 @@
+"""The monitor service's FastAPI app: health and quota routers over services started with the app."""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from otel_monitor.health.router import build_health_router
+from otel_monitor.health.service import HealthService
+from otel_monitor.monitor_config import MonitorConfig
+from otel_monitor.quota.router import build_quota_router
+from otel_monitor.quota.service import QuotaService
+
+__all__ = ["create_app"]
+
+
+def create_app(config: MonitorConfig, *, meter_provider=None, health: HealthService | None = None,
+               quota: QuotaService | None = None) -> FastAPI:
+    """The app; the services are built from the config unless injected (tests)."""
+    health = health or HealthService.from_config(config.health, meter_provider=meter_provider)
+    quota = quota or QuotaService.from_config(config.quota, meter_provider=meter_provider)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI):
+        await health.start()
+        await quota.start()
+        try:
+            yield
+        finally:
+            await quota.stop()
+            await health.stop()
+
+    app = FastAPI(title="otel-monitor", version="0.1.0", lifespan=lifespan)
+    app.include_router(build_health_router(health))
+    app.include_router(build_quota_router(quota))
+    app.state.health = health
+    app.state.quota = quota
+    return app

@@ -1,0 +1,42 @@
+"""The monitor service's configuration file (`otel-monitor serve --config FILE`): one model, strictly validated."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from otel_monitor.health.config import HealthConfig
+from otel_monitor.quota.config import QuotaConfig
+
+__all__ = ["MonitorConfig", "ServerConfig", "MonitorTelemetryConfig"]
+
+
+class ServerConfig(BaseModel):
+    """Where the monitor's HTTP API listens."""
+
+    model_config = ConfigDict(extra="forbid")
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=1, le=65535)
+
+
+class MonitorTelemetryConfig(BaseModel):
+    """How the monitor reports itself: its health and quota gauges go to the collector like the backend's metrics."""
+
+    model_config = ConfigDict(extra="forbid")
+    service_name: str = "otel-monitor"
+    otlp_endpoint: str = "http://127.0.0.1:4318"
+    metric_export_interval_seconds: float = Field(10.0, gt=0, le=3600)
+    log_dir: str = "logs"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+
+class MonitorConfig(BaseModel):
+    """The whole file: unknown keys anywhere are errors."""
+
+    model_config = ConfigDict(extra="forbid")
+    environment: Literal["development", "staging", "production"] = "development"
+    server: ServerConfig = ServerConfig()
+    telemetry: MonitorTelemetryConfig = MonitorTelemetryConfig()
+    health: HealthConfig = HealthConfig()
+    quota: QuotaConfig = QuotaConfig()
