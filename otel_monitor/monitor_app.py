@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
@@ -25,6 +26,9 @@ def create_app(config: MonitorConfig, *, meter_provider=None, health: HealthServ
     async def lifespan(_app: FastAPI):
         await health.start()
         await quota.start()
+        # Everything loaded so far lives as long as the process: keep it out of the collector's full passes,
+        # which otherwise stall the event loop for tens of milliseconds under load.
+        gc.freeze()
         try:
             yield
         finally:

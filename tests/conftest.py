@@ -21,10 +21,10 @@ def _workdir(prefix: str) -> Path:
 
 @pytest.fixture(scope="session")
 def stack():
-    """The collector, Jaeger, Prometheus (scraping every second) and Redis, on free ports."""
+    """The collector, Jaeger, Prometheus (scraping every second), Redis and PostgreSQL, on free ports."""
     workdir = _workdir("otel-monitor-stack-")
     dev = DevStack(workdir, StackPorts.free(), scrape_interval="1s")
-    dev.start("jaeger", "prometheus", "redis", "collector")
+    dev.start("jaeger", "prometheus", "redis", "postgres", "collector")
     yield dev
     dev.stop()
     shutil.rmtree(workdir, ignore_errors=True)

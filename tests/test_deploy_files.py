@@ -198,10 +198,25 @@ def test_metric_names_finds_selected_series_only(expr, names):
 
 # -- docker-compose.yml ----------------------------------------------------------------------------------------
 def test_compose_parses_with_the_expected_services():
-    """docker-compose.yml is YAML with the whole topology and no service for the monitor yet."""
+    """docker-compose.yml is YAML with the whole topology, the monitor service included."""
     services = _compose()["services"]
     assert set(services) == {"otel-collector", "jaeger", "prometheus", "grafana", "redis", "postgres",
-                             "fake-providers", "video-worker", "video-api"}
+                             "fake-providers", "video-worker", "video-api", "monitor"}
+
+
+def test_compose_monitor_config_loads_with_the_compose_environment(monkeypatch):
+    """The monitor's config file, with the environment compose gives it, is valid and listens beyond loopback."""
+    from otel_monitor.config_file import load_config_file
+    from otel_monitor.monitor_config import MonitorConfig
+
+    monitor = _compose()["services"]["monitor"]
+    config_path = monitor["command"][-1].replace("/app/", "")
+    for name, value in monitor["environment"].items():
+        monkeypatch.setenv(name, str(value).replace("${POSTGRES_PASSWORD:-otel-monitor}", "otel-monitor"))
+    config = load_config_file(REPO_ROOT / config_path, MonitorConfig)
+    assert config.server.host == "0.0.0.0"
+    assert config.health.redis_url == "redis://redis:6379/0"
+    assert config.quota.store_url.startswith("postgresql+psycopg://postgres:otel-monitor@postgres:5432/")
 
 
 @pytest.mark.parametrize(("service", "path"), _host_paths(), ids=lambda value: str(value))
