@@ -12,7 +12,8 @@ from urllib.parse import quote
 
 import httpx
 
-from examples.demo_backend.launcher import DemoBackend, fake_provider_credentials
+from examples.demo_backend.launcher import DEMO_SECRETS, DemoBackend, fake_provider_credentials
+from examples.monitor_launcher import MonitorProcess
 from examples.fake_providers import FakeProviders
 from otel_monitor.devstack import DevStack, StackPorts, wait_until
 from otel_monitor.devstack.stack import REPO_ROOT
@@ -62,6 +63,17 @@ def _drive(api_url: str, fakes: FakeProviders, log_dir: Path, projects: int) -> 
     fakes.set_fault("stability", mode="ok")
 
 
+def _print_monitor(monitor_url: str) -> None:
+    health = httpx.get(f"{monitor_url}/api/v1/system/health", timeout=10)
+    body = health.json()
+    checks = ", ".join(f"{name} {check['status']}" for name, check in body["checks"].items())
+    print(f"health ({health.status_code}): {body['status']}: {checks}")
+    print(f"  {monitor_url}/api/v1/system/health")
+    quota = httpx.get(f"{monitor_url}/api/v1/system/quota", timeout=10).json()["quotas"]
+    print("quota: " + ", ".join(f"{name} {q['used']}/{q['total']} {q['status']}" for name, q in quota.items()))
+    print(f"  {monitor_url}/api/v1/system/quota")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--projects", type=int, default=12)
@@ -73,16 +85,23 @@ def main() -> None:
     os.chmod(workdir, 0o755)
     stack = DevStack(workdir / "stack", StackPorts())
     fakes = FakeProviders(ports=PROVIDER_PORTS, **fake_provider_credentials())
-    demo = None
+    demo = monitor = None
     print("starting Jaeger, Prometheus, Redis and the OpenTelemetry Collector ...")
     try:
-        stack.start("jaeger", "prometheus", "redis", "collector")
+        stack.start("jaeger", "prometheus", "redis", "postgres", "collector")
         fakes.start()
         demo = DemoBackend(stack, {s: fakes.base_url(s) for s in SERVICE_KEYS}, workdir / "demo", api_port=8000,
                            metric_export_interval=5.0, log_dir=REPO_ROOT / "logs",
                            ca_bundle=fakes.ca_bundle)
         demo.start()
-        print(f"demo backend on {demo.api_url}; driving traffic ...")
+        monitor = MonitorProcess(
+            stack, workdir / "monitor", port=8080,
+            quota={"d_id": {"base_url": fakes.base_url("d-id"), "api_key": "${DID_API_KEY}"},
+                   "stability": {"base_url": fakes.base_url("stability"), "api_key": "${STABILITY_API_KEY}",
+                                 "baseline": 100}},
+            env={"DID_API_KEY": DEMO_SECRETS["did_api_key"], "STABILITY_API_KEY": DEMO_SECRETS["stability_api_key"]},
+        ).start()
+        print(f"demo backend on {demo.api_url}, otel-monitor on {monitor.url}; driving traffic ...")
         _drive(demo.api_url, fakes, demo.log_dir, args.projects)
         failing = _read_failing_call(demo.log_dir)
         time.sleep(12)  # one metric export and scrape
@@ -100,10 +119,13 @@ def main() -> None:
             print(f"  P{q * 100:g}: {values}")
         print(f"  query: {QUANTILES_QUERY.format(q=0.9)}")
         print(f"  {stack.prometheus_url}/graph?g0.expr={quote(QUANTILES_QUERY.format(q=0.9))}")
+        _print_monitor(monitor.url)
         if not args.exit:
             print("\nrunning; Ctrl-C stops everything")
             signal.sigwait({signal.SIGINT, signal.SIGTERM})
     finally:
+        if monitor is not None:
+            monitor.stop()
         if demo is not None:
             demo.stop()
         fakes.stop()

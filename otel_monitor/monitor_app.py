@@ -16,6 +16,13 @@ from otel_monitor.quota.service import QuotaService
 __all__ = ["create_app"]
 
 
+_PROBE_PATHS = frozenset({"/api/v1/system/health", "/livez"})
+
+
+def _is_probe(scope) -> bool:
+    return scope.get("path") in _PROBE_PATHS
+
+
 def create_app(config: MonitorConfig, *, meter_provider=None, health: HealthService | None = None,
                quota: QuotaService | None = None) -> FastAPI:
     """The app; the services are built from the config unless injected (tests)."""
@@ -35,7 +42,10 @@ def create_app(config: MonitorConfig, *, meter_provider=None, health: HealthServ
             await quota.stop()
             await health.stop()
 
-    app = FastAPI(title="otel-monitor", version="0.1.0", lifespan=lifespan)
+    # FastAPI's native telemetry would trace every probe of the health endpoints (load balancers poll them
+    # hard): those requests are excluded, the rest of the API is traced.
+    app = FastAPI(title="otel-monitor", version="0.1.0", lifespan=lifespan,
+                  telemetry={"exclude": _is_probe})
     app.include_router(build_health_router(health))
     app.include_router(build_quota_router(quota))
     app.state.health = health

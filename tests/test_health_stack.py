@@ -158,7 +158,9 @@ def test_redis_stopped_makes_the_endpoint_answer_503(lone_redis):
         lone_redis["redis"].stop()
         assert client.get("/api/v1/system/health").status_code == 200  # still the cached report
         clock.now += 301
-        down = client.get("/api/v1/system/health")
+        assert client.get("/api/v1/system/health").status_code == 200  # stale, while the refresh runs
+        down = wait_until(lambda: (r := client.get("/api/v1/system/health")).status_code == 503 and r, 10,
+                          interval=0.05, what="the refreshed report")
     assert down.status_code == 503, down.text
     assert down.json()["status"] == "unhealthy"
     assert down.json()["checks"]["redis"]["status"] == "unhealthy"

@@ -10,8 +10,8 @@ import httpx
 import pytest
 
 from examples.demo_backend.launcher import DEMO_SECRETS
-from otel_monitor.devstack import ManagedProcess, free_port, wait_until
-from otel_monitor.devstack.processes import http_ok
+from examples.monitor_launcher import MonitorProcess
+from otel_monitor.devstack import wait_until
 from otel_monitor.devstack.stack import REPO_ROOT
 from tests.support.backends import prom_values
 
@@ -52,33 +52,16 @@ def monitor(stack, fakes, tmp_path):
     """`otel-monitor serve` against the stack's PostgreSQL and Redis and the fake D-ID and Stability."""
     for service in ("d-id", "stability"):
         fakes.set_fault(service, mode="ok")
-    port = free_port()
-    config = tmp_path / "monitor.yaml"
-    config.write_text(f"""
-server: {{host: 127.0.0.1, port: {port}}}
-telemetry:
-  service_name: monitor-under-test
-  otlp_endpoint: {stack.otlp_http_endpoint}
-  metric_export_interval_seconds: 1
-  log_dir: {tmp_path / "logs"}
-health:
-  database_url: {stack.postgres_url}
-  redis_url: {stack.redis_url}
-  celery_broker_url: {stack.redis_url}
-  celery_queues: [no-worker-consumes-this]
-  check_timeout_seconds: 2
-quota:
-  store_url: sqlite:///{tmp_path / "quota.db"}
-  redis_url: {stack.redis_url}
-  d_id: {{base_url: "{fakes.base_url('d-id')}", api_key: "${{DID_API_KEY}}"}}
-  stability: {{base_url: "{fakes.base_url('stability')}", api_key: "${{STABILITY_API_KEY}}", baseline: 100}}
-""")
-    env = {"DID_API_KEY": DEMO_SECRETS["did_api_key"], "STABILITY_API_KEY": DEMO_SECRETS["stability_api_key"]}
-    process = ManagedProcess("otel-monitor", [sys.executable, "-m", "otel_monitor.cli", "serve", "--config",
-                                              str(config)], tmp_path / "monitor.out", env=env, cwd=REPO_ROOT,
-                             ready=http_ok(f"http://127.0.0.1:{port}/livez")).start()
-    yield f"http://127.0.0.1:{port}", tmp_path
-    process.stop()
+    process = MonitorProcess(
+        stack, tmp_path, service_name="monitor-under-test",
+        health={"celery_queues": ["no-worker-consumes-this"], "check_timeout_seconds": 2},
+        quota={"d_id": {"base_url": fakes.base_url("d-id"), "api_key": "${DID_API_KEY}"},
+               "stability": {"base_url": fakes.base_url("stability"), "api_key": "${STABILITY_API_KEY}",
+                             "baseline": 100}},
+        env={"DID_API_KEY": DEMO_SECRETS["did_api_key"], "STABILITY_API_KEY": DEMO_SECRETS["stability_api_key"]},
+    )
+    with process:
+        yield process.url, tmp_path
 
 
 @pytest.mark.stack

@@ -82,19 +82,27 @@ class HealthService:
         return self._report
 
     async def report(self) -> Report:
-        """The cached report while younger than ttl, else a fresh one (joining a run in progress)."""
-        if self._report is not None and self._clock() - self._reported_at < self._ttl:
-            return self._report
-        return await self.refresh()
+        """The cached report. Once it is older than ttl a refresh starts in the background and the cached report
+        is served until the new one lands (stale while revalidating), so no request waits on a slow dependency;
+        only the very first report, before any exists, is awaited."""
+        if self._report is None:
+            return await self.refresh()
+        if self._clock() - self._reported_at >= self._ttl:
+            self._start_run()
+        return self._report
 
     async def refresh(self) -> Report:
         """Runs the checks now, unless a run is in progress: then its report."""
+        # A caller giving up (client gone) must not cancel the run the others wait for.
+        return await asyncio.shield(self._start_run())
+
+    def _start_run(self) -> asyncio.Task[Report]:
+        """The run in progress, or a new one: never two at once (no thundering herd)."""
         loop = asyncio.get_running_loop()
         run = self._running
         if run is None or run.done() or run.get_loop() is not loop:
             run = self._running = loop.create_task(self._run_checks(), name="otel-monitor-health-checks")
-        # A caller giving up (client gone) must not cancel the run the others wait for.
-        return await asyncio.shield(run)
+        return run
 
     async def start(self) -> None:
         """Starts refreshing in the background, now and every ttl (in the running event loop)."""
