@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-BENCHES = ["bench.call_overhead", "bench.throughput"]
+BENCHES = ["bench.call_overhead", "bench.throughput", "bench.health_load"]
 
 
 def main() -> None:
