@@ -1,0 +1,40 @@
+"""Inhibition: alerts caused by a firing upstream alert (database, Redis down) are held back and named by it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+
+from otel_monitor.alerting.model import Alert, AlertState, Rule
+
+__all__ = ["inhibit", "inhibited_name"]
+
+
+def inhibited_name(alert: Alert) -> str:
+    """How an inhibitor names an alert it holds back: ``rule`` or ``rule (service)``."""
+    return f"{alert.rule} ({alert.service})" if alert.service else alert.rule
+
+
+def inhibit(alerts: Sequence[Alert], rules: Mapping[str, Rule]) -> tuple[list[Alert], list[Alert]]:
+    """Splits firing ``alerts`` into (kept, inhibited).
+
+    An alert is inhibited when its rule's ``inhibited_by`` names a rule with a firing alert among ``alerts``.
+    Each kept alert's ``inhibited`` is set to the sorted names of the alerts its rule holds back (empty when
+    none), so its notification can name them. Order of ``alerts`` is preserved. Alerts of unknown rules are kept.
+    """
+    firing_rules = {a.rule for a in alerts if a.state is AlertState.FIRING}
+    kept: list[Alert] = []
+    inhibited: list[Alert] = []
+    held_by: dict[str, set[str]] = {}
+    for alert in alerts:
+        rule = rules.get(alert.rule)
+        inhibitors = [name for name in (rule.inhibited_by if rule else ()) if name in firing_rules]
+        if inhibitors:
+            inhibited.append(alert)
+            for name in inhibitors:
+                held_by.setdefault(name, set()).add(inhibited_name(alert))
+        else:
+            kept.append(alert)
+    kept = [replace(a, inhibited=tuple(sorted(held_by.get(a.rule, ())))) if a.state is AlertState.FIRING else a
+            for a in kept]
+    return kept, inhibited

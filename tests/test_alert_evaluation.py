@@ -1,0 +1,415 @@
+"""Rule evaluation: the check and Prometheus sources, intervals, unknown-is-not-clear, and transitions end to end."""
+
+from __future__ import annotations
+
+import datetime as dt
+import socket
+
+import httpx
+import pytest
+
+from otel_monitor.alerting.evaluation import BACKEND_DOWN_RULE, MONITORING_BACKEND_DOWN, Evaluator, default_interval
+from otel_monitor.alerting.model import Alert, AlertState, Priority, Rule, fingerprint
+from otel_monitor.alerting.sources import (CheckSource, CheckThresholds, PrometheusSource, Sample, SourceError,
+                                           SourceUnavailable, streak_trace_lookup)
+from otel_monitor.devstack import wait_until
+from otel_monitor.failure_streaks import LocalFailureStreaks
+from otel_monitor.quota.service import QuotaView
+
+T0 = dt.datetime(2025, 10, 20, 10, 0, tzinfo=dt.timezone.utc)
+
+
+def at(seconds: float) -> dt.datetime:
+    return T0 + dt.timedelta(seconds=seconds)
+
+
+def make_rule(name="r", expr="vector(1) > 0", source="promql", priority=Priority.P0, **fields) -> Rule:
+    fields.setdefault("error_code", "TEST_CONDITION")
+    return Rule(name=name, priority=priority, source=source, expr=expr, summary="s", action_required="a",
+                runbook="r", **fields)
+
+
+# -- the service's own objects, standing in for the running services ------------------------------------------------
+class HealthStub:
+    """Answers report() like HealthService, with the check statuses set by the test."""
+
+    def __init__(self, **statuses: str) -> None:
+        self.statuses = statuses
+
+    @property
+    def last_report(self):
+        return {"status": "healthy", "timestamp": "2025-10-20T10:00:00.000Z",
+                "checks": {name: {"status": status} for name, status in self.statuses.items()}}
+
+    async def report(self):
+        return self.last_report
+
+
+class QuotaStub:
+    """Answers latest() like QuotaService, with real QuotaViews."""
+
+    def __init__(self, **usage: tuple[float, str]) -> None:
+        self.views = [QuotaView(service=s, used=p, total=100, unit="credits", percentage=p, status=status,
+                                reset_date=None, forecast_exhausted_at=None, stale=False, error_code=None, read_at=T0)
+                      for s, (p, status) in usage.items()]
+
+    def latest(self):
+        return self.views
+
+
+def streaks_of(**counts: int) -> LocalFailureStreaks:
+    streaks = LocalFailureStreaks()
+    for service, count in counts.items():
+        for i in range(count):
+            streaks.record(service, True, f"{service}-trace-{i}")
+    return streaks
+
+
+# -- CheckSource ----------------------------------------------------------------------------------------------------
+CHECKS = CheckSource(HealthStub(database="healthy", redis="unhealthy", disk="unhealthy", celery="degraded"),
+                     QuotaStub(gemini=(49, "healthy"), **{"d-id": (92, "critical")}, stability=(100, "exceeded"),
+                               youtube=(85, "warning")),
+                     streaks_of(gemini=11, stability=10, youtube=3))
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("expr, samples", [
+    ("health.redis", [Sample({"check": "redis"}, 1.0)]),
+    ("health.disk", [Sample({"check": "disk"}, 1.0)]),
+    ("health.database", []),
+    ("health.celery", []),  # degraded is not unhealthy
+    ("quota.d-id", [Sample({"service": "d-id"}, 8.0)]),
+    ("quota.stability", [Sample({"service": "stability"}, 0.0)]),
+    ("quota.youtube", []),  # 15 % left: a warning, not < 10 %
+    ("quota.*", [Sample({"service": "stability"}, 0.0), Sample({"service": "d-id"}, 8.0)]),
+    ("streak.gemini", [Sample({"service": "gemini"}, 11.0, "gemini-trace-10")]),
+    ("streak.stability", []),  # 10 is not > 10
+    ("streak.youtube > 2", [Sample({"service": "youtube"}, 3.0, "youtube-trace-2")]),
+    ("streak.*", [Sample({"service": "gemini"}, 11.0, "gemini-trace-10")]),
+])
+async def test_check_source_table(expr, samples):
+    """health.<check> holds when unhealthy, quota.<p> when critical/exceeded, streak.<p> above 10 with its trace."""
+    assert await CHECKS.evaluate(make_rule(source="check", expr=expr)) == samples
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("expr", ["health.nope", "quota.acme", "quota.gemini > 3", "bogus", "streak.acme"])
+async def test_check_source_unknown_is_an_error(expr):
+    """A check the services cannot answer is an evaluation error (unknown), never an empty (clear) result."""
+    source = CheckSource(HealthStub(redis="healthy"), QuotaStub(), streaks_of())
+    with pytest.raises(SourceError):
+        await source.evaluate(make_rule(source="check", expr=expr))
+
+
+@pytest.mark.asyncio
+async def test_check_source_threshold_is_configurable():
+    """CheckThresholds moves the streak threshold."""
+    source = CheckSource(streaks=streaks_of(gemini=4), thresholds=CheckThresholds(streak_above=3))
+    assert [s.value for s in await source.evaluate(make_rule(source="check", expr="streak.gemini"))] == [4.0]
+
+
+# -- PrometheusSource -----------------------------------------------------------------------------------------------
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("status, body, error", [
+    (503, {"status": "error", "errorType": "unavailable", "error": "shutting down"}, SourceUnavailable),
+    (500, "oops", SourceUnavailable),
+    (400, {"status": "error", "errorType": "bad_data", "error": "parse error"}, SourceError),
+    (422, {"status": "error", "errorType": "execution", "error": "many-to-many"}, SourceError),
+])
+async def test_prometheus_http_errors_are_classified(status, body, error):
+    """5xx is the backend down (SourceUnavailable); 400/422 blame the rule's query (SourceError only)."""
+    def answer(request):
+        return httpx.Response(status, json=body) if isinstance(body, dict) else httpx.Response(status, text=body)
+    async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as client:
+        with pytest.raises(error) as raised:
+            await PrometheusSource("http://prometheus.test", client).evaluate(make_rule())
+    assert (type(raised.value) is SourceUnavailable) == (error is SourceUnavailable)
+
+
+@pytest.mark.asyncio
+async def test_prometheus_unreachable_is_unavailable():
+    """Nothing listening on the port: SourceUnavailable naming prometheus."""
+    source = PrometheusSource(f"http://127.0.0.1:{free_port()}", timeout=1.0)
+    with pytest.raises(SourceUnavailable) as raised:
+        await source.evaluate(make_rule())
+    await source.aclose()
+    assert raised.value.backend == "prometheus"
+
+
+@pytest.fixture
+def prometheus(stack):
+    """The stack's Prometheus, once it has scraped the collector."""
+    def collector_up():
+        body = httpx.get(f"{stack.prometheus_url}/api/v1/query", params={"query": 'up{job="otel-collector"}'}).json()
+        return body["data"]["result"] or None
+    wait_until(collector_up, 60, interval=0.5, what="Prometheus to scrape the collector")
+    return stack.prometheus_url
+
+
+@pytest.mark.stack
+@pytest.mark.asyncio
+@pytest.mark.parametrize("expr, samples", [
+    ('up{job="otel-collector"} > 0', [Sample({}, 1.0)]),  # job/instance dropped: a target-independent alert
+    ('up{job="otel-collector"} > 5', []),
+    ("vector(1) > 0", [Sample({}, 1.0)]),
+    ('label_replace(vector(3), "service", "gemini", "", "")', [Sample({"service": "gemini"}, 3.0)]),
+    ("sum by (job) (up) > 100", []),
+])
+async def test_prometheus_source_on_real_prometheus(prometheus, expr, samples):
+    """An instant query on the real Prometheus: one sample per result series, empty when the condition is clear."""
+    async with httpx.AsyncClient() as client:
+        assert await PrometheusSource(prometheus, client).evaluate(make_rule(expr=expr)) == samples
+
+
+@pytest.mark.stack
+@pytest.mark.asyncio
+async def test_prometheus_rejects_a_bad_query_as_rule_error(prometheus):
+    """A query Prometheus cannot parse is the rule's fault: SourceError, not a backend outage."""
+    async with httpx.AsyncClient() as client:
+        with pytest.raises(SourceError) as raised:
+            await PrometheusSource(prometheus, client).evaluate(make_rule(expr="up{"))
+    assert not isinstance(raised.value, SourceUnavailable) and "bad_data" in str(raised.value)
+
+
+class SwitchableTransport(httpx.AsyncBaseTransport):
+    """Sends every request to the real Prometheus or to a dead port, as the test switches it."""
+
+    def __init__(self, live_url: str) -> None:
+        self.live = httpx.URL(live_url)
+        self.dead = httpx.URL(f"http://127.0.0.1:{free_port()}")
+        self.up = True
+        self._inner = httpx.AsyncHTTPTransport()
+
+    async def handle_async_request(self, request):
+        target = self.live if self.up else self.dead
+        request.url = request.url.copy_with(host=target.host, port=target.port)
+        return await self._inner.handle_async_request(request)
+
+    async def aclose(self):
+        await self._inner.aclose()
+
+
+@pytest.mark.stack
+@pytest.mark.asyncio
+async def test_prometheus_down_fires_backend_down_and_resolves_nothing(prometheus):
+    """Prometheus unreachable: metric alerts keep firing (unknown is not clear), MONITORING_BACKEND_DOWN fires
+    once after its for duration, and resolves once Prometheus answers again."""
+    transport = SwitchableTransport(prometheus)
+    sent = []
+    rule = make_rule("collector_up", 'up{job="otel-collector"} > 0', clear_for_seconds=0)
+    async with httpx.AsyncClient(transport=transport) as client:
+        evaluator = Evaluator([rule], {"promql": PrometheusSource("http://prometheus.test", client, timeout=2.0)},
+                              on_transition=lambda alert, t: sent.append((alert.rule, t, alert.error_code)))
+        await evaluator.evaluate_once(at(0))
+        assert sent == [("collector_up", "firing", "TEST_CONDITION")]
+        transport.up = False
+        for second in (5, 10, 15, 20):
+            await evaluator.evaluate_once(at(second))
+        assert sent[1:] == [(BACKEND_DOWN_RULE.name, "firing", MONITORING_BACKEND_DOWN)]
+        assert {a.rule: a.state for a in evaluator.alerts()} == {"collector_up": AlertState.FIRING,
+                                                                  BACKEND_DOWN_RULE.name: AlertState.FIRING}
+        down = next(a for a in evaluator.alerts() if a.rule == BACKEND_DOWN_RULE.name)
+        assert (down.priority, down.labels) == (Priority.P0, {"backend": "prometheus"})
+        transport.up = True
+        await evaluator.evaluate_once(at(25))
+        assert sent[2:] == [(BACKEND_DOWN_RULE.name, "resolved", MONITORING_BACKEND_DOWN)]
+        assert [a.rule for a in evaluator.alerts()] == ["collector_up"]
+
+
+# -- Evaluator ------------------------------------------------------------------------------------------------------
+class Recorder:
+    """An on_transition that keeps what it was given."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[float, str, str]] = []
+        self.alerts: list[Alert] = []
+        self.now = 0.0
+
+    def __call__(self, alert: Alert, transition: str) -> None:
+        self.calls.append((self.now, alert.rule, transition))
+        self.alerts.append(alert)
+
+
+async def drive(evaluator: Evaluator, recorder: Recorder, steps, act=lambda second: None):
+    for second in steps:
+        act(second)
+        recorder.now = second
+        await evaluator.evaluate_once(at(second))
+
+
+@pytest.mark.asyncio
+async def test_end_to_end_for_clear_and_return():
+    """Holds from 0 s with for 30 s, clears, returns within clear_for, clears for good: one firing, one resolved,
+    with the streak's trace id and its Jaeger link."""
+    streaks = LocalFailureStreaks()
+    rule = make_rule("gemini_streak", "streak.gemini", source="check", for_seconds=30, clear_for_seconds=60,
+                     error_code="GEMINI_CONSECUTIVE_FAILURES")
+    recorder = Recorder()
+    evaluator = Evaluator([rule], {"check": CheckSource(streaks=streaks)}, on_transition=recorder,
+                          jaeger_base="http://jaeger:16686/")
+    plan = {0: ("fail", 11), 35: ("ok", 1), 40: ("fail", 11), 45: ("ok", 1)}
+
+    def act(second):
+        if second in plan:
+            kind, times = plan[second]
+            for i in range(times):
+                streaks.record("gemini", kind == "fail", f"trace-{second}-{i}")
+    await drive(evaluator, recorder, range(0, 130, 5), act)
+    assert recorder.calls == [(30, "gemini_streak", "firing"), (105, "gemini_streak", "resolved")]
+    fired, resolved = recorder.alerts
+    assert (fired.trace_id, fired.jaeger_url, fired.value) == ("trace-0-10", "http://jaeger:16686/trace/trace-0-10",
+                                                               11.0)
+    assert (fired.labels, fired.starts_at) == ({"service": "gemini"}, at(0))
+    assert resolved.ends_at == at(45) and resolved.fingerprint == fired.fingerprint
+
+
+class CountingSource:
+    """A source that records when each rule was evaluated and answers what the test set."""
+
+    name = "counting"
+
+    def __init__(self) -> None:
+        self.evaluated: dict[str, list[dt.datetime]] = {}
+        self.answers: dict[str, list[Sample] | Exception] = {}
+
+    async def evaluate(self, rule):
+        self.evaluated.setdefault(rule.name, []).append(self.now)
+        answer = self.answers.get(rule.name, [])
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+
+@pytest.mark.parametrize("rule, seconds", [
+    (make_rule(priority=Priority.P0), 5),
+    (make_rule(priority=Priority.P1), 900),
+    (make_rule(priority=Priority.P2), 3600),
+    (make_rule(priority=Priority.P1, source="check", expr="quota.gemini"), 3600),
+    (make_rule(priority=Priority.P0, source="check", expr="health.disk"), 3600),
+    (make_rule(priority=Priority.P0, source="check", expr="health.redis"), 5),
+    (make_rule(priority=Priority.P1, error_code="D_ID_QUOTA_EXCEEDED"), 3600),
+    (make_rule(priority=Priority.P0, interval_seconds=2), 2),
+    (make_rule(priority=Priority.P1, source="check", expr="quota.gemini", interval_seconds=60), 60),
+])
+def test_default_intervals(rule, seconds):
+    """P0 every 5 s, P1 every 15 min, quota and disk hourly, P2 hourly; interval_seconds overrides."""
+    assert default_interval(rule) == seconds
+
+
+@pytest.mark.asyncio
+async def test_rules_are_evaluated_when_due():
+    """evaluate_once runs only the rules whose interval has passed since their last evaluation."""
+    source = CountingSource()
+    rules = [make_rule("p0", priority=Priority.P0), make_rule("p1", priority=Priority.P1),
+             make_rule("quick", priority=Priority.P1, interval_seconds=60)]
+    evaluator = Evaluator(rules, {"promql": source})
+    for second in range(0, 1201, 5):
+        source.now = second
+        await evaluator.evaluate_once(at(second))
+    assert len(source.evaluated["p0"]) == 241
+    assert source.evaluated["p1"] == [0, 900]
+    assert source.evaluated["quick"] == list(range(0, 1201, 60))
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("error", [SourceError("bad query"), SourceUnavailable("prometheus", "down"),
+                                   RuntimeError("bug")])
+async def test_unknown_is_not_clear(error):
+    """A rule that cannot be evaluated keeps its firing alert: it does not resolve, whatever the error."""
+    source = CountingSource()
+    recorder = Recorder()
+    evaluator = Evaluator([make_rule("r", clear_for_seconds=0)], {"promql": source}, on_transition=recorder)
+    source.now, source.answers["r"] = 0, [Sample({"service": "gemini"}, 1.0)]
+    await evaluator.evaluate_once(at(0))
+    source.answers["r"] = error
+    for second in range(5, 120, 5):
+        source.now = second
+        await evaluator.evaluate_once(at(second))
+    assert [(r, t) for _, r, t in recorder.calls if r == "r"] == [("r", "firing")]
+    assert [a.state for a in evaluator.alerts() if a.rule == "r"] == [AlertState.FIRING]
+
+
+@pytest.mark.asyncio
+async def test_inhibited_alerts_are_named_then_released():
+    """Redis down holds the streak alert back and names it; when Redis recovers, the still-firing streak is sent."""
+    health = HealthStub(redis="unhealthy")
+    streaks = streaks_of(gemini=12)
+    redis_rule = make_rule("redis_down", "health.redis", source="check", clear_for_seconds=0,
+                           error_code="REDIS_CONNECTION_FAILED")
+    streak_rule = make_rule("api_streak", "streak.*", source="check", inhibited_by=("redis_down",))
+    recorder = Recorder()
+    evaluator = Evaluator([redis_rule, streak_rule], {"check": CheckSource(health, streaks=streaks)},
+                          on_transition=recorder, trace_lookup=streak_trace_lookup(streaks))
+    await drive(evaluator, recorder, [0, 5])
+    assert recorder.calls == [(0, "redis_down", "firing")]
+    assert recorder.alerts[0].inhibited == ("api_streak (gemini)",)
+    health.statuses["redis"] = "healthy"
+    await drive(evaluator, recorder, [10, 15])
+    assert recorder.calls[1:] == [(10, "redis_down", "resolved"), (10, "api_streak", "firing")]
+    assert recorder.alerts[2].trace_id == "gemini-trace-11"
+
+
+@pytest.mark.asyncio
+async def test_trace_lookup_for_alerts_with_a_service():
+    """A PromQL alert with a service label (invalid key) gets the provider's last failing trace and Jaeger link."""
+    source = CountingSource()
+    streaks = streaks_of(gemini=2)
+    recorder = Recorder()
+    evaluator = Evaluator([make_rule("invalid_key", error_code="GEMINI_INVALID_API_KEY")], {"promql": source},
+                          on_transition=recorder, trace_lookup=streak_trace_lookup(streaks),
+                          jaeger_base="http://jaeger")
+    source.now, source.answers["invalid_key"] = 0, [Sample({"service": "gemini"}, 1.0)]
+    await evaluator.evaluate_once(at(0))
+    assert (recorder.alerts[0].trace_id, recorder.alerts[0].jaeger_url) == ("gemini-trace-1",
+                                                                            "http://jaeger/trace/gemini-trace-1")
+
+
+@pytest.mark.asyncio
+async def test_restore_does_not_notify_again():
+    """Firing alerts restored after a restart are not sent again; they resolve once when the condition clears."""
+    rule = make_rule("r", clear_for_seconds=0)
+    labels = {"service": "youtube"}
+    restored = Alert(fingerprint=fingerprint("r", labels), rule="r", priority=Priority.P0, state=AlertState.FIRING,
+                     error_code="TEST_CONDITION", summary="s", action_required="a", runbook="r", labels=labels,
+                     starts_at=at(-100))
+    source = CountingSource()
+    recorder = Recorder()
+    evaluator = Evaluator([rule], {"promql": source}, on_transition=recorder)
+    evaluator.restore([restored])
+    source.now, source.answers["r"] = 0, [Sample(labels, 1.0)]
+    await drive(evaluator, recorder, [0])
+    source.answers["r"] = []
+    await drive(evaluator, recorder, [5, 10])
+    assert recorder.calls == [(5, "r", "resolved")]
+
+
+@pytest.mark.asyncio
+async def test_run_loops_until_stopped():
+    """run() evaluates on its own clock until stop()."""
+    import asyncio
+
+    source = CountingSource()
+    source.now = 0
+    evaluator = Evaluator([make_rule("r", interval_seconds=0.05)], {"promql": source}, tick_seconds=0.05)
+    task = asyncio.create_task(evaluator.run())
+    await asyncio.sleep(0.3)
+    evaluator.stop()
+    await asyncio.wait_for(task, 2)
+    assert len(source.evaluated["r"]) >= 3
+
+
+@pytest.mark.parametrize("rules, sources, message", [
+    ([make_rule("a"), make_rule("a")], {"promql": CountingSource()}, "unique"),
+    ([make_rule("a", source="check", expr="health.redis")], {"promql": CountingSource()}, "no source"),
+    ([make_rule(BACKEND_DOWN_RULE.name)], {"promql": CountingSource()}, "reserved"),
+])
+def test_invalid_evaluator_setup(rules, sources, message):
+    """Duplicate names, a missing source or the reserved backend-down name are refused at construction."""
+    with pytest.raises(ValueError, match=message):
+        Evaluator(rules, sources)
