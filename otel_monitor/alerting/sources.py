@@ -113,7 +113,7 @@ class CheckThresholds:
 
 
 # health.<check> | quota.<provider or *> | streak.<provider or *> [> N]
-_CHECK_EXPR = re.compile(r"^(?P<kind>health|quota|streak)\.(?P<target>[A-Za-z0-9_*-]+)(?:\s*>\s*(?P<above>\d+))?$")
+CHECK_EXPR = re.compile(r"^(?P<kind>health|quota|streak)\.(?P<target>[A-Za-z0-9_*-]+)(?:\s*>\s*(?P<above>\d+))?$")
 
 
 class CheckSource:
@@ -136,7 +136,7 @@ class CheckSource:
         self._providers = providers
 
     async def evaluate(self, rule: Rule) -> list[Sample]:
-        match = _CHECK_EXPR.match(rule.expr.strip())
+        match = CHECK_EXPR.match(rule.expr.strip())
         if match is None:
             raise SourceError(f"rule {rule.name}: unknown check {rule.expr!r}")
         kind, target = match["kind"], match["target"]

@@ -1,0 +1,246 @@
+"""The alert rules file: the shipped rules cover the spec, and every invalid file is refused with file, line and key."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from pathlib import Path
+
+import httpx
+import pytest
+
+from otel_monitor.alerting.model import Priority
+from otel_monitor.alerting.rules import check_promql, is_known_check, load_rules
+from otel_monitor.config_file import ConfigError
+from otel_monitor.error_codes import ProviderFailure, SystemErrorCode, provider_error_code
+from otel_monitor.services import SERVICE_KEYS
+
+ROOT = Path(__file__).resolve().parent.parent
+SHIPPED = ROOT / "config" / "alert-rules.yaml"
+TESTDATA = Path(__file__).resolve().parent / "testdata" / "rules"
+PROMTOOL = "/usr/bin/promtool"
+
+needs_promtool = pytest.mark.skipif(not Path(PROMTOOL).exists(), reason="promtool (Debian's prometheus) not installed")
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    """The shipped rules by name, PromQL checked by the real promtool."""
+    return {rule.name: rule for rule in load_rules(SHIPPED, promtool=PROMTOOL)}
+
+
+def _compact(expr: str) -> str:
+    return re.sub(r"\s+", " ", expr).strip()
+
+
+@needs_promtool
+def test_shipped_rules_load_strictly(shipped):
+    """The shipped file passes every check, promtool's included, and names each rule once."""
+    assert len(shipped) >= 40
+
+
+@needs_promtool
+@pytest.mark.parametrize("priority,error_codes", [
+    (Priority.P0, {provider_error_code(key, ProviderFailure.INVALID_API_KEY) for key in SERVICE_KEYS}
+     | {SystemErrorCode.DATABASE_CONNECTION_FAILED.value, SystemErrorCode.REDIS_CONNECTION_FAILED.value,
+        SystemErrorCode.FFMPEG_NOT_FOUND.value, SystemErrorCode.CELERY_WORKER_DOWN.value,
+        SystemErrorCode.DISK_SPACE_INSUFFICIENT.value, "API_CONSECUTIVE_FAILURES"}),
+    (Priority.P1, {provider_error_code(key, ProviderFailure.QUOTA_EXCEEDED) for key in SERVICE_KEYS}
+     | {"API_CONSECUTIVE_FAILURES", "API_ERROR_RATE_HIGH", "PROJECT_SUCCESS_RATE_LOW", "CELERY_QUEUE_BACKLOG"}),
+])
+def test_shipped_rules_cover_the_spec_lists(shipped, priority, error_codes):
+    """Every condition of the spec's P0 and P1 lists has a rule of that priority."""
+    assert error_codes <= {rule.error_code for rule in shipped.values() if rule.priority == priority}
+
+
+@needs_promtool
+@pytest.mark.parametrize("name,priority,fragment", [
+    # P0
+    ("GeminiInvalidApiKey", "P0", 'error_code="GEMINI_INVALID_API_KEY"'),
+    ("StabilityInvalidApiKey", "P0", 'error_code="STABILITY_INVALID_API_KEY"'),
+    ("DIdInvalidApiKey", "P0", 'error_code="D_ID_INVALID_API_KEY"'),
+    ("YoutubeInvalidApiKey", "P0", 'error_code="YOUTUBE_INVALID_API_KEY"'),
+    ("DatabaseDown", "P0", "health.database"),
+    ("RedisDown", "P0", "health.redis"),
+    ("FfmpegMissing", "P0", "health.ffmpeg"),
+    ("CeleryWorkerDown", "P0", "health.celery"),
+    ("DiskSpaceInsufficient", "P0", "health.disk"),
+    ("ApiConsecutiveFailuresCritical", "P0", "max by (service) (external_api_consecutive_failures) > 10"),
+    # P1
+    ("GeminiQuotaLow", "P1", "> 0.9"),
+    ("StabilityQuotaLow", "P1", "> 0.9"),
+    ("DIdQuotaLow", "P1", "> 0.9"),
+    ("YoutubeQuotaLow", "P1", "> 0.9"),
+    ("ApiConsecutiveFailures", "P1", "> 5 and max by (service) (external_api_consecutive_failures) <= 10"),
+    ("ApiErrorRateHigh", "P1", '{outcome=~"error|timeout"}[15m])) / sum by (service)'),
+    ("ApiErrorRateHigh", "P1", "> 0.10"),
+    ("ProjectSuccessRateLow", "P1", "< 0.80"),
+    ("CeleryQueueBacklog", "P1", "max(otel_monitor_health_celery_queue_length) > 50"),
+    # Per-service warnings of the metric tables
+    ("GeminiSuccessRateLow", "P2", "< 0.90"),
+    ("GeminiLatencyP50High", "P2", "histogram_quantile(0.5,"),
+    ("GeminiLatencyP50High", "P2", ") > 5"),
+    ("GeminiLatencyP90High", "P2", ") > 10"),
+    ("GeminiLatencyP99High", "P2", ") > 20"),
+    ("GeminiRetriesHigh", "P2", "> 1.0"),
+    ("StabilitySuccessRateLow", "P2", "< 0.85"),
+    ("StabilityLatencyP50High", "P2", ") > 10"),
+    ("StabilityLatencyP90High", "P2", ") > 30"),
+    ("StabilityPartialFailuresHigh", "P2", "> 0.10"),
+    ("DIdSuccessRateLow", "P2", "< 0.85"),
+    ("DIdLatencyP50High", "P2", ") > 90"),
+    ("DIdLatencyP90High", "P2", ") > 120"),
+    ("DIdTimeoutsHigh", "P2", "> 0.10"),
+    ("YoutubeUploadSuccessRateLow", "P2", "< 0.90"),
+    ("YoutubeUploadSlow", "P2", "> 600"),
+    ("YoutubeTokenRefreshFailing", "P2", "< 0.95"),
+    # System and business thresholds
+    ("DiskSpaceLow", "P2", "< 0.20 >= 0.10"),
+    ("CpuUsageCritical", "P1", "> 0.90"),
+    ("CpuUsageHigh", "P2", "> 0.80 <= 0.90"),
+    ("MemoryUsageCritical", "P1", "> 0.90"),
+    ("MemoryUsageHigh", "P2", "> 0.80 <= 0.90"),
+    ("DatabaseConnectionsCritical", "P1", "> 95"),
+    ("DatabaseConnectionsHigh", "P2", "> 80 <= 95"),
+    ("ProjectGenerationSlow", "P2", "> 1200"),
+    ("ActiveUsersDeclining", "P2", "max(video_active_users offset 2d) < 0.8 * max(video_active_users offset 3d)"),
+    ("QuotaUsageWarning", "P2", ">= 0.8 <= 0.9"),
+])
+def test_shipped_rule_uses_the_spec_threshold(shipped, name, priority, fragment):
+    """Each rule of the spec is shipped with its priority and exactly the spec's number."""
+    rule = shipped[name]
+    assert rule.priority.value == priority
+    assert fragment in _compact(rule.expr)
+
+
+@needs_promtool
+@pytest.mark.parametrize("name", ["ApiConsecutiveFailuresCritical", "ApiConsecutiveFailures", "ApiErrorRateHigh",
+                                  "ProjectSuccessRateLow"])
+def test_downstream_rules_are_inhibited_by_database_and_redis(shipped, name):
+    """API streaks, error rates and project failures are held back while the database or Redis is down."""
+    assert {"DatabaseDown", "RedisDown"} <= set(shipped[name].inhibited_by)
+
+
+@needs_promtool
+def test_every_rule_tells_the_operator_what_to_do(shipped):
+    """Each rule carries a summary, an action and a runbook; a rule of one provider says which."""
+    for rule in shipped.values():
+        assert rule.summary and rule.action_required and rule.runbook, rule.name
+        provider_named = re.search(r'service="([a-z-]+)"', rule.expr)
+        if provider_named:
+            assert rule.labels.get("service") == provider_named.group(1), rule.name
+
+
+@needs_promtool
+def test_invalid_key_action_names_the_environment_variable(shipped):
+    """The P0 invalid-key message says which variable to check, as in the spec's example."""
+    assert shipped["GeminiInvalidApiKey"].action_required == "Check GEMINI_API_KEY in environment variables"
+
+
+@pytest.mark.parametrize("fixture,line,key,message", [
+    ("unknown_key.yaml", 10, "rules.0.severity", "unknown key"),
+    ("bad_for_seconds.yaml", 6, "rules.0.for_seconds", "valid number"),
+    ("negative_clear_for_seconds.yaml", 6, "rules.0.clear_for_seconds", "greater than or equal to 0"),
+    ("bad_priority.yaml", 3, "rules.0.priority", "'P0', 'P1' or 'P2'"),
+    ("duplicate_name.yaml", 10, "rules.1.name", "duplicate rule name 'RedisDown' (first at line 2)"),
+    ("unknown_inhibited_by.yaml", 19, "rules.1.inhibited_by.1", "unknown rule 'DatabaseDown'"),
+    ("unknown_check.yaml", 5, "rules.0.expr", "unknown check 'health.postgres'"),
+    ("unknown_quota_check.yaml", 5, "rules.0.expr", "unknown check 'quota.openai'"),
+    pytest.param("bad_promql.yaml", 11, "rules.1.expr", "unclosed left parenthesis", marks=needs_promtool),
+    pytest.param("bad_promql_block.yaml", 6, "rules.0.expr", "expected type range vector", marks=needs_promtool),
+    pytest.param("bad_promql_literal.yaml", 6, "rules.0.expr", "expected type range vector", marks=needs_promtool),
+])
+def test_invalid_rules_file_names_file_line_and_key(fixture, line, key, message):
+    """Each invalid fixture is refused with exactly one problem: FILE:LINE: KEY: what is wrong."""
+    path = TESTDATA / fixture
+    with pytest.raises(ConfigError) as raised:
+        load_rules(path, promtool=PROMTOOL)
+    (problem,) = raised.value.problems
+    assert (problem.line, problem.key) == (line, key)
+    assert message in problem.message
+    assert str(problem).startswith(f"{path}:{line}: {key}: ")
+
+
+def test_missing_promtool_is_a_problem_not_a_pass():
+    """Without the promtool binary, PromQL cannot be checked and the file is refused, saying why."""
+    with pytest.raises(ConfigError) as raised:
+        load_rules(TESTDATA / "bad_promql.yaml", promtool="otel-monitor-no-such-promtool")
+    (problem,) = raised.value.problems
+    assert "promtool" in problem.message and "not found" in problem.message
+
+
+def test_promql_check_can_be_skipped_explicitly():
+    """promtool=None skips only the PromQL check; the other checks still run."""
+    assert len(load_rules(TESTDATA / "bad_promql.yaml", promtool=None)) == 2
+    with pytest.raises(ConfigError):
+        load_rules(TESTDATA / "unknown_check.yaml", promtool=None)
+
+
+@needs_promtool
+def test_check_promql_maps_each_error_to_its_index():
+    """Several bad expressions are all reported, each under the index it was given."""
+    failures = check_promql({3: "up == 1", 7: "rate(up)", 9: "sum(up"}, PROMTOOL)
+    assert [index for index, _ in failures] == [7, 9]
+
+
+@pytest.mark.parametrize("check,known", [
+    ("health.database", True), ("health.redis", True), ("health.celery", True), ("health.disk", True),
+    ("health.ffmpeg", True), ("quota.d-id", True), ("streak.gemini", True), ("quota.d_id", False),
+    ("health.postgres", False), ("streak.openai", False), ("streak.*", True), ("quota.*", True),
+    ("streak.gemini > 5", True), ("quota.gemini > 5", False), ("health.*", False), ("health.redis extra", False),
+])
+def test_known_checks(check, known):
+    """Check rules may name the health checks and, per provider key or *, its quota and streak (streak: '> N')."""
+    assert is_known_check(check) is known
+
+
+def _shipped_promql() -> list[pytest.param]:
+    rules = load_rules(SHIPPED, promtool=None)
+    return [pytest.param(rule.expr, id=rule.name) for rule in rules if rule.source == "promql"]
+
+
+@pytest.mark.stack
+@pytest.mark.parametrize("expr", _shipped_promql())
+def test_shipped_promql_parses_in_prometheus(stack, expr):
+    """Each shipped PromQL expression is accepted by the real Prometheus (a parse error is HTTP 400 bad_data)."""
+    response = httpx.get(f"{stack.prometheus_url}/api/v1/query", params={"query": expr}, timeout=10)
+    assert response.status_code == 200, f"{expr}\n-> {response.text}"
+    assert response.json()["status"] == "success"
+
+
+_SERIES = [
+    ('external_api_errors_total{service="gemini", error_code="GEMINI_INVALID_API_KEY", instance="a"}',
+     "_ _ _ 1 1 1 1 1 1 1 1 1 1 1 1"),
+    ('external_api_consecutive_failures{service="gemini", instance="a"}', "0 3 6 11"),
+    ('external_api_call_duration_seconds_count{service="gemini", outcome="error", instance="a"}', "0+10x20"),
+    ("otel_monitor_health_disk_free_ratio", "0.15 0.05"),
+    ('quota_usage_ratio{service="d-id"}', "0.85 0.95"),
+]
+
+
+@needs_promtool
+@pytest.mark.parametrize("rule,minute,firing", [
+    ("GeminiInvalidApiKey", 4, [{"service": "gemini"}]),  # the first error of a new series counts
+    ("GeminiInvalidApiKey", 12, []),  # no new error for more than 5 minutes
+    ("ApiConsecutiveFailures", 2, [{"service": "gemini"}]),  # 6 in a row
+    ("ApiConsecutiveFailures", 3, []),  # 11 in a row is the P0 rule's
+    ("GeminiSuccessRateLow", 16, [{"service": "gemini"}]),  # no success at all still fires
+    ("DiskSpaceLow", 0, [{}]),  # 15 % free
+    ("DiskSpaceLow", 1, []),  # 5 % free is the P0 disk check's
+    ("QuotaUsageWarning", 0, [{"service": "d-id"}]),  # 85 % used
+    ("QuotaUsageWarning", 1, []),  # 95 % used is the P1 rule's
+])
+def test_shipped_rule_fires_on_series(shipped, tmp_path, rule, minute, firing):
+    """Shipped expressions, evaluated by promtool's rule unit tests on synthetic series, fire exactly when meant."""
+    (tmp_path / "rules.yaml").write_text(json.dumps(
+        {"groups": [{"name": "g", "rules": [{"alert": rule, "expr": shipped[rule].expr}]}]}))
+    (tmp_path / "test.yaml").write_text(json.dumps({"rule_files": ["rules.yaml"], "evaluation_interval": "1m",
+                                                    "tests": [{
+        "interval": "1m",
+        "input_series": [{"series": series, "values": values} for series, values in _SERIES],
+        "alert_rule_test": [{"eval_time": f"{minute}m", "alertname": rule,
+                             "exp_alerts": [{"exp_labels": labels} for labels in firing]}],
+    }]}))
+    result = subprocess.run([PROMTOOL, "test", "rules", "test.yaml"], cwd=tmp_path, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
