@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from otel_monitor.config_file import ConfigError, load_config_file
@@ -13,14 +14,23 @@ EXIT_CONFIG_ERROR = 2
 
 
 def _load(path: str):
+    """The monitor config and, when it names one, its rules file: every problem of both reported at once."""
+    from pathlib import Path
+
+    from otel_monitor.alerting.rules import load_rules
     from otel_monitor.monitor_config import MonitorConfig
 
-    return load_config_file(path, MonitorConfig)
+    config = load_config_file(path, MonitorConfig)
+    rules = []
+    if config.alerting.rules_file:
+        rules_path = Path(os.path.normpath(Path(path).parent / config.alerting.rules_file))
+        rules = load_rules(rules_path)  # a ConfigError names the rules file
+    return config, rules
 
 
 def _check_config(args: argparse.Namespace) -> int:
-    _load(args.file)
-    print(f"{args.file}: OK")
+    _config, rules = _load(args.file)
+    print(f"{args.file}: OK" + (f" ({len(rules)} alert rules)" if rules else ""))
     return 0
 
 
@@ -31,7 +41,7 @@ def _serve(args: argparse.Namespace) -> int:
     from otel_monitor.settings import TelemetrySettings
     from otel_monitor.telemetry import setup_telemetry
 
-    config = _load(args.config)
+    config, _rules = _load(args.config)  # the rules are validated now; their evaluation is wired next
     telemetry = setup_telemetry(TelemetrySettings(
         service_name=config.telemetry.service_name,
         environment=config.environment,

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from otel_monitor.health.config import HealthConfig
 from otel_monitor.quota.config import QuotaConfig
 
-__all__ = ["MonitorConfig", "ServerConfig", "MonitorTelemetryConfig"]
+__all__ = ["MonitorConfig", "ServerConfig", "MonitorTelemetryConfig", "AlertingConfig"]
 
 
 class ServerConfig(BaseModel):
@@ -31,6 +31,15 @@ class MonitorTelemetryConfig(BaseModel):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
 
+class AlertingConfig(BaseModel):
+    """The alert rules and the back ends they read. ``rules_file`` is relative to the config file."""
+
+    model_config = ConfigDict(extra="forbid")
+    rules_file: str | None = None
+    prometheus_url: str = "http://127.0.0.1:9090"
+    jaeger_url: str | None = "http://127.0.0.1:16686"
+
+
 class MonitorConfig(BaseModel):
     """The whole file: unknown keys anywhere are errors."""
 
@@ -40,3 +49,4 @@ class MonitorConfig(BaseModel):
     telemetry: MonitorTelemetryConfig = MonitorTelemetryConfig()
     health: HealthConfig = HealthConfig()
     quota: QuotaConfig = QuotaConfig()
+    alerting: AlertingConfig = AlertingConfig()

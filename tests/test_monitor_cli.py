@@ -30,6 +30,7 @@ def otel_monitor(*args: str, env: dict | None = None) -> subprocess.CompletedPro
     ("bad_store_url.yaml", "bad_store_url.yaml:3: quota.store_url: Value error, not a SQLAlchemy database URL"),
     ("bad_environment.yaml", "bad_environment.yaml:1: environment: Input should be 'development'"),
     ("bad_yaml.yaml", "bad_yaml.yaml:3: invalid YAML"),
+    ("bad_rules_reference.yaml", "tests/testdata/rules/unknown_inhibited_by.yaml:19: rules.1.inhibited_by.1: unknown rule"),
 ])
 @pytest.mark.parametrize("command", ["check-config", "serve"])
 def test_invalid_config_names_file_line_and_key_and_exits_2(command, fixture, expected):
@@ -42,9 +43,10 @@ def test_invalid_config_names_file_line_and_key_and_exits_2(command, fixture, ex
 
 
 def test_shipped_example_config_is_valid():
-    """examples/monitor.yaml passes check-config."""
+    """examples/monitor.yaml passes check-config, with the shipped alert rules it names."""
     result = otel_monitor("check-config", "examples/monitor.yaml")
     assert result.returncode == 0, result.stderr
+    assert "alert rules" in result.stdout
 
 
 @pytest.fixture
