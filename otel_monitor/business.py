@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from opentelemetry import metrics
 
 from otel_monitor.instruments import METER_NAME, BusinessInstruments
+from otel_monitor.redis_writer import RedisWriter
 
 __all__ = ["BusinessMetrics", "ActiveUsers"]
 
@@ -24,6 +25,7 @@ class ActiveUsers:
     def __init__(self, redis_client=None, *, prefix: str = "otel_monitor:active_users",
                  clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.timezone.utc)) -> None:
         self._redis = redis_client
+        self._writer = RedisWriter(redis_client) if redis_client is not None else None
         self._prefix = prefix
         self._clock = clock
         self._local: dict[str, set[str]] = {}
@@ -34,17 +36,21 @@ class ActiveUsers:
 
     def record(self, user_id: str) -> None:
         day = self._clock().date()
-        if self._redis is not None:
-            try:
-                pipe = self._redis.pipeline(transaction=False)
-                pipe.pfadd(self._key(day), user_id)
-                pipe.expire(self._key(day), 40 * 86400)
-                pipe.execute()
-                return
-            except Exception as exc:
-                _log.warning("active users: Redis unavailable (%s); counting in this process", type(exc).__name__)
+        if self._writer is not None:
+            key = self._key(day)
+
+            def add(pipe) -> None:
+                pipe.pfadd(key, user_id)
+                pipe.expire(key, 40 * 86400)
+
+            self._writer.submit(add)  # never waits on Redis
+            return
         with self._lock:
-            self._local.setdefault(day.isoformat(), set()).add(user_id)
+            # Without Redis: today's users of this process (older days are dropped).
+            today = day.isoformat()
+            if today not in self._local:
+                self._local = {today: set()}
+            self._local[today].add(user_id)
 
     def count(self, day: dt.date | None = None) -> int:
         day = day or self._clock().date()

@@ -25,6 +25,19 @@ def _instrument(telemetry: Telemetry) -> None:
         instrumentor.instrument(tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider)
 
 
+def _is_prefork(pool) -> bool:
+    """Whether a worker's pool (a class, or a name or alias such as "processes", not yet resolved at
+    worker_init) forks child processes."""
+    from celery.concurrency import get_implementation
+    from celery.concurrency.prefork import TaskPool
+
+    try:
+        pool_class = get_implementation(pool) if isinstance(pool, str) or pool is None else pool
+        return isinstance(pool_class, type) and issubclass(pool_class, TaskPool)
+    except Exception:
+        return True  # unknown: leave set-up to worker_process_init rather than set up before a fork
+
+
 def instrument_celery(settings_factory: Callable[[], TelemetrySettings] = TelemetrySettings) -> None:
     """Call once where the Celery app is defined (imported by both the API process and the workers).
 
@@ -60,9 +73,7 @@ def instrument_celery(settings_factory: Callable[[], TelemetrySettings] = Teleme
 
     @signals.worker_init.connect(weak=False)
     def _worker_started(sender=None, **_kwargs) -> None:
-        pool = getattr(sender, "pool_cls", None)
-        pool_name = f"{getattr(pool, '__module__', '')}.{getattr(pool, '__name__', pool)}"
-        if "prefork" not in pool_name:  # solo/threads pools run tasks in this process: no child init comes
+        if not _is_prefork(getattr(sender, "pool_cls", None)):  # solo/threads pools: no child init comes
             _start()
 
     @signals.worker_process_shutdown.connect(weak=False)

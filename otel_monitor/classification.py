@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 from collections.abc import Mapping
@@ -10,9 +11,10 @@ from dataclasses import dataclass
 from otel_monitor.error_codes import ProviderFailure, provider_error_code
 from otel_monitor.instruments import Outcome
 
-__all__ = ["Classification", "SUCCESS", "classify_response", "classify_exception"]
+__all__ = ["Classification", "SUCCESS", "MAX_CLASSIFIED_BODY", "classify_response", "classify_exception"]
 
-_MAX_BODY = 64 * 1024
+# Error bodies longer than this are not parsed (a provider's error JSON is a few hundred bytes).
+MAX_CLASSIFIED_BODY = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -41,7 +43,7 @@ def _error(failure: ProviderFailure) -> Classification:
 def _parse(body: bytes | str | Mapping | None) -> Mapping:
     if isinstance(body, Mapping):
         return body
-    if not body or len(body) > _MAX_BODY:
+    if not body or len(body) > MAX_CLASSIFIED_BODY:
         return {}
     try:
         parsed = json.loads(body)
@@ -50,23 +52,28 @@ def _parse(body: bytes | str | Mapping | None) -> Mapping:
     return parsed if isinstance(parsed, Mapping) else {}
 
 
+def _items(value) -> list:
+    """A JSON list as a list; anything else (a malformed body) as empty."""
+    return value if isinstance(value, list) else []
+
+
 def _google_error(body: Mapping) -> tuple[str, set[str], list[str]]:
-    """(status, reasons, quota ids) of a Google API error body (Gemini, YouTube)."""
+    """(status, reasons, quota ids) of a Google API error body (Gemini, YouTube); tolerant of malformed bodies."""
     error = body.get("error")
     if not isinstance(error, Mapping):
         # OAuth token endpoint: {"error": "invalid_grant", ...}
-        return (str(error or ""), {str(error)} if error else set(), [])
+        return (str(error or ""), {str(error)} if isinstance(error, str) and error else set(), [])
     reasons: set[str] = set()
     quota_ids: list[str] = []
-    for item in error.get("errors") or ():
+    for item in _items(error.get("errors")):
         if isinstance(item, Mapping) and item.get("reason"):
             reasons.add(str(item["reason"]))
-    for detail in error.get("details") or ():
+    for detail in _items(error.get("details")):
         if not isinstance(detail, Mapping):
             continue
         if detail.get("reason"):
             reasons.add(str(detail["reason"]))
-        for violation in detail.get("violations") or ():
+        for violation in _items(detail.get("violations")):
             if isinstance(violation, Mapping) and violation.get("quotaId"):
                 quota_ids.append(str(violation["quotaId"]))
     return (str(error.get("status") or ""), reasons, quota_ids)
@@ -118,7 +125,15 @@ def _is_timeout(exc: BaseException) -> bool:
 
 
 def classify_exception(service: str, exc: BaseException) -> Classification:
-    """Outcome and failure of a call that raised: timeouts, connection errors, HTTP errors of any client."""
+    """Outcome and failure of a call that raised: timeouts, connection errors, HTTP errors of any client.
+
+    A call cancelled from outside (``asyncio.wait_for`` running out, a client gone) is a timeout: it did not
+    succeed, whatever the provider would have answered.
+    """
+    if isinstance(exc, asyncio.CancelledError):
+        return _TIMEOUT
+    if not isinstance(exc, Exception):  # KeyboardInterrupt, SystemExit: the call did not complete
+        return _error(ProviderFailure.UNKNOWN_ERROR)
     response = getattr(exc, "response", None)  # httpx.HTTPStatusError
     if response is not None and hasattr(response, "status_code"):
         try:

@@ -6,6 +6,8 @@ import argparse
 import os
 import sys
 
+from pydantic import ValidationError
+
 from otel_monitor.config_file import ConfigError, load_config_file
 
 __all__ = ["main"]
@@ -42,20 +44,23 @@ def _serve(args: argparse.Namespace) -> int:
     from otel_monitor.telemetry import setup_telemetry
 
     config, _rules = _load(args.config)  # the rules are validated now; their evaluation is wired next
-    telemetry = setup_telemetry(TelemetrySettings(
-        service_name=config.telemetry.service_name,
-        environment=config.environment,
-        otlp_endpoint=config.telemetry.otlp_endpoint,
-        metric_export_interval_seconds=config.telemetry.metric_export_interval_seconds,
-        log_dir=config.telemetry.log_dir,
-        log_level=config.telemetry.log_level,
-    ))
-    app = create_app(config, meter_provider=telemetry.meter_provider)
     try:
-        uvicorn.run(app, host=args.host or config.server.host, port=args.port or config.server.port,
-                    log_config=None, access_log=False)
-    finally:
-        telemetry.shutdown()
+        settings = TelemetrySettings(
+            service_name=config.telemetry.service_name,
+            environment=config.environment,
+            otlp_endpoint=config.telemetry.otlp_endpoint,
+            metric_export_interval_seconds=config.telemetry.metric_export_interval_seconds,
+            log_dir=config.telemetry.log_dir,
+            log_level=config.telemetry.log_level,
+        )
+    except ValidationError as error:  # an OTEL_MONITOR_* variable of the environment
+        print(f"otel-monitor: invalid OTEL_MONITOR_* environment variable\n{error}", file=sys.stderr)
+        return EXIT_CONFIG_ERROR
+    # The monitor's own balance polls are not the backend's provider calls: httpx stays uninstrumented here.
+    telemetry = setup_telemetry(settings, instrument_httpx=False)
+    app = create_app(config, meter_provider=telemetry.meter_provider, telemetry=telemetry)
+    uvicorn.run(app, host=args.host or config.server.host, port=args.port or config.server.port,
+                log_config=None, access_log=False)
     return 0
 
 

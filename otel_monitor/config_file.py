@@ -51,6 +51,23 @@ def _line_of(node: yaml.Node | None, loc: tuple) -> tuple[int | None, bool]:
     return (node.start_mark.line + 1 if node is not None else None), True
 
 
+def _duplicate_keys(node: yaml.Node | None, path: tuple = ()) -> list[tuple[int, str]]:
+    """(line, dotted key) of every key that appears twice in the same mapping."""
+    found: list[tuple[int, str]] = []
+    if isinstance(node, yaml.MappingNode):
+        seen: set[str] = set()
+        for key_node, value_node in node.value:
+            key = str(key_node.value)
+            if key in seen:
+                found.append((key_node.start_mark.line + 1, ".".join(map(str, (*path, key)))))
+            seen.add(key)
+            found += _duplicate_keys(value_node, (*path, key))
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            found += _duplicate_keys(item, (*path, index))
+    return found
+
+
 def _key_line(node: yaml.Node | None, loc: tuple) -> int | None:
     """For an unknown key, the line of the key itself."""
     parent = node
@@ -99,6 +116,10 @@ def load_config_file(path: str | os.PathLike[str], model: type[Model]) -> Model:
         mark = getattr(exc, "problem_mark", None)
         problem = getattr(exc, "problem", None) or str(exc)
         raise ConfigError([ConfigProblem(path, mark.line + 1 if mark else None, "", f"invalid YAML: {problem}")]) from None
+    duplicates = _duplicate_keys(root)
+    if duplicates:
+        raise ConfigError([ConfigProblem(path, line, key, "duplicate key (YAML would keep only the last)")
+                           for line, key in duplicates])
     if data is None:
         data = {}
     if not isinstance(data, Mapping):

@@ -162,11 +162,12 @@ class ExternalCall:
             _log.debug("could not start external call span", exc_info=True)
             self._span, self._context_token, self._owns_span = None, None, False
         self._token = _current.set(self)
-        _log.debug("External API call started", extra={"service": self.service, "operation": self.operation})
+        if _log.isEnabledFor(logging.DEBUG):
+            _log.debug("External API call started", extra={"service": self.service, "operation": self.operation})
         return self
 
     def _classify(self, exc: BaseException | None) -> Classification:
-        if isinstance(exc, Exception):
+        if exc is not None:
             return classify_exception(self.service, exc)
         if self._explicit_failure is not None:
             outcome = Outcome.TIMEOUT if self._explicit_failure is ProviderFailure.TIMEOUT else Outcome.ERROR
@@ -179,8 +180,11 @@ class ExternalCall:
 
     def _finish(self, exc: BaseException | None) -> None:
         elapsed = max(self.recorder.clock() - self._started, 0.0)
-        if self._token is not None:
-            _current.reset(self._token)
+        try:
+            if self._token is not None:
+                _current.reset(self._token)
+        except ValueError:  # exited in another context (an async generator finalised elsewhere)
+            _current.set(None)
         try:
             self.classification = self._classify(exc)
             self._report(self.classification, elapsed, exc)
@@ -206,8 +210,8 @@ class ExternalCall:
             succeeded, requested = self._items
             instruments.items.add(succeeded, {"service": service, "result": "succeeded"})
             instruments.items.add(max(requested - succeeded, 0), {"service": service, "result": "failed"})
-        if self.recorder.usage is not None:  # every request counts against the provider's quota
-            units = self.recorder.usage.cost(service, self.operation) * max(self.attempts, 1)
+        if self.recorder.usage is not None:  # the operation's cost, once more for each retried attempt
+            units = self.recorder.usage.cost(service, self.operation) * (self.retries + 1)
             if units:
                 self.recorder.usage.record(service, units)
         streak = None

@@ -8,6 +8,8 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from otel_monitor.redis_writer import RedisWriter
+
 __all__ = ["Streak", "LocalFailureStreaks", "RedisFailureStreaks", "failure_streaks_from_url"]
 
 _log = logging.getLogger(__name__)
@@ -46,63 +48,53 @@ class LocalFailureStreaks:
 class RedisFailureStreaks:
     """Streaks kept in Redis, so failures of several processes (uvicorn workers, Celery children) add up.
 
-    A failure is ``INCR``, a success resets to 0: Redis orders the updates of all processes. A Redis
-    outage never reaches the caller: it is logged, the local fallback counts meanwhile, and Redis is not
-    retried for ``retry_after`` seconds so calls do not wait on a dead socket each time.
+    A failure is ``INCR``, a success resets to 0: Redis orders the updates of all processes. The host never
+    waits on Redis: updates go through a RedisWriter (in the order this process made them), and ``record``
+    returns this process's own count. ``current`` reads Redis (the monitor and the gauge do; the host does not);
+    with Redis away it answers the local count and does not retry for ``retry_after`` seconds.
     """
 
-    def __init__(
-        self,
-        client,
-        *,
-        prefix: str = "otel_monitor:failure_streak",
-        retry_after: float = 30.0,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
+    def __init__(self, client, *, prefix: str = "otel_monitor:failure_streak", retry_after: float = 30.0,
+                 clock: Callable[[], float] = time.monotonic, writer: RedisWriter | None = None) -> None:
         self._client = client
         self._prefix = prefix
         self._retry_after = retry_after
         self._clock = clock
         self._down_until = 0.0
         self._fallback = LocalFailureStreaks()
+        self._writer = writer or RedisWriter(client)
 
     def _keys(self, service: str) -> tuple[str, str]:
         return f"{self._prefix}:{service}:count", f"{self._prefix}:{service}:last_trace_id"
 
-    def _available(self) -> bool:
-        return self._clock() >= self._down_until
-
-    def _mark_down(self, exc: Exception) -> None:
-        self._down_until = self._clock() + self._retry_after
-        _log.warning("failure streaks: Redis unavailable (%s); counting in this process for %.0f s",
-                     type(exc).__name__, self._retry_after)
-
     def record(self, service: str, failed: bool, trace_id: str | None = None) -> int:
         local = self._fallback.record(service, failed, trace_id)
-        if not self._available():
-            return local
         count_key, trace_key = self._keys(service)
-        try:
+
+        def update(pipe) -> None:
             if not failed:
-                self._client.set(count_key, 0)
-                return 0
-            pipe = self._client.pipeline(transaction=True)
+                pipe.set(count_key, 0)
+                return
             pipe.incr(count_key)
             if trace_id:
                 pipe.set(trace_key, trace_id)
-            return int(pipe.execute()[0])
-        except Exception as exc:  # observability never raises into the host
-            self._mark_down(exc)
-            return local
+
+        self._writer.submit(update)
+        return local
+
+    def flush(self, timeout: float = 5.0) -> None:
+        self._writer.flush(timeout)
 
     def current(self, service: str) -> Streak:
-        if not self._available():
+        if self._clock() < self._down_until:
             return self._fallback.current(service)
         count_key, trace_key = self._keys(service)
         try:
             count, trace_id = self._client.mget(count_key, trace_key)
         except Exception as exc:
-            self._mark_down(exc)
+            self._down_until = self._clock() + self._retry_after
+            _log.warning("failure streaks: Redis unavailable (%s); answering this process's count for %.0f s",
+                         type(exc).__name__, self._retry_after)
             return self._fallback.current(service)
         count = int(count or 0)
         trace = trace_id.decode() if isinstance(trace_id, bytes) else trace_id

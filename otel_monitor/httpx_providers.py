@@ -15,8 +15,10 @@ from opentelemetry.instrumentation.utils import unwrap
 from opentelemetry.trace import SpanKind
 from wrapt import wrap_function_wrapper
 
-from otel_monitor.classification import classify_exception, classify_response
+from otel_monitor.classification import MAX_CLASSIFIED_BODY, Classification, classify_exception, classify_response
+from otel_monitor.error_codes import ProviderFailure
 from otel_monitor.external_calls import ExternalCall, ExternalCallRecorder, current_external_call
+from otel_monitor.instruments import Outcome
 from otel_monitor.services import ProviderRegistry
 
 __all__ = ["instrument_provider_calls", "uninstrument_provider_calls"]
@@ -33,6 +35,29 @@ def _body_of_error(response: httpx.Response) -> bytes | None:
         return response.content
     except httpx.ResponseNotRead:
         return None
+
+
+def _small_body(response: httpx.Response) -> bool:
+    """Whether to read the error body: not when it announces more than the classifier reads (error JSON is
+    small; a chunked one, with no length, is read)."""
+    length = response.headers.get("content-length")
+    return length is None or not length.isdigit() or int(length) <= MAX_CLASSIFIED_BODY
+
+
+def _classified(call: ExternalCall, status_code: int, body: bytes | None) -> Classification:
+    try:
+        return classify_response(call.service, status_code, body)
+    except Exception:  # a body no rule foresaw must not reach the host
+        _log.debug("could not classify a response", exc_info=True)
+        return Classification(Outcome.ERROR, ProviderFailure.UNKNOWN_ERROR)
+
+
+def _classified_exception(call: ExternalCall, exc: BaseException) -> Classification:
+    try:
+        return classify_exception(call.service, exc)
+    except Exception:
+        _log.debug("could not classify an exception", exc_info=True)
+        return Classification(Outcome.ERROR, ProviderFailure.UNKNOWN_ERROR)
 
 
 class _ProviderTransportWrapper:
@@ -71,16 +96,16 @@ class _ProviderTransportWrapper:
         try:
             response = wrapped(*args, **kwargs)
         except Exception as exc:
-            call.record_attempt(classify_exception(call.service, exc))
+            call.record_attempt(_classified_exception(call, exc))
             raise
         body = None
-        if response.status_code >= 400:
+        if response.status_code >= 400 and _small_body(response):
             try:
                 response.read()  # error bodies are small and name the failure (invalid key vs quota)
                 body = _body_of_error(response)
             except Exception:
                 _log.debug("could not read error body", exc_info=True)
-        call.record_attempt(classify_response(call.service, response.status_code, body))
+        call.record_attempt(_classified(call, response.status_code, body))
         return response
 
     async def asynchronous(self, wrapped, instance, args, kwargs):
@@ -96,16 +121,16 @@ class _ProviderTransportWrapper:
         try:
             response = await wrapped(*args, **kwargs)
         except Exception as exc:
-            call.record_attempt(classify_exception(call.service, exc))
+            call.record_attempt(_classified_exception(call, exc))
             raise
         body = None
-        if response.status_code >= 400:
+        if response.status_code >= 400 and _small_body(response):
             try:
                 await response.aread()
                 body = _body_of_error(response)
             except Exception:
                 _log.debug("could not read error body", exc_info=True)
-        call.record_attempt(classify_response(call.service, response.status_code, body))
+        call.record_attempt(_classified(call, response.status_code, body))
         return response
 
 

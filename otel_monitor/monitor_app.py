@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 from contextlib import asynccontextmanager
 
@@ -24,8 +25,9 @@ def _is_probe(scope) -> bool:
 
 
 def create_app(config: MonitorConfig, *, meter_provider=None, health: HealthService | None = None,
-               quota: QuotaService | None = None) -> FastAPI:
-    """The app; the services are built from the config unless injected (tests)."""
+               quota: QuotaService | None = None, telemetry=None) -> FastAPI:
+    """The app; the services are built from the config unless injected (tests). ``telemetry`` (the process's
+    own) is shut down with the app: uvicorn re-raises SIGTERM after its graceful shutdown, so atexit never runs."""
     health = health or HealthService.from_config(config.health, meter_provider=meter_provider)
     quota = quota or QuotaService.from_config(config.quota, meter_provider=meter_provider)
 
@@ -41,6 +43,8 @@ def create_app(config: MonitorConfig, *, meter_provider=None, health: HealthServ
         finally:
             await quota.stop()
             await health.stop()
+            if telemetry is not None:
+                await asyncio.to_thread(telemetry.shutdown)
 
     # FastAPI's native telemetry would trace every probe of the health endpoints (load balancers poll them
     # hard): those requests are excluded, the rest of the API is traced.

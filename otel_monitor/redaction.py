@@ -125,11 +125,14 @@ class SecretScrubber:
         return self.scrub_text(urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment)))
 
     def scrub_value(self, value):
-        """Scrubs a telemetry attribute value (str or a sequence of str); other types pass unchanged."""
+        """Scrubs a telemetry value: text, and the text inside sequences and mappings at any depth (values under
+        credential-named keys dropped whole); other types pass unchanged."""
         if isinstance(value, str):
             return self.scrub_text(value)
         if isinstance(value, (list, tuple)):
-            return type(value)(self.scrub_text(v) if isinstance(v, str) else v for v in value)
+            return type(value)(self.scrub_value(v) for v in value)
+        if isinstance(value, Mapping):
+            return {k: REDACTED if is_sensitive_key(k) else self.scrub_value(v) for k, v in value.items()}
         return value
 
     def scrub_mapping(self, attributes: Mapping[str, object] | None) -> dict[str, object]:
@@ -140,8 +143,10 @@ class SecretScrubber:
         for key, value in attributes.items():
             if is_sensitive_key(key):
                 cleaned[key] = REDACTED
-            elif key in ("url.full", "http.url", "url.query"):
-                cleaned[key] = self.scrub_url(value) if isinstance(value, str) else self.scrub_value(value)
+            elif key in ("url.full", "http.url", "http.target") and isinstance(value, str):
+                cleaned[key] = self.scrub_url(value)
+            elif key == "url.query" and isinstance(value, str):  # a bare query string, without its "?"
+                cleaned[key] = self.scrub_url("?" + value)[1:]
             else:
                 cleaned[key] = self.scrub_value(value)
         return cleaned

@@ -17,11 +17,6 @@ class Provider:
     hosts: tuple[str, ...]
 
     @property
-    def code_prefix(self) -> str:
-        """Prefix of this provider's error codes: ``d-id`` -> ``D_ID``."""
-        return self.key.upper().replace("-", "_")
-
-    @property
     def json_key(self) -> str:
         """Key of this provider in JSON documents such as the quota response: ``d-id`` -> ``d_id``."""
         return self.key.replace("-", "_")

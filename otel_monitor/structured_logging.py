@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import atexit
+import copy
 import inspect
 import json
 import logging
@@ -64,6 +65,8 @@ _RESERVED_FIELDS_ATTR = "_structured_fields"
 _TRACE_CONTEXT_ATTR = "_otel_monitor_trace_context"
 # The rendered line, so the console and file handlers format a record once between them.
 _RENDERED_ATTR = "_otel_monitor_line"
+# The exception of a queued record, rendered where it was logged (its traceback must not outlive the call).
+_EXCEPTION_ATTR = "_otel_monitor_exception"
 _RECORD_ATTRS = frozenset(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {
     "message",
     "asctime",
@@ -71,6 +74,7 @@ _RECORD_ATTRS = frozenset(logging.LogRecord("", 0, "", 0, "", (), None).__dict__
     _RESERVED_FIELDS_ATTR,
     _TRACE_CONTEXT_ATTR,
     _RENDERED_ATTR,
+    _EXCEPTION_ATTR,
 }
 _MAX_DEPTH = 16
 
@@ -136,19 +140,25 @@ def add_logger_name(event_dict: EventDict) -> EventDict:
     return event_dict
 
 
+def _exception_fields(exc_info) -> dict[str, str]:
+    exc_type, exc, tb = exc_info
+    return {
+        "type": _exception_type_name(exc_type),
+        "message": _safe_str(exc),
+        "stacktrace": "".join(traceback.format_exception(exc_type, exc, tb)).rstrip("\n"),
+    }
+
+
 def add_exception_info(event_dict: EventDict) -> EventDict:
     """Adds `exception` {type, message, stacktrace} when the record carries exc_info, and `stack` for stack_info."""
     record = event_dict.get(RECORD_KEY)
     if record is None:
         return event_dict
-    exc_info = record.exc_info
-    if exc_info and exc_info[1] is not None:
-        exc_type, exc, tb = exc_info
-        event_dict["exception"] = {
-            "type": _exception_type_name(exc_type),
-            "message": _safe_str(exc),
-            "stacktrace": "".join(traceback.format_exception(exc_type, exc, tb)).rstrip("\n"),
-        }
+    prepared = getattr(record, _EXCEPTION_ATTR, None)
+    if prepared is not None:
+        event_dict["exception"] = dict(prepared)
+    elif record.exc_info and record.exc_info[1] is not None:
+        event_dict["exception"] = _exception_fields(record.exc_info)
     if record.stack_info:
         event_dict["stack"] = record.stack_info
     return event_dict
@@ -561,8 +571,16 @@ class BackgroundLogHandler(logging.handlers.QueueHandler):
         self._listener = self._start_listener()
 
     def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
-        # Unlike QueueHandler.prepare, nothing is formatted here: that is the writer thread's work.
+        # What can change after this call is fixed now: the message (its arguments are the caller's objects),
+        # the exception (its traceback holds frames), the trace context. The line is rendered by the writer.
+        # A copy: the other handlers of this record (the OTLP bridge, pytest's caplog) see it untouched.
+        record = copy.copy(record)
         setattr(record, _TRACE_CONTEXT_ATTR, trace.get_current_span().get_span_context())
+        record.msg, record.args = _record_message(record), None
+        if record.exc_info:
+            if record.exc_info[1] is not None:
+                setattr(record, _EXCEPTION_ATTR, _exception_fields(record.exc_info))
+            record.exc_info = None
         return record
 
     def enqueue(self, record: logging.LogRecord) -> None:
@@ -571,19 +589,30 @@ class BackgroundLogHandler(logging.handlers.QueueHandler):
         except queue.Full:
             self.dropped += 1
 
-    def flush(self) -> None:
-        """Waits until every queued line is written."""
-        if self._listener is not None:
-            self.queue.join()
+    def flush(self, timeout: float = 5.0) -> None:
+        """Waits until every queued line is written, at most ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        while self._listener is not None and self.queue.unfinished_tasks and time.monotonic() < deadline:
+            time.sleep(0.005)
 
-    def close(self) -> None:
+    def close(self, timeout: float = 5.0) -> None:
+        """Writes what is queued (at most ``timeout`` seconds), then stops the writer; never raises."""
         listener, self._listener = self._listener, None
-        if listener is not None and listener._thread is not None:
-            listener.stop()  # writes what is queued, then ends the thread
-        for handler in self._handlers:
-            handler.close()
-        _background_handlers.discard(self)
-        super().close()
+        try:
+            if listener is not None and listener._thread is not None:
+                try:
+                    self.queue.put(listener._sentinel, timeout=timeout)  # behind every queued line
+                except queue.Full:  # the writer is stuck: give up on the queued lines, not on shutdown
+                    pass
+                listener._thread.join(timeout)
+                listener._thread = None
+            for handler in self._handlers:
+                handler.close()
+        except Exception:
+            pass
+        finally:
+            _background_handlers.discard(self)
+            super().close()
 
 
 _background_handlers: weakref.WeakSet[BackgroundLogHandler] = weakref.WeakSet()

@@ -56,13 +56,22 @@ class Telemetry:
             self.logger_provider.force_flush(timeout_millis)
 
     def shutdown(self) -> None:
+        """Flushes and stops everything, each step bounded and guarded: a shutdown that fails midway would lose
+        the spans still queued."""
         global _active
         if self.recorder.usage is not None:
-            self.recorder.usage.flush()
+            try:
+                self.recorder.usage.flush(timeout=self.settings.export_timeout_seconds)
+            except Exception:
+                _log.debug("usage flush failed", exc_info=True)
         root = logging.getLogger()
         for handler in self._log_handlers:
             root.removeHandler(handler)
-            handler.close()  # drains the background log writer
+            try:
+                handler.close()  # drains the background log writer
+            except Exception:
+                pass
+        self._log_handlers = []
         for provider in (self.tracer_provider, self.meter_provider, self.logger_provider):
             if provider is None:
                 continue
@@ -110,6 +119,8 @@ def setup_telemetry(
     global _active
     from otel_monitor.structured_logging import configure_logging
 
+    if _active is not None:  # set up again (an app factory called twice, a reload): replace, do not stack
+        _active.shutdown()
     settings = settings or TelemetrySettings()
     # New HTTP semantic conventions: seconds, and server.address on the client duration histogram.
     os.environ.setdefault("OTEL_SEMCONV_STABILITY_OPT_IN", "http")

@@ -31,6 +31,7 @@ class Example(BaseModel):
     ("name: a\nserver: [1\n", 3, "", "invalid YAML"),
     ("- a\n- b\n", 1, "", "top level must be a mapping"),
     ("name: a\ntoken: ${OTEL_MONITOR_TEST_UNSET_VARIABLE}\n", 2, "token", "OTEL_MONITOR_TEST_UNSET_VARIABLE is not set"),
+    ("name: a\nserver:\n  port: 1\n  port: 2\n", 4, "server.port", "duplicate key"),
 ])
 def test_each_error_names_file_line_and_key(tmp_path, text, line, key, message):
     """A bad file raises ConfigError whose message is FILE:LINE: KEY: what is wrong."""

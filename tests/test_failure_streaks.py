@@ -9,7 +9,7 @@ import pytest
 import redis
 
 from otel_monitor.devstack import free_port
-from otel_monitor.failure_streaks import LocalFailureStreaks, RedisFailureStreaks, failure_streaks_from_url
+from otel_monitor.failure_streaks import LocalFailureStreaks, RedisFailureStreaks, Streak, failure_streaks_from_url
 
 
 def _record_failures(redis_url: str, service: str, turns: list[int], my_turn: int, trace_prefix: str) -> None:
@@ -20,6 +20,7 @@ def _record_failures(redis_url: str, service: str, turns: list[int], my_turn: in
         while int(client.get("test:turn") or 0) != turn:
             time.sleep(0.001)
         streaks.record(service, failed=True, trace_id=f"{trace_prefix}{turn:02d}")
+        streaks.flush()  # the update is sent by a background writer: let it land before passing the turn
         client.incr("test:turn")
 
 
@@ -43,6 +44,7 @@ def test_failures_of_two_processes_add_up(stack):
     assert shared.current("gemini").count == 11
     assert shared.current("gemini").last_trace_id == "p0-10"
     assert shared.record("gemini", failed=False) == 0
+    shared.flush()
     assert shared.current("gemini").count == 0
 
 
@@ -61,13 +63,16 @@ def test_local_streaks_count_failures_in_a_row(events, expected):
 
 
 def test_redis_away_falls_back_without_raising():
-    """With Redis unreachable, recording falls back to this process, raises nothing, and stops retrying Redis."""
+    """With Redis unreachable, recording neither raises nor waits; reads fall back to this process's count and
+    do not try Redis again within retry_after."""
     now = [0.0]
     client = redis.Redis(port=free_port(), socket_timeout=0.2, socket_connect_timeout=0.2)
     streaks = RedisFailureStreaks(client, retry_after=30, clock=lambda: now[0])
-    assert streaks.record("youtube", failed=True, trace_id="a" * 32) == 1
+    assert [streaks.record("youtube", failed=True, trace_id="a" * 32) for _ in range(3)] == [1, 2, 3]
+    assert streaks.current("youtube").count == 3  # Redis refused: the local count
     calls = []
-    client.pipeline = lambda *a, **k: calls.append(1)  # Redis must not be tried again within retry_after
-    assert streaks.record("youtube", failed=True) == 2
-    assert streaks.current("youtube").count == 2
+    client.mget = lambda *a, **k: calls.append(1)  # must not be tried again within retry_after
+    assert streaks.current("youtube") == Streak(3, "a" * 32)
     assert calls == []
+    streaks.flush(timeout=2)
+    assert streaks._writer.failed == 3  # the queued updates were tried once, in the background, and counted

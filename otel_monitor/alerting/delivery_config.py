@@ -1,0 +1,146 @@
+"""Where notifications go: channel configs (strict, secrets as SecretStr), routing by priority, and build_notifiers."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal, TextIO
+
+import httpx
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+
+from otel_monitor.alerting.model import Priority
+from otel_monitor.alerting.notifiers import (
+    AlertmanagerNotifier,
+    ConsoleNotifier,
+    DiscordNotifier,
+    LogFileNotifier,
+    Notifier,
+    PagerDutyNotifier,
+    SlackNotifier,
+    WebhookNotifier,
+)
+from otel_monitor.alerting.notifiers.pagerduty import EVENTS_URL
+from otel_monitor.redaction import SecretScrubber, default_scrubber
+from otel_monitor.structured_logging import StructuredLogger
+
+__all__ = [
+    "ConsoleChannel", "LogFileChannel", "WebhookChannel", "SlackChannel", "DiscordChannel", "PagerDutyChannel",
+    "AlertmanagerChannel", "ChannelConfig", "RetryPolicy", "DeliveryConfig", "build_notifiers",
+]
+
+_CHANNEL_NAME = r"^[A-Za-z][A-Za-z0-9_-]*$"
+
+
+class _Channel(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # A delivery that takes longer is abandoned and retried; it never holds up another channel.
+    timeout_seconds: float = Field(10.0, gt=0, le=300)
+    # Deliveries in flight at once on this channel.
+    max_concurrency: int = Field(4, ge=1, le=64)
+
+
+class ConsoleChannel(_Channel):
+    type: Literal["console"]
+
+
+class LogFileChannel(_Channel):
+    type: Literal["log_file"]
+    logger: str = "otel_monitor.alerts"
+
+
+class WebhookChannel(_Channel):
+    type: Literal["webhook"]
+    url: SecretStr
+    headers: dict[str, SecretStr] = Field(default_factory=dict)
+
+
+class SlackChannel(_Channel):
+    type: Literal["slack"]
+    url: SecretStr
+
+
+class DiscordChannel(_Channel):
+    type: Literal["discord"]
+    url: SecretStr
+
+
+class PagerDutyChannel(_Channel):
+    type: Literal["pagerduty"]
+    routing_key: SecretStr
+    url: str = EVENTS_URL
+    source: str = "otel-monitor"
+
+
+class AlertmanagerChannel(_Channel):
+    type: Literal["alertmanager"]
+    url: str
+
+
+ChannelConfig = Annotated[
+    ConsoleChannel | LogFileChannel | WebhookChannel | SlackChannel | DiscordChannel | PagerDutyChannel
+    | AlertmanagerChannel,
+    Field(discriminator="type"),
+]
+
+
+class RetryPolicy(BaseModel):
+    """Exponential backoff from ``initial`` doubling to ``max``; retryable failures are given up after ``max_age``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    initial_backoff_seconds: float = Field(1.0, gt=0)
+    max_backoff_seconds: float = Field(300.0, gt=0)
+    max_age_seconds: float = Field(24 * 3600.0, gt=0)
+
+    def backoff(self, attempts: int) -> float:
+        """The wait after the ``attempts``-th failed attempt (1-based)."""
+        return min(self.initial_backoff_seconds * 2 ** max(attempts - 1, 0), self.max_backoff_seconds)
+
+
+class DeliveryConfig(BaseModel):
+    """``channels`` by name, and ``routing``: the channel names each priority goes to."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    channels: dict[Annotated[str, Field(pattern=_CHANNEL_NAME)], ChannelConfig] = Field(default_factory=dict)
+    routing: dict[Priority, tuple[str, ...]] = Field(default_factory=dict)
+    retry: RetryPolicy = RetryPolicy()
+
+    @model_validator(mode="after")
+    def _routing_names_known_channels(self) -> DeliveryConfig:
+        for priority, names in self.routing.items():
+            for index, name in enumerate(names):
+                if name not in self.channels:
+                    known = ", ".join(sorted(self.channels)) or "none"
+                    raise ValueError(f"routing.{priority.value}[{index}]: unknown channel {name!r} (known: {known})")
+        return self
+
+    def channels_for(self, priority: Priority) -> tuple[str, ...]:
+        return self.routing.get(priority, ())
+
+
+def build_notifiers(config: DeliveryConfig, *, client: httpx.AsyncClient | None = None,
+                    scrubber: SecretScrubber = default_scrubber, stream: TextIO | None = None,
+                    logger: StructuredLogger | None = None) -> dict[str, Notifier]:
+    """The one mapping from channel configs to notifiers; every secret is registered with ``scrubber`` first."""
+    notifiers: dict[str, Notifier] = {}
+    for name, channel in config.channels.items():
+        http = {"client": client, "timeout": channel.timeout_seconds, "scrubber": scrubber}
+        match channel:
+            case ConsoleChannel():
+                notifiers[name] = ConsoleNotifier(name, stream=stream, scrubber=scrubber)
+            case LogFileChannel():
+                notifiers[name] = LogFileNotifier(name, logger=logger or StructuredLogger(channel.logger))
+            case WebhookChannel():
+                headers = {key: value.get_secret_value() for key, value in channel.headers.items()}
+                notifiers[name] = WebhookNotifier(name, channel.url.get_secret_value(), headers=headers, **http)
+            case SlackChannel():
+                notifiers[name] = SlackNotifier(name, channel.url.get_secret_value(), **http)
+            case DiscordChannel():
+                notifiers[name] = DiscordNotifier(name, channel.url.get_secret_value(), **http)
+            case PagerDutyChannel():
+                notifiers[name] = PagerDutyNotifier(name, channel.routing_key.get_secret_value(), url=channel.url,
+                                                    source=channel.source, **http)
+            case AlertmanagerChannel():
+                notifiers[name] = AlertmanagerNotifier(name, channel.url, **http)
+    return notifiers

@@ -1,0 +1,26 @@
+"""Receivers of alert notifications, one module each; every one answers whether a failed delivery is retryable."""
+
+from otel_monitor.alerting.notifiers.alertmanager import AlertmanagerNotifier, alertmanager_alert
+from otel_monitor.alerting.notifiers.console import ConsoleNotifier, format_console_line
+from otel_monitor.alerting.notifiers.discord import DiscordNotifier, discord_payload
+from otel_monitor.alerting.notifiers.http_status import classify_status, classify_transport_error
+from otel_monitor.alerting.notifiers.log_file import LogFileNotifier
+from otel_monitor.alerting.notifiers.notification import (
+    DeliveryResult,
+    Notification,
+    Notifier,
+    Transition,
+    notification_id,
+)
+from otel_monitor.alerting.notifiers.pagerduty import PagerDutyNotifier, pagerduty_event
+from otel_monitor.alerting.notifiers.slack import SlackNotifier, slack_payload
+from otel_monitor.alerting.notifiers.webhook import WebhookNotifier, webhook_payload
+
+__all__ = [
+    "Notifier", "Notification", "DeliveryResult", "Transition", "notification_id",
+    "classify_status", "classify_transport_error",
+    "ConsoleNotifier", "LogFileNotifier", "WebhookNotifier", "SlackNotifier", "DiscordNotifier",
+    "PagerDutyNotifier", "AlertmanagerNotifier",
+    "format_console_line", "webhook_payload", "slack_payload", "discord_payload", "pagerduty_event",
+    "alertmanager_alert",
+]

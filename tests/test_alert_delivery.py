@@ -1,0 +1,275 @@
+"""The outbox and Dispatcher: retries with backoff, permanent failures, independent channels, restarts and SIGKILL."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from otel_monitor.alerting.delivery_config import DeliveryConfig, RetryPolicy, build_notifiers
+from otel_monitor.alerting.model import AlertState
+from otel_monitor.alerting.notifiers import Notification, WebhookNotifier
+from otel_monitor.alerting.outbox import Dispatcher, DeliveryStatus, Outbox
+from otel_monitor.redaction import SecretScrubber
+
+from test_alert_notifiers import Receiver, make_alert
+
+T0 = dt.datetime(2025, 10, 20, 10, 30, tzinfo=dt.timezone.utc)
+HOOK_TOKEN = "hooktoken-secret-9876"
+
+
+class Clock:
+    """A settable clock for due times and backoff."""
+
+    def __init__(self, now: dt.datetime = T0) -> None:
+        self.now = now
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += dt.timedelta(seconds=seconds)
+
+
+@pytest.fixture
+def receiver():
+    running = Receiver().start()
+    yield running
+    running.stop()
+
+
+def alerts(count: int):
+    return [make_alert(fingerprint=f"fp{index:014d}", labels={"service": "gemini"}) for index in range(count)]
+
+
+def hook(receiver: Receiver, name: str = "hook", timeout: float = 2.0) -> WebhookNotifier:
+    return WebhookNotifier(name, f"{receiver.url}/hook/{HOOK_TOKEN}", timeout=timeout, scrubber=SecretScrubber())
+
+
+def dispatcher(outbox: Outbox, notifiers: dict, clock: Clock, **options) -> Dispatcher:
+    options.setdefault("retry", RetryPolicy(initial_backoff_seconds=1, max_backoff_seconds=8, max_age_seconds=60))
+    return Dispatcher(outbox, notifiers, clock=clock, scrubber=SecretScrubber([HOOK_TOKEN]), **options)
+
+
+@pytest.mark.parametrize("first, second, added", [
+    (("firing", ["a", "b"]), ("firing", ["a", "b"]), ()),
+    (("firing", ["a"]), ("firing", ["a", "b"]), ("b",)),
+    (("firing", ["a"]), ("resolved", ["a"]), ("a",)),
+])
+def test_enqueue_is_idempotent_per_channel(first, second, added):
+    """One notification is queued at most once per channel; a different transition is a new notification."""
+    outbox = Outbox(clock=Clock())
+    alert = make_alert()
+    outbox.enqueue(alert, first[0], first[1])
+    second_alert = alert.with_state(AlertState.RESOLVED, ends_at=T0) if second[0] == "resolved" else alert
+    assert outbox.enqueue(second_alert, second[0], second[1]) == added
+
+
+def test_receiver_down_then_back_delivers_each_once(receiver):
+    """A receiver down for a while then back gets every notification exactly once."""
+    clock = Clock()
+    outbox = Outbox(clock=clock)
+    for alert in alerts(5):
+        outbox.enqueue(alert, "firing", ["hook"])
+    receiver.stop()
+    run = dispatcher(outbox, {"hook": hook(receiver)}, clock)
+    for _ in range(3):
+        asyncio.run(run.run_once())
+        clock.advance(10)
+    assert len(outbox.entries(status=DeliveryStatus.PENDING)) == 5
+    receiver.start()
+    asyncio.run(run.run_once())
+    clock.advance(10)
+    asyncio.run(run.run_once())
+    assert len(outbox.entries(status=DeliveryStatus.DELIVERED)) == 5
+    assert sorted(receiver.ids()) == sorted(entry.notification.id for entry in outbox.entries())
+
+
+@pytest.mark.parametrize("statuses", [[500, 500, 500], [429, 429, 429], [503, 429, 502]])
+def test_retryable_statuses_back_off_exponentially(receiver, statuses):
+    """429 and 5xx are retried after 1 s, 2 s, 4 s (injected clock); nothing is tried before it is due."""
+    clock = Clock()
+    outbox = Outbox(clock=clock)
+    outbox.enqueue(make_alert(), "firing", ["hook"])
+    receiver.statuses.extend(statuses)
+    run = dispatcher(outbox, {"hook": hook(receiver)}, clock)
+    for wait in (1, 2, 4):
+        asyncio.run(run.run_once())
+        (entry,) = outbox.entries()
+        assert entry.status == DeliveryStatus.PENDING
+        assert entry.next_attempt_at == clock.now + dt.timedelta(seconds=wait)
+        clock.advance(wait - 0.5)
+        asyncio.run(run.run_once())  # not due yet: no request
+        clock.advance(0.5)
+    asyncio.run(run.run_once())
+    assert len(receiver.requests) == len(statuses) + 1
+    assert outbox.entries()[0].status == DeliveryStatus.DELIVERED
+
+
+@pytest.mark.parametrize("status", [400, 401, 404])
+def test_other_4xx_is_permanent_and_reported(receiver, caplog, status):
+    """Other 4xx fail at once, are never retried, and are reported at ERROR without the URL's token."""
+    clock = Clock()
+    outbox = Outbox(clock=clock)
+    outbox.enqueue(make_alert(), "firing", ["hook"])
+    receiver.status = status
+    run = dispatcher(outbox, {"hook": hook(receiver)}, clock)
+    with caplog.at_level(logging.WARNING):
+        asyncio.run(run.run_once())
+        clock.advance(3600)
+        asyncio.run(run.run_once())
+    assert len(receiver.requests) == 1
+    (entry,) = outbox.entries()
+    assert entry.status == DeliveryStatus.FAILED and entry.last_error.startswith(f"HTTP {status}")
+    (record,) = [r for r in caplog.records if r.getMessage() == "Alert delivery failed"]
+    assert record.levelno == logging.ERROR and record.channel == "hook" and record.error_code == "GEMINI_INVALID_API_KEY"
+    assert HOOK_TOKEN not in entry.last_error and HOOK_TOKEN not in caplog.text
+
+
+def test_retryable_failures_given_up_after_max_age(receiver, caplog):
+    """A receiver failing with 5xx past the max age is given up and reported."""
+    clock = Clock()
+    outbox = Outbox(clock=clock)
+    outbox.enqueue(make_alert(), "firing", ["hook"])
+    receiver.status = 500
+    run = dispatcher(outbox, {"hook": hook(receiver)}, clock)
+    with caplog.at_level(logging.ERROR):
+        for _ in range(20):
+            asyncio.run(run.run_once())
+            clock.advance(8)
+    (entry,) = outbox.entries()
+    assert entry.status == DeliveryStatus.GIVEN_UP
+    assert [r.delivery_status for r in caplog.records if r.getMessage() == "Alert delivery failed"] == ["given_up"]
+    assert HOOK_TOKEN not in caplog.text
+
+
+def test_hanging_channel_never_delays_another():
+    """While one channel hangs, the other channel's notification is delivered; the hung one times out and stays due."""
+    fast, slow = Receiver().start(), Receiver().start()
+    slow.hang = True
+    outbox = Outbox()
+    config = DeliveryConfig.model_validate({
+        "channels": {"fast": {"type": "webhook", "url": f"{fast.url}/hook"},
+                     "slow": {"type": "webhook", "url": f"{slow.url}/hook", "timeout_seconds": 1.5}},
+        "routing": {"P0": ["slow", "fast"]}})
+    outbox.enqueue(make_alert(), "firing", config.channels_for(make_alert().priority))
+
+    async def scenario():
+        stop = asyncio.Event()
+        run = Dispatcher.from_config(outbox, config, build_notifiers(config, scrubber=SecretScrubber()),
+                                     poll_interval=0.05)
+        task = asyncio.create_task(run.run(stop))
+        started = time.monotonic()
+        while (outbox.entries(channel="fast")[0].status != DeliveryStatus.DELIVERED
+               and time.monotonic() - started < 5):
+            await asyncio.sleep(0.02)
+        fast_after = time.monotonic() - started
+        statuses = {e.channel: e.status for e in outbox.entries()}
+        while outbox.entries(channel="slow")[0].last_error is None and time.monotonic() - started < 10:
+            await asyncio.sleep(0.05)
+        slow_after = time.monotonic() - started
+        stop.set()
+        await task
+        return fast_after, slow_after, statuses
+
+    try:
+        fast_after, slow_after, statuses = asyncio.run(scenario())
+    finally:
+        fast.stop()
+        slow.stop()
+    assert fast_after < 1.0 and len(slow.requests) == 1
+    assert statuses == {"fast": DeliveryStatus.DELIVERED, "slow": DeliveryStatus.PENDING}
+    (slow_entry,) = outbox.entries(channel="slow")
+    assert slow_entry.status == DeliveryStatus.PENDING and slow_entry.last_error == "timed out after 1.5s"
+    assert 1.4 < slow_after < 4
+
+
+def test_restart_resumes_pending_and_sends_nothing_twice(receiver, tmp_path):
+    """A new Outbox and Dispatcher on the same SQLite file deliver what was pending, and nothing delivered before."""
+    url = f"sqlite:///{tmp_path / 'outbox.db'}"
+    clock = Clock()
+    first = Outbox(url, clock=clock)
+    batch = alerts(4)
+    for alert in batch[:2]:
+        first.enqueue(alert, "firing", ["hook"])
+    asyncio.run(dispatcher(first, {"hook": hook(receiver)}, clock).run_once())
+    for alert in batch[2:]:
+        first.enqueue(alert, "firing", ["hook"])
+    # A crash between sending and recording: the claim is committed, the result never is.
+    claimed = first.claim("hook", clock.now, limit=1, lease_seconds=7)
+    first.close()
+
+    second = Outbox(url, clock=clock)
+    assert second.enqueue(batch[0], "firing", ["hook"]) == ()
+    run = dispatcher(second, {"hook": hook(receiver)}, clock)
+    asyncio.run(run.run_once())  # the claimed row waits out its lease; the other pending one goes now
+    clock.advance(7)
+    asyncio.run(run.run_once())
+    assert {e.status for e in second.entries()} == {DeliveryStatus.DELIVERED}
+    ids = receiver.ids()
+    assert sorted(ids) == sorted(Notification.of(alert).id for alert in batch)
+    assert claimed[0].attempts == 1 and second.entries()[2].attempts == 2
+
+
+_CHILD = textwrap.dedent("""
+    import asyncio, sys
+    from otel_monitor.alerting.notifiers import WebhookNotifier
+    from otel_monitor.alerting.outbox import Dispatcher, Outbox
+    from otel_monitor.redaction import SecretScrubber
+
+    outbox = Outbox(sys.argv[1])
+    notifiers = {"hook": WebhookNotifier("hook", sys.argv[2], timeout=60, scrubber=SecretScrubber())}
+
+    async def main():
+        await Dispatcher(outbox, notifiers, concurrency={"hook": 1}, default_timeout=60,
+                         poll_interval=0.05).run(asyncio.Event())
+
+    asyncio.run(main())
+""")
+
+
+def test_sigkill_mid_delivery_loses_nothing_and_resends_at_most_once(receiver, tmp_path):
+    """SIGKILL while a delivery is in flight: after restart every notification arrives, the cut one at most twice."""
+    url = f"sqlite:///{tmp_path / 'outbox.db'}"
+    outbox = Outbox(url)
+    batch = alerts(3)
+    for alert in batch:
+        outbox.enqueue(alert, "firing", ["hook"])
+    outbox.close()
+    receiver.statuses.extend([200])
+    receiver.hang = False
+    child = subprocess.Popen([sys.executable, "-c", _CHILD, url, f"{receiver.url}/hook"],
+                             cwd=Path(__file__).resolve().parents[1])
+    try:
+        deadline = time.monotonic() + 20
+        while len(receiver.requests) < 1 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        receiver.hang = True  # the second delivery reaches the receiver and never gets its answer
+        while len(receiver.requests) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert len(receiver.requests) >= 2
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait(10)
+    finally:
+        if child.poll() is None:
+            child.kill()
+    receiver.release.set()
+    receiver.hang = False
+
+    clock = Clock(dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=120))  # past every lease
+    resumed = Outbox(url, clock=clock)
+    asyncio.run(dispatcher(resumed, {"hook": hook(receiver)}, clock).run_once())
+    assert {e.status for e in resumed.entries()} == {DeliveryStatus.DELIVERED}
+    ids = receiver.ids()
+    expected = {Notification.of(alert).id for alert in batch}
+    assert set(ids) == expected
+    assert max(ids.count(i) for i in expected) <= 2 and len(ids) <= len(expected) + 1
