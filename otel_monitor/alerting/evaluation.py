@@ -13,7 +13,6 @@ from otel_monitor.alerting.model import Alert, AlertState, Priority, Rule, finge
 from otel_monitor.alerting.sources import Sample, Source, SourceError, SourceUnavailable
 from otel_monitor.error_codes import SystemErrorCode
 from otel_monitor.structured_logging import StructuredLogger
-from otel_monitor.error_codes import SystemErrorCode
 
 __all__ = ["MONITORING_BACKEND_DOWN", "BACKEND_DOWN_RULE", "DEFAULT_INTERVALS", "HOURLY_SECONDS",
            "default_interval", "Evaluator"]

@@ -15,7 +15,6 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from sqlalchemy import (
-    DateTime,
     Index,
     Integer,
     MetaData,
@@ -31,7 +30,7 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 from sqlalchemy.pool import StaticPool
-from sqlalchemy.types import TypeDecorator
+from otel_monitor.store_types import UTCDateTime
 
 from otel_monitor.alerting.delivery_config import DeliveryConfig, RetryPolicy
 from otel_monitor.alerting.model import Alert
@@ -65,24 +64,6 @@ def _utcnow() -> dt.datetime:
     return dt.datetime.now(_UTC)
 
 
-class _UTCDateTime(TypeDecorator):
-    """Aware UTC datetimes in and out; SQLite keeps no zone, so naive values read back are UTC."""
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value, dialect):
-        if value is None:
-            return None
-        value = value.astimezone(_UTC)
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
-
-    def process_result_value(self, value, dialect):
-        if value is None:
-            return None
-        return value.replace(tzinfo=_UTC) if value.tzinfo is None else value.astimezone(_UTC)
-
-
 class _Base(DeclarativeBase):
     metadata = metadata
 
@@ -100,10 +81,10 @@ class _OutboxRow(_Base):
     body: Mapped[str] = mapped_column(Text, nullable=False)
     status: Mapped[str] = mapped_column(String(16), nullable=False, default=DeliveryStatus.PENDING)
     attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
-    created_at: Mapped[dt.datetime] = mapped_column(_UTCDateTime, nullable=False)
-    next_attempt_at: Mapped[dt.datetime] = mapped_column(_UTCDateTime, nullable=False)
-    last_attempt_at: Mapped[dt.datetime | None] = mapped_column(_UTCDateTime, nullable=True)
-    done_at: Mapped[dt.datetime | None] = mapped_column(_UTCDateTime, nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False)
+    next_attempt_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False)
+    last_attempt_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    done_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 

@@ -7,11 +7,11 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import DateTime, Float, Index, Integer, MetaData, String, create_engine, func, select
+from sqlalchemy import Float, Index, Integer, MetaData, String, create_engine, func, select
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 from sqlalchemy.pool import StaticPool
-from sqlalchemy.types import TypeDecorator
+from otel_monitor.store_types import UTCDateTime
 
 __all__ = ["QuotaUsage", "UsageSample", "QuotaStore", "QuotaStoreError", "MIGRATIONS_DIR", "VERSION_TABLE",
            "IN_MEMORY_URL", "metadata"]
@@ -29,26 +29,6 @@ metadata = MetaData(naming_convention={
 })
 
 
-class _UTCDateTime(TypeDecorator):
-    """Aware UTC datetimes in and out; SQLite keeps no zone, so naive values read back are UTC."""
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value, dialect):
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("timestamps must be timezone-aware")
-        value = value.astimezone(_UTC)
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
-
-    def process_result_value(self, value, dialect):
-        if value is None:
-            return None
-        return value.replace(tzinfo=_UTC) if value.tzinfo is None else value.astimezone(_UTC)
-
-
 class _Base(DeclarativeBase):
     metadata = metadata
 
@@ -64,7 +44,7 @@ class QuotaUsage(_Base):
     used: Mapped[float] = mapped_column(Float, nullable=False)
     total: Mapped[float] = mapped_column(Float, nullable=False)
     percentage: Mapped[float] = mapped_column(Float, nullable=False)
-    timestamp: Mapped[dt.datetime] = mapped_column(_UTCDateTime, nullable=False)
+    timestamp: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False)
 
 
 @dataclass(frozen=True)
