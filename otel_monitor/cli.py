@@ -43,7 +43,7 @@ def _serve(args: argparse.Namespace) -> int:
     from otel_monitor.settings import TelemetrySettings
     from otel_monitor.telemetry import setup_telemetry
 
-    config, _rules = _load(args.config)  # the rules are validated now; their evaluation is wired next
+    config, rules = _load(args.config)
     try:
         settings = TelemetrySettings(
             service_name=config.telemetry.service_name,
@@ -58,7 +58,7 @@ def _serve(args: argparse.Namespace) -> int:
         return EXIT_CONFIG_ERROR
     # The monitor's own balance polls are not the backend's provider calls: httpx stays uninstrumented here.
     telemetry = setup_telemetry(settings, instrument_httpx=False)
-    app = create_app(config, meter_provider=telemetry.meter_provider, telemetry=telemetry)
+    app = create_app(config, meter_provider=telemetry.meter_provider, telemetry=telemetry, rules=rules)
     uvicorn.run(app, host=args.host or config.server.host, port=args.port or config.server.port,
                 log_config=None, access_log=False)
     return 0
@@ -67,7 +67,7 @@ def _serve(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="otel-monitor", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
-    serve = commands.add_parser("serve", help="run the monitor service (health, quota)")
+    serve = commands.add_parser("serve", help="run the monitor service (health, quota, alerts)")
     serve.add_argument("--config", required=True, help="the monitor's YAML config file")
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)

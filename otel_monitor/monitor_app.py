@@ -1,13 +1,17 @@
-"""The monitor service's FastAPI app: health and quota routers over services started with the app."""
+"""The monitor service's FastAPI app: health, quota and alerts routers over services started with the app."""
 
 from __future__ import annotations
 
 import asyncio
 import gc
+from collections.abc import Sequence
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from otel_monitor.alerting.model import Rule
+from otel_monitor.alerting.router import build_alerts_router
+from otel_monitor.alerting.service import AlertingService
 from otel_monitor.health.router import build_health_router
 from otel_monitor.health.service import HealthService
 from otel_monitor.monitor_config import MonitorConfig
@@ -25,22 +29,30 @@ def _is_probe(scope) -> bool:
 
 
 def create_app(config: MonitorConfig, *, meter_provider=None, health: HealthService | None = None,
-               quota: QuotaService | None = None, telemetry=None) -> FastAPI:
+               quota: QuotaService | None = None, telemetry=None, rules: Sequence[Rule] | None = None) -> FastAPI:
     """The app; the services are built from the config unless injected (tests). ``telemetry`` (the process's
-    own) is shut down with the app: uvicorn re-raises SIGTERM after its graceful shutdown, so atexit never runs."""
+    own) is shut down with the app: uvicorn re-raises SIGTERM after its graceful shutdown, so atexit never runs.
+    With ``alerting.enabled`` and ``rules``, the alerting service runs with the app; the alerts endpoint answers
+    either way (no alerts while alerting is off)."""
     health = health or HealthService.from_config(config.health, meter_provider=meter_provider)
     quota = quota or QuotaService.from_config(config.quota, meter_provider=meter_provider)
+    alerting = (AlertingService.from_config(config, rules, health, quota)
+                if config.alerting.enabled and rules else None)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
         await health.start()
         await quota.start()
+        if alerting is not None:
+            await alerting.start()
         # Everything loaded so far lives as long as the process: keep it out of the collector's full passes,
         # which otherwise stall the event loop for tens of milliseconds under load.
         gc.freeze()
         try:
             yield
         finally:
+            if alerting is not None:
+                await alerting.stop()
             await quota.stop()
             await health.stop()
             if telemetry is not None:
@@ -52,6 +64,8 @@ def create_app(config: MonitorConfig, *, meter_provider=None, health: HealthServ
                   telemetry={"exclude": _is_probe})
     app.include_router(build_health_router(health))
     app.include_router(build_quota_router(quota))
+    app.include_router(build_alerts_router(alerting.alerts if alerting is not None else list))
     app.state.health = health
     app.state.quota = quota
+    app.state.alerting = alerting
     return app

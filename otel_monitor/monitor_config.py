@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from otel_monitor.alerting.delivery_config import DeliveryConfig
 from otel_monitor.health.config import HealthConfig
 from otel_monitor.quota.config import QuotaConfig
 
@@ -32,12 +33,35 @@ class MonitorTelemetryConfig(BaseModel):
 
 
 class AlertingConfig(BaseModel):
-    """The alert rules and the back ends they read. ``rules_file`` is relative to the config file."""
+    """The alert rules, the back ends they read and where notifications go. ``rules_file`` is relative to the
+    config file. Evaluation and delivery run only when ``enabled``; ``store_url`` holds the delivery outbox
+    (None: the quota store's database)."""
 
     model_config = ConfigDict(extra="forbid")
+    enabled: bool = False
     rules_file: str | None = None
     prometheus_url: str = "http://127.0.0.1:9090"
     jaeger_url: str | None = "http://127.0.0.1:16686"
+    store_url: str | None = None
+    delivery: DeliveryConfig = DeliveryConfig()
+
+    @field_validator("store_url")
+    @classmethod
+    def _database_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        try:
+            make_url(value)
+        except ArgumentError:
+            raise ValueError("not a SQLAlchemy database URL (e.g. 'sqlite:///otel-monitor.db')") from None
+        return value
+
+    def outbox_url(self, quota_store_url: str) -> str:
+        """Where the delivery outbox lives: ``store_url``, else the quota store's database."""
+        return self.store_url or quota_store_url
 
 
 class MonitorConfig(BaseModel):

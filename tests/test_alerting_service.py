@@ -1,0 +1,94 @@
+"""The served alerting pipeline: a health rule fires and resolves once each through a webhook and the alerts API."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+from examples.monitor_launcher import MonitorProcess
+from otel_monitor.devstack import DevStack, StackPorts, wait_until
+
+from test_alert_notifiers import Receiver
+
+RULES = {"rules": [{
+    "name": "RedisDown", "priority": "P0", "source": "check", "expr": "health.redis",
+    "for_seconds": 0, "clear_for_seconds": 0, "interval_seconds": 1, "error_code": "REDIS_CONNECTION_FAILED",
+    "summary": "Redis is unreachable", "action_required": "Restart Redis or check its host",
+    "runbook": "Celery and the failure streaks stop while Redis is down.",
+}]}
+
+
+@pytest.fixture
+def own_redis():
+    """A Redis of this test alone, so it can be stopped and started again on the same port."""
+    workdir = Path(tempfile.mkdtemp(prefix="otel-monitor-alerting-"))
+    os.chmod(workdir, 0o755)  # as conftest's _workdir: not pytest's 0700 tmp dirs
+    redis = DevStack(workdir, StackPorts.free()).start("redis")
+    yield redis
+    redis.stop()
+    shutil.rmtree(workdir, ignore_errors=True)
+
+
+@pytest.fixture
+def receiver():
+    running = Receiver().start()
+    yield running
+    running.stop()
+
+
+def _notifications(receiver: Receiver, status: str) -> list[dict]:
+    return [r["json"] for r in receiver.requests if r["path"] == "/hook" and r["json"]["status"] == status]
+
+
+def _alerts(url: str, **params) -> httpx.Response:
+    return httpx.get(f"{url}/api/v1/alerts", params=params, timeout=10)
+
+
+@pytest.mark.stack
+def test_redis_down_fires_once_and_resolves_once(stack, own_redis, receiver, tmp_path):
+    """Redis stopped: one P0 firing webhook and a firing alert in the API; Redis back: one resolved webhook."""
+    (tmp_path / "rules.yaml").write_text(yaml.safe_dump(RULES, sort_keys=False))
+    process = MonitorProcess(stack, tmp_path, service_name="monitor-alerting-under-test",
+                             health={"redis_url": own_redis.redis_url, "cache_ttl_seconds": 1,
+                                     "check_timeout_seconds": 1})
+    process.config["alerting"] = {
+        "enabled": True, "rules_file": "rules.yaml", "prometheus_url": stack.prometheus_url,
+        "jaeger_url": stack.jaeger_url,
+        "delivery": {"channels": {"ops-hook": {"type": "webhook", "url": f"{receiver.url}/hook",
+                                               "timeout_seconds": 2}},
+                     "routing": {"P0": ["ops-hook"]},
+                     "retry": {"initial_backoff_seconds": 0.2, "max_backoff_seconds": 1}},
+    }
+    with process:
+        url = process.url
+        wait_until(lambda: httpx.get(f"{url}/api/v1/system/health", timeout=10).json()
+                   ["checks"]["redis"]["status"] == "healthy", 30, what="Redis healthy")
+        assert _alerts(url).json() == {"alerts": []}
+        assert receiver.requests == []
+
+        own_redis.stop()
+        (firing,) = wait_until(lambda: _notifications(receiver, "firing"), 30, what="the firing webhook")
+        assert firing["alert"]["error_code"] == "REDIS_CONNECTION_FAILED"
+        assert firing["alert"]["priority"] == "P0"
+        assert firing["alert"]["action_required"] == "Restart Redis or check its host"
+        listed = wait_until(lambda: _alerts(url, priority="P0").json()["alerts"], 30, what="the alert listed")
+        assert [(a["rule"], a["state"], a["error_code"]) for a in listed] == [
+            ("RedisDown", "firing", "REDIS_CONNECTION_FAILED")]
+        assert _alerts(url, state="resolved").json() == {"alerts": []}
+
+        own_redis.start("redis")
+        (resolved,) = wait_until(lambda: _notifications(receiver, "resolved"), 30, what="the resolved webhook")
+        assert resolved["alert"]["fingerprint"] == firing["alert"]["fingerprint"]
+        wait_until(lambda: _alerts(url).json() == {"alerts": []}, 30, what="the alert gone from the API")
+        assert len(_notifications(receiver, "firing")) == 1
+        assert len(receiver.requests) == 2
+
+        rejected = _alerts(url, priority="P9")
+        assert rejected.status_code == 422
+        assert rejected.json()["detail"][0]["loc"] == ["query", "priority"]
