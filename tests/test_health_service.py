@@ -349,3 +349,21 @@ def test_publish_stamp_sets_the_header():
     headers = {"id": "1", PUBLISHED_AT_HEADER: 1.0}
     published_at_stamper(lambda: time.time() - 5)(headers=headers, body=(), sender="video.generate")
     assert time.time() - 6 < headers[PUBLISHED_AT_HEADER] < time.time() - 4
+
+
+@pytest.mark.parametrize("advance,runs", [(0, 1), (4.9, 1), (5, 2), (60, 2)])
+def test_fresh_report_runs_the_checks_when_older_than_max_age(advance, runs):
+    """fresh_report(max_age) answers the cached report while younger than max_age, else waits for a new run:
+    the alert rules see a dependency die within their interval, whatever the endpoint's TTL."""
+    clock = FakeClock()
+    check = FakeCheck("a")
+    service = HealthService([check], timeout=1.0, ttl=300, clock=clock)
+
+    async def twice():
+        first = await service.report()
+        clock.now += advance
+        return first, await service.fresh_report(max_age=5)
+
+    first, second = asyncio.run(twice())
+    assert check.runs == runs
+    assert (second is first) is (runs == 1)

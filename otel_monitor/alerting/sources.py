@@ -112,6 +112,9 @@ class CheckThresholds:
     quota_statuses: tuple[str, ...] = (CRITICAL, EXCEEDED)
 
 
+# How old a health report a check rule accepts when it has no interval of its own (the P0 cadence).
+_P0_MAX_AGE = 5.0
+
 # health.<check> | quota.<provider or *> | streak.<provider or *> [> N]
 CHECK_EXPR = re.compile(r"^(?P<kind>health|quota|streak)\.(?P<target>[A-Za-z0-9_*-]+)(?:\s*>\s*(?P<above>\d+))?$")
 
@@ -159,7 +162,9 @@ class CheckSource:
     async def _health_samples(self, rule: Rule, check: str) -> list[Sample]:
         if self._health is None:
             raise SourceError(f"rule {rule.name}: no health service")
-        report = await self._health.report()
+        # The rule must see a dependency die within its own interval, not the endpoint's cache TTL (5 min).
+        fresh = getattr(self._health, "fresh_report", None)
+        report = await (fresh(rule.interval_seconds or _P0_MAX_AGE) if fresh else self._health.report())
         result = (report or {}).get("checks", {}).get(check)
         if result is None:
             raise SourceError(f"rule {rule.name}: the health report has no check {check!r}")

@@ -91,6 +91,13 @@ class HealthService:
             self._start_run()
         return self._report
 
+    async def fresh_report(self, max_age: float) -> Report:
+        """A report at most ``max_age`` seconds old, running the checks (joining a run in progress) if the cached
+        one is older: for the alert rules, which must see a dependency die within their interval, not the TTL."""
+        if self._report is not None and self._clock() - self._reported_at < max_age:
+            return self._report
+        return await self.refresh()
+
     async def refresh(self) -> Report:
         """Runs the checks now, unless a run is in progress: then its report."""
         # A caller giving up (client gone) must not cancel the run the others wait for.
