@@ -64,7 +64,8 @@ def create_app(config: MonitorConfig, *, meter_provider=None, health: HealthServ
                   telemetry={"exclude": _is_probe})
     app.include_router(build_health_router(health))
     app.include_router(build_quota_router(quota))
-    app.include_router(build_alerts_router(alerting.alerts if alerting is not None else list))
+    app.include_router(build_alerts_router(alerting.history, alerting.incidents) if alerting is not None
+                       else build_alerts_router())
     app.state.health = health
     app.state.quota = quota
     app.state.alerting = alerting

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from otel_monitor.alerting.delivery_config import DeliveryConfig
 from otel_monitor.health.config import HealthConfig
 from otel_monitor.quota.config import QuotaConfig
+from otel_monitor.alerting.daily_summary import DailySummaryConfig
 
 __all__ = ["MonitorConfig", "ServerConfig", "MonitorTelemetryConfig", "AlertingConfig"]
 
@@ -34,8 +35,9 @@ class MonitorTelemetryConfig(BaseModel):
 
 class AlertingConfig(BaseModel):
     """The alert rules, the back ends they read and where notifications go. ``rules_file`` is relative to the
-    config file. Evaluation and delivery run only when ``enabled``; ``store_url`` holds the delivery outbox
-    (None: the quota store's database)."""
+    config file. Evaluation and delivery run only when ``enabled``; ``store_url`` holds the delivery outbox, the
+    alerts and the incidents (None: the quota store's database). ``heartbeat_url``, when set, is pinged with
+    ``heartbeat_method`` every ``heartbeat_interval_seconds`` (a dead man's switch for an outside watcher)."""
 
     model_config = ConfigDict(extra="forbid")
     enabled: bool = False
@@ -44,6 +46,12 @@ class AlertingConfig(BaseModel):
     jaeger_url: str | None = "http://127.0.0.1:16686"
     store_url: str | None = None
     delivery: DeliveryConfig = DeliveryConfig()
+    heartbeat_url: str | None = Field(None, pattern=r"^https?://")
+    heartbeat_method: Literal["GET", "POST"] = "GET"
+    heartbeat_interval_seconds: float = Field(60.0, gt=0, le=86400)
+    heartbeat_timeout_seconds: float = Field(10.0, gt=0, le=300)
+    # P2: the daily summary (send time and zone, reports dir); its Prometheus is ``prometheus_url`` unless set.
+    daily_summary: DailySummaryConfig = DailySummaryConfig()
 
     @field_validator("store_url")
     @classmethod

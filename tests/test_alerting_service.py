@@ -85,7 +85,8 @@ def test_redis_down_fires_once_and_resolves_once(stack, own_redis, receiver, tmp
         own_redis.start("redis")
         (resolved,) = wait_until(lambda: _notifications(receiver, "resolved"), 30, what="the resolved webhook")
         assert resolved["alert"]["fingerprint"] == firing["alert"]["fingerprint"]
-        wait_until(lambda: _alerts(url).json() == {"alerts": []}, 30, what="the alert gone from the API")
+        wait_until(lambda: _alerts(url, state="firing").json() == {"alerts": []}, 30, what="the alert no longer firing")
+        assert [(a["rule"], a["state"]) for a in _alerts(url).json()["alerts"]] == [("RedisDown", "resolved")]
         assert len(_notifications(receiver, "firing")) == 1
         assert len(receiver.requests) == 2
 

@@ -12,6 +12,7 @@ from otel_monitor.alerting.notifiers import (
     AlertmanagerNotifier,
     ConsoleNotifier,
     DiscordNotifier,
+    EmailNotifier,
     LogFileNotifier,
     Notifier,
     PagerDutyNotifier,
@@ -24,7 +25,7 @@ from otel_monitor.structured_logging import StructuredLogger
 
 __all__ = [
     "ConsoleChannel", "LogFileChannel", "WebhookChannel", "SlackChannel", "DiscordChannel", "PagerDutyChannel",
-    "AlertmanagerChannel", "ChannelConfig", "RetryPolicy", "DeliveryConfig", "build_notifiers",
+    "AlertmanagerChannel", "EmailChannel", "ChannelConfig", "RetryPolicy", "DeliveryConfig", "build_notifiers",
 ]
 
 _CHANNEL_NAME = r"^[A-Za-z][A-Za-z0-9_-]*$"
@@ -76,9 +77,20 @@ class AlertmanagerChannel(_Channel):
     url: str
 
 
+class EmailChannel(_Channel):
+    type: Literal["email"]
+    host: str = Field(min_length=1)
+    port: int = Field(25, ge=1, le=65535)
+    sender: str = Field(min_length=3, pattern=r"@")
+    recipients: tuple[Annotated[str, Field(pattern=r"@")], ...] = Field(min_length=1)
+    username: str | None = None
+    password: SecretStr | None = None
+    starttls: bool = False
+
+
 ChannelConfig = Annotated[
     ConsoleChannel | LogFileChannel | WebhookChannel | SlackChannel | DiscordChannel | PagerDutyChannel
-    | AlertmanagerChannel,
+    | AlertmanagerChannel | EmailChannel,
     Field(discriminator="type"),
 ]
 
@@ -143,4 +155,10 @@ def build_notifiers(config: DeliveryConfig, *, client: httpx.AsyncClient | None 
                                                     source=channel.source, **http)
             case AlertmanagerChannel():
                 notifiers[name] = AlertmanagerNotifier(name, channel.url, **http)
+            case EmailChannel():
+                password = channel.password.get_secret_value() if channel.password else None
+                notifiers[name] = EmailNotifier(name, channel.host, channel.port, channel.sender,
+                                                channel.recipients, username=channel.username, password=password,
+                                                starttls=channel.starttls, timeout=channel.timeout_seconds,
+                                                scrubber=scrubber)
     return notifiers

@@ -1,19 +1,27 @@
-"""``GET /api/v1/alerts``: the evaluator's current alerts, filtered by priority, service and state."""
+"""``GET /api/v1/alerts`` (active and recent alerts, filtered by priority, service and state) and
+``GET /api/v1/incidents`` (filtered by status)."""
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Annotated
 
 from fastapi import APIRouter, Query
 
+from otel_monitor.alerting.incidents import Incident, IncidentStatus
 from otel_monitor.alerting.model import Alert, AlertState, Priority
+from otel_monitor.alerting.state import DEFAULT_HISTORY_LIMIT
 
-__all__ = ["ALERTS_PATH", "build_alerts_router", "alert_json", "select_alerts"]
+__all__ = ["ALERTS_PATH", "INCIDENTS_PATH", "build_alerts_router", "alert_json", "select_alerts"]
 
 ALERTS_PATH = "/api/v1/alerts"
+INCIDENTS_PATH = "/api/v1/incidents"
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+_MAX_LIMIT = 1000
+
+AlertHistory = Callable[..., Awaitable[list[Alert]]]
+IncidentHistory = Callable[..., Awaitable[list[Incident]]]
 
 
 def _iso(moment: dt.datetime | None) -> str | None:
@@ -41,15 +49,26 @@ def alert_json(alert: Alert) -> dict[str, object]:
 
 def select_alerts(alerts: Iterable[Alert], *, priority: Priority | None = None, service: str | None = None,
                   state: AlertState | None = None) -> list[Alert]:
-    """The alerts matching every filter given, most urgent and oldest first."""
+    """The alerts matching every filter given: active ones first, most urgent and oldest first; then resolved
+    ones, most recently ended first."""
     chosen = [a for a in alerts
               if (priority is None or a.priority is priority) and (service is None or a.service == service)
               and (state is None or a.state is state)]
-    return sorted(chosen, key=lambda a: (a.priority.value, a.starts_at or _EPOCH))
+    active = sorted((a for a in chosen if a.state is not AlertState.RESOLVED),
+                    key=lambda a: (a.priority.value, a.starts_at or _EPOCH))
+    resolved = sorted((a for a in chosen if a.state is AlertState.RESOLVED),
+                      key=lambda a: a.ends_at or a.starts_at or _EPOCH, reverse=True)
+    return active + resolved
 
 
-def build_alerts_router(current_alerts: Callable[[], Iterable[Alert]]) -> APIRouter:
-    """The alerts router over ``current_alerts`` (the evaluator's); bad filter values get FastAPI's 422 JSON."""
+async def _no_alerts(**_filters) -> list:
+    return []
+
+
+def build_alerts_router(alert_history: AlertHistory = _no_alerts,
+                        incident_history: IncidentHistory = _no_alerts) -> APIRouter:
+    """The alerts and incidents routers over the alerting service's stores (nothing while alerting is off); bad
+    filter values get FastAPI's 422 JSON."""
     router = APIRouter(tags=["alerts"])
 
     @router.get(ALERTS_PATH)
@@ -57,8 +76,17 @@ def build_alerts_router(current_alerts: Callable[[], Iterable[Alert]]) -> APIRou
         priority: Annotated[Priority | None, Query(description="only this priority")] = None,
         service: Annotated[str | None, Query(description="only alerts of this service label")] = None,
         state: Annotated[AlertState | None, Query(description="only alerts in this state")] = None,
+        limit: Annotated[int, Query(ge=1, le=_MAX_LIMIT, description="at most this many")] = DEFAULT_HISTORY_LIMIT,
     ) -> dict[str, object]:
-        alerts = select_alerts(current_alerts(), priority=priority, service=service, state=state)
-        return {"alerts": [alert_json(alert) for alert in alerts]}
+        alerts = await alert_history(priority=priority, service=service, state=state, limit=limit)
+        return {"alerts": [alert_json(alert) for alert in select_alerts(alerts)]}
+
+    @router.get(INCIDENTS_PATH)
+    async def get_incidents(
+        status: Annotated[IncidentStatus | None, Query(description="only incidents in this status")] = None,
+        limit: Annotated[int, Query(ge=1, le=_MAX_LIMIT, description="at most this many")] = DEFAULT_HISTORY_LIMIT,
+    ) -> dict[str, object]:
+        incidents = await incident_history(status=status, limit=limit)
+        return {"incidents": [incident.to_json() for incident in incidents]}
 
     return router

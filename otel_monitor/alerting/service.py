@@ -1,4 +1,5 @@
-"""The running alerting pipeline of the monitor: rules evaluated over its sources, transitions queued and delivered."""
+"""The running alerting pipeline of the monitor: rules evaluated over its sources, transitions kept, queued and
+delivered, incidents opened and closed, and the heartbeat pinged."""
 
 from __future__ import annotations
 
@@ -11,13 +12,18 @@ import httpx
 
 from otel_monitor.alerting.delivery_config import DeliveryConfig, build_notifiers
 from otel_monitor.alerting.evaluation import Evaluator
-from otel_monitor.alerting.lifecycle import Transition
-from otel_monitor.alerting.model import Alert, Rule
+from otel_monitor.alerting.heartbeat import Heartbeat
+from otel_monitor.alerting.incidents import Incident, IncidentStatus, IncidentStore, opens_incident
+from otel_monitor.alerting.lifecycle import FIRING, RESOLVED, Transition
+from otel_monitor.alerting.model import Alert, AlertState, Priority, Rule
 from otel_monitor.alerting.outbox import Dispatcher, Outbox
+from otel_monitor.alerting.state import DEFAULT_HISTORY_LIMIT, AlertStore
 from otel_monitor.alerting.sources import CheckSource, PrometheusSource, Source, streak_trace_lookup
 from otel_monitor.failure_streaks import failure_streaks_from_url
 from otel_monitor.monitor_config import MonitorConfig
 from otel_monitor.structured_logging import StructuredLogger
+from otel_monitor.alerting.daily_summary import DailySummary, DailySummaryConfig
+from otel_monitor.alerting.digest import HourlyDigest
 
 __all__ = ["AlertingService"]
 
@@ -29,49 +35,122 @@ def _utcnow() -> dt.datetime:
     return dt.datetime.now(_UTC)
 
 
-class AlertingService:
-    """The Evaluator and the Dispatcher as tasks of the app; each transition goes into the outbox for the channels
-    its priority is routed to, then the Dispatcher is woken.
+class _RecordingEvaluator(Evaluator):
+    """The Evaluator, with ``after_pass`` awaited after each pass (pending alerts and silent changes are kept too)."""
 
-    Alerts are not restored from the outbox on start: after a restart a condition still holding fires again
-    (with the same notification id, which deduping receivers drop)."""
+    def __init__(self, *args, after_pass: Callable[[], Awaitable[None]], **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._after_pass = after_pass
+
+    async def evaluate_once(self, now: dt.datetime | None = None):
+        sent = await super().evaluate_once(now)
+        await self._after_pass()
+        return sent
+
+
+def _recorded_key(alert: Alert) -> tuple:
+    """What makes a stored alert out of date; the value alone changes on every pass and is not worth a write."""
+    return alert.state, alert.ends_at, alert.trace_id, alert.inhibited
+
+
+class AlertingService:
+    """The Evaluator, the Dispatcher and the heartbeat as tasks of the app.
+
+    Each notified transition is queued in the outbox for the channels its priority is routed to (first, so a crash
+    right after never loses a notification), then written to the alert store and, for P0s in production, opens or
+    closes an incident. After each pass the store catches up with changes that notify nobody (pending alerts,
+    pending -> firing while inhibited, pending alerts dropped). On start the evaluator is restored from the store,
+    so an alert firing across a restart is not announced again, and resolves once.
+    """
 
     def __init__(self, rules: Sequence[Rule], sources: Mapping[str, Source], outbox: Outbox, dispatcher: Dispatcher,
                  delivery: DeliveryConfig, *, clock: Callable[[], dt.datetime] = _utcnow,
                  jaeger_base: str | None = None, trace_lookup: Callable[[str], str | None] | None = None,
+                 state: AlertStore | None = None, incidents: IncidentStore | None = None,
+                 environment: str = "development", heartbeat: Heartbeat | None = None,
+                 daily_summary: DailySummary | None = None,
                  closers: Sequence[Callable[[], Awaitable[None]]] = ()) -> None:
         self.outbox = outbox
         self.dispatcher = dispatcher
         self.delivery = delivery
-        self.evaluator = Evaluator(rules, sources, clock, self.enqueue, jaeger_base=jaeger_base,
-                                   trace_lookup=trace_lookup)
+        self.state = state or AlertStore(clock=clock)
+        self.incident_store = incidents or IncidentStore(clock=clock)
+        self.environment = environment
+        self.heartbeat = heartbeat
+        # P1 transitions wait for the hour's digest; P2 ones are for the daily summary only.
+        self.digest = HourlyDigest(self._send_digest, clock=clock)
+        self.daily_summary = daily_summary
+        self.evaluator = _RecordingEvaluator(rules, sources, clock, self.on_transition, jaeger_base=jaeger_base,
+                                             trace_lookup=trace_lookup, after_pass=self.record_pass)
+        self._clock = clock
         self._closers = list(closers)
-        self._stop_dispatch = asyncio.Event()
+        self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
+        self._recorded: dict[str, Alert] = {}  # the active alerts as last written to the store
+        self._resolved: set[str] = set()  # fingerprints resolved by a notified transition this pass
 
     @classmethod
     def from_config(cls, config: MonitorConfig, rules: Sequence[Rule], health, quota, *,
                     clock: Callable[[], dt.datetime] = _utcnow,
                     http_client: httpx.AsyncClient | None = None) -> AlertingService:
-        """Sources, outbox (``alerting.store_url``, else the quota store) and notifiers of the config."""
+        """Sources, stores (``alerting.store_url``, else the quota store: outbox, alerts, incidents), notifiers
+        and heartbeat of the config."""
         alerting = config.alerting
         client = http_client or httpx.AsyncClient()
         streaks = failure_streaks_from_url(config.quota.redis_url)
         sources = {"promql": PrometheusSource(alerting.prometheus_url, http_client=client),
                    "check": CheckSource(health_service=health, quota_service=quota, streaks=streaks)}
-        outbox = Outbox(alerting.outbox_url(config.quota.store_url), clock=clock)
+        store_url = alerting.outbox_url(config.quota.store_url)
+        outbox = Outbox(store_url, clock=clock)
         notifiers = build_notifiers(alerting.delivery, client=client)
         dispatcher = Dispatcher.from_config(outbox, alerting.delivery, notifiers, clock=clock)
+        heartbeat = (Heartbeat(alerting.heartbeat_url, client=client, method=alerting.heartbeat_method,
+                               interval_seconds=alerting.heartbeat_interval_seconds,
+                               timeout_seconds=alerting.heartbeat_timeout_seconds)
+                     if alerting.heartbeat_url else None)
+        summary_config = alerting.daily_summary
+        if summary_config.prometheus_url == DailySummaryConfig().prometheus_url:
+            summary_config = summary_config.model_copy(update={"prometheus_url": alerting.prometheus_url})
+        daily_summary = DailySummary(summary_config, quota=quota.latest, client=client)
         return cls(rules, sources, outbox, dispatcher, alerting.delivery, clock=clock,
                    jaeger_base=alerting.jaeger_url, trace_lookup=streak_trace_lookup(streaks),
+                   state=AlertStore(store_url, clock=clock), incidents=IncidentStore(store_url, clock=clock),
+                   environment=config.environment, heartbeat=heartbeat, daily_summary=daily_summary,
                    closers=[] if http_client is not None else [client.aclose])
 
+    # -- reading --------------------------------------------------------------------------------------------------
     def alerts(self) -> list[Alert]:
         """The pending and firing alerts now."""
         return self.evaluator.alerts()
 
+    async def history(self, *, priority: Priority | None = None, service: str | None = None,
+                      state: AlertState | None = None, limit: int = DEFAULT_HISTORY_LIMIT) -> list[Alert]:
+        """Active and recently resolved alerts from the store."""
+        return await asyncio.to_thread(self.state.history, priority=priority, service=service, state=state,
+                                       limit=limit)
+
+    async def incidents(self, *, status: IncidentStatus | None = None,
+                        limit: int = DEFAULT_HISTORY_LIMIT) -> list[Incident]:
+        return await asyncio.to_thread(self.incident_store.incidents, status=status, limit=limit)
+
+    # -- transitions ----------------------------------------------------------------------------------------------
+    async def on_transition(self, alert: Alert, transition: Transition) -> None:
+        """Queues the notification, then keeps the alert and its incident; a failing step does not skip the next."""
+        for step in (self.enqueue, self._keep, self._track_incident):
+            try:
+                await step(alert, transition)
+            except Exception as exc:
+                _log.error("Alert transition step failed", rule=alert.rule, transition=transition,
+                           step=step.__name__, error=repr(exc))
+
     async def enqueue(self, alert: Alert, transition: Transition) -> None:
-        """Queues the transition for the channels routed for the alert's priority and wakes the Dispatcher."""
+        """P0: queues the transition for its channels at once and wakes the Dispatcher. P1: held for the hourly
+        digest. P2: none on its own (kept in the history; the daily summary reports the day)."""
+        if alert.priority is Priority.P1:
+            self.digest.add(alert, transition)
+            return
+        if alert.priority is Priority.P2:
+            return
         channels = self.delivery.channels_for(alert.priority)
         if not channels:
             _log.info("Alert transition routed to no channel", rule=alert.rule, transition=transition,
@@ -80,24 +159,103 @@ class AlertingService:
         await asyncio.to_thread(self.outbox.enqueue, alert, transition, channels)
         self.dispatcher.wake()
 
+    async def _send_digest(self, notification) -> None:
+        await self._send_notification(notification, Priority.P1)
+
+    async def _send_summary(self, notification) -> None:
+        await self._send_notification(notification, Priority.P2)
+
+    async def _send_notification(self, notification, priority: Priority) -> None:
+        channels = self.delivery.channels_for(priority)
+        if channels:
+            await asyncio.to_thread(self.outbox.enqueue_notification, notification, channels)
+            self.dispatcher.wake()
+
+    async def _keep(self, alert: Alert, transition: Transition) -> None:
+        await asyncio.to_thread(self.state.upsert, alert)
+        if transition == RESOLVED:
+            self._recorded.pop(alert.fingerprint, None)
+            self._resolved.add(alert.fingerprint)
+        else:
+            self._recorded[alert.fingerprint] = alert
+
+    async def _track_incident(self, alert: Alert, transition: Transition) -> None:
+        if transition == FIRING and opens_incident(self.environment, alert):
+            opened = await asyncio.to_thread(self.incident_store.open, alert)
+            if opened is not None:
+                _log.warning("Incident opened", incident_id=opened.id, rule=alert.rule, error_code=alert.error_code)
+        elif transition == RESOLVED:
+            await self._close_incident(alert)
+
+    async def _close_incident(self, alert: Alert) -> None:
+        closed = await asyncio.to_thread(self.incident_store.close_for, alert)
+        if closed is not None:
+            _log.info("Incident closed", incident_id=closed.id, rule=alert.rule, error_code=alert.error_code)
+
+    async def record_pass(self) -> None:
+        """Brings the store up to date with the evaluator after a pass; errors are logged, the next pass retries."""
+        try:
+            current = {alert.fingerprint: alert for alert in self.evaluator.alerts()}
+            for fingerprint, alert in current.items():
+                kept = self._recorded.get(fingerprint)
+                if kept is None or _recorded_key(kept) != _recorded_key(alert):
+                    await asyncio.to_thread(self.state.upsert, alert)
+                    self._recorded[fingerprint] = alert
+            for fingerprint in [fp for fp in self._recorded if fp not in current]:
+                gone = self._recorded.pop(fingerprint)
+                if fingerprint in self._resolved:
+                    continue
+                if gone.state is AlertState.PENDING:
+                    await asyncio.to_thread(self.state.discard, gone)
+                else:  # resolved without a notification (it was held back by inhibition)
+                    ended = gone.with_state(AlertState.RESOLVED, ends_at=gone.ends_at or self._clock())
+                    await asyncio.to_thread(self.state.upsert, ended)
+                    await self._close_incident(ended)
+            self._resolved.clear()
+        except Exception as exc:
+            _log.error("Keeping alert state failed", error=repr(exc))
+
+    # -- running --------------------------------------------------------------------------------------------------
+    async def restore(self) -> None:
+        """Gives the evaluator back the pending and firing alerts of the store (firing ones count as announced)."""
+        try:
+            active = await asyncio.to_thread(self.state.load_active)
+        except Exception as exc:  # an unreadable store must not keep alerting down; alerts may be announced again
+            _log.error("Restoring alerts failed; starting with none", error=repr(exc))
+            active = []
+        self.evaluator.restore(active)
+        self._recorded = {alert.fingerprint: alert for alert in self.evaluator.alerts()}
+        if active:
+            _log.info("Alerts restored", count=len(self._recorded))
+
     async def start(self) -> None:
-        """Runs the evaluator loop and the Dispatcher as tasks of the running event loop."""
+        """Restores the evaluator from the store, then runs the evaluator, Dispatcher and heartbeat as tasks."""
         if self._tasks:
             return
-        self._stop_dispatch.clear()
+        await self.restore()
+        self._stop.clear()
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self.evaluator.run(), name="otel-monitor-alert-evaluation"),
-                       loop.create_task(self.dispatcher.run(self._stop_dispatch), name="otel-monitor-alert-delivery")]
+                       loop.create_task(self.dispatcher.run(self._stop), name="otel-monitor-alert-delivery")]
+        if self.heartbeat is not None:
+            self._tasks.append(loop.create_task(self.heartbeat.run(self._stop), name="otel-monitor-heartbeat"))
+        self._tasks.append(loop.create_task(self.digest.run(), name="otel-monitor-p1-digest"))
+        if self.daily_summary is not None:
+            self._tasks.append(loop.create_task(self.daily_summary.run(self._send_summary),
+                                                name="otel-monitor-daily-summary"))
 
     async def stop(self) -> None:
-        """Stops both loops, then closes the HTTP client and the outbox's database connections."""
+        """Stops the loops, then closes the HTTP client and the stores' database connections."""
         self.evaluator.stop()
-        self._stop_dispatch.set()
+        self._stop.set()
         for task in self._tasks:
+            if task.get_name() in ("otel-monitor-p1-digest", "otel-monitor-daily-summary"):
+                task.cancel()  # they sleep until the hour or the send time
             with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
                 await asyncio.wait_for(task, 10)
         self._tasks = []
         for close in self._closers:
             with contextlib.suppress(Exception):
                 await close()
-        await asyncio.to_thread(self.outbox.close)
+        for store in (self.outbox, self.state, self.incident_store):
+            await asyncio.to_thread(store.close)

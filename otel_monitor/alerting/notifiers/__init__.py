@@ -3,6 +3,7 @@
 from otel_monitor.alerting.notifiers.alertmanager import AlertmanagerNotifier, alertmanager_alert
 from otel_monitor.alerting.notifiers.console import ConsoleNotifier, format_console_line
 from otel_monitor.alerting.notifiers.discord import DiscordNotifier, discord_payload
+from otel_monitor.alerting.notifiers.email import EmailNotifier, email_message
 from otel_monitor.alerting.notifiers.http_status import classify_status, classify_transport_error
 from otel_monitor.alerting.notifiers.log_file import LogFileNotifier
 from otel_monitor.alerting.notifiers.notification import (
@@ -20,7 +21,7 @@ __all__ = [
     "Notifier", "Notification", "DeliveryResult", "Transition", "notification_id",
     "classify_status", "classify_transport_error",
     "ConsoleNotifier", "LogFileNotifier", "WebhookNotifier", "SlackNotifier", "DiscordNotifier",
-    "PagerDutyNotifier", "AlertmanagerNotifier",
+    "PagerDutyNotifier", "AlertmanagerNotifier", "EmailNotifier", "email_message",
     "format_console_line", "webhook_payload", "slack_payload", "discord_payload", "pagerduty_event",
     "alertmanager_alert",
 ]

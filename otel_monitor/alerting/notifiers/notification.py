@@ -28,11 +28,18 @@ def notification_id(alert: Alert, transition: Transition) -> str:
 
 @dataclass(frozen=True)
 class Notification:
-    """One alert transition to deliver; ``id`` is what receivers dedupe on (webhook ``Idempotency-Key``)."""
+    """One alert transition to deliver; ``id`` is what receivers dedupe on (webhook ``Idempotency-Key``).
+
+    A P1 digest is one notification whose ``alert`` stands for the digest and whose ``digest`` lists the hour's
+    transitions; a P2 daily summary carries the spec's ``daily_summary`` statistics in ``report``. Receivers that
+    know neither still show the standing alert's summary and action.
+    """
 
     id: str
     transition: Transition
     alert: Alert
+    digest: tuple[Notification, ...] = ()
+    report: dict | None = None
 
     @classmethod
     def of(cls, alert: Alert, transition: Transition | None = None) -> Notification:
@@ -72,18 +79,27 @@ class Notification:
         alert["starts_at"] = _iso(self.alert.starts_at) or None
         alert["ends_at"] = _iso(self.alert.ends_at) or None
         alert["inhibited"] = list(self.alert.inhibited)
-        return json.dumps({"id": self.id, "transition": self.transition, "alert": alert}, sort_keys=True)
+        data: dict[str, object] = {"id": self.id, "transition": self.transition, "alert": alert}
+        if self.digest:
+            data["digest"] = [json.loads(entry.to_json()) for entry in self.digest]
+        if self.report is not None:
+            data["report"] = self.report
+        return json.dumps(data, sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str) -> Notification:
-        data = json.loads(text)
+        return cls._from_data(json.loads(text))
+
+    @classmethod
+    def _from_data(cls, data: dict) -> Notification:
         alert = dict(data["alert"])
         alert["priority"] = Priority(alert["priority"])
         alert["state"] = AlertState(alert["state"])
         for key in ("starts_at", "ends_at"):
             alert[key] = dt.datetime.fromisoformat(alert[key]) if alert.get(key) else None
         alert["inhibited"] = tuple(alert.get("inhibited") or ())
-        return cls(data["id"], data["transition"], Alert(**alert))
+        digest = tuple(cls._from_data(entry) for entry in data.get("digest") or ())
+        return cls(data["id"], data["transition"], Alert(**alert), digest, data.get("report"))
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,148 @@
+"""Alerts kept in the store: one row per alert episode, upserted on each change, read back at start-up and by the API."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import threading
+from collections.abc import Callable
+
+from sqlalchemy import Float, Index, Integer, String, Text, UniqueConstraint, create_engine, delete, select
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+from sqlalchemy.pool import StaticPool
+
+from otel_monitor.alerting.model import Alert, AlertState, Priority
+from otel_monitor.alerting.outbox import IN_MEMORY_URL, metadata
+from otel_monitor.store_types import UTCDateTime
+
+__all__ = ["AlertStore", "open_store", "DEFAULT_HISTORY_LIMIT"]
+
+_UTC = dt.timezone.utc
+_ACTIVE = (AlertState.PENDING.value, AlertState.FIRING.value)
+DEFAULT_HISTORY_LIMIT = 100
+
+
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(_UTC)
+
+
+def open_store(url: str) -> Engine:
+    """An engine on the alerting store (SQLite or PostgreSQL) with every alerting table created, as the outbox does."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        options: dict = {"connect_args": {"check_same_thread": False, "timeout": 30}}
+        if parsed.database in (None, "", ":memory:"):
+            options["poolclass"] = StaticPool
+        engine = create_engine(parsed, **options)
+    else:
+        engine = create_engine(parsed, pool_pre_ping=True)
+    metadata.create_all(engine)
+    return engine
+
+
+class _Base(DeclarativeBase):
+    metadata = metadata
+
+
+class _AlertRow(_Base):
+    __tablename__ = "alerts"
+    # An episode is one alert from its pending start: the same fingerprint firing again later is a new row.
+    __table_args__ = (UniqueConstraint("fingerprint", "starts_at"), Index(None, "state", "updated_at"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    fingerprint: Mapped[str] = mapped_column(String(255), nullable=False)
+    rule: Mapped[str] = mapped_column(String(255), nullable=False)
+    priority: Mapped[str] = mapped_column(String(4), nullable=False)
+    state: Mapped[str] = mapped_column(String(16), nullable=False)
+    service: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    labels: Mapped[str] = mapped_column(Text, nullable=False)
+    error_code: Mapped[str] = mapped_column(String(128), nullable=False)
+    summary: Mapped[str] = mapped_column(Text, nullable=False)
+    action_required: Mapped[str] = mapped_column(Text, nullable=False)
+    runbook: Mapped[str] = mapped_column(Text, nullable=False)
+    value: Mapped[float | None] = mapped_column(Float, nullable=True)
+    inhibited: Mapped[str] = mapped_column(Text, nullable=False, default="[]")
+    starts_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False)
+    ends_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    trace_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    jaeger_url: Mapped[str | None] = mapped_column(Text, nullable=True)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False)
+
+    def fill(self, alert: Alert, now: dt.datetime) -> None:
+        self.rule, self.priority, self.state = alert.rule, alert.priority.value, alert.state.value
+        self.service, self.labels = alert.service, json.dumps(alert.labels, sort_keys=True)
+        self.error_code, self.summary = alert.error_code, alert.summary
+        self.action_required, self.runbook, self.value = alert.action_required, alert.runbook, alert.value
+        self.inhibited = json.dumps(list(alert.inhibited))
+        self.ends_at, self.trace_id, self.jaeger_url = alert.ends_at, alert.trace_id, alert.jaeger_url
+        self.updated_at = now
+
+    def alert(self) -> Alert:
+        return Alert(fingerprint=self.fingerprint, rule=self.rule, priority=Priority(self.priority),
+                     state=AlertState(self.state), error_code=self.error_code, summary=self.summary,
+                     action_required=self.action_required, runbook=self.runbook, labels=json.loads(self.labels),
+                     value=self.value, starts_at=self.starts_at, ends_at=self.ends_at, trace_id=self.trace_id,
+                     jaeger_url=self.jaeger_url, inhibited=tuple(json.loads(self.inhibited or "[]")))
+
+
+class AlertStore:
+    """The ``alerts`` table, in the outbox's database (same URL). Calls block; the service runs them in a thread."""
+
+    def __init__(self, url: str = IN_MEMORY_URL, *, clock: Callable[[], dt.datetime] = _utcnow) -> None:
+        self._url = url
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._engine: Engine | None = None
+
+    def _ready(self) -> Engine:
+        if self._engine is None:
+            self._engine = open_store(self._url)
+        return self._engine
+
+    def close(self) -> None:
+        with self._lock:
+            if self._engine is not None:
+                self._engine.dispose()
+            self._engine = None
+
+    # -- writing --------------------------------------------------------------------------------------------------
+    def upsert(self, alert: Alert) -> None:
+        """Writes the alert's episode (fingerprint and start) as it is now."""
+        now = self._clock()
+        starts_at = alert.starts_at or now
+        with self._lock, Session(self._ready()) as session, session.begin():
+            row = session.scalar(select(_AlertRow).where(_AlertRow.fingerprint == alert.fingerprint,
+                                                         _AlertRow.starts_at == starts_at))
+            if row is None:
+                row = _AlertRow(fingerprint=alert.fingerprint, starts_at=starts_at)
+                session.add(row)
+            row.fill(alert, now)
+
+    def discard(self, alert: Alert) -> None:
+        """Drops a pending episode whose condition cleared before it fired: it never was an alert."""
+        with self._lock, Session(self._ready()) as session, session.begin():
+            session.execute(delete(_AlertRow).where(
+                _AlertRow.fingerprint == alert.fingerprint, _AlertRow.state == AlertState.PENDING.value,
+                _AlertRow.starts_at == (alert.starts_at or self._clock())))
+
+    # -- reading --------------------------------------------------------------------------------------------------
+    def load_active(self) -> list[Alert]:
+        """The pending and firing alerts, one per fingerprint (the latest episode), for ``Evaluator.restore``."""
+        query = select(_AlertRow).where(_AlertRow.state.in_(_ACTIVE)).order_by(_AlertRow.starts_at)
+        with self._lock, Session(self._ready()) as session:
+            latest = {row.fingerprint: row.alert() for row in session.scalars(query).all()}
+        return list(latest.values())
+
+    def history(self, *, priority: Priority | None = None, service: str | None = None,
+                state: AlertState | None = None, limit: int = DEFAULT_HISTORY_LIMIT) -> list[Alert]:
+        """Active and recently resolved alerts matching every filter given, most recently changed first."""
+        query = select(_AlertRow).order_by(_AlertRow.updated_at.desc(), _AlertRow.id.desc()).limit(limit)
+        if priority is not None:
+            query = query.where(_AlertRow.priority == priority.value)
+        if service is not None:
+            query = query.where(_AlertRow.service == service)
+        if state is not None:
+            query = query.where(_AlertRow.state == state.value)
+        with self._lock, Session(self._ready()) as session:
+            return [row.alert() for row in session.scalars(query).all()]

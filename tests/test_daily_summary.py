@@ -1,0 +1,138 @@
+"""The P2 daily summary: send-time maths, and its counts against the real Prometheus fed by the demo backend."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import logging
+import time
+from zoneinfo import ZoneInfo
+
+import httpx
+import pytest
+from pydantic import ValidationError
+
+from examples.demo_backend.launcher import DemoBackend
+from otel_monitor.alerting.daily_summary import (
+    SUMMARY_MESSAGE,
+    DailySummary,
+    DailySummaryConfig,
+    day_bounds,
+    next_send_time,
+)
+from otel_monitor.alerting.model import Priority
+from otel_monitor.devstack import wait_until
+from otel_monitor.quota.service import QuotaView
+from otel_monitor.services import SERVICE_KEYS
+from tests.support.backends import read_log_lines
+
+UTC = dt.timezone.utc
+PARIS = ZoneInfo("Europe/Paris")
+
+
+@pytest.mark.parametrize(("now", "send_time", "zone", "expected"), [
+    pytest.param(dt.datetime(2026, 3, 1, 7, 0, tzinfo=UTC), dt.time(8), UTC,
+                 dt.datetime(2026, 3, 1, 8, 0, tzinfo=UTC), id="later-today"),
+    pytest.param(dt.datetime(2026, 3, 1, 8, 0, tzinfo=UTC), dt.time(8), UTC,
+                 dt.datetime(2026, 3, 2, 8, 0, tzinfo=UTC), id="at-send-time-means-tomorrow"),
+    pytest.param(dt.datetime(2026, 3, 1, 7, 30, tzinfo=UTC), dt.time(8), PARIS,
+                 dt.datetime(2026, 3, 2, 7, 0, tzinfo=UTC), id="local-zone-winter"),
+    pytest.param(dt.datetime(2026, 3, 28, 12, 0, tzinfo=UTC), dt.time(8), PARIS,
+                 dt.datetime(2026, 3, 29, 6, 0, tzinfo=UTC), id="across-dst-start"),
+])
+def test_next_send_time(now, send_time, zone, expected):
+    """The next send time is the configured local time, after now, in UTC."""
+    assert next_send_time(now, send_time, zone) == expected
+
+
+@pytest.mark.parametrize(("day", "zone", "hours"), [
+    (dt.date(2026, 3, 1), UTC, 24), (dt.date(2026, 3, 29), PARIS, 23), (dt.date(2026, 10, 25), PARIS, 25)])
+def test_day_bounds(day, zone, hours):
+    """A local day runs midnight to midnight: 23 or 25 hours on DST days."""
+    start, end = day_bounds(day, zone)
+    assert start.astimezone(zone).time() == dt.time() and (end - start) == dt.timedelta(hours=hours)
+
+
+@pytest.mark.parametrize("config", [
+    pytest.param({"timezone": "Mars/Olympus"}, id="unknown-zone"),
+    pytest.param({"send_time": "25:00"}, id="bad-time"),
+    pytest.param({"sendtime": "08:00"}, id="unknown-key"),
+])
+def test_invalid_config(config):
+    """Each invalid summary config is refused at load time."""
+    with pytest.raises(ValidationError):
+        DailySummaryConfig.model_validate(config)
+
+
+# -- against the real stack -------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def demo(stack, fakes, workdir):
+    """The demo API and worker, reporting as a job name of this test's own."""
+    for service in SERVICE_KEYS:
+        fakes.set_fault(service, mode="ok", latencies=[0])
+    backend = DemoBackend(stack, {s: fakes.base_url(s) for s in SERVICE_KEYS}, workdir,
+                          metric_export_interval=1.0, service_prefix=f"summary{int(time.time())}",
+                          ca_bundle=fakes.ca_bundle)
+    backend.start()
+    yield backend
+    backend.stop()
+
+
+def create_project(demo: DemoBackend, steps) -> str:
+    response = httpx.post(f"{demo.api_url}/api/v1/projects", json={"topic": "otters", "steps": steps}, timeout=10)
+    assert response.status_code == 202, response.text
+    return response.json()["project_id"]
+
+
+def wait_finished(demo: DemoBackend, ids: set[str], timeout: float = 90) -> None:
+    def finished():
+        done = {l.get("project_id") for l in read_log_lines(demo.log_dir) if l["message"] == "Video project finished"}
+        return ids <= done
+
+    wait_until(finished, timeout, interval=0.5, what=f"{len(ids)} projects to finish")
+
+
+@pytest.mark.stack
+@pytest.mark.asyncio
+async def test_summary_counts_equal_the_calls_made(demo, stack, fakes, workdir, caplog):
+    """Projects, API calls per service and the commonest errors in the summary equal what the test generated."""
+    plan = [("gemini", "ok", 3), ("gemini", "invalid_key", 2), ("stability", "ok", 1)]
+    for service, mode, count in plan:
+        fakes.set_fault(service, mode=mode, latencies=[0])
+        ids = {create_project(demo, [service]) for _ in range(count)}
+        await asyncio.to_thread(wait_finished, demo, ids)
+    quota = [QuotaView("gemini", 49, 1000, "requests", 4.9, "healthy", None, None, False, None,
+                       dt.datetime.now(UTC))]
+    config = DailySummaryConfig(prometheus_url=stack.prometheus_url, matchers=f'job="{demo.worker_service}"',
+                                reports_dir=workdir / "reports")
+    summary = DailySummary(config, quota=lambda: quota)
+    today = dt.datetime.now(UTC).date()
+    want_calls = {"gemini": {"total": 5, "success": 3, "failed": 2, "success_rate": 60},
+                  "stability": {"total": 1, "success": 1, "failed": 0, "success_rate": 100}}
+
+    line: dict = {}
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # the last exports reach Prometheus within a few scrapes
+        line = await summary.build(today)
+        if line["statistics"]["api_calls"] == want_calls and line["statistics"]["total_projects"] == 6:
+            break
+        await asyncio.sleep(1)
+    stats = line["statistics"]
+    assert stats["api_calls"] == want_calls
+    assert (stats["total_projects"], stats["successful_projects"], stats["failed_projects"]) == (6, 4, 2)
+    assert stats["success_rate"] == 66.7
+    assert stats["average_duration_minutes"] is not None and stats["average_duration_minutes"] >= 0
+    assert stats["most_common_errors"] == [{"error_code": "GEMINI_INVALID_API_KEY", "service": "gemini", "count": 2}]
+    assert stats["quota_usage"] == {"gemini": {"used": 49, "total": 1000, "percentage": 4.9}}
+
+    with caplog.at_level(logging.INFO, logger="otel_monitor.alerts"):
+        notification = await summary.produce(today)
+    (record,) = [r for r in caplog.records if r.getMessage() == SUMMARY_MESSAGE]
+    assert record.levelno == logging.INFO and record.report_type == "daily_summary"
+    assert record.date == today.isoformat() and record.statistics["api_calls"] == want_calls
+    kept = json.loads((workdir / "reports" / f"daily-summary-{today.isoformat()}.json").read_text())
+    assert kept["statistics"]["api_calls"] == want_calls and kept["report_type"] == "daily_summary"
+    assert notification.alert.priority is Priority.P2 and notification.report == kept

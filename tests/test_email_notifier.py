@@ -1,0 +1,149 @@
+"""The email receiver on a real local SMTP server (aiosmtpd): content, the daily summary as HTML, failure classes."""
+
+from __future__ import annotations
+
+import datetime as dt
+import socket
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+
+import pytest
+from aiosmtpd.controller import Controller
+from pydantic import ValidationError
+
+from otel_monitor.alerting.daily_summary import summary_notification
+from otel_monitor.alerting.delivery_config import DeliveryConfig, build_notifiers
+from otel_monitor.alerting.digest import digest_notification
+from otel_monitor.alerting.model import Alert, AlertState, Priority
+from otel_monitor.alerting.notifiers import EmailNotifier, Notification
+from otel_monitor.redaction import SecretScrubber
+
+SUMMARY = {"message": "Daily Summary Report", "report_type": "daily_summary", "date": "2026-03-01", "statistics": {
+    "total_projects": 50, "successful_projects": 47, "failed_projects": 3, "success_rate": 94,
+    "average_duration_minutes": 8.5,
+    "api_calls": {"gemini": {"total": 50, "success": 49, "failed": 1, "success_rate": 98}},
+    "quota_usage": {"gemini": {"used": 49, "total": 1000, "percentage": 4.9}},
+    "most_common_errors": [{"error_code": "GEMINI_TIMEOUT", "service": "gemini", "count": 1}]}}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Collecting:
+    """An aiosmtpd handler that keeps every message, or answers DATA with ``reply`` when set."""
+
+    def __init__(self) -> None:
+        self.messages: list[EmailMessage] = []
+        self.reply: str | None = None
+
+    async def handle_DATA(self, server, session, envelope):
+        if self.reply:
+            return self.reply
+        self.messages.append(message_from_bytes(envelope.content, policy=policy.default))
+        return "250 OK"
+
+
+@pytest.fixture
+def smtp():
+    handler = Collecting()
+    controller = Controller(handler, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    yield handler, controller.port
+    controller.stop()
+
+
+def alert(priority: Priority = Priority.P0, code: str = "GEMINI_INVALID_API_KEY") -> Alert:
+    return Alert(fingerprint="fp1", rule="gemini_invalid_key", priority=priority, state=AlertState.FIRING,
+                 error_code=code, summary="API Key Invalid",
+                 action_required="Check GEMINI_API_KEY in environment variables", runbook="docs/runbook.md",
+                 labels={"service": "gemini"}, starts_at=dt.datetime(2026, 3, 1, tzinfo=dt.timezone.utc),
+                 trace_id="cd" * 16, jaeger_url="http://jaeger/trace/" + "cd" * 16)
+
+
+def bodies(message: EmailMessage) -> tuple[str, str]:
+    return (message.get_body(("plain",)).get_content(), message.get_body(("html",)).get_content())
+
+
+NOTIFICATIONS = [
+    pytest.param(Notification.of(alert()), "[P0] P0 Alert: API Key Invalid (GEMINI_INVALID_API_KEY)", "P0",
+                 ["GEMINI_INVALID_API_KEY", "Check GEMINI_API_KEY", "cd" * 16, "http://jaeger/trace/"], id="p0"),
+    pytest.param(digest_notification(dt.datetime(2026, 3, 1, 10, tzinfo=dt.timezone.utc),
+                                     [Notification.of(alert(Priority.P1, "D_ID_QUOTA_LOW")),
+                                      Notification.of(alert(Priority.P1, "GEMINI_ERROR_RATE_HIGH"))]),
+                 None, "P1", ["D_ID_QUOTA_LOW", "GEMINI_ERROR_RATE_HIGH", "cd" * 16], id="p1-digest"),
+    pytest.param(summary_notification(SUMMARY), None, "P2",
+                 ["2026-03-01", "<td>47</td>", "<td>98</td>", "<td>4.9</td>", "<td>1000</td>", "GEMINI_TIMEOUT"],
+                 id="p2-summary"),
+]
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(("notification", "subject", "priority", "html_has"), NOTIFICATIONS)
+async def test_message_arrives(smtp, notification, subject, priority, html_has):
+    """The message reaches the SMTP server with subject, priority headers, text and HTML parts holding the facts."""
+    handler, port = smtp
+    notifier = EmailNotifier("mail", "127.0.0.1", port, "monitor@example.org", ["ops@example.org"])
+    result = await notifier.notify(notification)
+    assert result.ok, result
+    message = handler.messages[-1]
+    if subject:
+        assert message["Subject"] == subject
+    assert message["X-Alert-Priority"] == priority
+    assert message["X-Alert-Error-Code"] == notification.alert.error_code
+    assert message["X-Notification-Id"] == notification.id
+    text, html = bodies(message)
+    for fact in html_has:
+        assert fact in html
+    assert notification.alert.error_code in text or "Daily Summary Report" in text
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(("reply", "retryable"), [
+    ("550 mailbox unavailable", False), ("554 rejected", False), ("451 try again later", True)])
+async def test_smtp_reply_classes(smtp, reply, retryable):
+    """A 5xx reply is a permanent failure, a 4xx reply is retried."""
+    handler, port = smtp
+    handler.reply = reply
+    result = await EmailNotifier("mail", "127.0.0.1", port, "m@example.org", ["o@example.org"]).notify(
+        Notification.of(alert()))
+    assert (result.ok, result.retryable) == (False, retryable)
+    assert reply[:3] in result.detail
+
+
+@pytest.mark.asyncio
+async def test_refused_connection_is_retryable():
+    """No SMTP server listening: retryable, and the password never shows in the detail."""
+    scrubber = SecretScrubber()
+    notifier = EmailNotifier("mail", "127.0.0.1", free_port(), "m@example.org", ["o@example.org"],
+                             username="u", password="smtp-secret-42", scrubber=scrubber, timeout=2)
+    result = await notifier.notify(Notification.of(alert()))
+    assert (result.ok, result.retryable) == (False, True)
+    assert "smtp-secret-42" not in result.detail
+
+
+def test_email_channel_config_builds_notifier():
+    """An ``email`` channel builds an EmailNotifier and registers its password with the scrubber."""
+    scrubber = SecretScrubber()
+    config = DeliveryConfig.model_validate({"channels": {"mail": {
+        "type": "email", "host": "smtp.example.org", "port": 587, "sender": "m@example.org",
+        "recipients": ["ops@example.org"], "username": "u", "password": "pw-secret-77", "starttls": True}},
+        "routing": {"P2": ["mail"]}})
+    (notifier,) = build_notifiers(config, scrubber=scrubber).values()
+    assert isinstance(notifier, EmailNotifier)
+    assert "pw-secret-77" not in scrubber.scrub_text("x pw-secret-77 y")
+
+
+@pytest.mark.parametrize("channel", [
+    pytest.param({"host": "h", "sender": "m@example.org", "recipients": ["o@example.org"], "tls": True},
+                 id="unknown-key"),
+    pytest.param({"host": "h", "sender": "m@example.org", "recipients": []}, id="no-recipients"),
+    pytest.param({"host": "h", "sender": "nobody", "recipients": ["o@example.org"]}, id="bad-sender"),
+    pytest.param({"sender": "m@example.org", "recipients": ["o@example.org"]}, id="no-host"),
+])
+def test_invalid_email_channel(channel):
+    """Each invalid email channel is refused at load time."""
+    with pytest.raises(ValidationError):
+        DeliveryConfig.model_validate({"channels": {"mail": {"type": "email", **channel}}})
