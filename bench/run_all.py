@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-BENCHES = ["bench.call_overhead", "bench.throughput", "bench.health_load"]
+BENCHES = ["bench.call_overhead", "bench.throughput", "bench.health_load", "bench.alert_latency"]
 
 
 def main() -> None:
