@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
-import threading
-from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 
 from sqlalchemy import Index, Integer, String, Text, select
-from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from otel_monitor.alerting.model import Alert, Priority
-from otel_monitor.alerting.outbox import IN_MEMORY_URL, metadata
-from otel_monitor.alerting.state import DEFAULT_HISTORY_LIMIT, open_store
+from otel_monitor.alerting.outbox import metadata
+from otel_monitor.alerting.state import DEFAULT_HISTORY_LIMIT, SqlStore
 from otel_monitor.store_types import UTCDateTime
 
 __all__ = ["IncidentStatus", "Incident", "IncidentStore", "opens_incident", "INCIDENT_ENVIRONMENTS"]
@@ -85,25 +82,8 @@ class _IncidentRow(_Base):
                         IncidentStatus(self.status), self.opened_at, self.closed_at)
 
 
-class IncidentStore:
-    """The ``incidents`` table, in the outbox's database (same URL). Calls block; the service runs them in a thread."""
-
-    def __init__(self, url: str = IN_MEMORY_URL, *, clock: Callable[[], dt.datetime] = _utcnow) -> None:
-        self._url = url
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._engine: Engine | None = None
-
-    def _ready(self) -> Engine:
-        if self._engine is None:
-            self._engine = open_store(self._url)
-        return self._engine
-
-    def close(self) -> None:
-        with self._lock:
-            if self._engine is not None:
-                self._engine.dispose()
-            self._engine = None
+class IncidentStore(SqlStore):
+    """The ``incidents`` table, in the outbox's database (same URL)."""
 
     def open(self, alert: Alert) -> Incident | None:
         """Opens an incident for the firing alert; None when one is already open for it (a restart, a retry)."""

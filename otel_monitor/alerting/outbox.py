@@ -38,9 +38,23 @@ from otel_monitor.alerting.notifiers.notification import DeliveryResult, Notific
 from otel_monitor.redaction import SecretScrubber, default_scrubber
 from otel_monitor.structured_logging import StructuredLogger
 
-__all__ = ["Outbox", "OutboxEntry", "Dispatcher", "DeliveryStatus", "IN_MEMORY_URL", "metadata"]
+__all__ = ["Outbox", "OutboxEntry", "Dispatcher", "DeliveryStatus", "IN_MEMORY_URL", "metadata", "open_store"]
 
 IN_MEMORY_URL = "sqlite://"
+
+
+def open_store(url) -> Engine:
+    """An engine on the alerting store (SQLite or PostgreSQL) with every alerting table of ``metadata`` created."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        options: dict = {"connect_args": {"check_same_thread": False, "timeout": 30}}
+        if parsed.database in (None, "", ":memory:"):
+            options["poolclass"] = StaticPool
+        engine = create_engine(parsed, **options)
+    else:
+        engine = create_engine(parsed, pool_pre_ping=True)
+    metadata.create_all(engine)
+    return engine
 _UTC = dt.timezone.utc
 # How long past its timeout a claimed delivery stays claimed before it counts as interrupted and is due again.
 _LEASE_MARGIN_SECONDS = 5.0
@@ -124,16 +138,7 @@ class Outbox:
 
     def _ready(self) -> Engine:
         if self._engine is None:
-            url = self._url
-            if url.get_backend_name() == "sqlite":
-                options: dict = {"connect_args": {"check_same_thread": False, "timeout": 30}}
-                if url.database in (None, "", ":memory:"):
-                    options["poolclass"] = StaticPool
-                engine = create_engine(url, **options)
-            else:
-                engine = create_engine(url, pool_pre_ping=True)
-            metadata.create_all(engine)
-            self._engine = engine
+            self._engine = open_store(self._url)
         return self._engine
 
     def close(self) -> None:

@@ -7,16 +7,15 @@ import json
 import threading
 from collections.abc import Callable
 
-from sqlalchemy import Float, Index, Integer, String, Text, UniqueConstraint, create_engine, delete, select
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy import Float, Index, Integer, String, Text, UniqueConstraint, delete, select
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
-from sqlalchemy.pool import StaticPool
 
 from otel_monitor.alerting.model import Alert, AlertState, Priority
-from otel_monitor.alerting.outbox import IN_MEMORY_URL, metadata
+from otel_monitor.alerting.outbox import IN_MEMORY_URL, metadata, open_store
 from otel_monitor.store_types import UTCDateTime
 
-__all__ = ["AlertStore", "open_store", "DEFAULT_HISTORY_LIMIT"]
+__all__ = ["AlertStore", "SqlStore", "open_store", "DEFAULT_HISTORY_LIMIT"]
 
 _UTC = dt.timezone.utc
 _ACTIVE = (AlertState.PENDING.value, AlertState.FIRING.value)
@@ -25,20 +24,6 @@ DEFAULT_HISTORY_LIMIT = 100
 
 def _utcnow() -> dt.datetime:
     return dt.datetime.now(_UTC)
-
-
-def open_store(url: str) -> Engine:
-    """An engine on the alerting store (SQLite or PostgreSQL) with every alerting table created, as the outbox does."""
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite":
-        options: dict = {"connect_args": {"check_same_thread": False, "timeout": 30}}
-        if parsed.database in (None, "", ":memory:"):
-            options["poolclass"] = StaticPool
-        engine = create_engine(parsed, **options)
-    else:
-        engine = create_engine(parsed, pool_pre_ping=True)
-    metadata.create_all(engine)
-    return engine
 
 
 class _Base(DeclarativeBase):
@@ -86,8 +71,9 @@ class _AlertRow(_Base):
                      jaeger_url=self.jaeger_url, inhibited=tuple(json.loads(self.inhibited or "[]")))
 
 
-class AlertStore:
-    """The ``alerts`` table, in the outbox's database (same URL). Calls block; the service runs them in a thread."""
+class SqlStore:
+    """A table of the alerting store: its engine opened on first use, calls serialised; they block (the service
+    runs them in a thread)."""
 
     def __init__(self, url: str = IN_MEMORY_URL, *, clock: Callable[[], dt.datetime] = _utcnow) -> None:
         self._url = url
@@ -105,6 +91,10 @@ class AlertStore:
             if self._engine is not None:
                 self._engine.dispose()
             self._engine = None
+
+
+class AlertStore(SqlStore):
+    """The ``alerts`` table, in the outbox's database (same URL)."""
 
     # -- writing --------------------------------------------------------------------------------------------------
     def upsert(self, alert: Alert) -> None:
