@@ -5,7 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
-BENCHES = ["bench.call_overhead", "bench.throughput", "bench.health_load", "bench.alert_latency"]
+BENCHES = ["bench.call_overhead", "bench.throughput", "bench.health_load", "bench.alert_latency",
+           "bench.alert_evaluation"]
 
 
 def main() -> None:
