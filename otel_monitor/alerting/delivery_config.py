@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Annotated, Literal, TextIO
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from sentry_sdk.utils import BadDsn, Dsn
 
 from otel_monitor.alerting.model import Priority
 from otel_monitor.alerting.notifiers import (
@@ -16,8 +17,11 @@ from otel_monitor.alerting.notifiers import (
     LogFileNotifier,
     Notifier,
     PagerDutyNotifier,
+    SentryNotifier,
     SlackNotifier,
     WebhookNotifier,
+    WebSocketHub,
+    WebSocketNotifier,
 )
 from otel_monitor.alerting.notifiers.pagerduty import EVENTS_URL
 from otel_monitor.redaction import SecretScrubber, default_scrubber
@@ -25,7 +29,7 @@ from otel_monitor.structured_logging import StructuredLogger
 
 __all__ = [
     "ConsoleChannel", "LogFileChannel", "WebhookChannel", "SlackChannel", "DiscordChannel", "PagerDutyChannel",
-    "AlertmanagerChannel", "EmailChannel", "ChannelConfig", "RetryPolicy", "DeliveryConfig", "build_notifiers",
+    "AlertmanagerChannel", "EmailChannel", "WebSocketChannel", "SentryChannel", "ChannelConfig", "RetryPolicy", "DeliveryConfig", "build_notifiers",
 ]
 
 _CHANNEL_NAME = r"^[A-Za-z][A-Za-z0-9_-]*$"
@@ -88,9 +92,32 @@ class EmailChannel(_Channel):
     starttls: bool = False
 
 
+class WebSocketChannel(_Channel):
+    """Push to the clients connected to ``/api/v1/alerts/ws`` at that moment (the others miss it)."""
+
+    type: Literal["websocket"]
+
+
+class SentryChannel(_Channel):
+    """One Sentry issue per alert fingerprint; ``environment`` is the Sentry environment of the events."""
+
+    type: Literal["sentry"]
+    dsn: SecretStr
+    environment: str = Field("production", min_length=1)
+
+    @field_validator("dsn")
+    @classmethod
+    def _dsn_parses(cls, dsn: SecretStr) -> SecretStr:
+        try:
+            Dsn(dsn.get_secret_value())
+        except BadDsn as exc:  # the message quotes the path only, never the key
+            raise ValueError(f"invalid Sentry DSN: {exc.args[0].split('(')[0].strip()}") from None
+        return dsn
+
+
 ChannelConfig = Annotated[
     ConsoleChannel | LogFileChannel | WebhookChannel | SlackChannel | DiscordChannel | PagerDutyChannel
-    | AlertmanagerChannel | EmailChannel,
+    | AlertmanagerChannel | EmailChannel | WebSocketChannel | SentryChannel,
     Field(discriminator="type"),
 ]
 
@@ -133,8 +160,11 @@ class DeliveryConfig(BaseModel):
 
 def build_notifiers(config: DeliveryConfig, *, client: httpx.AsyncClient | None = None,
                     scrubber: SecretScrubber = default_scrubber, stream: TextIO | None = None,
-                    logger: StructuredLogger | None = None) -> dict[str, Notifier]:
-    """The one mapping from channel configs to notifiers; every secret is registered with ``scrubber`` first."""
+                    logger: StructuredLogger | None = None,
+                    websocket_hub: WebSocketHub | None = None) -> dict[str, Notifier]:
+    """The one mapping from channel configs to notifiers; every secret is registered with ``scrubber`` first.
+    ``websocket`` channels publish to ``websocket_hub`` (the one ``/api/v1/alerts/ws`` serves; a new one if
+    none is given, reachable as the notifier's ``hub``)."""
     notifiers: dict[str, Notifier] = {}
     for name, channel in config.channels.items():
         http = {"client": client, "timeout": channel.timeout_seconds, "scrubber": scrubber}
@@ -161,4 +191,10 @@ def build_notifiers(config: DeliveryConfig, *, client: httpx.AsyncClient | None 
                                                 channel.recipients, username=channel.username, password=password,
                                                 starttls=channel.starttls, timeout=channel.timeout_seconds,
                                                 scrubber=scrubber)
+            case WebSocketChannel():
+                websocket_hub = websocket_hub or WebSocketHub()
+                notifiers[name] = WebSocketNotifier(name, websocket_hub, scrubber=scrubber)
+            case SentryChannel():
+                notifiers[name] = SentryNotifier(name, channel.dsn.get_secret_value(),
+                                                 environment=channel.environment, **http)
     return notifiers

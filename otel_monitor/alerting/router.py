@@ -1,5 +1,5 @@
 """``GET /api/v1/alerts`` (active and recent alerts, filtered by priority, service and state) and
-``GET /api/v1/incidents`` (filtered by status)."""
+``GET /api/v1/incidents`` (filtered by status), and ``/api/v1/alerts/ws`` (WebSocket push of notifications)."""
 
 from __future__ import annotations
 
@@ -7,16 +7,18 @@ import datetime as dt
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, WebSocket
 
 from otel_monitor.alerting.incidents import Incident, IncidentStatus
 from otel_monitor.alerting.model import Alert, AlertState, Priority
+from otel_monitor.alerting.notifiers.websocket import WebSocketHub, serve_subscriber
 from otel_monitor.alerting.state import DEFAULT_HISTORY_LIMIT
 
-__all__ = ["ALERTS_PATH", "INCIDENTS_PATH", "build_alerts_router", "alert_json", "select_alerts"]
+__all__ = ["ALERTS_PATH", "ALERTS_WS_PATH", "INCIDENTS_PATH", "build_alerts_router", "alert_json", "select_alerts"]
 
 ALERTS_PATH = "/api/v1/alerts"
 INCIDENTS_PATH = "/api/v1/incidents"
+ALERTS_WS_PATH = "/api/v1/alerts/ws"
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 _MAX_LIMIT = 1000
 
@@ -66,10 +68,19 @@ async def _no_alerts(**_filters) -> list:
 
 
 def build_alerts_router(alert_history: AlertHistory = _no_alerts,
-                        incident_history: IncidentHistory = _no_alerts) -> APIRouter:
+                        incident_history: IncidentHistory = _no_alerts,
+                        websocket_hub: WebSocketHub | None = None) -> APIRouter:
     """The alerts and incidents routers over the alerting service's stores (nothing while alerting is off); bad
-    filter values get FastAPI's 422 JSON."""
+    filter values get FastAPI's 422 JSON. The WebSocket serves ``websocket_hub``, else the hub of the app's
+    alerting service (``app.state.alerting``), else an idle one (alerting off: clients connect, nothing comes)."""
     router = APIRouter(tags=["alerts"])
+    idle_hub = WebSocketHub()
+
+    @router.websocket(ALERTS_WS_PATH)
+    async def alerts_ws(websocket: WebSocket) -> None:
+        alerting = getattr(websocket.app.state, "alerting", None)
+        hub = websocket_hub or getattr(alerting, "websocket_hub", None) or idle_hub
+        await serve_subscriber(hub, websocket)
 
     @router.get(ALERTS_PATH)
     async def get_alerts(

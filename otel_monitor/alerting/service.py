@@ -16,6 +16,7 @@ from otel_monitor.alerting.heartbeat import Heartbeat
 from otel_monitor.alerting.incidents import Incident, IncidentStatus, IncidentStore, opens_incident
 from otel_monitor.alerting.lifecycle import FIRING, RESOLVED, Transition
 from otel_monitor.alerting.model import Alert, AlertState, Priority, Rule
+from otel_monitor.alerting.notifiers.websocket import WebSocketHub
 from otel_monitor.alerting.outbox import Dispatcher, Outbox
 from otel_monitor.alerting.state import DEFAULT_HISTORY_LIMIT, AlertStore
 from otel_monitor.alerting.sources import CheckSource, PrometheusSource, Source, streak_trace_lookup
@@ -69,7 +70,8 @@ class AlertingService:
                  state: AlertStore | None = None, incidents: IncidentStore | None = None,
                  environment: str = "development", heartbeat: Heartbeat | None = None,
                  daily_summary: DailySummary | None = None,
-                 closers: Sequence[Callable[[], Awaitable[None]]] = ()) -> None:
+                 closers: Sequence[Callable[[], Awaitable[None]]] = (),
+                 websocket_hub: WebSocketHub | None = None) -> None:
         self.outbox = outbox
         self.dispatcher = dispatcher
         self.delivery = delivery
@@ -80,6 +82,8 @@ class AlertingService:
         # P1 transitions wait for the hour's digest; P2 ones are for the daily summary only.
         self.digest = HourlyDigest(self._send_digest, clock=clock)
         self.daily_summary = daily_summary
+        # What the ``websocket`` channels publish to and ``/api/v1/alerts/ws`` serves.
+        self.websocket_hub = websocket_hub or WebSocketHub()
         self.evaluator = _RecordingEvaluator(rules, sources, clock, self.on_transition, jaeger_base=jaeger_base,
                                              trace_lookup=trace_lookup, after_pass=self.record_pass)
         self._clock = clock
@@ -102,7 +106,8 @@ class AlertingService:
                    "check": CheckSource(health_service=health, quota_service=quota, streaks=streaks)}
         store_url = alerting.outbox_url(config.quota.store_url)
         outbox = Outbox(store_url, clock=clock)
-        notifiers = build_notifiers(alerting.delivery, client=client)
+        websocket_hub = WebSocketHub()
+        notifiers = build_notifiers(alerting.delivery, client=client, websocket_hub=websocket_hub)
         dispatcher = Dispatcher.from_config(outbox, alerting.delivery, notifiers, clock=clock)
         heartbeat = (Heartbeat(alerting.heartbeat_url, client=client, method=alerting.heartbeat_method,
                                interval_seconds=alerting.heartbeat_interval_seconds,
@@ -116,7 +121,7 @@ class AlertingService:
                    jaeger_base=alerting.jaeger_url, trace_lookup=streak_trace_lookup(streaks),
                    state=AlertStore(store_url, clock=clock), incidents=IncidentStore(store_url, clock=clock),
                    environment=config.environment, heartbeat=heartbeat, daily_summary=daily_summary,
-                   closers=[] if http_client is not None else [client.aclose])
+                   closers=[] if http_client is not None else [client.aclose], websocket_hub=websocket_hub)
 
     # -- reading --------------------------------------------------------------------------------------------------
     def alerts(self) -> list[Alert]:

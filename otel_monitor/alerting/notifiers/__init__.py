@@ -14,8 +14,10 @@ from otel_monitor.alerting.notifiers.notification import (
     notification_id,
 )
 from otel_monitor.alerting.notifiers.pagerduty import PagerDutyNotifier, pagerduty_event
+from otel_monitor.alerting.notifiers.sentry import SentryNotifier, sentry_event
 from otel_monitor.alerting.notifiers.slack import SlackNotifier, slack_payload
 from otel_monitor.alerting.notifiers.webhook import WebhookNotifier, webhook_payload
+from otel_monitor.alerting.notifiers.websocket import WebSocketHub, WebSocketNotifier, serve_subscriber
 
 __all__ = [
     "Notifier", "Notification", "DeliveryResult", "Transition", "notification_id",
@@ -23,5 +25,5 @@ __all__ = [
     "ConsoleNotifier", "LogFileNotifier", "WebhookNotifier", "SlackNotifier", "DiscordNotifier",
     "PagerDutyNotifier", "AlertmanagerNotifier", "EmailNotifier", "email_message",
     "format_console_line", "webhook_payload", "slack_payload", "discord_payload", "pagerduty_event",
-    "alertmanager_alert",
+    "alertmanager_alert", "WebSocketHub", "WebSocketNotifier", "serve_subscriber", "SentryNotifier", "sentry_event",
 ]
