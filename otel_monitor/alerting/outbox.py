@@ -38,7 +38,8 @@ from otel_monitor.alerting.notifiers.notification import DeliveryResult, Notific
 from otel_monitor.redaction import SecretScrubber, default_scrubber
 from otel_monitor.structured_logging import StructuredLogger
 
-__all__ = ["Outbox", "OutboxEntry", "Dispatcher", "DeliveryStatus", "IN_MEMORY_URL", "metadata", "open_store"]
+__all__ = ["Outbox", "OutboxEntry", "Dispatcher", "DeliveryStatus", "IN_MEMORY_URL", "metadata", "open_store",
+           "SqlStore"]
 
 IN_MEMORY_URL = "sqlite://"
 
@@ -67,15 +68,37 @@ metadata = MetaData(naming_convention={
 })
 
 
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(_UTC)
+
+
+class SqlStore:
+    """A table of the alerting store: its engine opened on first use, calls serialised; they block (the service
+    runs them in a thread)."""
+
+    def __init__(self, url=IN_MEMORY_URL, *, clock: Callable[[], dt.datetime] = _utcnow) -> None:
+        self._url = url
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._engine: Engine | None = None
+
+    def _ready(self) -> Engine:
+        if self._engine is None:
+            self._engine = open_store(self._url)
+        return self._engine
+
+    def close(self) -> None:
+        with self._lock:
+            if self._engine is not None:
+                self._engine.dispose()
+            self._engine = None
+
+
 class DeliveryStatus:
     PENDING = "pending"
     DELIVERED = "delivered"
     FAILED = "failed"  # permanent: the receiver refused it (other 4xx)
     GIVEN_UP = "given_up"  # retryable failures until max_age
-
-
-def _utcnow() -> dt.datetime:
-    return dt.datetime.now(_UTC)
 
 
 class _Base(DeclarativeBase):
@@ -122,7 +145,7 @@ class OutboxEntry:
                    row.next_attempt_at, row.done_at, row.last_error)
 
 
-class Outbox:
+class Outbox(SqlStore):
     """The table of pending deliveries, in SQLite or PostgreSQL by URL (the quota store's kind of database).
 
     The table is created with ``metadata.create_all`` on first use (not yet an Alembic migration). Calls block;
@@ -130,22 +153,8 @@ class Outbox:
     """
 
     def __init__(self, url: str = IN_MEMORY_URL, *, clock: Callable[[], dt.datetime] = _utcnow) -> None:
-        self._url = make_url(url)
+        super().__init__(make_url(url), clock=clock)
         self.name = self._url.render_as_string(hide_password=True)
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._engine: Engine | None = None
-
-    def _ready(self) -> Engine:
-        if self._engine is None:
-            self._engine = open_store(self._url)
-        return self._engine
-
-    def close(self) -> None:
-        with self._lock:
-            if self._engine is not None:
-                self._engine.dispose()
-            self._engine = None
 
     # -- writing --------------------------------------------------------------------------------------------------
     def enqueue(self, alert: Alert, transition: Transition, channels: Iterable[str]) -> tuple[str, ...]:

@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import threading
-from collections.abc import Callable
 
 from sqlalchemy import Float, Index, Integer, String, Text, UniqueConstraint, delete, select
-from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from otel_monitor.alerting.model import Alert, AlertState, Priority
-from otel_monitor.alerting.outbox import IN_MEMORY_URL, metadata, open_store
+from otel_monitor.alerting.outbox import SqlStore, metadata, open_store
 from otel_monitor.store_types import UTCDateTime
 
 __all__ = ["AlertStore", "SqlStore", "open_store", "DEFAULT_HISTORY_LIMIT"]
@@ -69,28 +66,6 @@ class _AlertRow(_Base):
                      action_required=self.action_required, runbook=self.runbook, labels=json.loads(self.labels),
                      value=self.value, starts_at=self.starts_at, ends_at=self.ends_at, trace_id=self.trace_id,
                      jaeger_url=self.jaeger_url, inhibited=tuple(json.loads(self.inhibited or "[]")))
-
-
-class SqlStore:
-    """A table of the alerting store: its engine opened on first use, calls serialised; they block (the service
-    runs them in a thread)."""
-
-    def __init__(self, url: str = IN_MEMORY_URL, *, clock: Callable[[], dt.datetime] = _utcnow) -> None:
-        self._url = url
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._engine: Engine | None = None
-
-    def _ready(self) -> Engine:
-        if self._engine is None:
-            self._engine = open_store(self._url)
-        return self._engine
-
-    def close(self) -> None:
-        with self._lock:
-            if self._engine is not None:
-                self._engine.dispose()
-            self._engine = None
 
 
 class AlertStore(SqlStore):
