@@ -24,6 +24,7 @@ from opentelemetry import trace
 from opentelemetry.trace import format_span_id, format_trace_id
 
 from otel_monitor.log_files import DailyRotatingFileHandler
+from otel_monitor.utc_time import epoch_iso_utc
 from otel_monitor.redaction import REDACTED, SecretScrubber, default_scrubber, is_sensitive_key
 
 __all__ = [
@@ -86,11 +87,6 @@ def _safe_str(value: object) -> str:
         return f"<unprintable {type(value).__qualname__}>"
 
 
-def _format_timestamp(epoch_seconds: float) -> str:
-    moment = dt.datetime.fromtimestamp(epoch_seconds, dt.timezone.utc)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
-
-
 def _exception_type_name(exc_type: type[BaseException]) -> str:
     # Same form as the `exception.type` the OpenTelemetry SDK records on spans, so logs and traces match.
     module = getattr(exc_type, "__module__", None)
@@ -120,7 +116,7 @@ def add_timestamp(event_dict: EventDict) -> EventDict:
     """Adds `timestamp`: when the record was created, UTC ISO-8601 with milliseconds and `Z`."""
     record = event_dict.get(RECORD_KEY)
     created = record.created if record is not None else time.time()
-    event_dict["timestamp"] = _format_timestamp(created)
+    event_dict["timestamp"] = epoch_iso_utc(created)
     return event_dict
 
 
@@ -310,7 +306,7 @@ class JsonLineFormatter(logging.Formatter):
         except Exception:
             pass
         line.update(
-            timestamp=_format_timestamp(record.created),
+            timestamp=epoch_iso_utc(record.created),
             level=record.levelname.lower(),
             message=scrub(_safe_str(record.msg)),
             logger=record.name,

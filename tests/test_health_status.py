@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from otel_monitor.health.checks import DiskCheck, describe_error, disk_status, parse_ffmpeg_version
 from otel_monitor.health.config import HealthConfig
 from otel_monitor.health.router import wants_health_json
-from otel_monitor.health.service import format_timestamp
+from otel_monitor.utc_time import epoch_iso_utc
 from otel_monitor.health.status import aggregate_status, http_status_code, render_health_json
 
 GB = 1024**3
@@ -192,4 +192,4 @@ def test_error_descriptions_are_short_and_scrubbed(error, expected):
 ])
 def test_timestamps_are_utc_iso_with_milliseconds(epoch, text):
     """Report timestamps: ISO 8601, UTC, milliseconds, Z."""
-    assert format_timestamp(epoch) == text
+    assert epoch_iso_utc(epoch) == text

@@ -9,7 +9,7 @@ import inspect
 import json
 from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -18,6 +18,7 @@ from otel_monitor.alerting.model import Alert, AlertState, Priority
 from otel_monitor.alerting.notifiers.notification import Notification
 from otel_monitor.instruments import Outcome, PromNames
 from otel_monitor.structured_logging import StructuredLogger
+from otel_monitor.utc_time import known_time_zone
 
 __all__ = ["DailySummary", "DailySummaryConfig", "daily_increase", "next_send_time", "summary_notification",
            "SUMMARY_MESSAGE", "SUMMARY_ERROR_CODE"]
@@ -41,14 +42,7 @@ class DailySummaryConfig(BaseModel):
     top_errors: int = Field(5, ge=0, le=100)
     timeout_seconds: float = Field(10.0, gt=0, le=300)
 
-    @field_validator("timezone")
-    @classmethod
-    def _known_zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown time zone {value!r}") from exc
-        return value
+    _known_zone = field_validator("timezone")(known_time_zone)
 
     @property
     def zone(self) -> ZoneInfo:

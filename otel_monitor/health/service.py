@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
@@ -18,16 +17,11 @@ from otel_monitor.health.metrics import HealthMetrics
 from otel_monitor.health.status import DEGRADED, HEALTHY, UNHEALTHY, aggregate_status
 from otel_monitor.redaction import SecretScrubber, default_scrubber
 from otel_monitor.structured_logging import StructuredLogger
+from otel_monitor.utc_time import epoch_iso_utc
 
-__all__ = ["HealthService", "format_timestamp"]
+__all__ = ["HealthService"]
 
 Report = dict[str, Any]
-
-
-def format_timestamp(epoch_seconds: float) -> str:
-    """UTC ISO-8601 with milliseconds and ``Z``: ``2025-10-20T10:30:15.123Z``."""
-    moment = dt.datetime.fromtimestamp(epoch_seconds, dt.timezone.utc)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
 class HealthService:
@@ -138,7 +132,7 @@ class HealthService:
         results = await asyncio.gather(*(self._run_check(check) for check in self._checks))
         now = self._clock()
         checks = {check.name: result for check, result in zip(self._checks, results)}
-        report = {"status": aggregate_status(checks), "timestamp": format_timestamp(now), "checks": checks}
+        report = {"status": aggregate_status(checks), "timestamp": epoch_iso_utc(now), "checks": checks}
         self._report, self._reported_at = report, now
         self._log_changes(checks)
         return report

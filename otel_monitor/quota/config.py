@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 from typing import Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from otel_monitor.quota.reset_schedule import ResetRule
+from otel_monitor.utc_time import known_time_zone
 
 __all__ = [
     "ResetSchedule",
@@ -41,14 +42,7 @@ class ResetSchedule(_Strict):
     # Up to 28, so every month has the day.
     day_of_month: int = Field(1, ge=1, le=28)
 
-    @field_validator("timezone")
-    @classmethod
-    def _known_zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown IANA time zone {value!r} (e.g. 'UTC', 'America/Los_Angeles')") from None
-        return value
+    _known_zone = field_validator("timezone")(known_time_zone)
 
     @field_validator("time")
     @classmethod

@@ -14,23 +14,13 @@ from otel_monitor.quota.status import CRITICAL, EXCEEDED, WARNING, quota_status,
 from otel_monitor.quota.store import QuotaStore, QuotaStoreError
 from otel_monitor.services import SERVICE_KEYS
 from otel_monitor.structured_logging import StructuredLogger
+from otel_monitor.utc_time import iso_utc
 
 __all__ = ["QuotaCheck", "QuotaMonitor", "iso_utc", "service_key"]
 
 _UTC = dt.timezone.utc
 _UNSET = object()
 logger = StructuredLogger(__name__)
-
-
-def iso_utc(moment: dt.datetime | None, *, milliseconds: bool = False) -> str | None:
-    """``2025-11-01T00:00:00Z`` (with ``.123`` when asked); None stays None."""
-    if moment is None:
-        return None
-    moment = moment.astimezone(_UTC)
-    text = moment.strftime("%Y-%m-%dT%H:%M:%S")
-    if milliseconds:
-        text += f".{moment.microsecond // 1000:03d}"
-    return text + "Z"
 
 
 def service_key(name: str) -> str:
