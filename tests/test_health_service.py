@@ -252,14 +252,17 @@ def test_liveness_depends_on_nothing_external():
 
 
 def _points(reader: InMemoryMetricReader) -> dict[tuple[str, str | None], float]:
-    """{(instrument name, check label): value} of the last collection."""
+    """{(instrument name, check label): value} of the last collection, without the host's CPU and memory (live
+    readings, tested in test_health_system_metrics.py)."""
     data = reader.get_metrics_data()
+    host = {HealthMetricNames.CPU_USAGE_RATIO, HealthMetricNames.MEMORY_USAGE_RATIO}
     points = {}
     for resource in (data.resource_metrics if data else ()):
         for scope in resource.scope_metrics:
             for metric in scope.metrics:
                 for point in metric.data.data_points:
-                    points[(metric.name, point.attributes.get("check"))] = point.value
+                    if metric.name not in host:
+                        points[(metric.name, point.attributes.get("check"))] = point.value
     return points
 
 

@@ -10,7 +10,7 @@ conditions the backend still serves through (P1 or a plain slowdown):
 ================  ==========================================================  ====================================
 check             unhealthy (P0, error code)                                  degraded
 ================  ==========================================================  ====================================
-database          connect or ``SELECT 1`` fails, or no answer in the timeout  answered slower than
+database          connect or its query fails, or no answer in the timeout     answered slower than
                   (DATABASE_CONNECTION_FAILED)                                ``database_latency_degraded_ms``
 redis             connect or ``PING`` fails, or no answer in the timeout      answered slower than
                   (REDIS_CONNECTION_FAILED)                                   ``redis_latency_degraded_ms``
@@ -32,6 +32,11 @@ pending tasks with ``LLEN`` of the queue lists in the Redis broker (priority lis
 from its oldest message (``LINDEX queue -1``): the ``otel_monitor_published_at`` header stamped at publish
 (``publish_stamp.py``), else the time this check first saw that message at the head of the list (so un-stamped
 messages are aged too, from the second check on).
+
+Database: the check's one query reads the server's open connections too (``numbackends`` summed over
+``pg_stat_database``, which any role may read, unlike other roles' rows of ``pg_stat_activity``; the check's own
+connection included). It is kept on the check (``open_connections``) for the metrics, not put in the report, whose
+shape is the spec's.
 
 Disk: ``free_gb``/``total_gb`` in GiB (1024**3 bytes, as ``df -h``), ``percentage_used = 100 - free %`` with free
 counted as the space available to unprivileged users, so "free < 10 %" and ``percentage_used > 90`` agree.
@@ -137,11 +142,17 @@ def _libpq_url(url: str) -> str:
 
 
 class DatabaseCheck(_Check):
-    """PostgreSQL answers ``SELECT 1`` on a new connection (psycopg 3, async); latency covers connect and query."""
+    """PostgreSQL answers a query on a new connection (psycopg 3, async); latency covers connect and query.
+
+    The query counts the server's open connections: ``open_connections`` holds the count of the last run, None
+    before the first and after a run that failed or was cut short.
+    """
 
     name = "database"
     error_code = SystemErrorCode.DATABASE_CONNECTION_FAILED
     _fields = ("latency_ms",)
+    # Backends connected to a database (clients, autovacuum workers), not the server's own background processes.
+    _CONNECTIONS_QUERY = "SELECT coalesce(sum(numbackends), 0)::int FROM pg_stat_database"
 
     def __init__(self, url: str, *, latency_degraded_ms: float = 500.0,
                  scrubber: SecretScrubber = default_scrubber) -> None:
@@ -150,21 +161,24 @@ class DatabaseCheck(_Check):
         self._conninfo = _libpq_url(url)
         self._latency_degraded_ms = latency_degraded_ms
         self._scrubber = scrubber
+        self.open_connections: int | None = None
         _register_url_secret(url, scrubber)
 
     async def run(self) -> dict[str, Any]:
         import psycopg
 
+        self.open_connections = None  # a run the service's timeout cancels must not leave the last count behind
         started = time.perf_counter()
         try:
             conn = await psycopg.AsyncConnection.connect(self._conninfo, autocommit=True,
                                                          connect_timeout=_BACKSTOP_SECONDS)
             try:
-                await conn.execute("SELECT 1")
+                row = await (await conn.execute(self._CONNECTIONS_QUERY)).fetchone()
             finally:
                 await conn.close()
         except (psycopg.Error, OSError) as exc:
             return self.failed(describe_error(exc, self._scrubber))
+        self.open_connections = row[0] if row else None
         return _latency_result((time.perf_counter() - started) * 1000, self._latency_degraded_ms)
 
 

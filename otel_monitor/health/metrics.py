@@ -1,4 +1,4 @@
-"""Health check results as OpenTelemetry gauges, read from the last report: the one definition site of their names.
+"""Health check results and the host's load as OpenTelemetry gauges: the one definition site of their names.
 
 Instrument (unit) -> Prometheus series from the collector's exporter; ``check`` label on the first three:
 
@@ -11,13 +11,27 @@ Instrument (unit) -> Prometheus series from the collector's exporter; ``check`` 
 - ``otel_monitor.health.disk.free_ratio`` (1) -> ``otel_monitor_health_disk_free_ratio`` (0..1)
 - ``otel_monitor.health.celery.queue.length`` ({task}) -> ``otel_monitor_health_celery_queue_length``
 - ``otel_monitor.health.celery.workers`` ({worker}) -> ``otel_monitor_health_celery_workers``
+- ``otel_monitor.health.database.connections`` ({connection}) -> ``otel_monitor_health_database_connections``
+- ``otel_monitor.health.cpu.usage_ratio`` (1) -> ``otel_monitor_health_cpu_usage_ratio`` (0..1)
+- ``otel_monitor.health.memory.usage_ratio`` (1) -> ``otel_monitor_health_memory_usage_ratio`` (0..1)
 
 The overall status is ``check="overall"`` on the up and status gauges. Bytes come from the report's GiB values
 (two decimals, so within 10 MiB). A check that is not in the report, or a value that is null, is not observed.
+
+Database connections are the monitored PostgreSQL server's open connections as the database check last counted
+them (``DatabaseCheck.open_connections``); no database check, or its last run failed: not observed.
+
+CPU and memory are the host the monitor runs on, read by psutil at each collection, not from the report (which is
+up to ``cache_ttl_seconds`` old): an operator reading "CPU above 90% for 5 minutes" expects the current load.
+CPU is the busy share of all CPUs since the previous collection, that is the average over one export interval
+(``psutil.cpu_percent(interval=None)``, non-blocking; psutil keeps one baseline per thread, so the first collection
+on a thread observes nothing rather than a meaningless 0). Memory is the share not available to new processes
+(``virtual_memory().percent``: page cache that can be reclaimed counts as available, as ``free -m`` shows it).
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -27,7 +41,8 @@ from otel_monitor.health.checks import BYTES_PER_GB
 from otel_monitor.health.status import STATUSES, UNHEALTHY
 from otel_monitor.instruments import METER_NAME
 
-__all__ = ["HealthMetricNames", "HealthPromNames", "HealthMetrics", "OVERALL"]
+__all__ = ["HealthMetricNames", "HealthPromNames", "HealthMetrics", "CpuUsageReader", "memory_usage_ratio",
+           "OVERALL"]
 
 # The ``check`` label value of the overall status.
 OVERALL = "overall"
@@ -46,6 +61,9 @@ class HealthMetricNames:
     DISK_FREE_RATIO = "otel_monitor.health.disk.free_ratio"
     CELERY_QUEUE_LENGTH = "otel_monitor.health.celery.queue.length"
     CELERY_WORKERS = "otel_monitor.health.celery.workers"
+    DATABASE_CONNECTIONS = "otel_monitor.health.database.connections"
+    CPU_USAGE_RATIO = "otel_monitor.health.cpu.usage_ratio"
+    MEMORY_USAGE_RATIO = "otel_monitor.health.memory.usage_ratio"
 
 
 class HealthPromNames:
@@ -59,16 +77,51 @@ class HealthPromNames:
     DISK_FREE_RATIO = "otel_monitor_health_disk_free_ratio"
     CELERY_QUEUE_LENGTH = "otel_monitor_health_celery_queue_length"
     CELERY_WORKERS = "otel_monitor_health_celery_workers"
+    DATABASE_CONNECTIONS = "otel_monitor_health_database_connections"
+    CPU_USAGE_RATIO = "otel_monitor_health_cpu_usage_ratio"
+    MEMORY_USAGE_RATIO = "otel_monitor_health_memory_usage_ratio"
 
 
 def _status_value(status: str) -> int:
     return STATUSES.index(status) if status in STATUSES else STATUSES.index(UNHEALTHY)
 
 
-class HealthMetrics:
-    """Registers the gauges on ``meter_provider``; each collection reads ``last_report()`` (None: nothing yet)."""
+class CpuUsageReader:
+    """The host's CPU busy share (0..1) since the previous read on the same thread; None on a thread's first read."""
 
-    def __init__(self, meter_provider: MeterProvider, last_report: Callable[[], Report | None]) -> None:
+    def __init__(self) -> None:
+        self._threads: set[int] = set()
+
+    def __call__(self) -> float | None:
+        import psutil
+
+        thread = threading.get_ident()
+        first = thread not in self._threads
+        self._threads.add(thread)
+        percent = psutil.cpu_percent(interval=None)  # also sets this thread's baseline for the next read
+        return None if first else round(percent / 100, 4)
+
+
+def memory_usage_ratio() -> float:
+    """The share of the host's memory not available to new processes (0..1)."""
+    import psutil
+
+    return round(psutil.virtual_memory().percent / 100, 4)
+
+
+def _no_count() -> int | None:
+    return None
+
+
+class HealthMetrics:
+    """Registers the gauges on ``meter_provider``; each collection reads ``last_report()`` (None: nothing yet),
+    ``open_connections()`` (the database check's last count, None: not observed) and the host's CPU and memory
+    through ``cpu_usage`` and ``memory_usage`` (ratios, None: not observed)."""
+
+    def __init__(self, meter_provider: MeterProvider, last_report: Callable[[], Report | None], *,
+                 open_connections: Callable[[], int | None] = _no_count,
+                 cpu_usage: Callable[[], float | None] | None = None,
+                 memory_usage: Callable[[], float | None] = memory_usage_ratio) -> None:
         self._last_report = last_report
         meter = meter_provider.get_meter(METER_NAME)
         gauges: tuple[tuple[str, Callable[[Report], Iterable[Observation]], str, str], ...] = (
@@ -86,11 +139,28 @@ class HealthMetrics:
         )
         for name, observe, unit, description in gauges:
             meter.create_observable_gauge(name, [self._callback(observe)], unit=unit, description=description)
+        live: tuple[tuple[str, Callable[[], float | None], str, str], ...] = (
+            (HealthMetricNames.DATABASE_CONNECTIONS, open_connections, "{connection}",
+             "Open connections on the monitored PostgreSQL server, as the database check last counted them"),
+            (HealthMetricNames.CPU_USAGE_RATIO, cpu_usage or CpuUsageReader(), "1",
+             "Busy share of the monitor host's CPUs since the previous collection"),
+            (HealthMetricNames.MEMORY_USAGE_RATIO, memory_usage, "1",
+             "Share of the monitor host's memory not available to new processes"),
+        )
+        for name, read, unit, description in live:
+            meter.create_observable_gauge(name, [self._live_callback(read)], unit=unit, description=description)
 
     def _callback(self, observe: Callable[[Report], Iterable[Observation]]):
         def callback(_options: CallbackOptions) -> Iterable[Observation]:
             report = self._last_report()
             return list(observe(report)) if report else []
+        return callback
+
+    @staticmethod
+    def _live_callback(read: Callable[[], float | None]):
+        def callback(_options: CallbackOptions) -> Iterable[Observation]:
+            value = read()
+            return [] if value is None else [Observation(value)]
         return callback
 
     @staticmethod

@@ -34,7 +34,9 @@ class HealthService:
     unhealthy too: nothing a check does reaches the caller. Status changes of a check are logged once (ERROR when
     it becomes unhealthy, WARNING degraded, INFO when it recovers), with the spec's error code.
 
-    Metrics go to ``meter_provider`` (the global one when None, as OpenTelemetry instrumentations do).
+    Metrics go to ``meter_provider`` (the global one when None, as OpenTelemetry instrumentations do): the last
+    report, the open connections the database check (any check with ``open_connections``) last counted, and the
+    host's CPU and memory, read at each collection (see ``metrics.py``).
     """
 
     def __init__(self, checks: Sequence[HealthCheck], *, timeout: float = 1.0, ttl: float = 300.0,
@@ -59,7 +61,9 @@ class HealthService:
         self._running: asyncio.Task[Report] | None = None
         self._refresher: asyncio.Task[None] | None = None
         self._statuses: dict[str, str] = {}
-        HealthMetrics(meter_provider or metrics.get_meter_provider(), lambda: self._report)
+        counter = next((check for check in self._checks if hasattr(check, "open_connections")), None)
+        HealthMetrics(meter_provider or metrics.get_meter_provider(), lambda: self._report,
+                      open_connections=lambda: getattr(counter, "open_connections", None))
 
     @classmethod
     def from_config(cls, config: HealthConfig, meter_provider: MeterProvider | None = None, *,
