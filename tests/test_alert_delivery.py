@@ -1,4 +1,5 @@
-"""The outbox and Dispatcher: retries with backoff, permanent failures, independent channels, restarts and SIGKILL."""
+"""The outbox and Dispatcher: retries with backoff, permanent failures, independent channels, restarts, SIGKILL, and
+several Dispatchers sharing one store (SQLite file and the real PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -11,14 +12,17 @@ import subprocess
 import sys
 import textwrap
 import time
+import uuid
 from pathlib import Path
 
 import pytest
+from sqlalchemy import create_engine, text
 
 from otel_monitor.alerting.delivery_config import DeliveryConfig, RetryPolicy, build_notifiers
 from otel_monitor.alerting.model import AlertState
 from otel_monitor.alerting.notifiers import Notification, WebhookNotifier
 from otel_monitor.alerting.outbox import Dispatcher, DeliveryStatus, Outbox
+from otel_monitor.devstack import wait_until
 from otel_monitor.redaction import SecretScrubber
 
 from test_alert_notifiers import Receiver, make_alert
@@ -45,6 +49,32 @@ def receiver():
     running = Receiver().start()
     yield running
     running.stop()
+
+
+def _create_database(server_url: str, name: str) -> bool:
+    engine = create_engine(server_url, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as connection:
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
+    finally:
+        engine.dispose()
+    return True
+
+
+@pytest.fixture
+def postgres_url(stack):
+    """A new, empty database on the stack's real PostgreSQL (the port opens before it accepts sessions)."""
+    name = f"alerts_{uuid.uuid4().hex[:12]}"
+    wait_until(lambda: _create_database(stack.postgres_url, name), 30, what="PostgreSQL accepting sessions")
+    return stack.postgres_url.rsplit("/", 1)[0] + "/" + name
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.stack)])
+def store_url(request, tmp_path):
+    """A new alerting store: a SQLite file, or a database on the real PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'alerts.db'}"
+    return request.getfixturevalue("postgres_url")
 
 
 def alerts(count: int):
@@ -273,3 +303,61 @@ def test_sigkill_mid_delivery_loses_nothing_and_resends_at_most_once(receiver, t
     expected = {Notification.of(alert).id for alert in batch}
     assert set(ids) == expected
     assert max(ids.count(i) for i in expected) <= 2 and len(ids) <= len(expected) + 1
+
+
+def test_two_dispatchers_on_one_store_deliver_each_row_once(receiver, store_url):
+    """Two Dispatchers draining one outbox at once: each of 50 rows reaches the receiver exactly once."""
+    clock = Clock()
+    seed = Outbox(store_url, clock=clock)
+    for alert in alerts(50):
+        seed.enqueue(alert, "firing", ["hook"])
+    outboxes = [Outbox(store_url, clock=clock) for _ in range(2)]  # two engines, as two processes would have
+    runs = [dispatcher(outbox, {"hook": hook(receiver)}, clock, concurrency={"hook": 4}) for outbox in outboxes]
+
+    async def drain(run: Dispatcher) -> int:
+        tried, deadline = 0, time.monotonic() + 60
+        while await asyncio.to_thread(seed.entries, status=DeliveryStatus.PENDING) and time.monotonic() < deadline:
+            tried += sum((await run.run_once()).values())
+        return tried
+
+    async def both() -> list[int]:
+        return await asyncio.gather(*(drain(run) for run in runs))
+
+    try:
+        tried = asyncio.run(both())
+        entries = seed.entries()
+    finally:
+        for outbox in (seed, *outboxes):
+            outbox.close()
+    assert sum(tried) == 50 and min(tried) > 0  # both took rows, none was tried twice
+    assert sorted(receiver.ids()) == sorted(entry.notification.id for entry in entries)
+    assert {(entry.status, entry.attempts) for entry in entries} == {(DeliveryStatus.DELIVERED, 1)}
+
+
+@pytest.mark.stack
+def test_lease_of_a_dead_dispatcher_is_taken_over_once_it_expires(receiver, postgres_url):
+    """Rows leased by a dispatcher that died wait out the lease, then another delivers them; its late result is
+    ignored."""
+    clock = Clock()
+    outbox = Outbox(postgres_url, clock=clock)
+    dead = Outbox(postgres_url, clock=clock)
+    try:
+        for alert in alerts(3):
+            outbox.enqueue(alert, "firing", ["hook"])
+        held = dead.claim("hook", clock.now, limit=2, lease_seconds=30)
+        live = dispatcher(outbox, {"hook": hook(receiver)}, clock)
+        delivered = []
+        for wait in (0, 29.9, 0.1):
+            clock.advance(wait)
+            asyncio.run(live.run_once())
+            delivered.append(len(receiver.requests))
+        late = dead.record(held[0], status=DeliveryStatus.PENDING, now=clock.now, error="late answer")
+        entries = outbox.entries()
+    finally:
+        outbox.close()
+        dead.close()
+    assert delivered == [1, 1, 3]  # the free row at once, the leased ones only once the lease ran out
+    assert sorted(receiver.ids()) == sorted(entry.notification.id for entry in entries)
+    assert not late
+    assert [(entry.status, entry.attempts) for entry in entries] == [
+        (DeliveryStatus.DELIVERED, 2), (DeliveryStatus.DELIVERED, 2), (DeliveryStatus.DELIVERED, 1)]

@@ -1,15 +1,24 @@
-"""The P1 hourly digest: one notification per closed hour with P1 transitions, on an injected clock."""
+"""The P1 hourly digest: one notification per closed hour with P1 transitions, on an injected clock, across
+restarts of the service on the same store (SQLite file and the real PostgreSQL)."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 
 import pytest
 
-from otel_monitor.alerting.digest import DIGEST_ERROR_CODE, DIGEST_MESSAGE, HourlyDigest
+from otel_monitor.alerting.delivery_config import DeliveryConfig
+from otel_monitor.alerting.digest import DIGEST_ERROR_CODE, DIGEST_MESSAGE, DigestStore, HourlyDigest
+from otel_monitor.alerting.incidents import IncidentStore
 from otel_monitor.alerting.model import Alert, AlertState, Priority
 from otel_monitor.alerting.notifiers.notification import Notification
+from otel_monitor.alerting.outbox import Dispatcher, Outbox
+from otel_monitor.alerting.service import AlertingService
+from otel_monitor.alerting.state import AlertStore
+
+from test_alert_delivery import postgres_url, store_url  # noqa: F401 (fixtures)
 
 T0 = dt.datetime(2026, 3, 1, 10, 0, tzinfo=dt.timezone.utc)
 
@@ -112,3 +121,106 @@ async def test_failed_hand_over_keeps_the_hour():
     assert digest.pending() == 1
     (again,) = await digest.flush()
     assert again.id == calls[0].id and digest.pending() == 0
+
+
+DELIVERY = DeliveryConfig.model_validate({
+    "channels": {"hook": {"type": "webhook", "url": "http://127.0.0.1:9/hook"},
+                 "ops": {"type": "webhook", "url": "http://127.0.0.1:9/ops"}},
+    "routing": {"P1": ["hook", "ops"]}})
+
+
+def service_on(url: str, clock: Clock) -> AlertingService:
+    """The alerting service of a (re)started monitor on the store at ``url``, with no rules: transitions are fed."""
+    outbox = Outbox(url, clock=clock)
+    return AlertingService([], {}, outbox, Dispatcher.from_config(outbox, DELIVERY, {}), DELIVERY, clock=clock,
+                           state=AlertStore(url, clock=clock), incidents=IncidentStore(url, clock=clock),
+                           digests=DigestStore(url, clock=clock))
+
+
+def minutes(count: float) -> dt.datetime:
+    return T0 + dt.timedelta(minutes=count)
+
+
+# (restart at minutes, expected error codes per digest): GEMINI at 10:05 and D_ID at 10:20 before the restart,
+# D_ID again and CELERY 5 minutes after it (in the same hour D_ID counts once), the flush at 12:01.
+RESTARTS = [
+    pytest.param(40, [["GEMINI_ERROR_RATE_HIGH", "D_ID_QUOTA_LOW", "CELERY_QUEUE_LONG"]], id="hour-open"),
+    pytest.param(65, [["GEMINI_ERROR_RATE_HIGH", "D_ID_QUOTA_LOW"], ["D_ID_QUOTA_LOW", "CELERY_QUEUE_LONG"]],
+                 id="hour-closed-unsent"),
+]
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(("restart_at", "expected"), RESTARTS)
+async def test_restart_keeps_the_hours_transitions(store_url, restart_at, expected):
+    """P1 transitions recorded before a restart are in their hour's one digest with those after it, each once."""
+    clock = Clock(minutes(5))
+    first = service_on(store_url, clock)
+    await first.enqueue(alert("GEMINI_ERROR_RATE_HIGH"), "firing")
+    clock.now = minutes(20)
+    await first.enqueue(alert("D_ID_QUOTA_LOW", service="d-id"), "firing")
+    await first.stop()
+
+    clock.now = minutes(restart_at)
+    second = service_on(store_url, clock)
+    try:
+        clock.now = minutes(restart_at + 5)
+        await second.enqueue(alert("D_ID_QUOTA_LOW", service="d-id"), "firing")
+        await second.enqueue(alert("CELERY_QUEUE_LONG", service="celery"), "firing")
+        clock.now = minutes(121)
+        sent = await second.digest.flush()
+        queued = second.outbox.entries()
+        assert [[entry.alert.error_code for entry in n.digest] for n in sent] == expected
+        assert sorted((e.notification.id, e.channel) for e in queued) == sorted(
+            (n.id, channel) for n in sent for channel in ("hook", "ops"))
+        assert second.digest.pending() == 0 and await second.digest.flush() == []
+    finally:
+        await second.stop()
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("crash_before_forget", [False, True], ids=["entries-forgotten", "crash-before-forget"])
+async def test_restart_after_the_digest_was_queued_queues_it_not_again(store_url, monkeypatch, crash_before_forget):
+    """A digest queued before a restart is not queued again, even when the crash came before its entries were
+    dropped (the digest's id is its hour, and the outbox keeps one row per id and channel)."""
+    clock = Clock(minutes(5))
+    first = service_on(store_url, clock)
+    await first.enqueue(alert("GEMINI_ERROR_RATE_HIGH"), "firing")
+    clock.now = minutes(61)
+    if crash_before_forget:
+        def killed(period_start):
+            raise RuntimeError("killed between queueing the digest and dropping its entries")
+
+        monkeypatch.setattr(first.digest.store, "forget", killed)
+        with pytest.raises(RuntimeError):
+            await first.digest.flush()
+    else:
+        await first.digest.flush()
+    (queued, _) = first.outbox.entries()
+    await first.stop()
+
+    second = service_on(store_url, clock)
+    try:
+        await second.digest.flush()
+        assert [(e.notification.id, e.channel) for e in second.outbox.entries()] == [
+            (queued.notification.id, "hook"), (queued.notification.id, "ops")]
+        assert second.digest.pending() == 0
+    finally:
+        await second.stop()
+
+
+@pytest.mark.asyncio
+async def test_run_sends_hours_left_unsent_at_start():
+    """The digest loop flushes once as it starts, so an hour a restart left unsent does not wait for the next hour."""
+    clock = Clock(T0)
+    sent: list[Notification] = []
+    digest = HourlyDigest(sent.append, clock=clock)
+    digest.add(alert("GEMINI_ERROR_RATE_HIGH"))
+    clock.now = minutes(65)
+
+    async def stop(seconds: float) -> None:
+        raise asyncio.CancelledError
+
+    with pytest.raises(asyncio.CancelledError):
+        await digest.run(sleep=stop)
+    assert [[entry.alert.error_code for entry in n.digest] for n in sent] == [["GEMINI_ERROR_RATE_HIGH"]]

@@ -1,4 +1,4 @@
-"""The P1 hourly digest: every P1 transition of an hour, sent as ONE notification when the hour closes."""
+"""The P1 hourly digest: every P1 transition of an hour, kept in the store, sent as ONE notification at its close."""
 
 from __future__ import annotations
 
@@ -8,11 +8,18 @@ import hashlib
 import inspect
 from collections.abc import Awaitable, Callable
 
+from sqlalchemy import Integer, String, Text, UniqueConstraint, delete, func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+
 from otel_monitor.alerting.model import Alert, AlertState, Priority
 from otel_monitor.alerting.notifiers.notification import Notification, Transition
+from otel_monitor.alerting.outbox import SqlStore, metadata
+from otel_monitor.store_types import UTCDateTime
 from otel_monitor.structured_logging import StructuredLogger
 
-__all__ = ["HourlyDigest", "digest_notification", "digest_entry", "DIGEST_ERROR_CODE", "DIGEST_MESSAGE"]
+__all__ = ["HourlyDigest", "DigestStore", "digest_notification", "digest_entry", "DIGEST_ERROR_CODE",
+           "DIGEST_MESSAGE"]
 
 _UTC = dt.timezone.utc
 DIGEST_ERROR_CODE = "P1_ALERT_DIGEST"
@@ -62,48 +69,95 @@ def digest_notification(period_start: dt.datetime, entries: list[Notification]) 
     return Notification(digest_id, "firing", standing, digest=tuple(entries))
 
 
+class _Base(DeclarativeBase):
+    metadata = metadata
+
+
+class _DigestEntryRow(_Base):
+    __tablename__ = "alert_digest_entries"
+    __table_args__ = (UniqueConstraint("period_start", "notification_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    period_start: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False)
+    notification_id: Mapped[str] = mapped_column(String(64), nullable=False)
+    body: Mapped[str] = mapped_column(Text, nullable=False)
+    added_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False)
+
+
+class DigestStore(SqlStore):
+    """The ``alert_digest_entries`` table, in the outbox's database (same URL): the P1 transitions of the hours
+    whose digest is not queued yet, so a restart loses none of them."""
+
+    def add(self, period_start: dt.datetime, notification: Notification) -> bool:
+        """Keeps the transition in its hour; False when the hour already has it."""
+        try:
+            with self._lock, Session(self._ready()) as session, session.begin():
+                session.add(_DigestEntryRow(period_start=period_start, notification_id=notification.id,
+                                            body=notification.to_json(), added_at=self._clock()))
+        except IntegrityError:
+            return False
+        return True
+
+    def hours_before(self, end: dt.datetime) -> dict[dt.datetime, list[Notification]]:
+        """The kept transitions of every hour starting before ``end``, oldest hour first, each in the order added."""
+        query = (select(_DigestEntryRow).where(_DigestEntryRow.period_start < end)
+                 .order_by(_DigestEntryRow.period_start, _DigestEntryRow.id))
+        hours: dict[dt.datetime, list[Notification]] = {}
+        with self._lock, Session(self._ready()) as session:
+            for row in session.scalars(query).all():
+                hours.setdefault(row.period_start, []).append(Notification.from_json(row.body))
+        return hours
+
+    def count(self) -> int:
+        with self._lock, Session(self._ready()) as session:
+            return session.scalar(select(func.count()).select_from(_DigestEntryRow)) or 0
+
+    def forget(self, period_start: dt.datetime) -> None:
+        """Drops the hour's transitions (its digest is queued)."""
+        with self._lock, Session(self._ready()) as session, session.begin():
+            session.execute(delete(_DigestEntryRow).where(_DigestEntryRow.period_start == period_start))
+
+
 class HourlyDigest:
     """Collects P1 transitions by the (UTC) hour they happen in; ``flush()`` sends each closed hour's digest.
 
     Each closed hour with at least one P1 transition gives one notification: logged at WARNING in the spec's P1
     shape and handed to ``send`` (sync or async; the service enqueues it for the P1 channels). The same alert
-    transition twice in an hour counts once. Non-P1 alerts are ignored. State is in memory only.
+    transition twice in an hour counts once. Non-P1 alerts are ignored. Transitions are kept in ``store`` until
+    their hour's digest is handed over, so a new HourlyDigest on the same store resumes the open and unsent hours.
+    The digest's id is its hour: handed over again after a crash, the outbox does not queue it twice.
+    ``add`` and ``pending`` block on the store; ``flush`` runs its store calls in a thread.
     """
 
-    def __init__(self, send: Send, *, clock: Callable[[], dt.datetime] = _utcnow,
+    def __init__(self, send: Send, *, store: DigestStore | None = None, clock: Callable[[], dt.datetime] = _utcnow,
                  logger: StructuredLogger | None = None) -> None:
         self._send = send
         self._clock = clock
         self._logger = logger or StructuredLogger("otel_monitor.alerts")
-        self._hours: dict[dt.datetime, dict[str, Notification]] = {}
+        self.store = store or DigestStore(clock=clock)
 
     def add(self, alert: Alert, transition: Transition | None = None) -> bool:
         """Records one transition in the current hour; False when it is not a P1 alert or already recorded."""
         if alert.priority is not Priority.P1:
             return False
-        notification = Notification.of(alert, transition)
-        bucket = self._hours.setdefault(_hour_start(self._clock()), {})
-        if notification.id in bucket:
-            return False
-        bucket[notification.id] = notification
-        return True
+        return self.store.add(_hour_start(self._clock()), Notification.of(alert, transition))
 
     def pending(self) -> int:
         """Transitions recorded and not yet sent."""
-        return sum(len(bucket) for bucket in self._hours.values())
+        return self.store.count()
 
     async def flush(self) -> list[Notification]:
         """Sends the digest of every hour that has closed by now (oldest first); returns what was sent."""
-        current = _hour_start(self._clock())
+        hours = await asyncio.to_thread(self.store.hours_before, _hour_start(self._clock()))
         sent: list[Notification] = []
-        for start in sorted(hour for hour in self._hours if hour < current):
-            digest = digest_notification(start, list(self._hours[start].values()))
+        for start, entries in hours.items():
+            digest = digest_notification(start, entries)
             self._log(digest)
             result = self._send(digest)
             if inspect.isawaitable(result):
                 await result
             # Forgotten only once handed over: a failing send leaves the hour to the next flush.
-            del self._hours[start]
+            await asyncio.to_thread(self.store.forget, start)
             sent.append(digest)
         return sent
 
@@ -113,13 +167,14 @@ class HourlyDigest:
 
     async def run(self, *, sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
                   grace_seconds: float = 1.0) -> None:
-        """Flushes just after every hour boundary until cancelled; a failing send is logged and retried next hour."""
+        """Flushes at once (hours a restart left unsent), then just after every hour boundary until cancelled; a
+        failing send is logged and retried next hour."""
         while True:
-            await sleep(self.seconds_to_next_hour() + grace_seconds)
             try:
                 await self.flush()
             except Exception as exc:  # noqa: BLE001 - the loop must outlive one bad hand-over
                 self._logger.error("P1 digest hand-over failed", error_type=type(exc).__name__)
+            await sleep(self.seconds_to_next_hour() + grace_seconds)
 
     def _log(self, digest: Notification) -> None:
         alert = digest.alert

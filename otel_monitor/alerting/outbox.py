@@ -4,6 +4,11 @@ Every row is claimed (attempt counted, lease set) in one commit before it is sen
 commit after, so a process killed at any point leaves each row either done or due again: a notification is never
 lost, and one that may have reached its receiver before the crash is sent at most once more, with the same
 notification id, which the receivers that can dedupe (PagerDuty, Alertmanager, webhook) dedupe on.
+
+Several Dispatchers may share one store: a claim is a conditional UPDATE that only takes a row still due and still
+at the attempt count it was read with, so of two dispatchers reading the same row exactly one gets it (SQLite and
+PostgreSQL alike). The lease is the row's ``next_attempt_at``: a dispatcher that dies holding it leaves the row due
+again once the lease runs out, and the attempt count fences its late result, if any, out.
 """
 
 from __future__ import annotations
@@ -149,7 +154,7 @@ class Outbox(SqlStore):
     """The table of pending deliveries, in SQLite or PostgreSQL by URL (the quota store's kind of database).
 
     The table is created with ``metadata.create_all`` on first use (not yet an Alembic migration). Calls block;
-    the Dispatcher runs them in a thread. One Dispatcher per store: rows are claimed without row locks.
+    the Dispatcher runs them in a thread. Any number of Dispatchers per store: each row is claimed by one at a time.
     """
 
     def __init__(self, url: str = IN_MEMORY_URL, *, clock: Callable[[], dt.datetime] = _utcnow) -> None:
@@ -180,30 +185,38 @@ class Outbox(SqlStore):
         return tuple(added)
 
     def claim(self, channel: str, now: dt.datetime, limit: int, lease_seconds: float) -> list[OutboxEntry]:
-        """Takes up to ``limit`` due rows of ``channel``: counts the attempt and leases them, in one commit."""
-        with self._lock, Session(self._ready(), expire_on_commit=False) as session, session.begin():
-            rows = session.scalars(
-                select(_OutboxRow)
-                .where(_OutboxRow.channel == channel, _OutboxRow.status == DeliveryStatus.PENDING,
-                       _OutboxRow.next_attempt_at <= now)
-                .order_by(_OutboxRow.next_attempt_at, _OutboxRow.id).limit(limit)).all()
-            for row in rows:
-                row.attempts += 1
-                row.last_attempt_at = now
-                row.next_attempt_at = now + dt.timedelta(seconds=lease_seconds)
-            session.flush()
-            return [OutboxEntry.of(row) for row in rows]
+        """Takes up to ``limit`` due rows of ``channel``: counts the attempt and leases them, in one commit.
 
-    def record(self, entry_id: int, *, status: str, now: dt.datetime, next_attempt_at: dt.datetime | None = None,
-               error: str | None = None) -> None:
-        """Writes one attempt's outcome in one commit: done (delivered/failed/given up) or due again later."""
+        Only the rows this call won are returned: a row another dispatcher claimed since it was read is skipped.
+        """
+        lease_until = now + dt.timedelta(seconds=lease_seconds)
+        due = (_OutboxRow.channel == channel, _OutboxRow.status == DeliveryStatus.PENDING,
+               _OutboxRow.next_attempt_at <= now)
+        with self._lock, Session(self._ready(), expire_on_commit=False) as session, session.begin():
+            # SKIP LOCKED (PostgreSQL; SQLite has no row locks) only spares waiting on rows another claim holds.
+            seen = session.execute(
+                select(_OutboxRow.id, _OutboxRow.attempts).where(*due)
+                .order_by(_OutboxRow.next_attempt_at, _OutboxRow.id).limit(limit)
+                .with_for_update(skip_locked=True)).all()
+            won = [row_id for row_id, attempts in seen if session.execute(
+                update(_OutboxRow).where(_OutboxRow.id == row_id, _OutboxRow.attempts == attempts, *due)
+                .values(attempts=attempts + 1, last_attempt_at=now, next_attempt_at=lease_until)).rowcount == 1]
+            rows = {row.id: row for row in session.scalars(select(_OutboxRow).where(_OutboxRow.id.in_(won)))}
+            return [OutboxEntry.of(rows[row_id]) for row_id in won]
+
+    def record(self, entry: OutboxEntry, *, status: str, now: dt.datetime,
+               next_attempt_at: dt.datetime | None = None, error: str | None = None) -> bool:
+        """Writes the outcome of the claimed attempt ``entry`` in one commit: done (delivered/failed/given up) or
+        due again later. False, and nothing written, when the lease ran out and the row was claimed again since."""
         values: dict = {"status": status, "last_error": error[:_MAX_DETAIL] if error else None}
         if status == DeliveryStatus.PENDING:
             values["next_attempt_at"] = next_attempt_at or now
         else:
             values["done_at"] = now
         with self._lock, Session(self._ready()) as session, session.begin():
-            session.execute(update(_OutboxRow).where(_OutboxRow.id == entry_id).values(**values))
+            return session.execute(update(_OutboxRow).where(
+                _OutboxRow.id == entry.id, _OutboxRow.attempts == entry.attempts,
+                _OutboxRow.status == DeliveryStatus.PENDING).values(**values)).rowcount == 1
 
     # -- reading --------------------------------------------------------------------------------------------------
     def entries(self, *, status: str | None = None, channel: str | None = None) -> list[OutboxEntry]:
@@ -296,7 +309,7 @@ class Dispatcher:
         now = self._clock()
         detail = self._scrubber.scrub_text(result.detail)
         if result.ok:
-            await asyncio.to_thread(self._outbox.record, entry.id, status=DeliveryStatus.DELIVERED, now=now)
+            await self._record(entry, status=DeliveryStatus.DELIVERED, now=now)
             return
         if not result.retryable:
             status = DeliveryStatus.FAILED
@@ -304,13 +317,22 @@ class Dispatcher:
             status = DeliveryStatus.GIVEN_UP
         else:
             retry_at = now + dt.timedelta(seconds=self._retry.backoff(entry.attempts))
-            await asyncio.to_thread(self._outbox.record, entry.id, status=DeliveryStatus.PENDING, now=now,
-                                    next_attempt_at=retry_at, error=detail)
-            self._logger.warning("Alert delivery will be retried", **self._fields(entry), reason=detail,
-                                 retry_at=retry_at.isoformat())
+            if await self._record(entry, status=DeliveryStatus.PENDING, now=now, next_attempt_at=retry_at,
+                                  error=detail):
+                self._logger.warning("Alert delivery will be retried", **self._fields(entry), reason=detail,
+                                     retry_at=retry_at.isoformat())
             return
-        await asyncio.to_thread(self._outbox.record, entry.id, status=status, now=now, error=detail)
-        self._logger.error("Alert delivery failed", **self._fields(entry), delivery_status=status, reason=detail)
+        if await self._record(entry, status=status, now=now, error=detail):
+            self._logger.error("Alert delivery failed", **self._fields(entry), delivery_status=status,
+                               reason=detail)
+
+    async def _record(self, entry: OutboxEntry, **outcome) -> bool:
+        if await asyncio.to_thread(self._outbox.record, entry, **outcome):
+            return True
+        # The attempt outlived its lease and another claim owns the row now: that claim's outcome stands.
+        self._logger.warning("Alert delivery outcome dropped: lease taken over", **self._fields(entry),
+                             delivery_status=outcome["status"])
+        return False
 
     @staticmethod
     def _fields(entry: OutboxEntry) -> dict[str, object]:

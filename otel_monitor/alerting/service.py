@@ -24,7 +24,7 @@ from otel_monitor.failure_streaks import failure_streaks_from_url
 from otel_monitor.monitor_config import MonitorConfig
 from otel_monitor.structured_logging import StructuredLogger
 from otel_monitor.alerting.daily_summary import DailySummary, DailySummaryConfig
-from otel_monitor.alerting.digest import HourlyDigest
+from otel_monitor.alerting.digest import DigestStore, HourlyDigest
 
 __all__ = ["AlertingService"]
 
@@ -69,7 +69,7 @@ class AlertingService:
                  jaeger_base: str | None = None, trace_lookup: Callable[[str], str | None] | None = None,
                  state: AlertStore | None = None, incidents: IncidentStore | None = None,
                  environment: str = "development", heartbeat: Heartbeat | None = None,
-                 daily_summary: DailySummary | None = None,
+                 daily_summary: DailySummary | None = None, digests: DigestStore | None = None,
                  closers: Sequence[Callable[[], Awaitable[None]]] = (),
                  websocket_hub: WebSocketHub | None = None) -> None:
         self.outbox = outbox
@@ -79,8 +79,8 @@ class AlertingService:
         self.incident_store = incidents or IncidentStore(clock=clock)
         self.environment = environment
         self.heartbeat = heartbeat
-        # P1 transitions wait for the hour's digest; P2 ones are for the daily summary only.
-        self.digest = HourlyDigest(self._send_digest, clock=clock)
+        # P1 transitions wait for the hour's digest (kept in ``digests``); P2 ones are for the daily summary only.
+        self.digest = HourlyDigest(self._send_digest, store=digests or DigestStore(clock=clock), clock=clock)
         self.daily_summary = daily_summary
         # What the ``websocket`` channels publish to and ``/api/v1/alerts/ws`` serves.
         self.websocket_hub = websocket_hub or WebSocketHub()
@@ -97,8 +97,8 @@ class AlertingService:
     def from_config(cls, config: MonitorConfig, rules: Sequence[Rule], health, quota, *,
                     clock: Callable[[], dt.datetime] = _utcnow,
                     http_client: httpx.AsyncClient | None = None) -> AlertingService:
-        """Sources, stores (``alerting.store_url``, else the quota store: outbox, alerts, incidents), notifiers
-        and heartbeat of the config."""
+        """Sources, stores (``alerting.store_url``, else the quota store: outbox, alerts, incidents, P1 digest
+        entries), notifiers and heartbeat of the config."""
         alerting = config.alerting
         client = http_client or httpx.AsyncClient()
         streaks = failure_streaks_from_url(config.quota.redis_url)
@@ -121,6 +121,7 @@ class AlertingService:
                    jaeger_base=alerting.jaeger_url, trace_lookup=streak_trace_lookup(streaks),
                    state=AlertStore(store_url, clock=clock), incidents=IncidentStore(store_url, clock=clock),
                    environment=config.environment, heartbeat=heartbeat, daily_summary=daily_summary,
+                   digests=DigestStore(store_url, clock=clock),
                    closers=[] if http_client is not None else [client.aclose], websocket_hub=websocket_hub)
 
     # -- reading --------------------------------------------------------------------------------------------------
@@ -152,7 +153,7 @@ class AlertingService:
         """P0: queues the transition for its channels at once and wakes the Dispatcher. P1: held for the hourly
         digest. P2: none on its own (kept in the history; the daily summary reports the day)."""
         if alert.priority is Priority.P1:
-            self.digest.add(alert, transition)
+            await asyncio.to_thread(self.digest.add, alert, transition)
             return
         if alert.priority is Priority.P2:
             return
@@ -262,5 +263,5 @@ class AlertingService:
         for close in self._closers:
             with contextlib.suppress(Exception):
                 await close()
-        for store in (self.outbox, self.state, self.incident_store):
+        for store in (self.outbox, self.state, self.incident_store, self.digest.store):
             await asyncio.to_thread(store.close)
