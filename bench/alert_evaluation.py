@@ -1,11 +1,13 @@
 """Cost of alert evaluation: one pass over the shipped rules and over 1,000 synthetic rules, and the monitor at rest.
 
-A pass queries the real Prometheus (of a dev stack with the collector scraped every second) concurrently for every
-PromQL rule that is due, then applies the lifecycle; all rules are due in the measured passes. Check rules read a
+A pass queries the real Prometheus (of a dev stack with the collector scraped every second) for every PromQL rule
+that is due, at most ``--max-concurrent-queries`` at once (each value given is measured in turn, with a client and
+connections of its own), then applies the lifecycle; all rules are due in the measured passes, the first one on
+cold connections. Check rules read a
 health report and quota views given in-process (their own cost is the health check's, measured elsewhere). Then
 `otel-monitor serve` with alerting enabled and the shipped rules runs idle for a minute: its RSS and CPU.
 
-    .venv/bin/python -m bench.alert_evaluation [--passes 5]
+    .venv/bin/python -m bench.alert_evaluation [--passes 5] [--max-concurrent-queries 8 [32 ...]]
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from examples.monitor_launcher import MonitorProcess
 from otel_monitor.alerting.evaluation import Evaluator
 from otel_monitor.alerting.model import Priority, Rule
 from otel_monitor.alerting.rules import load_rules
-from otel_monitor.alerting.sources import CheckSource, PrometheusSource
+from otel_monitor.alerting.sources import DEFAULT_MAX_CONCURRENT_QUERIES, CheckSource, PrometheusSource
 from otel_monitor.devstack import DevStack, StackPorts
 from otel_monitor.devstack.stack import REPO_ROOT
 
@@ -52,9 +54,10 @@ def _synthetic(count: int) -> list[Rule]:
                  error_code="SYNTHETIC", summary="s", action_required="a", runbook="r") for i in range(count)]
 
 
-async def _pass_seconds(rules: list[Rule], prometheus_url: str, passes: int) -> list[float]:
+async def _pass_seconds(rules: list[Rule], prometheus_url: str, passes: int, max_concurrent: int) -> list[float]:
     async with httpx.AsyncClient() as client:
-        sources = {"promql": PrometheusSource(prometheus_url, http_client=client, timeout=30),
+        sources = {"promql": PrometheusSource(prometheus_url, http_client=client, timeout=30,
+                                              max_concurrent_queries=max_concurrent),
                    "check": CheckSource(health_service=_Health(), quota_service=_Quota())}
         took = []
         for i in range(passes):
@@ -69,6 +72,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--passes", type=int, default=5)
     parser.add_argument("--rest-seconds", type=float, default=60)
+    parser.add_argument("--max-concurrent-queries", type=int, nargs="+", default=[DEFAULT_MAX_CONCURRENT_QUERIES])
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="otel-monitor-bench-"))
     os.chmod(workdir, 0o755)
@@ -78,10 +82,11 @@ def main() -> None:
     try:
         stack.start("prometheus", "redis", "postgres", "jaeger", "collector")
         time.sleep(5)  # a few scrapes
-        results = {"shipped rules": (len(shipped), asyncio.run(_pass_seconds(shipped, stack.prometheus_url,
-                                                                              args.passes))),
-                   "1,000 synthetic rules": (1000, asyncio.run(_pass_seconds(_synthetic(1000), stack.prometheus_url,
-                                                                              args.passes)))}
+        results = {}
+        for bound in args.max_concurrent_queries:
+            for name, rules in (("shipped rules", shipped), ("1,000 synthetic rules", _synthetic(1000))):
+                took = asyncio.run(_pass_seconds(rules, stack.prometheus_url, args.passes, bound))
+                results[name, bound] = (len(rules), took)
         monitor = MonitorProcess(stack, workdir / "monitor")
         monitor.config["alerting"] = {"enabled": True, "rules_file": str(REPO_ROOT / "config" / "alert-rules.yaml"),
                                       "prometheus_url": stack.prometheus_url}
@@ -97,9 +102,11 @@ def main() -> None:
         if monitor is not None:
             monitor.stop()
         stack.stop()
-    print(f"\n{'rules':24} {'count':>6} {'median pass':>12} {'max pass':>10}   ({args.passes} passes, all rules due)")
-    for name, (count, took) in results.items():
-        print(f"{name:24} {count:6d} {statistics.median(took) * 1000:10.1f}ms {max(took) * 1000:8.1f}ms")
+    print(f"\n{'rules':24} {'count':>6} {'bound':>6} {'first pass':>11} {'median pass':>12} {'max pass':>10}   "
+          f"({args.passes} passes, all rules due)")
+    for (name, bound), (count, took) in results.items():
+        print(f"{name:24} {count:6d} {bound:6d} {took[0] * 1000:9.1f}ms {statistics.median(took) * 1000:10.1f}ms "
+              f"{max(took) * 1000:8.1f}ms")
     print(f"otel-monitor serve at rest with the shipped rules: RSS {rss:.0f} MiB, CPU {cpu * 100:.1f}% of a core "
           f"(over {args.rest_seconds:.0f} s)")
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from enum import Enum
 
-__all__ = ["ProviderFailure", "provider_error_code", "SystemErrorCode"]
+__all__ = ["ProviderFailure", "provider_error_code", "SystemErrorCode", "ApiErrorCode", "ThresholdErrorCode",
+           "defined_error_codes"]
 
 
 class ProviderFailure(str, Enum):
@@ -37,3 +39,36 @@ class SystemErrorCode(str, Enum):
     DISK_SPACE_INSUFFICIENT = "DISK_SPACE_INSUFFICIENT"
     # The monitor's own back end (Prometheus) does not answer: alerts from metrics are blind meanwhile.
     MONITORING_BACKEND_DOWN = "MONITORING_BACKEND_DOWN"
+
+
+class ApiErrorCode(str, Enum):
+    """Conditions over the external API calls of every provider (a ``service`` label says which one)."""
+
+    API_CONSECUTIVE_FAILURES = "API_CONSECUTIVE_FAILURES"
+    API_ERROR_RATE_HIGH = "API_ERROR_RATE_HIGH"
+    API_SUCCESS_RATE_LOW = "API_SUCCESS_RATE_LOW"
+    API_LATENCY_HIGH = "API_LATENCY_HIGH"
+    API_RETRIES_HIGH = "API_RETRIES_HIGH"
+    API_UPLOAD_SLOW = "API_UPLOAD_SLOW"
+    QUOTA_USAGE_WARNING = "QUOTA_USAGE_WARNING"
+
+
+class ThresholdErrorCode(str, Enum):
+    """Thresholds of the spec's metric tables for the host, the database, the task queue and the product."""
+
+    CPU_USAGE_HIGH = "CPU_USAGE_HIGH"
+    MEMORY_USAGE_HIGH = "MEMORY_USAGE_HIGH"
+    DISK_SPACE_LOW = "DISK_SPACE_LOW"
+    DATABASE_CONNECTIONS_HIGH = "DATABASE_CONNECTIONS_HIGH"
+    CELERY_QUEUE_BACKLOG = "CELERY_QUEUE_BACKLOG"
+    PROJECT_SUCCESS_RATE_LOW = "PROJECT_SUCCESS_RATE_LOW"
+    PROJECT_GENERATION_SLOW = "PROJECT_GENERATION_SLOW"
+    ACTIVE_USERS_DECLINING = "ACTIVE_USERS_DECLINING"
+
+
+def defined_error_codes(services: Iterable[str]) -> frozenset[str]:
+    """Every code spelled here: each provider failure of each of ``services``, then the system, API and
+    threshold codes. The shipped rules use only these (a test holds them to it); a user's own rules file may use
+    codes of its own, so loading rules does not check against this set."""
+    return frozenset({provider_error_code(service, failure) for service in services for failure in ProviderFailure}
+                     | {code.value for group in (SystemErrorCode, ApiErrorCode, ThresholdErrorCode) for code in group})

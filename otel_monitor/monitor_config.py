@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from otel_monitor.alerting.delivery_config import DeliveryConfig
+from otel_monitor.alerting.sources import DEFAULT_MAX_CONCURRENT_QUERIES
 from otel_monitor.health.config import HealthConfig
 from otel_monitor.quota.config import QuotaConfig
 from otel_monitor.alerting.daily_summary import DailySummaryConfig
@@ -37,12 +38,14 @@ class AlertingConfig(BaseModel):
     """The alert rules, the back ends they read and where notifications go. ``rules_file`` is relative to the
     config file. Evaluation and delivery run only when ``enabled``; ``store_url`` holds the delivery outbox, the
     alerts and the incidents (None: the quota store's database). ``heartbeat_url``, when set, is pinged with
-    ``heartbeat_method`` every ``heartbeat_interval_seconds`` (a dead man's switch for an outside watcher)."""
+    ``heartbeat_method`` every ``heartbeat_interval_seconds`` (a dead man's switch for an outside watcher).
+    At most ``max_concurrent_queries`` PromQL queries of the rules are in flight at ``prometheus_url`` at once."""
 
     model_config = ConfigDict(extra="forbid")
     enabled: bool = False
     rules_file: str | None = None
     prometheus_url: str = "http://127.0.0.1:9090"
+    max_concurrent_queries: int = Field(DEFAULT_MAX_CONCURRENT_QUERIES, ge=1)
     jaeger_url: str | None = "http://127.0.0.1:16686"
     store_url: str | None = None
     delivery: DeliveryConfig = DeliveryConfig()

@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import socket
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
+import pydantic
 import pytest
 
 from otel_monitor.alerting.evaluation import BACKEND_DOWN_RULE, MONITORING_BACKEND_DOWN, Evaluator, default_interval
@@ -14,6 +20,7 @@ from otel_monitor.alerting.sources import (CheckSource, CheckThresholds, Prometh
                                            SourceUnavailable, streak_trace_lookup)
 from otel_monitor.devstack import wait_until
 from otel_monitor.failure_streaks import LocalFailureStreaks
+from otel_monitor.monitor_config import AlertingConfig
 from otel_monitor.quota.service import QuotaView
 
 T0 = dt.datetime(2025, 10, 20, 10, 0, tzinfo=dt.timezone.utc)
@@ -220,6 +227,105 @@ async def test_prometheus_down_fires_backend_down_and_resolves_nothing(prometheu
         await evaluator.evaluate_once(at(25))
         assert sent[2:] == [(BACKEND_DOWN_RULE.name, "resolved", MONITORING_BACKEND_DOWN)]
         assert [a.rule for a in evaluator.alerts()] == ["collector_up"]
+
+
+class PrometheusStandIn:
+    """Prometheus's instant-query API answering an empty vector after ``delay`` seconds. It records the queries in
+    arrival order and the most it had in flight at once, which the real Prometheus cannot tell a test."""
+
+    def __init__(self) -> None:
+        self.delay = 0.02
+        self.queries: list[str] = []
+        self.max_in_flight = 0
+        self._in_flight = 0
+        self._lock = threading.Lock()
+        stand_in = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self):
+                with stand_in._lock:
+                    stand_in.queries.append(parse_qs(urlsplit(self.path).query)["query"][0])
+                    stand_in._in_flight += 1
+                    stand_in.max_in_flight = max(stand_in.max_in_flight, stand_in._in_flight)
+                time.sleep(stand_in.delay)
+                with stand_in._lock:
+                    stand_in._in_flight -= 1
+                body = json.dumps({"status": "success", "data": {"resultType": "vector", "result": []}}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        class Server(ThreadingHTTPServer):
+            daemon_threads = True
+            request_queue_size = 128  # every unbounded query connects at once; none should wait on the backlog
+
+        self._server = Server(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+@pytest.fixture
+def stand_in():
+    server = PrometheusStandIn()
+    yield server
+    server.close()
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("bound", [1, 3])
+async def test_queries_in_flight_never_exceed_the_configured_bound(stand_in, bound):
+    """alerting.max_concurrent_queries of 1 or 3 and 50 rules due at once: that many queries in flight at most,
+    and every rule evaluated in the one pass (none is due again a second later)."""
+    config = AlertingConfig(prometheus_url=stand_in.url, max_concurrent_queries=bound)
+    rules = [make_rule(f"r{i}", f"vector({i}) > 0", priority=Priority.P1) for i in range(50)]
+    async with httpx.AsyncClient() as client:
+        source = PrometheusSource(config.prometheus_url, client, timeout=30,  # a busy host still gets all 50 in
+                                  max_concurrent_queries=config.max_concurrent_queries)
+        evaluator = Evaluator(rules, {"promql": source})
+        await evaluator.evaluate_once(at(0))
+        await evaluator.evaluate_once(at(1))
+    assert stand_in.max_in_flight == bound
+    assert sorted(stand_in.queries) == sorted(rule.expr for rule in rules)
+
+
+@pytest.mark.asyncio
+async def test_a_slow_prometheus_holds_a_pass_no_longer_than_the_timeout(stand_in):
+    """Queries take 1 s, one slot, a 0.5 s timeout, four P1 rules listed before a P0: the pass still ends within
+    about the timeout (waiting for a slot counts), the P0 query went first, and the P1 rules that never got a slot
+    stay due: the next pass, a second later, evaluates them instead of 15 minutes later."""
+    stand_in.delay = 1.0
+    rules = [*(make_rule(f"p1_{i}", f"vector({i}) > 0", priority=Priority.P1) for i in range(4)),
+             make_rule("p0", "vector(100) > 0", priority=Priority.P0)]
+    async with httpx.AsyncClient() as client:
+        evaluator = Evaluator(rules, {"promql": PrometheusSource(stand_in.url, client, timeout=0.5,
+                                                                 max_concurrent_queries=1)})
+        start = time.perf_counter()
+        await evaluator.evaluate_once(at(0))
+        took = time.perf_counter() - start
+        assert stand_in.queries == ["vector(100) > 0"] and took < 1.5  # one slot at a time would take 2.5 s
+        stand_in.delay = 0.0
+        await evaluator.evaluate_once(at(1))
+    assert stand_in.queries[1:] == [f"vector({i}) > 0" for i in range(4)]
+
+
+@pytest.mark.parametrize("make", [lambda: AlertingConfig(max_concurrent_queries=0),
+                                  lambda: PrometheusSource("http://prometheus.test", max_concurrent_queries=0)])
+def test_a_bound_below_one_is_refused(make):
+    """No query could ever run: the config and the source refuse a bound of 0."""
+    with pytest.raises((pydantic.ValidationError, ValueError)):
+        make()
 
 
 # -- Evaluator ------------------------------------------------------------------------------------------------------

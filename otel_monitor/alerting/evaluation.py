@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from otel_monitor.alerting.inhibition import inhibit
 from otel_monitor.alerting.lifecycle import FIRING, RESOLVED, Transition, advance
 from otel_monitor.alerting.model import Alert, AlertState, Priority, Rule, fingerprint
-from otel_monitor.alerting.sources import Sample, Source, SourceError, SourceUnavailable
+from otel_monitor.alerting.sources import Sample, Source, SourceBusy, SourceError, SourceUnavailable
 from otel_monitor.error_codes import SystemErrorCode
 from otel_monitor.structured_logging import StructuredLogger
 
@@ -56,7 +56,8 @@ class Evaluator:
 
     ``sources`` maps a rule's ``source`` ("promql", "check") to the Source evaluating it; ``clock`` gives aware
     UTC datetimes. A source raising SourceError leaves the rule's alerts as they were (unknown is not clear);
-    SourceUnavailable also raises the P0 ``MONITORING_BACKEND_DOWN`` for that backend until it answers again.
+    SourceUnavailable also raises the P0 ``MONITORING_BACKEND_DOWN`` for that backend until it answers again;
+    SourceBusy (no query slot came free in time) leaves the rule due, to run first in the next pass.
     Firing alerts held back by inhibition are notified when the inhibitor resolves, if they still fire; an
     alert that resolves without ever being notified resolves silently. ``trace_lookup(service)`` gives the last
     failing trace of a provider for alerts with a ``service`` label (``jaeger_base`` turns it into a link).
@@ -131,12 +132,20 @@ class Evaluator:
     async def evaluate_once(self, now: dt.datetime | None = None) -> list[tuple[Alert, Transition]]:
         """One pass over the rules due at ``now``; returns the transitions notified, in order."""
         now = now or self._clock()
-        due = [rule for rule in self._rules if self._next_due.get(rule.name, now) <= now]
+        # Started P0 first, longest due first: a source bounding its queries gives them its slots in this order.
+        due = sorted((rule for rule in self._rules if self._next_due.get(rule.name, now) <= now),
+                     key=lambda rule: (rule.priority.value, self._next_due.get(rule.name, now)))
         results = await asyncio.gather(*(self._sources[rule.source].evaluate(rule) for rule in due),
                                        return_exceptions=True)
         resolved: list[Alert] = []
         backends: dict[str, bool] = {}  # backend queried this pass -> failed
+        deferred = [rule.name for rule, result in zip(due, results) if isinstance(result, SourceBusy)]
+        if deferred:
+            _log.warning("Alert rules deferred: no query slot came free in time; they stay due",
+                         rules=len(deferred), first=deferred[0])
         for rule, result in zip(due, results):
+            if isinstance(result, SourceBusy):
+                continue  # not evaluated: still due, so it runs in the next pass ahead of later ones
             self._next_due[rule.name] = now + dt.timedelta(seconds=self._interval[rule.name])
             source_name = getattr(self._sources[rule.source], "name", rule.source)
             if isinstance(result, SourceUnavailable):
