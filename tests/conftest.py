@@ -2,32 +2,19 @@
 
 from __future__ import annotations
 
-import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import pytest
 
-from otel_monitor.devstack import DevStack, StackPorts
-
-
-def _workdir(prefix: str) -> Path:
-    # Not pytest's tmp dirs (mode 0700): PostgreSQL runs as its own user and must reach its data dir.
-    path = Path(tempfile.mkdtemp(prefix=prefix))
-    os.chmod(path, 0o755)
-    return path
+from tests.support.stacks import private_stack, server_workdir
 
 
 @pytest.fixture(scope="session")
 def stack():
     """The collector, Jaeger, Prometheus (scraping every second), Redis and PostgreSQL, on free ports."""
-    workdir = _workdir("otel-monitor-stack-")
-    dev = DevStack(workdir, StackPorts.free(), scrape_interval="1s")
-    dev.start("jaeger", "prometheus", "redis", "postgres", "collector")
-    yield dev
-    dev.stop()
-    shutil.rmtree(workdir, ignore_errors=True)
+    with private_stack("otel-monitor-stack-") as dev:
+        yield dev
 
 
 @pytest.fixture(scope="session")
@@ -42,6 +29,73 @@ def fakes():
 
 @pytest.fixture
 def workdir():
-    path = _workdir("otel-monitor-test-")
+    path = server_workdir("otel-monitor-test-")
     yield path
     shutil.rmtree(path, ignore_errors=True)
+
+
+# -- where alerts go: local receivers (tests/support/receivers.py) ------------------------------------------------
+@pytest.fixture
+def receiver():
+    """A local HTTP receiver recording every request (webhook, Slack, PagerDuty... paths)."""
+    from tests.support.receivers import Receiver
+
+    running = Receiver().start()
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def sentry_endpoint():
+    """A local endpoint accepting Sentry envelopes."""
+    from tests.support.receivers import SentryEndpoint
+
+    endpoint = SentryEndpoint().start()
+    yield endpoint
+    endpoint.stop()
+
+
+@pytest.fixture
+def smtp_inbox():
+    """A local SMTP server (aiosmtpd) keeping every message."""
+    from tests.support.receivers import SmtpInbox
+
+    inbox = SmtpInbox().start()
+    yield inbox
+    inbox.stop()
+
+
+@pytest.fixture
+def alertmanager(tmp_path):
+    """A real Alertmanager on a free port."""
+    from tests.support.receivers import ALERTMANAGER, AlertmanagerServer
+
+    if not Path(ALERTMANAGER).exists():
+        pytest.fail(f"{ALERTMANAGER} is not installed (scripts/install-system-packages.sh installs it)")
+    server = AlertmanagerServer(tmp_path).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def own_redis():
+    """A Redis of this test alone, so it can be stopped and started again on the same port."""
+    with private_stack("otel-monitor-own-redis-", "redis") as redis:
+        yield redis
+
+
+# -- stores --------------------------------------------------------------------------------------------------------
+@pytest.fixture
+def postgres_url(stack):
+    """A new, empty database on the stack's real PostgreSQL."""
+    from tests.support.backends import fresh_postgres_database
+
+    return fresh_postgres_database(stack.postgres_url, "alerts")
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.stack)])
+def store_url(request, tmp_path):
+    """A new alerting store: a SQLite file, or a database on the real PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'alerts.db'}"
+    return request.getfixturevalue("postgres_url")

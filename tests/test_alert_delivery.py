@@ -12,20 +12,18 @@ import subprocess
 import sys
 import textwrap
 import time
-import uuid
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
 
 from otel_monitor.alerting.delivery_config import DeliveryConfig, RetryPolicy, build_notifiers
 from otel_monitor.alerting.model import AlertState
 from otel_monitor.alerting.notifiers import Notification, WebhookNotifier
 from otel_monitor.alerting.outbox import Dispatcher, DeliveryStatus, Outbox
-from otel_monitor.devstack import wait_until
 from otel_monitor.redaction import SecretScrubber
 
-from test_alert_notifiers import Receiver, make_alert
+from tests.support.alerts import make_alert
+from tests.support.receivers import Receiver
 
 T0 = dt.datetime(2025, 10, 20, 10, 30, tzinfo=dt.timezone.utc)
 HOOK_TOKEN = "hooktoken-secret-9876"
@@ -42,39 +40,6 @@ class Clock:
 
     def advance(self, seconds: float) -> None:
         self.now += dt.timedelta(seconds=seconds)
-
-
-@pytest.fixture
-def receiver():
-    running = Receiver().start()
-    yield running
-    running.stop()
-
-
-def _create_database(server_url: str, name: str) -> bool:
-    engine = create_engine(server_url, isolation_level="AUTOCOMMIT")
-    try:
-        with engine.connect() as connection:
-            connection.execute(text(f'CREATE DATABASE "{name}"'))
-    finally:
-        engine.dispose()
-    return True
-
-
-@pytest.fixture
-def postgres_url(stack):
-    """A new, empty database on the stack's real PostgreSQL (the port opens before it accepts sessions)."""
-    name = f"alerts_{uuid.uuid4().hex[:12]}"
-    wait_until(lambda: _create_database(stack.postgres_url, name), 30, what="PostgreSQL accepting sessions")
-    return stack.postgres_url.rsplit("/", 1)[0] + "/" + name
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.stack)])
-def store_url(request, tmp_path):
-    """A new alerting store: a SQLite file, or a database on the real PostgreSQL."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'alerts.db'}"
-    return request.getfixturevalue("postgres_url")
 
 
 def alerts(count: int):

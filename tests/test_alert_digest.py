@@ -18,7 +18,6 @@ from otel_monitor.alerting.outbox import Dispatcher, Outbox
 from otel_monitor.alerting.service import AlertingService
 from otel_monitor.alerting.state import AlertStore
 
-from test_alert_delivery import postgres_url, store_url  # noqa: F401 (fixtures)
 
 T0 = dt.datetime(2026, 3, 1, 10, 0, tzinfo=dt.timezone.utc)
 

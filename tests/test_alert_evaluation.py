@@ -301,6 +301,26 @@ async def test_queries_in_flight_never_exceed_the_configured_bound(stand_in, bou
 
 
 @pytest.mark.asyncio
+async def test_the_service_takes_the_bound_from_its_config(stand_in, tmp_path):
+    """``alerting.max_concurrent_queries`` of the config file is the bound of the served evaluator."""
+    from types import SimpleNamespace
+
+    from otel_monitor.alerting.service import AlertingService
+    from otel_monitor.monitor_config import MonitorConfig
+
+    config = MonitorConfig.model_validate({
+        "quota": {"store_url": f"sqlite:///{tmp_path / 'store.db'}"},
+        "alerting": {"enabled": True, "prometheus_url": stand_in.url, "max_concurrent_queries": 2}})
+    rules = [make_rule(f"r{i}", f"vector({i}) > 0", priority=Priority.P1) for i in range(12)]
+    async with httpx.AsyncClient() as client:
+        service = AlertingService.from_config(config, rules, health=None, quota=SimpleNamespace(latest=list),
+                                              http_client=client)
+        await service.evaluator.evaluate_once(at(0))
+    assert stand_in.max_in_flight == 2
+    assert sorted(stand_in.queries) == sorted(rule.expr for rule in rules)
+
+
+@pytest.mark.asyncio
 async def test_a_slow_prometheus_holds_a_pass_no_longer_than_the_timeout(stand_in):
     """Queries take 1 s, one slot, a 0.5 s timeout, four P1 rules listed before a P0: the pass still ends within
     about the timeout (waiting for a slot counts), the P0 query went first, and the P1 rules that never got a slot

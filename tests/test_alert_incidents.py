@@ -24,7 +24,8 @@ from otel_monitor.alerting.sources import Sample
 from otel_monitor.alerting.state import AlertStore
 from otel_monitor.devstack.processes import free_port
 
-from test_alert_notifiers import Receiver, make_alert
+from tests.support.alerts import make_alert
+from tests.support.receivers import Receiver
 
 T0 = dt.datetime(2025, 10, 20, 10, 30, tzinfo=dt.timezone.utc)
 REDIS_DOWN = Rule(name="RedisDown", priority=Priority.P0, source="check", expr="health.redis", for_seconds=0,

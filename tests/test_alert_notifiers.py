@@ -7,21 +7,14 @@ import datetime as dt
 import io
 import json
 import logging
-import shutil
-import socket
-import subprocess
-import threading
 import time
-from collections import deque
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import httpx
 import pytest
 from pydantic import ValidationError
 
 from otel_monitor.alerting.delivery_config import DeliveryConfig, build_notifiers
-from otel_monitor.alerting.model import Alert, AlertState, Priority
+from otel_monitor.alerting.model import AlertState, Priority
 from otel_monitor.alerting.notifiers import (
     AlertmanagerNotifier,
     ConsoleNotifier,
@@ -35,93 +28,12 @@ from otel_monitor.alerting.notifiers import (
 )
 from otel_monitor.redaction import SecretScrubber
 from otel_monitor.structured_logging import JsonLineFormatter, StructuredLogger
+from tests.support.alerts import STARTS, make_alert
+from tests.support.receivers import Receiver
 
 SLACK_TOKEN = "T000/B000/slacksecrettoken42"
 DISCORD_TOKEN = "123456/discordsecrettoken42"
 ROUTING_KEY = "R0UTINGKEY0123456789abcdef"
-STARTS = dt.datetime(2025, 10, 20, 10, 30, 15, tzinfo=dt.timezone.utc)
-ENDS = STARTS + dt.timedelta(minutes=7)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class Receiver:
-    """A local HTTP receiver that records every request; answers can be switched to any status, to hang, or be down."""
-
-    def __init__(self, port: int | None = None) -> None:
-        self.port = port or free_port()
-        self.requests: list[dict] = []
-        self.statuses: deque[int] = deque()  # answered first, one each, then `status`
-        self.status = 200
-        self.hang = False
-        self.release = threading.Event()
-        self._server: ThreadingHTTPServer | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> Receiver:
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802
-                body = self.rfile.read(int(self.headers.get("content-length", 0)))
-                receiver.requests.append({"path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()},
-                                          "json": json.loads(body or b"null")})
-                if receiver.hang:
-                    receiver.release.wait(30)
-                status = receiver.statuses.popleft() if receiver.statuses else receiver.status
-                self.send_response(status)
-                self.send_header("content-type", "application/json")
-                self.end_headers()
-                self.wfile.write(json.dumps({"status": status, "echo": self.path}).encode())
-
-            def log_message(self, *args):
-                pass
-
-        server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        server.daemon_threads = True
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        self._server = server
-        return self
-
-    def stop(self) -> None:
-        """Closes the port: the receiver is down until started again."""
-        self.release.set()
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        self.release = threading.Event()
-
-    def ids(self) -> list[str]:
-        return [request["headers"].get("idempotency-key") for request in self.requests]
-
-
-@pytest.fixture
-def receiver():
-    running = Receiver().start()
-    yield running
-    running.stop()
-
-
-def make_alert(state: AlertState = AlertState.FIRING, **changes) -> Alert:
-    values = dict(
-        fingerprint="a1b2c3d4e5f60718", rule="ProviderInvalidKey", priority=Priority.P0, state=state,
-        error_code="GEMINI_INVALID_API_KEY", summary="API Key Invalid",
-        action_required="Check GEMINI_API_KEY in environment variables", runbook="https://runbooks.local/gemini-key",
-        labels={"service": "gemini"}, starts_at=STARTS, ends_at=ENDS if state is AlertState.RESOLVED else None,
-        trace_id="4bf92f3577b34da6a3ce929d0e0e4736", jaeger_url="http://jaeger.local/trace/4bf92f3577b34da6a3ce929d0e0e4736",
-    )
-    values.update(changes)
-    return Alert(**values)
-
-
 FIRING = Notification.of(make_alert())
 RESOLVED = Notification.of(make_alert(AlertState.RESOLVED))
 
@@ -392,44 +304,13 @@ def test_build_notifiers_registers_secrets():
         assert secret not in scrubbed
 
 
-ALERTMANAGER = shutil.which("prometheus-alertmanager") or "/usr/bin/prometheus-alertmanager"
-
-
-@pytest.fixture
-def alertmanager(tmp_path: Path):
-    """A real Alertmanager on a free port, routing everything to a null receiver."""
-    if not Path(ALERTMANAGER).exists():
-        pytest.skip("prometheus-alertmanager is not installed")
-    config = tmp_path / "alertmanager.yml"
-    config.write_text("route:\n  receiver: 'null'\nreceivers:\n  - name: 'null'\n")
-    port = free_port()
-    process = subprocess.Popen(
-        [ALERTMANAGER, f"--config.file={config}", f"--storage.path={tmp_path / 'data'}",
-         f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address="],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/-/ready", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    else:
-        process.kill()
-        pytest.fail("alertmanager did not become ready: " + process.stderr.read().decode()[-2000:])
-    yield url
-    process.terminate()
-    process.wait(10)
-
-
 def test_real_alertmanager_accepts_and_lists(alertmanager):
     """The real Alertmanager accepts our alerts and lists them with our labels; a resolved one stops being active."""
     firing_at = dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=1)
     alert = make_alert(starts_at=firing_at)
-    notifier = AlertmanagerNotifier("am", alertmanager, scrubber=SecretScrubber())
+    notifier = AlertmanagerNotifier("am", alertmanager.url, scrubber=SecretScrubber())
     assert deliver(notifier, Notification.of(alert)).ok
-    listed = httpx.get(f"{alertmanager}/api/v2/alerts", timeout=5).json()
+    listed = httpx.get(f"{alertmanager.url}/api/v2/alerts", timeout=5).json()
     (got,) = [a for a in listed if a["labels"].get("fingerprint") == alert.fingerprint]
     assert got["labels"] == {"alertname": "ProviderInvalidKey", "priority": "P0", "service": "gemini",
                              "error_code": "GEMINI_INVALID_API_KEY", "fingerprint": alert.fingerprint}
@@ -438,7 +319,7 @@ def test_real_alertmanager_accepts_and_lists(alertmanager):
     assert got["status"]["state"] == "active"
     resolved = alert.with_state(AlertState.RESOLVED, ends_at=dt.datetime.now(dt.timezone.utc))
     assert deliver(notifier, Notification.of(resolved)).ok
-    active = httpx.get(f"{alertmanager}/api/v2/alerts", params={"active": "true", "silenced": "true",
+    active = httpx.get(f"{alertmanager.url}/api/v2/alerts", params={"active": "true", "silenced": "true",
                                                                  "inhibited": "true", "unprocessed": "true"},
                        timeout=5).json()
     assert [a for a in active if a["labels"].get("fingerprint") == alert.fingerprint] == []
@@ -446,7 +327,7 @@ def test_real_alertmanager_accepts_and_lists(alertmanager):
 
 def test_real_alertmanager_rejects_bad_alert_permanently(alertmanager):
     """An alert Alertmanager refuses (400: no labels at all) is a permanent failure, not a retry."""
-    result = asyncio.run(_post_raw(f"{alertmanager}/api/v2/alerts", [{"labels": {}}]))
+    result = asyncio.run(_post_raw(f"{alertmanager.url}/api/v2/alerts", [{"labels": {}}]))
     assert (result.ok, result.retryable) == (False, False)
 
 

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import gzip
 import json
 import logging
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import SimpleNamespace
 
 import pytest
@@ -26,77 +23,9 @@ from otel_monitor.alerting.notifiers import (
 )
 from otel_monitor.alerting.router import ALERTS_WS_PATH, build_alerts_router
 from otel_monitor.redaction import SecretScrubber
-from tests.test_alert_notifiers import free_port, make_alert
-
-SENTRY_KEY = "0123456789abcdef0123456789abcdef"
-PROJECT = "4242"
-
-
-def parse_envelope(body: bytes) -> tuple[dict, list[tuple[dict, dict]]]:
-    """A Sentry envelope: a JSON header line, then per item a JSON header line and its payload."""
-    header_line, _, rest = body.partition(b"\n")
-    items = []
-    while rest.strip():
-        item_header_line, _, rest = rest.partition(b"\n")
-        item_header = json.loads(item_header_line)
-        if "length" in item_header:
-            payload, rest = rest[: item_header["length"]], rest[item_header["length"] + 1:]
-        else:
-            payload, _, rest = rest.partition(b"\n")
-        items.append((item_header, json.loads(payload)))
-    return json.loads(header_line), items
-
-
-class SentryEndpoint:
-    """A local endpoint accepting ``POST /api/<project>/envelope/``; records each envelope and its auth header."""
-
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.envelopes: list[dict] = []
-        self.status = 200
-        self._server: ThreadingHTTPServer | None = None
-
-    def dsn(self, key: str = SENTRY_KEY) -> str:
-        return f"http://{key}@127.0.0.1:{self.port}/{PROJECT}"
-
-    def start(self) -> SentryEndpoint:
-        endpoint = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802
-                body = self.rfile.read(int(self.headers.get("content-length", 0)))
-                if self.headers.get("content-encoding") == "gzip":
-                    body = gzip.decompress(body)
-                header, items = parse_envelope(body)
-                endpoint.envelopes.append({"path": self.path, "auth": self.headers.get("x-sentry-auth", ""),
-                                           "header": header, "items": items})
-                self.send_response(endpoint.status)
-                self.send_header("content-type", "application/json")
-                self.end_headers()
-                self.wfile.write(json.dumps({"id": header.get("event_id"), "echo": self.headers.get(
-                    "x-sentry-auth", "")}).encode())
-
-            def log_message(self, *args):
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-
-@pytest.fixture
-def sentry_endpoint():
-    endpoint = SentryEndpoint().start()
-    yield endpoint
-    endpoint.stop()
-
+from otel_monitor.devstack import free_port
+from tests.support.receivers import SENTRY_KEY, SENTRY_PROJECT as PROJECT
+from tests.support.alerts import make_alert
 
 def deliver(notifier, notification: Notification):
     return asyncio.run(notifier.notify(notification))

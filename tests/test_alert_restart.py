@@ -9,7 +9,7 @@ import yaml
 from examples.monitor_launcher import MonitorProcess
 from otel_monitor.devstack import wait_until
 
-from test_alerting_service import RULES, _alerts, _notifications, own_redis, receiver  # noqa: F401 (fixtures)
+from test_alerting_service import RULES, _alerts, _notifications
 
 
 def _incidents(url: str, **params) -> httpx.Response:

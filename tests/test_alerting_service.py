@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
-from pathlib import Path
 
 import httpx
 import pytest
 import yaml
 
 from examples.monitor_launcher import MonitorProcess
-from otel_monitor.devstack import DevStack, StackPorts, wait_until
+from otel_monitor.devstack import wait_until
 
-from test_alert_notifiers import Receiver
+from tests.support.receivers import Receiver
 
 RULES = {"rules": [{
     "name": "RedisDown", "priority": "P0", "source": "check", "expr": "health.redis",
@@ -22,24 +18,6 @@ RULES = {"rules": [{
     "summary": "Redis is unreachable", "action_required": "Restart Redis or check its host",
     "runbook": "Celery and the failure streaks stop while Redis is down.",
 }]}
-
-
-@pytest.fixture
-def own_redis():
-    """A Redis of this test alone, so it can be stopped and started again on the same port."""
-    workdir = Path(tempfile.mkdtemp(prefix="otel-monitor-alerting-"))
-    os.chmod(workdir, 0o755)  # as conftest's _workdir: not pytest's 0700 tmp dirs
-    redis = DevStack(workdir, StackPorts.free()).start("redis")
-    yield redis
-    redis.stop()
-    shutil.rmtree(workdir, ignore_errors=True)
-
-
-@pytest.fixture
-def receiver():
-    running = Receiver().start()
-    yield running
-    running.stop()
 
 
 def _notifications(receiver: Receiver, status: str) -> list[dict]:

@@ -9,11 +9,9 @@ import logging
 import time
 from zoneinfo import ZoneInfo
 
-import httpx
 import pytest
 from pydantic import ValidationError
 
-from examples.demo_backend.launcher import DemoBackend
 from otel_monitor.alerting.daily_summary import (
     SUMMARY_MESSAGE,
     DailySummary,
@@ -22,10 +20,8 @@ from otel_monitor.alerting.daily_summary import (
     next_send_time,
 )
 from otel_monitor.alerting.model import Priority
-from otel_monitor.devstack import wait_until
 from otel_monitor.quota.service import QuotaView
-from otel_monitor.services import SERVICE_KEYS
-from tests.support.backends import read_log_lines
+from tests.support.demo import create_project, demo_backend, wait_finished
 
 UTC = dt.timezone.utc
 PARIS = ZoneInfo("Europe/Paris")
@@ -71,28 +67,13 @@ def test_invalid_config(config):
 @pytest.fixture
 def demo(stack, fakes, workdir):
     """The demo API and worker, reporting as a job name of this test's own."""
-    for service in SERVICE_KEYS:
-        fakes.set_fault(service, mode="ok", latencies=[0])
-    backend = DemoBackend(stack, {s: fakes.base_url(s) for s in SERVICE_KEYS}, workdir,
-                          metric_export_interval=1.0, service_prefix=f"summary{int(time.time())}",
-                          ca_bundle=fakes.ca_bundle)
-    backend.start()
+    backend = demo_backend(stack, fakes, workdir, f"summary{int(time.time())}").start()
     yield backend
     backend.stop()
 
 
-def create_project(demo: DemoBackend, steps) -> str:
-    response = httpx.post(f"{demo.api_url}/api/v1/projects", json={"topic": "otters", "steps": steps}, timeout=10)
-    assert response.status_code == 202, response.text
-    return response.json()["project_id"]
-
-
-def wait_finished(demo: DemoBackend, ids: set[str], timeout: float = 90) -> None:
-    def finished():
-        done = {l.get("project_id") for l in read_log_lines(demo.log_dir) if l["message"] == "Video project finished"}
-        return ids <= done
-
-    wait_until(finished, timeout, interval=0.5, what=f"{len(ids)} projects to finish")
+def _project(demo, steps) -> str:
+    return create_project(demo, steps)["project_id"]
 
 
 @pytest.mark.stack
@@ -102,7 +83,7 @@ async def test_summary_counts_equal_the_calls_made(demo, stack, fakes, workdir, 
     plan = [("gemini", "ok", 3), ("gemini", "invalid_key", 2), ("stability", "ok", 1)]
     for service, mode, count in plan:
         fakes.set_fault(service, mode=mode, latencies=[0])
-        ids = {create_project(demo, [service]) for _ in range(count)}
+        ids = {_project(demo, [service]) for _ in range(count)}
         await asyncio.to_thread(wait_finished, demo, ids)
     quota = [QuotaView("gemini", 49, 1000, "requests", 4.9, "healthy", None, None, False, None,
                        dt.datetime.now(UTC))]

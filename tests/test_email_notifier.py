@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
-import socket
-from email import message_from_bytes, policy
 from email.message import EmailMessage
 
 import pytest
-from aiosmtpd.controller import Controller
 from pydantic import ValidationError
 
 from otel_monitor.alerting.daily_summary import summary_notification
@@ -16,6 +13,7 @@ from otel_monitor.alerting.delivery_config import DeliveryConfig, build_notifier
 from otel_monitor.alerting.digest import digest_notification
 from otel_monitor.alerting.model import Alert, AlertState, Priority
 from otel_monitor.alerting.notifiers import EmailNotifier, Notification
+from otel_monitor.devstack import free_port
 from otel_monitor.redaction import SecretScrubber
 
 SUMMARY = {"message": "Daily Summary Report", "report_type": "daily_summary", "date": "2026-03-01", "statistics": {
@@ -24,35 +22,6 @@ SUMMARY = {"message": "Daily Summary Report", "report_type": "daily_summary", "d
     "api_calls": {"gemini": {"total": 50, "success": 49, "failed": 1, "success_rate": 98}},
     "quota_usage": {"gemini": {"used": 49, "total": 1000, "percentage": 4.9}},
     "most_common_errors": [{"error_code": "GEMINI_TIMEOUT", "service": "gemini", "count": 1}]}}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class Collecting:
-    """An aiosmtpd handler that keeps every message, or answers DATA with ``reply`` when set."""
-
-    def __init__(self) -> None:
-        self.messages: list[EmailMessage] = []
-        self.reply: str | None = None
-
-    async def handle_DATA(self, server, session, envelope):
-        if self.reply:
-            return self.reply
-        self.messages.append(message_from_bytes(envelope.content, policy=policy.default))
-        return "250 OK"
-
-
-@pytest.fixture
-def smtp():
-    handler = Collecting()
-    controller = Controller(handler, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    yield handler, controller.port
-    controller.stop()
 
 
 def alert(priority: Priority = Priority.P0, code: str = "GEMINI_INVALID_API_KEY") -> Alert:
@@ -82,9 +51,9 @@ NOTIFICATIONS = [
 
 @pytest.mark.asyncio
 @pytest.mark.parametrize(("notification", "subject", "priority", "html_has"), NOTIFICATIONS)
-async def test_message_arrives(smtp, notification, subject, priority, html_has):
+async def test_message_arrives(smtp_inbox, notification, subject, priority, html_has):
     """The message reaches the SMTP server with subject, priority headers, text and HTML parts holding the facts."""
-    handler, port = smtp
+    handler, port = smtp_inbox, smtp_inbox.port
     notifier = EmailNotifier("mail", "127.0.0.1", port, "monitor@example.org", ["ops@example.org"])
     result = await notifier.notify(notification)
     assert result.ok, result
@@ -103,9 +72,9 @@ async def test_message_arrives(smtp, notification, subject, priority, html_has):
 @pytest.mark.asyncio
 @pytest.mark.parametrize(("reply", "retryable"), [
     ("550 mailbox unavailable", False), ("554 rejected", False), ("451 try again later", True)])
-async def test_smtp_reply_classes(smtp, reply, retryable):
+async def test_smtp_reply_classes(smtp_inbox, reply, retryable):
     """A 5xx reply is a permanent failure, a 4xx reply is retried."""
-    handler, port = smtp
+    handler, port = smtp_inbox, smtp_inbox.port
     handler.reply = reply
     result = await EmailNotifier("mail", "127.0.0.1", port, "m@example.org", ["o@example.org"]).notify(
         Notification.of(alert()))

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import signal
 import socket
 import sys
-import tempfile
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -20,21 +18,15 @@ from celery import Celery
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from otel_monitor.devstack import DevStack, ManagedProcess, StackPorts, free_port, wait_until
+from otel_monitor.devstack import ManagedProcess, free_port, wait_until
 from otel_monitor.devstack.stack import REPO_ROOT
 from otel_monitor.health import PUBLISHED_AT_HEADER, HealthConfig, HealthService, build_health_router
+from tests.support.stacks import private_stack
 
 pytestmark = pytest.mark.stack
 
 GB = 1024**3
 PLENTY_OF_DISK = SimpleNamespace(total=100 * GB, free=60 * GB)
-
-
-def _workdir(prefix: str) -> Path:
-    # Not pytest's tmp dirs (mode 0700): PostgreSQL runs as its own user and must reach its data dir.
-    path = Path(tempfile.mkdtemp(prefix=prefix))
-    os.chmod(path, 0o755)
-    return path
 
 
 class FakeClock:
@@ -48,11 +40,8 @@ class FakeClock:
 @pytest.fixture(scope="module")
 def deps():
     """PostgreSQL and Redis on free ports."""
-    workdir = _workdir("otel-monitor-health-")
-    stack = DevStack(workdir, StackPorts.free()).start("redis", "postgres")
-    yield stack
-    stack.stop()
-    shutil.rmtree(workdir, ignore_errors=True)
+    with private_stack("otel-monitor-health-", "redis", "postgres") as stack:
+        yield stack
 
 
 def _ping_workers(broker_url: str, name: str) -> bool:
@@ -135,27 +124,17 @@ def test_healthy_report_values(healthy_report):
     assert checks["disk"]["total_gb"] > checks["disk"]["free_gb"] > 0
 
 
-@pytest.fixture
-def lone_redis():
-    """A Redis server of its own, which a test may stop; no worker uses it."""
-    workdir = _workdir("otel-monitor-health-redis-")
-    stack = DevStack(workdir, StackPorts.free()).start("redis")
-    yield stack
-    stack.stop()
-    shutil.rmtree(workdir, ignore_errors=True)
-
-
-def test_redis_stopped_makes_the_endpoint_answer_503(lone_redis):
+def test_redis_stopped_makes_the_endpoint_answer_503(own_redis):
     """Redis up: 200 and healthy; Redis stopped: once the cache expires, redis is unhealthy and the endpoint 503."""
     clock = FakeClock()
-    service = _service(_config(redis_url=lone_redis.redis_url, cache_ttl_seconds=300), clock=clock)
+    service = _service(_config(redis_url=own_redis.redis_url, cache_ttl_seconds=300), clock=clock)
     app = FastAPI()
     app.include_router(build_health_router(service))
     with TestClient(app) as client:
         up = client.get("/api/v1/system/health")
         assert up.status_code == 200, up.text
         assert up.json()["checks"]["redis"]["status"] == "healthy"
-        lone_redis["redis"].stop()
+        own_redis["redis"].stop()
         assert client.get("/api/v1/system/health").status_code == 200  # still the cached report
         clock.now += 301
         assert client.get("/api/v1/system/health").status_code == 200  # stale, while the refresh runs
@@ -194,9 +173,9 @@ def test_a_dependency_that_never_answers_is_unhealthy_within_the_timeout(silent_
     assert report["checks"]["ffmpeg"]["status"] == "healthy"  # the others still ran
 
 
-def test_no_worker_makes_celery_unhealthy(lone_redis):
+def test_no_worker_makes_celery_unhealthy(own_redis):
     """A reachable broker no worker listens on: celery unhealthy, no active worker."""
-    report = asyncio.run(_service(_config(celery_broker_url=lone_redis.redis_url)).refresh())
+    report = asyncio.run(_service(_config(celery_broker_url=own_redis.redis_url)).refresh())
     celery = report["checks"]["celery"]
     assert celery["status"] == "unhealthy"
     assert celery["active_workers"] == 0 and celery["pending_tasks"] == 0

@@ -12,12 +12,13 @@ import httpx
 import pytest
 import redis
 
-from examples.demo_backend.launcher import DEMO_SECRETS, DemoBackend
+from examples.demo_backend.launcher import DEMO_SECRETS
 from otel_monitor.devstack import wait_until
 from otel_monitor.failure_streaks import RedisFailureStreaks
 from otel_monitor.usage_counter import UsageCounter
 from otel_monitor.instruments import CALL_DURATION_BUCKETS, PromNames
 from otel_monitor.services import SERVICE_KEYS
+from tests.support.demo import create_project, demo_backend, wait_finished
 from tests.support.backends import jaeger_trace, prom_values, read_log_lines, span_tags, wait_for_prom
 
 pytestmark = pytest.mark.stack
@@ -28,17 +29,13 @@ _prefixes = itertools.count()
 @pytest.fixture
 def demo(stack, fakes, workdir, request):
     """The demo API and a 2-process Celery worker, reporting as a service name of this test's own."""
-    for service in SERVICE_KEYS:
-        fakes.set_fault(service, mode="ok", latencies=[0])
     options = getattr(request, "param", {})
     env = dict(options.get("env") or {})
     hole = None
     if any("{blackhole}" in v for v in env.values()):
         hole = blackhole_server()
         env = {k: v.format(blackhole=hole.getsockname()[1]) for k, v in env.items()}
-    backend = DemoBackend(stack, {s: fakes.base_url(s) for s in SERVICE_KEYS}, workdir,
-                          metric_export_interval=1.0, service_prefix=f"e2e{next(_prefixes)}-{request.node.name[:20]}",
-                          extra_env=env, ca_bundle=fakes.ca_bundle)
+    backend = demo_backend(stack, fakes, workdir, f"e2e{next(_prefixes)}-{request.node.name[:20]}", extra_env=env)
     backend.start()
     yield backend
     backend.stop()
@@ -52,20 +49,6 @@ def blackhole_server() -> socket.socket:
     sock.bind(("127.0.0.1", 0))
     sock.listen(1024)
     return sock
-
-
-def create_project(demo: DemoBackend, steps, topic="otters") -> dict:
-    response = httpx.post(f"{demo.api_url}/api/v1/projects", json={"topic": topic, "steps": steps}, timeout=10)
-    assert response.status_code == 202, response.text
-    return response.json()
-
-
-def wait_finished(demo: DemoBackend, project_ids: set[str], timeout: float = 90) -> dict[str, dict]:
-    """The worker's "Video project finished" log line of each project, read from logs/app.log."""
-    def finished():
-        lines = {l.get("project_id"): l for l in read_log_lines(demo.log_dir) if l["message"] == "Video project finished"}
-        return lines if project_ids <= set(lines) else None
-    return wait_until(finished, timeout, interval=0.5, what=f"{len(project_ids)} projects to finish")
 
 
 def test_one_trace_spans_request_task_and_provider_calls(demo, stack):

@@ -5,11 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-import os
-import shutil
-import tempfile
 import uuid
-from pathlib import Path
 
 import httpx
 import pytest
@@ -19,7 +15,6 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 from examples.demo_backend.launcher import DEMO_SECRETS
-from otel_monitor.devstack import DevStack, StackPorts
 from otel_monitor.quota.config import QuotaConfig
 from otel_monitor.quota.metrics import QuotaMetricNames
 from otel_monitor.quota.reset_schedule import ResetRule
@@ -29,6 +24,7 @@ from otel_monitor.quota.service import QuotaService
 from otel_monitor.quota.store import QuotaStore
 from otel_monitor.quota.testing import FixedQuotaSource
 from otel_monitor.usage_counter import UsageCounter
+from tests.support.stacks import private_stack
 
 UTC = dt.timezone.utc
 
@@ -36,12 +32,8 @@ UTC = dt.timezone.utc
 @pytest.fixture(scope="module")
 def redis_url():
     """A private Redis on a free port, for this module."""
-    workdir = Path(tempfile.mkdtemp(prefix="otel-monitor-quota-service-"))
-    os.chmod(workdir, 0o755)
-    stack = DevStack(workdir, StackPorts.free()).start("redis")
-    yield stack.redis_url
-    stack.stop()
-    shutil.rmtree(workdir, ignore_errors=True)
+    with private_stack("otel-monitor-quota-service-", "redis") as stack:
+        yield stack.redis_url
 
 
 def gauges(reader: InMemoryMetricReader) -> dict[str, dict[str, float]]:

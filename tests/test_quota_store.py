@@ -4,10 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
-import shutil
-import tempfile
-import uuid
 from pathlib import Path
 
 import httpx
@@ -15,13 +11,15 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import create_engine, inspect, text
 
-from otel_monitor.devstack import DevStack, StackPorts, free_port
+from otel_monitor.devstack import free_port
 from otel_monitor.quota.monitor import QuotaMonitor
 from otel_monitor.quota.reset_schedule import ResetRule
 from otel_monitor.quota.router import build_quota_router
 from otel_monitor.quota.service import QuotaService
 from otel_monitor.quota.store import VERSION_TABLE, QuotaStore, QuotaStoreError, metadata
 from otel_monitor.quota.testing import FixedQuotaSource
+from tests.support.backends import fresh_postgres_database
+from tests.support.stacks import private_stack
 
 UTC = dt.timezone.utc
 PASSWORD = "s3cr3t-Pa55word"
@@ -30,34 +28,8 @@ PASSWORD = "s3cr3t-Pa55word"
 @pytest.fixture(scope="module")
 def postgres():
     """A private PostgreSQL 15 on a free port, for this module."""
-    # Not pytest's tmp dirs (mode 0700): PostgreSQL runs as its own user and must reach its data dir.
-    workdir = Path(tempfile.mkdtemp(prefix="otel-monitor-quota-pg-"))
-    os.chmod(workdir, 0o755)
-    stack = DevStack(workdir, StackPorts.free()).start("postgres")
-    engine = create_engine(stack.postgres_url)
-    try:
-        for _ in range(100):  # the port opens before the server accepts sessions
-            try:
-                with engine.connect():
-                    break
-            except Exception:
-                import time
-
-                time.sleep(0.1)
+    with private_stack("otel-monitor-quota-pg-", "postgres") as stack:
         yield stack
-    finally:
-        engine.dispose()
-        stack.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
-
-
-def _fresh_postgres_database(server_url: str) -> str:
-    name = f"quota_{uuid.uuid4().hex[:12]}"
-    engine = create_engine(server_url, isolation_level="AUTOCOMMIT")
-    with engine.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    engine.dispose()
-    return server_url.rsplit("/", 1)[0] + "/" + name
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.stack)])
@@ -65,7 +37,7 @@ def store_url(request, tmp_path):
     """A new, empty database: a SQLite file, or a database on the real PostgreSQL."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'quota.db'}"
-    return _fresh_postgres_database(request.getfixturevalue("postgres").postgres_url)
+    return fresh_postgres_database(request.getfixturevalue("postgres").postgres_url, "quota")
 
 
 def test_migrations_create_the_schema(store_url):

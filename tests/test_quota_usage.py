@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
 import shutil
 import tempfile
 import uuid
@@ -16,6 +15,7 @@ from otel_monitor.devstack import DevStack, StackPorts
 from otel_monitor.quota.config import QuotaConfig
 from otel_monitor.quota.usage import CounterQuotaSource
 from otel_monitor.usage_counter import UsageCounter
+from tests.support.stacks import private_stack
 
 pytestmark = pytest.mark.stack
 UTC = dt.timezone.utc
@@ -25,12 +25,8 @@ RULES = QuotaConfig().reset_rules()
 @pytest.fixture(scope="module")
 def redis_server():
     """A private Redis on a free port, for this module."""
-    workdir = Path(tempfile.mkdtemp(prefix="otel-monitor-quota-redis-"))
-    os.chmod(workdir, 0o755)
-    stack = DevStack(workdir, StackPorts.free()).start("redis")
-    yield stack
-    stack.stop()
-    shutil.rmtree(workdir, ignore_errors=True)
+    with private_stack("otel-monitor-quota-redis-", "redis") as stack:
+        yield stack
 
 
 @pytest.fixture

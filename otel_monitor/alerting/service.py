@@ -102,7 +102,8 @@ class AlertingService:
         alerting = config.alerting
         client = http_client or httpx.AsyncClient()
         streaks = failure_streaks_from_url(config.quota.redis_url)
-        sources = {"promql": PrometheusSource(alerting.prometheus_url, http_client=client),
+        sources = {"promql": PrometheusSource(alerting.prometheus_url, http_client=client,
+                                              max_concurrent_queries=alerting.max_concurrent_queries),
                    "check": CheckSource(health_service=health, quota_service=quota, streaks=streaks)}
         store_url = alerting.outbox_url(config.quota.store_url)
         outbox = Outbox(store_url, clock=clock)

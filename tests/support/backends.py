@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import httpx
 
 from otel_monitor.devstack import wait_until
@@ -49,3 +51,23 @@ def jaeger_trace(jaeger_url: str, trace_id: str) -> dict | None:
 
 def span_tags(span: dict) -> dict:
     return {tag["key"]: tag["value"] for tag in span.get("tags", [])}
+
+
+def fresh_postgres_database(server_url: str, prefix: str = "test") -> str:
+    """A new, empty database on the PostgreSQL server of ``server_url`` (retried while the server starts up:
+    its port opens before it accepts sessions); returns its URL."""
+    from sqlalchemy import create_engine, text
+
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+
+    def create() -> bool:
+        engine = create_engine(server_url, isolation_level="AUTOCOMMIT")
+        try:
+            with engine.connect() as connection:
+                connection.execute(text(f'CREATE DATABASE "{name}"'))
+        finally:
+            engine.dispose()
+        return True
+
+    wait_until(create, 30, what="PostgreSQL accepting sessions")
+    return server_url.rsplit("/", 1)[0] + "/" + name

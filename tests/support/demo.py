@@ -1,0 +1,39 @@
+"""Driving the demo backend from tests: start it against a stack and the fakes, create projects, wait for them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+
+from examples.demo_backend.launcher import DemoBackend
+from otel_monitor.devstack import DevStack, wait_until
+from otel_monitor.log_files import read_log_records
+from otel_monitor.services import SERVICE_KEYS
+
+__all__ = ["demo_backend", "create_project", "wait_finished"]
+
+
+def demo_backend(stack: DevStack, fakes, workdir: Path, service_prefix: str, **options) -> DemoBackend:
+    """A (not yet started) demo API and 2-process worker on ``stack``, every fake provider reset to answer ok."""
+    for service in SERVICE_KEYS:
+        fakes.set_fault(service, mode="ok", latencies=[0])
+    options.setdefault("metric_export_interval", 1.0)
+    return DemoBackend(stack, {s: fakes.base_url(s) for s in SERVICE_KEYS}, workdir, service_prefix=service_prefix,
+                       ca_bundle=fakes.ca_bundle, **options)
+
+
+def create_project(demo: DemoBackend, steps, topic: str = "otters") -> dict:
+    """POSTs a project; returns the API's answer (``project_id``, ``trace_id``)."""
+    response = httpx.post(f"{demo.api_url}/api/v1/projects", json={"topic": topic, "steps": steps}, timeout=10)
+    assert response.status_code == 202, response.text
+    return response.json()
+
+
+def wait_finished(demo: DemoBackend, project_ids: set[str], timeout: float = 90) -> dict[str, dict]:
+    """The worker's "Video project finished" log line of each project, read from its logs/app.log."""
+    def finished():
+        lines = {line.get("project_id"): line for line in read_log_records(demo.log_dir)
+                 if line["message"] == "Video project finished"}
+        return lines if project_ids <= set(lines) else None
+    return wait_until(finished, timeout, interval=0.5, what=f"{len(project_ids)} projects to finish")
