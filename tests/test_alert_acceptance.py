@@ -29,7 +29,9 @@ from otel_monitor.devstack import DevStack, wait_until
 from otel_monitor.devstack.stack import REPO_ROOT
 from otel_monitor.error_codes import SystemErrorCode
 from otel_monitor.failure_streaks import RedisFailureStreaks
+from otel_monitor.instruments import PromNames
 from otel_monitor.log_files import read_log_records
+from tests.support.backends import prom_values
 from tests.support.demo import create_project, demo_backend, wait_finished
 from tests.support.stacks import private_stack, server_workdir
 
@@ -325,6 +327,11 @@ def test_p0_conditions_notify_every_channel_once_and_resolve_once(own_stack, own
         wait_finished(own_demo, {project["project_id"] for project in failing})
         streak = RedisFailureStreaks(redis.Redis.from_url(own_stack.redis_url)).current("stability")
         assert streak.count == 11
+        # Both worker processes (each its own service.instance.id = Prometheus `instance`) made failing calls.
+        per_process = f'sum by (instance) ({PromNames.ERRORS}{{job="{own_demo.worker_service}", service="stability"}})'
+        by_instance = wait_until(lambda: len(found := prom_values(own_stack.prometheus_url, per_process, ("instance",)))
+                                 >= 2 and sum(found.values()) == 11 and found, 30, what="failures from two processes")
+        assert len(by_instance) == 2
         firing = fired(channels, STREAK_CODE, service="stability")
         assert_api_alert(firing, own_stack, {project["trace_id"] for project in failing})
         assert firing["alert"]["trace_id"] == streak.last_trace_id
