@@ -11,11 +11,14 @@ import pytest
 import yaml
 
 from otel_monitor.devstack.stack import REPO_ROOT
+from otel_monitor.health.metrics import HealthPromNames
 from otel_monitor.instruments import PromNames
+from otel_monitor.quota.metrics import QuotaPromNames
 
 COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
 DASHBOARD_DIR = REPO_ROOT / "dashboards"
 GRAFANA_DIR = REPO_ROOT / "config" / "grafana"
+RULES_FILE = REPO_ROOT / "config" / "alert-rules.yaml"
 
 # The files the local stack, the tests and compose share: service -> the host path compose mounts.
 SHARED_CONFIGS = {
@@ -168,7 +171,8 @@ def metric_names(expr: str) -> set[str]:
 
 
 def _allowed(name: str) -> bool:
-    base = {value for key, value in vars(PromNames).items() if key.isupper() and isinstance(value, str)}
+    base = {value for names in (PromNames, HealthPromNames, QuotaPromNames)
+            for key, value in vars(names).items() if key.isupper() and isinstance(value, str)}
     known = base | {f"{value}{suffix}" for value in base for suffix in ("_bucket", "_count", "_sum")}
     return name in known or name.startswith(("traces_span_metrics_", "otelcol_"))
 
@@ -344,9 +348,57 @@ def test_dashboard_uids_are_unique():
     assert len(uids) == len(set(uids)) == len(list(DASHBOARD_DIR.glob("*.json")))
 
 
+_COMPARED_NUMBER = re.compile(r"[<>]=?\s*(-?[0-9]*\.?[0-9]+)")
+
+
+def _threshold_panels() -> list[tuple[str, set[str], set[float]]]:
+    """(dashboard/panel, series selected, threshold step values) of every panel that draws thresholds."""
+    found = []
+    for name, board in sorted(_dashboards().items()):
+        for panel in _panels(board["panels"]):
+            steps = panel.get("fieldConfig", {}).get("defaults", {}).get("thresholds", {}).get("steps", [])
+            values = {float(step["value"]) for step in steps if step.get("value") is not None}
+            if values and panel.get("targets"):
+                names = set().union(*(metric_names(target["expr"]) for target in panel["targets"]))
+                found.append((f"{name}: {panel['title']}", names, values))
+    return found
+
+
+def _system_series() -> set[str]:
+    return {value for names in (HealthPromNames, QuotaPromNames) for key, value in vars(names).items()
+            if key.isupper() and isinstance(value, str)}
+
+
+def _rule_thresholds() -> dict[str, set[float]]:
+    """{system series: the numbers the shipped PromQL rules compare it with} (health and quota gauges: one number
+    per threshold; the providers' ratios are built from several series and are not compared here)."""
+    thresholds: dict[str, set[float]] = {}
+    for rule in yaml.safe_load(RULES_FILE.read_text())["rules"]:
+        names = metric_names(rule["expr"]) if rule.get("source") == "promql" else set()
+        if len(names) == 1 and names <= _system_series():
+            thresholds.setdefault(names.pop(), set()).update(float(v) for v in _COMPARED_NUMBER.findall(rule["expr"]))
+    return thresholds
+
+
+@pytest.mark.parametrize("panel, names, values", _threshold_panels(), ids=[case[0] for case in _threshold_panels()])
+def test_dashboard_thresholds_include_the_rules_thresholds(panel, names, values):
+    """A panel drawing a system series that alert rules compare with numbers shows those numbers as threshold
+    steps, so the dashboard and the alerts cannot disagree."""
+    rules = _rule_thresholds()
+    for name in names & set(rules):
+        assert rules[name] <= values, f"{panel}: {name} alerts at {sorted(rules[name])}, drawn at {sorted(values)}"
+
+
+def test_system_dashboard_draws_every_system_series():
+    """Every system series the rules alert on (CPU, memory, disk, queue, DB connections, quota) has a panel."""
+    drawn = set().union(*(names for _, names, _ in _threshold_panels()))
+    assert len(_rule_thresholds()) >= 6 and set(_rule_thresholds()) <= drawn
+
+
 @pytest.mark.parametrize("expr", _promql_cases())
 def test_promql_uses_only_known_metrics(expr):
-    """Each query selects only PromNames series (or their histogram parts), span metrics or otelcol_* series."""
+    """Each query selects only series the code names (PromNames, HealthPromNames, QuotaPromNames, or their
+    histogram parts), span metrics or otelcol_* series."""
     names = metric_names(expr)
     assert names, "no metric name found in the expression"
     unknown = sorted(name for name in names if not _allowed(name))
