@@ -74,6 +74,34 @@ def _print_monitor(monitor_url: str) -> None:
     print(f"  {monitor_url}/api/v1/system/quota")
 
 
+def _demo_alerting(stack: DevStack) -> dict:
+    """The shipped rules against the demo's Prometheus; notifications to the console, the monitor's log file and
+    WebSocket clients of /api/v1/alerts/ws (P1 in the hourly digest, P2 in the daily summary)."""
+    channels = {"console": {"type": "console"}, "log": {"type": "log_file"}, "push": {"type": "websocket"}}
+    return {"enabled": True, "rules_file": str(REPO_ROOT / "config" / "alert-rules.yaml"),
+            "prometheus_url": stack.prometheus_url, "jaeger_url": stack.jaeger_url,
+            "delivery": {"channels": channels, "routing": {"P0": list(channels), "P1": ["console", "log"],
+                                                           "P2": ["log"]}}}
+
+
+def _print_alerts(monitor: MonitorProcess) -> None:
+    """The P0 alert of the invalid key once it fires (evaluated every 5 s), and every active alert."""
+    def firing() -> list[dict]:
+        alerts = httpx.get(f"{monitor.url}/api/v1/alerts", params={"state": "firing"}, timeout=10).json()["alerts"]
+        return alerts if any(a["error_code"] == "GEMINI_INVALID_API_KEY" for a in alerts) else []
+
+    try:
+        alerts = wait_until(firing, 60, interval=1, what="the invalid-key alert")
+    except TimeoutError as exc:
+        print(f"alerts: {exc}")
+        return
+    print("alerts firing (P0 notified at once; P1 wait for the hourly digest):")
+    for alert in alerts:
+        link = f" {alert['jaeger_url']}" if alert.get("jaeger_url") else ""
+        print(f"  [{alert['priority']}] {alert['error_code']}: {alert['summary']}{link}")
+    print(f"  {monitor.url}/api/v1/alerts; notifications also in {monitor.workdir / 'logs' / 'app.log'}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--projects", type=int, default=12)
@@ -100,7 +128,9 @@ def main() -> None:
                    "stability": {"base_url": fakes.base_url("stability"), "api_key": "${STABILITY_API_KEY}",
                                  "baseline": 100}},
             env={"DID_API_KEY": DEMO_SECRETS["did_api_key"], "STABILITY_API_KEY": DEMO_SECRETS["stability_api_key"]},
-        ).start()
+        )
+        monitor.config["alerting"] = _demo_alerting(stack)
+        monitor.start()
         print(f"demo backend on {demo.api_url}, otel-monitor on {monitor.url}; driving traffic ...")
         _drive(demo.api_url, fakes, demo.log_dir, args.projects)
         failing = _read_failing_call(demo.log_dir)
@@ -120,6 +150,7 @@ def main() -> None:
         print(f"  query: {QUANTILES_QUERY.format(q=0.9)}")
         print(f"  {stack.prometheus_url}/graph?g0.expr={quote(QUANTILES_QUERY.format(q=0.9))}")
         _print_monitor(monitor.url)
+        _print_alerts(monitor)
         if not args.exit:
             print("\nrunning; Ctrl-C stops everything")
             signal.sigwait({signal.SIGINT, signal.SIGTERM})
