@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from otel_monitor.alerting.model import Rule
 from otel_monitor.alerting.router import build_alerts_router
 from otel_monitor.alerting.service import AlertingService
+from otel_monitor.health.probes import PROBE_PATHS
 from otel_monitor.health.router import build_health_router
 from otel_monitor.health.service import HealthService
 from otel_monitor.monitor_config import MonitorConfig
@@ -21,7 +22,7 @@ from otel_monitor.quota.service import QuotaService
 __all__ = ["create_app"]
 
 
-_PROBE_PATHS = frozenset({"/api/v1/system/health", "/livez"})
+_PROBE_PATHS = frozenset(PROBE_PATHS)
 
 
 def _is_probe(scope) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from otel_monitor.health.probes import PROBE_PATHS
 from otel_monitor.services import SERVICE_KEYS
 from otel_monitor.usage_counter import DEFAULT_UNIT_COSTS
 
@@ -41,7 +42,7 @@ class TelemetrySettings(BaseSettings):
     # as gauges. Turn it on in ONE process (e.g. the API): all would report the same values.
     export_shared_gauges: bool = False
     # Paths whose requests are not traced (health probes).
-    excluded_urls: str = "/api/v1/system/health,/healthz,/livez"
+    excluded_urls: str = ",".join(PROBE_PATHS)
 
     @field_validator("provider_hosts", "quota_unit_costs")
     @classmethod

@@ -126,7 +126,7 @@ class HourlyDigest:
     transition twice in an hour counts once. Non-P1 alerts are ignored. Transitions are kept in ``store`` until
     their hour's digest is handed over, so a new HourlyDigest on the same store resumes the open and unsent hours.
     The digest's id is its hour: handed over again after a crash, the outbox does not queue it twice.
-    ``add`` and ``pending`` block on the store; ``flush`` runs its store calls in a thread.
+    ``add`` and ``pending`` block on the store; ``flush`` runs its store calls on the store's executor.
     """
 
     def __init__(self, send: Send, *, store: DigestStore | None = None, clock: Callable[[], dt.datetime] = _utcnow,
@@ -148,7 +148,7 @@ class HourlyDigest:
 
     async def flush(self) -> list[Notification]:
         """Sends the digest of every hour that has closed by now (oldest first); returns what was sent."""
-        hours = await asyncio.to_thread(self.store.hours_before, _hour_start(self._clock()))
+        hours = await self.store.executor.run(self.store.hours_before, _hour_start(self._clock()))
         sent: list[Notification] = []
         for start, entries in hours.items():
             digest = digest_notification(start, entries)
@@ -157,7 +157,7 @@ class HourlyDigest:
             if inspect.isawaitable(result):
                 await result
             # Forgotten only once handed over: a failing send leaves the hour to the next flush.
-            await asyncio.to_thread(self.store.forget, start)
+            await self.store.executor.run(self.store.forget, start)
             sent.append(digest)
         return sent
 

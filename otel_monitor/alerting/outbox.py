@@ -35,25 +35,28 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 from sqlalchemy.pool import StaticPool
-from otel_monitor.store_types import UTCDateTime
 
 from otel_monitor.alerting.delivery_config import DeliveryConfig, RetryPolicy
 from otel_monitor.alerting.model import Alert
 from otel_monitor.alerting.notifiers.notification import DeliveryResult, Notification, Notifier, Transition
+from otel_monitor.blocking_calls import BlockingExecutor
 from otel_monitor.redaction import SecretScrubber, default_scrubber
+from otel_monitor.store_types import UTCDateTime
 from otel_monitor.structured_logging import StructuredLogger
 
 __all__ = ["Outbox", "OutboxEntry", "Dispatcher", "DeliveryStatus", "IN_MEMORY_URL", "metadata", "open_store",
            "SqlStore"]
 
 IN_MEMORY_URL = "sqlite://"
+# How long SQLite waits for another writer's lock; a call waits as long for a thread of its store.
+_SQLITE_BUSY_SECONDS = 30
 
 
 def open_store(url) -> Engine:
     """An engine on the alerting store (SQLite or PostgreSQL) with every alerting table of ``metadata`` created."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
-        options: dict = {"connect_args": {"check_same_thread": False, "timeout": 30}}
+        options: dict = {"connect_args": {"check_same_thread": False, "timeout": _SQLITE_BUSY_SECONDS}}
         if parsed.database in (None, "", ":memory:"):
             options["poolclass"] = StaticPool
         engine = create_engine(parsed, **options)
@@ -78,14 +81,17 @@ def _utcnow() -> dt.datetime:
 
 
 class SqlStore:
-    """A table of the alerting store: its engine opened on first use, calls serialised; they block (the service
-    runs them in a thread)."""
+    """A table of the alerting store: its engine opened on first use, calls serialised; they block, and async code
+    runs them on ``executor``, the table's own threads (never the event loop's default executor, which a hanging
+    database would otherwise fill, starving the health checks); ``executor.shutdown()`` after ``close()``."""
 
     def __init__(self, url=IN_MEMORY_URL, *, clock: Callable[[], dt.datetime] = _utcnow) -> None:
         self._url = url
         self._clock = clock
         self._lock = threading.Lock()
         self._engine: Engine | None = None
+        self.executor = BlockingExecutor(f"otel-monitor-{type(self).__name__.lower()}",
+                                         start_timeout=_SQLITE_BUSY_SECONDS)
 
     def _ready(self) -> Engine:
         if self._engine is None:
@@ -280,13 +286,13 @@ class Dispatcher:
         now = self._clock()
         limit = self._concurrency.get(channel, 4)
         lease = self.timeout(channel) + _LEASE_MARGIN_SECONDS
-        entries = await asyncio.to_thread(self._outbox.claim, channel, now, limit, lease)
+        entries = await self._outbox.executor.run(self._outbox.claim, channel, now, limit, lease)
         await asyncio.gather(*(self._deliver(entry) for entry in entries))
         return len(entries)
 
     async def run_once(self) -> dict[str, int]:
         """One pass over every channel with pending rows, all channels at once; returns deliveries tried per channel."""
-        channels = sorted(await asyncio.to_thread(self._outbox.pending_channels))
+        channels = sorted(await self._outbox.executor.run(self._outbox.pending_channels))
         counts = await asyncio.gather(*(self.deliver_due(channel) for channel in channels))
         return dict(zip(channels, counts))
 
@@ -327,7 +333,7 @@ class Dispatcher:
                                reason=detail)
 
     async def _record(self, entry: OutboxEntry, **outcome) -> bool:
-        if await asyncio.to_thread(self._outbox.record, entry, **outcome):
+        if await self._outbox.executor.run(self._outbox.record, entry, **outcome):
             return True
         # The attempt outlived its lease and another claim owns the row now: that claim's outcome stands.
         self._logger.warning("Alert delivery outcome dropped: lease taken over", **self._fields(entry),
@@ -366,7 +372,7 @@ class Dispatcher:
             try:
                 if await self.deliver_due(channel):
                     continue
-                due = await asyncio.to_thread(self._outbox.next_due, channel)
+                due = await self._outbox.executor.run(self._outbox.next_due, channel)
             except Exception as exc:  # the store is down: log, wait, try again; never end the worker
                 self._logger.error("Alert outbox unavailable", channel=channel,
                                    reason=self._scrubber.scrub_text(f"{type(exc).__name__}: {exc}")[:300])

@@ -133,12 +133,12 @@ class AlertingService:
     async def history(self, *, priority: Priority | None = None, service: str | None = None,
                       state: AlertState | None = None, limit: int = DEFAULT_HISTORY_LIMIT) -> list[Alert]:
         """Active and recently resolved alerts from the store."""
-        return await asyncio.to_thread(self.state.history, priority=priority, service=service, state=state,
-                                       limit=limit)
+        return await self.state.executor.run(self.state.history, priority=priority, service=service, state=state,
+                                             limit=limit)
 
     async def incidents(self, *, status: IncidentStatus | None = None,
                         limit: int = DEFAULT_HISTORY_LIMIT) -> list[Incident]:
-        return await asyncio.to_thread(self.incident_store.incidents, status=status, limit=limit)
+        return await self.incident_store.executor.run(self.incident_store.incidents, status=status, limit=limit)
 
     # -- transitions ----------------------------------------------------------------------------------------------
     async def on_transition(self, alert: Alert, transition: Transition) -> None:
@@ -154,7 +154,7 @@ class AlertingService:
         """P0: queues the transition for its channels at once and wakes the Dispatcher. P1: held for the hourly
         digest. P2: none on its own (kept in the history; the daily summary reports the day)."""
         if alert.priority is Priority.P1:
-            await asyncio.to_thread(self.digest.add, alert, transition)
+            await self.digest.store.executor.run(self.digest.add, alert, transition)
             return
         if alert.priority is Priority.P2:
             return
@@ -163,7 +163,7 @@ class AlertingService:
             _log.info("Alert transition routed to no channel", rule=alert.rule, transition=transition,
                       alert_priority=alert.priority.value)
             return
-        await asyncio.to_thread(self.outbox.enqueue, alert, transition, channels)
+        await self.outbox.executor.run(self.outbox.enqueue, alert, transition, channels)
         self.dispatcher.wake()
 
     async def _send_digest(self, notification) -> None:
@@ -175,11 +175,11 @@ class AlertingService:
     async def _send_notification(self, notification, priority: Priority) -> None:
         channels = self.delivery.channels_for(priority)
         if channels:
-            await asyncio.to_thread(self.outbox.enqueue_notification, notification, channels)
+            await self.outbox.executor.run(self.outbox.enqueue_notification, notification, channels)
             self.dispatcher.wake()
 
     async def _keep(self, alert: Alert, transition: Transition) -> None:
-        await asyncio.to_thread(self.state.upsert, alert)
+        await self.state.executor.run(self.state.upsert, alert)
         if transition == RESOLVED:
             self._recorded.pop(alert.fingerprint, None)
             self._resolved.add(alert.fingerprint)
@@ -188,14 +188,14 @@ class AlertingService:
 
     async def _track_incident(self, alert: Alert, transition: Transition) -> None:
         if transition == FIRING and opens_incident(self.environment, alert):
-            opened = await asyncio.to_thread(self.incident_store.open, alert)
+            opened = await self.incident_store.executor.run(self.incident_store.open, alert)
             if opened is not None:
                 _log.warning("Incident opened", incident_id=opened.id, rule=alert.rule, error_code=alert.error_code)
         elif transition == RESOLVED:
             await self._close_incident(alert)
 
     async def _close_incident(self, alert: Alert) -> None:
-        closed = await asyncio.to_thread(self.incident_store.close_for, alert)
+        closed = await self.incident_store.executor.run(self.incident_store.close_for, alert)
         if closed is not None:
             _log.info("Incident closed", incident_id=closed.id, rule=alert.rule, error_code=alert.error_code)
 
@@ -206,17 +206,17 @@ class AlertingService:
             for fingerprint, alert in current.items():
                 kept = self._recorded.get(fingerprint)
                 if kept is None or _recorded_key(kept) != _recorded_key(alert):
-                    await asyncio.to_thread(self.state.upsert, alert)
+                    await self.state.executor.run(self.state.upsert, alert)
                     self._recorded[fingerprint] = alert
             for fingerprint in [fp for fp in self._recorded if fp not in current]:
                 gone = self._recorded.pop(fingerprint)
                 if fingerprint in self._resolved:
                     continue
                 if gone.state is AlertState.PENDING:
-                    await asyncio.to_thread(self.state.discard, gone)
+                    await self.state.executor.run(self.state.discard, gone)
                 else:  # resolved without a notification (it was held back by inhibition)
                     ended = gone.with_state(AlertState.RESOLVED, ends_at=gone.ends_at or self._clock())
-                    await asyncio.to_thread(self.state.upsert, ended)
+                    await self.state.executor.run(self.state.upsert, ended)
                     await self._close_incident(ended)
             self._resolved.clear()
         except Exception as exc:
@@ -226,7 +226,7 @@ class AlertingService:
     async def restore(self) -> None:
         """Gives the evaluator back the pending and firing alerts of the store (firing ones count as announced)."""
         try:
-            active = await asyncio.to_thread(self.state.load_active)
+            active = await self.state.executor.run(self.state.load_active)
         except Exception as exc:  # an unreadable store must not keep alerting down; alerts may be announced again
             _log.error("Restoring alerts failed; starting with none", error=repr(exc))
             active = []
@@ -265,4 +265,6 @@ class AlertingService:
             with contextlib.suppress(Exception):
                 await close()
         for store in (self.outbox, self.state, self.incident_store, self.digest.store):
-            await asyncio.to_thread(store.close)
+            with contextlib.suppress(Exception):  # a store hanging on its database is left behind, not waited for
+                await store.executor.run(store.close)
+            store.executor.shutdown()

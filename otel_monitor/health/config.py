@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-__all__ = ["HealthConfig", "DATABASE_SCHEMES", "REDIS_SCHEMES"]
+__all__ = ["HealthConfig", "DATABASE_SCHEMES", "REDIS_SCHEMES", "redis_url_scheme"]
 
 DATABASE_SCHEMES = ("postgresql", "postgres")
 REDIS_SCHEMES = ("redis", "rediss", "unix")
@@ -16,6 +16,13 @@ REDIS_SCHEMES = ("redis", "rediss", "unix")
 def _scheme(url: str) -> str:
     # "postgresql+psycopg" -> "postgresql": SQLAlchemy names the driver after a plus.
     return urlsplit(url).scheme.split("+", 1)[0].lower()
+
+
+def redis_url_scheme(value: str | None, info: ValidationInfo) -> str | None:
+    """A pydantic field validator: None, or a URL redis-py connects to (``REDIS_SCHEMES``)."""
+    if value is not None and _scheme(value) not in REDIS_SCHEMES:
+        raise ValueError(f"{info.field_name} must be a Redis URL ({', '.join(REDIS_SCHEMES)}://...)")
+    return value
 
 
 class HealthConfig(BaseModel):
@@ -65,12 +72,7 @@ class HealthConfig(BaseModel):
             raise ValueError(f"database_url must be a PostgreSQL URL ({', '.join(DATABASE_SCHEMES)}[+driver]://...)")
         return value
 
-    @field_validator("redis_url", "celery_broker_url")
-    @classmethod
-    def _redis_scheme(cls, value: str | None, info: ValidationInfo) -> str | None:
-        if value is not None and _scheme(value) not in REDIS_SCHEMES:
-            raise ValueError(f"{info.field_name} must be a Redis URL ({', '.join(REDIS_SCHEMES)}://...)")
-        return value
+    _redis_scheme = field_validator("redis_url", "celery_broker_url")(redis_url_scheme)
 
     @field_validator("celery_queues")
     @classmethod

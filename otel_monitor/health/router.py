@@ -7,13 +7,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header
 from fastapi.responses import JSONResponse
 
+from otel_monitor.health.probes import HEALTH_PATH, LIVENESS_PATH
 from otel_monitor.health.service import HealthService
 from otel_monitor.health.status import HEALTH_JSON_MEDIA_TYPE, http_status_code, render_health_json
 
 __all__ = ["HEALTH_PATH", "LIVENESS_PATH", "build_health_router", "health_response", "wants_health_json"]
 
-HEALTH_PATH = "/api/v1/system/health"
-LIVENESS_PATH = "/livez"
 # Probes must see the current state, never a proxy's copy.
 _NO_STORE = {"Cache-Control": "no-store"}
 

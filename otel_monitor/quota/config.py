@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
+from otel_monitor.health.config import redis_url_scheme
 from otel_monitor.quota.reset_schedule import ResetRule
 from otel_monitor.utc_time import known_time_zone
 
@@ -154,12 +155,7 @@ class QuotaConfig(_Strict):
                              "'postgresql+psycopg://user:password@host/db')") from None
         return value
 
-    @field_validator("redis_url")
-    @classmethod
-    def _redis_url(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith(("redis://", "rediss://", "unix://")):
-            raise ValueError("must be a redis://, rediss:// or unix:// URL")
-        return value
+    _redis_scheme = field_validator("redis_url")(redis_url_scheme)
 
     def provider(self, service: str) -> _ProviderQuota:
         """The section of a service key (``d-id`` or ``d_id``)."""

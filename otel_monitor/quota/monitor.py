@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -89,7 +88,7 @@ class QuotaMonitor:
 
     async def _persist(self, service: str, used: float, total: float, percentage: float, now: dt.datetime) -> bool:
         try:
-            await asyncio.to_thread(self.store.add, service, used, total, percentage, now)
+            await self.store.executor.run(self.store.add, service, used, total, percentage, now)
         except QuotaStoreError as error:
             logger.error("Quota usage not stored", service=service, store=error.store, reason=error.reason,
                          error_code=SystemErrorCode.DATABASE_CONNECTION_FAILED.value)

@@ -134,7 +134,7 @@ class QuotaService:
     async def start(self) -> None:
         """Migrates the store (a failure is logged; the report answers 503 until the store works) and starts polling."""
         try:
-            await asyncio.to_thread(self.store.migrate)
+            await self.store.executor.run(self.store.migrate)
             await self._seed_baselines()
         except QuotaStoreError as error:
             self._log_store_error(error)
@@ -149,13 +149,17 @@ class QuotaService:
                     await result
             except Exception:
                 pass
-        await asyncio.to_thread(self.store.close)
+        try:
+            await self.store.executor.run(self.store.close)
+        except QuotaStoreError as error:  # a call hanging on the database holds the store: leave it behind
+            self._log_store_error(error)
+        self.store.executor.shutdown()
 
     async def _seed_baselines(self) -> None:
         source = self.sources.get("stability")
         poller = getattr(source, "poller", None)
         if isinstance(poller, StabilityBalancePoller):
-            last = await asyncio.to_thread(self.store.latest, "stability")
+            last = await self.store.executor.run(self.store.latest, "stability")
             poller.seed_baseline(last.total if last else None)
 
     # -- polling --------------------------------------------------------------------------------------------------
@@ -196,8 +200,8 @@ class QuotaService:
                 self._latest[reading.service] = view
                 entry = view.as_json()
                 if history_hours is not None:
-                    samples = await asyncio.to_thread(self.store.history, reading.service,
-                                                      now - dt.timedelta(hours=history_hours), now)
+                    samples = await self.store.executor.run(self.store.history, reading.service,
+                                                            now - dt.timedelta(hours=history_hours), now)
                     entry["history"] = [_sample_json(s) for s in samples]
                 quotas[_JSON_KEYS[reading.service]] = entry
         except QuotaStoreError as error:
@@ -210,7 +214,7 @@ class QuotaService:
         since = reading.read_at - self._lookback
         if reading.window_start is not None:
             since = max(since, reading.window_start)
-        return await asyncio.to_thread(self.store.history, reading.service, since, reading.read_at)
+        return await self.store.executor.run(self.store.history, reading.service, since, reading.read_at)
 
     def _view(self, reading: QuotaReading, history: list[UsageSample]) -> QuotaView:
         ratio = usage_ratio(reading.used, reading.total) if reading.used is not None and reading.total else None

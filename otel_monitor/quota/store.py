@@ -11,6 +11,8 @@ from sqlalchemy import Float, Index, Integer, MetaData, String, create_engine, f
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 from sqlalchemy.pool import StaticPool
+
+from otel_monitor.blocking_calls import BlockingExecutor
 from otel_monitor.store_types import UTCDateTime
 
 __all__ = ["QuotaUsage", "UsageSample", "QuotaStore", "QuotaStoreError", "MIGRATIONS_DIR", "VERSION_TABLE",
@@ -22,6 +24,8 @@ VERSION_TABLE = "otel_monitor_quota_alembic_version"
 IN_MEMORY_URL = "sqlite://"
 _UTC = dt.timezone.utc
 _CONNECT_TIMEOUT_SECONDS = 5
+# Calls are serialised by the store's lock: a second thread only lets the next call wait there, not in the queue.
+_THREADS = 2
 
 metadata = MetaData(naming_convention={
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -78,8 +82,10 @@ def _first_line(text: str) -> str:
 class QuotaStore:
     """Reads and writes QuotaUsage rows; the schema is brought to the latest migration on first use.
 
-    Calls are blocking (run them in a thread from async code) and serialised by a lock; every failure is raised as
-    QuotaStoreError naming the store, and the next call tries again (a store that comes back is used again).
+    Calls are blocking and serialised by a lock; from async code run them on ``executor`` (the store's own threads,
+    never the event loop's default executor: a hanging database must not starve the health checks). Every failure
+    is raised as QuotaStoreError naming the store, a call that found no free thread within the connect timeout
+    too, and the next call tries again (a store that comes back is used again).
     """
 
     def __init__(self, url: str = IN_MEMORY_URL) -> None:
@@ -89,6 +95,8 @@ class QuotaStore:
         self._engine: Engine | None = None
         self._migrated = False
         self._in_memory = self._url.get_backend_name() == "sqlite" and self._url.database in (None, "", ":memory:")
+        self.executor = BlockingExecutor("otel-monitor-quota-store", max_workers=_THREADS,
+                                         start_timeout=_CONNECT_TIMEOUT_SECONDS, busy_error=self._busy)
 
     # -- lifecycle ------------------------------------------------------------------------------------------------
     def _create_engine(self) -> Engine:
@@ -100,6 +108,9 @@ class QuotaStore:
             return create_engine(url, **options)
         connect_args = {"connect_timeout": _CONNECT_TIMEOUT_SECONDS} if url.get_backend_name() == "postgresql" else {}
         return create_engine(url, pool_pre_ping=True, connect_args=connect_args)
+
+    def _busy(self, reason: str) -> QuotaStoreError:
+        return QuotaStoreError(self.name, reason)
 
     def _fail(self, exc: BaseException) -> QuotaStoreError:
         """The error to raise; drops the pooled connections, so the next call connects (and migrates) afresh."""
