@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from enum import Enum
 
 __all__ = ["ProviderFailure", "provider_error_code", "SystemErrorCode", "ApiErrorCode", "ThresholdErrorCode",
-           "defined_error_codes"]
+           "TelemetryErrorCode", "defined_error_codes"]
 
 
 class ProviderFailure(str, Enum):
@@ -66,9 +66,16 @@ class ThresholdErrorCode(str, Enum):
     ACTIVE_USERS_DECLINING = "ACTIVE_USERS_DECLINING"
 
 
+class TelemetryErrorCode(str, Enum):
+    """Conditions of the backend's own telemetry: what it dropped rather than block or fail the host."""
+
+    TELEMETRY_DROPPED = "TELEMETRY_DROPPED"
+
+
 def defined_error_codes(services: Iterable[str]) -> frozenset[str]:
-    """Every code spelled here: each provider failure of each of ``services``, then the system, API and
-    threshold codes. The shipped rules use only these (a test holds them to it); a user's own rules file may use
+    """Every code spelled here: each provider failure of each of ``services``, then the system, API, threshold and
+    telemetry codes. The shipped rules use only these (a test holds them to it); a user's own rules file may use
     codes of its own, so loading rules does not check against this set."""
     return frozenset({provider_error_code(service, failure) for service in services for failure in ProviderFailure}
-                     | {code.value for group in (SystemErrorCode, ApiErrorCode, ThresholdErrorCode) for code in group})
+                     | {code.value for group in (SystemErrorCode, ApiErrorCode, ThresholdErrorCode, TelemetryErrorCode)
+                        for code in group})

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from opentelemetry.metrics import Counter, Histogram, Meter
+from opentelemetry.metrics import CallbackOptions, Counter, Histogram, Meter, ObservableCounter, Observation
 
 __all__ = [
     "CALL_DURATION_BUCKETS",
@@ -13,7 +14,10 @@ __all__ = [
     "BusinessInstruments",
     "PromNames",
     "Outcome",
+    "DroppedSignal",
+    "DropReason",
     "METER_NAME",
+    "observe_dropped_telemetry",
 ]
 
 METER_NAME = "otel_monitor"
@@ -27,6 +31,22 @@ class Outcome:
     TIMEOUT = "timeout"
     PARTIAL_FAILURE = "partial_failure"
     ALL = (SUCCESS, ERROR, TIMEOUT, PARTIAL_FAILURE)
+
+
+class DroppedSignal:
+    """Values of the ``signal`` label of dropped telemetry: what the process lost to protect the host."""
+
+    LOG_LINE = "log_line"  # a log record for the JSON file/console or the OTLP log bridge
+    REDIS_WRITE = "redis_write"  # a failure-streak, usage-counter or active-user update
+    ALL = (LOG_LINE, REDIS_WRITE)
+
+
+class DropReason:
+    """Values of the ``reason`` label of dropped telemetry."""
+
+    QUEUE_FULL = "queue_full"  # the background writer's bounded queue was full: dropped instead of waiting
+    WRITE_FAILED = "write_failed"  # the background writer sent it and the destination refused or was away
+    ALL = (QUEUE_FULL, WRITE_FAILED)
 
 
 # Seconds. Fine at the low end (the spec's P50 targets of 2-5 s) and reaching 15 minutes (uploads);
@@ -53,6 +73,7 @@ class PromNames:
     PROJECTS_COMPLETED = "video_projects_completed_total"
     PROJECT_DURATION = "video_project_generation_duration_seconds"
     ACTIVE_USERS = "video_active_users"
+    TELEMETRY_DROPPED = "otel_monitor_telemetry_dropped_total"
 
 
 @dataclass(frozen=True)
@@ -113,3 +134,18 @@ class BusinessInstruments:
                 explicit_bucket_boundaries_advisory=list(PROJECT_DURATION_BUCKETS),
             ),
         )
+
+
+def observe_dropped_telemetry(meter: Meter, counts: Callable[[], Iterable[tuple[str, str, int]]]) -> ObservableCounter:
+    """Exports ``otel_monitor.telemetry.dropped`` {signal, reason}: ``counts()`` gives the process's running totals
+    as (DroppedSignal, DropReason, count), read at each collection."""
+
+    def observe(_options: CallbackOptions) -> list[Observation]:
+        return [Observation(count, {"signal": signal, "reason": reason}) for signal, reason, count in counts()]
+
+    return meter.create_observable_counter(
+        "otel_monitor.telemetry.dropped",
+        callbacks=[observe],
+        unit="{item}",
+        description="Telemetry this process dropped rather than block or fail the host, by signal and reason",
+    )

@@ -10,10 +10,18 @@ import time
 import weakref
 from collections.abc import Callable
 
-__all__ = ["RedisWriter"]
+__all__ = ["RedisWriter", "lost_writes"]
 
 _log = logging.getLogger(__name__)
 _writers: weakref.WeakSet[RedisWriter] = weakref.WeakSet()
+# This process's totals over every writer, also those already gone: exported as otel_monitor.telemetry.dropped.
+_process_dropped = 0
+_process_failed = 0
+
+
+def lost_writes() -> tuple[int, int]:
+    """(dropped because the queue was full, failed in Redis) commands of this process since it started or forked."""
+    return _process_dropped, _process_failed
 
 
 class RedisWriter:
@@ -38,6 +46,7 @@ class RedisWriter:
 
     def submit(self, command: Callable[[object], None]) -> bool:
         """Queues ``command(pipeline)``; False if it was dropped because the queue is full."""
+        global _process_dropped
         if self._thread is None or not self._thread.is_alive():
             self._start()
         try:
@@ -45,6 +54,7 @@ class RedisWriter:
             return True
         except queue.Full:
             self.dropped += 1
+            _process_dropped += 1
             return False
 
     def _start(self) -> None:
@@ -54,6 +64,7 @@ class RedisWriter:
                 self._thread.start()
 
     def _run(self) -> None:
+        global _process_failed
         while True:
             commands = [self._queue.get()]
             while len(commands) < self._batch:
@@ -68,6 +79,7 @@ class RedisWriter:
                 pipe.execute()
             except Exception as exc:  # telemetry state is best effort; the host's work already happened
                 self.failed += len(commands)
+                _process_failed += len(commands)
                 now = time.monotonic()
                 if now - self._last_warning > 60:
                     self._last_warning = now
@@ -91,6 +103,8 @@ class RedisWriter:
 
 
 def _reset_after_fork() -> None:
+    global _process_dropped, _process_failed
+    _process_dropped = _process_failed = 0  # the parent's losses are the parent's to report
     for writer in list(_writers):
         writer._after_fork_in_child()
 

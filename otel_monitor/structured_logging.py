@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from opentelemetry import trace
-from opentelemetry.trace import format_span_id, format_trace_id
+from opentelemetry.trace import SpanContext, format_span_id, format_trace_id
 
 from otel_monitor.log_files import DailyRotatingFileHandler
 from otel_monitor.utc_time import epoch_iso_utc
@@ -33,6 +33,9 @@ __all__ = [
     "Processor",
     "RECORD_KEY",
     "TOP_LEVEL_KEYS",
+    "dropped_log_lines",
+    "record_exception",
+    "record_span_context",
     "add_trace_context",
     "add_timestamp",
     "add_log_level",
@@ -94,15 +97,29 @@ def _exception_type_name(exc_type: type[BaseException]) -> str:
     return f"{module}.{qualname}" if module and module != "builtins" else qualname
 
 
+def record_span_context(record: logging.LogRecord | None) -> SpanContext:
+    """The span context a record was logged in: captured where it was queued for a background writer, else the
+    current one (invalid outside a span)."""
+    context = getattr(record, _TRACE_CONTEXT_ATTR, None) if record is not None else None
+    return context if context is not None else trace.get_current_span().get_span_context()
+
+
+def record_exception(record: logging.LogRecord) -> dict[str, str] | None:
+    """{type, message, stacktrace} of the exception a record carries (rendered where it was queued), else None."""
+    prepared = getattr(record, _EXCEPTION_ATTR, None)
+    if prepared is not None:
+        return dict(prepared)
+    if record.exc_info and record.exc_info[1] is not None:
+        return _exception_fields(record.exc_info)
+    return None
+
+
 def add_trace_context(event_dict: EventDict) -> EventDict:
     """Adds the current span's `trace_id` (32 hex) and `span_id` (16 hex), as Jaeger shows them; null outside a span.
 
     When the record was queued for a background writer, the ids captured where it was logged are used.
     """
-    record = event_dict.get(RECORD_KEY)
-    context = getattr(record, _TRACE_CONTEXT_ATTR, None) if record is not None else None
-    if context is None:
-        context = trace.get_current_span().get_span_context()
+    context = record_span_context(event_dict.get(RECORD_KEY))
     if context.is_valid:
         event_dict["trace_id"] = format_trace_id(context.trace_id)
         event_dict["span_id"] = format_span_id(context.span_id)
@@ -150,11 +167,9 @@ def add_exception_info(event_dict: EventDict) -> EventDict:
     record = event_dict.get(RECORD_KEY)
     if record is None:
         return event_dict
-    prepared = getattr(record, _EXCEPTION_ATTR, None)
-    if prepared is not None:
-        event_dict["exception"] = dict(prepared)
-    elif record.exc_info and record.exc_info[1] is not None:
-        event_dict["exception"] = _exception_fields(record.exc_info)
+    exception = record_exception(record)
+    if exception is not None:
+        event_dict["exception"] = exception
     if record.stack_info:
         event_dict["stack"] = record.stack_info
     return event_dict
@@ -544,7 +559,8 @@ class BackgroundLogHandler(logging.handlers.QueueHandler):
     """Queues records for a writer thread that runs the real handlers; the caller never formats nor writes.
 
     The trace context is captured when the record is queued, so lines carry the ids of the span that logged
-    them. After a fork (Celery prefork) the child gets a fresh queue and writer thread of its own.
+    them; handlers that are not JSON lines (the OTLP log bridge) read it with `record_span_context`. After a fork
+    (Celery prefork) the child gets a fresh queue and writer thread of its own.
     """
 
     def __init__(self, handlers: Sequence[logging.Handler], max_queued: int = 10_000) -> None:
@@ -580,10 +596,12 @@ class BackgroundLogHandler(logging.handlers.QueueHandler):
         return record
 
     def enqueue(self, record: logging.LogRecord) -> None:
+        global _process_dropped_lines
         try:
             self.queue.put_nowait(record)
         except queue.Full:
             self.dropped += 1
+            _process_dropped_lines += 1
 
     def flush(self, timeout: float = 5.0) -> None:
         """Waits until every queued line is written, at most ``timeout`` seconds."""
@@ -612,9 +630,18 @@ class BackgroundLogHandler(logging.handlers.QueueHandler):
 
 
 _background_handlers: weakref.WeakSet[BackgroundLogHandler] = weakref.WeakSet()
+# Over every background handler of this process, closed ones too: exported as otel_monitor.telemetry.dropped.
+_process_dropped_lines = 0
+
+
+def dropped_log_lines() -> int:
+    """Records this process's background log handlers dropped because their queue was full, since start or fork."""
+    return _process_dropped_lines
 
 
 def _restart_background_writers() -> None:
+    global _process_dropped_lines
+    _process_dropped_lines = 0  # the parent's losses are the parent's to report
     for handler in list(_background_handlers):
         handler._after_fork_in_child()
 

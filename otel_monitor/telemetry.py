@@ -6,32 +6,50 @@ import logging
 import os
 from dataclasses import dataclass, field
 
+from opentelemetry import context as otel_context
 from opentelemetry import metrics, trace
 from opentelemetry._logs import set_logger_provider
 from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
 from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk._logs import LoggerProvider, LoggingHandler
-from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
+from opentelemetry.sdk._logs.export import BatchLogRecordProcessor, LogRecordExporter
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
+from opentelemetry.semconv.attributes.exception_attributes import (
+    EXCEPTION_MESSAGE,
+    EXCEPTION_STACKTRACE,
+    EXCEPTION_TYPE,
+)
 
 from otel_monitor.business import ActiveUsers, BusinessMetrics
 from otel_monitor.external_calls import ExternalCall, ExternalCallRecorder
 from otel_monitor.failure_streaks import failure_streaks_from_url
+from otel_monitor.instruments import METER_NAME, DropReason, DroppedSignal, observe_dropped_telemetry
 from otel_monitor.redacting_export import RedactingLogRecordProcessor, RedactingSpanExporter
 from otel_monitor.redaction import SecretScrubber, default_scrubber
+from otel_monitor.redis_writer import lost_writes
 from otel_monitor.services import ProviderRegistry
 from otel_monitor.settings import TelemetrySettings
+from otel_monitor.structured_logging import (
+    BackgroundLogHandler,
+    configure_logging,
+    dropped_log_lines,
+    record_exception,
+    record_span_context,
+)
 from otel_monitor.usage_counter import UsageCounter
 
 __all__ = ["Telemetry", "setup_telemetry", "get_telemetry", "track_external_call"]
 
 _log = logging.getLogger(__name__)
 _active: Telemetry | None = None
+# Not under configure_logging's "otel_monitor." prefix: configuring the JSON logging again (Celery's
+# setup_logging) must not remove the OTLP bridge.
+_OTLP_BRIDGE_NAME = "otel-monitor-otlp-bridge"
 
 
 @dataclass
@@ -50,6 +68,9 @@ class Telemetry:
     _log_handlers: list[logging.Handler] = field(default_factory=list)
 
     def force_flush(self, timeout_millis: int = 5000) -> None:
+        for handler in self._log_handlers:
+            if isinstance(handler, BackgroundLogHandler):  # queued records reach the logger provider first
+                handler.flush(timeout_millis / 1000)
         self.tracer_provider.force_flush(timeout_millis)
         self.meter_provider.force_flush(timeout_millis)
         if self.logger_provider is not None:
@@ -84,13 +105,48 @@ class Telemetry:
 
 
 class _OtlpLoggingHandler(LoggingHandler):
-    """The SDK's bridge from stdlib logging to OTLP, minus the private attributes our JSON logging puts on
-    records (trace context, rendered line): they are not telemetry and do not encode."""
+    """The SDK's bridge from stdlib logging to OTLP, run by a BackgroundLogHandler's writer thread.
+
+    Records carry the span context and exception captured where they were logged; the private attributes our
+    JSON logging puts on records (trace context, rendered line) are not telemetry and do not encode.
+    """
+
+    def emit(self, record: logging.LogRecord) -> None:
+        # The SDK reads the current context; on the writer thread that is the span the record was logged in.
+        span = trace.NonRecordingSpan(record_span_context(record))
+        token = otel_context.attach(trace.set_span_in_context(span))
+        try:
+            super().emit(record)
+        finally:
+            otel_context.detach(token)
 
     @staticmethod
     def _get_attributes(record: logging.LogRecord):
         attributes = LoggingHandler._get_attributes(record)
-        return {k: v for k, v in attributes.items() if not k.startswith("_")}
+        attributes = {k: v for k, v in attributes.items() if not k.startswith("_")}
+        exception = record_exception(record)
+        if exception is not None:  # spelled as on the JSON line and on spans
+            attributes[EXCEPTION_TYPE] = exception["type"]
+            attributes[EXCEPTION_MESSAGE] = exception["message"]
+            attributes[EXCEPTION_STACKTRACE] = exception["stacktrace"]
+        return attributes
+
+
+def _otlp_log_bridge(logger_provider: LoggerProvider) -> BackgroundLogHandler:
+    """INFO+ records to OTLP; the caller only queues them, so a slow or failing log path costs it nothing more."""
+    bridge = BackgroundLogHandler([_OtlpLoggingHandler(level=logging.INFO, logger_provider=logger_provider)])
+    bridge.setLevel(logging.INFO)
+    bridge.set_name(_OTLP_BRIDGE_NAME)
+    return bridge
+
+
+def _dropped_telemetry() -> list[tuple[str, str, int]]:
+    dropped_writes, failed_writes = lost_writes()
+    return [
+        (DroppedSignal.LOG_LINE, DropReason.QUEUE_FULL, dropped_log_lines()),
+        (DroppedSignal.REDIS_WRITE, DropReason.QUEUE_FULL, dropped_writes),
+        (DroppedSignal.REDIS_WRITE, DropReason.WRITE_FAILED, failed_writes),
+    ]
 
 
 def _redis_client(url: str | None):
@@ -106,6 +162,7 @@ def setup_telemetry(
     *,
     span_exporter: SpanExporter | None = None,
     metric_reader: MetricReader | None = None,
+    log_exporter: LogRecordExporter | None = None,
     scrubber: SecretScrubber = default_scrubber,
     set_global: bool = True,
     configure_logs: bool = True,
@@ -114,11 +171,11 @@ def setup_telemetry(
     """Sets up tracer, meter and logger providers exporting OTLP/HTTP to the collector, JSON logs to
     ``logs/app.log`` and the console, and instruments httpx (all requests, plus provider spans and metrics).
 
-    Exporters can be injected (tests); every span and log record is scrubbed of secrets before export.
+    Exporters can be injected (tests; log records are exported with an injected span exporter only if a log
+    exporter is injected too); every span and log record is scrubbed of secrets before export. What the process
+    drops rather than block the host (log lines, Redis writes) is exported as ``otel_monitor.telemetry.dropped``.
     """
     global _active
-    from otel_monitor.structured_logging import configure_logging
-
     if _active is not None:  # set up again (an app factory called twice, a reload): replace, do not stack
         _active.shutdown()
     settings = settings or TelemetrySettings()
@@ -134,35 +191,40 @@ def setup_telemetry(
     base = settings.otlp_endpoint.rstrip("/")
     timeout = settings.export_timeout_seconds
 
-    tracer_provider = TracerProvider(resource=resource)
-    exporter = span_exporter or OTLPSpanExporter(endpoint=f"{base}/v1/traces", timeout=timeout)
-    tracer_provider.add_span_processor(BatchSpanProcessor(
-        RedactingSpanExporter(exporter, scrubber),
-        max_queue_size=settings.span_queue_size,
-        schedule_delay_millis=settings.span_schedule_delay_seconds * 1000,
-        export_timeout_millis=timeout * 1000,
-    ))
-
     reader = metric_reader or PeriodicExportingMetricReader(
         OTLPMetricExporter(endpoint=f"{base}/v1/metrics", timeout=timeout),
         export_interval_millis=settings.metric_export_interval_seconds * 1000,
         export_timeout_millis=timeout * 1000,
     )
     meter_provider = MeterProvider(resource=resource, metric_readers=[reader])
+    observe_dropped_telemetry(meter_provider.get_meter(METER_NAME), _dropped_telemetry)
+
+    tracer_provider = TracerProvider(resource=resource)
+    exporter = span_exporter or OTLPSpanExporter(endpoint=f"{base}/v1/traces", timeout=timeout)
+    # The batch processors count their queue drops only in the SDK's own metrics (off unless
+    # OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED=true); given this provider, those leave with ours.
+    tracer_provider.add_span_processor(BatchSpanProcessor(
+        RedactingSpanExporter(exporter, scrubber),
+        max_queue_size=settings.span_queue_size,
+        schedule_delay_millis=settings.span_schedule_delay_seconds * 1000,
+        export_timeout_millis=timeout * 1000,
+        meter_provider=meter_provider,
+    ))
 
     logger_provider = None
     handlers: list[logging.Handler] = []
     if configure_logs:
         handlers.extend(configure_logging(log_dir=settings.log_dir, level=settings.log_level,
                                           console=settings.console_logs, scrubber=scrubber, background=True))
-    if settings.export_logs and span_exporter is None:
+    if settings.export_logs and (span_exporter is None or log_exporter is not None):
         logger_provider = LoggerProvider(resource=resource)
         logger_provider.add_log_record_processor(RedactingLogRecordProcessor(scrubber))
         logger_provider.add_log_record_processor(BatchLogRecordProcessor(
-            OTLPLogExporter(endpoint=f"{base}/v1/logs", timeout=timeout), export_timeout_millis=timeout * 1000))
-        otel_handler = _OtlpLoggingHandler(level=logging.INFO, logger_provider=logger_provider)
-        logging.getLogger().addHandler(otel_handler)
-        handlers.append(otel_handler)
+            log_exporter or OTLPLogExporter(endpoint=f"{base}/v1/logs", timeout=timeout),
+            export_timeout_millis=timeout * 1000, meter_provider=meter_provider))
+        bridge = _otlp_log_bridge(logger_provider)
+        logging.getLogger().addHandler(bridge)
+        handlers.append(bridge)
 
     if set_global:
         trace.set_tracer_provider(tracer_provider)
