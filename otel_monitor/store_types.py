@@ -1,4 +1,4 @@
-"""Column types shared by the monitor's tables (quota history, alert outbox)."""
+"""Column types and connection settings shared by the monitor's stores (quota history, alerting tables)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,16 @@ import datetime as dt
 from sqlalchemy import DateTime
 from sqlalchemy.types import TypeDecorator
 
-__all__ = ["UTCDateTime"]
+__all__ = ["UTCDateTime", "POSTGRES_CONNECT_TIMEOUT_SECONDS", "postgres_connect_args"]
 
 _UTC = dt.timezone.utc
+# A PostgreSQL that accepts connections and never answers fails a store call after this long, not never.
+POSTGRES_CONNECT_TIMEOUT_SECONDS = 5
+
+
+def postgres_connect_args(backend: str) -> dict:
+    """The DBAPI connect arguments of a store engine on ``backend`` (a SQLAlchemy backend name)."""
+    return {"connect_timeout": POSTGRES_CONNECT_TIMEOUT_SECONDS} if backend == "postgresql" else {}
 
 
 class UTCDateTime(TypeDecorator):

@@ -6,7 +6,6 @@ import datetime as dt
 import itertools
 import json
 import math
-import socket
 
 import httpx
 import pytest
@@ -19,7 +18,7 @@ from otel_monitor.usage_counter import UsageCounter
 from otel_monitor.instruments import CALL_DURATION_BUCKETS, PromNames
 from otel_monitor.services import SERVICE_KEYS
 from tests.support.demo import create_project, demo_backend, wait_finished
-from tests.support.backends import jaeger_trace, prom_values, read_log_lines, span_tags, wait_for_prom
+from tests.support.backends import blackhole_server, jaeger_trace, prom_values, read_log_lines, span_tags, wait_for_prom
 
 pytestmark = pytest.mark.stack
 
@@ -41,14 +40,6 @@ def demo(stack, fakes, workdir, request):
     backend.stop()
     if hole is not None:
         hole.close()
-
-
-def blackhole_server() -> socket.socket:
-    """A listening socket whose connections are accepted by the kernel and never answered."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(1024)
-    return sock
 
 
 def test_one_trace_spans_request_task_and_provider_calls(demo, stack):

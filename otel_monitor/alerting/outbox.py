@@ -41,7 +41,7 @@ from otel_monitor.alerting.model import Alert
 from otel_monitor.alerting.notifiers.notification import DeliveryResult, Notification, Notifier, Transition
 from otel_monitor.blocking_calls import BlockingExecutor
 from otel_monitor.redaction import SecretScrubber, default_scrubber
-from otel_monitor.store_types import UTCDateTime
+from otel_monitor.store_types import UTCDateTime, postgres_connect_args
 from otel_monitor.structured_logging import StructuredLogger
 
 __all__ = ["Outbox", "OutboxEntry", "Dispatcher", "DeliveryStatus", "IN_MEMORY_URL", "metadata", "open_store",
@@ -61,7 +61,8 @@ def open_store(url) -> Engine:
             options["poolclass"] = StaticPool
         engine = create_engine(parsed, **options)
     else:
-        engine = create_engine(parsed, pool_pre_ping=True)
+        engine = create_engine(parsed, pool_pre_ping=True,
+                               connect_args=postgres_connect_args(parsed.get_backend_name()))
     metadata.create_all(engine)
     return engine
 _UTC = dt.timezone.utc

@@ -13,7 +13,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 from sqlalchemy.pool import StaticPool
 
 from otel_monitor.blocking_calls import BlockingExecutor
-from otel_monitor.store_types import UTCDateTime
+from otel_monitor.store_types import POSTGRES_CONNECT_TIMEOUT_SECONDS, UTCDateTime, postgres_connect_args
 
 __all__ = ["QuotaUsage", "UsageSample", "QuotaStore", "QuotaStoreError", "MIGRATIONS_DIR", "VERSION_TABLE",
            "IN_MEMORY_URL", "metadata"]
@@ -23,7 +23,6 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 VERSION_TABLE = "otel_monitor_quota_alembic_version"
 IN_MEMORY_URL = "sqlite://"
 _UTC = dt.timezone.utc
-_CONNECT_TIMEOUT_SECONDS = 5
 # Calls are serialised by the store's lock: a second thread only lets the next call wait there, not in the queue.
 _THREADS = 2
 
@@ -96,7 +95,7 @@ class QuotaStore:
         self._migrated = False
         self._in_memory = self._url.get_backend_name() == "sqlite" and self._url.database in (None, "", ":memory:")
         self.executor = BlockingExecutor("otel-monitor-quota-store", max_workers=_THREADS,
-                                         start_timeout=_CONNECT_TIMEOUT_SECONDS, busy_error=self._busy)
+                                         start_timeout=POSTGRES_CONNECT_TIMEOUT_SECONDS, busy_error=self._busy)
 
     # -- lifecycle ------------------------------------------------------------------------------------------------
     def _create_engine(self) -> Engine:
@@ -106,8 +105,7 @@ class QuotaStore:
             if self._in_memory:
                 options["poolclass"] = StaticPool  # one connection: the in-memory database lives in it
             return create_engine(url, **options)
-        connect_args = {"connect_timeout": _CONNECT_TIMEOUT_SECONDS} if url.get_backend_name() == "postgresql" else {}
-        return create_engine(url, pool_pre_ping=True, connect_args=connect_args)
+        return create_engine(url, pool_pre_ping=True, connect_args=postgres_connect_args(url.get_backend_name()))
 
     def _busy(self, reason: str) -> QuotaStoreError:
         return QuotaStoreError(self.name, reason)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import uuid
 
 import httpx
@@ -71,3 +72,11 @@ def fresh_postgres_database(server_url: str, prefix: str = "test") -> str:
 
     wait_until(create, 30, what="PostgreSQL accepting sessions")
     return server_url.rsplit("/", 1)[0] + "/" + name
+
+
+def blackhole_server() -> socket.socket:
+    """A listening socket whose connections are accepted by the kernel and never answered."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(1024)
+    return sock
