@@ -12,7 +12,8 @@ from opentelemetry._logs import set_logger_provider
 from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
 from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-from opentelemetry.sdk._logs import LoggerProvider, LoggingHandler
+from opentelemetry.instrumentation.logging.handler import LoggingHandler
+from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import BatchLogRecordProcessor, LogRecordExporter
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
@@ -120,16 +121,15 @@ class _OtlpLoggingHandler(LoggingHandler):
         finally:
             otel_context.detach(token)
 
-    @staticmethod
-    def _get_attributes(record: logging.LogRecord):
-        attributes = LoggingHandler._get_attributes(record)
+    def _get_attributes(self, record: logging.LogRecord):
+        attributes, event_name = super()._get_attributes(record)
         attributes = {k: v for k, v in attributes.items() if not k.startswith("_")}
         exception = record_exception(record)
         if exception is not None:  # spelled as on the JSON line and on spans
             attributes[EXCEPTION_TYPE] = exception["type"]
             attributes[EXCEPTION_MESSAGE] = exception["message"]
             attributes[EXCEPTION_STACKTRACE] = exception["stacktrace"]
-        return attributes
+        return attributes, event_name
 
 
 def _otlp_log_bridge(logger_provider: LoggerProvider) -> BackgroundLogHandler:

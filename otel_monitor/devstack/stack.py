@@ -11,7 +11,7 @@ from pathlib import Path
 
 import yaml
 
-from otel_monitor.devstack.processes import ManagedProcess, free_port, http_ok, tcp_open
+from otel_monitor.devstack.processes import ManagedProcess, free_ports, http_ok, tcp_open
 
 __all__ = ["DevStack", "StackPorts", "REPO_ROOT"]
 
@@ -39,7 +39,8 @@ class StackPorts:
 
     @classmethod
     def free(cls) -> StackPorts:
-        return cls(**{f.name: free_port() for f in fields(cls)})
+        names = [f.name for f in fields(cls)]
+        return cls(**dict(zip(names, free_ports(len(names)))))
 
 
 def _binary(env_var: str, script: str) -> str:
