@@ -9,19 +9,28 @@ import threading
 import time
 import weakref
 from collections.abc import Callable
+from typing import NamedTuple
 
-__all__ = ["RedisWriter", "lost_writes"]
+from otel_monitor.loss_counter import LossCounter
+
+__all__ = ["RedisWriter", "LostWrites", "lost_writes"]
 
 _log = logging.getLogger(__name__)
 _writers: weakref.WeakSet[RedisWriter] = weakref.WeakSet()
 # This process's totals over every writer, also those already gone: exported as otel_monitor.telemetry.dropped.
-_process_dropped = 0
-_process_failed = 0
+_dropped_writes = LossCounter()
+_failed_writes = LossCounter()
 
 
-def lost_writes() -> tuple[int, int]:
-    """(dropped because the queue was full, failed in Redis) commands of this process since it started or forked."""
-    return _process_dropped, _process_failed
+class LostWrites(NamedTuple):
+    """Commands of this process since it started or forked that never reached Redis."""
+
+    dropped: int  # the queue was full
+    failed: int  # Redis refused them or was away
+
+
+def lost_writes() -> LostWrites:
+    return LostWrites(_dropped_writes.value, _failed_writes.value)
 
 
 class RedisWriter:
@@ -46,7 +55,6 @@ class RedisWriter:
 
     def submit(self, command: Callable[[object], None]) -> bool:
         """Queues ``command(pipeline)``; False if it was dropped because the queue is full."""
-        global _process_dropped
         if self._thread is None or not self._thread.is_alive():
             self._start()
         try:
@@ -54,7 +62,7 @@ class RedisWriter:
             return True
         except queue.Full:
             self.dropped += 1
-            _process_dropped += 1
+            _dropped_writes.add()
             return False
 
     def _start(self) -> None:
@@ -64,7 +72,6 @@ class RedisWriter:
                 self._thread.start()
 
     def _run(self) -> None:
-        global _process_failed
         while True:
             commands = [self._queue.get()]
             while len(commands) < self._batch:
@@ -79,7 +86,7 @@ class RedisWriter:
                 pipe.execute()
             except Exception as exc:  # telemetry state is best effort; the host's work already happened
                 self.failed += len(commands)
-                _process_failed += len(commands)
+                _failed_writes.add(len(commands))
                 now = time.monotonic()
                 if now - self._last_warning > 60:
                     self._last_warning = now
@@ -103,8 +110,8 @@ class RedisWriter:
 
 
 def _reset_after_fork() -> None:
-    global _process_dropped, _process_failed
-    _process_dropped = _process_failed = 0  # the parent's losses are the parent's to report
+    _dropped_writes.reset_after_fork()
+    _failed_writes.reset_after_fork()
     for writer in list(_writers):
         writer._after_fork_in_child()
 

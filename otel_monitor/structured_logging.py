@@ -24,6 +24,7 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanContext, format_span_id, format_trace_id
 
 from otel_monitor.log_files import DailyRotatingFileHandler
+from otel_monitor.loss_counter import LossCounter
 from otel_monitor.utc_time import epoch_iso_utc
 from otel_monitor.redaction import REDACTED, SecretScrubber, default_scrubber, is_sensitive_key
 
@@ -596,12 +597,11 @@ class BackgroundLogHandler(logging.handlers.QueueHandler):
         return record
 
     def enqueue(self, record: logging.LogRecord) -> None:
-        global _process_dropped_lines
         try:
             self.queue.put_nowait(record)
         except queue.Full:
             self.dropped += 1
-            _process_dropped_lines += 1
+            _dropped_lines.add()
 
     def flush(self, timeout: float = 5.0) -> None:
         """Waits until every queued line is written, at most ``timeout`` seconds."""
@@ -631,17 +631,16 @@ class BackgroundLogHandler(logging.handlers.QueueHandler):
 
 _background_handlers: weakref.WeakSet[BackgroundLogHandler] = weakref.WeakSet()
 # Over every background handler of this process, closed ones too: exported as otel_monitor.telemetry.dropped.
-_process_dropped_lines = 0
+_dropped_lines = LossCounter()
 
 
 def dropped_log_lines() -> int:
     """Records this process's background log handlers dropped because their queue was full, since start or fork."""
-    return _process_dropped_lines
+    return _dropped_lines.value
 
 
 def _restart_background_writers() -> None:
-    global _process_dropped_lines
-    _process_dropped_lines = 0  # the parent's losses are the parent's to report
+    _dropped_lines.reset_after_fork()
     for handler in list(_background_handlers):
         handler._after_fork_in_child()
 

@@ -114,12 +114,16 @@ class _OtlpLoggingHandler(LoggingHandler):
 
     def emit(self, record: logging.LogRecord) -> None:
         # The SDK reads the current context; on the writer thread that is the span the record was logged in.
-        span = trace.NonRecordingSpan(record_span_context(record))
-        token = otel_context.attach(trace.set_span_in_context(span))
+        # Nothing may escape: an exception here would end the writer thread, and the bridge with it.
         try:
-            super().emit(record)
-        finally:
-            otel_context.detach(token)
+            span = trace.NonRecordingSpan(record_span_context(record))
+            token = otel_context.attach(trace.set_span_in_context(span))
+            try:
+                super().emit(record)
+            finally:
+                otel_context.detach(token)
+        except Exception:
+            self.handleError(record)
 
     def _get_attributes(self, record: logging.LogRecord):
         attributes, event_name = super()._get_attributes(record)
@@ -141,11 +145,11 @@ def _otlp_log_bridge(logger_provider: LoggerProvider) -> BackgroundLogHandler:
 
 
 def _dropped_telemetry() -> list[tuple[str, str, int]]:
-    dropped_writes, failed_writes = lost_writes()
+    writes = lost_writes()
     return [
         (DroppedSignal.LOG_LINE, DropReason.QUEUE_FULL, dropped_log_lines()),
-        (DroppedSignal.REDIS_WRITE, DropReason.QUEUE_FULL, dropped_writes),
-        (DroppedSignal.REDIS_WRITE, DropReason.WRITE_FAILED, failed_writes),
+        (DroppedSignal.REDIS_WRITE, DropReason.QUEUE_FULL, writes.dropped),
+        (DroppedSignal.REDIS_WRITE, DropReason.WRITE_FAILED, writes.failed),
     ]
 
 
