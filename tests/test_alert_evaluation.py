@@ -340,6 +340,21 @@ async def test_a_slow_prometheus_holds_a_pass_no_longer_than_the_timeout(stand_i
     assert stand_in.queries[1:] == [f"vector({i}) > 0" for i in range(4)]
 
 
+@pytest.mark.asyncio
+async def test_a_slot_freed_late_is_busy_not_an_outage(stand_in):
+    """One slot, a 1 s timeout, queries taking 0.7 s: the second rule gets the slot with 0.3 s left; it is not sent
+    (it would time out on a merely busy Prometheus) and nothing counts Prometheus as down."""
+    stand_in.delay = 0.7
+    rules = [make_rule("p0", "vector(1) > 0", priority=Priority.P0),
+             make_rule("p1", "vector(2) > 0", priority=Priority.P1)]
+    async with httpx.AsyncClient() as client:
+        evaluator = Evaluator(rules, {"promql": PrometheusSource(stand_in.url, client, timeout=1.0,
+                                                                 max_concurrent_queries=1)})
+        await evaluator.evaluate_once(at(0))
+    assert stand_in.queries == ["vector(1) > 0"]
+    assert [alert.rule for alert in evaluator.alerts() if alert.rule == BACKEND_DOWN_RULE.name] == []
+
+
 @pytest.mark.parametrize("make", [lambda: AlertingConfig(max_concurrent_queries=0),
                                   lambda: PrometheusSource("http://prometheus.test", max_concurrent_queries=0)])
 def test_a_bound_below_one_is_refused(make):

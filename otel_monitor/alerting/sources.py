@@ -69,8 +69,8 @@ class PrometheusSource:
 
     At most ``max_concurrent_queries`` queries are in flight; the others wait for a slot in the order they came.
     ``timeout`` covers that wait and the query together, so a pass never waits longer for a rule than it did
-    before queries were bounded: a query still waiting when it runs out raises SourceBusy, one sent raises
-    SourceUnavailable.
+    before queries were bounded: a query that waited past half of it is not sent (SourceBusy: the rule is due
+    again next pass); one sent and unanswered in the time left raises SourceUnavailable.
     """
 
     name = "prometheus"
@@ -103,7 +103,13 @@ class PrometheusSource:
             raise SourceBusy(f"rule {rule.name}: all {self._max_concurrent} query slots taken for "
                              f"{self._timeout:g} s") from None
         try:
-            return await self._query(rule, max(deadline - loop.time(), 0.001))
+            left = deadline - loop.time()
+            if left < self._timeout / 2:
+                # A query sent with too little time left would time out on a merely busy Prometheus and be taken
+                # for an outage (MONITORING_BACKEND_DOWN): the rule waits for the next pass instead.
+                raise SourceBusy(f"rule {rule.name}: a query slot came free with {left:.2f} s of "
+                                 f"{self._timeout:g} s left")
+            return await self._query(rule, left)
         finally:
             self._slots.release()
 
@@ -111,7 +117,7 @@ class PrometheusSource:
         try:
             response = await self._client.get(self._url, params={"query": rule.expr}, timeout=timeout)
         except httpx.TimeoutException:
-            raise SourceUnavailable(self.name, f"no answer within {self._timeout:g} s") from None
+            raise SourceUnavailable(self.name, f"no answer within {timeout:.2g} s") from None
         except httpx.HTTPError as exc:
             raise SourceUnavailable(self.name, f"{type(exc).__name__}: {exc}") from None
         if response.status_code >= 500 or response.status_code == 429:
