@@ -1,25 +1,39 @@
-"""A quota database that never answers holds only the quota store's threads: health still answers, quota says 503."""
+"""A database that never answers holds only its store's threads: health still answers, quota says 503, the services
+stop promptly and the process exits."""
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import datetime as dt
 import os
+import subprocess
+import sys
+import textwrap
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
 import pytest
 import uvicorn
 
-from otel_monitor.blocking_calls import BlockingExecutor, ExecutorBusyError
+from sqlalchemy import create_engine, text
+
+from otel_monitor.blocking_calls import CLOSE_WAIT_SECONDS, BlockingExecutor, ExecutorBusyError
 from otel_monitor.health.config import HealthConfig
 from otel_monitor.health.probes import HEALTH_PATH
 from otel_monitor.monitor_app import create_app
 from otel_monitor.monitor_config import MonitorConfig
 from otel_monitor.quota.config import QuotaConfig
+from otel_monitor.quota.reset_schedule import ResetRule
 from otel_monitor.quota.router import QUOTA_PATH
-from tests.support.backends import blackhole_server
+from otel_monitor.quota.service import QuotaService
+from otel_monitor.quota.store import QuotaStore
+from otel_monitor.quota.testing import FixedQuotaSource
+from tests.support.backends import blackhole_server, fresh_postgres_database
+from tests.support.stacks import private_stack
 
 CHECK_TIMEOUT = 1.0
 # More quota requests than the event loop's default executor has threads (min(32, CPUs + 4)): without a pool of
@@ -28,6 +42,11 @@ FLOOD = min(32, (os.cpu_count() or 1) + 4) + 8
 # A quota request waits at most for a thread (the store's 5 s connect timeout), then for the calls ahead of it on
 # the store's two threads (5 s each): well under this.
 QUOTA_ANSWER_BOUND = 30.0
+# A health request answers within the check timeout; the margin is for a 2-core machine busy with the flood.
+HEALTH_ANSWER_BOUND = CHECK_TIMEOUT + 4
+# A process whose main ended exits within this, whatever its stores' threads are doing.
+EXIT_BOUND = 20.0
+REPO = Path(__file__).resolve().parents[1]
 
 
 class _ServedApp:
@@ -69,8 +88,8 @@ def _timed_get(url: str, timeout: float) -> tuple[float, httpx.Response | None]:
 
 def test_a_hanging_quota_database_starves_neither_health_nor_the_quota_endpoint(hole):
     """With the quota store on a database that accepts connections and never answers and many quota requests in
-    flight, health answers within the check timeout + 1 s with its disk check run (not timed out), and every quota
-    request answers 503 naming the store."""
+    flight, every health report answers with its disk check run (not timed out), and every quota request answers
+    503 naming the store."""
     config = MonitorConfig(
         health=HealthConfig(check_timeout_seconds=CHECK_TIMEOUT, cache_ttl_seconds=0.3),
         quota=QuotaConfig(store_url=f"postgresql+psycopg://monitor:secret@127.0.0.1:{hole}/quota", redis_url=None,
@@ -80,14 +99,14 @@ def test_a_hanging_quota_database_starves_neither_health_nor_the_quota_endpoint(
         time.sleep(1.0)  # every quota request is in the store's hands by now
         health = []
         for _ in range(12):  # the reports of several refreshes during the flood (TTL 0.3 s)
-            health.append(_timed_get(base_url + HEALTH_PATH, CHECK_TIMEOUT + 1))
+            health.append(_timed_get(base_url + HEALTH_PATH, HEALTH_ANSWER_BOUND))
             time.sleep(0.25)
         quota_answers = [future.result() for future in quota]
 
     for elapsed, response in health:
-        assert response is not None and elapsed < CHECK_TIMEOUT + 1
-    disk = health[-1][1].json()["checks"]["disk"]
-    assert disk["status"] in ("healthy", "degraded") and "timed out" not in str(disk), disk  # it ran
+        assert response is not None, f"no health answer within {HEALTH_ANSWER_BOUND} s"
+        disk = response.json()["checks"]["disk"]
+        assert disk["status"] in ("healthy", "degraded") and "timed out" not in str(disk), disk  # it ran
     for elapsed, response in quota_answers:
         assert response is not None, f"no quota answer within {QUOTA_ANSWER_BOUND} s"
         assert response.status_code == 503
@@ -146,3 +165,113 @@ async def test_a_call_that_finds_no_free_thread_in_time_is_not_run():
         assert ran == []
     finally:
         executor.shutdown()
+
+
+@pytest.mark.asyncio
+async def test_calls_run_on_named_daemon_threads_in_the_callers_context():
+    """A call runs on a daemon thread named after the executor and sees the caller's context variables; after
+    shutdown the executor runs calls again on new threads."""
+    request_id = contextvars.ContextVar("request_id", default=None)
+    request_id.set("r-1")
+
+    def where() -> tuple[str, bool, str | None]:
+        thread = threading.current_thread()
+        return thread.name, thread.daemon, request_id.get()
+
+    executor = BlockingExecutor("test-named", max_workers=2)
+    try:
+        name, daemon, seen = await executor.run(where)
+        assert name.startswith("test-named") and daemon and seen == "r-1"
+        executor.shutdown()
+        name, daemon, seen = await executor.run(where)
+        assert name.startswith("test-named") and daemon and seen == "r-1"
+    finally:
+        executor.shutdown()
+
+
+_EXITING_MAIN = """
+import asyncio, threading
+from otel_monitor.blocking_calls import BlockingExecutor
+
+async def main():
+    executor = BlockingExecutor("stuck-store", max_workers=1)
+    started = threading.Event()
+
+    def hang_forever():
+        started.set()
+        threading.Event().wait()
+
+    asyncio.ensure_future(executor.run(hang_forever))
+    await asyncio.to_thread(started.wait, 10)
+    if {shut_down}:
+        executor.shutdown()
+
+asyncio.run(main())
+print("main ended", flush=True)
+"""
+
+
+@pytest.mark.parametrize("shut_down", [False, True])
+def test_a_process_exits_while_a_call_hangs_on_a_store_thread(shut_down):
+    """A process whose main ends while one of its executor's calls hangs for good exits, executor shut down or
+    not: interpreter exit does not wait for the executor's threads."""
+    try:
+        done = subprocess.run([sys.executable, "-c", textwrap.dedent(_EXITING_MAIN.format(shut_down=shut_down))],
+                              cwd=REPO, capture_output=True, text=True, timeout=EXIT_BOUND)
+    except subprocess.TimeoutExpired as expired:
+        pytest.fail(f"the process did not exit within {EXIT_BOUND} s of its main ending: {expired.stdout!r}")
+    assert done.returncode == 0 and done.stdout == "main ended\n", (done.stdout, done.stderr)
+
+
+@pytest.fixture(scope="module")
+def postgres():
+    """A private PostgreSQL on a free port, for this module."""
+    with private_stack("otel-monitor-blocking-pg-", "postgres") as stack:
+        yield stack
+
+
+async def _wait_for_lock_waiter(url: str, timeout: float = 30) -> None:
+    engine = create_engine(url)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            with engine.connect() as connection:
+                waiting = connection.execute(text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                    " AND wait_event_type = 'Lock'")).scalar()
+            if waiting:
+                return
+            assert time.monotonic() < deadline, "the store call never reached the database"
+            await asyncio.sleep(0.1)
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.stack
+@pytest.mark.asyncio
+async def test_the_quota_service_stops_promptly_while_a_store_call_hangs_on_its_database(postgres):
+    """With a quota store call waiting on its PostgreSQL for good (a table lock another session holds), stop()
+    returns within the close wait and a margin, leaving the call behind."""
+    url = fresh_postgres_database(postgres.postgres_url, "quota")
+    service = QuotaService(QuotaStore(url), {"gemini": FixedQuotaSource("gemini", 10, 1000, ResetRule.daily())})
+    await service.start()
+    locker = create_engine(url)
+    holder = locker.connect()
+    stuck = None
+    try:
+        holder.execute(text("LOCK TABLE quota_usage IN ACCESS EXCLUSIVE MODE"))
+        stuck = asyncio.ensure_future(service.store.executor.run(
+            service.store.add, "gemini", 10, 1000, 1.0, dt.datetime.now(dt.timezone.utc)))
+        await _wait_for_lock_waiter(url)
+        bound = CLOSE_WAIT_SECONDS + 5
+        try:
+            await asyncio.wait_for(service.stop(), bound)
+        except TimeoutError:
+            pytest.fail(f"stop() still waits for the store after {bound} s")
+        assert not stuck.done()  # left behind, still waiting on the database
+    finally:
+        holder.rollback()  # the call goes on and ends on its own thread
+        holder.close()
+        locker.dispose()
+        if stuck is not None:
+            await asyncio.wait_for(stuck, 30)

@@ -149,11 +149,12 @@ class QuotaService:
                     await result
             except Exception:
                 pass
-        try:
-            await self.store.executor.run(self.store.close)
-        except QuotaStoreError as error:  # a call hanging on the database holds the store: leave it behind
+        try:  # close waits for the store's lock: behind a call hanging on the database, only a few seconds
+            await self.store.executor.shutdown_after(self.store.close)
+        except QuotaStoreError as error:
             self._log_store_error(error)
-        self.store.executor.shutdown()
+        except TimeoutError:
+            _log.warning("Quota store still busy with its database; left behind", store=self.store.name)
 
     async def _seed_baselines(self) -> None:
         source = self.sources.get("stability")
