@@ -7,11 +7,14 @@ import datetime as dt
 from sqlalchemy import DateTime
 from sqlalchemy.types import TypeDecorator
 
-__all__ = ["UTCDateTime", "POSTGRES_CONNECT_TIMEOUT_SECONDS", "postgres_connect_args"]
+__all__ = ["UTCDateTime", "POSTGRES_CONNECT_TIMEOUT_SECONDS", "STORE_THREAD_WAIT_SECONDS", "postgres_connect_args"]
 
 _UTC = dt.timezone.utc
 # A PostgreSQL that accepts connections and never answers fails a store call after this long, not never.
 POSTGRES_CONNECT_TIMEOUT_SECONDS = 5
+# A store call that finds none of its store's threads free within this long fails without running (BlockingExecutor's
+# start timeout), instead of queueing behind a call hanging on the database.
+STORE_THREAD_WAIT_SECONDS = 5
 
 
 def postgres_connect_args(backend: str) -> dict:

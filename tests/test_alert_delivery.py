@@ -19,8 +19,9 @@ import pytest
 from otel_monitor.alerting.delivery_config import DeliveryConfig, RetryPolicy, build_notifiers
 from otel_monitor.alerting.model import AlertState
 from otel_monitor.alerting.notifiers import Notification, WebhookNotifier
-from otel_monitor.alerting.outbox import Dispatcher, DeliveryStatus, Outbox
+from otel_monitor.alerting.outbox import _SQLITE_BUSY_SECONDS, Dispatcher, DeliveryStatus, Outbox
 from otel_monitor.redaction import SecretScrubber
+from otel_monitor.store_types import STORE_THREAD_WAIT_SECONDS
 
 from tests.support.alerts import make_alert
 from tests.support.receivers import Receiver
@@ -42,6 +43,21 @@ class Clock:
         self.now += dt.timedelta(seconds=seconds)
 
 
+@pytest.fixture
+def open_outbox():
+    """Opens Outboxes for the test; closes them, and shuts their threads down, after it."""
+    opened: list[Outbox] = []
+
+    def open_(*args, **options) -> Outbox:
+        opened.append(Outbox(*args, **options))
+        return opened[-1]
+
+    yield open_
+    for outbox in opened:
+        outbox.close()
+        outbox.executor.shutdown()
+
+
 def alerts(count: int):
     return [make_alert(fingerprint=f"fp{index:014d}", labels={"service": "gemini"}) for index in range(count)]
 
@@ -60,19 +76,19 @@ def dispatcher(outbox: Outbox, notifiers: dict, clock: Clock, **options) -> Disp
     (("firing", ["a"]), ("firing", ["a", "b"]), ("b",)),
     (("firing", ["a"]), ("resolved", ["a"]), ("a",)),
 ])
-def test_enqueue_is_idempotent_per_channel(first, second, added):
+def test_enqueue_is_idempotent_per_channel(open_outbox, first, second, added):
     """One notification is queued at most once per channel; a different transition is a new notification."""
-    outbox = Outbox(clock=Clock())
+    outbox = open_outbox(clock=Clock())
     alert = make_alert()
     outbox.enqueue(alert, first[0], first[1])
     second_alert = alert.with_state(AlertState.RESOLVED, ends_at=T0) if second[0] == "resolved" else alert
     assert outbox.enqueue(second_alert, second[0], second[1]) == added
 
 
-def test_receiver_down_then_back_delivers_each_once(receiver):
+def test_receiver_down_then_back_delivers_each_once(open_outbox, receiver):
     """A receiver down for a while then back gets every notification exactly once."""
     clock = Clock()
-    outbox = Outbox(clock=clock)
+    outbox = open_outbox(clock=clock)
     for alert in alerts(5):
         outbox.enqueue(alert, "firing", ["hook"])
     receiver.stop()
@@ -90,10 +106,10 @@ def test_receiver_down_then_back_delivers_each_once(receiver):
 
 
 @pytest.mark.parametrize("statuses", [[500, 500, 500], [429, 429, 429], [503, 429, 502]])
-def test_retryable_statuses_back_off_exponentially(receiver, statuses):
+def test_retryable_statuses_back_off_exponentially(open_outbox, receiver, statuses):
     """429 and 5xx are retried after 1 s, 2 s, 4 s (injected clock); nothing is tried before it is due."""
     clock = Clock()
-    outbox = Outbox(clock=clock)
+    outbox = open_outbox(clock=clock)
     outbox.enqueue(make_alert(), "firing", ["hook"])
     receiver.statuses.extend(statuses)
     run = dispatcher(outbox, {"hook": hook(receiver)}, clock)
@@ -111,10 +127,10 @@ def test_retryable_statuses_back_off_exponentially(receiver, statuses):
 
 
 @pytest.mark.parametrize("status", [400, 401, 404])
-def test_other_4xx_is_permanent_and_reported(receiver, caplog, status):
+def test_other_4xx_is_permanent_and_reported(open_outbox, receiver, caplog, status):
     """Other 4xx fail at once, are never retried, and are reported at ERROR without the URL's token."""
     clock = Clock()
-    outbox = Outbox(clock=clock)
+    outbox = open_outbox(clock=clock)
     outbox.enqueue(make_alert(), "firing", ["hook"])
     receiver.status = status
     run = dispatcher(outbox, {"hook": hook(receiver)}, clock)
@@ -130,10 +146,10 @@ def test_other_4xx_is_permanent_and_reported(receiver, caplog, status):
     assert HOOK_TOKEN not in entry.last_error and HOOK_TOKEN not in caplog.text
 
 
-def test_retryable_failures_given_up_after_max_age(receiver, caplog):
+def test_retryable_failures_given_up_after_max_age(open_outbox, receiver, caplog):
     """A receiver failing with 5xx past the max age is given up and reported."""
     clock = Clock()
-    outbox = Outbox(clock=clock)
+    outbox = open_outbox(clock=clock)
     outbox.enqueue(make_alert(), "firing", ["hook"])
     receiver.status = 500
     run = dispatcher(outbox, {"hook": hook(receiver)}, clock)
@@ -147,11 +163,11 @@ def test_retryable_failures_given_up_after_max_age(receiver, caplog):
     assert HOOK_TOKEN not in caplog.text
 
 
-def test_hanging_channel_never_delays_another():
+def test_hanging_channel_never_delays_another(open_outbox):
     """While one channel hangs, the other channel's notification is delivered; the hung one times out and stays due."""
     fast, slow = Receiver().start(), Receiver().start()
     slow.hang = True
-    outbox = Outbox()
+    outbox = open_outbox()
     config = DeliveryConfig.model_validate({
         "channels": {"fast": {"type": "webhook", "url": f"{fast.url}/hook"},
                      "slow": {"type": "webhook", "url": f"{slow.url}/hook", "timeout_seconds": 1.5}},
@@ -188,11 +204,45 @@ def test_hanging_channel_never_delays_another():
     assert 1.4 < slow_after < 4
 
 
-def test_restart_resumes_pending_and_sends_nothing_twice(receiver, tmp_path):
+class _SlowThreadStart:
+    """The outbox's executor, each call first waiting ``seconds`` on the test clock for a free thread."""
+
+    def __init__(self, executor, clock: Clock, seconds: float) -> None:
+        self._executor = executor
+        self._clock = clock
+        self._seconds = seconds
+
+    async def run(self, call, /, *args, **kwargs):
+        self._clock.advance(self._seconds)
+        return await self._executor.run(call, *args, **kwargs)
+
+
+@pytest.mark.parametrize("thread_wait", [0, 20])
+def test_lease_runs_from_the_claim_and_outlasts_a_store_wait(open_outbox, receiver, thread_wait):
+    """A claim that waited for a store thread leases from when it claimed, for the channel timeout plus the waits
+    of the result's write (a store thread, SQLite's lock): no second Dispatcher claims and sends it meanwhile."""
+    clock = Clock()
+    outbox = open_outbox(clock=clock)
+    outbox.enqueue(make_alert(), "firing", ["hook"])
+    executor, outbox.executor = outbox.executor, _SlowThreadStart(outbox.executor, clock, thread_wait)
+    run = dispatcher(outbox, {"hook": hook(receiver, timeout=2.0)}, clock, timeouts={"hook": 2.0})
+    try:
+        assert asyncio.run(run.deliver_due("hook")) == 1
+    finally:
+        outbox.executor = executor
+    (entry,) = outbox.entries()
+    claimed_at = T0 + dt.timedelta(seconds=thread_wait)
+    assert entry.status == DeliveryStatus.DELIVERED
+    assert entry.next_attempt_at == claimed_at + dt.timedelta(seconds=run.lease_seconds("hook"))
+    # The result's write may wait for a store thread, then for SQLite's write lock, before the lease may run out.
+    assert run.lease_seconds("hook") >= 2.0 + STORE_THREAD_WAIT_SECONDS + _SQLITE_BUSY_SECONDS
+
+
+def test_restart_resumes_pending_and_sends_nothing_twice(open_outbox, receiver, tmp_path):
     """A new Outbox and Dispatcher on the same SQLite file deliver what was pending, and nothing delivered before."""
     url = f"sqlite:///{tmp_path / 'outbox.db'}"
     clock = Clock()
-    first = Outbox(url, clock=clock)
+    first = open_outbox(url, clock=clock)
     batch = alerts(4)
     for alert in batch[:2]:
         first.enqueue(alert, "firing", ["hook"])
@@ -200,10 +250,10 @@ def test_restart_resumes_pending_and_sends_nothing_twice(receiver, tmp_path):
     for alert in batch[2:]:
         first.enqueue(alert, "firing", ["hook"])
     # A crash between sending and recording: the claim is committed, the result never is.
-    claimed = first.claim("hook", clock.now, limit=1, lease_seconds=7)
+    claimed = first.claim("hook", limit=1, lease_seconds=7)
     first.close()
 
-    second = Outbox(url, clock=clock)
+    second = open_outbox(url, clock=clock)
     assert second.enqueue(batch[0], "firing", ["hook"]) == ()
     run = dispatcher(second, {"hook": hook(receiver)}, clock)
     asyncio.run(run.run_once())  # the claimed row waits out its lease; the other pending one goes now
@@ -232,10 +282,10 @@ _CHILD = textwrap.dedent("""
 """)
 
 
-def test_sigkill_mid_delivery_loses_nothing_and_resends_at_most_once(receiver, tmp_path):
+def test_sigkill_mid_delivery_loses_nothing_and_resends_at_most_once(open_outbox, receiver, tmp_path):
     """SIGKILL while a delivery is in flight: after restart every notification arrives, the cut one at most twice."""
     url = f"sqlite:///{tmp_path / 'outbox.db'}"
-    outbox = Outbox(url)
+    outbox = open_outbox(url)
     batch = alerts(3)
     for alert in batch:
         outbox.enqueue(alert, "firing", ["hook"])
@@ -261,7 +311,7 @@ def test_sigkill_mid_delivery_loses_nothing_and_resends_at_most_once(receiver, t
     receiver.hang = False
 
     clock = Clock(dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=120))  # past every lease
-    resumed = Outbox(url, clock=clock)
+    resumed = open_outbox(url, clock=clock)
     asyncio.run(dispatcher(resumed, {"hook": hook(receiver)}, clock).run_once())
     assert {e.status for e in resumed.entries()} == {DeliveryStatus.DELIVERED}
     ids = receiver.ids()
@@ -270,13 +320,13 @@ def test_sigkill_mid_delivery_loses_nothing_and_resends_at_most_once(receiver, t
     assert max(ids.count(i) for i in expected) <= 2 and len(ids) <= len(expected) + 1
 
 
-def test_two_dispatchers_on_one_store_deliver_each_row_once(receiver, store_url):
+def test_two_dispatchers_on_one_store_deliver_each_row_once(open_outbox, receiver, store_url):
     """Two Dispatchers draining one outbox at once: each of 50 rows reaches the receiver exactly once."""
     clock = Clock()
-    seed = Outbox(store_url, clock=clock)
+    seed = open_outbox(store_url, clock=clock)
     for alert in alerts(50):
         seed.enqueue(alert, "firing", ["hook"])
-    outboxes = [Outbox(store_url, clock=clock) for _ in range(2)]  # two engines, as two processes would have
+    outboxes = [open_outbox(store_url, clock=clock) for _ in range(2)]  # two engines, as two processes would have
     runs = [dispatcher(outbox, {"hook": hook(receiver)}, clock, concurrency={"hook": 4}) for outbox in outboxes]
 
     async def drain(run: Dispatcher) -> int:
@@ -300,16 +350,16 @@ def test_two_dispatchers_on_one_store_deliver_each_row_once(receiver, store_url)
 
 
 @pytest.mark.stack
-def test_lease_of_a_dead_dispatcher_is_taken_over_once_it_expires(receiver, postgres_url):
+def test_lease_of_a_dead_dispatcher_is_taken_over_once_it_expires(open_outbox, receiver, postgres_url):
     """Rows leased by a dispatcher that died wait out the lease, then another delivers them; its late result is
     ignored."""
     clock = Clock()
-    outbox = Outbox(postgres_url, clock=clock)
-    dead = Outbox(postgres_url, clock=clock)
+    outbox = open_outbox(postgres_url, clock=clock)
+    dead = open_outbox(postgres_url, clock=clock)
     try:
         for alert in alerts(3):
             outbox.enqueue(alert, "firing", ["hook"])
-        held = dead.claim("hook", clock.now, limit=2, lease_seconds=30)
+        held = dead.claim("hook", limit=2, lease_seconds=30)
         live = dispatcher(outbox, {"hook": hook(receiver)}, clock)
         delivered = []
         for wait in (0, 29.9, 0.1):

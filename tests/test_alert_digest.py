@@ -10,7 +10,13 @@ import logging
 import pytest
 
 from otel_monitor.alerting.delivery_config import DeliveryConfig
-from otel_monitor.alerting.digest import DIGEST_ERROR_CODE, DIGEST_MESSAGE, DigestStore, HourlyDigest
+from otel_monitor.alerting.digest import (
+    DIGEST_ERROR_CODE,
+    DIGEST_MESSAGE,
+    DigestStore,
+    HourlyDigest,
+    digest_notification,
+)
 from otel_monitor.alerting.incidents import IncidentStore
 from otel_monitor.alerting.model import Alert, AlertState, Priority
 from otel_monitor.alerting.notifiers.notification import Notification
@@ -28,6 +34,20 @@ class Clock:
 
     def __call__(self) -> dt.datetime:
         return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock(T0)
+
+
+@pytest.fixture
+def digest_store(clock):
+    """An in-memory digest store on the test clock, closed with its threads after the test."""
+    store = DigestStore(clock=clock)
+    yield store
+    store.close()
+    store.executor.shutdown()
 
 
 def alert(code: str, *, priority: Priority = Priority.P1, service: str = "gemini",
@@ -60,14 +80,13 @@ CASES = [
 
 @pytest.mark.asyncio
 @pytest.mark.parametrize(("events", "flush_at", "expected"), CASES)
-async def test_digest_groups_the_hour(events, flush_at, expected):
+async def test_digest_groups_the_hour(clock, digest_store, events, flush_at, expected):
     """Each closed hour with P1 transitions gives one digest listing them all; nothing else is sent."""
-    clock = Clock(T0)
     sent: list[Notification] = []
-    digest = HourlyDigest(sent.append, clock=clock)
+    digest = HourlyDigest(sent.append, store=digest_store, clock=clock)
     for minutes, item in events:
         clock.now = T0 + dt.timedelta(minutes=minutes)
-        digest.add(item)
+        await digest.add(item)
     clock.now = T0 + dt.timedelta(minutes=flush_at)
     assert await digest.flush() == sent
     assert [[entry.alert.error_code for entry in n.digest] for n in sent] == expected
@@ -76,17 +95,16 @@ async def test_digest_groups_the_hour(events, flush_at, expected):
 
 
 @pytest.mark.asyncio
-async def test_digest_log_line_and_round_trip(caplog):
+async def test_digest_log_line_and_round_trip(clock, digest_store, caplog):
     """The digest is logged at WARNING in the P1 shape with every alert's fields, and survives the outbox's JSON."""
-    clock = Clock(T0)
     sent: list[Notification] = []
 
     async def send(notification: Notification) -> None:
         sent.append(notification)
 
-    digest = HourlyDigest(send, clock=clock)
-    digest.add(alert("GEMINI_ERROR_RATE_HIGH"))
-    digest.add(alert("D_ID_QUOTA_LOW", service="d-id", state=AlertState.RESOLVED))
+    digest = HourlyDigest(send, store=digest_store, clock=clock)
+    await digest.add(alert("GEMINI_ERROR_RATE_HIGH"))
+    await digest.add(alert("D_ID_QUOTA_LOW", service="d-id", state=AlertState.RESOLVED))
     clock.now = T0 + dt.timedelta(hours=1, seconds=1)
     with caplog.at_level(logging.WARNING, logger="otel_monitor.alerts"):
         await digest.flush()
@@ -102,9 +120,8 @@ async def test_digest_log_line_and_round_trip(caplog):
 
 
 @pytest.mark.asyncio
-async def test_failed_hand_over_keeps_the_hour():
+async def test_failed_hand_over_keeps_the_hour(clock, digest_store):
     """A send that raises leaves the hour's transitions for the next flush: nothing is dropped."""
-    clock = Clock(T0)
     calls: list[Notification] = []
 
     def send(notification: Notification) -> None:
@@ -112,8 +129,8 @@ async def test_failed_hand_over_keeps_the_hour():
         if len(calls) == 1:
             raise RuntimeError("outbox down")
 
-    digest = HourlyDigest(send, clock=clock)
-    digest.add(alert("GEMINI_ERROR_RATE_HIGH"))
+    digest = HourlyDigest(send, store=digest_store, clock=clock)
+    await digest.add(alert("GEMINI_ERROR_RATE_HIGH"))
     clock.now = T0 + dt.timedelta(hours=1)
     with pytest.raises(RuntimeError):
         await digest.flush()
@@ -181,13 +198,13 @@ async def test_restart_keeps_the_hours_transitions(store_url, restart_at, expect
 @pytest.mark.parametrize("crash_before_forget", [False, True], ids=["entries-forgotten", "crash-before-forget"])
 async def test_restart_after_the_digest_was_queued_queues_it_not_again(store_url, monkeypatch, crash_before_forget):
     """A digest queued before a restart is not queued again, even when the crash came before its entries were
-    dropped (the digest's id is its hour, and the outbox keeps one row per id and channel)."""
+    dropped (the digest's id is its hour and its entries, and the outbox keeps one row per id and channel)."""
     clock = Clock(minutes(5))
     first = service_on(store_url, clock)
     await first.enqueue(alert("GEMINI_ERROR_RATE_HIGH"), "firing")
     clock.now = minutes(61)
     if crash_before_forget:
-        def killed(period_start):
+        def killed(period_start, row_ids):
             raise RuntimeError("killed between queueing the digest and dropping its entries")
 
         monkeypatch.setattr(first.digest.store, "forget", killed)
@@ -209,12 +226,11 @@ async def test_restart_after_the_digest_was_queued_queues_it_not_again(store_url
 
 
 @pytest.mark.asyncio
-async def test_run_sends_hours_left_unsent_at_start():
+async def test_run_sends_hours_left_unsent_at_start(clock, digest_store):
     """The digest loop flushes once as it starts, so an hour a restart left unsent does not wait for the next hour."""
-    clock = Clock(T0)
     sent: list[Notification] = []
-    digest = HourlyDigest(sent.append, clock=clock)
-    digest.add(alert("GEMINI_ERROR_RATE_HIGH"))
+    digest = HourlyDigest(sent.append, store=digest_store, clock=clock)
+    await digest.add(alert("GEMINI_ERROR_RATE_HIGH"))
     clock.now = minutes(65)
 
     async def stop(seconds: float) -> None:
@@ -223,3 +239,91 @@ async def test_run_sends_hours_left_unsent_at_start():
     with pytest.raises(asyncio.CancelledError):
         await digest.run(sleep=stop)
     assert [[entry.alert.error_code for entry in n.digest] for n in sent] == [["GEMINI_ERROR_RATE_HIGH"]]
+
+
+@pytest.fixture
+def shared_store(store_url, clock):
+    """A digest store on a SQLite file or the real PostgreSQL, as monitors sharing it have; closed after the test."""
+    store = DigestStore(store_url, clock=clock)
+    yield store
+    store.close()
+    store.executor.shutdown()
+
+
+@pytest.mark.asyncio
+async def test_transition_recorded_after_its_hour_was_read_goes_out_in_a_follow_up(clock, shared_store):
+    """A transition of 10:00-11:00 committed after the flush read that hour (a monitor whose clock lags, a slow
+    write) is not forgotten with the hour: the next flush sends it in a digest of its own, naming the same hour and
+    saying it comes after that hour's digest, with its own id and fingerprint."""
+    sent: list[Notification] = []
+    lagging = HourlyDigest(sent.append, store=shared_store, clock=Clock(minutes(59) + dt.timedelta(seconds=59)))
+
+    async def send(notification: Notification) -> None:
+        sent.append(notification)
+        if len(sent) == 1:  # between reading the hour and forgetting it
+            await lagging.add(alert("D_ID_QUOTA_LOW", service="d-id"))
+
+    digest = HourlyDigest(send, store=shared_store, clock=clock)
+    await digest.add(alert("GEMINI_ERROR_RATE_HIGH"))
+    clock.now = minutes(61)
+    (first,) = await digest.flush()
+    assert digest.pending() == 1
+    (late,) = await digest.flush()
+    assert [[entry.alert.error_code for entry in n.digest] for n in sent] == [
+        ["GEMINI_ERROR_RATE_HIGH"], ["D_ID_QUOTA_LOW"]]
+    assert late.id != first.id and late.alert.fingerprint != first.alert.fingerprint
+    assert "between 2026-03-01 10:00 and 11:00 UTC" in first.alert.summary
+    assert late.alert.summary.startswith("1 more P1 alert transitions between 2026-03-01 10:00 and 11:00 UTC, "
+                                         "recorded after that hour's digest")
+    assert late.alert.starts_at == first.alert.starts_at == T0
+    assert digest.pending() == 0 and await digest.flush() == []
+
+
+@pytest.mark.asyncio
+async def test_crash_replay_of_an_hour_gives_the_same_digest_id(clock, shared_store, monkeypatch):
+    """Handed over again after a crash before its entries were forgotten, the hour's digest has the same id (the
+    outbox queues it once), whatever order the entries were read in."""
+    sent: list[Notification] = []
+    digest = HourlyDigest(sent.append, store=shared_store, clock=clock)
+    for code in ("GEMINI_ERROR_RATE_HIGH", "D_ID_QUOTA_LOW"):
+        await digest.add(alert(code))
+    clock.now = minutes(61)
+
+    def killed(period_start, row_ids):
+        raise RuntimeError("killed between queueing the digest and dropping its entries")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(shared_store, "forget", killed)
+        with pytest.raises(RuntimeError):
+            await digest.flush()
+    (replayed,) = await digest.flush()
+    assert replayed.id == sent[0].id and replayed.alert.summary == sent[0].alert.summary
+    assert digest_notification(T0, list(reversed(replayed.digest))).id == replayed.id
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("saved_by", ["next-add", "flush"])
+async def test_transition_added_while_the_store_is_down_is_kept_and_sent(clock, tmp_path, caplog, saved_by):
+    """A P1 transition the store refuses (its directory is missing) is held in memory and saved by the next add or
+    flush once the store is back, then sent in its hour's digest."""
+    folder = tmp_path / "store"
+    store = DigestStore(f"sqlite:///{folder / 'alerts.db'}", clock=clock)
+    sent: list[Notification] = []
+    digest = HourlyDigest(sent.append, store=store, clock=clock)
+    try:
+        clock.now = minutes(5)
+        with caplog.at_level(logging.ERROR, logger="otel_monitor.alerts"):
+            assert await digest.add(alert("GEMINI_ERROR_RATE_HIGH"))
+        assert [r.getMessage() for r in caplog.records] == ["P1 digest store unavailable; transitions held in memory"]
+        folder.mkdir()
+        expected = ["GEMINI_ERROR_RATE_HIGH"]
+        if saved_by == "next-add":
+            clock.now = minutes(20)
+            await digest.add(alert("D_ID_QUOTA_LOW", service="d-id"))
+            expected.append("D_ID_QUOTA_LOW")
+        clock.now = minutes(61)
+        assert [[entry.alert.error_code for entry in n.digest] for n in await digest.flush()] == [expected]
+        assert digest.pending() == 0
+    finally:
+        store.close()
+        store.executor.shutdown()

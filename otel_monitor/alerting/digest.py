@@ -6,7 +6,10 @@ import asyncio
 import datetime as dt
 import hashlib
 import inspect
+import threading
+from collections import deque
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 from sqlalchemy import Integer, String, Text, UniqueConstraint, delete, func, select
 from sqlalchemy.exc import IntegrityError
@@ -18,13 +21,17 @@ from otel_monitor.alerting.outbox import SqlStore, metadata
 from otel_monitor.store_types import UTCDateTime
 from otel_monitor.structured_logging import StructuredLogger
 
-__all__ = ["HourlyDigest", "DigestStore", "digest_notification", "digest_entry", "DIGEST_ERROR_CODE",
+__all__ = ["HourlyDigest", "DigestStore", "DigestHour", "digest_notification", "digest_entry", "DIGEST_ERROR_CODE",
            "DIGEST_MESSAGE"]
 
 _UTC = dt.timezone.utc
 DIGEST_ERROR_CODE = "P1_ALERT_DIGEST"
 DIGEST_MESSAGE = "P1 Alert digest"
 _HOUR = dt.timedelta(hours=1)
+# How long an hour is remembered as sent, so transitions recorded for it later are labelled as coming after its digest.
+_SENT_HOURS_KEPT = dt.timedelta(days=1)
+# P1 transitions held in memory while the store refuses them; past this the oldest are dropped (and logged).
+_HELD_LIMIT = 1000
 
 Send = Callable[[Notification], "Awaitable[object] | object"]
 
@@ -44,20 +51,39 @@ def digest_entry(notification: Notification) -> dict[str, object]:
             "rule": alert.rule, "fingerprint": alert.fingerprint, **notification.details()}
 
 
-def digest_notification(period_start: dt.datetime, entries: list[Notification]) -> Notification:
-    """The digest of the hour starting at ``period_start``: its id is the hour, so it is queued once per channel."""
+def digest_notification(period_start: dt.datetime, entries: list[Notification], *,
+                        follow_up: bool = False) -> Notification:
+    """The digest of ``entries``, P1 transitions of the hour starting at ``period_start``.
+
+    Its id is the hour and the ids of its entries: the same entries handed over again (a crash before they were
+    forgotten) make the same id, which the outbox queues once per channel; other entries of the same hour make
+    another digest. ``follow_up`` says the hour's digest was sent already and these transitions were recorded after
+    it (a store write that waited past the flush, a monitor whose clock lags, a store that was down): an operator
+    holding two digests for 10:00-11:00 must see that the second adds to the first, so its summary names the same
+    hour and says "more ... recorded after that hour's digest" (nothing of the first is repeated or withdrawn), and
+    its fingerprint is its own, so receivers that fold alerts by fingerprint (Alertmanager, PagerDuty) keep both.
+    """
     start = _hour_start(period_start)
     firing = sum(1 for entry in entries if not entry.resolved)
     services = sorted({entry.alert.service for entry in entries if entry.alert.service})
     codes = list(dict.fromkeys(entry.alert.error_code for entry in entries))
+    key = "|".join(["p1-digest", start.isoformat(), *sorted(entry.id for entry in entries)])
+    digest_id = hashlib.sha256(key.encode()).hexdigest()[:32]
+    hour = f"between {start:%Y-%m-%d %H:%M} and {start + _HOUR:%H:%M} UTC"
+    counts = f"({firing} firing, {len(entries) - firing} resolved)"
+    if follow_up:
+        fingerprint = f"p1-digest-{start:%Y%m%dT%H}-{digest_id[:8]}"
+        summary = f"{len(entries)} more P1 alert transitions {hour}, recorded after that hour's digest {counts}"
+    else:
+        fingerprint = f"p1-digest-{start:%Y%m%dT%H}"
+        summary = f"{len(entries)} P1 alert transitions {hour} {counts}"
     standing = Alert(
-        fingerprint=f"p1-digest-{start:%Y%m%dT%H}",
+        fingerprint=fingerprint,
         rule="p1_digest",
         priority=Priority.P1,
         state=AlertState.FIRING,
         error_code=DIGEST_ERROR_CODE,
-        summary=f"{len(entries)} P1 alert transitions between {start:%Y-%m-%d %H:%M} and "
-                f"{start + _HOUR:%H:%M} UTC ({firing} firing, {len(entries) - firing} resolved)",
+        summary=summary,
         action_required="; ".join(f"{entry.alert.error_code}: {entry.alert.action_required}"
                                   for entry in entries if not entry.resolved) or "None: every alert resolved",
         runbook=", ".join(codes),
@@ -65,7 +91,6 @@ def digest_notification(period_start: dt.datetime, entries: list[Notification]) 
         starts_at=start,
         ends_at=start + _HOUR,
     )
-    digest_id = hashlib.sha256(f"p1-digest|{start.isoformat()}".encode()).hexdigest()[:32]
     return Notification(digest_id, "firing", standing, digest=tuple(entries))
 
 
@@ -84,6 +109,26 @@ class _DigestEntryRow(_Base):
     added_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False)
 
 
+class _DigestSentHourRow(_Base):
+    """An hour whose digest was queued (for ``_SENT_HOURS_KEPT``): later transitions of it go out as a follow-up."""
+
+    __tablename__ = "alert_digest_sent_hours"
+
+    period_start: Mapped[dt.datetime] = mapped_column(UTCDateTime, primary_key=True)
+    sent_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False)
+
+
+@dataclass(frozen=True)
+class DigestHour:
+    """The kept transitions of one hour as read for its digest: ``row_ids`` are what ``forget`` drops once it is
+    queued; ``follow_up`` when a digest of this hour was queued before (these were recorded after it)."""
+
+    start: dt.datetime
+    row_ids: tuple[int, ...]
+    entries: list[Notification]
+    follow_up: bool
+
+
 class DigestStore(SqlStore):
     """The ``alert_digest_entries`` table, in the outbox's database (same URL): the P1 transitions of the hours
     whose digest is not queued yet, so a restart loses none of them."""
@@ -98,24 +143,32 @@ class DigestStore(SqlStore):
             return False
         return True
 
-    def hours_before(self, end: dt.datetime) -> dict[dt.datetime, list[Notification]]:
+    def hours_before(self, end: dt.datetime) -> list[DigestHour]:
         """The kept transitions of every hour starting before ``end``, oldest hour first, each in the order added."""
         query = (select(_DigestEntryRow).where(_DigestEntryRow.period_start < end)
                  .order_by(_DigestEntryRow.period_start, _DigestEntryRow.id))
-        hours: dict[dt.datetime, list[Notification]] = {}
+        rows: dict[dt.datetime, list[_DigestEntryRow]] = {}
         with self._lock, Session(self._ready()) as session:
             for row in session.scalars(query).all():
-                hours.setdefault(row.period_start, []).append(Notification.from_json(row.body))
-        return hours
+                rows.setdefault(row.period_start, []).append(row)
+            sent = set(session.scalars(select(_DigestSentHourRow.period_start)
+                                       .where(_DigestSentHourRow.period_start.in_(list(rows)))).all())
+        return [DigestHour(start, tuple(row.id for row in kept), [Notification.from_json(row.body) for row in kept],
+                           follow_up=start in sent) for start, kept in rows.items()]
 
     def count(self) -> int:
         with self._lock, Session(self._ready()) as session:
             return session.scalar(select(func.count()).select_from(_DigestEntryRow)) or 0
 
-    def forget(self, period_start: dt.datetime) -> None:
-        """Drops the hour's transitions (its digest is queued)."""
+    def forget(self, period_start: dt.datetime, row_ids: tuple[int, ...]) -> None:
+        """Drops the transitions read into the hour's queued digest, and only those: one recorded for the hour
+        since it was read stays for the next flush. Remembers the hour as sent, in the same commit."""
+        now = self._clock()
         with self._lock, Session(self._ready()) as session, session.begin():
-            session.execute(delete(_DigestEntryRow).where(_DigestEntryRow.period_start == period_start))
+            session.execute(delete(_DigestEntryRow).where(_DigestEntryRow.id.in_(row_ids)))
+            session.execute(delete(_DigestSentHourRow).where(_DigestSentHourRow.period_start < now - _SENT_HOURS_KEPT))
+            if session.get(_DigestSentHourRow, period_start) is None:
+                session.add(_DigestSentHourRow(period_start=period_start, sent_at=now))
 
 
 class HourlyDigest:
@@ -125,8 +178,17 @@ class HourlyDigest:
     shape and handed to ``send`` (sync or async; the service enqueues it for the P1 channels). The same alert
     transition twice in an hour counts once. Non-P1 alerts are ignored. Transitions are kept in ``store`` until
     their hour's digest is handed over, so a new HourlyDigest on the same store resumes the open and unsent hours.
-    The digest's id is its hour: handed over again after a crash, the outbox does not queue it twice.
-    ``add`` and ``pending`` block on the store; ``flush`` runs its store calls on the store's executor.
+    A transition the store cannot take (it is down) is held in memory, the latest ``_HELD_LIMIT`` of them, and
+    saved by the next ``add`` or ``flush``: none is lost while the process lives.
+
+    A flush forgets only the transitions it read: one recorded for an hour after its digest was read (a write that
+    waited past the flush, a monitor sharing the store whose clock lags, a held one saved late) goes out in a
+    follow-up digest of that hour at the next flush (see ``digest_notification``). A digest handed over again after
+    a crash holds the same transitions, so has the same id, and the outbox does not queue it twice (unless one more
+    was recorded for the hour in between: then the replay is a new digest, and its transitions are sent twice, never
+    lost).
+    ``add`` and ``flush`` run their store calls on the store's executor; ``pending`` blocks on the store. Whoever
+    made the store closes it (``store.close()``, then ``store.executor.shutdown()``).
     """
 
     def __init__(self, send: Send, *, store: DigestStore | None = None, clock: Callable[[], dt.datetime] = _utcnow,
@@ -135,31 +197,63 @@ class HourlyDigest:
         self._clock = clock
         self._logger = logger or StructuredLogger("otel_monitor.alerts")
         self.store = store or DigestStore(clock=clock)
+        self._held: deque[tuple[dt.datetime, Notification]] = deque()
+        self._held_lock = threading.Lock()  # guards ``_held``, never held across a store call
+        self._saving = threading.Lock()  # one saver of the held transitions at a time
 
-    def add(self, alert: Alert, transition: Transition | None = None) -> bool:
-        """Records one transition in the current hour; False when it is not a P1 alert or already recorded."""
+    async def add(self, alert: Alert, transition: Transition | None = None) -> bool:
+        """Records one transition in the current hour; False when it is not a P1 alert. A store that fails leaves
+        it held in memory (logged), for the next add or flush to save."""
         if alert.priority is not Priority.P1:
             return False
-        return self.store.add(_hour_start(self._clock()), Notification.of(alert, transition))
+        self._hold(_hour_start(self._clock()), Notification.of(alert, transition))
+        try:
+            await self.store.executor.run(self._save_held)
+        except Exception as exc:  # noqa: BLE001 - held, saved by the next add or flush
+            self._logger.error("P1 digest store unavailable; transitions held in memory", held=len(self._held),
+                               error_type=type(exc).__name__)
+        return True
 
     def pending(self) -> int:
-        """Transitions recorded and not yet sent."""
-        return self.store.count()
+        """Transitions recorded (in the store or held in memory) and not yet sent."""
+        return self.store.count() + len(self._held)
 
     async def flush(self) -> list[Notification]:
         """Sends the digest of every hour that has closed by now (oldest first); returns what was sent."""
+        await self.store.executor.run(self._save_held)
         hours = await self.store.executor.run(self.store.hours_before, _hour_start(self._clock()))
         sent: list[Notification] = []
-        for start, entries in hours.items():
-            digest = digest_notification(start, entries)
+        for hour in hours:
+            digest = digest_notification(hour.start, hour.entries, follow_up=hour.follow_up)
             self._log(digest)
             result = self._send(digest)
             if inspect.isawaitable(result):
                 await result
             # Forgotten only once handed over: a failing send leaves the hour to the next flush.
-            await self.store.executor.run(self.store.forget, start)
+            await self.store.executor.run(self.store.forget, hour.start, hour.row_ids)
             sent.append(digest)
         return sent
+
+    def _hold(self, period_start: dt.datetime, notification: Notification) -> None:
+        with self._held_lock:
+            self._held.append((period_start, notification))
+            dropped = self._held.popleft() if len(self._held) > _HELD_LIMIT else None
+        if dropped is not None:
+            self._logger.error("P1 digest transition dropped: the store was down too long",
+                               error_code=dropped[1].alert.error_code, notification_id=dropped[1].id)
+
+    def _save_held(self) -> None:
+        """Saves the held transitions to the store, oldest first; blocks, and raises when the store fails."""
+        with self._saving:
+            while True:
+                with self._held_lock:
+                    if not self._held:
+                        return
+                    entry = self._held[0]
+                self.store.add(*entry)  # False (already there) is saved too
+                with self._held_lock:
+                    if self._held and self._held[0] is entry:
+                        self._held.popleft()
 
     def seconds_to_next_hour(self) -> float:
         now = self._clock().astimezone(_UTC)

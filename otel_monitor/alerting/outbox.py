@@ -41,14 +41,14 @@ from otel_monitor.alerting.model import Alert
 from otel_monitor.alerting.notifiers.notification import DeliveryResult, Notification, Notifier, Transition
 from otel_monitor.blocking_calls import BlockingExecutor
 from otel_monitor.redaction import SecretScrubber, default_scrubber
-from otel_monitor.store_types import UTCDateTime, postgres_connect_args
+from otel_monitor.store_types import STORE_THREAD_WAIT_SECONDS, UTCDateTime, postgres_connect_args
 from otel_monitor.structured_logging import StructuredLogger
 
 __all__ = ["Outbox", "OutboxEntry", "Dispatcher", "DeliveryStatus", "IN_MEMORY_URL", "metadata", "open_store",
            "SqlStore"]
 
 IN_MEMORY_URL = "sqlite://"
-# How long SQLite waits for another writer's lock; a call waits as long for a thread of its store.
+# How long SQLite waits for another writer's lock before a write fails.
 _SQLITE_BUSY_SECONDS = 30
 
 
@@ -65,9 +65,13 @@ def open_store(url) -> Engine:
                                connect_args=postgres_connect_args(parsed.get_backend_name()))
     metadata.create_all(engine)
     return engine
+
+
 _UTC = dt.timezone.utc
-# How long past its timeout a claimed delivery stays claimed before it counts as interrupted and is due again.
-_LEASE_MARGIN_SECONDS = 5.0
+# How long past its timeout a claimed delivery stays claimed before it counts as interrupted and is due again: its
+# result's write may first wait that long for a thread of the store, then for SQLite's write lock. A shorter lease
+# would let another Dispatcher claim, and send again, a row whose delivery is only waiting to be recorded.
+_LEASE_MARGIN_SECONDS = float(STORE_THREAD_WAIT_SECONDS + _SQLITE_BUSY_SECONDS)
 _MAX_DETAIL = 500
 
 metadata = MetaData(naming_convention={
@@ -92,7 +96,7 @@ class SqlStore:
         self._lock = threading.Lock()
         self._engine: Engine | None = None
         self.executor = BlockingExecutor(f"otel-monitor-{type(self).__name__.lower()}",
-                                         start_timeout=_SQLITE_BUSY_SECONDS)
+                                         start_timeout=STORE_THREAD_WAIT_SECONDS)
 
     def _ready(self) -> Engine:
         if self._engine is None:
@@ -161,7 +165,8 @@ class Outbox(SqlStore):
     """The table of pending deliveries, in SQLite or PostgreSQL by URL (the quota store's kind of database).
 
     The table is created with ``metadata.create_all`` on first use (not yet an Alembic migration). Calls block;
-    the Dispatcher runs them in a thread. Any number of Dispatchers per store: each row is claimed by one at a time.
+    the Dispatcher runs them on ``executor``. Any number of Dispatchers per store: each row is claimed by one at a
+    time. ``clock`` dates the rows, claims and leases.
     """
 
     def __init__(self, url: str = IN_MEMORY_URL, *, clock: Callable[[], dt.datetime] = _utcnow) -> None:
@@ -191,15 +196,18 @@ class Outbox(SqlStore):
                     session.rollback()
         return tuple(added)
 
-    def claim(self, channel: str, now: dt.datetime, limit: int, lease_seconds: float) -> list[OutboxEntry]:
+    def claim(self, channel: str, limit: int, lease_seconds: float) -> list[OutboxEntry]:
         """Takes up to ``limit`` due rows of ``channel``: counts the attempt and leases them, in one commit.
 
-        Only the rows this call won are returned: a row another dispatcher claimed since it was read is skipped.
+        Due and leased as of the clock read once this call holds the store (not when it was asked for: it may have
+        waited for a thread or the lock), so the lease is ``lease_seconds`` from the claim. Only the rows this call
+        won are returned: a row another dispatcher claimed since it was read is skipped.
         """
-        lease_until = now + dt.timedelta(seconds=lease_seconds)
-        due = (_OutboxRow.channel == channel, _OutboxRow.status == DeliveryStatus.PENDING,
-               _OutboxRow.next_attempt_at <= now)
         with self._lock, Session(self._ready(), expire_on_commit=False) as session, session.begin():
+            now = self._clock()
+            lease_until = now + dt.timedelta(seconds=lease_seconds)
+            due = (_OutboxRow.channel == channel, _OutboxRow.status == DeliveryStatus.PENDING,
+                   _OutboxRow.next_attempt_at <= now)
             # SKIP LOCKED (PostgreSQL; SQLite has no row locks) only spares waiting on rows another claim holds.
             seen = session.execute(
                 select(_OutboxRow.id, _OutboxRow.attempts).where(*due)
@@ -281,13 +289,15 @@ class Dispatcher:
     def timeout(self, channel: str) -> float:
         return self._timeouts.get(channel, self._default_timeout)
 
+    def lease_seconds(self, channel: str) -> float:
+        """How long a claimed row of ``channel`` stays claimed, from the claim: its timeout and the lease margin."""
+        return self.timeout(channel) + _LEASE_MARGIN_SECONDS
+
     # -- one pass -------------------------------------------------------------------------------------------------
     async def deliver_due(self, channel: str) -> int:
         """Claims and delivers the due rows of one channel (up to its concurrency at once); returns how many."""
-        now = self._clock()
         limit = self._concurrency.get(channel, 4)
-        lease = self.timeout(channel) + _LEASE_MARGIN_SECONDS
-        entries = await self._outbox.executor.run(self._outbox.claim, channel, now, limit, lease)
+        entries = await self._outbox.executor.run(self._outbox.claim, channel, limit, self.lease_seconds(channel))
         await asyncio.gather(*(self._deliver(entry) for entry in entries))
         return len(entries)
 

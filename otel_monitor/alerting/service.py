@@ -154,7 +154,7 @@ class AlertingService:
         """P0: queues the transition for its channels at once and wakes the Dispatcher. P1: held for the hourly
         digest. P2: none on its own (kept in the history; the daily summary reports the day)."""
         if alert.priority is Priority.P1:
-            await self.digest.store.executor.run(self.digest.add, alert, transition)
+            await self.digest.add(alert, transition)  # a store that is down leaves it held in memory, not lost
             return
         if alert.priority is Priority.P2:
             return

@@ -13,7 +13,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 from sqlalchemy.pool import StaticPool
 
 from otel_monitor.blocking_calls import BlockingExecutor
-from otel_monitor.store_types import POSTGRES_CONNECT_TIMEOUT_SECONDS, UTCDateTime, postgres_connect_args
+from otel_monitor.store_types import STORE_THREAD_WAIT_SECONDS, UTCDateTime, postgres_connect_args
 
 __all__ = ["QuotaUsage", "UsageSample", "QuotaStore", "QuotaStoreError", "MIGRATIONS_DIR", "VERSION_TABLE",
            "IN_MEMORY_URL", "metadata"]
@@ -83,8 +83,8 @@ class QuotaStore:
 
     Calls are blocking and serialised by a lock; from async code run them on ``executor`` (the store's own threads,
     never the event loop's default executor: a hanging database must not starve the health checks). Every failure
-    is raised as QuotaStoreError naming the store, a call that found no free thread within the connect timeout
-    too, and the next call tries again (a store that comes back is used again).
+    is raised as QuotaStoreError naming the store, a call that found no free thread within
+    ``STORE_THREAD_WAIT_SECONDS`` too, and the next call tries again (a store that comes back is used again).
     """
 
     def __init__(self, url: str = IN_MEMORY_URL) -> None:
@@ -95,7 +95,7 @@ class QuotaStore:
         self._migrated = False
         self._in_memory = self._url.get_backend_name() == "sqlite" and self._url.database in (None, "", ":memory:")
         self.executor = BlockingExecutor("otel-monitor-quota-store", max_workers=_THREADS,
-                                         start_timeout=POSTGRES_CONNECT_TIMEOUT_SECONDS, busy_error=self._busy)
+                                         start_timeout=STORE_THREAD_WAIT_SECONDS, busy_error=self._busy)
 
     # -- lifecycle ------------------------------------------------------------------------------------------------
     def _create_engine(self) -> Engine:
