@@ -39,7 +39,7 @@ CHECK_TIMEOUT = 1.0
 # More quota requests than the event loop's default executor has threads (min(32, CPUs + 4)): without a pool of
 # its own, the store's calls would take every one of them.
 FLOOD = min(32, (os.cpu_count() or 1) + 4) + 8
-# A quota request waits at most for a thread (the store's 5 s connect timeout), then for the calls ahead of it on
+# A quota request waits at most for a thread (the store's 5 s thread wait), then for the calls ahead of it on
 # the store's two threads (5 s each): well under this.
 QUOTA_ANSWER_BOUND = 30.0
 # A health request answers within the check timeout; the margin is for a 2-core machine busy with the flood.

@@ -265,6 +265,9 @@ class AlertingService:
             with contextlib.suppress(Exception):
                 await close()
         for store in (self.outbox, self.state, self.incident_store, self.digest.store):
-            with contextlib.suppress(Exception):  # a store hanging on its database is left behind, not waited for
-                await store.executor.run(store.close)
-            store.executor.shutdown()
+            try:  # close waits for the store's lock: behind a call hanging on the database, only a few seconds
+                await store.executor.shutdown_after(store.close)
+            except TimeoutError:
+                _log.warning("Alerting store still busy with its database; left behind", store=store.executor.name)
+            except Exception:  # noqa: BLE001 - a store that fails to close is gone with the service anyway
+                pass
