@@ -1,13 +1,16 @@
-"""Column types and connection settings shared by the monitor's stores (quota history, alerting tables)."""
+"""Column types, engines and connection settings shared by the monitor's stores (quota history, alerting tables)."""
 
 from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import DateTime
+from sqlalchemy import DateTime, create_engine
+from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy.pool import StaticPool
 from sqlalchemy.types import TypeDecorator
 
-__all__ = ["UTCDateTime", "POSTGRES_CONNECT_TIMEOUT_SECONDS", "STORE_THREAD_WAIT_SECONDS", "postgres_connect_args"]
+__all__ = ["UTCDateTime", "POSTGRES_CONNECT_TIMEOUT_SECONDS", "STORE_THREAD_WAIT_SECONDS", "SQLITE_DEFAULT_BUSY_SECONDS",
+           "postgres_connect_args", "store_engine", "is_in_memory_sqlite"]
 
 _UTC = dt.timezone.utc
 # A PostgreSQL that accepts connections and never answers fails a store call after this long, not never.
@@ -15,6 +18,27 @@ POSTGRES_CONNECT_TIMEOUT_SECONDS = 5
 # A store call that finds none of its store's threads free within this long fails without running (BlockingExecutor's
 # start timeout), instead of queueing behind a call hanging on the database.
 STORE_THREAD_WAIT_SECONDS = 5
+# How long SQLite waits for another writer's lock before a write fails, unless a store says otherwise (Python's
+# sqlite3 default).
+SQLITE_DEFAULT_BUSY_SECONDS = 5.0
+
+
+def is_in_memory_sqlite(url: URL | str) -> bool:
+    parsed = make_url(url)
+    return parsed.get_backend_name() == "sqlite" and parsed.database in (None, "", ":memory:")
+
+
+def store_engine(url: URL | str, *, sqlite_busy_seconds: float = SQLITE_DEFAULT_BUSY_SECONDS) -> Engine:
+    """An engine on a store's database. SQLite: usable from the store's threads, waiting ``sqlite_busy_seconds`` for
+    another writer; in memory, one connection, which the database lives in. PostgreSQL (or another server): checked
+    before use, with ``postgres_connect_args``."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        options: dict = {"connect_args": {"check_same_thread": False, "timeout": sqlite_busy_seconds}}
+        if is_in_memory_sqlite(parsed):
+            options["poolclass"] = StaticPool
+        return create_engine(parsed, **options)
+    return create_engine(parsed, pool_pre_ping=True, connect_args=postgres_connect_args(parsed.get_backend_name()))
 
 
 def postgres_connect_args(backend: str) -> dict:

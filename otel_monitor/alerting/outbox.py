@@ -26,7 +26,6 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
-    create_engine,
     func,
     select,
     update,
@@ -34,14 +33,13 @@ from sqlalchemy import (
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
-from sqlalchemy.pool import StaticPool
 
 from otel_monitor.alerting.delivery_config import DeliveryConfig, RetryPolicy
 from otel_monitor.alerting.model import Alert
 from otel_monitor.alerting.notifiers.notification import DeliveryResult, Notification, Notifier, Transition
 from otel_monitor.blocking_calls import BlockingExecutor
 from otel_monitor.redaction import SecretScrubber, default_scrubber
-from otel_monitor.store_types import STORE_THREAD_WAIT_SECONDS, UTCDateTime, postgres_connect_args
+from otel_monitor.store_types import STORE_THREAD_WAIT_SECONDS, UTCDateTime, store_engine
 from otel_monitor.structured_logging import StructuredLogger
 
 __all__ = ["Outbox", "OutboxEntry", "Dispatcher", "DeliveryStatus", "IN_MEMORY_URL", "metadata", "open_store",
@@ -54,15 +52,7 @@ _SQLITE_BUSY_SECONDS = 30
 
 def open_store(url) -> Engine:
     """An engine on the alerting store (SQLite or PostgreSQL) with every alerting table of ``metadata`` created."""
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite":
-        options: dict = {"connect_args": {"check_same_thread": False, "timeout": _SQLITE_BUSY_SECONDS}}
-        if parsed.database in (None, "", ":memory:"):
-            options["poolclass"] = StaticPool
-        engine = create_engine(parsed, **options)
-    else:
-        engine = create_engine(parsed, pool_pre_ping=True,
-                               connect_args=postgres_connect_args(parsed.get_backend_name()))
+    engine = store_engine(url, sqlite_busy_seconds=_SQLITE_BUSY_SECONDS)
     metadata.create_all(engine)
     return engine
 

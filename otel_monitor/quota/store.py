@@ -7,13 +7,12 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import Float, Index, Integer, MetaData, String, create_engine, func, select
+from sqlalchemy import Float, Index, Integer, MetaData, String, func, select
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
-from sqlalchemy.pool import StaticPool
 
 from otel_monitor.blocking_calls import BlockingExecutor
-from otel_monitor.store_types import STORE_THREAD_WAIT_SECONDS, UTCDateTime, postgres_connect_args
+from otel_monitor.store_types import STORE_THREAD_WAIT_SECONDS, UTCDateTime, is_in_memory_sqlite, store_engine
 
 __all__ = ["QuotaUsage", "UsageSample", "QuotaStore", "QuotaStoreError", "MIGRATIONS_DIR", "VERSION_TABLE",
            "IN_MEMORY_URL", "metadata"]
@@ -93,20 +92,11 @@ class QuotaStore:
         self._lock = threading.Lock()
         self._engine: Engine | None = None
         self._migrated = False
-        self._in_memory = self._url.get_backend_name() == "sqlite" and self._url.database in (None, "", ":memory:")
+        self._in_memory = is_in_memory_sqlite(self._url)
         self.executor = BlockingExecutor("otel-monitor-quota-store", max_workers=_THREADS,
                                          start_timeout=STORE_THREAD_WAIT_SECONDS, busy_error=self._busy)
 
     # -- lifecycle ------------------------------------------------------------------------------------------------
-    def _create_engine(self) -> Engine:
-        url = self._url
-        if url.get_backend_name() == "sqlite":
-            options: dict = {"connect_args": {"check_same_thread": False}}
-            if self._in_memory:
-                options["poolclass"] = StaticPool  # one connection: the in-memory database lives in it
-            return create_engine(url, **options)
-        return create_engine(url, pool_pre_ping=True, connect_args=postgres_connect_args(url.get_backend_name()))
-
     def _busy(self, reason: str) -> QuotaStoreError:
         return QuotaStoreError(self.name, reason)
 
@@ -125,7 +115,7 @@ class QuotaStore:
 
     def _ready(self) -> Engine:
         if self._engine is None:
-            self._engine = self._create_engine()
+            self._engine = store_engine(self._url)
         if not self._migrated:
             self._upgrade(self._engine)
             self._migrated = True
