@@ -31,6 +31,7 @@ from otel_monitor.error_codes import SystemErrorCode
 from otel_monitor.failure_streaks import RedisFailureStreaks
 from otel_monitor.instruments import PromNames
 from otel_monitor.log_files import read_log_records
+from tests.support.monitor import alerting_monitor
 from tests.support.backends import prom_values
 from tests.support.demo import create_project, demo_backend, wait_finished
 from tests.support.stacks import private_stack, server_workdir
@@ -90,16 +91,8 @@ def shipped_rules_for_speed(names: set[str] | None = None) -> dict:
 
 
 def served_monitor(stack: DevStack, workdir: Path, rules: dict, channels: dict, health: dict) -> MonitorProcess:
-    (workdir / "rules.yaml").write_text(yaml.safe_dump(rules, sort_keys=False))
-    process = MonitorProcess(stack, workdir / "monitor", service_name="monitor-acceptance-under-test",
-                             health={"cache_ttl_seconds": 1, "check_timeout_seconds": 2, **health})
-    process.config["alerting"] = {
-        "enabled": True, "rules_file": str(workdir / "rules.yaml"), "prometheus_url": stack.prometheus_url,
-        "jaeger_url": stack.jaeger_url,
-        "delivery": {"channels": channels, "routing": {"P0": list(channels)},
-                     "retry": {"initial_backoff_seconds": 0.2, "max_backoff_seconds": 1}},
-    }
-    return process
+    return alerting_monitor(stack, workdir / "monitor", rules, channels, service_name="monitor-acceptance-under-test",
+                            health={"check_timeout_seconds": 2, **health})
 
 
 def _health(url: str) -> dict:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import httpx
 import pytest
-import yaml
 
 from examples.monitor_launcher import MonitorProcess
 from otel_monitor.devstack import wait_until
+from tests.support.monitor import alerting_monitor
 
 from test_alerting_service import RULES, _alerts, _notifications
 
@@ -21,20 +21,11 @@ def _beats(receiver) -> int:
 
 
 def _monitor(stack, own_redis, receiver, workdir) -> MonitorProcess:
-    (workdir / "rules.yaml").write_text(yaml.safe_dump(RULES, sort_keys=False))
-    process = MonitorProcess(stack, workdir, service_name="monitor-restart-under-test",
-                             health={"redis_url": own_redis.redis_url, "cache_ttl_seconds": 1,
-                                     "check_timeout_seconds": 1})
+    process = alerting_monitor(
+        stack, workdir, RULES, {"ops-hook": {"type": "webhook", "url": f"{receiver.url}/hook", "timeout_seconds": 2}},
+        service_name="monitor-restart-under-test", health={"redis_url": own_redis.redis_url},
+        heartbeat_url=f"{receiver.url}/beat", heartbeat_method="POST", heartbeat_interval_seconds=0.5)
     process.config["environment"] = "production"
-    process.config["alerting"] = {
-        "enabled": True, "rules_file": "rules.yaml", "prometheus_url": stack.prometheus_url,
-        "jaeger_url": stack.jaeger_url,
-        "heartbeat_url": f"{receiver.url}/beat", "heartbeat_method": "POST", "heartbeat_interval_seconds": 0.5,
-        "delivery": {"channels": {"ops-hook": {"type": "webhook", "url": f"{receiver.url}/hook",
-                                               "timeout_seconds": 2}},
-                     "routing": {"P0": ["ops-hook"]},
-                     "retry": {"initial_backoff_seconds": 0.2, "max_backoff_seconds": 1}},
-    }
     return process
 
 

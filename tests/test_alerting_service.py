@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-
 import httpx
 import pytest
-import yaml
 
-from examples.monitor_launcher import MonitorProcess
 from otel_monitor.devstack import wait_until
-
+from tests.support.monitor import alerting_monitor
 from tests.support.receivers import Receiver
 
 RULES = {"rules": [{
@@ -31,18 +28,9 @@ def _alerts(url: str, **params) -> httpx.Response:
 @pytest.mark.stack
 def test_redis_down_fires_once_and_resolves_once(stack, own_redis, receiver, tmp_path):
     """Redis stopped: one P0 firing webhook and a firing alert in the API; Redis back: one resolved webhook."""
-    (tmp_path / "rules.yaml").write_text(yaml.safe_dump(RULES, sort_keys=False))
-    process = MonitorProcess(stack, tmp_path, service_name="monitor-alerting-under-test",
-                             health={"redis_url": own_redis.redis_url, "cache_ttl_seconds": 1,
-                                     "check_timeout_seconds": 1})
-    process.config["alerting"] = {
-        "enabled": True, "rules_file": "rules.yaml", "prometheus_url": stack.prometheus_url,
-        "jaeger_url": stack.jaeger_url,
-        "delivery": {"channels": {"ops-hook": {"type": "webhook", "url": f"{receiver.url}/hook",
-                                               "timeout_seconds": 2}},
-                     "routing": {"P0": ["ops-hook"]},
-                     "retry": {"initial_backoff_seconds": 0.2, "max_backoff_seconds": 1}},
-    }
+    process = alerting_monitor(
+        stack, tmp_path, RULES, {"ops-hook": {"type": "webhook", "url": f"{receiver.url}/hook", "timeout_seconds": 2}},
+        service_name="monitor-alerting-under-test", health={"redis_url": own_redis.redis_url})
     with process:
         url = process.url
         wait_until(lambda: httpx.get(f"{url}/api/v1/system/health", timeout=10).json()
