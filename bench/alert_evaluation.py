@@ -89,7 +89,9 @@ def main() -> None:
                 results[name, bound] = (len(rules), took)
         monitor = MonitorProcess(stack, workdir / "monitor")
         monitor.config["alerting"] = {"enabled": True, "rules_file": str(REPO_ROOT / "config" / "alert-rules.yaml"),
-                                      "prometheus_url": stack.prometheus_url}
+                                      "prometheus_url": stack.prometheus_url,
+                                      "delivery": {"channels": {"log": {"type": "log_file"}},
+                                                   "routing": {"P0": ["log"], "P1": ["log"], "P2": ["log"]}}}
         monitor.start()
         process = psutil.Process(monitor.process.process.pid)
         time.sleep(15)  # start-up done, the first passes run

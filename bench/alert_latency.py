@@ -94,7 +94,8 @@ def main() -> None:
         monitor.config["alerting"] = {
             "enabled": True, "rules_file": "rules.yaml", "prometheus_url": stack.prometheus_url,
             "jaeger_url": stack.jaeger_url,
-            "delivery": {"channels": {"hook": {"type": "webhook", "url": hook.url}}, "routing": {"P0": ["hook"]}},
+            "delivery": {"channels": {"hook": {"type": "webhook", "url": hook.url}},
+                         "routing": {"P0": ["hook"], "P1": [], "P2": []}},
         }
         monitor.start()
         demo = DemoBackend(stack, {s: fakes.base_url(s) for s in SERVICE_KEYS}, workdir / "demo",

@@ -25,7 +25,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
 from otel_monitor.external_calls import ExternalCallRecorder
-from otel_monitor.httpx_providers import instrument_provider_calls, uninstrument_provider_calls
+from otel_monitor.provider_http import instrument_provider_calls, uninstrument_provider_calls
 from otel_monitor.services import ProviderRegistry
 from otel_monitor.structured_logging import configure_logging
 

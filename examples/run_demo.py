@@ -22,6 +22,8 @@ from otel_monitor.log_files import read_log_records
 from otel_monitor.services import SERVICE_KEYS
 
 PROVIDER_PORTS = {"gemini": 18001, "stability": 18002, "d-id": 18003, "youtube": 18004}
+# The credits the fake Stability account starts with, and the baseline the monitor counts them from.
+STABILITY_CREDITS = 100.0
 QUANTILES_QUERY = (
     "histogram_quantile({q}, sum by (service, le) (rate(" + PromNames.CALL_DURATION + "_bucket[5m])))"
 )
@@ -59,19 +61,26 @@ def _drive(api_url: str, fakes: FakeProviders, log_dir: Path, projects: int) -> 
     fakes.set_fault("stability", mode="partial")
     run(2, ["stability"], "partial")
     print("  2 projects while Stability returns 3 of 5 images (partial_failure)")
-    fakes.set_fault("gemini", mode="ok")
-    fakes.set_fault("stability", mode="ok")
+    for service in SERVICE_KEYS:  # answering at once again: the balance re-reads of the quota report are not slowed
+        fakes.set_fault(service, mode="ok", latencies=[0])
 
 
-def _print_monitor(monitor_url: str) -> None:
+def _print_monitor(monitor_url: str, fakes: FakeProviders) -> dict:
+    """Health and quota as the monitor reports them, and what the fake providers hold; returns the quotas."""
     health = httpx.get(f"{monitor_url}/api/v1/system/health", timeout=10)
     body = health.json()
     checks = ", ".join(f"{name} {check['status']}" for name, check in body["checks"].items())
     print(f"health ({health.status_code}): {body['status']}: {checks}")
     print(f"  {monitor_url}/api/v1/system/health")
     quota = httpx.get(f"{monitor_url}/api/v1/system/quota", timeout=10).json()["quotas"]
-    print("quota: " + ", ".join(f"{name} {q['used']}/{q['total']} {q['status']}" for name, q in quota.items()))
+    figure = lambda value: "?" if value is None else f"{value:g}"  # noqa: E731 - None: no reading
+    print("quota: " + ", ".join(f"{name} {figure(q['used'])}/{figure(q['total'])} {q['status']}"
+                                + (" (stale)" if q["stale"] else "") for name, q in quota.items()))
+    did, stability = fakes.did_account, fakes.stability_account
+    print(f"  the fakes hold: stability {stability.credits:g} of {STABILITY_CREDITS:g} credits left, "
+          f"d_id {did.remaining} of {did.total}; gemini requests and youtube units are counted by the backend")
     print(f"  {monitor_url}/api/v1/system/quota")
+    return quota
 
 
 def _demo_alerting(stack: DevStack) -> dict:
@@ -84,17 +93,22 @@ def _demo_alerting(stack: DevStack) -> dict:
                                                            "P2": ["log"]}}}
 
 
-def _print_alerts(monitor: MonitorProcess) -> None:
-    """The P0 alert of the invalid key once it fires (evaluated every 5 s), and every active alert."""
+def _print_alerts(monitor: MonitorProcess, quota: dict) -> None:
+    """Every firing alert once the invalid key's P0 (evaluated every 5 s) and the quota alert of every quota past
+    90 % (P1, evaluated every minute on the monitor's quota gauges) fire."""
+    expected = {"GEMINI_INVALID_API_KEY"} | {
+        f"{name.upper()}_QUOTA_EXCEEDED" for name, q in quota.items() if q["status"] in ("critical", "exceeded")}
+    last: list[dict] = []
+
     def firing() -> list[dict]:
-        alerts = httpx.get(f"{monitor.url}/api/v1/alerts", params={"state": "firing"}, timeout=10).json()["alerts"]
-        return alerts if any(a["error_code"] == "GEMINI_INVALID_API_KEY" for a in alerts) else []
+        last[:] = httpx.get(f"{monitor.url}/api/v1/alerts", params={"state": "firing"}, timeout=10).json()["alerts"]
+        return last if expected <= {a["error_code"] for a in last} else []
 
     try:
-        alerts = wait_until(firing, 60, interval=1, what="the invalid-key alert")
+        alerts = wait_until(firing, 150, interval=2, what=f"the alerts {sorted(expected)}")
     except TimeoutError as exc:
         print(f"alerts: {exc}")
-        return
+        alerts = last
     print("alerts firing (P0 notified at once; P1 wait for the hourly digest):")
     for alert in alerts:
         link = f" {alert['jaeger_url']}" if alert.get("jaeger_url") else ""
@@ -112,7 +126,7 @@ def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="otel-monitor-demo-"))
     os.chmod(workdir, 0o755)
     stack = DevStack(workdir / "stack", StackPorts())
-    fakes = FakeProviders(ports=PROVIDER_PORTS, **fake_provider_credentials())
+    fakes = FakeProviders(ports=PROVIDER_PORTS, stability_credits=STABILITY_CREDITS, **fake_provider_credentials())
     demo = monitor = None
     print("starting Jaeger, Prometheus, Redis and the OpenTelemetry Collector ...")
     try:
@@ -124,9 +138,11 @@ def main() -> None:
         demo.start()
         monitor = MonitorProcess(
             stack, workdir / "monitor", port=8080,
+            # The demo lasts minutes: balances older than 10 s are re-read when the endpoint asks (default 5 min).
             quota={"d_id": {"base_url": fakes.base_url("d-id"), "api_key": "${DID_API_KEY}"},
                    "stability": {"base_url": fakes.base_url("stability"), "api_key": "${STABILITY_API_KEY}",
-                                 "baseline": 100}},
+                                 "baseline": STABILITY_CREDITS},
+                   "stale_after_seconds": 10},
             env={"DID_API_KEY": DEMO_SECRETS["did_api_key"], "STABILITY_API_KEY": DEMO_SECRETS["stability_api_key"]},
         )
         monitor.config["alerting"] = _demo_alerting(stack)
@@ -149,8 +165,8 @@ def main() -> None:
             print(f"  P{q * 100:g}: {values}")
         print(f"  query: {QUANTILES_QUERY.format(q=0.9)}")
         print(f"  {stack.prometheus_url}/graph?g0.expr={quote(QUANTILES_QUERY.format(q=0.9))}")
-        _print_monitor(monitor.url)
-        _print_alerts(monitor)
+        quota = _print_monitor(monitor.url, fakes)
+        _print_alerts(monitor, quota)
         if not args.exit:
             print("\nrunning; Ctrl-C stops everything")
             signal.sigwait({signal.SIGINT, signal.SIGTERM})

@@ -118,6 +118,11 @@ def classify_response(service: str, status_code: int, body: bytes | str | Mappin
     return _error(ProviderFailure.BAD_REQUEST)
 
 
+# Connection failures by class name: httpx and httpx2 (ConnectError, NetworkError, RemoteProtocolError) and
+# requests (its ConnectionError is an OSError, not the builtin ConnectionError).
+_CONNECTION_ERRORS = frozenset({"ConnectError", "NetworkError", "RemoteProtocolError", "ConnectionError"})
+
+
 def _is_timeout(exc: BaseException) -> bool:
     if isinstance(exc, (TimeoutError, socket.timeout)):
         return True
@@ -134,7 +139,8 @@ def classify_exception(service: str, exc: BaseException) -> Classification:
         return _TIMEOUT
     if not isinstance(exc, Exception):  # KeyboardInterrupt, SystemExit: the call did not complete
         return _error(ProviderFailure.UNKNOWN_ERROR)
-    response = getattr(exc, "response", None)  # httpx.HTTPStatusError
+    # httpx/httpx2 HTTPStatusError, requests' HTTPError, google-genai's APIError: the answer with its error body
+    response = getattr(exc, "response", None)
     if response is not None and hasattr(response, "status_code"):
         try:
             content = response.content
@@ -151,8 +157,6 @@ def classify_exception(service: str, exc: BaseException) -> Classification:
         return _error(ProviderFailure.TOKEN_REFRESH_FAILED)
     if _is_timeout(exc):
         return _TIMEOUT
-    if isinstance(exc, ConnectionError) or any(
-        cls.__name__ in ("ConnectError", "NetworkError", "RemoteProtocolError") for cls in type(exc).__mro__
-    ):
+    if isinstance(exc, ConnectionError) or any(cls.__name__ in _CONNECTION_ERRORS for cls in type(exc).__mro__):
         return _error(ProviderFailure.CONNECTION_FAILED)
     return _error(ProviderFailure.UNKNOWN_ERROR)

@@ -5,34 +5,55 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
 
 from pydantic import ValidationError
 
-from otel_monitor.config_file import ConfigError, load_config_file
+from otel_monitor.alerting.model import Rule
+from otel_monitor.config_file import ConfigError, ConfigProblem, load_config_file, problem_at
+from otel_monitor.monitor_config import MonitorConfig, unreachable_alerts, untracked_signals
 
 __all__ = ["main"]
 
 EXIT_CONFIG_ERROR = 2
 
 
-def _load(path: str):
-    """The monitor config and, when it names one, its rules file: every problem of both reported at once."""
-    from pathlib import Path
+def _load(path: str) -> tuple[MonitorConfig, list[Rule], list[ConfigProblem], str | None]:
+    """The monitor config, its rules, the warnings and what checked the PromQL (None: nothing could).
 
-    from otel_monitor.alerting.rules import load_rules
-    from otel_monitor.monitor_config import MonitorConfig
+    Every problem of both files is reported at once, and so are alerts that would reach nobody (alerting on with
+    no rules or no P0 channel). Warnings name what the monitor would silently never see: it still starts."""
+    from otel_monitor.alerting.rules import load_rules, promql_checker
 
     config = load_config_file(path, MonitorConfig)
-    rules = []
+    rules: list[Rule] | None = []
+    problems: list[ConfigProblem] = []
     if config.alerting.rules_file:
         rules_path = Path(os.path.normpath(Path(path).parent / config.alerting.rules_file))
-        rules = load_rules(rules_path)  # a ConfigError names the rules file
-    return config, rules
+        try:
+            rules = load_rules(rules_path)
+        except ConfigError as error:  # each problem names the rules file
+            problems += error.problems
+            rules = None
+    problems += [problem_at(path, loc, message) for loc, message in unreachable_alerts(config.alerting, rules)]
+    if problems:
+        raise ConfigError(problems)
+    rules = rules or []
+    warnings = [problem_at(path, loc, message) for loc, message in untracked_signals(config, rules)]
+    has_promql = any(rule.source == "promql" for rule in rules)
+    checker = promql_checker() if has_promql else None
+    if has_promql and checker is None:
+        warnings.append(problem_at(path, ("alerting", "rules_file"), "PromQL of the rules was not validated: "
+                                   "install Prometheus' promtool or the promql-parser package"))
+    return config, rules, warnings, checker
 
 
 def _check_config(args: argparse.Namespace) -> int:
-    _config, rules = _load(args.file)
-    print(f"{args.file}: OK" + (f" ({len(rules)} alert rules)" if rules else ""))
+    _config, rules, warnings, checker = _load(args.file)
+    for warning in warnings:
+        print(f"otel-monitor: warning: {warning}", file=sys.stderr)
+    checked = f", PromQL checked by {Path(checker).name}" if checker else ""
+    print(f"{args.file}: OK" + (f" ({len(rules)} alert rules{checked})" if rules else ""))
     return 0
 
 
@@ -41,9 +62,10 @@ def _serve(args: argparse.Namespace) -> int:
 
     from otel_monitor.monitor_app import create_app
     from otel_monitor.settings import TelemetrySettings
+    from otel_monitor.structured_logging import StructuredLogger
     from otel_monitor.telemetry import setup_telemetry
 
-    config, rules = _load(args.config)
+    config, rules, warnings, _checker = _load(args.config)
     try:
         settings = TelemetrySettings(
             service_name=config.telemetry.service_name,
@@ -58,6 +80,10 @@ def _serve(args: argparse.Namespace) -> int:
         return EXIT_CONFIG_ERROR
     # The monitor's own balance polls are not the backend's provider calls: httpx stays uninstrumented here.
     telemetry = setup_telemetry(settings, instrument_httpx=False)
+    log = StructuredLogger("otel_monitor.cli")
+    for warning in warnings:  # what would otherwise go unseen: a WARNING line naming the setting to change
+        log.warning(f"{warning.key}: {warning.message}",
+                    extra={"setting": warning.key, "config_file": f"{warning.path}:{warning.line or ''}"})
     app = create_app(config, meter_provider=telemetry.meter_provider, telemetry=telemetry, rules=rules)
     uvicorn.run(app, host=args.host or config.server.host, port=args.port or config.server.port,
                 log_config=None, access_log=False)

@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
-__all__ = ["ConfigError", "ConfigProblem", "load_config_file"]
+__all__ = ["ConfigError", "ConfigProblem", "load_config_file", "problem_at"]
 
 Model = TypeVar("Model", bound=BaseModel)
 _ENV_REFERENCE = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}")
@@ -41,6 +41,8 @@ def _line_of(node: yaml.Node | None, loc: tuple) -> tuple[int | None, bool]:
     for part in loc:
         if isinstance(node, yaml.MappingNode):
             child = next((v for k, v in node.value if k.value == str(part)), None)
+            if child is None and any(k.value == "type" and v.value == str(part) for k, v in node.value):
+                continue  # the tag pydantic puts in the path of a union member chosen by ``type``: no key of its own
         elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
             child = node.value[part]
         else:
@@ -143,3 +145,22 @@ def load_config_file(path: str | os.PathLike[str], model: type[Model]) -> Model:
                 message = error["msg"] if found else f"{error['msg']} (missing here)"
             problems.append(ConfigProblem(path, line, key, message))
         raise ConfigError(problems) from None
+
+
+def problem_at(path: str | os.PathLike[str], loc: tuple[str, ...], message: str) -> ConfigProblem:
+    """A problem found after loading (by a check across sections): at the line of the key at ``loc`` in ``path``,
+    or of its deepest parent key present in the file (its key still names the whole ``loc``)."""
+    path = Path(path)
+    try:
+        node = yaml.compose(path.read_text(), Loader=yaml.SafeLoader)
+    except (OSError, yaml.YAMLError):  # loaded a moment ago; if it changed since, name the file only
+        node = None
+    line, depth = None, 0
+    for part in loc:
+        entry = next(((k, v) for k, v in node.value if k.value == str(part)), None) \
+            if isinstance(node, yaml.MappingNode) else None
+        if entry is None:
+            break
+        line, node, depth = entry[0].start_mark.line + 1, entry[1], depth + 1
+    found = depth == len(loc)
+    return ConfigProblem(path, line, ".".join(map(str, loc)), message if found else f"{message} (missing here)")

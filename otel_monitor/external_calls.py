@@ -38,7 +38,7 @@ class ExternalCallRecorder:
         self.instruments = ExternalApiInstruments.create(metrics.get_meter(METER_NAME, meter_provider=meter_provider))
         self.streaks = streaks if streaks is not None else LocalFailureStreaks()
         self.clock = clock
-        self.usage = usage  # a UsageCounter: quota units of providers that have no usage API
+        self.usage = usage  # a UsageCounter: quota units of providers with no usage API, and quota refusals
 
     def export_streaks_gauge(self, services, meter_provider=None) -> None:
         """Exports each provider's current consecutive failures as a gauge (call it in one process)."""
@@ -214,6 +214,8 @@ class ExternalCall:
             units = self.recorder.usage.cost(service, self.operation) * (self.retries + 1)
             if units:
                 self.recorder.usage.record(service, units)
+            if result.failure is ProviderFailure.QUOTA_EXCEEDED:  # the provider's refusal proves the quota spent
+                self.recorder.usage.record_refusal(service)
         streak = None
         if result.outcome != Outcome.PARTIAL_FAILURE:
             streak = self.recorder.streaks.record(service, result.failed, self.trace_id if result.failed else None)

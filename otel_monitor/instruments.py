@@ -5,7 +5,15 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from opentelemetry.metrics import CallbackOptions, Counter, Histogram, Meter, ObservableCounter, Observation
+from opentelemetry.metrics import (
+    CallbackOptions,
+    Counter,
+    Histogram,
+    Meter,
+    ObservableCounter,
+    ObservableGauge,
+    Observation,
+)
 
 __all__ = [
     "CALL_DURATION_BUCKETS",
@@ -17,7 +25,9 @@ __all__ = [
     "DroppedSignal",
     "DropReason",
     "METER_NAME",
+    "HostLabel",
     "observe_dropped_telemetry",
+    "observe_host_usage",
 ]
 
 METER_NAME = "otel_monitor"
@@ -74,6 +84,17 @@ class PromNames:
     PROJECT_DURATION = "video_project_generation_duration_seconds"
     ACTIVE_USERS = "video_active_users"
     TELEMETRY_DROPPED = "otel_monitor_telemetry_dropped_total"
+    # The host of the exporting process (0..1), labelled by HostLabel.HOST (disk also by HostLabel.PATH).
+    HOST_CPU_USAGE = "host_cpu_usage_ratio"
+    HOST_MEMORY_USAGE = "host_memory_usage_ratio"
+    HOST_DISK_FREE = "host_disk_free_ratio"
+
+
+class HostLabel:
+    """Labels of the host series: the host's name and, for disk, the mount point of the file system."""
+
+    HOST = "host"
+    PATH = "path"
 
 
 @dataclass(frozen=True)
@@ -149,3 +170,18 @@ def observe_dropped_telemetry(meter: Meter, counts: Callable[[], Iterable[tuple[
         unit="{item}",
         description="Telemetry this process dropped rather than block or fail the host, by signal and reason",
     )
+
+
+_Observe = Callable[[CallbackOptions], Iterable[Observation]]
+
+
+def observe_host_usage(meter: Meter, *, cpu: _Observe, memory: _Observe, disk_free: _Observe) -> list[ObservableGauge]:
+    """Exports the host's load, each gauge read by its callback at every collection: ``host.cpu.usage_ratio``
+    and ``host.memory.usage_ratio`` {host}, ``host.disk.free_ratio`` {host, path} (all 0..1)."""
+    gauges = (
+        ("host.cpu.usage_ratio", cpu, "Busy share of the host's CPUs since the previous collection"),
+        ("host.memory.usage_ratio", memory, "Share of the host's memory not available to new processes"),
+        ("host.disk.free_ratio", disk_free, "Share of the file system available to unprivileged users"),
+    )
+    return [meter.create_observable_gauge(name, callbacks=[callback], unit="1", description=description)
+            for name, callback, description in gauges]

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import base64
 import functools
 import json
 import os
 import re
 import threading
-from collections.abc import Iterable, Mapping
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from collections.abc import Callable, Iterable, Mapping
+from urllib.parse import parse_qsl, unquote_plus, urlencode, urlsplit, urlunsplit
 
-__all__ = ["REDACTED", "is_sensitive_key", "SENSITIVE_HEADERS", "SENSITIVE_QUERY_PARAMS", "SECRET_ENV_VARS", "SecretScrubber", "default_scrubber"]
+__all__ = ["REDACTED", "is_sensitive_key", "SENSITIVE_HEADERS", "SENSITIVE_QUERY_PARAMS", "SECRET_ENV_VARS",
+           "SecretScrubber", "default_scrubber", "request_credentials"]
 
 REDACTED = "REDACTED"
 
@@ -27,7 +29,6 @@ SECRET_ENV_VARS = (
     "YOUTUBE_CLIENT_SECRET", "YOUTUBE_REFRESH_TOKEN", "YOUTUBE_ACCESS_TOKEN",
 )
 
-# Credentials recognisable by shape, whether or not their value was registered.
 # Credentials recognisable by shape, whether or not their value was registered. Values stop at a backslash
 # and an optional backslash may precede quotes, so the patterns also work on JSON-escaped text without
 # breaking its escapes.
@@ -44,6 +45,10 @@ _PATTERNS = re.compile(
 _SECRET_NAME = re.compile(r"(API_KEY|SECRET|TOKEN|PASSWORD|PASSWD)$", re.IGNORECASE)
 _MIN_SECRET_LENGTH = 6
 _MAX_SECRETS = 512
+# Credentials learned from outgoing requests: a backend holds a handful of keys; past this many (keys minted per
+# user, per request) the oldest learned one is forgotten, so neither memory nor the scrub pattern grows unbounded.
+MAX_LEARNED_SECRETS = 256
+_CREDENTIAL_SCHEMES = frozenset({"bearer", "basic", "token"})
 
 
 @functools.lru_cache(maxsize=4096)
@@ -71,29 +76,69 @@ def _replace_pattern(match: re.Match[str]) -> str:
 
 
 class SecretScrubber:
-    """Replaces secrets in strings. Known values are matched exactly; credential shapes by pattern."""
+    """Replaces secrets in strings. Known values are matched exactly; credential shapes by pattern.
 
-    def __init__(self, secrets: Iterable[str] = ()) -> None:
+    Values are either registered (configuration, environment: kept) or learned from outgoing requests (the
+    newest ``MAX_LEARNED_SECRETS`` kept). Learning a value already known is one set lookup; the scrub pattern is
+    rebuilt by the next scrub, on the thread that scrubs (a log writer, the span exporter), not by the learner.
+    """
+
+    def __init__(self, secrets: Iterable[str] = (), max_learned: int = MAX_LEARNED_SECRETS) -> None:
         self._lock = threading.Lock()
-        self._secrets: set[str] = set()
+        self._registered: set[str] = set()
+        self._learned: dict[str, None] = {}  # insertion order: the oldest learned first
+        self._max_learned = max_learned
+        self._secrets: frozenset[str] = frozenset()  # every value known, and its JSON-escaped form
         self._known: re.Pattern[str] | None = None
+        self._stale = False
         for secret in secrets:
             self.register(secret)
 
     def register(self, secret: str | None) -> None:
         """Remember a secret value so it is scrubbed wherever it appears later."""
-        if not secret or len(secret) < _MIN_SECRET_LENGTH or secret in self._secrets:
+        if not secret or len(secret) < _MIN_SECRET_LENGTH or secret in self._registered:
             return
         with self._lock:
-            if len(self._secrets) >= _MAX_SECRETS:
+            if len(self._registered) >= _MAX_SECRETS:
                 return
-            self._secrets.add(secret)
-            escaped = json.dumps(secret)[1:-1]  # as it appears inside a rendered JSON line
-            if escaped != secret:
-                self._secrets.add(escaped)
-            # Longest first, so a secret that contains another is replaced whole.
-            ordered = sorted(self._secrets, key=len, reverse=True)
-            self._known = re.compile("|".join(re.escape(s) for s in ordered))
+            self._registered.add(secret)
+            self._learned.pop(secret, None)
+            self._change_known(added=_forms(secret))
+
+    def learn(self, secret: str | None) -> None:
+        """Remember a credential seen on an outgoing request; past the bound, the oldest learned one is forgotten.
+        A value already known costs one set lookup (this runs on the host's request path)."""
+        if not secret or secret in self._secrets or len(secret) < _MIN_SECRET_LENGTH:
+            return
+        with self._lock:
+            if secret in self._registered or secret in self._learned:
+                return
+            self._learned[secret] = None
+            forgotten: set[str] = set()
+            while len(self._learned) > self._max_learned:
+                oldest = next(iter(self._learned))
+                del self._learned[oldest]
+                forgotten |= _forms(oldest)
+            self._change_known(added=_forms(secret), removed=forgotten)
+
+    def knows(self, secret: str) -> bool:
+        """Whether ``secret`` is scrubbed as a known value (registered or still learned)."""
+        return secret in self._secrets
+
+    def _change_known(self, added: set[str], removed: set[str] = frozenset()) -> None:
+        """Under the lock: a new set of known forms (readers see the old one or the new one, never a half)."""
+        self._secrets = (self._secrets - removed) | added
+        self._stale = True
+
+    def _known_pattern(self) -> re.Pattern[str] | None:
+        if self._stale:
+            with self._lock:
+                if self._stale:
+                    # Longest first, so a secret that contains another is replaced whole.
+                    ordered = sorted(self._secrets, key=len, reverse=True)
+                    self._known = re.compile("|".join(re.escape(s) for s in ordered)) if ordered else None
+                    self._stale = False
+        return self._known
 
     def register_from_environment(self, environ: Mapping[str, str] = os.environ) -> None:
         """Registers the backend's known secrets and any variable named like one (``*_API_KEY``, ``*_TOKEN``...)."""
@@ -102,7 +147,7 @@ class SecretScrubber:
                 self.register(value)
 
     def scrub_text(self, text: str) -> str:
-        known = self._known
+        known = self._known_pattern()
         if known is not None:
             text = known.sub(REDACTED, text)
         if _may_hold_credential_shape(text):
@@ -150,6 +195,50 @@ class SecretScrubber:
             else:
                 cleaned[key] = self.scrub_value(value)
         return cleaned
+
+
+def _forms(secret: str) -> set[str]:
+    """A secret as it appears in text, and inside a rendered JSON line."""
+    return {secret, json.dumps(secret)[1:-1]}
+
+
+def request_credentials(query: str, header: Callable[[str], str | None]) -> list[str]:
+    """The credentials an outgoing request carries: values of its ``key`` query parameter, its ``x-goog-api-key``
+    header and the credentials of its ``Authorization`` header (a Basic one also as its decoded password).
+
+    ``query`` is the raw query string, ``header`` a case-insensitive header getter.
+    """
+    found = []
+    if "key=" in query:  # split by hand: parse_qsl costs ten times as much
+        found += [_unquoted(pair[4:]) for pair in query.split("&") if pair.startswith("key=") and len(pair) > 4]
+    api_key = header("x-goog-api-key")
+    if api_key:
+        found.append(api_key.strip())
+    authorization = header("authorization")
+    if authorization:
+        scheme, _, credentials = authorization.strip().partition(" ")
+        if not credentials:  # a bare key in the header
+            found.append(scheme)
+        elif scheme.lower() in _CREDENTIAL_SCHEMES:
+            credentials = credentials.strip()
+            found.append(credentials)
+            if scheme.lower() == "basic":
+                found += _basic_password(credentials)
+    return found
+
+
+def _unquoted(value: str) -> str:
+    return unquote_plus(value) if "%" in value or "+" in value else value
+
+
+@functools.lru_cache(maxsize=MAX_LEARNED_SECRETS)  # the same few credentials on every request
+def _basic_password(credentials: str) -> list[str]:
+    try:
+        decoded = base64.b64decode(credentials + "=" * (-len(credentials) % 4), validate=True).decode("utf-8")
+    except (ValueError, UnicodeDecodeError):
+        return []
+    _, colon, password = decoded.partition(":")
+    return [password] if colon else []
 
 
 default_scrubber = SecretScrubber()

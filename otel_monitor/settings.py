@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+from typing import Annotated
+
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from otel_monitor.health.probes import PROBE_PATHS
 from otel_monitor.services import SERVICE_KEYS
@@ -43,6 +46,13 @@ class TelemetrySettings(BaseSettings):
     export_shared_gauges: bool = False
     # Paths whose requests are not traced (health probes).
     excluded_urls: str = ",".join(PROBE_PATHS)
+    # The host's CPU, memory and disk (host_*_ratio{host}), read at each export; false: not exported.
+    host_metrics: bool = True
+    # The ``host`` label of those series; empty: the machine's hostname.
+    host_name: str | None = None
+    # Disk free is exported for the file systems of these paths (comma-separated or a JSON list), one series per
+    # mount point; empty: the log dir's and the current directory's.
+    disk_paths: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
     @field_validator("provider_hosts", "quota_unit_costs")
     @classmethod
@@ -50,6 +60,22 @@ class TelemetrySettings(BaseSettings):
         unknown = sorted(set(value) - set(SERVICE_KEYS))
         if unknown:
             raise ValueError(f"unknown provider(s) {unknown}; known: {list(SERVICE_KEYS)}")
+        return value
+
+    @field_validator("host_name")
+    @classmethod
+    def _host_name(cls, value: str | None) -> str | None:
+        return (value or "").strip() or None
+
+    @field_validator("disk_paths", mode="before")
+    @classmethod
+    def _paths(cls, value: object) -> object:
+        if isinstance(value, str):
+            text = value.strip()
+            value = json.loads(text) if text.startswith("[") else text.split(",")
+        if isinstance(value, list):  # other items are left to the type check, which names the key
+            value = [path.strip() if isinstance(path, str) else path for path in value]
+            return [path for path in value if path != ""]
         return value
 
     @field_validator("log_level")

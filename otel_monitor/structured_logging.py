@@ -503,6 +503,19 @@ def _level_number(level: int | str) -> int:
     return number
 
 
+def _report_errors_scrubbed(handler: logging.Handler, scrubber: SecretScrubber) -> None:
+    """stdlib's ``Handler.handleError`` prints the failing record's raw message to stderr (a full disk, a closed
+    console): it gets the scrubbed message instead, so a handler that fails leaks no secret either."""
+    report = handler.handleError
+
+    def handle_error(record: logging.LogRecord) -> None:
+        safe = copy.copy(record)
+        safe.msg, safe.args = scrubber.scrub_text(_record_message(record)), None
+        report(safe)
+
+    handler.handleError = handle_error  # type: ignore[method-assign]
+
+
 def configure_logging(
     log_dir: str | os.PathLike[str] = "logs",
     level: int | str = "INFO",
@@ -536,6 +549,7 @@ def configure_logging(
     installed.append(file_handler)
     for handler in installed:
         handler.setFormatter(formatter)
+        _report_errors_scrubbed(handler, scrubber)
     if background:
         queue_handler = BackgroundLogHandler(installed)
         queue_handler.set_name(_HANDLER_NAME_PREFIX + "background")

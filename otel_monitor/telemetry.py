@@ -1,4 +1,4 @@
-"""One call sets up tracing, metrics and logs of a backend process and instruments httpx provider calls."""
+"""One call sets up tracing, metrics and logs of a backend process and instruments its provider calls."""
 
 from __future__ import annotations
 
@@ -29,6 +29,7 @@ from opentelemetry.semconv.attributes.exception_attributes import (
 from otel_monitor.business import ActiveUsers, BusinessMetrics
 from otel_monitor.external_calls import ExternalCall, ExternalCallRecorder
 from otel_monitor.failure_streaks import failure_streaks_from_url
+from otel_monitor.host_metrics import export_host_metrics
 from otel_monitor.instruments import METER_NAME, DropReason, DroppedSignal, observe_dropped_telemetry
 from otel_monitor.redacting_export import RedactingLogRecordProcessor, RedactingSpanExporter
 from otel_monitor.redaction import SecretScrubber, default_scrubber
@@ -173,7 +174,8 @@ def setup_telemetry(
     instrument_httpx: bool = True,
 ) -> Telemetry:
     """Sets up tracer, meter and logger providers exporting OTLP/HTTP to the collector, JSON logs to
-    ``logs/app.log`` and the console, and instruments httpx (all requests, plus provider spans and metrics).
+    ``logs/app.log`` and the console, and instruments httpx, httpx2 and requests (all requests, plus provider
+    spans and metrics; ``instrument_httpx=False`` leaves every HTTP client alone).
 
     Exporters can be injected (tests; log records are exported with an injected span exporter only if a log
     exporter is injected too); every span and log record is scrubbed of secrets before export. What the process
@@ -202,6 +204,7 @@ def setup_telemetry(
     )
     meter_provider = MeterProvider(resource=resource, metric_readers=[reader])
     observe_dropped_telemetry(meter_provider.get_meter(METER_NAME), _dropped_telemetry)
+    export_host_metrics(settings, meter_provider)
 
     tracer_provider = TracerProvider(resource=resource)
     exporter = span_exporter or OTLPSpanExporter(endpoint=f"{base}/v1/traces", timeout=timeout)
@@ -248,9 +251,9 @@ def setup_telemetry(
     telemetry = Telemetry(settings, resource, tracer_provider, meter_provider, logger_provider, registry,
                           recorder, business, scrubber, handlers)
     if instrument_httpx:
-        from otel_monitor.httpx_integration import instrument_httpx as _instrument_httpx
+        from otel_monitor.provider_http import instrument_http_clients
 
-        _instrument_httpx(telemetry)
+        instrument_http_clients(telemetry)
     _active = telemetry
     return telemetry
 
@@ -266,7 +269,7 @@ _fallback_recorder: ExternalCallRecorder | None = None
 def track_external_call(service: str, operation: str | None = None, **attributes) -> ExternalCall:
     """Tracks one logical provider call (``with``, ``async with`` or decorator) with this process's telemetry.
 
-    For clients httpx does not cover (google-api-python-client over httplib2) and to group retries and
+    For clients not instrumented (google-api-python-client over httplib2) and to group retries and
     partial failures into one call: ``with track_external_call("youtube", "videos.insert") as call: ...``.
     """
     global _fallback_recorder

@@ -1,4 +1,5 @@
-"""Provider usage counted where calls happen, in hourly buckets in Redis, for the quota of providers with no usage API."""
+"""Provider usage counted where calls happen, in hourly buckets in Redis, for the quota of providers with no usage API;
+and the last time each provider refused a call for lack of quota (the refusal is proof the quota is exhausted)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,10 @@ DEFAULT_UNIT_COSTS: dict[str, dict[str, float]] = {
     "youtube": {"videos.insert": 1600, "*": 1},
 }
 _BUCKET_TTL_SECONDS = 40 * 86400
+
+
+def _refusals_key(prefix: str) -> str:
+    return f"{prefix}:refused"
 
 
 def _bucket(at: dt.datetime) -> str:
@@ -62,6 +67,31 @@ class UsageCounter:
         pipe = self._redis.pipeline(transaction=False)
         increment(pipe)
         pipe.execute()
+
+    def record_refusal(self, service: str, at: dt.datetime | None = None) -> None:
+        """The provider refused a call for lack of quota or credits (``<SERVICE>_QUOTA_EXCEEDED``) at ``at``.
+
+        One sorted set member per provider, scored with the epoch seconds of its latest refusal: ``ZADD GT`` keeps
+        the latest whatever order the processes' writes arrive in. Never waits on Redis (background writer).
+        """
+        key = _refusals_key(self._prefix)
+        score = (at or self._clock()).timestamp()
+
+        def mark(pipe) -> None:
+            pipe.zadd(key, {service: score}, gt=True)
+            pipe.expire(key, _BUCKET_TTL_SECONDS)
+
+        if self._writer is not None:
+            self._writer.submit(mark)
+            return
+        pipe = self._redis.pipeline(transaction=False)
+        mark(pipe)
+        pipe.execute()
+
+    def refused_at(self, service: str) -> dt.datetime | None:
+        """When ``service`` last refused a call for lack of quota, as far as Redis knows (None: never, or expired)."""
+        score = self._redis.zscore(_refusals_key(self._prefix), service)
+        return None if score is None else dt.datetime.fromtimestamp(float(score), _UTC)
 
     def flush(self, timeout: float = 5.0) -> None:
         """Waits until every queued increment is written, at most ``timeout`` seconds."""

@@ -10,6 +10,11 @@ key=$( (cat "$manifest"; echo "$builder_version"; go version) | sha256sum | cut 
 out=$cache/collector-$key
 bin=$out/build/otelcol-otel-monitor
 if [ -x "$bin" ]; then echo "$bin"; exit 0; fi
+# One build per key at a time: a second caller (a parallel test run) waits for it instead of wiping its work dir.
+mkdir -p "$cache"
+exec 9>"$out.lock"
+flock 9
+if [ -x "$bin" ]; then echo "$bin"; exit 0; fi
 export GOPATH=${GOPATH:-$cache/gopath} GOFLAGS=-mod=mod
 builder=$GOPATH/bin/builder
 if [ ! -x "$builder" ]; then

@@ -9,6 +9,11 @@ key=$( (cat "$0"; go version) | sha256sum | cut -c1-16)
 out=$cache/jaeger-$key
 bin=$out/jaeger
 if [ -x "$bin" ]; then echo "$bin"; exit 0; fi
+# One build per key at a time: a second caller (a parallel test run) waits for it instead of wiping its work dir.
+mkdir -p "$cache"
+exec 9>"$out.lock"
+flock 9
+if [ -x "$bin" ]; then echo "$bin"; exit 0; fi
 export GOPATH=${GOPATH:-$cache/gopath} GOFLAGS=-mod=mod
 rm -rf "$out.tmp" && mkdir -p "$out.tmp"
 cd "$out.tmp"

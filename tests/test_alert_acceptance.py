@@ -28,7 +28,7 @@ from examples.monitor_launcher import MonitorProcess
 from otel_monitor.devstack import DevStack, wait_until
 from otel_monitor.devstack.stack import REPO_ROOT
 from otel_monitor.error_codes import SystemErrorCode
-from otel_monitor.failure_streaks import RedisFailureStreaks
+from otel_monitor.failure_streaks import DEFAULT_PEAK_TTL_SECONDS, RedisFailureStreaks
 from otel_monitor.instruments import PromNames
 from otel_monitor.log_files import read_log_records
 from tests.support.monitor import alerting_monitor
@@ -196,9 +196,10 @@ class Channels:
         }
 
     def _log_lines(self, transition: str, code: str) -> list[dict]:
+        # P0 lines only: the P1 streak rule shares the error code, and its transitions are logged as they happen.
         return [line for line in read_log_records(self.monitor.workdir / "logs")
                 if line.get("logger") == "otel_monitor.alerts" and line.get("error_code") == code
-                and line.get("alert_state") == transition]
+                and line.get("alert_state") == transition and line.get("alert_priority") == "P0"]
 
     def _console_lines(self, transition: str, code: str) -> list[str]:
         output = (self.monitor.workdir / "monitor.out").read_text(errors="replace")
@@ -314,7 +315,9 @@ def test_p0_conditions_notify_every_channel_once_and_resolve_once(own_stack, own
         filler.unlink()
         resolved(channels, "DISK_SPACE_INSUFFICIENT", firing)
 
-        # Stability fails 11 times in a row, the projects taken by the worker's two processes; then recovers.
+        # Stability fails 11 times in a row, the projects taken by the worker's two processes (the backend on
+        # default settings: only OTEL_MONITOR_REDIS_URL); then recovers.
+        assert "OTEL_MONITOR_EXPORT_SHARED_GAUGES" not in own_demo.api().env | own_demo.worker().env
         fakes.set_fault("stability", mode="server_error")
         failing = [create_project(own_demo, ["stability"]) for _ in range(11)]
         wait_finished(own_demo, {project["project_id"] for project in failing})
@@ -330,7 +333,8 @@ def test_p0_conditions_notify_every_channel_once_and_resolve_once(own_stack, own
         assert firing["alert"]["trace_id"] == streak.last_trace_id
         fakes.set_fault("stability", mode="ok", latencies=[0])
         wait_finished(own_demo, {create_project(own_demo, ["stability"])["project_id"]})
-        resolved(channels, STREAK_CODE, firing)
+        # The success ends the streak; its peak stays readable for a minute (so no evaluation can miss it).
+        resolved(channels, STREAK_CODE, firing, timeout=DEFAULT_PEAK_TTL_SECONDS + 60)
 
         # Nothing else went to the P0 channels, and nothing twice (the rules went on being evaluated every second).
         induced = {"GEMINI_INVALID_API_KEY", "REDIS_CONNECTION_FAILED", "DATABASE_CONNECTION_FAILED",
@@ -357,7 +361,8 @@ def test_receiver_down_sigkill_mid_delivery_and_prometheus_down(own_stack, own_r
     """A webhook receiver down, then back: the firing is delivered once. The monitor SIGKILLed while the resolved
     one is in flight, then restarted: it is delivered (same Idempotency-Key), nothing fires again. Prometheus
     stopped: MONITORING_BACKEND_DOWN is delivered, and resolved once Prometheus is back."""
-    rules = shipped_rules_for_speed({"RedisDown", "ApiConsecutiveFailuresCritical"})
+    # YoutubeInvalidApiKey: a P0 PromQL rule (nothing here makes it fire), so a stopped Prometheus is noticed.
+    rules = shipped_rules_for_speed({"RedisDown", "ApiConsecutiveFailuresCritical", "YoutubeInvalidApiKey"})
     monitor = served_monitor(own_stack, workdir, rules,
                              {"ops-hook": {"type": "webhook", "url": f"{receiver.url}/hook", "timeout_seconds": 2}},
                              health={"redis_url": own_redis.redis_url})

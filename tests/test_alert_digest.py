@@ -1,5 +1,6 @@
-"""The P1 hourly digest: one notification per closed hour with P1 transitions, on an injected clock, across
-restarts of the service on the same store (SQLite file and the real PostgreSQL)."""
+"""The P1 digest: one notification per closed period with P1 transitions (hour-long periods here, 30 minutes by
+default), on an injected clock, across restarts of the service on the same store (SQLite file and the real
+PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ from otel_monitor.alerting.digest import (
     DIGEST_ERROR_CODE,
     DIGEST_MESSAGE,
     DigestStore,
-    HourlyDigest,
+    P1Digest,
+    period_start,
     digest_notification,
 )
 from otel_monitor.alerting.incidents import IncidentStore
@@ -26,6 +28,7 @@ from otel_monitor.alerting.state import AlertStore
 
 
 T0 = dt.datetime(2026, 3, 1, 10, 0, tzinfo=dt.timezone.utc)
+HOUR = dt.timedelta(hours=1)
 
 
 class Clock:
@@ -83,7 +86,7 @@ CASES = [
 async def test_digest_groups_the_hour(clock, digest_store, events, flush_at, expected):
     """Each closed hour with P1 transitions gives one digest listing them all; nothing else is sent."""
     sent: list[Notification] = []
-    digest = HourlyDigest(sent.append, store=digest_store, clock=clock)
+    digest = P1Digest(sent.append, period=HOUR, store=digest_store, clock=clock)
     for minutes, item in events:
         clock.now = T0 + dt.timedelta(minutes=minutes)
         await digest.add(item)
@@ -102,7 +105,7 @@ async def test_digest_log_line_and_round_trip(clock, digest_store, caplog):
     async def send(notification: Notification) -> None:
         sent.append(notification)
 
-    digest = HourlyDigest(send, store=digest_store, clock=clock)
+    digest = P1Digest(send, period=HOUR, store=digest_store, clock=clock)
     await digest.add(alert("GEMINI_ERROR_RATE_HIGH"))
     await digest.add(alert("D_ID_QUOTA_LOW", service="d-id", state=AlertState.RESOLVED))
     clock.now = T0 + dt.timedelta(hours=1, seconds=1)
@@ -129,7 +132,7 @@ async def test_failed_hand_over_keeps_the_hour(clock, digest_store):
         if len(calls) == 1:
             raise RuntimeError("outbox down")
 
-    digest = HourlyDigest(send, store=digest_store, clock=clock)
+    digest = P1Digest(send, period=HOUR, store=digest_store, clock=clock)
     await digest.add(alert("GEMINI_ERROR_RATE_HIGH"))
     clock.now = T0 + dt.timedelta(hours=1)
     with pytest.raises(RuntimeError):
@@ -150,7 +153,7 @@ def service_on(url: str, clock: Clock) -> AlertingService:
     outbox = Outbox(url, clock=clock)
     return AlertingService([], {}, outbox, Dispatcher.from_config(outbox, DELIVERY, {}), DELIVERY, clock=clock,
                            state=AlertStore(url, clock=clock), incidents=IncidentStore(url, clock=clock),
-                           digests=DigestStore(url, clock=clock))
+                           digests=DigestStore(url, clock=clock), digest_period=HOUR)
 
 
 def minutes(count: float) -> dt.datetime:
@@ -229,7 +232,7 @@ async def test_restart_after_the_digest_was_queued_queues_it_not_again(store_url
 async def test_run_sends_hours_left_unsent_at_start(clock, digest_store):
     """The digest loop flushes once as it starts, so an hour a restart left unsent does not wait for the next hour."""
     sent: list[Notification] = []
-    digest = HourlyDigest(sent.append, store=digest_store, clock=clock)
+    digest = P1Digest(sent.append, period=HOUR, store=digest_store, clock=clock)
     await digest.add(alert("GEMINI_ERROR_RATE_HIGH"))
     clock.now = minutes(65)
 
@@ -256,14 +259,15 @@ async def test_transition_recorded_after_its_hour_was_read_goes_out_in_a_follow_
     write) is not forgotten with the hour: the next flush sends it in a digest of its own, naming the same hour and
     saying it comes after that hour's digest, with its own id and fingerprint."""
     sent: list[Notification] = []
-    lagging = HourlyDigest(sent.append, store=shared_store, clock=Clock(minutes(59) + dt.timedelta(seconds=59)))
+    lagging = P1Digest(sent.append, period=HOUR, store=shared_store,
+                       clock=Clock(minutes(59) + dt.timedelta(seconds=59)))
 
     async def send(notification: Notification) -> None:
         sent.append(notification)
         if len(sent) == 1:  # between reading the hour and forgetting it
             await lagging.add(alert("D_ID_QUOTA_LOW", service="d-id"))
 
-    digest = HourlyDigest(send, store=shared_store, clock=clock)
+    digest = P1Digest(send, period=HOUR, store=shared_store, clock=clock)
     await digest.add(alert("GEMINI_ERROR_RATE_HIGH"))
     clock.now = minutes(61)
     (first,) = await digest.flush()
@@ -274,7 +278,7 @@ async def test_transition_recorded_after_its_hour_was_read_goes_out_in_a_follow_
     assert late.id != first.id and late.alert.fingerprint != first.alert.fingerprint
     assert "between 2026-03-01 10:00 and 11:00 UTC" in first.alert.summary
     assert late.alert.summary.startswith("1 more P1 alert transitions between 2026-03-01 10:00 and 11:00 UTC, "
-                                         "recorded after that hour's digest")
+                                         "recorded after that period's digest")
     assert late.alert.starts_at == first.alert.starts_at == T0
     assert digest.pending() == 0 and await digest.flush() == []
 
@@ -284,7 +288,7 @@ async def test_crash_replay_of_an_hour_gives_the_same_digest_id(clock, shared_st
     """Handed over again after a crash before its entries were forgotten, the hour's digest has the same id (the
     outbox queues it once), whatever order the entries were read in."""
     sent: list[Notification] = []
-    digest = HourlyDigest(sent.append, store=shared_store, clock=clock)
+    digest = P1Digest(sent.append, period=HOUR, store=shared_store, clock=clock)
     for code in ("GEMINI_ERROR_RATE_HIGH", "D_ID_QUOTA_LOW"):
         await digest.add(alert(code))
     clock.now = minutes(61)
@@ -309,7 +313,7 @@ async def test_transition_added_while_the_store_is_down_is_kept_and_sent(clock, 
     folder = tmp_path / "store"
     store = DigestStore(f"sqlite:///{folder / 'alerts.db'}", clock=clock)
     sent: list[Notification] = []
-    digest = HourlyDigest(sent.append, store=store, clock=clock)
+    digest = P1Digest(sent.append, period=HOUR, store=store, clock=clock)
     try:
         clock.now = minutes(5)
         with caplog.at_level(logging.ERROR, logger="otel_monitor.alerts"):
@@ -327,3 +331,37 @@ async def test_transition_added_while_the_store_is_down_is_kept_and_sent(clock, 
     finally:
         store.close()
         store.executor.shutdown()
+
+
+@pytest.mark.parametrize(("moment", "period", "start"), [
+    (dt.datetime(2026, 3, 1, 10, 29, 59, tzinfo=dt.timezone.utc), dt.timedelta(minutes=30), T0),
+    (dt.datetime(2026, 3, 1, 10, 30, tzinfo=dt.timezone.utc), dt.timedelta(minutes=30), minutes(30)),
+    (dt.datetime(2026, 3, 1, 10, 59, tzinfo=dt.timezone.utc), HOUR, T0),
+    (dt.datetime(2026, 3, 1, 10, 44, tzinfo=dt.timezone.utc), dt.timedelta(minutes=15), minutes(30)),
+])
+def test_period_start(moment, period, start):
+    """Digest periods tile the UTC day from midnight."""
+    assert period_start(moment, period) == start
+
+
+@pytest.mark.parametrize("period", [dt.timedelta(minutes=7), dt.timedelta(seconds=90), dt.timedelta(hours=2),
+                                    dt.timedelta(0)])
+def test_invalid_periods_are_refused(digest_store, period):
+    """A period that does not divide the day into whole minutes, or is longer than an hour, is refused."""
+    with pytest.raises(ValueError, match="digest period"):
+        P1Digest(lambda digest: None, store=digest_store, period=period)
+
+
+@pytest.mark.asyncio
+async def test_default_period_is_half_an_hour(clock, digest_store):
+    """By default a P1 transition of 10:31 goes out in the 10:30-11:00 digest, not with the next hour."""
+    sent: list[Notification] = []
+    digest = P1Digest(sent.append, store=digest_store, clock=clock)
+    clock.now = minutes(31)
+    await digest.add(alert("GEMINI_ERROR_RATE_HIGH"))
+    clock.now = minutes(59)
+    assert await digest.flush() == []
+    clock.now = minutes(60)
+    (notification,) = await digest.flush()
+    assert "between 2026-03-01 10:30 and 11:00 UTC" in notification.alert.summary
+    assert digest.seconds_to_next_period() == 30 * 60

@@ -388,7 +388,7 @@ async def drive(evaluator: Evaluator, recorder: Recorder, steps, act=lambda seco
 async def test_end_to_end_for_clear_and_return():
     """Holds from 0 s with for 30 s, clears, returns within clear_for, clears for good: one firing, one resolved,
     with the streak's trace id and its Jaeger link."""
-    streaks = LocalFailureStreaks()
+    streaks = LocalFailureStreaks(peak_ttl=0)  # a success clears at once: this test drives for/clear, not peaks
     rule = make_rule("gemini_streak", "streak.gemini", source="check", for_seconds=30, clear_for_seconds=60,
                      error_code="GEMINI_CONSECUTIVE_FAILURES")
     recorder = Recorder()
@@ -429,17 +429,18 @@ class CountingSource:
 
 @pytest.mark.parametrize("rule, seconds", [
     (make_rule(priority=Priority.P0), 5),
-    (make_rule(priority=Priority.P1), 900),
-    (make_rule(priority=Priority.P2), 3600),
-    (make_rule(priority=Priority.P1, source="check", expr="quota.gemini"), 3600),
-    (make_rule(priority=Priority.P0, source="check", expr="health.disk"), 3600),
+    (make_rule(priority=Priority.P1), 60),
+    (make_rule(priority=Priority.P2), 300),
+    (make_rule(priority=Priority.P1, source="check", expr="quota.gemini"), 60),
+    (make_rule(priority=Priority.P0, source="check", expr="health.disk"), 5),
     (make_rule(priority=Priority.P0, source="check", expr="health.redis"), 5),
-    (make_rule(priority=Priority.P1, error_code="D_ID_QUOTA_EXCEEDED"), 3600),
+    (make_rule(priority=Priority.P1, error_code="D_ID_QUOTA_EXCEEDED"), 60),
     (make_rule(priority=Priority.P0, interval_seconds=2), 2),
-    (make_rule(priority=Priority.P1, source="check", expr="quota.gemini", interval_seconds=60), 60),
+    (make_rule(priority=Priority.P2, interval_seconds=3600), 3600),
 ])
 def test_default_intervals(rule, seconds):
-    """P0 every 5 s, P1 every 15 min, quota and disk hourly, P2 hourly; interval_seconds overrides."""
+    """P0 every 5 s (the disk P0 included), P1 every minute (quota included), P2 every 5 min; interval_seconds
+    overrides."""
     assert default_interval(rule) == seconds
 
 
@@ -448,14 +449,14 @@ async def test_rules_are_evaluated_when_due():
     """evaluate_once runs only the rules whose interval has passed since their last evaluation."""
     source = CountingSource()
     rules = [make_rule("p0", priority=Priority.P0), make_rule("p1", priority=Priority.P1),
-             make_rule("quick", priority=Priority.P1, interval_seconds=60)]
+             make_rule("slow", priority=Priority.P2, interval_seconds=900)]
     evaluator = Evaluator(rules, {"promql": source})
     for second in range(0, 1201, 5):
         source.now = second
         await evaluator.evaluate_once(at(second))
     assert len(source.evaluated["p0"]) == 241
-    assert source.evaluated["p1"] == [0, 900]
-    assert source.evaluated["quick"] == list(range(0, 1201, 60))
+    assert source.evaluated["p1"] == list(range(0, 1201, 60))
+    assert source.evaluated["slow"] == [0, 900]
 
 
 @pytest.mark.asyncio

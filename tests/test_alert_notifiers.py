@@ -120,18 +120,25 @@ def test_pagerduty_severity(receiver, priority, severity):
 
 
 def test_alertmanager_shape(receiver):
-    """Alertmanager gets a list of one alert with our labels, annotations and startsAt, no endsAt while firing."""
-    assert deliver(notifier_for("alertmanager", receiver.url, SecretScrubber()), FIRING).ok
+    """Alertmanager gets a list of one alert with our labels, annotations, startsAt, and while firing an endsAt
+    four resend intervals (60 s) after the post."""
+    posted_at = dt.datetime(2025, 10, 20, 10, 31, tzinfo=dt.timezone.utc)
+    notifier = AlertmanagerNotifier("am", receiver.url, scrubber=SecretScrubber(), clock=lambda: posted_at)
+    assert deliver(notifier, FIRING).ok
     request = receiver.requests[0]
     assert request["path"] == "/api/v2/alerts"
     (posted,) = request["json"]
-    assert posted["labels"] == {"alertname": "ProviderInvalidKey", "priority": "P0", "service": "gemini",
-                                "error_code": "GEMINI_INVALID_API_KEY", "fingerprint": "a1b2c3d4e5f60718"}
+    assert posted["labels"] == {"alertname": "ProviderInvalidKey", "severity": "critical", "priority": "P0",
+                                "service": "gemini", "error_code": "GEMINI_INVALID_API_KEY",
+                                "fingerprint": "a1b2c3d4e5f60718"}
     assert posted["annotations"] == {
-        "summary": "API Key Invalid", "action_required": "Check GEMINI_API_KEY in environment variables",
-        "runbook": "https://runbooks.local/gemini-key", "trace_id": FIRING.alert.trace_id,
-        "jaeger_url": FIRING.alert.jaeger_url}
-    assert posted["startsAt"] == "2025-10-20T10:30:15Z" and "endsAt" not in posted
+        "summary": "API Key Invalid",
+        "description": "API Key Invalid (GEMINI_INVALID_API_KEY, service gemini). "
+                       "Action required: Check GEMINI_API_KEY in environment variables.",
+        "action_required": "Check GEMINI_API_KEY in environment variables",
+        "runbook": "https://runbooks.local/gemini-key", "runbook_url": "https://runbooks.local/gemini-key",
+        "trace_id": FIRING.alert.trace_id, "jaeger_url": FIRING.alert.jaeger_url}
+    assert (posted["startsAt"], posted["endsAt"]) == ("2025-10-20T10:30:15Z", "2025-10-20T10:35:00Z")
 
 
 @pytest.mark.parametrize("kind, check", [
@@ -195,10 +202,11 @@ def test_timeout_is_retryable():
 @pytest.mark.parametrize("priority, level, message", [
     (Priority.P0, "error", "P0 Alert: API Key Invalid"),
     (Priority.P1, "warning", "P1 Alert: API Key Invalid"),
-    (Priority.P2, "info", "P2 Alert: API Key Invalid"),
+    (Priority.P2, "warning", "P2 Alert: API Key Invalid"),
 ])
 def test_log_file_lines(priority, level, message):
-    """The log-file channel writes the spec's JSON shape at ERROR for P0, WARNING for P1 and INFO for P2."""
+    """The log-file channel writes the spec's JSON shape at ERROR for P0 and WARNING for P1 and P2 alerts (the P2
+    daily summary is INFO: see test_daily_summary)."""
     logger = logging.getLogger(f"test.alerts.{priority.value}")
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
@@ -312,8 +320,9 @@ def test_real_alertmanager_accepts_and_lists(alertmanager):
     assert deliver(notifier, Notification.of(alert)).ok
     listed = httpx.get(f"{alertmanager.url}/api/v2/alerts", timeout=5).json()
     (got,) = [a for a in listed if a["labels"].get("fingerprint") == alert.fingerprint]
-    assert got["labels"] == {"alertname": "ProviderInvalidKey", "priority": "P0", "service": "gemini",
-                             "error_code": "GEMINI_INVALID_API_KEY", "fingerprint": alert.fingerprint}
+    assert got["labels"] == {"alertname": "ProviderInvalidKey", "severity": "critical", "priority": "P0",
+                             "service": "gemini", "error_code": "GEMINI_INVALID_API_KEY",
+                             "fingerprint": alert.fingerprint}
     assert got["annotations"]["action_required"] == "Check GEMINI_API_KEY in environment variables"
     assert got["annotations"]["jaeger_url"] == alert.jaeger_url
     assert got["status"]["state"] == "active"

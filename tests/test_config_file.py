@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import BaseModel, ConfigDict, Field
 
-from otel_monitor.config_file import ConfigError, load_config_file
+from otel_monitor.config_file import ConfigError, load_config_file, problem_at
 
 
 class Server(BaseModel):
@@ -67,3 +67,19 @@ def test_missing_file_is_a_config_error(tmp_path):
     """An unreadable file is reported by name, not as a traceback."""
     with pytest.raises(ConfigError, match="cannot read the file"):
         load_config_file(tmp_path / "absent.yaml", Example)
+
+
+@pytest.mark.parametrize("loc,line,message", [
+    (("server", "port"), 3, "wrong"),
+    (("server", "host"), 2, "wrong (missing here)"),
+    (("alerting", "delivery", "routing", "P0"), 5, "wrong"),
+    (("alerting", "delivery", "routing", "P1"), 4, "wrong (missing here)"),
+    (("absent", "key"), None, "wrong (missing here)"),
+])
+def test_problem_at_names_the_key_line_or_its_deepest_parent(tmp_path, loc, line, message):
+    """A problem found after loading is placed at its key's line, or at the line of its deepest parent key present
+    in the file, marked missing; its key names the whole path."""
+    path = tmp_path / "monitor.yaml"
+    path.write_text("name: a\nserver:\n  port: 1\nalerting: {delivery: {routing:\n  {P0: []}}}\n")
+    problem = problem_at(path, loc, "wrong")
+    assert (problem.line, problem.key, problem.message) == (line, ".".join(loc), message)

@@ -7,6 +7,7 @@ import datetime as dt
 import json
 import logging
 import time
+from types import SimpleNamespace
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -20,7 +21,10 @@ from otel_monitor.alerting.daily_summary import (
     next_send_time,
 )
 from otel_monitor.alerting.model import Priority
-from otel_monitor.quota.service import QuotaView
+from otel_monitor.quota.day_windows import quota_windows_between
+from otel_monitor.quota.reset_schedule import ResetRule
+from otel_monitor.quota.store import QuotaStore
+from otel_monitor.utc_time import iso_utc
 from tests.support.demo import create_project, demo_backend, wait_finished
 
 UTC = dt.timezone.utc
@@ -85,11 +89,15 @@ async def test_summary_counts_equal_the_calls_made(demo, stack, fakes, workdir, 
         fakes.set_fault(service, mode=mode, latencies=[0])
         ids = {_project(demo, [service]) for _ in range(count)}
         await asyncio.to_thread(wait_finished, demo, ids)
-    quota = [QuotaView("gemini", 49, 1000, "requests", 4.9, "healthy", None, None, False, None,
-                       dt.datetime.now(UTC))]
+    now = dt.datetime.now(UTC)
+    day_start = dt.datetime.combine(now.date(), dt.time(), UTC)
+    quota = QuotaStore(f"sqlite:///{workdir / 'quota.db'}")
+    quota.migrate()
+    quota.add("gemini", 49, 1000, 4.9, max(day_start, now - dt.timedelta(seconds=30)))
+    quota_service = SimpleNamespace(store=quota, sources={"gemini": SimpleNamespace(rule=ResetRule.daily())})
     config = DailySummaryConfig(prometheus_url=stack.prometheus_url, matchers=f'job="{demo.worker_service}"',
                                 reports_dir=workdir / "reports")
-    summary = DailySummary(config, quota=lambda: quota)
+    summary = DailySummary(config, quota_windows=lambda start, end: quota_windows_between(quota_service, start, end))
     today = dt.datetime.now(UTC).date()
     want_calls = {"gemini": {"total": 5, "success": 3, "failed": 2, "success_rate": 60},
                   "stability": {"total": 1, "success": 1, "failed": 0, "success_rate": 100}}
@@ -107,7 +115,18 @@ async def test_summary_counts_equal_the_calls_made(demo, stack, fakes, workdir, 
     assert stats["success_rate"] == 66.7
     assert stats["average_duration_minutes"] is not None and stats["average_duration_minutes"] >= 0
     assert stats["most_common_errors"] == [{"error_code": "GEMINI_INVALID_API_KEY", "service": "gemini", "count": 2}]
-    assert stats["quota_usage"] == {"gemini": {"used": 49, "total": 1000, "percentage": 4.9}}
+    tomorrow = iso_utc(day_start + dt.timedelta(days=1))
+    assert stats["quota_usage"] == {"gemini": {
+        "used": 49, "total": 1000, "percentage": 4.9, "reset_date": tomorrow,
+        "windows": [{"used": 49, "total": 1000, "percentage": 4.9, "window_start": iso_utc(day_start),
+                     "reset_date": tomorrow}]}}
+    performance = stats["system_performance"]["apis"]
+    assert set(performance) == {"gemini", "stability"}
+    assert performance["gemini"]["success_rate"] == 60
+    assert 0 < performance["gemini"]["p50_seconds"] <= performance["gemini"]["p99_seconds"]
+    (host,) = stats["system_performance"]["hosts"].values()  # the demo's processes run on this machine
+    assert 0 <= host["cpu_peak_percent"] <= 100 and 0 < host["memory_peak_percent"] <= 100
+    assert host["disk_free_min_percent"] == min(host["disk_free_min_percent_by_path"].values()) > 0
 
     with caplog.at_level(logging.INFO, logger="otel_monitor.alerts"):
         notification = await summary.produce(today)
@@ -117,3 +136,4 @@ async def test_summary_counts_equal_the_calls_made(demo, stack, fakes, workdir, 
     kept = json.loads((workdir / "reports" / f"daily-summary-{today.isoformat()}.json").read_text())
     assert kept["statistics"]["api_calls"] == want_calls and kept["report_type"] == "daily_summary"
     assert notification.alert.priority is Priority.P2 and notification.report == kept
+    quota.close()

@@ -36,6 +36,7 @@ _LOOPBACK = ("127.0.0.1", "localhost", "[::1]")
 # Grafana's variables, replaced by values Prometheus accepts, before a query is sent to it.
 GRAFANA_VARIABLES = {
     "service": "gemini",
+    "host": "api-1",
     "service_name": "video-api",
     "__rate_interval": "1m",
     "__interval": "1m",
@@ -348,6 +349,7 @@ def test_dashboard_uids_are_unique():
     assert len(uids) == len(set(uids)) == len(list(DASHBOARD_DIR.glob("*.json")))
 
 
+_HOST_SERIES = {PromNames.HOST_CPU_USAGE, PromNames.HOST_MEMORY_USAGE, PromNames.HOST_DISK_FREE}
 _COMPARED_NUMBER = re.compile(r"[<>]=?\s*(-?[0-9]*\.?[0-9]+)")
 
 
@@ -365,13 +367,14 @@ def _threshold_panels() -> list[tuple[str, set[str], set[float]]]:
 
 
 def _system_series() -> set[str]:
-    return {value for names in (HealthPromNames, QuotaPromNames) for key, value in vars(names).items()
-            if key.isupper() and isinstance(value, str)}
+    """The monitor's health and quota gauges and the backend hosts' CPU, memory and disk."""
+    return _HOST_SERIES | {value for names in (HealthPromNames, QuotaPromNames)
+                           for key, value in vars(names).items() if key.isupper() and isinstance(value, str)}
 
 
 def _rule_thresholds() -> dict[str, set[float]]:
-    """{system series: the numbers the shipped PromQL rules compare it with} (health and quota gauges: one number
-    per threshold; the providers' ratios are built from several series and are not compared here)."""
+    """{system series: the numbers the shipped PromQL rules compare it with} (host, health and quota gauges: one
+    number per threshold; the providers' ratios are built from several series and are not compared here)."""
     thresholds: dict[str, set[float]] = {}
     for rule in yaml.safe_load(RULES_FILE.read_text())["rules"]:
         names = metric_names(rule["expr"]) if rule.get("source") == "promql" else set()
@@ -390,9 +393,10 @@ def test_dashboard_thresholds_include_the_rules_thresholds(panel, names, values)
 
 
 def test_system_dashboard_draws_every_system_series():
-    """Every system series the rules alert on (CPU, memory, disk, queue, DB connections, quota) has a panel."""
+    """Every system series the rules alert on (the hosts' CPU, memory and disk, queue, DB connections, quota) has a
+    panel."""
     drawn = set().union(*(names for _, names, _ in _threshold_panels()))
-    assert len(_rule_thresholds()) >= 6 and set(_rule_thresholds()) <= drawn
+    assert len(_rule_thresholds()) >= 6 and _HOST_SERIES | set(_rule_thresholds()) <= drawn
 
 
 @pytest.mark.parametrize("expr", _promql_cases())

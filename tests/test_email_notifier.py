@@ -20,8 +20,17 @@ SUMMARY = {"message": "Daily Summary Report", "report_type": "daily_summary", "d
     "total_projects": 50, "successful_projects": 47, "failed_projects": 3, "success_rate": 94,
     "average_duration_minutes": 8.5,
     "api_calls": {"gemini": {"total": 50, "success": 49, "failed": 1, "success_rate": 98}},
-    "quota_usage": {"gemini": {"used": 49, "total": 1000, "percentage": 4.9}},
-    "most_common_errors": [{"error_code": "GEMINI_TIMEOUT", "service": "gemini", "count": 1}]}}
+    "quota_usage": {"gemini": {"used": 49, "total": 1000, "percentage": 4.9, "reset_date": "2026-03-02T00:00:00Z"}},
+    "most_common_errors": [{"error_code": "GEMINI_TIMEOUT", "service": "gemini", "count": 1}],
+    "system_performance": {
+        "apis": {"gemini": {"success_rate": 98, "p50_seconds": 1.25, "p90_seconds": 4.5, "p99_seconds": 9.75}},
+        "hosts": {"worker-1": {"cpu_peak_percent": 83.5, "memory_peak_percent": 61, "disk_free_min_percent": 42}},
+        "celery_queue_peak": 57}},
+    "alerts": {"P0": [], "P1": []},
+    "warnings": [{"rule": "GeminiLatencyP50High", "service": "gemini", "error_code": "API_LATENCY_HIGH",
+                  "summary": "Gemini P50 latency above 5 s", "labels": {"service": "gemini"},
+                  "first_fired": "2026-03-01T10:15:00Z", "resolved": None, "still_firing": True,
+                  "times_fired": 2, "worst_value": 6.25}]}
 
 
 def alert(priority: Priority = Priority.P0, code: str = "GEMINI_INVALID_API_KEY") -> Alert:
@@ -44,7 +53,9 @@ NOTIFICATIONS = [
                                       Notification.of(alert(Priority.P1, "GEMINI_ERROR_RATE_HIGH"))]),
                  None, "P1", ["D_ID_QUOTA_LOW", "GEMINI_ERROR_RATE_HIGH", "cd" * 16], id="p1-digest"),
     pytest.param(summary_notification(SUMMARY), None, "P2",
-                 ["2026-03-01", "<td>47</td>", "<td>98</td>", "<td>4.9</td>", "<td>1000</td>", "GEMINI_TIMEOUT"],
+                 ["2026-03-01", "<td>47</td>", "<td>98</td>", "<td>4.9</td>", "<td>1000</td>", "GEMINI_TIMEOUT",
+                  "<td>9.75</td>", "<td>worker-1</td>", "<td>83.5</td>", "Celery queue peak: 57",
+                  "<td>GeminiLatencyP50High</td>", "<td>still firing</td>", "<td>6.25</td>"],
                  id="p2-summary"),
 ]
 

@@ -16,7 +16,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from examples.demo_backend.launcher import DEMO_SECRETS
 from otel_monitor.external_calls import ExternalCallRecorder
 from otel_monitor.failure_streaks import LocalFailureStreaks
-from otel_monitor.httpx_providers import instrument_provider_calls, uninstrument_provider_calls
+from otel_monitor.provider_http import instrument_provider_calls, uninstrument_provider_calls
 from otel_monitor.redacting_export import RedactingSpanExporter
 from otel_monitor.redaction import SecretScrubber
 from otel_monitor.services import SERVICE_KEYS, ProviderRegistry
@@ -26,14 +26,15 @@ PROMPT = {"contents": [{"role": "user", "parts": [{"text": "a script about otter
 
 
 class Telemetry:
-    """A recorder on in-memory exporters, its spans scrubbed as in production."""
+    """A recorder on in-memory exporters, its spans scrubbed as in production (by ``scrubber``)."""
 
-    def __init__(self, streaks=None):
+    def __init__(self, streaks=None, scrubber: SecretScrubber | None = None):
+        self.scrubber = scrubber or SecretScrubber()
         self.spans = InMemorySpanExporter()
         self.reader = InMemoryMetricReader()
         self.tracer_provider = TracerProvider()
         self.tracer_provider.add_span_processor(
-            SimpleSpanProcessor(RedactingSpanExporter(self.spans, SecretScrubber())))
+            SimpleSpanProcessor(RedactingSpanExporter(self.spans, self.scrubber)))
         self.meter_provider = MeterProvider(metric_readers=[self.reader])
         self.recorder = ExternalCallRecorder(self.tracer_provider, self.meter_provider,
                                              streaks or LocalFailureStreaks())

@@ -147,11 +147,7 @@ def exported_series(stack):
     return names
 
 
-@pytest.mark.parametrize("rule,series", [
-    ("CpuUsageCritical", HealthPromNames.CPU_USAGE_RATIO),
-    ("CpuUsageHigh", HealthPromNames.CPU_USAGE_RATIO),
-    ("MemoryUsageCritical", HealthPromNames.MEMORY_USAGE_RATIO),
-    ("MemoryUsageHigh", HealthPromNames.MEMORY_USAGE_RATIO),
+@pytest.mark.parametrize("rule,series", [  # the CPU and memory rules read the backend hosts: test_host_metrics.py
     ("DatabaseConnectionsCritical", HealthPromNames.DATABASE_CONNECTIONS),
     ("DatabaseConnectionsHigh", HealthPromNames.DATABASE_CONNECTIONS),
 ])

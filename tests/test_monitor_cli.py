@@ -2,25 +2,49 @@
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 
 from examples.demo_backend.launcher import DEMO_SECRETS
 from examples.monitor_launcher import MonitorProcess
-from otel_monitor.devstack import wait_until
+from otel_monitor.alerting.model import Priority, Rule
+from otel_monitor.devstack import ManagedProcess, wait_until
+from otel_monitor.devstack.processes import http_ok
 from otel_monitor.devstack.stack import REPO_ROOT
+from otel_monitor.monitor_config import AlertingConfig, MonitorConfig, unreachable_alerts, untracked_signals
 from tests.support.backends import prom_values
 
 INVALID = REPO_ROOT / "tests" / "testdata" / "config"
+SHIPPED_RULES = REPO_ROOT / "config" / "alert-rules.yaml"
+# The CLI in a process where the promql-parser package cannot be imported (as if it were not installed).
+WITHOUT_PROMQL_PARSER = ("import sys; sys.modules['promql_parser'] = None; "
+                         "from otel_monitor.cli import main; sys.exit(main())")
 
 
-def otel_monitor(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "otel_monitor.cli", *args], capture_output=True, text=True,
+def otel_monitor(*args: str, env: dict | None = None, python: tuple[str, ...] = ("-m", "otel_monitor.cli"),
+                 ) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, *python, *args], capture_output=True, text=True,
                           cwd=REPO_ROOT, env=env, timeout=60)
+
+
+def path_without(binary: str) -> str:
+    """This process's PATH less every directory holding ``binary``."""
+    return os.pathsep.join(d for d in os.environ.get("PATH", "").split(os.pathsep)
+                           if d and not (Path(d) / binary).exists())
+
+
+def environment_without_promtool() -> dict[str, str]:
+    path = path_without("promtool")
+    assert shutil.which("promtool", path=path) is None
+    return {**os.environ, "PATH": path}
 
 
 @pytest.mark.parametrize("fixture,expected", [
@@ -31,6 +55,22 @@ def otel_monitor(*args: str, env: dict | None = None) -> subprocess.CompletedPro
     ("bad_environment.yaml", "bad_environment.yaml:1: environment: Input should be 'development'"),
     ("bad_yaml.yaml", "bad_yaml.yaml:3: invalid YAML"),
     ("bad_rules_reference.yaml", "tests/testdata/rules/unknown_inhibited_by.yaml:19: rules.1.inhibited_by.1: unknown rule"),
+    ("alerting_without_p0_route.yaml",
+     "alerting_without_p0_route.yaml:8: alerting.delivery.routing.P0: alerting is enabled but no channel is routed "
+     "for P0, so every P0 alert would reach nobody"),
+    ("alerting_with_empty_p0_route.yaml",
+     "alerting_with_empty_p0_route.yaml:9: alerting.delivery.routing.P0: alerting is enabled but no channel"),
+    ("alerting_without_delivery.yaml",
+     "alerting_without_delivery.yaml:3: alerting.delivery.routing.P0: alerting is enabled but no channel"),
+    ("alerting_without_p1_route.yaml",
+     "alerting_without_p1_route.yaml:8: alerting.delivery.routing.P1: 1 P1 rule(s) but no channel routed for P1"),
+    ("alerting_without_p2_route.yaml",
+     "alerting_without_p2_route.yaml:8: alerting.delivery.routing.P2: 1 P2 rule(s) but no channel routed for P2"),
+    ("alerting_without_rules_file.yaml",
+     "alerting_without_rules_file.yaml:2: alerting.rules_file: alerting is enabled but names no rules file"),
+    ("alerting_with_empty_rules_file.yaml",
+     "alerting_with_empty_rules_file.yaml:4: alerting.rules_file: alerting is enabled but names no rules file"),
+    ("alerting_with_no_rules.yaml", "alerting_with_no_rules.yaml:4: alerting.rules_file: the rules file has no rules"),
 ])
 @pytest.mark.parametrize("command", ["check-config", "serve"])
 def test_invalid_config_names_file_line_and_key_and_exits_2(command, fixture, expected):
@@ -43,10 +83,154 @@ def test_invalid_config_names_file_line_and_key_and_exits_2(command, fixture, ex
 
 
 def test_shipped_example_config_is_valid():
-    """examples/monitor.yaml passes check-config, with the shipped alert rules it names."""
+    """examples/monitor.yaml passes check-config, with the shipped alert rules it names, without a warning."""
     result = otel_monitor("check-config", "examples/monitor.yaml")
     assert result.returncode == 0, result.stderr
     assert "alert rules" in result.stdout
+    assert "warning" not in result.stderr
+
+
+def _rule(name: str, priority: Priority, expr: str = "up == 0", source: str = "promql") -> Rule:
+    return Rule(name=name, priority=priority, source=source, expr=expr, error_code="SOME_ERROR", summary="s",
+                action_required="a", runbook="r")
+
+
+ONE_OF_EACH = [_rule("Zero", Priority.P0), _rule("One", Priority.P1), _rule("Two", Priority.P2)]
+CONSOLE = {"console": {"type": "console"}}
+
+
+@pytest.mark.parametrize("alerting,rules,expected", [
+    ({"enabled": False}, [], []),
+    ({"enabled": True, "rules_file": "r.yaml", "delivery": {"channels": CONSOLE, "routing": {
+        "P0": ["console"], "P1": ["console"], "P2": ["console"]}}}, ONE_OF_EACH, []),
+    ({"enabled": True, "rules_file": "r.yaml", "delivery": {"channels": CONSOLE, "routing": {
+        "P0": ["console"], "P1": [], "P2": []}}}, ONE_OF_EACH, []),
+    ({"enabled": True, "rules_file": "r.yaml", "delivery": {"channels": CONSOLE, "routing": {"P0": ["console"]}}},
+     ONE_OF_EACH[:1], []),
+    ({"enabled": True, "rules_file": "r.yaml", "delivery": {"channels": CONSOLE, "routing": {"P0": ["console"]}}},
+     ONE_OF_EACH, ["alerting.delivery.routing.P1", "alerting.delivery.routing.P2"]),
+    ({"enabled": True, "rules_file": "r.yaml", "delivery": {"channels": CONSOLE, "routing": {"P0": []}}},
+     ONE_OF_EACH[:1], ["alerting.delivery.routing.P0"]),
+    ({"enabled": True, "rules_file": "r.yaml"}, [], ["alerting.rules_file", "alerting.delivery.routing.P0"]),
+    ({"enabled": True}, None, ["alerting.rules_file", "alerting.delivery.routing.P0"]),
+    ({"enabled": True, "rules_file": "r.yaml"}, None, ["alerting.delivery.routing.P0"]),
+], ids=["off", "all routed", "P1 and P2 to none on purpose", "only P0 rules", "P1 and P2 unrouted", "P0 to none",
+        "no rules", "no rules file", "rules file did not load"])
+def test_alerts_that_would_reach_nobody_are_found(alerting, rules, expected):
+    """With alerting on, no P0 channel, no rules, or a priority with rules and no routing (not even an explicit
+    `[]`) is found, each at its key; P1/P2 routed to none on purpose are accepted."""
+    found = unreachable_alerts(AlertingConfig.model_validate(alerting), rules)
+    assert [".".join(loc) for loc, _message in found] == expected
+
+
+STREAK = _rule("GeminiStreak", Priority.P0, "streak.gemini", source="check")
+
+
+@pytest.mark.parametrize("redis_url,enabled,rules,expected", [
+    ("redis://127.0.0.1:6379/0", True, [STREAK], []),
+    (None, False, [STREAK], ["Gemini and YouTube quotas cannot be tracked"]),
+    (None, True, ONE_OF_EACH, ["Gemini and YouTube quotas cannot be tracked"]),
+    (None, True, [STREAK, *ONE_OF_EACH], ["Gemini and YouTube quotas cannot be tracked",
+                                         "rules GeminiStreak (streak.*) can never fire"]),
+])
+def test_untracked_quotas_and_streaks_are_named_with_the_setting(redis_url, enabled, rules, expected):
+    """Without quota.redis_url, Gemini/YouTube quotas and streak.* rules cannot be read: each is a warning that
+    names quota.redis_url (streak rules only when alerting evaluates them)."""
+    config = MonitorConfig.model_validate({"quota": {"redis_url": redis_url}, "alerting": {"enabled": enabled}})
+    found = untracked_signals(config, rules)
+    assert len(found) == len(expected)
+    assert all(message.startswith(start) for (_loc, message), start in zip(found, expected))
+    assert all(loc == ("quota", "redis_url") and "set quota.redis_url" in message for loc, message in found)
+
+
+def _alerting_config(tmp_path: Path, rules_file: Path, routing: dict, **sections) -> Path:
+    path = tmp_path / "monitor.yaml"
+    path.write_text(yaml.safe_dump({**sections, "alerting": {
+        "enabled": True, "rules_file": str(rules_file),
+        "delivery": {"channels": CONSOLE, "routing": routing}}}, sort_keys=False))
+    return path
+
+
+def test_priorities_routed_to_none_on_purpose_pass_check_config(tmp_path):
+    """`P1: []` and `P2: []` say on purpose that those alerts go nowhere: check-config accepts it."""
+    path = _alerting_config(tmp_path, INVALID / "rules" / "one_per_priority.yaml",
+                            {"P0": ["console"], "P1": [], "P2": []})
+    result = otel_monitor("check-config", str(path))
+    assert result.returncode == 0, result.stderr
+    assert "(3 alert rules, PromQL checked by promtool)" in result.stdout
+
+
+def test_check_config_warns_of_untracked_quotas_and_streaks(tmp_path):
+    """check-config passes a config without quota.redis_url, but warns on stderr, at that key's line, that
+    Gemini/YouTube quotas and the shipped streak.* rules cannot be read."""
+    routing = {"P0": ["console"], "P1": ["console"], "P2": ["console"]}
+    path = _alerting_config(tmp_path, SHIPPED_RULES, routing, quota={"redis_url": None})
+    result = otel_monitor("check-config", str(path))
+    assert result.returncode == 0, result.stderr
+    line = path.read_text().splitlines().index("  redis_url: null") + 1
+    warnings = [w for w in result.stderr.splitlines() if w.startswith("otel-monitor: warning: ")]
+    assert len(warnings) == 2
+    assert all(f"{path}:{line}: quota.redis_url: " in w for w in warnings)
+    assert "Gemini and YouTube quotas cannot be tracked" in warnings[0]
+    assert "(streak.*) can never fire" in warnings[1]
+
+
+@pytest.mark.parametrize("fixture,outcome", [
+    ("examples/monitor.yaml", "alert rules, PromQL checked by promql-parser)"),
+    ("tests/testdata/config/bad_promql_reference.yaml", "rules.1.expr: invalid PromQL: unclosed left parenthesis"),
+])
+def test_check_config_without_promtool_checks_promql_with_the_parser(fixture, outcome):
+    """With no promtool on the PATH, check-config still checks PromQL (promql-parser): valid rules pass, saying
+    which checker ran, and a bad expression is refused with exit 2 at its rule."""
+    result = otel_monitor("check-config", fixture, env=environment_without_promtool())
+    assert result.returncode == (0 if "checked by" in outcome else 2), result.stderr
+    assert outcome in (result.stdout + result.stderr)
+
+
+def test_check_config_without_promtool_or_parser_warns_and_passes():
+    """With neither promtool nor promql-parser, check-config passes but warns that PromQL was not validated."""
+    result = otel_monitor("check-config", "tests/testdata/config/bad_promql_reference.yaml",
+                          env=environment_without_promtool(), python=("-c", WITHOUT_PROMQL_PARSER))
+    assert result.returncode == 0, result.stderr
+    assert "alerting.rules_file: PromQL of the rules was not validated: install Prometheus' promtool or the " \
+           "promql-parser package" in result.stderr
+    assert "OK (2 alert rules)" in result.stdout
+
+
+def _log_lines(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.startswith("{")]
+
+
+@pytest.mark.stack
+@pytest.mark.parametrize("parser", [True, False], ids=["promql-parser", "no PromQL checker"])
+def test_serve_starts_without_promtool_and_warns_of_what_it_cannot_see(stack, tmp_path, parser):
+    """`serve` with the shipped rules and no promtool on the PATH starts (/livez 200), and logs at WARNING, naming
+    the setting to change, that Gemini/YouTube quotas and streak rules need quota.redis_url, and, with no
+    promql-parser either, that PromQL was not validated."""
+    monitor = MonitorProcess(stack, tmp_path, quota={"redis_url": None})
+    monitor.config["alerting"] = {"enabled": True, "rules_file": str(SHIPPED_RULES),
+                                  "prometheus_url": stack.prometheus_url,
+                                  "delivery": {"channels": {"log": {"type": "log_file"}},
+                                               "routing": {"P0": ["log"], "P1": ["log"], "P2": ["log"]}}}
+    monitor.config_path.write_text(yaml.safe_dump(monitor.config, sort_keys=False))
+    python = ["-m", "otel_monitor.cli"] if parser else ["-c", WITHOUT_PROMQL_PARSER]
+    process = ManagedProcess("otel-monitor", [sys.executable, *python, "serve", "--config", str(monitor.config_path)],
+                             tmp_path / "monitor.out", env={"PATH": environment_without_promtool()["PATH"]},
+                             cwd=REPO_ROOT, ready=http_ok(f"{monitor.url}/livez"))
+    process.start()
+    try:
+        assert httpx.get(f"{monitor.url}/livez", timeout=5).status_code == 200
+        warnings = wait_until(lambda: [line for line in _log_lines(tmp_path / "logs" / "app.log")
+                                       if line["level"] == "warning" and line["logger"] == "otel_monitor.cli"],
+                              10, what="the start-up warnings")
+    finally:
+        process.stop()
+    assert {line["setting"] for line in warnings} == {"quota.redis_url"} | (set() if parser else
+                                                                            {"alerting.rules_file"})
+    messages = " ".join(line["message"] for line in warnings)
+    assert "Gemini and YouTube quotas cannot be tracked" in messages and "set quota.redis_url" in messages
+    assert "(streak.*) can never fire" in messages
+    assert ("PromQL of the rules was not validated" in messages) is not parser
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import redis
 
 from examples.demo_backend.launcher import DEMO_SECRETS
 from otel_monitor.devstack import wait_until
-from otel_monitor.failure_streaks import RedisFailureStreaks
+from otel_monitor.failure_streaks import RedisFailureStreaks, Streak
 from otel_monitor.usage_counter import UsageCounter
 from otel_monitor.instruments import CALL_DURATION_BUCKETS, PromNames
 from otel_monitor.services import SERVICE_KEYS
@@ -171,9 +171,12 @@ def test_no_secret_reaches_spans_series_or_logs(demo, stack, fakes):
     assert "ya29." not in spans + logs  # the OAuth access tokens the fake issued
 
 
-@pytest.mark.parametrize("demo", [{"env": {"OTEL_MONITOR_SPAN_SCHEDULE_DELAY_SECONDS": "60"}}], indirect=True)
+@pytest.mark.parametrize("demo", [{"env": {"OTEL_MONITOR_SPAN_SCHEDULE_DELAY_SECONDS": "60",
+                                           # the opt-in gauge: processes that set it export the shared streaks
+                                           "OTEL_MONITOR_EXPORT_SHARED_GAUGES": "true"}}], indirect=True)
 def test_failures_across_worker_processes_make_one_streak(demo, stack, fakes):
-    """11 invalid-key failures handled by two worker processes are one streak of 11, in Redis and in Prometheus."""
+    """11 invalid-key failures handled by two worker processes are one streak of 11, in Redis and in Prometheus;
+    a success ends it (what stays is its recent peak)."""
     streaks = RedisFailureStreaks(redis.Redis.from_url(stack.redis_url))
     streaks.reset(["gemini"])
     fakes.set_fault("gemini", mode="invalid_key")
@@ -186,7 +189,7 @@ def test_failures_across_worker_processes_make_one_streak(demo, stack, fakes):
     assert wait_for_prom(stack.prometheus_url, query, ("service",), {("gemini",): 11.0}) == {("gemini",): 11.0}
     fakes.set_fault("gemini", mode="ok")
     wait_finished(demo, {create_project(demo, ["gemini"])["project_id"]})
-    assert streaks.current("gemini").count == 0
+    assert streaks.current("gemini") == Streak(11, streak.last_trace_id, ended=True)
 
 
 @pytest.mark.parametrize("demo", [{"env": {"OTEL_MONITOR_OTLP_ENDPOINT": "http://127.0.0.1:{blackhole}"}}],

@@ -64,7 +64,7 @@ async def test_spec_example():
     assert body["quotas"]["stability"]["reset_date"] is None
     for entry in body["quotas"].values():
         assert set(entry) == {"used", "total", "percentage", "reset_date", "status", "unit",
-                              "forecast_exhausted_at", "stale", "error_code"}
+                              "forecast_exhausted_at", "stale", "error_code", "refused_at"}
 
 
 @pytest.mark.parametrize("used, total, percentage, status", [

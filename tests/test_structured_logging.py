@@ -309,6 +309,20 @@ def test_secrets_never_reach_the_log_file(tmp_path, root_logging, log_it, secret
     assert_jq_parses(tmp_path / "app.log")
 
 
+def test_a_failing_handler_reports_the_record_scrubbed(tmp_path, root_logging, capsys):
+    """When a handler cannot write (a closed console), stdlib's error report on stderr carries the scrubbed message."""
+    (console, _file) = configure_logging(log_dir=tmp_path, console=True, scrubber=SecretScrubber([REGISTERED]))
+    closed = io.StringIO()
+    closed.close()
+    console.stream = closed
+
+    logging.getLogger("backend.host").error("provider answered %s", f"bad key {REGISTERED}")
+
+    report = capsys.readouterr().err
+    assert "--- Logging error ---" in report and "provider answered bad key REDACTED" in report
+    assert REGISTERED not in report
+
+
 # --- robustness ---------------------------------------------------------------------------------------------------
 
 

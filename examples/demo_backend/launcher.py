@@ -99,9 +99,7 @@ class DemoBackend:
         argv = [sys.executable, "-m", "uvicorn", "examples.demo_backend.app:create_app", "--factory",
                 "--host", "127.0.0.1", "--port", str(self.api_port), "--no-access-log"]
         return ManagedProcess("video-api", argv, self.workdir / "video-api.out", cwd=REPO_ROOT,
-                              env={**self.env, "OTEL_MONITOR_SERVICE_NAME": self.api_service,
-                                   # the API alone reports the values all processes share through Redis
-                                   "OTEL_MONITOR_EXPORT_SHARED_GAUGES": "true"},
+                              env={**self.env, "OTEL_MONITOR_SERVICE_NAME": self.api_service},
                               ready=http_ok(f"{self.api_url}/livez"))
 
     def worker(self) -> ManagedProcess:

@@ -36,11 +36,12 @@ def _google_error(code: int, status: str, message: str, details: list | None = N
     return JSONResponse({"error": error}, status_code=code)
 
 
-def _invalid_key() -> JSONResponse:
+def _invalid_key(echoed: str | None = None) -> JSONResponse:
+    message = INVALID_KEY_MESSAGE if echoed is None else f"API key not valid: {echoed}. Please pass a valid API key."
     return _google_error(
         400,
         "INVALID_ARGUMENT",
-        INVALID_KEY_MESSAGE,
+        message,
         [
             {
                 "@type": "type.googleapis.com/google.rpc.ErrorInfo",
@@ -51,7 +52,7 @@ def _invalid_key() -> JSONResponse:
             {
                 "@type": "type.googleapis.com/google.rpc.LocalizedMessage",
                 "locale": "en-US",
-                "message": INVALID_KEY_MESSAGE,
+                "message": message,
             },
         ],
     )
@@ -123,8 +124,8 @@ def create_gemini_app(expected_key: str, faults: FaultState | None = None) -> Fa
         mode = fault_mode_of(request)
         if not key:
             return _google_error(403, "PERMISSION_DENIED", MISSING_KEY_MESSAGE)
-        if key != expected_key or mode == "invalid_key":
-            return _invalid_key()
+        if key != expected_key or mode in ("invalid_key", "echo_key"):
+            return _invalid_key(key if mode == "echo_key" else None)
         if mode in QUOTA_IDS:
             return _quota_exceeded(mode, model)
         if mode == "server_error":

@@ -117,7 +117,10 @@ def create_stability_app(
         if not header:
             return _error(401, "unauthorized", "missing authorization header")
         scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or token.strip() != expected_key or fault_mode_of(request) == "invalid_key":
+        mode = fault_mode_of(request)
+        if mode == "echo_key":
+            return _error(401, "unauthorized", f"Incorrect API key provided: {token.strip()}")
+        if scheme.lower() != "bearer" or token.strip() != expected_key or mode == "invalid_key":
             return _error(401, "unauthorized", "Incorrect API key provided")
         return None
 

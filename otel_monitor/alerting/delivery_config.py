@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Callable
 from typing import Annotated, Literal, TextIO
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator, model_validator
 from sentry_sdk.utils import BadDsn, Dsn
 
 from otel_monitor.alerting.model import Priority
@@ -23,13 +25,16 @@ from otel_monitor.alerting.notifiers import (
     WebSocketHub,
     WebSocketNotifier,
 )
+from otel_monitor.alerting.notifiers.alertmanager import DEFAULT_RESEND_INTERVAL_SECONDS
 from otel_monitor.alerting.notifiers.pagerduty import EVENTS_URL
+from otel_monitor.alerting.notifiers.webhook import WebhookFormat
 from otel_monitor.redaction import SecretScrubber, default_scrubber
 from otel_monitor.structured_logging import StructuredLogger
 
 __all__ = [
     "ConsoleChannel", "LogFileChannel", "WebhookChannel", "SlackChannel", "DiscordChannel", "PagerDutyChannel",
     "AlertmanagerChannel", "EmailChannel", "WebSocketChannel", "SentryChannel", "ChannelConfig", "RetryPolicy", "DeliveryConfig", "build_notifiers",
+    "alertmanager_notifier",
 ]
 
 _CHANNEL_NAME = r"^[A-Za-z][A-Za-z0-9_-]*$"
@@ -54,9 +59,21 @@ class LogFileChannel(_Channel):
 
 
 class WebhookChannel(_Channel):
+    """``format``: our own payload (``otel-monitor``) or Alertmanager's webhook payload (``alertmanager``, version
+    4, for receivers written for Alertmanager; ``external_url`` is its ``externalURL``)."""
+
     type: Literal["webhook"]
     url: SecretStr
     headers: dict[str, SecretStr] = Field(default_factory=dict)
+    format: WebhookFormat = "otel-monitor"
+    external_url: str | None = Field(None, pattern=r"^https?://")
+
+    @field_validator("external_url")
+    @classmethod
+    def _external_url_needs_alertmanager_format(cls, url: str | None, info: ValidationInfo) -> str | None:
+        if url is not None and info.data.get("format") != "alertmanager":
+            raise ValueError("only the alertmanager format has an external URL (set format: alertmanager)")
+        return url
 
 
 class SlackChannel(_Channel):
@@ -77,8 +94,12 @@ class PagerDutyChannel(_Channel):
 
 
 class AlertmanagerChannel(_Channel):
+    """Firing alerts are posted again every ``resend_interval_seconds`` while they fire, each valid for
+    ENDS_AT_INTERVALS intervals (Alertmanager ends an alert nobody posts again, whatever its resolve_timeout)."""
+
     type: Literal["alertmanager"]
-    url: str
+    url: str = Field(pattern=r"^https?://")
+    resend_interval_seconds: float = Field(DEFAULT_RESEND_INTERVAL_SECONDS, ge=1, le=3600)
 
 
 class EmailChannel(_Channel):
@@ -158,6 +179,16 @@ class DeliveryConfig(BaseModel):
         return self.routing.get(priority, ())
 
 
+def alertmanager_notifier(name: str, channel: AlertmanagerChannel, *, client: httpx.AsyncClient | None = None,
+                          scrubber: SecretScrubber = default_scrubber,
+                          clock: Callable[[], dt.datetime] | None = None) -> AlertmanagerNotifier:
+    """The notifier of one ``alertmanager`` channel (the Dispatcher's and the refresher's are built alike);
+    ``clock`` stamps ``endsAt`` (default: the wall clock)."""
+    return AlertmanagerNotifier(name, channel.url, resend_interval_seconds=channel.resend_interval_seconds,
+                                client=client, timeout=channel.timeout_seconds, scrubber=scrubber,
+                                **({"clock": clock} if clock is not None else {}))
+
+
 def build_notifiers(config: DeliveryConfig, *, client: httpx.AsyncClient | None = None,
                     scrubber: SecretScrubber = default_scrubber, stream: TextIO | None = None,
                     logger: StructuredLogger | None = None,
@@ -175,7 +206,9 @@ def build_notifiers(config: DeliveryConfig, *, client: httpx.AsyncClient | None 
                 notifiers[name] = LogFileNotifier(name, logger=logger or StructuredLogger(channel.logger))
             case WebhookChannel():
                 headers = {key: value.get_secret_value() for key, value in channel.headers.items()}
-                notifiers[name] = WebhookNotifier(name, channel.url.get_secret_value(), headers=headers, **http)
+                notifiers[name] = WebhookNotifier(name, channel.url.get_secret_value(), headers=headers,
+                                                  payload_format=channel.format,
+                                                  external_url=channel.external_url or "", **http)
             case SlackChannel():
                 notifiers[name] = SlackNotifier(name, channel.url.get_secret_value(), **http)
             case DiscordChannel():
@@ -184,7 +217,7 @@ def build_notifiers(config: DeliveryConfig, *, client: httpx.AsyncClient | None 
                 notifiers[name] = PagerDutyNotifier(name, channel.routing_key.get_secret_value(), url=channel.url,
                                                     source=channel.source, **http)
             case AlertmanagerChannel():
-                notifiers[name] = AlertmanagerNotifier(name, channel.url, **http)
+                notifiers[name] = alertmanager_notifier(name, channel, client=client, scrubber=scrubber)
             case EmailChannel():
                 password = channel.password.get_secret_value() if channel.password else None
                 notifiers[name] = EmailNotifier(name, channel.host, channel.port, channel.sender,

@@ -21,6 +21,14 @@ class Priority(str, Enum):
     P1 = "P1"
     P2 = "P2"
 
+    @property
+    def severity(self) -> str:
+        """The conventional severity (Prometheus ``severity`` label, PagerDuty): critical, warning, info."""
+        return _SEVERITIES[self]
+
+
+_SEVERITIES = {Priority.P0: "critical", Priority.P1: "warning", Priority.P2: "info"}
+
 
 class AlertState(str, Enum):
     PENDING = "pending"

@@ -27,7 +27,9 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     func,
+    inspect,
     select,
+    text,
     update,
 )
 from sqlalchemy.engine import Engine, make_url
@@ -51,10 +53,25 @@ _SQLITE_BUSY_SECONDS = 30
 
 
 def open_store(url) -> Engine:
-    """An engine on the alerting store (SQLite or PostgreSQL) with every alerting table of ``metadata`` created."""
+    """An engine on the alerting store (SQLite or PostgreSQL) with every alerting table of ``metadata`` created,
+    and the nullable columns added since a table was made added to it."""
     engine = store_engine(url, sqlite_busy_seconds=_SQLITE_BUSY_SECONDS)
     metadata.create_all(engine)
+    _add_new_columns(engine)
     return engine
+
+
+def _add_new_columns(engine: Engine) -> None:
+    """``ALTER TABLE ... ADD COLUMN`` for each nullable column of ``metadata`` that an existing table lacks (the
+    alerting tables have no migrations yet; new columns are nullable, so old rows stay valid)."""
+    found = inspect(engine)
+    with engine.begin() as connection:
+        for table in metadata.sorted_tables:
+            present = {column["name"] for column in found.get_columns(table.name)}
+            for column in table.columns:
+                if column.name not in present and column.nullable:
+                    kind = column.type.compile(dialect=engine.dialect)
+                    connection.execute(text(f'ALTER TABLE "{table.name}" ADD COLUMN "{column.name}" {kind}'))
 
 
 _UTC = dt.timezone.utc

@@ -1,7 +1,8 @@
-"""Loads the alert rules file strictly: schema, names, inhibitions, check names and PromQL (through promtool)."""
+"""Loads the alert rules file strictly: schema, names, inhibitions, check names and PromQL (promtool, else a parser)."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -18,9 +19,12 @@ from otel_monitor.config_file import ConfigError, ConfigProblem, load_config_fil
 from otel_monitor.services import SERVICE_KEYS
 from otel_monitor.alerting.sources import CHECK_EXPR
 
-__all__ = ["RulesFile", "HEALTH_CHECKS", "load_rules", "known_checks", "is_known_check", "check_promql"]
+__all__ = ["RulesFile", "HEALTH_CHECKS", "load_rules", "known_checks", "is_known_check", "check_promql",
+           "promql_checker", "PROMQL_PARSER"]
 
 HEALTH_CHECKS = ("database", "redis", "celery", "disk", "ffmpeg")
+# The PyPI package (Python binding of GreptimeDB's Rust PromQL parser) that checks PromQL where promtool is absent.
+PROMQL_PARSER = "promql-parser"
 _PROMTOOL_TIMEOUT_SECONDS = 60
 # Where in the expression promtool found the error: `parse error` preceded by LINE:COLUMN of the expression.
 _PROMQL_POSITION = re.compile(r"expression: (?P<line>\d+):(?P<column>\d+): ")
@@ -60,7 +64,9 @@ def load_rules(path: str | os.PathLike[str], *, promtool: str | None = "promtool
                service_keys: tuple[str, ...] = SERVICE_KEYS) -> list[Rule]:
     """The rules of ``path``; raises ConfigError listing every problem, each with file, line and key.
 
-    ``promtool`` is the binary checking PromQL (``promtool check rules``); None skips that check only.
+    ``promtool`` is the binary checking PromQL (``promtool check rules``, the reference); when it is not on the
+    PATH the promql-parser package checks instead, and with neither PromQL is not checked (``promql_checker``
+    says which applies). None skips that check only.
     """
     path = Path(path)
     rules = load_config_file(path, RulesFile).rules
@@ -79,13 +85,22 @@ def load_rules(path: str | os.PathLike[str], *, promtool: str | None = "promtool
     return rules
 
 
+def promql_checker(promtool: str | None = "promtool") -> str | None:
+    """What checks PromQL: the promtool binary's path when on the PATH, else PROMQL_PARSER when it is installed,
+    else None (PromQL is not checked: say so)."""
+    if promtool is not None and (binary := shutil.which(promtool)) is not None:
+        return binary
+    return PROMQL_PARSER if importlib.util.find_spec("promql_parser") is not None else None
+
+
 def check_promql(exprs: dict[int, str], promtool: str = "promtool") -> list[tuple[int | None, str]]:
-    """(index, message) of every expression promtool rejects; index None for a failure of promtool itself."""
+    """(index, message) of every expression promtool rejects; index None for a failure of promtool itself.
+    Without promtool on the PATH, of every expression the promql-parser package rejects; with neither, none."""
     if not exprs:
         return []
     binary = shutil.which(promtool)
     if binary is None:
-        return [(None, f"cannot check PromQL: {promtool!r} not found (install Prometheus' promtool)")]
+        return _parse_promql(exprs)
     # One alerting rule per expression, named by its index in the rules file, so each error maps back.
     document = {"groups": [{"name": "otel_monitor_rules",
                             "rules": [{"alert": f"expr_{i}", "expr": expr} for i, expr in exprs.items()]}]}
@@ -106,6 +121,21 @@ def check_promql(exprs: dict[int, str], promtool: str = "promtool") -> list[tupl
         if match and int(match["index"]) in exprs:
             failures.append((int(match["index"]), f"invalid PromQL: {match['message']}"))
     return failures or [(None, f"cannot check PromQL: promtool said: {output.strip()}")]
+
+
+def _parse_promql(exprs: dict[int, str]) -> list[tuple[int | None, str]]:
+    """(index, message) of every expression the promql-parser package rejects; none when it is not installed."""
+    try:
+        import promql_parser
+    except ImportError:
+        return []
+    failures: list[tuple[int | None, str]] = []
+    for index, expr in exprs.items():
+        try:
+            promql_parser.parse(expr)
+        except Exception as exc:  # ValueError with the parser's message; anything else is a rejection too
+            failures.append((index, f"invalid PromQL: {exc}"))
+    return failures
 
 
 class _RuleLines:

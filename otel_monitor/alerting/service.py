@@ -6,30 +6,37 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 import httpx
 
+from otel_monitor.alerting.alertmanager_refresh import AlertmanagerRefresher
+from otel_monitor.alerting.daily_summary import DailySummary, DailySummaryConfig
 from otel_monitor.alerting.delivery_config import DeliveryConfig, build_notifiers
+from otel_monitor.alerting.digest import DEFAULT_DIGEST_PERIOD, DigestStore, P1Digest
 from otel_monitor.alerting.evaluation import Evaluator
 from otel_monitor.alerting.heartbeat import Heartbeat
 from otel_monitor.alerting.incidents import Incident, IncidentStatus, IncidentStore, opens_incident
 from otel_monitor.alerting.lifecycle import FIRING, RESOLVED, Transition
 from otel_monitor.alerting.model import Alert, AlertState, Priority, Rule
+from otel_monitor.alerting.notifiers.log_file import ALERT_LOGGER, log_notification
+from otel_monitor.alerting.notifiers.notification import Notification
 from otel_monitor.alerting.notifiers.websocket import WebSocketHub
 from otel_monitor.alerting.outbox import Dispatcher, Outbox
+from otel_monitor.alerting.quota_details import quota_details
 from otel_monitor.alerting.state import DEFAULT_HISTORY_LIMIT, AlertStore
 from otel_monitor.alerting.sources import CheckSource, PrometheusSource, Source, streak_trace_lookup
 from otel_monitor.failure_streaks import failure_streaks_from_url
 from otel_monitor.monitor_config import MonitorConfig
+from otel_monitor.quota.day_windows import quota_windows_between
 from otel_monitor.structured_logging import StructuredLogger
-from otel_monitor.alerting.daily_summary import DailySummary, DailySummaryConfig
-from otel_monitor.alerting.digest import DigestStore, HourlyDigest
 
 __all__ = ["AlertingService"]
 
 _UTC = dt.timezone.utc
 _log = StructuredLogger("otel_monitor.alerting.service")
+_alert_log = StructuredLogger(ALERT_LOGGER)
 
 
 def _utcnow() -> dt.datetime:
@@ -71,7 +78,8 @@ class AlertingService:
                  environment: str = "development", heartbeat: Heartbeat | None = None,
                  daily_summary: DailySummary | None = None, digests: DigestStore | None = None,
                  closers: Sequence[Callable[[], Awaitable[None]]] = (),
-                 websocket_hub: WebSocketHub | None = None) -> None:
+                 websocket_hub: WebSocketHub | None = None, digest_period: dt.timedelta = DEFAULT_DIGEST_PERIOD,
+                 transition_details: Callable[[Alert], Mapping[str, object]] | None = None) -> None:
         self.outbox = outbox
         self.dispatcher = dispatcher
         self.delivery = delivery
@@ -79,8 +87,11 @@ class AlertingService:
         self.incident_store = incidents or IncidentStore(clock=clock)
         self.environment = environment
         self.heartbeat = heartbeat
-        # P1 transitions wait for the hour's digest (kept in ``digests``); P2 ones are for the daily summary only.
-        self.digest = HourlyDigest(self._send_digest, store=digests or DigestStore(clock=clock), clock=clock)
+        # P1 transitions wait for their period's digest (kept in ``digests``).
+        self.digest = P1Digest(self._send_digest, store=digests or DigestStore(clock=clock), clock=clock,
+                               period=digest_period)
+        # Fields a transition's log line adds to its details (a quota alert's remaining share and reset).
+        self._transition_details = transition_details
         self.daily_summary = daily_summary
         # What the ``websocket`` channels publish to and ``/api/v1/alerts/ws`` serves.
         self.websocket_hub = websocket_hub or WebSocketHub()
@@ -91,6 +102,7 @@ class AlertingService:
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
         self._recorded: dict[str, Alert] = {}  # the active alerts as last written to the store
+        self._value_ranges: dict[str, tuple[float, float]] = {}  # lowest and highest value written, per alert
         self._resolved: set[str] = set()  # fingerprints resolved by a notified transition this pass
 
     @classmethod
@@ -117,12 +129,22 @@ class AlertingService:
         summary_config = alerting.daily_summary
         if summary_config.prometheus_url == DailySummaryConfig().prometheus_url:
             summary_config = summary_config.model_copy(update={"prometheus_url": alerting.prometheus_url})
-        daily_summary = DailySummary(summary_config, quota=quota.latest, client=client)
+        state = AlertStore(store_url, clock=clock)
+
+        async def episodes(start: dt.datetime, end: dt.datetime):
+            return await state.executor.run(state.episodes_between, start, end)
+
+        async def quota_windows(start: dt.datetime, end: dt.datetime):
+            return await quota_windows_between(quota, start, end)
+
+        daily_summary = DailySummary(summary_config, quota_windows=quota_windows, episodes=episodes, rules=rules,
+                                     client=client, clock=clock)
         return cls(rules, sources, outbox, dispatcher, alerting.delivery, clock=clock,
                    jaeger_base=alerting.jaeger_url, trace_lookup=streak_trace_lookup(streaks),
-                   state=AlertStore(store_url, clock=clock), incidents=IncidentStore(store_url, clock=clock),
+                   state=state, incidents=IncidentStore(store_url, clock=clock),
                    environment=config.environment, heartbeat=heartbeat, daily_summary=daily_summary,
-                   digests=DigestStore(store_url, clock=clock),
+                   digests=DigestStore(store_url, clock=clock), digest_period=alerting.digest_period,
+                   transition_details=quota_details(quota.latest),
                    closers=[] if http_client is not None else [client.aclose], websocket_hub=websocket_hub)
 
     # -- reading --------------------------------------------------------------------------------------------------
@@ -151,20 +173,32 @@ class AlertingService:
                            step=step.__name__, error=repr(exc))
 
     async def enqueue(self, alert: Alert, transition: Transition) -> None:
-        """P0: queues the transition for its channels at once and wakes the Dispatcher. P1: held for the hourly
-        digest. P2: none on its own (kept in the history; the daily summary reports the day)."""
+        """P0 and P2: queued at once for the channels their priority is routed to, and the Dispatcher woken. P1: held
+        for the period's digest. P1 and P2 transitions are also logged at WARNING as they happen (the spec's "P1
+        Alert: ..." line), whatever the routing: their channel delivery is a digest or may be a daily email."""
+        notification = Notification.of(alert, transition)
+        if alert.priority is not Priority.P0:
+            self._log_transition(notification)
         if alert.priority is Priority.P1:
             await self.digest.add(alert, transition)  # a store that is down leaves it held in memory, not lost
             return
-        if alert.priority is Priority.P2:
-            return
         channels = self.delivery.channels_for(alert.priority)
-        if not channels:
-            _log.info("Alert transition routed to no channel", rule=alert.rule, transition=transition,
-                      alert_priority=alert.priority.value)
+        if not channels:  # `serve` refuses such a config; a service built by hand can still have one
+            _log.error("Alert transition routed to no channel", rule=alert.rule, transition=transition,
+                       alert_priority=alert.priority.value, error_code=alert.error_code)
             return
         await self.outbox.executor.run(self.outbox.enqueue, alert, transition, channels)
         self.dispatcher.wake()
+
+    def _log_transition(self, notification: Notification) -> None:
+        details: Mapping[str, object] = {}
+        if self._transition_details is not None:
+            try:
+                details = self._transition_details(notification.alert)
+            except Exception as exc:  # noqa: BLE001 - the line goes out without the extra fields
+                _log.warning("Alert details lookup failed", rule=notification.alert.rule, error=repr(exc))
+        level = logging.INFO if notification.resolved else logging.WARNING
+        log_notification(_alert_log, notification, level=level, details=details)
 
     async def _send_digest(self, notification) -> None:
         await self._send_notification(notification, Priority.P1)
@@ -178,10 +212,21 @@ class AlertingService:
             await self.outbox.executor.run(self.outbox.enqueue_notification, notification, channels)
             self.dispatcher.wake()
 
+    def _widens_range(self, alert: Alert) -> bool:
+        """Notes the alert's value; True when it is outside the range written so far."""
+        if alert.value is None:
+            return False
+        low, high = self._value_ranges.get(alert.fingerprint, (alert.value, alert.value))
+        widened = alert.fingerprint not in self._value_ranges or not low <= alert.value <= high
+        self._value_ranges[alert.fingerprint] = (min(low, alert.value), max(high, alert.value))
+        return widened
+
     async def _keep(self, alert: Alert, transition: Transition) -> None:
+        self._widens_range(alert)
         await self.state.executor.run(self.state.upsert, alert)
         if transition == RESOLVED:
             self._recorded.pop(alert.fingerprint, None)
+            self._value_ranges.pop(alert.fingerprint, None)
             self._resolved.add(alert.fingerprint)
         else:
             self._recorded[alert.fingerprint] = alert
@@ -205,11 +250,13 @@ class AlertingService:
             current = {alert.fingerprint: alert for alert in self.evaluator.alerts()}
             for fingerprint, alert in current.items():
                 kept = self._recorded.get(fingerprint)
-                if kept is None or _recorded_key(kept) != _recorded_key(alert):
+                widens = self._widens_range(alert)  # a new worst value is kept for the daily summary
+                if kept is None or _recorded_key(kept) != _recorded_key(alert) or widens:
                     await self.state.executor.run(self.state.upsert, alert)
                     self._recorded[fingerprint] = alert
             for fingerprint in [fp for fp in self._recorded if fp not in current]:
                 gone = self._recorded.pop(fingerprint)
+                self._value_ranges.pop(fingerprint, None)
                 if fingerprint in self._resolved:
                     continue
                 if gone.state is AlertState.PENDING:
@@ -247,6 +294,8 @@ class AlertingService:
         if self.heartbeat is not None:
             self._tasks.append(loop.create_task(self.heartbeat.run(self._stop), name="otel-monitor-heartbeat"))
         self._tasks.append(loop.create_task(self.digest.run(), name="otel-monitor-p1-digest"))
+        refresher = AlertmanagerRefresher.from_config(self.delivery, self.alerts, clock=self._clock)
+        self._tasks.append(loop.create_task(refresher.run(self._stop), name="otel-monitor-alertmanager-refresh"))
         if self.daily_summary is not None:
             self._tasks.append(loop.create_task(self.daily_summary.run(self._send_summary),
                                                 name="otel-monitor-daily-summary"))

@@ -168,7 +168,9 @@ class CheckSource:
     ``health.<check>`` holds while that check of the health report is unhealthy (labels ``check``);
     ``quota.<provider>`` while its quota status is critical or exceeded (less than 10 % left; value: percent
     left); ``streak.<provider>`` while its shared failure streak is above 10, or above N with ``streak.x > N``
-    (value: the streak; trace_id: its last failing call). ``*`` as provider: one sample per provider.
+    (value: the streak; trace_id: its last failing call). A streak a success ended within the last minute counts
+    with its peak, so one that passed the threshold between two evaluations is not missed. ``*`` as provider:
+    one sample per provider.
     """
 
     name = "checks"
@@ -232,10 +234,13 @@ class CheckSource:
         if self._streaks is None:
             raise SourceError(f"rule {rule.name}: no failure streaks")
         providers = self._targets(rule, target)
-        # current() may ask Redis: off the event loop.
-        streaks = await asyncio.to_thread(lambda: [self._streaks.current(p) for p in providers])
-        return [Sample({"service": p}, float(s.count), s.last_trace_id)
-                for p, s in zip(providers, streaks) if s.count > above]
+        try:
+            # One Redis read for every provider, off the event loop; it raises when Redis does not answer.
+            streaks = await asyncio.to_thread(self._streaks.shared, providers)
+        except Exception as exc:  # unknown is not clear: the rule's alerts keep their state
+            raise SourceError(f"rule {rule.name}: failure streaks unavailable: {type(exc).__name__}: {exc}") from None
+        return [Sample({"service": p}, float(streaks[p].count), streaks[p].last_trace_id)
+                for p in providers if streaks[p].count > above]
 
 
 def streak_trace_lookup(streaks) -> Callable[[str], str | None]:

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from dataclasses import dataclass
 
-from sqlalchemy import Float, Index, Integer, String, Text, UniqueConstraint, delete, select
+from sqlalchemy import Float, Index, Integer, String, Text, UniqueConstraint, delete, or_, select
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from otel_monitor.alerting.model import Alert, AlertState, Priority
 from otel_monitor.alerting.outbox import SqlStore, metadata, open_store
 from otel_monitor.store_types import UTCDateTime
 
-__all__ = ["AlertStore", "SqlStore", "open_store", "DEFAULT_HISTORY_LIMIT"]
+__all__ = ["AlertStore", "AlertEpisode", "SqlStore", "open_store", "DEFAULT_HISTORY_LIMIT"]
 
 _UTC = dt.timezone.utc
 _ACTIVE = (AlertState.PENDING.value, AlertState.FIRING.value)
@@ -50,6 +51,11 @@ class _AlertRow(_Base):
     trace_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     jaeger_url: Mapped[str | None] = mapped_column(Text, nullable=True)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False)
+    # When the episode first fired (None while pending), and the lowest and highest value it was evaluated at:
+    # the daily summary reports each alert of the day with its worst value.
+    fired_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    min_value: Mapped[float | None] = mapped_column(Float, nullable=True)
+    max_value: Mapped[float | None] = mapped_column(Float, nullable=True)
 
     def fill(self, alert: Alert, now: dt.datetime) -> None:
         self.rule, self.priority, self.state = alert.rule, alert.priority.value, alert.state.value
@@ -59,6 +65,11 @@ class _AlertRow(_Base):
         self.inhibited = json.dumps(list(alert.inhibited))
         self.ends_at, self.trace_id, self.jaeger_url = alert.ends_at, alert.trace_id, alert.jaeger_url
         self.updated_at = now
+        if self.fired_at is None and alert.state is not AlertState.PENDING:
+            self.fired_at = now
+        if alert.value is not None:
+            self.min_value = alert.value if self.min_value is None else min(self.min_value, alert.value)
+            self.max_value = alert.value if self.max_value is None else max(self.max_value, alert.value)
 
     def alert(self) -> Alert:
         return Alert(fingerprint=self.fingerprint, rule=self.rule, priority=Priority(self.priority),
@@ -66,6 +77,16 @@ class _AlertRow(_Base):
                      action_required=self.action_required, runbook=self.runbook, labels=json.loads(self.labels),
                      value=self.value, starts_at=self.starts_at, ends_at=self.ends_at, trace_id=self.trace_id,
                      jaeger_url=self.jaeger_url, inhibited=tuple(json.loads(self.inhibited or "[]")))
+
+
+@dataclass(frozen=True)
+class AlertEpisode:
+    """One alert from its start to its end, as kept: when it fired and the range of values it was seen at."""
+
+    alert: Alert
+    fired_at: dt.datetime
+    min_value: float | None
+    max_value: float | None
 
 
 class AlertStore(SqlStore):
@@ -111,3 +132,12 @@ class AlertStore(SqlStore):
             query = query.where(_AlertRow.state == state.value)
         with self._lock, Session(self._ready()) as session:
             return [row.alert() for row in session.scalars(query).all()]
+
+    def episodes_between(self, start: dt.datetime, end: dt.datetime) -> list[AlertEpisode]:
+        """The episodes that fired and were firing at some time in ``[start, end)``, oldest first."""
+        query = (select(_AlertRow).where(_AlertRow.fired_at.is_not(None), _AlertRow.fired_at < end,
+                                         or_(_AlertRow.ends_at.is_(None), _AlertRow.ends_at >= start))
+                 .order_by(_AlertRow.fired_at, _AlertRow.id))
+        with self._lock, Session(self._ready()) as session:
+            return [AlertEpisode(row.alert(), row.fired_at, row.min_value, row.max_value)
+                    for row in session.scalars(query).all()]

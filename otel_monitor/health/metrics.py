@@ -39,6 +39,7 @@ from opentelemetry.metrics import CallbackOptions, MeterProvider, Observation
 
 from otel_monitor.health.checks import BYTES_PER_GB
 from otel_monitor.health.status import STATUSES, UNHEALTHY
+from otel_monitor.host_metrics import memory_usage_ratio  # one reading of memory for the monitor and the backend
 from otel_monitor.instruments import METER_NAME
 
 __all__ = ["HealthMetricNames", "HealthPromNames", "HealthMetrics", "CpuUsageReader", "memory_usage_ratio",
@@ -100,13 +101,6 @@ class CpuUsageReader:
         self._threads.add(thread)
         percent = psutil.cpu_percent(interval=None)  # also sets this thread's baseline for the next read
         return None if first else round(percent / 100, 4)
-
-
-def memory_usage_ratio() -> float:
-    """The share of the host's memory not available to new processes (0..1)."""
-    import psutil
-
-    return round(psutil.virtual_memory().percent / 100, 4)
 
 
 def _no_count() -> int | None:

@@ -22,11 +22,15 @@ __all__ = [
     "QuotaConfig",
     "HOURLY",
     "QUARTER_HOURLY",
+    "STALE_AFTER",
 ]
 
-# The spec's cadence (section 5.2): every quota hourly, YouTube every 15 minutes.
+# The spec's cadence (section 5.2): every quota hourly, YouTube every 15 minutes; every quota at least every 15
+# minutes once 80 % of it is used, so a P1 (less than 10 % left) is seen within the hour it starts.
 HOURLY = 3600.0
 QUARTER_HOURLY = 900.0
+# A polled balance older than this is re-read when the quota endpoint or a quota rule asks for it.
+STALE_AFTER = 300.0
 
 
 class _Strict(BaseModel):
@@ -76,6 +80,8 @@ class _ProviderQuota(_Strict):
 class _BalanceApi(_ProviderQuota):
     api_key: SecretStr | None = None
     base_url: str
+    # Overrides the global ``stale_after_seconds`` for this provider.
+    stale_after_seconds: float | None = Field(None, gt=0, le=86400)
 
     @field_validator("base_url")
     @classmethod
@@ -141,6 +147,16 @@ class QuotaConfig(_Strict):
     forecast_lookback_hours: float = Field(3.0, gt=0, le=720)
     # Whether the service polls on its own (start()); off, polls happen only when asked.
     poll: bool = True
+    # Poll interval of any provider once 80 % (the warning threshold) of its quota is used: at most 15 minutes.
+    high_usage_poll_interval_seconds: float = Field(QUARTER_HOURLY, gt=0, le=QUARTER_HOURLY)
+    # A polled balance (D-ID, Stability) older than this is re-read when the endpoint or a quota rule asks
+    # (per provider: ``d_id.stale_after_seconds``); concurrent askers share one request.
+    stale_after_seconds: float = Field(STALE_AFTER, gt=0, le=86400)
+    # How long the quota endpoint waits for such a re-read; past it, the last balance answers with ``stale: true``.
+    refresh_wait_seconds: float = Field(3.0, gt=0, le=120)
+    # How often the gauges' views read the counted quotas and the providers' refusals anew (Redis only, no provider
+    # request and no stored row), so a refusal reaches the quota rules within this, not at the next poll.
+    refresh_interval_seconds: float = Field(30.0, gt=0, le=3600)
 
     @field_validator("store_url")
     @classmethod
@@ -160,6 +176,11 @@ class QuotaConfig(_Strict):
     def provider(self, service: str) -> _ProviderQuota:
         """The section of a service key (``d-id`` or ``d_id``)."""
         return getattr(self, service.replace("-", "_"))
+
+    def stale_after(self, service: str) -> float:
+        """Seconds after which the polled balance of ``service`` is re-read on demand."""
+        own = getattr(self.provider(service), "stale_after_seconds", None)
+        return self.stale_after_seconds if own is None else own
 
     def reset_rules(self) -> dict[str, ResetRule]:
         """Reset rule per service key (``gemini``, ``stability``, ``d-id``, ``youtube``)."""

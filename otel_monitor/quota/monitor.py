@@ -58,8 +58,10 @@ class QuotaMonitor:
         self._clock = clock
 
     async def check_quota(self, service: str, used: float, total: float, *,
-                          reset_date: dt.datetime | None | object = _UNSET) -> QuotaCheck:
-        """Logs the check when over a threshold and persists it; a store failure is logged, never raised."""
+                          reset_date: dt.datetime | None | object = _UNSET,
+                          refused_at: dt.datetime | None = None) -> QuotaCheck:
+        """Logs the check when over a threshold and persists it; a store failure is logged, never raised.
+        ``refused_at``: the provider's refusal (for lack of quota) that this check reports, logged with it."""
         key = service_key(service)
         ratio = usage_ratio(used, total)
         now = self._clock()
@@ -77,6 +79,8 @@ class QuotaMonitor:
             "quota_status": status,
             "reset_date": iso_utc(reset_date),
         }
+        if refused_at is not None:
+            fields["quota_refused_at"] = iso_utc(refused_at)
         if status in (CRITICAL, EXCEEDED):
             logger.error("Quota critical", extra={
                 "alert_priority": "P1", "error_code": provider_error_code(key, ProviderFailure.QUOTA_EXCEEDED),

@@ -26,6 +26,8 @@ def alerting_monitor(stack: DevStack, workdir: Path, rules: dict, channels: dict
     process.config["alerting"] = {
         "enabled": True, "rules_file": str(rules_file), "prometheus_url": stack.prometheus_url,
         "jaeger_url": stack.jaeger_url, **alerting,
-        "delivery": {"channels": channels, "routing": {"P0": list(channels)}, "retry": FAST_RETRY},
+        # P1 and P2 go nowhere on purpose (`[]`): serve refuses rules of a priority left unrouted.
+        "delivery": {"channels": channels, "routing": {"P0": list(channels), "P1": [], "P2": []},
+                     "retry": FAST_RETRY},
     }
     return process

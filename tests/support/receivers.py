@@ -176,12 +176,27 @@ class SmtpInbox:
 
 
 class AlertmanagerServer:
-    """A real Alertmanager on a free port, routing everything to a null receiver."""
+    """A real Alertmanager on a free port, routing everything to a null receiver, or with ``webhook_url`` to its own
+    webhook receiver (one group per alert, sent at once, resolved too); ``resolve_timeout`` in seconds (None: its
+    default, 5 minutes) is how long it keeps an alert posted without ``endsAt``."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, *, resolve_timeout: float | None = None, webhook_url: str | None = None) -> None:
         self.workdir = Path(workdir)
         self.port = free_port()
+        self.resolve_timeout = resolve_timeout
+        self.webhook_url = webhook_url
         self._process: subprocess.Popen | None = None
+
+    def _config(self) -> str:
+        config: dict = {"route": {"receiver": "null"}, "receivers": [{"name": "null"}]}
+        if self.resolve_timeout is not None:
+            config["global"] = {"resolve_timeout": f"{self.resolve_timeout:g}s"}
+        if self.webhook_url is not None:
+            config["route"] = {"receiver": "hook", "group_by": ["..."], "group_wait": "0s",
+                               "group_interval": "1s", "repeat_interval": "1h"}
+            config["receivers"] = [{"name": "hook", "webhook_configs": [{"url": self.webhook_url,
+                                                                         "send_resolved": True}]}]
+        return json.dumps(config)  # JSON is YAML
 
     @property
     def url(self) -> str:
@@ -189,7 +204,7 @@ class AlertmanagerServer:
 
     def start(self) -> AlertmanagerServer:
         config = self.workdir / "alertmanager.yml"
-        config.write_text("route:\n  receiver: 'null'\nreceivers:\n  - name: 'null'\n")
+        config.write_text(self._config())
         self._process = subprocess.Popen(
             [ALERTMANAGER, f"--config.file={config}", f"--storage.path={self.workdir / 'data'}",
              f"--web.listen-address=127.0.0.1:{self.port}", "--cluster.listen-address="],

@@ -1,6 +1,6 @@
 """Receivers of alert notifications, one module each; every one answers whether a failed delivery is retryable."""
 
-from otel_monitor.alerting.notifiers.alertmanager import AlertmanagerNotifier, alertmanager_alert
+from otel_monitor.alerting.notifiers.alertmanager import AlertmanagerNotifier, alertmanager_alert, labels_and_annotations
 from otel_monitor.alerting.notifiers.console import ConsoleNotifier, format_console_line
 from otel_monitor.alerting.notifiers.discord import DiscordNotifier, discord_payload
 from otel_monitor.alerting.notifiers.email import EmailNotifier, email_message
@@ -16,7 +16,7 @@ from otel_monitor.alerting.notifiers.notification import (
 from otel_monitor.alerting.notifiers.pagerduty import PagerDutyNotifier, pagerduty_event
 from otel_monitor.alerting.notifiers.sentry import SentryNotifier, sentry_event
 from otel_monitor.alerting.notifiers.slack import SlackNotifier, slack_payload
-from otel_monitor.alerting.notifiers.webhook import WebhookNotifier, webhook_payload
+from otel_monitor.alerting.notifiers.webhook import WebhookNotifier, alertmanager_webhook_payload, webhook_payload
 from otel_monitor.alerting.notifiers.websocket import WebSocketHub, WebSocketNotifier, serve_subscriber
 
 __all__ = [
@@ -25,5 +25,5 @@ __all__ = [
     "ConsoleNotifier", "LogFileNotifier", "WebhookNotifier", "SlackNotifier", "DiscordNotifier",
     "PagerDutyNotifier", "AlertmanagerNotifier", "EmailNotifier", "email_message",
     "format_console_line", "webhook_payload", "slack_payload", "discord_payload", "pagerduty_event",
-    "alertmanager_alert", "WebSocketHub", "WebSocketNotifier", "serve_subscriber", "SentryNotifier", "sentry_event",
+    "alertmanager_alert", "labels_and_annotations", "alertmanager_webhook_payload", "WebSocketHub", "WebSocketNotifier", "serve_subscriber", "SentryNotifier", "sentry_event",
 ]

@@ -56,18 +56,39 @@ def _summary_bodies(report: dict) -> tuple[str, str]:
     overview = [("Total projects", stats["total_projects"]), ("Successful", stats["successful_projects"]),
                 ("Failed", stats["failed_projects"]), ("Success rate %", stats["success_rate"]),
                 ("Average duration (min)", stats["average_duration_minutes"])]
-    calls = [(s, c["total"], c["success"], c["failed"], c["success_rate"]) for s, c in stats["api_calls"].items()]
-    quota = [(s, q["used"], q["total"], q["percentage"]) for s, q in stats["quota_usage"].items()]
-    errors = [(e["error_code"], e["service"], e["count"]) for e in stats.get("most_common_errors", [])]
+    performance = stats.get("system_performance") or {}
+    sections = [
+        ("API calls", ["Service", "Total", "Success", "Failed", "Success rate %"],
+         [(s, c["total"], c["success"], c["failed"], c["success_rate"]) for s, c in stats["api_calls"].items()]),
+        ("Quota usage", ["Service", "Used", "Total", "Percentage", "Reset"],
+         [(s, q["used"], q["total"], q["percentage"], q.get("reset_date")) for s, q in stats["quota_usage"].items()]),
+        ("Most common errors", ["Error code", "Service", "Count"],
+         [(e["error_code"], e["service"], e["count"]) for e in stats.get("most_common_errors", [])]),
+        ("API performance", ["Service", "P50 s", "P90 s", "P99 s", "Success rate %"],
+         [(s, p.get("p50_seconds"), p.get("p90_seconds"), p.get("p99_seconds"), p.get("success_rate"))
+          for s, p in (performance.get("apis") or {}).items()]),
+        ("Hosts", ["Host", "CPU peak %", "Memory peak %", "Lowest free disk %"],
+         [(h, p.get("cpu_peak_percent"), p.get("memory_peak_percent"), p.get("disk_free_min_percent"))
+          for h, p in (performance.get("hosts") or {}).items()]),
+    ]
+    alert_headers = ["Rule", "Service", "Error code", "First fired", "Resolved", "Times fired", "Worst value"]
+    for title, entries in (("Warnings (P2)", report.get("warnings") or []),
+                           *((f"{p} alerts", (report.get("alerts") or {}).get(p) or []) for p in ("P0", "P1"))):
+        sections.append((title, alert_headers,
+                         [(e["rule"], e["service"], e["error_code"], e["first_fired"],
+                           "still firing" if e["still_firing"] else e["resolved"], e["times_fired"],
+                           e["worst_value"]) for e in entries]))
+    queue_peak = performance.get("celery_queue_peak")
     html = (f"<h2>Daily Summary Report {escape(report['date'])}</h2><h3>Projects</h3>"
             f"<table border='1' cellpadding='4' cellspacing='0'>{_rows(overview)}</table>"
-            f"<h3>API calls</h3>{_table(['Service', 'Total', 'Success', 'Failed', 'Success rate %'], calls)}"
-            f"<h3>Quota usage</h3>{_table(['Service', 'Used', 'Total', 'Percentage'], quota)}"
-            f"<h3>Most common errors</h3>{_table(['Error code', 'Service', 'Count'], errors)}")
-    text = "\n".join([f"Daily Summary Report {report['date']}", *(f"{k}: {v}" for k, v in overview), "API calls:",
-                      *(f"  {r[0]}: {r[1]} total, {r[2]} success, {r[3]} failed, {r[4]}%" for r in calls),
-                      "Quota usage:", *(f"  {r[0]}: {r[1]}/{r[2]} ({r[3]}%)" for r in quota),
-                      "Most common errors:", *(f"  {r[0]} ({r[1]}): {r[2]}" for r in errors)])
+            + "".join(f"<h3>{escape(title)}</h3>{_table(headers, rows)}" for title, headers, rows in sections)
+            + f"<p>Celery queue peak: {escape(str('-' if queue_peak is None else queue_peak))}</p>")
+    text = "\n".join([f"Daily Summary Report {report['date']}", *(f"{k}: {v}" for k, v in overview),
+                      *(line for title, headers, rows in sections
+                        for line in (f"{title}:", *("  " + ", ".join(f"{h}: {'-' if c is None else c}"
+                                                                      for h, c in zip(headers, row))
+                                                    for row in rows))),
+                      f"Celery queue peak: {'-' if queue_peak is None else queue_peak}"])
     return text, html
 
 

@@ -1,21 +1,42 @@
-"""The log-file receiver: the spec's JSON alert lines (ERROR for P0, WARNING for P1, INFO for P2) via StructuredLogger."""
+"""The log-file receiver: the spec's JSON alert lines (ERROR for P0, WARNING for P1 and P2 alerts, INFO for the
+daily summary and for resolved notifications) via StructuredLogger."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 
 from otel_monitor.alerting.model import Priority
 from otel_monitor.alerting.notifiers.notification import DeliveryResult, Notification
 from otel_monitor.structured_logging import StructuredLogger
 
-__all__ = ["LogFileNotifier", "LOG_LEVELS", "ALERT_LOGGER"]
+__all__ = ["LogFileNotifier", "LOG_LEVELS", "ALERT_LOGGER", "log_level", "log_notification"]
 
 ALERT_LOGGER = "otel_monitor.alerts"
-LOG_LEVELS = {Priority.P0: logging.ERROR, Priority.P1: logging.WARNING, Priority.P2: logging.INFO}
+# P2 alerts are warnings of the spec's metric tables: WARNING, as P1; the P2 daily summary is a report: INFO.
+LOG_LEVELS = {Priority.P0: logging.ERROR, Priority.P1: logging.WARNING, Priority.P2: logging.WARNING}
+
+
+def log_level(notification: Notification) -> int:
+    """ERROR / WARNING / WARNING by priority when firing; INFO once resolved and for the daily summary."""
+    if notification.resolved or notification.report is not None:
+        return logging.INFO
+    return LOG_LEVELS[notification.alert.priority]
+
+
+def log_notification(logger: StructuredLogger, notification: Notification, *, level: int | None = None,
+                     details: Mapping[str, object] | None = None) -> None:
+    """Logs ``{"message":"P0 Alert: ...","alert_priority":"P0","error_code":...,"details":{...}}``; ``details``
+    adds fields to the notification's own (e.g. a quota's remaining share)."""
+    alert = notification.alert
+    logger.log(log_level(notification) if level is None else level, notification.title,
+               alert_priority=alert.priority.value, error_code=alert.error_code,
+               alert_state=notification.transition, fingerprint=alert.fingerprint,
+               notification_id=notification.id, details={**notification.details(), **(details or {})})
 
 
 class LogFileNotifier:
-    """Logs ``{"message":"P0 Alert: ...","alert_priority":"P0","error_code":...,"details":{...}}``.
+    """Logs each notification as one spec-shaped line (``log_notification``).
 
     Resolved notifications are logged at INFO with ``alert_state: resolved``. The line goes through the root
     handlers ``configure_logging`` installed (``logs/app.log``), which scrub secrets.
@@ -26,10 +47,5 @@ class LogFileNotifier:
         self._logger = logger if logger is not None else StructuredLogger(ALERT_LOGGER)
 
     async def notify(self, notification: Notification) -> DeliveryResult:
-        alert = notification.alert
-        level = logging.INFO if notification.resolved else LOG_LEVELS[alert.priority]
-        self._logger.log(level, notification.title, alert_priority=alert.priority.value,
-                         error_code=alert.error_code, alert_state=notification.transition,
-                         fingerprint=alert.fingerprint, notification_id=notification.id,
-                         details=notification.details())
+        log_notification(self._logger, notification)
         return DeliveryResult(ok=True)

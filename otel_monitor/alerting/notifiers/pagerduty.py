@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import httpx
 
-from otel_monitor.alerting.model import Priority
 from otel_monitor.alerting.notifiers._http import DEFAULT_TIMEOUT_SECONDS, HttpReceiver, truncate
 from otel_monitor.alerting.notifiers.notification import DeliveryResult, Notification
 from otel_monitor.redaction import SecretScrubber, default_scrubber
 
-__all__ = ["PagerDutyNotifier", "pagerduty_event", "SEVERITIES", "EVENTS_URL"]
+__all__ = ["PagerDutyNotifier", "pagerduty_event", "EVENTS_URL"]
 
 EVENTS_URL = "https://events.pagerduty.com"
-SEVERITIES = {Priority.P0: "critical", Priority.P1: "warning", Priority.P2: "info"}
 
 
 def pagerduty_event(notification: Notification, routing_key: str, source: str) -> dict[str, object]:
@@ -28,7 +26,7 @@ def pagerduty_event(notification: Notification, routing_key: str, source: str) -
     payload: dict[str, object] = {
         "summary": truncate(f"{notification.title} ({alert.error_code})", 1024),
         "source": source,
-        "severity": SEVERITIES[alert.priority],
+        "severity": alert.priority.severity,
         "class": alert.error_code,
         "custom_details": {"error_code": alert.error_code, "priority": alert.priority.value,
                            **notification.details()},
