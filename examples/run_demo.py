@@ -85,12 +85,13 @@ def _print_monitor(monitor_url: str, fakes: FakeProviders) -> dict:
 
 def _demo_alerting(stack: DevStack) -> dict:
     """The shipped rules against the demo's Prometheus; notifications to the console, the monitor's log file and
-    WebSocket clients of /api/v1/alerts/ws (P1 in the hourly digest, P2 in the daily summary)."""
+    WebSocket clients of /api/v1/alerts/ws (P1 in digests every 30 minutes, P2 warnings at once; the monitor logs
+    every P1 and P2 transition to its log file itself)."""
     channels = {"console": {"type": "console"}, "log": {"type": "log_file"}, "push": {"type": "websocket"}}
     return {"enabled": True, "rules_file": str(REPO_ROOT / "config" / "alert-rules.yaml"),
             "prometheus_url": stack.prometheus_url, "jaeger_url": stack.jaeger_url,
-            "delivery": {"channels": channels, "routing": {"P0": list(channels), "P1": ["console", "log"],
-                                                           "P2": ["log"]}}}
+            "delivery": {"channels": channels, "routing": {"P0": list(channels), "P1": ["console", "push"],
+                                                           "P2": ["console", "push"]}}}
 
 
 def _print_alerts(monitor: MonitorProcess, quota: dict) -> None:
@@ -109,7 +110,7 @@ def _print_alerts(monitor: MonitorProcess, quota: dict) -> None:
     except TimeoutError as exc:
         print(f"alerts: {exc}")
         alerts = last
-    print("alerts firing (P0 notified at once; P1 wait for the hourly digest):")
+    print("alerts firing (P0 notified at once; P1 logged at once and sent in the next 30-minute digest):")
     for alert in alerts:
         link = f" {alert['jaeger_url']}" if alert.get("jaeger_url") else ""
         print(f"  [{alert['priority']}] {alert['error_code']}: {alert['summary']}{link}")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -20,7 +19,10 @@ _log = logging.getLogger("otel_monitor.business")
 
 
 class ActiveUsers:
-    """Distinct users per UTC day, shared by all processes through a Redis HyperLogLog (local set without Redis)."""
+    """Distinct users per UTC day in a Redis HyperLogLog: every backend process records, the monitor counts.
+
+    Without Redis nothing is recorded: no process could count the users of the others.
+    """
 
     def __init__(self, redis_client=None, *, prefix: str = "otel_monitor:active_users",
                  clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.timezone.utc)) -> None:
@@ -28,39 +30,32 @@ class ActiveUsers:
         self._writer = RedisWriter(redis_client) if redis_client is not None else None
         self._prefix = prefix
         self._clock = clock
-        self._local: dict[str, set[str]] = {}
-        self._lock = threading.Lock()
 
     def _key(self, day: dt.date) -> str:
         return f"{self._prefix}:{day.isoformat()}"
 
     def record(self, user_id: str) -> None:
-        day = self._clock().date()
-        if self._writer is not None:
-            key = self._key(day)
-
-            def add(pipe) -> None:
-                pipe.pfadd(key, user_id)
-                pipe.expire(key, 40 * 86400)
-
-            self._writer.submit(add)  # never waits on Redis
+        if self._writer is None:
             return
-        with self._lock:
-            # Without Redis: today's users of this process (older days are dropped).
-            today = day.isoformat()
-            if today not in self._local:
-                self._local = {today: set()}
-            self._local[today].add(user_id)
+        key = self._key(self._clock().date())
+
+        def add(pipe) -> None:
+            pipe.pfadd(key, user_id)
+            pipe.expire(key, 40 * 86400)
+
+        self._writer.submit(add)  # never waits on Redis
+
+    def flush(self, timeout: float = 5.0) -> None:
+        """Waits up to ``timeout`` seconds for this process's recorded users to reach Redis."""
+        if self._writer is not None:
+            self._writer.flush(timeout)
 
     def count(self, day: dt.date | None = None) -> int:
-        day = day or self._clock().date()
-        if self._redis is not None:
-            try:
-                return int(self._redis.pfcount(self._key(day)))
-            except Exception:
-                pass
-        with self._lock:
-            return len(self._local.get(day.isoformat(), ()))
+        """Distinct users of ``day`` (today, UTC), over every process; raises if Redis does not answer (an unknown
+        count is not 0) or none is configured."""
+        if self._redis is None:
+            raise RuntimeError("active users are counted in Redis; no Redis client given")
+        return int(self._redis.pfcount(self._key(day or self._clock().date())))
 
 
 class BusinessMetrics:
@@ -103,13 +98,3 @@ class BusinessMetrics:
             self.active_users.record(user_id)
         except Exception:
             _log.debug("could not record active user", exc_info=True)
-
-    def export_active_users_gauge(self, meter_provider=None) -> None:
-        """Exports today's distinct users as a gauge; call it in ONE process (all would report the same value)."""
-        meter = metrics.get_meter(METER_NAME, meter_provider=meter_provider)
-
-        def observe(_options):
-            yield metrics.Observation(self.active_users.count())
-
-        meter.create_observable_gauge("video.active_users", [observe], unit="{user}",
-                                      description="Distinct users active today (UTC)")

@@ -40,17 +40,6 @@ class ExternalCallRecorder:
         self.clock = clock
         self.usage = usage  # a UsageCounter: quota units of providers with no usage API, and quota refusals
 
-    def export_streaks_gauge(self, services, meter_provider=None) -> None:
-        """Exports each provider's current consecutive failures as a gauge (call it in one process)."""
-        meter = metrics.get_meter(METER_NAME, meter_provider=meter_provider)
-
-        def observe(_options):
-            for service in services:
-                yield metrics.Observation(self.streaks.current(service).count, {"service": service})
-
-        meter.create_observable_gauge("external_api.consecutive_failures", [observe], unit="{call}",
-                                      description="Calls in a row that failed, across all processes")
-
     def track(self, service: str, operation: str | None = None, **attributes) -> ExternalCall:
         """A context manager (sync or async) and decorator tracking one logical call to ``service``."""
         return ExternalCall(self, service, operation or "call", attributes)

@@ -28,6 +28,7 @@ __all__ = [
     "HostLabel",
     "observe_dropped_telemetry",
     "observe_host_usage",
+    "observe_shared_values",
 ]
 
 METER_NAME = "otel_monitor"
@@ -185,3 +186,17 @@ def observe_host_usage(meter: Meter, *, cpu: _Observe, memory: _Observe, disk_fr
     )
     return [meter.create_observable_gauge(name, callbacks=[callback], unit="1", description=description)
             for name, callback, description in gauges]
+
+
+def observe_shared_values(meter: Meter, *, consecutive_failures: _Observe,
+                          active_users: _Observe) -> list[ObservableGauge]:
+    """Exports the values every backend process shares through Redis, each gauge read by its callback at every
+    collection (by the monitor, so one exporter whatever the number of backend processes):
+    ``external_api.consecutive_failures`` {service} and ``video.active_users``."""
+    gauges = (
+        ("external_api.consecutive_failures", consecutive_failures, "{call}",
+         "Calls in a row that failed, across all processes (a streak ended within the last minute: its peak)"),
+        ("video.active_users", active_users, "{user}", "Distinct users active today (UTC), across all processes"),
+    )
+    return [meter.create_observable_gauge(name, callbacks=[callback], unit=unit, description=description)
+            for name, callback, unit, description in gauges]

@@ -16,6 +16,7 @@ from otel_monitor.health.probes import PROBE_PATHS
 from otel_monitor.health.router import build_health_router
 from otel_monitor.health.service import HealthService
 from otel_monitor.monitor_config import MonitorConfig
+from otel_monitor.monitor_shared_gauges import SharedGauges
 from otel_monitor.quota.router import build_quota_router
 from otel_monitor.quota.service import QuotaService
 
@@ -34,9 +35,12 @@ def create_app(config: MonitorConfig, *, meter_provider=None, health: HealthServ
     """The app; the services are built from the config unless injected (tests). ``telemetry`` (the process's
     own) is shut down with the app: uvicorn re-raises SIGTERM after its graceful shutdown, so atexit never runs.
     With ``alerting.enabled`` and ``rules``, the alerting service runs with the app; the alerts endpoint answers
-    either way (no alerts while alerting is off)."""
+    either way (no alerts while alerting is off). With ``quota.redis_url``, the values the backend's processes share
+    there (consecutive failures, active users) are exported as gauges on ``meter_provider``."""
     health = health or HealthService.from_config(config.health, meter_provider=meter_provider)
     quota = quota or QuotaService.from_config(config.quota, meter_provider=meter_provider)
+    shared_gauges = (SharedGauges.from_url(config.quota.redis_url, meter_provider=meter_provider)
+                     if config.quota.redis_url else None)
     alerting = (AlertingService.from_config(config, rules, health, quota)
                 if config.alerting.enabled and rules else None)
 
@@ -57,7 +61,9 @@ def create_app(config: MonitorConfig, *, meter_provider=None, health: HealthServ
             await quota.stop()
             await health.stop()
             if telemetry is not None:
-                await asyncio.to_thread(telemetry.shutdown)
+                await asyncio.to_thread(telemetry.shutdown)  # its last export still reads the shared gauges
+            if shared_gauges is not None:
+                shared_gauges.close()
 
     # FastAPI's native telemetry would trace every probe of the health endpoints (load balancers poll them
     # hard): those requests are excluded, the rest of the API is traced.

@@ -141,12 +141,14 @@ def untracked_signals(config: MonitorConfig, rules: Sequence[Rule]) -> list[Find
     """What the monitor would silently never see with this config (warnings, not errors: it still starts).
 
     Gemini requests and YouTube units are counted by the instrumented backend in Redis, and the failure streaks
-    of ``streak.*`` checks live there too: without ``quota.redis_url`` none of them can be read."""
+    of ``streak.*`` checks and the active users live there too: without ``quota.redis_url`` none of them can be
+    read."""
     if config.quota.redis_url:
         return []
     found: list[Finding] = [(("quota", "redis_url"), "Gemini and YouTube quotas cannot be tracked (they stay "
-                             "unknown and never alert): the backend counts their usage in Redis; set quota.redis_url "
-                             "to the Redis of the backend's OTEL_MONITOR_REDIS_URL")]
+                             "unknown and never alert), nor the gauges video_active_users and "
+                             "external_api_consecutive_failures exported: the backend keeps them in Redis; set "
+                             "quota.redis_url to the Redis of the backend's OTEL_MONITOR_REDIS_URL")]
     streak_rules = [rule.name for rule in rules if rule.source == "check" and rule.expr.strip().startswith("streak.")]
     if config.alerting.enabled and streak_rules:
         found.append((("quota", "redis_url"), f"rules {', '.join(streak_rules)} (streak.*) can never fire: failure "

@@ -33,7 +33,8 @@ class TelemetrySettings(BaseSettings):
     log_dir: str = "logs"
     log_level: str = "INFO"
     console_logs: bool = True
-    # Redis URL shared by every process of the backend, for consecutive-failure streaks; empty: per process.
+    # Redis URL shared by every process of the backend, for consecutive-failure streaks and active users (the
+    # monitor reads both there, at its quota.redis_url, and exports them); empty: streaks per process, no users.
     redis_url: str | None = None
     # Quota units per call, by provider and operation ("*": any other), counted in Redis for the quota of
     # providers without a usage API (Gemini requests per day, YouTube units). Needs redis_url.
@@ -41,9 +42,6 @@ class TelemetrySettings(BaseSettings):
         service: dict(table) for service, table in DEFAULT_UNIT_COSTS.items()})
     # Hosts per provider key, overriding the public ones (e.g. local fakes): {"gemini": ["127.0.0.1:18001"]}.
     provider_hosts: dict[str, list[str]] = Field(default_factory=dict)
-    # Export the values every process shares through Redis (consecutive failures per provider, active users)
-    # as gauges. Turn it on in ONE process (e.g. the API): all would report the same values.
-    export_shared_gauges: bool = False
     # Paths whose requests are not traced (health probes).
     excluded_urls: str = ",".join(PROBE_PATHS)
     # The host's CPU, memory and disk (host_*_ratio{host}), read at each export; false: not exported.

@@ -244,10 +244,8 @@ def setup_telemetry(
     usage = UsageCounter(redis_client, costs=settings.quota_unit_costs) if redis_client is not None else None
     recorder = ExternalCallRecorder(tracer_provider, meter_provider, failure_streaks_from_url(settings.redis_url),
                                     usage=usage)
+    # The values these counters share through Redis (streaks, active users) are exported by the monitor.
     business = BusinessMetrics(meter_provider, ActiveUsers(redis_client))
-    if settings.export_shared_gauges:
-        recorder.export_streaks_gauge([p.key for p in registry], meter_provider)
-        business.export_active_users_gauge(meter_provider)
     telemetry = Telemetry(settings, resource, tracer_provider, meter_provider, logger_provider, registry,
                           recorder, business, scrubber, handlers)
     if instrument_httpx:

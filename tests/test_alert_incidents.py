@@ -303,8 +303,9 @@ def test_heartbeat_posts_and_survives_a_dead_watcher(caplog):
     assert messages.count("Heartbeat ping works again") == 1
 
 
-def test_p1_alerts_of_an_hour_go_out_as_one_digest(tmp_path):
-    """P0 transitions are queued at once; P1 ones wait for the hour's digest: several P1 alerts, one notification."""
+def test_p1_alerts_of_a_period_go_out_as_one_digest(tmp_path):
+    """P0 transitions are queued at once; P1 ones wait for their period's digest: several P1 alerts, one
+    notification."""
     url = f"sqlite:///{tmp_path / 'alerts.db'}"
     delivery = DeliveryConfig.model_validate({
         "channels": {"hook": {"type": "webhook", "url": "http://127.0.0.1:9/hook"}},
@@ -324,7 +325,7 @@ def test_p1_alerts_of_an_hour_go_out_as_one_digest(tmp_path):
         conditions.holding = {"RedisDown", "Slow0", "Slow1", "Slow2"}
         await service.evaluator.evaluate_once(at(0))
         immediate = [e.notification.alert.rule for e in outbox.entries()]
-        now[0] = at(3600)  # the hour closes
+        now[0] = at(3600)  # the digest period closes
         sent = await service.digest.flush()
         return immediate, sent
 

@@ -153,26 +153,107 @@ def test_streak_rules_need_no_opt_in_and_run_at_the_p0_cadence(shipped, name):
     assert default_interval(rule) == DEFAULT_INTERVALS[Priority.P0]
 
 
-# Rules computed over the calls of a window and the guard they must carry (the rules file's header states it).
+# Rules computed over the calls of a window, and the guard and low-traffic fallback they must carry, as the rules
+# file's header states them (read from there: the header is the one place of the numbers).
 _WINDOWED = re.compile(r"rate\(|histogram_quantile\(")
-_GUARD = re.compile(r"\band (?:sum|sum by \(service\)) \(increase\([a-z_]+(?:\{[^}]*\})?\[(?P<window>\w+)\]\)\) "
+_GUARD = re.compile(r"^(?:sum|sum by \(service\)) \(increase\([a-z_]+(?:\{[^}]*\})?\[(?P<window>\w+)\]\)\) "
                     r">= (?P<calls>\d+)$")
+_HEADER = "\n".join(line for line in SHIPPED.read_text().splitlines() if line.startswith("#"))
+_STATED = {"calls": r"at least (\d+) calls", "youtube_calls": r"YouTube: at least (\d+)",
+           "fallback_window": r"fallback window of (\d+[mhd]),"}
+
+
+def _stated(fact: str) -> str:
+    """What the header states for ``fact`` (its first statement; a test below requires exactly one)."""
+    return (re.findall(_STATED[fact], _HEADER) or ["0"])[0]
+
+
+MIN_CALLS, MIN_YOUTUBE_CALLS, FALLBACK_WINDOW = int(_stated("calls")), int(_stated("youtube_calls")), \
+    _stated("fallback_window")
+_SECONDS = {"m": 60, "h": 3600, "d": 86400}
+
+
+def _seconds(window: str) -> int:
+    return int(window[:-1]) * _SECONDS[window[-1]]
+
+
+def _split_top_level(expr: str, operator: str) -> list[str]:
+    """``expr`` cut at each ``operator`` (``or``, ``and``, ``unless``) outside parentheses."""
+    parts, depth, start, token = [], 0, 0, f" {operator} "
+    for index, char in enumerate(expr):
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if depth == 0 and expr.startswith(token, index):
+            parts.append(expr[start:index])
+            start = index + len(token)
+    return [part.strip() for part in parts + [expr[start:]]]
+
+
+def _unwrap(expr: str) -> str:
+    """``expr`` without parentheses that enclose all of it."""
+    while expr.startswith("(") and expr.endswith(")") and _balanced(expr[1:-1]):
+        expr = expr[1:-1].strip()
+    return expr
+
+
+def _balanced(expr: str) -> bool:
+    """Whether no parenthesis of ``expr`` closes one it did not open, and all it opens close."""
+    depth = 0
+    for char in expr:
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if depth < 0:
+            return False
+    return depth == 0
+
+
+def _windows(expr: str) -> set[str]:
+    return set(re.findall(r"\[(\w+)\]", expr))
+
+
+def _guard(expr: str, calls: int) -> str:
+    """The window of a minimum-traffic guard ``sum (increase(...[window])) >= calls``; fails on anything else."""
+    guard = _GUARD.match(expr)
+    assert guard, f"not a minimum-traffic guard: {expr}"
+    assert int(guard["calls"]) == calls, expr
+    return guard["window"]
+
+
+@pytest.mark.parametrize("fact", sorted(_STATED))
+def test_the_header_states_the_guard_and_the_fallback_once(fact):
+    """The rules file's header states the minimum traffic (and YouTube's) and the fallback window exactly once:
+    the rules' copies are checked against it."""
+    assert len(re.findall(_STATED[fact], _HEADER)) == 1, f"{fact}: stated {re.findall(_STATED[fact], _HEADER)}"
 
 
 @needs_promtool
 def test_every_windowed_rate_rule_has_the_minimum_traffic_guard(shipped):
-    """Each rule computed from the calls of a window (rates, quantiles, averages) requires at least 10 calls in
-    that window (YouTube: 3, its default quota allowing 6 uploads a day), the window of its own rates."""
+    """Each rule computed from the calls of a window (rates, quantiles, averages) requires the header's minimum of
+    calls in that window (YouTube its own, its default quota allowing 6 uploads a day), the window of its own rates;
+    a rule whose window is shorter than the fallback window also evaluates the very same condition, threshold and
+    guard over the fallback window, exactly when its own window holds too few calls."""
     windowed = [rule for rule in shipped.values() if rule.source == "promql" and _WINDOWED.search(rule.expr)
                 and "increase(external_api_errors_total" not in rule.expr  # refusals count events, not a rate
                 and "otel_monitor_telemetry_dropped_total" not in rule.expr]
     assert len(windowed) >= 19
+    with_fallback = 0
     for rule in windowed:
-        guard = _GUARD.search(_compact(rule.expr))
-        assert guard, f"{rule.name}: no minimum-traffic guard"
-        assert int(guard["calls"]) == (3 if rule.labels.get("service") == "youtube" else 10), rule.name
-        windows = set(re.findall(r"\[(\w+)\]", rule.expr))
-        assert windows == {guard["window"]}, f"{rule.name}: the guard's window is not the rule's"
+        calls = MIN_YOUTUBE_CALLS if rule.labels.get("service") == "youtube" else MIN_CALLS
+        branches = [_unwrap(branch) for branch in _split_top_level(_compact(rule.expr), "or")]
+        own = _split_top_level(branches[0], "and")
+        assert len(own) == 2, f"{rule.name}: no minimum-traffic guard"
+        condition, window = own[0], _guard(own[1], calls)
+        assert _windows(condition) == {window}, f"{rule.name}: the guard's window is not the rule's"
+        if _seconds(window) >= _seconds(FALLBACK_WINDOW):
+            assert len(branches) == 1, f"{rule.name}: a {window} window needs no fallback"
+            continue
+        assert len(branches) == 2, f"{rule.name}: no low-traffic fallback over {FALLBACK_WINDOW}"
+        fallback, own_guard = _split_top_level(branches[1], "unless")
+        assert _guard(own_guard, calls) == window, f"{rule.name}: the fallback must hold only at low traffic"
+        fallback_condition, fallback_guard = _split_top_level(fallback, "and")
+        assert _guard(fallback_guard, calls) == FALLBACK_WINDOW, rule.name
+        assert fallback_condition == condition.replace(f"[{window}]", f"[{FALLBACK_WINDOW}]"), \
+            f"{rule.name}: the fallback's condition is not the rule's own over {FALLBACK_WINDOW}"
+        with_fallback += 1
+    assert with_fallback >= 16
 
 
 @needs_promtool

@@ -124,8 +124,8 @@ def test_every_p0_rule_is_evaluated_within_seconds(rule):
 @pytest.mark.parametrize(("priority", "rule_name"), [(Priority.P1, "ApiErrorRateHigh"),
                                                      (Priority.P2, "GeminiLatencyP50High")])
 async def test_p1_and_p2_transitions_are_logged_at_once(tmp_path, caplog, priority, rule_name):
-    """A P1 or P2 firing is logged at WARNING in the spec's shape the moment it fires, and its resolution at INFO;
-    a P2 is also queued for the P2 channels at once, a P1 waits for its digest."""
+    """A P1 or P2 firing is logged at WARNING in the spec's shape the moment it fires, and so is its resolution; a
+    P2 is also queued for the P2 channels at once, a P1 waits for its digest."""
     rule = RULES[rule_name].model_copy(update={"clear_for_seconds": 0})
     clock = Clock(T0)
     url = f"sqlite:///{tmp_path / 'alerts.db'}"
@@ -149,7 +149,7 @@ async def test_p1_and_p2_transitions_are_logged_at_once(tmp_path, caplog, priori
             clock.now = T0 + dt.timedelta(minutes=20)
             await service.evaluator.evaluate_once(clock.now)
         (resolved,) = [r for r in caplog.records if r.getMessage().startswith(f"{priority.value} Resolved:")]
-        assert resolved.levelno == logging.INFO and resolved.alert_state == "resolved"
+        assert resolved.levelno == logging.WARNING and resolved.alert_state == "resolved"
     finally:
         await service.stop()
 

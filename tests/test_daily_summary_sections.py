@@ -75,6 +75,12 @@ RULES = {rule.name: rule for rule in load_rules("config/alert-rules.yaml", promt
 @pytest.mark.parametrize(("expr", "source", "lower"), [
     ("histogram_quantile(0.5, sum by (service, le) (rate(x_bucket[15m]))) > 5", "promql", False),
     ("sum(rate(ok[15m])) / sum(rate(all[15m])) < 0.9 and sum(increase(all[15m])) >= 10", "promql", True),
+    ("(sum(rate(ok[15m])) / sum(rate(all[15m])) < 0.9 and sum(increase(all[15m])) >= 10) or (sum(rate(ok[6h]))"
+     " / sum(rate(all[6h])) < 0.9 and sum(increase(all[6h])) >= 10 unless sum(increase(all[15m])) >= 10)", "promql",
+     True),
+    ("(histogram_quantile(0.5, sum by (le) (rate(x_bucket[15m]))) > 5 and sum(increase(x_count[15m])) >= 10) or"
+     " (histogram_quantile(0.5, sum by (le) (rate(x_bucket[6h]))) > 5 and sum(increase(x_count[6h])) >= 10)",
+     "promql", False),
     ("min(free_ratio{path=~\"/a|/b\"}) < 0.20 >= 0.10", "promql", True),
     ("max by (service) (quota_usage_ratio) >= 0.8 <= 0.9", "promql", False),
     ("max(queue{queue=\"<celery>\"}) > 50", "promql", False),
@@ -87,6 +93,17 @@ def test_lower_is_worse(expr, source, lower):
     rule = Rule(name="R", priority=Priority.P2, source=source, expr=expr, error_code="X", summary="s",
                 action_required="a", runbook="r")
     assert lower_is_worse(rule) is lower
+
+
+@pytest.mark.parametrize(("name", "lower"), [
+    ("StabilitySuccessRateLow", True), ("ProjectSuccessRateLow", True), ("YoutubeTokenRefreshFailing", True),
+    ("DiskSpaceLow", True), ("ApiErrorRateHigh", False), ("GeminiLatencyP99High", False),
+    ("ProjectGenerationSlow", False), ("DIdTimeoutsHigh", False),
+])
+def test_shipped_rules_know_which_values_are_worse(name, lower):
+    """The shipped rules, low-traffic fallback branches and all, say the right direction: a success rate is worse
+    lower, an error rate, latency or duration higher."""
+    assert lower_is_worse(RULES[name]) is lower
 
 
 @pytest.fixture

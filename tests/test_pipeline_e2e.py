@@ -12,6 +12,8 @@ import pytest
 import redis
 
 from examples.demo_backend.launcher import DEMO_SECRETS
+from examples.monitor_launcher import MonitorProcess
+from otel_monitor.business import ActiveUsers
 from otel_monitor.devstack import wait_until
 from otel_monitor.failure_streaks import RedisFailureStreaks, Streak
 from otel_monitor.usage_counter import UsageCounter
@@ -81,15 +83,16 @@ def _bucket_bounds(value: float) -> tuple[float, float]:
 
 def test_latency_quantiles_match_injected_latencies(demo, stack, fakes):
     """histogram_quantile P50/P90/P99 per service, from Prometheus, fall in the buckets of the injected latencies."""
-    # 100 calls: 60 at 35 ms, 35 at 300 ms, 5 at 1.5 s -> P50 = 35 ms, P90 = 300 ms, P99 = 1.5 s, each
-    # quantile's rank well inside its group, so one slow outlier cannot move it to the next bucket.
-    fakes.set_fault("gemini", mode="ok", latencies=[0.035] * 12 + [0.3] * 7 + [1.5])
+    # 100 calls: 60 at 150 ms, 35 at 700 ms, 5 at 1.5 s -> P50 = 150 ms, P90 = 700 ms, P99 = 1.5 s, each
+    # quantile's rank well inside its group, so one slow outlier cannot move it to the next bucket; each latency at
+    # least 100 ms below its bucket's upper bound, so a busy machine's overhead on a call does not either.
+    fakes.set_fault("gemini", mode="ok", latencies=[0.15] * 12 + [0.7] * 7 + [1.5])
     ids = {create_project(demo, ["gemini"])["project_id"] for _ in range(100)}
     wait_finished(demo, ids, timeout=180)
     job = demo.worker_service
     count_query = f'sum by (service) ({PromNames.CALL_DURATION}_count{{job="{job}"}})'
     assert wait_for_prom(stack.prometheus_url, count_query, ("service",), {("gemini",): 100.0}) == {("gemini",): 100.0}
-    for quantile, injected in ((0.5, 0.035), (0.9, 0.3), (0.99, 1.5)):
+    for quantile, injected in ((0.5, 0.15), (0.9, 0.7), (0.99, 1.5)):
         query = (f'histogram_quantile({quantile}, sum by (service, le) '
                  f'({PromNames.CALL_DURATION}_bucket{{job="{job}"}}))')
         (value,) = prom_values(stack.prometheus_url, query, ("service",)).values()
@@ -171,25 +174,31 @@ def test_no_secret_reaches_spans_series_or_logs(demo, stack, fakes):
     assert "ya29." not in spans + logs  # the OAuth access tokens the fake issued
 
 
-@pytest.mark.parametrize("demo", [{"env": {"OTEL_MONITOR_SPAN_SCHEDULE_DELAY_SECONDS": "60",
-                                           # the opt-in gauge: processes that set it export the shared streaks
-                                           "OTEL_MONITOR_EXPORT_SHARED_GAUGES": "true"}}], indirect=True)
-def test_failures_across_worker_processes_make_one_streak(demo, stack, fakes):
-    """11 invalid-key failures handled by two worker processes are one streak of 11, in Redis and in Prometheus;
-    a success ends it (what stays is its recent peak)."""
-    streaks = RedisFailureStreaks(redis.Redis.from_url(stack.redis_url))
-    streaks.reset(["gemini"])
-    fakes.set_fault("gemini", mode="invalid_key")
-    ids = {create_project(demo, ["gemini"])["project_id"] for _ in range(11)}
-    finished = wait_finished(demo, ids)
-    streak = streaks.current("gemini")
-    assert streak.count == 11
-    assert streak.last_trace_id in {line["trace_id"] for line in finished.values()}
-    query = f'max by (service) ({PromNames.CONSECUTIVE_FAILURES}{{job="{demo.api_service}", service="gemini"}})'
-    assert wait_for_prom(stack.prometheus_url, query, ("service",), {("gemini",): 11.0}) == {("gemini",): 11.0}
-    fakes.set_fault("gemini", mode="ok")
-    wait_finished(demo, {create_project(demo, ["gemini"])["project_id"]})
-    assert streaks.current("gemini") == Streak(11, streak.last_trace_id, ended=True)
+@pytest.mark.parametrize("demo", [{"env": {"OTEL_MONITOR_SPAN_SCHEDULE_DELAY_SECONDS": "60"}}], indirect=True)
+def test_failures_across_worker_processes_make_one_streak(demo, stack, fakes, workdir):
+    """With the backend on default settings, 11 invalid-key failures handled by two worker processes are one streak
+    of 11, in Redis and in Prometheus (exported by the monitor, as job=its service name); a success ends it (what
+    stays is its recent peak). The projects' users are the monitor's video_active_users, as Redis counts them."""
+    monitor_service = f"monitor-{demo.api_service}"
+    with MonitorProcess(stack, workdir / "monitor", service_name=monitor_service):
+        streaks = RedisFailureStreaks(redis.Redis.from_url(stack.redis_url))
+        streaks.reset(["gemini"])
+        fakes.set_fault("gemini", mode="invalid_key")
+        users = [f"{demo.api_service}-user{i % 3}" for i in range(11)]
+        ids = {create_project(demo, ["gemini"], user_id=user)["project_id"] for user in users}
+        finished = wait_finished(demo, ids)
+        streak = streaks.current("gemini")
+        assert streak.count == 11
+        assert streak.last_trace_id in {line["trace_id"] for line in finished.values()}
+        query = f'max by (service) ({PromNames.CONSECUTIVE_FAILURES}{{job="{monitor_service}", service="gemini"}})'
+        assert wait_for_prom(stack.prometheus_url, query, ("service",), {("gemini",): 11.0}) == {("gemini",): 11.0}
+        active = ActiveUsers(redis.Redis.from_url(stack.redis_url)).count()
+        assert active >= 3  # the three users of this test, beside those of earlier tests today
+        query = f'{PromNames.ACTIVE_USERS}{{job="{monitor_service}"}}'
+        assert wait_for_prom(stack.prometheus_url, query, (), {(): float(active)}) == {(): float(active)}
+        fakes.set_fault("gemini", mode="ok")
+        wait_finished(demo, {create_project(demo, ["gemini"])["project_id"]})
+        assert streaks.current("gemini") == Streak(11, streak.last_trace_id, ended=True)
 
 
 @pytest.mark.parametrize("demo", [{"env": {"OTEL_MONITOR_OTLP_ENDPOINT": "http://127.0.0.1:{blackhole}"}}],

@@ -120,7 +120,9 @@ def summary_notification(line: dict) -> Notification:
     return Notification(summary_id, "firing", alert, report=line)
 
 
-# The first top-level comparison with a number in a rule's PromQL: its direction says which values are worse.
+# The outermost comparison with a number in a rule's PromQL (the first of them, the shallowest in parentheses: a rule
+# of two branches, `(cond[15m] and ...) or (cond[6h] and ...)`, has its threshold one level down): its direction says
+# which values are worse.
 _COMPARISON = re.compile(r"(<=|>=|<|>)(?:\s*bool)?\s*[-+]?(?:\d|\.\d)")
 
 
@@ -129,6 +131,7 @@ def lower_is_worse(rule: Rule) -> bool:
     disk) or a quota check (its value is the share left); otherwise higher is worse (latency, errors, streaks)."""
     if rule.source == "check":
         return rule.expr.strip().startswith("quota.")
+    outermost: tuple[int, bool] | None = None
     depth, quote = 0, None
     for index, char in enumerate(rule.expr):
         if quote is not None:
@@ -140,11 +143,11 @@ def lower_is_worse(rule: Rule) -> bool:
             depth += 1
         elif char in ")]}":
             depth -= 1
-        elif depth == 0 and char in "<>":
+        elif char in "<>" and (outermost is None or depth < outermost[0]):
             match = _COMPARISON.match(rule.expr, index)
             if match:
-                return match.group(1).startswith("<")
-    return False
+                outermost = (depth, match.group(1).startswith("<"))
+    return outermost is not None and outermost[1]
 
 
 def alert_entries(episodes: Iterable[AlertEpisode], rules: Mapping[str, Rule]) -> dict[str, list[dict]]:

@@ -15,7 +15,8 @@ __all__ = ["Priority", "AlertState", "Rule", "Alert", "fingerprint"]
 
 
 class Priority(str, Enum):
-    """P0: at once to every channel; P1: hourly digest; P2: daily summary."""
+    """P0: at once to every channel; P1: logged at once, digest every 30 minutes; P2: logged and sent at once,
+    listed in the daily summary."""
 
     P0 = "P0"
     P1 = "P1"

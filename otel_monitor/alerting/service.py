@@ -174,8 +174,9 @@ class AlertingService:
 
     async def enqueue(self, alert: Alert, transition: Transition) -> None:
         """P0 and P2: queued at once for the channels their priority is routed to, and the Dispatcher woken. P1: held
-        for the period's digest. P1 and P2 transitions are also logged at WARNING as they happen (the spec's "P1
-        Alert: ..." line), whatever the routing: their channel delivery is a digest or may be a daily email."""
+        for the period's digest. Every P1 and P2 transition, firing and resolved, is also logged at WARNING as it
+        happens (the spec's "P1 Alert: ..." line), whatever the routing: their channel delivery is a digest or may be
+        a daily email."""
         notification = Notification.of(alert, transition)
         if alert.priority is not Priority.P0:
             self._log_transition(notification)
@@ -197,8 +198,7 @@ class AlertingService:
                 details = self._transition_details(notification.alert)
             except Exception as exc:  # noqa: BLE001 - the line goes out without the extra fields
                 _log.warning("Alert details lookup failed", rule=notification.alert.rule, error=repr(exc))
-        level = logging.INFO if notification.resolved else logging.WARNING
-        log_notification(_alert_log, notification, level=level, details=details)
+        log_notification(_alert_log, notification, level=logging.WARNING, details=details)
 
     async def _send_digest(self, notification) -> None:
         await self._send_notification(notification, Priority.P1)

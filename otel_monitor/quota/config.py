@@ -138,7 +138,8 @@ class QuotaConfig(_Strict):
     youtube: YouTubeQuotaConfig = YouTubeQuotaConfig()
     # SQLAlchemy URL of the usage history: SQLite by default, PostgreSQL as postgresql+psycopg://user:pw@host/db.
     store_url: str = "sqlite:///otel-monitor.db"
-    # The Redis the backend's UsageCounter writes to; None: Gemini and YouTube usage is unknown.
+    # The Redis the backend's UsageCounter, failure streaks and active users write to; None: Gemini and YouTube usage
+    # is unknown, streak.* checks fail and the shared gauges (active users, consecutive failures) are not exported.
     redis_url: str | None = "redis://127.0.0.1:6379/0"
     usage_prefix: str = "otel_monitor:usage"
     thresholds: QuotaThresholds = QuotaThresholds()

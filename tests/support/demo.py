@@ -23,9 +23,11 @@ def demo_backend(stack: DevStack, fakes, workdir: Path, service_prefix: str, **o
                        ca_bundle=fakes.ca_bundle, **options)
 
 
-def create_project(demo: DemoBackend, steps, topic: str = "otters") -> dict:
-    """POSTs a project; returns the API's answer (``project_id``, ``trace_id``)."""
-    response = httpx.post(f"{demo.api_url}/api/v1/projects", json={"topic": topic, "steps": steps}, timeout=10)
+def create_project(demo: DemoBackend, steps, topic: str = "otters", user_id: str | None = None) -> dict:
+    """POSTs a project (of ``user_id``, the demo's "anonymous" when None); returns the API's answer
+    (``project_id``, ``trace_id``)."""
+    body = {"topic": topic, "steps": steps, **({"user_id": user_id} if user_id is not None else {})}
+    response = httpx.post(f"{demo.api_url}/api/v1/projects", json=body, timeout=10)
     assert response.status_code == 202, response.text
     return response.json()
 
