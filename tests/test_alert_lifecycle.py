@@ -91,6 +91,7 @@ RULES = {r.name: r for r in [
     rule("streak_p0", inhibited_by=("redis_down", "database_down")),
     rule("project_success_low", inhibited_by=("database_down",)),
     rule("disk_low"),
+    rule("streak_p1", inhibited_by=("streak_p0", "redis_down")),
 ]}
 
 
@@ -107,6 +108,9 @@ RULES = {r.name: r for r in [
      {"database_down": ("project_success_low", "streak_p0 (youtube)"), "redis_down": ("streak_p0 (youtube)",)}),
     # an inhibitor that is not among the firing alerts inhibits nothing
     ([firing("project_success_low")], ["project_success_low"], [], {"project_success_low": ()}),
+    # a provider's alert holds back that provider's alerts only: Gemini's P0 streak, not D-ID's P1 streak
+    ([firing("streak_p0", "gemini"), firing("streak_p1", "gemini"), firing("streak_p1", "d-id")],
+     ["streak_p0", "streak_p1"], ["streak_p1"], {"streak_p0": ("streak_p1 (gemini)",)}),
 ])
 def test_inhibition_table(alerts, kept, inhibited, names):
     """Alerts whose inhibited_by rule fires are held back; each inhibitor names what it holds back."""
@@ -116,3 +120,5 @@ def test_inhibition_table(alerts, kept, inhibited, names):
     for alert in kept_alerts:
         if alert.rule in names:
             assert alert.inhibited == names[alert.rule]
+    assert [a.service for a in kept_alerts if a.rule == "streak_p1"] == (
+        ["d-id"] if any(a.rule == "streak_p1" for a in alerts) else [])

@@ -213,7 +213,7 @@ def test_refresh_racing_a_resolution_is_taken_back(alertmanager):
 @pytest.mark.parametrize("routing, refreshed", [
     ({"P0": ["am"]}, {"p0"}),
     ({"P0": ["am"], "P2": ["am"]}, {"p0", "p2"}),
-    ({"P1": ["am"]}, set()),  # P1 reaches channels as hourly digests: its alerts were never posted one by one
+    ({"P1": ["am"]}, set()),  # P1 reaches channels as digests: its alerts were never posted one by one
     ({"P0": ["hook"]}, set()),
 ])
 def test_refresher_posts_the_firing_alerts_of_the_priorities_routed_to_each_channel(receiver, routing, refreshed):

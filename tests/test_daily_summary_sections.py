@@ -252,3 +252,69 @@ async def test_run_makes_missed_summaries_first(tmp_path):
     assert [n.report["date"] for n in sent] == ["2026-03-02", "2026-03-03"]
     assert built == [DAY + dt.timedelta(days=1), DAY + dt.timedelta(days=2)]
     assert waits == [23 * 3600.0]
+
+
+def test_a_store_made_before_the_new_columns_gets_them(tmp_path):
+    """An alerts table made before ``fired_at`` and the value range existed gets them when the stores open it, all
+    at once as a starting monitor's do; its old rows stay readable."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from sqlalchemy import create_engine, text
+
+    from otel_monitor.alerting.digest import DigestStore
+    from otel_monitor.alerting.incidents import IncidentStore
+    from otel_monitor.alerting.outbox import Outbox
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    first = AlertStore(url)
+    first._ready()  # every table, then the new columns taken away: the shape of an older store
+    first.close()
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        for column in ("fired_at", "min_value", "max_value"):
+            connection.execute(text(f"ALTER TABLE alerts DROP COLUMN {column}"))
+    engine.dispose()
+    stores = [AlertStore(url), Outbox(url), IncidentStore(url), DigestStore(url)]
+    try:
+        with ThreadPoolExecutor(len(stores)) as pool:
+            list(pool.map(lambda store: store._ready(), stores))
+        alerts = stores[0]
+        alerts._clock = Clock(at(1))
+        alerts.upsert(make_alert(starts_at=at(1), value=3.0))
+        (episode,) = alerts.episodes_between(DAY_START, DAY_END)
+        assert (episode.min_value, episode.max_value) == (3.0, 3.0)
+    finally:
+        for store in stores:
+            store.close()
+
+
+@pytest.mark.asyncio
+async def test_a_failed_hand_over_is_made_again_and_stray_files_are_ignored(tmp_path):
+    """A summary whose hand-over failed keeps no report file, so the next start makes it again; a file that only
+    looks like a report (an operator's copy) neither counts nor stops the summaries."""
+    (tmp_path / f"daily-summary-{DAY.isoformat()}.json").write_text("{}")
+    (tmp_path / "daily-summary-latest.json").write_text("{}")
+    clock = Clock(at(24 * 2 + 9))
+    summary = DailySummary(DailySummaryConfig(reports_dir=tmp_path), clock=clock)
+
+    async def build(day):
+        return {"message": "Daily Summary Report", "report_type": "daily_summary", "date": day.isoformat(),
+                "statistics": {"total_projects": 0, "success_rate": None}, "alerts": {}, "warnings": []}
+
+    summary.build = build
+
+    def refuse(notification):
+        raise RuntimeError("the outbox's store is down")
+
+    async def stop(seconds):
+        raise asyncio.CancelledError
+
+    with pytest.raises(asyncio.CancelledError):
+        await summary.run(refuse, sleep=stop)
+    assert not summary.report_path(DAY + dt.timedelta(days=1)).exists()
+    assert summary.missed_days() == [DAY + dt.timedelta(days=1)]
+    sent = []
+    with pytest.raises(asyncio.CancelledError):
+        await summary.run(sent.append, sleep=stop)
+    assert [n.report["date"] for n in sent] == ["2026-03-02"]
+    assert summary.report_path(DAY + dt.timedelta(days=1)).exists() and summary.missed_days() == []

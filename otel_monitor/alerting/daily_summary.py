@@ -291,10 +291,14 @@ class DailySummary:
     # -- producing ------------------------------------------------------------------------------------------------
     async def produce(self, day: dt.date) -> Notification:
         """Builds the day's summary, logs it at INFO, writes the report file and returns the P2 notification."""
+        notification = await self._made(day)
+        await asyncio.to_thread(self._write, notification.report)
+        return notification
+
+    async def _made(self, day: dt.date) -> Notification:
         line = await self.build(day)
         self._logger.info(SUMMARY_MESSAGE, report_type="daily_summary", date=line["date"],
                           statistics=line["statistics"], alerts=line["alerts"], warnings=line["warnings"])
-        await asyncio.to_thread(self._write, line)
         return summary_notification(line)
 
     def report_path(self, day: dt.date) -> Path:
@@ -317,18 +321,21 @@ class DailySummary:
         if last_sent > now:  # today's send time has not come yet: the day before yesterday's is the last due
             last_sent = next_send_time(now - dt.timedelta(days=2), self.config.send_time, zone)
         last_due = last_sent.astimezone(zone).date() - dt.timedelta(days=1)
-        kept = sorted(dt.date.fromisoformat(p.stem.removeprefix("daily-summary-"))
-                      for p in self.config.reports_dir.glob("daily-summary-*.json"))
+        kept = sorted(filter(None, (_report_date(p) for p in self.config.reports_dir.glob("daily-summary-*.json"))))
         if not kept:
             return []
         first = max(kept[-1] + dt.timedelta(days=1), last_due - dt.timedelta(days=self.config.catch_up_days))
         return [first + dt.timedelta(days=n) for n in range((last_due - first).days + 1)]
 
     async def _hand_over(self, day: dt.date, send: Callable[[Notification], Awaitable[object] | object]) -> None:
+        """Makes the day's summary and hands it to ``send``; the report file is kept only once it is handed over, so
+        a day whose hand-over failed is made again at the next start."""
         try:
-            result = send(await self.produce(day))
+            notification = await self._made(day)
+            result = send(notification)
             if inspect.isawaitable(result):
                 await result
+            await asyncio.to_thread(self._write, notification.report)
         except Exception as exc:  # noqa: BLE001 - one failed day must not stop the next
             self._logger.error("Daily summary failed", date=day.isoformat(), error_type=type(exc).__name__)
 
@@ -336,7 +343,12 @@ class DailySummary:
                   sleep: Callable[[float], Awaitable[object]] = asyncio.sleep) -> None:
         """Makes the summaries missed while the monitor was down, then, at each send time, summarises the local
         day that just ended and hands it to ``send``; until cancelled."""
-        for day in await asyncio.to_thread(self.missed_days):
+        try:
+            missed = await asyncio.to_thread(self.missed_days)
+        except Exception as exc:  # noqa: BLE001 - an unreadable reports dir must not stop the daily summaries
+            self._logger.error("Daily summaries missed while down could not be listed", error_type=type(exc).__name__)
+            missed = []
+        for day in missed:
             self._logger.info("Daily summary missed while the monitor was down; making it now", date=day.isoformat())
             await self._hand_over(day, send)
         zone = self.config.zone
@@ -347,6 +359,14 @@ class DailySummary:
 
 
 _QUANTILES = {"p50": 0.5, "p90": 0.9, "p99": 0.99}
+
+
+def _report_date(path: Path) -> dt.date | None:
+    """The day of a kept report file, None for another file matching the pattern (an operator's copy)."""
+    try:
+        return dt.date.fromisoformat(path.stem.removeprefix("daily-summary-"))
+    except ValueError:
+        return None
 
 
 def _system_performance(api_calls: Mapping[str, dict], p50, p90, p99, cpu, memory, disk, queue) -> dict:

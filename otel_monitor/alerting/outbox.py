@@ -56,22 +56,31 @@ def open_store(url) -> Engine:
     """An engine on the alerting store (SQLite or PostgreSQL) with every alerting table of ``metadata`` created,
     and the nullable columns added since a table was made added to it."""
     engine = store_engine(url, sqlite_busy_seconds=_SQLITE_BUSY_SECONDS)
-    metadata.create_all(engine)
-    _add_new_columns(engine)
+    with _SCHEMA_LOCK:  # the stores of one monitor open their engines at once, each on its own thread
+        metadata.create_all(engine)
+        _add_new_columns(engine)
     return engine
+
+
+_SCHEMA_LOCK = threading.Lock()
 
 
 def _add_new_columns(engine: Engine) -> None:
     """``ALTER TABLE ... ADD COLUMN`` for each nullable column of ``metadata`` that an existing table lacks (the
-    alerting tables have no migrations yet; new columns are nullable, so old rows stay valid)."""
-    found = inspect(engine)
-    with engine.begin() as connection:
-        for table in metadata.sorted_tables:
-            present = {column["name"] for column in found.get_columns(table.name)}
-            for column in table.columns:
-                if column.name not in present and column.nullable:
-                    kind = column.type.compile(dialect=engine.dialect)
+    alerting tables have no migrations yet; new columns are nullable, so old rows stay valid). Another monitor on
+    the same database may add a column first: its failure is fine once the column is there."""
+    for table in metadata.sorted_tables:
+        present = {column["name"] for column in inspect(engine).get_columns(table.name)}
+        for column in table.columns:
+            if column.name in present or not column.nullable:
+                continue
+            kind = column.type.compile(dialect=engine.dialect)
+            try:
+                with engine.begin() as connection:
                     connection.execute(text(f'ALTER TABLE "{table.name}" ADD COLUMN "{column.name}" {kind}'))
+            except Exception:
+                if column.name not in {c["name"] for c in inspect(engine).get_columns(table.name)}:
+                    raise
 
 
 _UTC = dt.timezone.utc

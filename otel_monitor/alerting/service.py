@@ -184,10 +184,11 @@ class AlertingService:
             await self.digest.add(alert, transition)  # a store that is down leaves it held in memory, not lost
             return
         channels = self.delivery.channels_for(alert.priority)
-        if not channels:  # `serve` refuses such a config; a service built by hand can still have one
-            _log.error("Alert transition routed to no channel", rule=alert.rule, transition=transition,
-                       alert_priority=alert.priority.value, error_code=alert.error_code)
-            return
+        if not channels:
+            if alert.priority is Priority.P0 or alert.priority not in self.delivery.routing:  # `serve` refuses these
+                _log.error("Alert transition routed to no channel", rule=alert.rule, transition=transition,
+                           alert_priority=alert.priority.value, error_code=alert.error_code)
+            return  # routed to none on purpose (`P2: []`): the WARNING line above is its record
         await self.outbox.executor.run(self.outbox.enqueue, alert, transition, channels)
         self.dispatcher.wake()
 

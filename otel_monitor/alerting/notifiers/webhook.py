@@ -84,7 +84,7 @@ def alertmanager_webhook_payload(notification: Notification, receiver: str,
                                  external_url: str = "") -> dict[str, object]:
     """Alertmanager's webhook payload (version 4), so receivers written for Alertmanager take our notifications.
 
-    A notification is one group: its alert, or for a P1 digest the latest transition of each alert of the hour.
+    A notification is one group: its alert, or for a P1 digest the latest transition of each alert of its period.
     The group is keyed by the labels its alerts share (one alert: all its labels, as ``group_by: ['...']``), so
     the firing and resolved notifications of an alert have the same ``groupKey``.
     """
