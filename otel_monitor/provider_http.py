@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+from collections.abc import Callable
+from typing import Any
 from urllib.parse import urlsplit
 
 from opentelemetry import trace
@@ -106,6 +108,35 @@ def _reads_error_body(status_code: int, headers) -> bool:
     return length is None or not length.isdigit() or int(length) <= MAX_CLASSIFIED_BODY
 
 
+def _send(requests: ProviderRequests, call: ExternalCall | None, opens: bool, send: Callable[[], Any],
+          read_body: Callable[[Any], bytes]) -> Any:
+    """Sends one request with ``send()``: as an attempt of ``call`` (opened here when this request starts it), its
+    error body read with ``read_body`` for the classifier; any other request untouched."""
+    if call is None:
+        return send()
+    if opens:
+        with call:
+            return _attempt(requests, call, send, read_body)
+    return _attempt(requests, call, send, read_body)
+
+
+def _attempt(requests: ProviderRequests, call: ExternalCall, send: Callable[[], Any],
+             read_body: Callable[[Any], bytes]) -> Any:
+    try:
+        response = send()
+    except Exception as exc:
+        requests.raised(call, exc)
+        raise
+    body = None
+    if _reads_error_body(response.status_code, response.headers):
+        try:
+            body = read_body(response)
+        except Exception:
+            _log.debug("could not read error body", exc_info=True)
+    requests.answered(call, response.status_code, body)
+    return response
+
+
 # -- httpx and httpx2: their transports ---------------------------------------------------------------------------
 class _HttpxTransportWrapper:
     """wrapt wrapper of ``HTTPTransport.handle_request`` / ``AsyncHTTPTransport.handle_async_request``."""
@@ -124,28 +155,9 @@ class _HttpxTransportWrapper:
             return None, False
 
     def sync(self, wrapped, instance, args, kwargs):
-        call, opens = self._call_for(args, kwargs)
-        if call is None:
-            return wrapped(*args, **kwargs)
-        if opens:
-            with call:
-                return self._attempt(call, wrapped, args, kwargs)
-        return self._attempt(call, wrapped, args, kwargs)
-
-    def _attempt(self, call: ExternalCall, wrapped, args, kwargs):
-        try:
-            response = wrapped(*args, **kwargs)
-        except Exception as exc:
-            self._requests.raised(call, exc)
-            raise
-        body = None
-        if _reads_error_body(response.status_code, response.headers):
-            try:
-                body = response.read()  # error bodies are small and name the failure (invalid key vs quota)
-            except Exception:
-                _log.debug("could not read error body", exc_info=True)
-        self._requests.answered(call, response.status_code, body)
-        return response
+        # error bodies are small and name the failure (invalid key vs quota); read, they stay for the caller
+        return _send(self._requests, *self._call_for(args, kwargs), lambda: wrapped(*args, **kwargs),
+                     lambda response: response.read())
 
     async def asynchronous(self, wrapped, instance, args, kwargs):
         call, opens = self._call_for(args, kwargs)
@@ -188,27 +200,8 @@ class _RequestsAdapterWrapper:
         except Exception:
             _log.debug("could not read a request", exc_info=True)
             call, opens = None, False
-        if call is None:
-            return wrapped(*args, **kwargs)
-        if opens:
-            with call:
-                return self._attempt(call, wrapped, args, kwargs)
-        return self._attempt(call, wrapped, args, kwargs)
-
-    def _attempt(self, call: ExternalCall, wrapped, args, kwargs):
-        try:
-            response = wrapped(*args, **kwargs)
-        except Exception as exc:
-            self._requests.raised(call, exc)
-            raise
-        body = None
-        if _reads_error_body(response.status_code, response.headers):
-            try:
-                body = response.content  # kept by the response: the caller reads it again, streamed or not
-            except Exception:
-                _log.debug("could not read error body", exc_info=True)
-        self._requests.answered(call, response.status_code, body)
-        return response
+        # the content is kept by the response: the caller reads it again, streamed or not
+        return _send(self._requests, call, opens, lambda: wrapped(*args, **kwargs), lambda response: response.content)
 
 
 # -- installing -----------------------------------------------------------------------------------------------------
