@@ -61,12 +61,7 @@ class UsageCounter:
             pipe.hincrbyfloat(key, bucket, units)
             pipe.expire(key, _BUCKET_TTL_SECONDS)
 
-        if self._writer is not None:
-            self._writer.submit(increment)
-            return
-        pipe = self._redis.pipeline(transaction=False)
-        increment(pipe)
-        pipe.execute()
+        self._write(increment)
 
     def record_refusal(self, service: str, at: dt.datetime | None = None) -> None:
         """The provider refused a call for lack of quota or credits (``<SERVICE>_QUOTA_EXCEEDED``) at ``at``.
@@ -81,11 +76,15 @@ class UsageCounter:
             pipe.zadd(key, {service: score}, gt=True)
             pipe.expire(key, _BUCKET_TTL_SECONDS)
 
+        self._write(mark)
+
+    def _write(self, update) -> None:
+        """Queues ``update(pipe)`` for the background writer, or runs it now when there is none (the monitor)."""
         if self._writer is not None:
-            self._writer.submit(mark)
+            self._writer.submit(update)
             return
         pipe = self._redis.pipeline(transaction=False)
-        mark(pipe)
+        update(pipe)
         pipe.execute()
 
     def refused_at(self, service: str) -> dt.datetime | None:

@@ -24,23 +24,11 @@ from otel_monitor.redaction import SecretScrubber
 from otel_monitor.store_types import STORE_THREAD_WAIT_SECONDS
 
 from tests.support.alerts import make_alert
+from tests.support.clocks import Clock
 from tests.support.receivers import Receiver
 
 T0 = dt.datetime(2025, 10, 20, 10, 30, tzinfo=dt.timezone.utc)
 HOOK_TOKEN = "hooktoken-secret-9876"
-
-
-class Clock:
-    """A settable clock for due times and backoff."""
-
-    def __init__(self, now: dt.datetime = T0) -> None:
-        self.now = now
-
-    def __call__(self) -> dt.datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += dt.timedelta(seconds=seconds)
 
 
 @pytest.fixture
@@ -78,7 +66,7 @@ def dispatcher(outbox: Outbox, notifiers: dict, clock: Clock, **options) -> Disp
 ])
 def test_enqueue_is_idempotent_per_channel(open_outbox, first, second, added):
     """One notification is queued at most once per channel; a different transition is a new notification."""
-    outbox = open_outbox(clock=Clock())
+    outbox = open_outbox(clock=Clock(T0))
     alert = make_alert()
     outbox.enqueue(alert, first[0], first[1])
     second_alert = alert.with_state(AlertState.RESOLVED, ends_at=T0) if second[0] == "resolved" else alert
@@ -87,7 +75,7 @@ def test_enqueue_is_idempotent_per_channel(open_outbox, first, second, added):
 
 def test_receiver_down_then_back_delivers_each_once(open_outbox, receiver):
     """A receiver down for a while then back gets every notification exactly once."""
-    clock = Clock()
+    clock = Clock(T0)
     outbox = open_outbox(clock=clock)
     for alert in alerts(5):
         outbox.enqueue(alert, "firing", ["hook"])
@@ -108,7 +96,7 @@ def test_receiver_down_then_back_delivers_each_once(open_outbox, receiver):
 @pytest.mark.parametrize("statuses", [[500, 500, 500], [429, 429, 429], [503, 429, 502]])
 def test_retryable_statuses_back_off_exponentially(open_outbox, receiver, statuses):
     """429 and 5xx are retried after 1 s, 2 s, 4 s (injected clock); nothing is tried before it is due."""
-    clock = Clock()
+    clock = Clock(T0)
     outbox = open_outbox(clock=clock)
     outbox.enqueue(make_alert(), "firing", ["hook"])
     receiver.statuses.extend(statuses)
@@ -129,7 +117,7 @@ def test_retryable_statuses_back_off_exponentially(open_outbox, receiver, status
 @pytest.mark.parametrize("status", [400, 401, 404])
 def test_other_4xx_is_permanent_and_reported(open_outbox, receiver, caplog, status):
     """Other 4xx fail at once, are never retried, and are reported at ERROR without the URL's token."""
-    clock = Clock()
+    clock = Clock(T0)
     outbox = open_outbox(clock=clock)
     outbox.enqueue(make_alert(), "firing", ["hook"])
     receiver.status = status
@@ -148,7 +136,7 @@ def test_other_4xx_is_permanent_and_reported(open_outbox, receiver, caplog, stat
 
 def test_retryable_failures_given_up_after_max_age(open_outbox, receiver, caplog):
     """A receiver failing with 5xx past the max age is given up and reported."""
-    clock = Clock()
+    clock = Clock(T0)
     outbox = open_outbox(clock=clock)
     outbox.enqueue(make_alert(), "firing", ["hook"])
     receiver.status = 500
@@ -221,7 +209,7 @@ class _SlowThreadStart:
 def test_lease_runs_from_the_claim_and_outlasts_a_store_wait(open_outbox, receiver, thread_wait):
     """A claim that waited for a store thread leases from when it claimed, for the channel timeout plus the waits
     of the result's write (a store thread, SQLite's lock): no second Dispatcher claims and sends it meanwhile."""
-    clock = Clock()
+    clock = Clock(T0)
     outbox = open_outbox(clock=clock)
     outbox.enqueue(make_alert(), "firing", ["hook"])
     executor, outbox.executor = outbox.executor, _SlowThreadStart(outbox.executor, clock, thread_wait)
@@ -241,7 +229,7 @@ def test_lease_runs_from_the_claim_and_outlasts_a_store_wait(open_outbox, receiv
 def test_restart_resumes_pending_and_sends_nothing_twice(open_outbox, receiver, tmp_path):
     """A new Outbox and Dispatcher on the same SQLite file deliver what was pending, and nothing delivered before."""
     url = f"sqlite:///{tmp_path / 'outbox.db'}"
-    clock = Clock()
+    clock = Clock(T0)
     first = open_outbox(url, clock=clock)
     batch = alerts(4)
     for alert in batch[:2]:
@@ -322,7 +310,7 @@ def test_sigkill_mid_delivery_loses_nothing_and_resends_at_most_once(open_outbox
 
 def test_two_dispatchers_on_one_store_deliver_each_row_once(open_outbox, receiver, store_url):
     """Two Dispatchers draining one outbox at once: each of 50 rows reaches the receiver exactly once."""
-    clock = Clock()
+    clock = Clock(T0)
     seed = open_outbox(store_url, clock=clock)
     for alert in alerts(50):
         seed.enqueue(alert, "firing", ["hook"])
@@ -353,7 +341,7 @@ def test_two_dispatchers_on_one_store_deliver_each_row_once(open_outbox, receive
 def test_lease_of_a_dead_dispatcher_is_taken_over_once_it_expires(open_outbox, receiver, postgres_url):
     """Rows leased by a dispatcher that died wait out the lease, then another delivers them; its late result is
     ignored."""
-    clock = Clock()
+    clock = Clock(T0)
     outbox = open_outbox(postgres_url, clock=clock)
     dead = open_outbox(postgres_url, clock=clock)
     try:

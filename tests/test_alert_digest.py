@@ -25,18 +25,11 @@ from otel_monitor.alerting.notifiers.notification import Notification
 from otel_monitor.alerting.outbox import Dispatcher, Outbox
 from otel_monitor.alerting.service import AlertingService
 from otel_monitor.alerting.state import AlertStore
+from tests.support.clocks import Clock
 
 
 T0 = dt.datetime(2026, 3, 1, 10, 0, tzinfo=dt.timezone.utc)
 HOUR = dt.timedelta(hours=1)
-
-
-class Clock:
-    def __init__(self, now: dt.datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> dt.datetime:
-        return self.now
 
 
 @pytest.fixture

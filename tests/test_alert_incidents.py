@@ -20,11 +20,10 @@ from otel_monitor.alerting.model import AlertState, Priority, Rule
 from otel_monitor.alerting.outbox import Dispatcher, Outbox
 from otel_monitor.alerting.router import build_alerts_router
 from otel_monitor.alerting.service import AlertingService
-from otel_monitor.alerting.sources import Sample
 from otel_monitor.alerting.state import AlertStore
 from otel_monitor.devstack.processes import free_port
 
-from tests.support.alerts import make_alert
+from tests.support.alerts import Conditions, make_alert
 from tests.support.receivers import Receiver
 
 T0 = dt.datetime(2025, 10, 20, 10, 30, tzinfo=dt.timezone.utc)
@@ -41,18 +40,6 @@ DELIVERY = DeliveryConfig.model_validate({
 
 def at(seconds: float) -> dt.datetime:
     return T0 + dt.timedelta(seconds=seconds)
-
-
-class Conditions:
-    """The rule conditions the test sets: which rule names hold now (the check source of these tests)."""
-
-    name = "check"
-
-    def __init__(self) -> None:
-        self.holding: set[str] = set()
-
-    async def evaluate(self, rule: Rule) -> list[Sample]:
-        return [Sample({})] if rule.name in self.holding else []
 
 
 def service_on(url: str, conditions: Conditions, *, environment: str = "development",

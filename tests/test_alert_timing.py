@@ -19,6 +19,7 @@ from otel_monitor.alerting.service import AlertingService
 from otel_monitor.alerting.sources import Sample
 from otel_monitor.alerting.state import AlertStore
 from otel_monitor.quota.config import QuotaConfig
+from tests.support.clocks import Clock
 
 UTC = dt.timezone.utc
 T0 = dt.datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -31,14 +32,6 @@ PIPELINE_SECONDS = 30.0
 # Quota readings: polled at least every 15 minutes once above 80 % (the quota service), then exported and scraped.
 QUOTA_POLL_SECONDS = QuotaConfig().youtube.poll_interval_seconds
 STEP = dt.timedelta(seconds=5)
-
-
-class Clock:
-    def __init__(self, now: dt.datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> dt.datetime:
-        return self.now
 
 
 class ScriptedSource:

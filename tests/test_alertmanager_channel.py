@@ -24,13 +24,13 @@ from otel_monitor.alerting.notifiers import (
 )
 from otel_monitor.alerting.outbox import Dispatcher, Outbox
 from otel_monitor.alerting.service import AlertingService
-from otel_monitor.alerting.sources import Sample
 from otel_monitor.config_file import ConfigError, load_config_file
 from otel_monitor.devstack import wait_until
 from otel_monitor.devstack.stack import REPO_ROOT
 from otel_monitor.monitor_config import MonitorConfig
 from otel_monitor.redaction import SecretScrubber
-from tests.support.alerts import make_alert
+from tests.support.alerts import Conditions, make_alert
+from tests.support.clocks import Clock
 from tests.support.receivers import ALERTMANAGER, AlertmanagerServer
 
 RESOLVE_TIMEOUT = 3  # seconds: Alertmanager ends an alert nobody posts again after this (its default is 5 min)
@@ -57,18 +57,6 @@ def short_alertmanager(tmp_path):
 def held(alertmanager: AlertmanagerServer, fingerprint: str) -> list[dict]:
     """The alerts Alertmanager lists as not yet ended with our ``fingerprint`` label."""
     return [a for a in alertmanager.alerts() if a["labels"].get("fingerprint") == fingerprint]
-
-
-class Conditions:
-    """The check source of these tests: the rule names whose condition holds now."""
-
-    name = "check"
-
-    def __init__(self) -> None:
-        self.holding: set[str] = set()
-
-    async def evaluate(self, rule: Rule) -> list[Sample]:
-        return [Sample({})] if rule.name in self.holding else []
 
 
 LIVE_P0 = Rule(name="GeminiInvalidApiKey", priority=Priority.P0, source="check", expr="streak.gemini",
@@ -152,18 +140,11 @@ def test_alertmanager_holds_conventional_labels_and_annotations(alertmanager, pr
 
 
 # -- the refresher ---------------------------------------------------------------------------------------------------
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> dt.datetime:
-        return self.now
-
 
 def test_refresher_reposts_every_interval_with_ends_at_four_intervals_ahead(receiver):
     """Each channel is refreshed at once, then after each of its own intervals (injected sleep), with endsAt four
     intervals after the post; a receiver that is down is logged and the next refresh posts again."""
-    clock, stop, slept = Clock(), asyncio.Event(), []
+    clock, stop, slept = Clock(T0), asyncio.Event(), []
     alert = make_alert()
     fast = AlertmanagerNotifier("fast", receiver.url, resend_interval_seconds=30, clock=clock,
                                 scrubber=SecretScrubber())

@@ -24,6 +24,7 @@ from otel_monitor.quota.day_windows import quota_windows_between, window_peaks
 from otel_monitor.quota.reset_schedule import ResetRule
 from otel_monitor.quota.store import QuotaStore, UsageSample
 from tests.support.alerts import make_alert
+from tests.support.clocks import Clock
 
 UTC = dt.timezone.utc
 DAY = dt.date(2026, 3, 1)
@@ -111,14 +112,6 @@ def alert_store(tmp_path):
     store = AlertStore(f"sqlite:///{tmp_path / 'alerts.db'}")
     yield store
     store.close()
-
-
-class Clock:
-    def __init__(self, now: dt.datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> dt.datetime:
-        return self.now
 
 
 def _episode(store: AlertStore, clock: Clock, alert, values: list[tuple[float, float]], ends: float | None):

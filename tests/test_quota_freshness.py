@@ -38,6 +38,7 @@ from otel_monitor.quota.testing import FixedQuotaSource
 from otel_monitor.quota.usage import BalanceQuotaSource, CounterQuotaSource, QuotaReading, apply_refusal
 from otel_monitor.usage_counter import UsageCounter
 from tests.support.backends import prom_values
+from tests.support.clocks import Clock
 from tests.support.stacks import private_stack
 
 UTC = dt.timezone.utc
@@ -48,16 +49,6 @@ BALANCE_PATH = "/v1/user/balance"
 
 def at(seconds: float) -> dt.datetime:
     return T0 + dt.timedelta(seconds=seconds)
-
-
-class Clock:
-    """A clock the test moves."""
-
-    def __init__(self, now: dt.datetime = T0) -> None:
-        self.now = now
-
-    def __call__(self) -> dt.datetime:
-        return self.now
 
 
 async def get_quota(quota: QuotaService, **params) -> dict:
@@ -100,7 +91,7 @@ async def test_refusal_flips_the_view_checks_once_and_clears(caplog):
     """The next answer after a refusal says exceeded; it is logged "Quota critical" and stored once, however often
     asked; once the figures stand again, a new refusal is checked again."""
     caplog.set_level(logging.INFO, logger="otel_monitor")
-    clock = Clock()
+    clock = Clock(T0)
     store = QuotaStore()
     source = FixedQuotaSource("stability", 10, 100)
     service = QuotaService(store, {"stability": source}, clock=clock)
@@ -126,7 +117,7 @@ async def test_refusal_flips_the_view_checks_once_and_clears(caplog):
 async def test_latest_answers_at_once_and_refreshes_in_the_background():
     """latest() returns the views it has without waiting; the refresh it starts makes the next call see a refusal."""
     source = FixedQuotaSource("youtube", 100, 10_000, ResetRule.daily(zone="America/Los_Angeles"))
-    service = QuotaService(QuotaStore(), {"youtube": source}, clock=Clock())
+    service = QuotaService(QuotaStore(), {"youtube": source}, clock=Clock(T0))
     await service.poll("youtube")
     source.refused_at = at(-1)
     assert [v.status for v in service.latest()] == ["healthy"]
@@ -156,7 +147,7 @@ def balance_source(fakes, clock: Clock, **options) -> BalanceQuotaSource:
 @pytest.mark.asyncio
 async def test_stale_balance_is_reread_on_demand(stability, age, rereads):
     """An answer re-reads the balance only once it is ``stale_after`` old, and then shows what the provider holds."""
-    clock = Clock()
+    clock = Clock(T0)
     source = balance_source(stability, clock, stale_after=300)
     first = await source.read(clock(), refresh=False)
     stability.stability_account.try_charge(10)  # 2 credits spent since
@@ -172,7 +163,7 @@ async def test_stale_balance_is_reread_on_demand(stability, age, rereads):
 @pytest.mark.asyncio
 async def test_concurrent_askers_share_one_reread(stability):
     """Ten answers asking at once for a stale balance cause one request to the provider."""
-    clock = Clock()
+    clock = Clock(T0)
     source = balance_source(stability, clock, stale_after=300)
     await source.read(clock())
     stability.set_fault("stability", latencies=[0.3])
@@ -187,7 +178,7 @@ async def test_concurrent_askers_share_one_reread(stability):
 @pytest.mark.asyncio
 async def test_slow_reread_answers_the_last_balance_marked_stale(stability):
     """Past ``wait`` the last balance answers, stale; the re-read still lands and serves the next answer."""
-    clock = Clock()
+    clock = Clock(T0)
     source = balance_source(stability, clock, stale_after=300, wait=0.05)
     first = await source.read(clock())
     stability.stability_account.try_charge(5)
@@ -235,7 +226,7 @@ class SimulatedTime:
 @pytest.mark.asyncio
 async def test_quota_past_80_percent_is_polled_every_15_minutes(used_after, change_at, expected_polls):
     """A quota at or past 80 % is polled at least every 15 minutes (hourly otherwise), on an injected clock."""
-    clock = Clock()
+    clock = Clock(T0)
     source = FixedQuotaSource("d-id", 10, 100, ResetRule.monthly())
     store = QuotaStore()
 

@@ -1,12 +1,13 @@
-"""Alerts for tests: one well-formed P0 alert, with any field changed."""
+"""Alerts for tests: one well-formed P0 alert, with any field changed, and a check source the test drives."""
 
 from __future__ import annotations
 
 import datetime as dt
 
-from otel_monitor.alerting.model import Alert, AlertState, Priority
+from otel_monitor.alerting.model import Alert, AlertState, Priority, Rule
+from otel_monitor.alerting.sources import Sample
 
-__all__ = ["make_alert", "STARTS", "ENDS"]
+__all__ = ["make_alert", "Conditions", "STARTS", "ENDS"]
 
 STARTS = dt.datetime(2025, 10, 20, 10, 30, 15, tzinfo=dt.timezone.utc)
 ENDS = STARTS + dt.timedelta(minutes=7)
@@ -22,3 +23,15 @@ def make_alert(state: AlertState = AlertState.FIRING, **changes) -> Alert:
     )
     values.update(changes)
     return Alert(**values)
+
+
+class Conditions:
+    """The check source of a test: the rule names whose condition holds now (``holding``), set by the test."""
+
+    name = "check"
+
+    def __init__(self) -> None:
+        self.holding: set[str] = set()
+
+    async def evaluate(self, rule: Rule) -> list[Sample]:
+        return [Sample({})] if rule.name in self.holding else []
