@@ -25,12 +25,12 @@ import httpx
 import psutil
 
 from examples.monitor_launcher import MonitorProcess
-from otel_monitor.alerting.evaluation import Evaluator
-from otel_monitor.alerting.model import Priority, Rule
-from otel_monitor.alerting.rules import load_rules
-from otel_monitor.alerting.sources import DEFAULT_MAX_CONCURRENT_QUERIES, CheckSource, PrometheusSource
-from otel_monitor.devstack import DevStack, StackPorts
-from otel_monitor.devstack.stack import REPO_ROOT
+from otel_monitor.monitor.alerting.evaluation import Evaluator
+from otel_monitor.monitor.alerting.model import Priority, Rule
+from otel_monitor.monitor.alerting.rules import load_rules
+from otel_monitor.monitor.alerting.sources import DEFAULT_MAX_CONCURRENT_QUERIES, CheckSource, PrometheusSource
+from tools.devstack import DevStack, StackPorts
+from tools.devstack.stack import REPO_ROOT
 
 _HEALTHY = {"status": "healthy", "checks": {name: {"status": "healthy"}
                                               for name in ("database", "redis", "celery", "disk", "ffmpeg")}}

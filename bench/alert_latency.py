@@ -29,9 +29,9 @@ import yaml
 from examples.demo_backend.launcher import DemoBackend, fake_provider_credentials
 from examples.fake_providers import FakeProviders
 from examples.monitor_launcher import MonitorProcess
-from otel_monitor.devstack import DevStack, StackPorts, wait_until
-from otel_monitor.devstack.stack import REPO_ROOT
-from otel_monitor.services import SERVICE_KEYS
+from tools.devstack import DevStack, StackPorts, wait_until
+from tools.devstack.stack import REPO_ROOT
+from otel_monitor.instrument.providers import SERVICE_KEYS
 
 
 class _Webhook:

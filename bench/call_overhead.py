@@ -24,10 +24,10 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
-from otel_monitor.external_calls import ExternalCallRecorder
-from otel_monitor.provider_http import instrument_provider_calls, uninstrument_provider_calls
-from otel_monitor.services import ProviderRegistry
-from otel_monitor.structured_logging import configure_logging
+from otel_monitor.instrument.external_calls import ExternalCallRecorder
+from otel_monitor.instrument.provider_http import instrument_provider_calls, uninstrument_provider_calls
+from otel_monitor.instrument.providers import ProviderRegistry
+from otel_monitor.logs.structured import configure_logging
 
 URL = "https://generativelanguage.googleapis.com/v1beta/models/gemini-2.5-flash:generateContent"
 BODY = b'{"candidates":[{"content":{"parts":[{"text":"ok"}]}}]}'

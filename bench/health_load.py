@@ -24,8 +24,8 @@ from pathlib import Path
 
 
 from examples.monitor_launcher import MonitorProcess
-from otel_monitor.devstack import DevStack, StackPorts, free_port
-from otel_monitor.devstack.stack import REPO_ROOT
+from tools.devstack import DevStack, StackPorts, free_port
+from tools.devstack.stack import REPO_ROOT
 
 _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3}
 

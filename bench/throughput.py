@@ -22,9 +22,9 @@ import httpx
 
 from examples.demo_backend.launcher import DemoBackend, fake_provider_credentials
 from examples.fake_providers import FakeProviders
-from otel_monitor.devstack import DevStack, StackPorts, wait_until
-from otel_monitor.instruments import PromNames
-from otel_monitor.services import SERVICE_KEYS
+from tools.devstack import DevStack, StackPorts, wait_until
+from otel_monitor.instrument.metrics import PromNames
+from otel_monitor.instrument.providers import SERVICE_KEYS
 
 STEPS = ["gemini", "stability"]
 # Spans of one project: API server span (+ ASGI receive and two sends), task publish, task run, two provider

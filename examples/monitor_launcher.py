@@ -7,9 +7,9 @@ from pathlib import Path
 
 import yaml
 
-from otel_monitor.devstack import DevStack, ManagedProcess, free_port
-from otel_monitor.devstack.processes import http_ok
-from otel_monitor.devstack.stack import REPO_ROOT
+from tools.devstack import DevStack, ManagedProcess, free_port
+from tools.devstack.processes import http_ok
+from tools.devstack.stack import REPO_ROOT
 
 __all__ = ["MonitorProcess"]
 
@@ -47,7 +47,7 @@ class MonitorProcess:
 
     def start(self) -> MonitorProcess:
         self.config_path.write_text(yaml.safe_dump(self.config, sort_keys=False))
-        argv = [sys.executable, "-m", "otel_monitor.cli", "serve", "--config", str(self.config_path)]
+        argv = [sys.executable, "-m", "otel_monitor.monitor.cli", "serve", "--config", str(self.config_path)]
         self.process = ManagedProcess("otel-monitor", argv, self.workdir / "monitor.out", env=self.env,
                                       cwd=REPO_ROOT, ready=http_ok(f"{self.url}/livez")).start()
         return self

@@ -15,11 +15,11 @@ import httpx
 from examples.demo_backend.launcher import DEMO_SECRETS, DemoBackend, fake_provider_credentials
 from examples.monitor_launcher import MonitorProcess
 from examples.fake_providers import FakeProviders
-from otel_monitor.devstack import DevStack, StackPorts, wait_until
-from otel_monitor.devstack.stack import REPO_ROOT
-from otel_monitor.instruments import PromNames
-from otel_monitor.log_files import read_log_records
-from otel_monitor.services import SERVICE_KEYS
+from tools.devstack import DevStack, StackPorts, wait_until
+from tools.devstack.stack import REPO_ROOT
+from otel_monitor.instrument.metrics import PromNames
+from otel_monitor.logs.files import read_log_records
+from otel_monitor.instrument.providers import SERVICE_KEYS
 
 PROVIDER_PORTS = {"gemini": 18001, "stability": 18002, "d-id": 18003, "youtube": 18004}
 # The credits the fake Stability account starts with, and the baseline the monitor counts them from.

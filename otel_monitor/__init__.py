@@ -1,19 +1,32 @@
-"""otel-monitor: error monitoring and alerting for a FastAPI + Celery backend, built on OpenTelemetry."""
+"""otel-monitor: error monitoring and alerting for a FastAPI + Celery backend, built on OpenTelemetry.
 
-from otel_monitor.classification import Classification, classify_exception, classify_response
-from otel_monitor.error_codes import ProviderFailure, SystemErrorCode, provider_error_code
-from otel_monitor.external_calls import ExternalCall, current_external_call
-from otel_monitor.instruments import Outcome
-from otel_monitor.services import DEFAULT_PROVIDERS, Provider, ProviderRegistry
-from otel_monitor.settings import TelemetrySettings
-from otel_monitor.structured_logging import StructuredLogger, configure_logging, log_operation
-from otel_monitor.telemetry import Telemetry, get_telemetry, setup_telemetry, track_external_call
+The package has two halves. ``otel_monitor.instrument``, ``otel_monitor.logs`` and ``otel_monitor.redaction`` run
+inside the monitored backend (this module re-exports what a backend calls); ``otel_monitor.monitor`` is the
+service that runs beside it (``otel-monitor serve``, installed with the ``[monitor]`` extra).
+"""
+
+from importlib.metadata import PackageNotFoundError, version
+
+from otel_monitor.instrument.celery import instrument_celery
+from otel_monitor.instrument.fastapi import instrument_fastapi
+from otel_monitor.instrument.settings import TelemetrySettings
+from otel_monitor.instrument.telemetry import Telemetry, get_telemetry, setup_telemetry, track_external_call
+from otel_monitor.logs.structured import StructuredLogger, log_operation
+
+try:
+    __version__ = version("otel-monitor")
+except PackageNotFoundError:  # imported from a source tree that was never installed
+    __version__ = "0+unknown"
 
 __all__ = [
-    "setup_telemetry", "get_telemetry", "Telemetry", "TelemetrySettings",
-    "track_external_call", "ExternalCall", "current_external_call", "Outcome",
-    "StructuredLogger", "configure_logging", "log_operation",
-    "Classification", "classify_response", "classify_exception",
-    "ProviderFailure", "SystemErrorCode", "provider_error_code",
-    "Provider", "ProviderRegistry", "DEFAULT_PROVIDERS",
+    "__version__",
+    "setup_telemetry",
+    "get_telemetry",
+    "Telemetry",
+    "TelemetrySettings",
+    "instrument_fastapi",
+    "instrument_celery",
+    "track_external_call",
+    "StructuredLogger",
+    "log_operation",
 ]

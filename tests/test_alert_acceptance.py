@@ -25,12 +25,12 @@ import yaml
 from websockets.sync.client import connect
 
 from examples.monitor_launcher import MonitorProcess
-from otel_monitor.devstack import DevStack, wait_until
-from otel_monitor.devstack.stack import REPO_ROOT
-from otel_monitor.error_codes import SystemErrorCode
-from otel_monitor.failure_streaks import DEFAULT_PEAK_TTL_SECONDS, RedisFailureStreaks
-from otel_monitor.instruments import PromNames
-from otel_monitor.log_files import read_log_records
+from tools.devstack import DevStack, wait_until
+from tools.devstack.stack import REPO_ROOT
+from otel_monitor.instrument.error_codes import SystemErrorCode
+from otel_monitor.instrument.failure_streaks import DEFAULT_PEAK_TTL_SECONDS, RedisFailureStreaks
+from otel_monitor.instrument.metrics import PromNames
+from otel_monitor.logs.files import read_log_records
 from tests.support.monitor import alerting_monitor
 from tests.support.backends import prom_values
 from tests.support.demo import create_project, demo_backend, wait_finished

@@ -16,12 +16,12 @@ from pathlib import Path
 
 import pytest
 
-from otel_monitor.alerting.delivery_config import DeliveryConfig, RetryPolicy, build_notifiers
-from otel_monitor.alerting.model import AlertState
-from otel_monitor.alerting.notifiers import Notification, WebhookNotifier
-from otel_monitor.alerting.outbox import _SQLITE_BUSY_SECONDS, Dispatcher, DeliveryStatus, Outbox
-from otel_monitor.redaction import SecretScrubber
-from otel_monitor.store_types import STORE_THREAD_WAIT_SECONDS
+from otel_monitor.monitor.alerting.delivery_config import DeliveryConfig, RetryPolicy, build_notifiers
+from otel_monitor.monitor.alerting.model import AlertState
+from otel_monitor.monitor.alerting.notifiers import Notification, WebhookNotifier
+from otel_monitor.monitor.alerting.outbox import _SQLITE_BUSY_SECONDS, Dispatcher, DeliveryStatus, Outbox
+from otel_monitor.redaction.scrubber import SecretScrubber
+from otel_monitor.monitor.store.engine import STORE_THREAD_WAIT_SECONDS
 
 from tests.support.alerts import make_alert
 from tests.support.clocks import Clock
@@ -255,9 +255,9 @@ def test_restart_resumes_pending_and_sends_nothing_twice(open_outbox, receiver, 
 
 _CHILD = textwrap.dedent("""
     import asyncio, sys
-    from otel_monitor.alerting.notifiers import WebhookNotifier
-    from otel_monitor.alerting.outbox import Dispatcher, Outbox
-    from otel_monitor.redaction import SecretScrubber
+    from otel_monitor.monitor.alerting.notifiers import WebhookNotifier
+    from otel_monitor.monitor.alerting.outbox import Dispatcher, Outbox
+    from otel_monitor.redaction.scrubber import SecretScrubber
 
     outbox = Outbox(sys.argv[1])
     notifiers = {"hook": WebhookNotifier("hook", sys.argv[2], timeout=60, scrubber=SecretScrubber())}

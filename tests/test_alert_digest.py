@@ -10,8 +10,8 @@ import logging
 
 import pytest
 
-from otel_monitor.alerting.delivery_config import DeliveryConfig
-from otel_monitor.alerting.digest import (
+from otel_monitor.monitor.alerting.delivery_config import DeliveryConfig
+from otel_monitor.monitor.alerting.digest import (
     DIGEST_ERROR_CODE,
     DIGEST_MESSAGE,
     DigestStore,
@@ -19,12 +19,12 @@ from otel_monitor.alerting.digest import (
     period_start,
     digest_notification,
 )
-from otel_monitor.alerting.incidents import IncidentStore
-from otel_monitor.alerting.model import Alert, AlertState, Priority
-from otel_monitor.alerting.notifiers.notification import Notification
-from otel_monitor.alerting.outbox import Dispatcher, Outbox
-from otel_monitor.alerting.service import AlertingService
-from otel_monitor.alerting.state import AlertStore
+from otel_monitor.monitor.alerting.incidents import IncidentStore
+from otel_monitor.monitor.alerting.model import Alert, AlertState, Priority
+from otel_monitor.monitor.alerting.notifiers.notification import Notification
+from otel_monitor.monitor.alerting.outbox import Dispatcher, Outbox
+from otel_monitor.monitor.alerting.service import AlertingService
+from otel_monitor.monitor.alerting.state import AlertStore
 from tests.support.clocks import Clock
 
 

@@ -14,14 +14,14 @@ import httpx
 import pydantic
 import pytest
 
-from otel_monitor.alerting.evaluation import BACKEND_DOWN_RULE, MONITORING_BACKEND_DOWN, Evaluator, default_interval
-from otel_monitor.alerting.model import Alert, AlertState, Priority, Rule, fingerprint
-from otel_monitor.alerting.sources import (CheckSource, CheckThresholds, PrometheusSource, Sample, SourceError,
+from otel_monitor.monitor.alerting.evaluation import BACKEND_DOWN_RULE, MONITORING_BACKEND_DOWN, Evaluator, default_interval
+from otel_monitor.monitor.alerting.model import Alert, AlertState, Priority, Rule, fingerprint
+from otel_monitor.monitor.alerting.sources import (CheckSource, CheckThresholds, PrometheusSource, Sample, SourceError,
                                            SourceUnavailable, streak_trace_lookup)
-from otel_monitor.devstack import wait_until
-from otel_monitor.failure_streaks import LocalFailureStreaks
-from otel_monitor.monitor_config import AlertingConfig
-from otel_monitor.quota.service import QuotaView
+from tools.devstack import wait_until
+from otel_monitor.instrument.failure_streaks import LocalFailureStreaks
+from otel_monitor.monitor.config import AlertingConfig
+from otel_monitor.monitor.quota.service import QuotaView
 
 T0 = dt.datetime(2025, 10, 20, 10, 0, tzinfo=dt.timezone.utc)
 
@@ -305,8 +305,8 @@ async def test_the_service_takes_the_bound_from_its_config(stand_in, tmp_path):
     """``alerting.max_concurrent_queries`` of the config file is the bound of the served evaluator."""
     from types import SimpleNamespace
 
-    from otel_monitor.alerting.service import AlertingService
-    from otel_monitor.monitor_config import MonitorConfig
+    from otel_monitor.monitor.alerting.service import AlertingService
+    from otel_monitor.monitor.config import MonitorConfig
 
     config = MonitorConfig.model_validate({
         "quota": {"store_url": f"sqlite:///{tmp_path / 'store.db'}"},

@@ -13,15 +13,15 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from otel_monitor.alerting.delivery_config import DeliveryConfig
-from otel_monitor.alerting.heartbeat import Heartbeat
-from otel_monitor.alerting.incidents import IncidentStatus, IncidentStore, opens_incident
-from otel_monitor.alerting.model import AlertState, Priority, Rule
-from otel_monitor.alerting.outbox import Dispatcher, Outbox
-from otel_monitor.alerting.router import build_alerts_router
-from otel_monitor.alerting.service import AlertingService
-from otel_monitor.alerting.state import AlertStore
-from otel_monitor.devstack.processes import free_port
+from otel_monitor.monitor.alerting.delivery_config import DeliveryConfig
+from otel_monitor.monitor.alerting.heartbeat import Heartbeat
+from otel_monitor.monitor.alerting.incidents import IncidentStatus, IncidentStore, opens_incident
+from otel_monitor.monitor.alerting.model import AlertState, Priority, Rule
+from otel_monitor.monitor.alerting.outbox import Dispatcher, Outbox
+from otel_monitor.monitor.alerting.router import build_alerts_router
+from otel_monitor.monitor.alerting.service import AlertingService
+from otel_monitor.monitor.alerting.state import AlertStore
+from tools.devstack.processes import free_port
 
 from tests.support.alerts import Conditions, make_alert
 from tests.support.receivers import Receiver

@@ -13,9 +13,9 @@ import httpx
 import pytest
 from pydantic import ValidationError
 
-from otel_monitor.alerting.delivery_config import DeliveryConfig, build_notifiers
-from otel_monitor.alerting.model import AlertState, Priority
-from otel_monitor.alerting.notifiers import (
+from otel_monitor.monitor.alerting.delivery_config import DeliveryConfig, build_notifiers
+from otel_monitor.monitor.alerting.model import AlertState, Priority
+from otel_monitor.monitor.alerting.notifiers import (
     AlertmanagerNotifier,
     ConsoleNotifier,
     DiscordNotifier,
@@ -26,8 +26,8 @@ from otel_monitor.alerting.notifiers import (
     WebhookNotifier,
     classify_status,
 )
-from otel_monitor.redaction import SecretScrubber
-from otel_monitor.structured_logging import JsonLineFormatter, StructuredLogger
+from otel_monitor.redaction.scrubber import SecretScrubber
+from otel_monitor.logs.structured import JsonLineFormatter, StructuredLogger
 from tests.support.alerts import STARTS, make_alert
 from tests.support.receivers import Receiver
 
@@ -341,7 +341,7 @@ def test_real_alertmanager_rejects_bad_alert_permanently(alertmanager):
 
 
 async def _post_raw(url: str, payload):
-    from otel_monitor.alerting.notifiers.http_status import post_json
+    from otel_monitor.monitor.alerting.notifiers.http_status import post_json
 
     async with httpx.AsyncClient() as client:
         return await post_json(client, url, payload, timeout=5)

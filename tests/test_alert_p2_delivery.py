@@ -11,11 +11,11 @@ import time
 import pytest
 import yaml
 
-from otel_monitor.alerting.daily_summary import DailySummary, DailySummaryConfig
-from otel_monitor.alerting.rules import load_rules
-from otel_monitor.alerting.state import AlertStore
-from otel_monitor.devstack import wait_until
-from otel_monitor.log_files import read_log_records
+from otel_monitor.monitor.alerting.daily_summary import DailySummary, DailySummaryConfig
+from otel_monitor.monitor.alerting.rules import load_rules
+from otel_monitor.monitor.alerting.state import AlertStore
+from tools.devstack import wait_until
+from otel_monitor.logs.files import read_log_records
 from tests.support.demo import create_project, demo_backend, wait_finished
 from tests.support.monitor import FAST_RETRY
 from examples.monitor_launcher import MonitorProcess

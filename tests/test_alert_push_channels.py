@@ -13,17 +13,17 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
-from otel_monitor.alerting.delivery_config import DeliveryConfig, build_notifiers
-from otel_monitor.alerting.model import AlertState, Priority
-from otel_monitor.alerting.notifiers import (
+from otel_monitor.monitor.alerting.delivery_config import DeliveryConfig, build_notifiers
+from otel_monitor.monitor.alerting.model import AlertState, Priority
+from otel_monitor.monitor.alerting.notifiers import (
     Notification,
     SentryNotifier,
     WebSocketHub,
     WebSocketNotifier,
 )
-from otel_monitor.alerting.router import ALERTS_WS_PATH, build_alerts_router
-from otel_monitor.redaction import SecretScrubber
-from otel_monitor.devstack import free_port
+from otel_monitor.monitor.alerting.router import ALERTS_WS_PATH, build_alerts_router
+from otel_monitor.redaction.scrubber import SecretScrubber
+from tools.devstack import free_port
 from tests.support.receivers import SENTRY_KEY, SENTRY_PROJECT as PROJECT
 from tests.support.alerts import make_alert
 

@@ -6,7 +6,7 @@ import httpx
 import pytest
 
 from examples.monitor_launcher import MonitorProcess
-from otel_monitor.devstack import wait_until
+from tools.devstack import wait_until
 from tests.support.monitor import alerting_monitor
 
 from test_alerting_service import RULES, _alerts, _notifications

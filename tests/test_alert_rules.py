@@ -8,13 +8,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-from otel_monitor.alerting.evaluation import DEFAULT_INTERVALS, default_interval
-from otel_monitor.alerting.model import Priority
-from otel_monitor.alerting.rules import PROMQL_PARSER, check_promql, is_known_check, load_rules, promql_checker
-from otel_monitor.config_file import ConfigError
-from otel_monitor.error_codes import (ApiErrorCode, ProviderFailure, SystemErrorCode, ThresholdErrorCode,
+from otel_monitor.monitor.alerting.evaluation import DEFAULT_INTERVALS, default_interval
+from otel_monitor.monitor.alerting.model import Priority
+from otel_monitor.monitor.alerting.rules import PROMQL_PARSER, check_promql, is_known_check, load_rules, promql_checker
+from otel_monitor.monitor.config_file import ConfigError
+from otel_monitor.instrument.error_codes import (ApiErrorCode, ProviderFailure, SystemErrorCode, ThresholdErrorCode,
                                      defined_error_codes, provider_error_code)
-from otel_monitor.services import SERVICE_KEYS
+from otel_monitor.instrument.providers import SERVICE_KEYS
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = ROOT / "config" / "alert-rules.yaml"

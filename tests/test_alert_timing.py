@@ -9,16 +9,16 @@ import logging
 
 import pytest
 
-from otel_monitor.alerting.delivery_config import DeliveryConfig
-from otel_monitor.alerting.digest import DEFAULT_DIGEST_PERIOD, DigestStore, period_start
-from otel_monitor.alerting.evaluation import default_interval
-from otel_monitor.alerting.model import Priority
-from otel_monitor.alerting.outbox import Dispatcher, Outbox
-from otel_monitor.alerting.rules import load_rules
-from otel_monitor.alerting.service import AlertingService
-from otel_monitor.alerting.sources import Sample
-from otel_monitor.alerting.state import AlertStore
-from otel_monitor.quota.config import QuotaConfig
+from otel_monitor.monitor.alerting.delivery_config import DeliveryConfig
+from otel_monitor.monitor.alerting.digest import DEFAULT_DIGEST_PERIOD, DigestStore, period_start
+from otel_monitor.monitor.alerting.evaluation import default_interval
+from otel_monitor.monitor.alerting.model import Priority
+from otel_monitor.monitor.alerting.outbox import Dispatcher, Outbox
+from otel_monitor.monitor.alerting.rules import load_rules
+from otel_monitor.monitor.alerting.service import AlertingService
+from otel_monitor.monitor.alerting.sources import Sample
+from otel_monitor.monitor.alerting.state import AlertStore
+from otel_monitor.monitor.quota.config import QuotaConfig
 from tests.support.clocks import Clock
 
 UTC = dt.timezone.utc
@@ -150,8 +150,8 @@ async def test_p1_and_p2_transitions_are_logged_at_once(tmp_path, caplog, priori
 @pytest.mark.asyncio
 async def test_p1_quota_line_carries_the_quota(tmp_path, caplog):
     """A quota P1's line has the spec's details: quota_remaining, quota_total, quota_percentage, reset_date."""
-    from otel_monitor.alerting.quota_details import quota_details
-    from otel_monitor.quota.service import QuotaView
+    from otel_monitor.monitor.alerting.quota_details import quota_details
+    from otel_monitor.monitor.quota.service import QuotaView
 
     rule = RULES["DIdQuotaLow"]
     reset = dt.datetime(2026, 4, 1, tzinfo=UTC)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from otel_monitor.devstack import wait_until
+from tools.devstack import wait_until
 from tests.support.monitor import alerting_monitor
 from tests.support.receivers import Receiver
 

@@ -11,24 +11,24 @@ from pathlib import Path
 
 import pytest
 
-from otel_monitor.alerting import alertmanager_refresh
-from otel_monitor.alerting.alertmanager_refresh import AlertmanagerRefresher, RefreshedChannel, announced_firing
-from otel_monitor.alerting.delivery_config import DeliveryConfig, build_notifiers
-from otel_monitor.alerting.digest import digest_notification
-from otel_monitor.alerting.model import AlertState, Priority, Rule
-from otel_monitor.alerting.notifiers import (
+from otel_monitor.monitor.alerting import alertmanager_refresh
+from otel_monitor.monitor.alerting.alertmanager_refresh import AlertmanagerRefresher, RefreshedChannel, announced_firing
+from otel_monitor.monitor.alerting.delivery_config import DeliveryConfig, build_notifiers
+from otel_monitor.monitor.alerting.digest import digest_notification
+from otel_monitor.monitor.alerting.model import AlertState, Priority, Rule
+from otel_monitor.monitor.alerting.notifiers import (
     AlertmanagerNotifier,
     Notification,
     WebhookNotifier,
     alertmanager_webhook_payload,
 )
-from otel_monitor.alerting.outbox import Dispatcher, Outbox
-from otel_monitor.alerting.service import AlertingService
-from otel_monitor.config_file import ConfigError, load_config_file
-from otel_monitor.devstack import wait_until
-from otel_monitor.devstack.stack import REPO_ROOT
-from otel_monitor.monitor_config import MonitorConfig
-from otel_monitor.redaction import SecretScrubber
+from otel_monitor.monitor.alerting.outbox import Dispatcher, Outbox
+from otel_monitor.monitor.alerting.service import AlertingService
+from otel_monitor.monitor.config_file import ConfigError, load_config_file
+from tools.devstack import wait_until
+from tools.devstack.stack import REPO_ROOT
+from otel_monitor.monitor.config import MonitorConfig
+from otel_monitor.redaction.scrubber import SecretScrubber
 from tests.support.alerts import Conditions, make_alert
 from tests.support.clocks import Clock
 from tests.support.receivers import ALERTMANAGER, AlertmanagerServer

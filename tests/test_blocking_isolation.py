@@ -21,17 +21,17 @@ import uvicorn
 
 from sqlalchemy import create_engine, text
 
-from otel_monitor.blocking_calls import CLOSE_WAIT_SECONDS, BlockingExecutor, ExecutorBusyError
-from otel_monitor.health.config import HealthConfig
-from otel_monitor.health.probes import HEALTH_PATH
-from otel_monitor.monitor_app import create_app
-from otel_monitor.monitor_config import MonitorConfig
-from otel_monitor.quota.config import QuotaConfig
-from otel_monitor.quota.reset_schedule import ResetRule
-from otel_monitor.quota.router import QUOTA_PATH
-from otel_monitor.quota.service import QuotaService
-from otel_monitor.quota.store import QuotaStore
-from otel_monitor.quota.testing import FixedQuotaSource
+from otel_monitor.monitor.store.blocking_calls import CLOSE_WAIT_SECONDS, BlockingExecutor, ExecutorBusyError
+from otel_monitor.monitor.health.config import HealthConfig
+from otel_monitor.instrument.probe_paths import HEALTH_PATH
+from otel_monitor.monitor.app import create_app
+from otel_monitor.monitor.config import MonitorConfig
+from otel_monitor.monitor.quota.config import QuotaConfig
+from otel_monitor.monitor.quota.reset_schedule import ResetRule
+from otel_monitor.monitor.quota.router import QUOTA_PATH
+from otel_monitor.monitor.quota.service import QuotaService
+from otel_monitor.monitor.quota.store import QuotaStore
+from otel_monitor.monitor.quota.testing import FixedQuotaSource
 from tests.support.backends import blackhole_server, fresh_postgres_database
 from tests.support.stacks import private_stack
 
@@ -119,11 +119,11 @@ def test_an_alerting_store_on_a_database_that_never_answers_fails_instead_of_han
     timeout (a call that hung would hold one of the store's two threads for good)."""
     from sqlalchemy.exc import OperationalError
 
-    from otel_monitor.alerting.digest import DigestStore
-    from otel_monitor.alerting.incidents import IncidentStore
-    from otel_monitor.alerting.outbox import Outbox
-    from otel_monitor.alerting.state import AlertStore
-    from otel_monitor.store_types import POSTGRES_CONNECT_TIMEOUT_SECONDS
+    from otel_monitor.monitor.alerting.digest import DigestStore
+    from otel_monitor.monitor.alerting.incidents import IncidentStore
+    from otel_monitor.monitor.alerting.outbox import Outbox
+    from otel_monitor.monitor.alerting.state import AlertStore
+    from otel_monitor.monitor.store.engine import POSTGRES_CONNECT_TIMEOUT_SECONDS
 
     kind, read = {"outbox": (Outbox, lambda s: s.entries()), "alerts": (AlertStore, lambda s: s.load_active()),
                   "incidents": (IncidentStore, lambda s: s.incidents()), "digest": (DigestStore, lambda s: s.count())
@@ -191,7 +191,7 @@ async def test_calls_run_on_named_daemon_threads_in_the_callers_context():
 
 _EXITING_MAIN = """
 import asyncio, threading
-from otel_monitor.blocking_calls import BlockingExecutor
+from otel_monitor.monitor.store.blocking_calls import BlockingExecutor
 
 async def main():
     executor = BlockingExecutor("stuck-store", max_workers=1)

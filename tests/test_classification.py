@@ -5,8 +5,8 @@ import json
 import httpx
 import pytest
 
-from otel_monitor.classification import classify_exception, classify_response
-from otel_monitor.instruments import Outcome
+from otel_monitor.instrument.classification import classify_exception, classify_response
+from otel_monitor.instrument.metrics import Outcome
 
 
 def _google(code, status, message="", reason=None, details=()):

@@ -7,7 +7,7 @@ import subprocess
 import pytest
 import yaml
 
-from otel_monitor.devstack.stack import REPO_ROOT, _binary
+from tools.devstack.stack import REPO_ROOT, _binary
 
 COLLECTOR_CONFIG = REPO_ROOT / "otel-collector.yaml"
 MANIFEST = REPO_ROOT / "collector" / "builder-config.yaml"

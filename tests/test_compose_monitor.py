@@ -16,9 +16,9 @@ import httpx
 import pytest
 import yaml
 
-from otel_monitor.devstack import free_port, wait_until
-from otel_monitor.devstack.processes import ProcessExited
-from otel_monitor.devstack.stack import REPO_ROOT
+from tools.devstack import free_port, wait_until
+from tools.devstack.processes import ProcessExited
+from tools.devstack.stack import REPO_ROOT
 from tests.support.backends import fresh_postgres_database
 
 COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
@@ -129,8 +129,8 @@ def _monitor_build() -> tuple[dict, dict, Path, Path]:
 def test_monitor_image_holds_the_config_and_the_rules_it_names():
     """The image compose builds for the monitor holds the package, the config of compose's command and the rules
     file that config names (relative to it), and nothing of the tests, the demo backend or the benches."""
-    from otel_monitor.config_file import load_config_file
-    from otel_monitor.monitor_config import MonitorConfig
+    from otel_monitor.monitor.config_file import load_config_file
+    from otel_monitor.monitor.config import MonitorConfig
 
     _compose, service, dockerfile, context = _monitor_build()
     files = copied_files(dockerfile, context)

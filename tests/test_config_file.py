@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import BaseModel, ConfigDict, Field
 
-from otel_monitor.config_file import ConfigError, load_config_file, problem_at
+from otel_monitor.monitor.config_file import ConfigError, load_config_file, problem_at
 
 
 class Server(BaseModel):

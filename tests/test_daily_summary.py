@@ -13,18 +13,18 @@ from zoneinfo import ZoneInfo
 import pytest
 from pydantic import ValidationError
 
-from otel_monitor.alerting.daily_summary import (
+from otel_monitor.monitor.alerting.daily_summary import (
     SUMMARY_MESSAGE,
     DailySummary,
     DailySummaryConfig,
     day_bounds,
     next_send_time,
 )
-from otel_monitor.alerting.model import Priority
-from otel_monitor.quota.day_windows import quota_windows_between
-from otel_monitor.quota.reset_schedule import ResetRule
-from otel_monitor.quota.store import QuotaStore
-from otel_monitor.utc_time import iso_utc
+from otel_monitor.monitor.alerting.model import Priority
+from otel_monitor.monitor.quota.day_windows import quota_windows_between
+from otel_monitor.monitor.quota.reset_schedule import ResetRule
+from otel_monitor.monitor.quota.store import QuotaStore
+from otel_monitor._utc_time import iso_utc
 from tests.support.demo import create_project, demo_backend, wait_finished
 
 UTC = dt.timezone.utc

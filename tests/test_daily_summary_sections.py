@@ -10,19 +10,19 @@ from types import SimpleNamespace
 
 import pytest
 
-from otel_monitor.alerting.daily_summary import (
+from otel_monitor.monitor.alerting.daily_summary import (
     DailySummary,
     DailySummaryConfig,
     alert_entries,
     lower_is_worse,
     quota_usage,
 )
-from otel_monitor.alerting.model import AlertState, Priority, Rule
-from otel_monitor.alerting.rules import load_rules
-from otel_monitor.alerting.state import AlertStore
-from otel_monitor.quota.day_windows import quota_windows_between, window_peaks
-from otel_monitor.quota.reset_schedule import ResetRule
-from otel_monitor.quota.store import QuotaStore, UsageSample
+from otel_monitor.monitor.alerting.model import AlertState, Priority, Rule
+from otel_monitor.monitor.alerting.rules import load_rules
+from otel_monitor.monitor.alerting.state import AlertStore
+from otel_monitor.monitor.quota.day_windows import quota_windows_between, window_peaks
+from otel_monitor.monitor.quota.reset_schedule import ResetRule
+from otel_monitor.monitor.quota.store import QuotaStore, UsageSample
 from tests.support.alerts import make_alert
 from tests.support.clocks import Clock
 
@@ -254,9 +254,9 @@ def test_a_store_made_before_the_new_columns_gets_them(tmp_path):
 
     from sqlalchemy import create_engine, text
 
-    from otel_monitor.alerting.digest import DigestStore
-    from otel_monitor.alerting.incidents import IncidentStore
-    from otel_monitor.alerting.outbox import Outbox
+    from otel_monitor.monitor.alerting.digest import DigestStore
+    from otel_monitor.monitor.alerting.incidents import IncidentStore
+    from otel_monitor.monitor.alerting.outbox import Outbox
 
     url = f"sqlite:///{tmp_path / 'old.db'}"
     first = AlertStore(url)

@@ -10,10 +10,10 @@ import httpx
 import pytest
 import yaml
 
-from otel_monitor.devstack.stack import REPO_ROOT
-from otel_monitor.health.metrics import HealthPromNames
-from otel_monitor.instruments import PromNames
-from otel_monitor.quota.metrics import QuotaPromNames
+from tools.devstack.stack import REPO_ROOT
+from otel_monitor.monitor.health.metrics import HealthPromNames
+from otel_monitor.instrument.metrics import PromNames
+from otel_monitor.monitor.quota.metrics import QuotaPromNames
 
 COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
 DASHBOARD_DIR = REPO_ROOT / "dashboards"
@@ -211,8 +211,8 @@ def test_compose_parses_with_the_expected_services():
 
 def test_compose_monitor_config_loads_with_the_compose_environment(monkeypatch):
     """The monitor's config file, with the environment compose gives it, is valid and listens beyond loopback."""
-    from otel_monitor.config_file import load_config_file
-    from otel_monitor.monitor_config import MonitorConfig
+    from otel_monitor.monitor.config_file import load_config_file
+    from otel_monitor.monitor.config import MonitorConfig
 
     monitor = _compose()["services"]["monitor"]
     config_path = monitor["command"][-1].replace("/app/", "")
@@ -290,7 +290,7 @@ def test_compose_prometheus_targets_name_the_collectors_ports(job):
 def test_compose_demo_env_loads_into_the_settings(service, monkeypatch):
     """The OTEL_MONITOR_* and DEMO_* variables compose sets are fields of the settings, with valid values."""
     from examples.demo_backend.config import DemoSettings
-    from otel_monitor.settings import TelemetrySettings
+    from otel_monitor.instrument.settings import TelemetrySettings
 
     env = _environment(_service(service))
     for settings in (TelemetrySettings, DemoSettings):

@@ -8,13 +8,13 @@ from email.message import EmailMessage
 import pytest
 from pydantic import ValidationError
 
-from otel_monitor.alerting.daily_summary import summary_notification
-from otel_monitor.alerting.delivery_config import DeliveryConfig, build_notifiers
-from otel_monitor.alerting.digest import digest_notification
-from otel_monitor.alerting.model import Alert, AlertState, Priority
-from otel_monitor.alerting.notifiers import EmailNotifier, Notification
-from otel_monitor.devstack import free_port
-from otel_monitor.redaction import SecretScrubber
+from otel_monitor.monitor.alerting.daily_summary import summary_notification
+from otel_monitor.monitor.alerting.delivery_config import DeliveryConfig, build_notifiers
+from otel_monitor.monitor.alerting.digest import digest_notification
+from otel_monitor.monitor.alerting.model import Alert, AlertState, Priority
+from otel_monitor.monitor.alerting.notifiers import EmailNotifier, Notification
+from tools.devstack import free_port
+from otel_monitor.redaction.scrubber import SecretScrubber
 
 SUMMARY = {"message": "Daily Summary Report", "report_type": "daily_summary", "date": "2026-03-01", "statistics": {
     "total_projects": 50, "successful_projects": 47, "failed_projects": 3, "success_rate": 94,

@@ -14,12 +14,12 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from examples.demo_backend.launcher import DEMO_SECRETS
-from otel_monitor.external_calls import ExternalCallRecorder
-from otel_monitor.failure_streaks import LocalFailureStreaks
-from otel_monitor.provider_http import instrument_provider_calls, uninstrument_provider_calls
-from otel_monitor.redacting_export import RedactingSpanExporter
-from otel_monitor.redaction import SecretScrubber
-from otel_monitor.services import SERVICE_KEYS, ProviderRegistry
+from otel_monitor.instrument.external_calls import ExternalCallRecorder
+from otel_monitor.instrument.failure_streaks import LocalFailureStreaks
+from otel_monitor.instrument.provider_http import instrument_provider_calls, uninstrument_provider_calls
+from otel_monitor.redaction.exporters import RedactingSpanExporter
+from otel_monitor.redaction.scrubber import SecretScrubber
+from otel_monitor.instrument.providers import SERVICE_KEYS, ProviderRegistry
 
 GEMINI_KEY = DEMO_SECRETS["gemini_api_key"]
 PROMPT = {"contents": [{"role": "user", "parts": [{"text": "a script about otters"}]}]}

@@ -14,18 +14,15 @@ from fastapi.testclient import TestClient
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
-from otel_monitor.devstack import free_port
-from otel_monitor.health import (
-    PUBLISHED_AT_HEADER,
-    FfmpegCheck,
-    HealthConfig,
-    HealthMetricNames,
-    HealthService,
-    build_health_router,
-    checks_from_config,
-)
-from otel_monitor.health.publish_stamp import published_at_stamper
-from otel_monitor.redaction import SecretScrubber
+from tools.devstack import free_port
+from otel_monitor.instrument.publish_stamp import PUBLISHED_AT_HEADER
+from otel_monitor.monitor.health.checks import FfmpegCheck, checks_from_config
+from otel_monitor.monitor.health.config import HealthConfig
+from otel_monitor.monitor.health.metrics import HealthMetricNames
+from otel_monitor.monitor.health.router import build_health_router
+from otel_monitor.monitor.health.service import HealthService
+from otel_monitor.instrument.publish_stamp import published_at_stamper
+from otel_monitor.redaction.scrubber import SecretScrubber
 
 GB = 1024**3
 

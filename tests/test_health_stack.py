@@ -18,9 +18,12 @@ from celery import Celery
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from otel_monitor.devstack import ManagedProcess, free_port, wait_until
-from otel_monitor.devstack.stack import REPO_ROOT
-from otel_monitor.health import PUBLISHED_AT_HEADER, HealthConfig, HealthService, build_health_router
+from tools.devstack import ManagedProcess, free_port, wait_until
+from tools.devstack.stack import REPO_ROOT
+from otel_monitor.instrument.publish_stamp import PUBLISHED_AT_HEADER
+from otel_monitor.monitor.health.config import HealthConfig
+from otel_monitor.monitor.health.router import build_health_router
+from otel_monitor.monitor.health.service import HealthService
 from tests.support.stacks import private_stack
 
 pytestmark = pytest.mark.stack

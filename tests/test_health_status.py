@@ -8,11 +8,11 @@ from types import SimpleNamespace
 import pytest
 from pydantic import ValidationError
 
-from otel_monitor.health.checks import DiskCheck, describe_error, disk_status, parse_ffmpeg_version
-from otel_monitor.health.config import HealthConfig
-from otel_monitor.health.router import wants_health_json
-from otel_monitor.utc_time import epoch_iso_utc
-from otel_monitor.health.status import aggregate_status, http_status_code, render_health_json
+from otel_monitor.monitor.health.checks import DiskCheck, describe_error, disk_status, parse_ffmpeg_version
+from otel_monitor.monitor.health.config import HealthConfig
+from otel_monitor.monitor.health.router import wants_health_json
+from otel_monitor._utc_time import epoch_iso_utc
+from otel_monitor.monitor.health.status import aggregate_status, http_status_code, render_health_json
 
 GB = 1024**3
 

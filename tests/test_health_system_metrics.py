@@ -17,9 +17,11 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader, PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import Resource
 
-from otel_monitor.devstack import free_port, wait_until
-from otel_monitor.devstack.stack import REPO_ROOT
-from otel_monitor.health import HealthConfig, HealthMetricNames, HealthPromNames, HealthService
+from tools.devstack import free_port, wait_until
+from tools.devstack.stack import REPO_ROOT
+from otel_monitor.monitor.health.config import HealthConfig
+from otel_monitor.monitor.health.metrics import HealthMetricNames, HealthPromNames
+from otel_monitor.monitor.health.service import HealthService
 from tests.support.backends import prom_values
 
 pytestmark = pytest.mark.stack

@@ -19,9 +19,9 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from pydantic import ValidationError
 
-from otel_monitor.devstack import wait_until
-from otel_monitor.devstack.stack import REPO_ROOT
-from otel_monitor.host_metrics import (
+from tools.devstack import wait_until
+from tools.devstack.stack import REPO_ROOT
+from otel_monitor.instrument.host_metrics import (
     HOST_CPU,
     HOST_CPU_PEAK,
     HOST_DISK_FREE,
@@ -33,9 +33,9 @@ from otel_monitor.host_metrics import (
     export_host_metrics,
     mount_points,
 )
-from otel_monitor.instruments import HostLabel, PromNames
-from otel_monitor.settings import TelemetrySettings
-from otel_monitor.telemetry import setup_telemetry
+from otel_monitor.instrument.metrics import HostLabel, PromNames
+from otel_monitor.instrument.settings import TelemetrySettings
+from otel_monitor.instrument.telemetry import setup_telemetry
 from tests.support.backends import prom_values
 
 RULES_FILE = REPO_ROOT / "config" / "alert-rules.yaml"
@@ -232,7 +232,7 @@ def test_system_dashboard_draws_one_line_per_host(query):
 _JOB = f"host-metrics-{os.getpid()}"
 _BACKEND = textwrap.dedent("""
     import sys
-    from otel_monitor.telemetry import setup_telemetry
+    from otel_monitor.instrument.telemetry import setup_telemetry
 
     telemetry = setup_telemetry(instrument_httpx=False)
     print("ready", flush=True)

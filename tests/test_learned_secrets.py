@@ -16,11 +16,11 @@ from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from otel_monitor.provider_http import instrument_http_clients, uninstrument_http_clients
-from otel_monitor.redaction import REDACTED, SecretScrubber, request_credentials
-from otel_monitor.services import SERVICE_KEYS, ProviderRegistry
-from otel_monitor.settings import TelemetrySettings
-from otel_monitor.telemetry import setup_telemetry
+from otel_monitor.instrument.provider_http import instrument_http_clients, uninstrument_http_clients
+from otel_monitor.redaction.scrubber import REDACTED, SecretScrubber, request_credentials
+from otel_monitor.instrument.providers import SERVICE_KEYS, ProviderRegistry
+from otel_monitor.instrument.settings import TelemetrySettings
+from otel_monitor.instrument.telemetry import setup_telemetry
 from tests.support.backends import read_log_lines
 from tests.test_external_calls import Telemetry
 

@@ -15,21 +15,21 @@ import yaml
 
 from examples.demo_backend.launcher import DEMO_SECRETS
 from examples.monitor_launcher import MonitorProcess
-from otel_monitor.alerting.model import Priority, Rule
-from otel_monitor.devstack import ManagedProcess, wait_until
-from otel_monitor.devstack.processes import http_ok
-from otel_monitor.devstack.stack import REPO_ROOT
-from otel_monitor.monitor_config import AlertingConfig, MonitorConfig, unreachable_alerts, untracked_signals
+from otel_monitor.monitor.alerting.model import Priority, Rule
+from tools.devstack import ManagedProcess, wait_until
+from tools.devstack.processes import http_ok
+from tools.devstack.stack import REPO_ROOT
+from otel_monitor.monitor.config import AlertingConfig, MonitorConfig, unreachable_alerts, untracked_signals
 from tests.support.backends import prom_values
 
 INVALID = REPO_ROOT / "tests" / "testdata" / "config"
 SHIPPED_RULES = REPO_ROOT / "config" / "alert-rules.yaml"
 # The CLI in a process where the promql-parser package cannot be imported (as if it were not installed).
 WITHOUT_PROMQL_PARSER = ("import sys; sys.modules['promql_parser'] = None; "
-                         "from otel_monitor.cli import main; sys.exit(main())")
+                         "from otel_monitor.monitor.cli import main; sys.exit(main())")
 
 
-def otel_monitor(*args: str, env: dict | None = None, python: tuple[str, ...] = ("-m", "otel_monitor.cli"),
+def otel_monitor(*args: str, env: dict | None = None, python: tuple[str, ...] = ("-m", "otel_monitor.monitor.cli"),
                  ) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, *python, *args], capture_output=True, text=True,
                           cwd=REPO_ROOT, env=env, timeout=60)
@@ -213,7 +213,7 @@ def test_serve_starts_without_promtool_and_warns_of_what_it_cannot_see(stack, tm
                                   "delivery": {"channels": {"log": {"type": "log_file"}},
                                                "routing": {"P0": ["log"], "P1": ["log"], "P2": ["log"]}}}
     monitor.config_path.write_text(yaml.safe_dump(monitor.config, sort_keys=False))
-    python = ["-m", "otel_monitor.cli"] if parser else ["-c", WITHOUT_PROMQL_PARSER]
+    python = ["-m", "otel_monitor.monitor.cli"] if parser else ["-c", WITHOUT_PROMQL_PARSER]
     process = ManagedProcess("otel-monitor", [sys.executable, *python, "serve", "--config", str(monitor.config_path)],
                              tmp_path / "monitor.out", env={"PATH": environment_without_promtool()["PATH"]},
                              cwd=REPO_ROOT, ready=http_ok(f"{monitor.url}/livez"))

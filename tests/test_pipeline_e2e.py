@@ -13,12 +13,12 @@ import redis
 
 from examples.demo_backend.launcher import DEMO_SECRETS
 from examples.monitor_launcher import MonitorProcess
-from otel_monitor.business import ActiveUsers
-from otel_monitor.devstack import wait_until
-from otel_monitor.failure_streaks import RedisFailureStreaks, Streak
-from otel_monitor.usage_counter import UsageCounter
-from otel_monitor.instruments import CALL_DURATION_BUCKETS, PromNames
-from otel_monitor.services import SERVICE_KEYS
+from otel_monitor.instrument.business_metrics import ActiveUsers
+from tools.devstack import wait_until
+from otel_monitor.instrument.failure_streaks import RedisFailureStreaks, Streak
+from otel_monitor.instrument.usage_counter import UsageCounter
+from otel_monitor.instrument.metrics import CALL_DURATION_BUCKETS, PromNames
+from otel_monitor.instrument.providers import SERVICE_KEYS
 from tests.support.demo import create_project, demo_backend, wait_finished
 from tests.support.backends import blackhole_server, jaeger_trace, prom_values, read_log_lines, span_tags, wait_for_prom
 

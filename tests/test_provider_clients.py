@@ -15,18 +15,18 @@ from google.genai import errors, types
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from examples.demo_backend.launcher import DEMO_SECRETS
-from otel_monitor.alerting.evaluation import Evaluator
-from otel_monitor.alerting.model import AlertState
-from otel_monitor.alerting.rules import load_rules
-from otel_monitor.alerting.sources import PrometheusSource, streak_trace_lookup
-from otel_monitor.devstack import wait_until
-from otel_monitor.failure_streaks import RedisFailureStreaks
-from otel_monitor.provider_http import instrument_http_clients, uninstrument_http_clients
-from otel_monitor.redaction import SecretScrubber
-from otel_monitor.services import SERVICE_KEYS, ProviderRegistry
-from otel_monitor.settings import TelemetrySettings
-from otel_monitor.telemetry import setup_telemetry
-from otel_monitor.usage_counter import UsageCounter
+from otel_monitor.monitor.alerting.evaluation import Evaluator
+from otel_monitor.monitor.alerting.model import AlertState
+from otel_monitor.monitor.alerting.rules import load_rules
+from otel_monitor.monitor.alerting.sources import PrometheusSource, streak_trace_lookup
+from tools.devstack import wait_until
+from otel_monitor.instrument.failure_streaks import RedisFailureStreaks
+from otel_monitor.instrument.provider_http import instrument_http_clients, uninstrument_http_clients
+from otel_monitor.redaction.scrubber import SecretScrubber
+from otel_monitor.instrument.providers import SERVICE_KEYS, ProviderRegistry
+from otel_monitor.instrument.settings import TelemetrySettings
+from otel_monitor.instrument.telemetry import setup_telemetry
+from otel_monitor.instrument.usage_counter import UsageCounter
 from tests.support.backends import prom_values
 from tests.test_external_calls import Telemetry
 

@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from examples.demo_backend.launcher import DEMO_SECRETS
-from otel_monitor.quota.balances import DidCreditsPoller, StabilityBalancePoller
+from otel_monitor.monitor.quota.balances import DidCreditsPoller, StabilityBalancePoller
 
 
 
@@ -99,7 +99,7 @@ async def test_wrong_key(fakes, make, key, error_code):
 @pytest.mark.asyncio
 async def test_unreachable_provider(make):
     """A provider that does not answer gives <SERVICE>_CONNECTION_FAILED, never an exception."""
-    from otel_monitor.devstack import free_port
+    from tools.devstack import free_port
 
     balance = await make(f"http://127.0.0.1:{free_port()}", "some-key-123456").poll()
     prefix = "D_ID" if make is DidCreditsPoller else "STABILITY"

@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 from pydantic import ValidationError
 
-from otel_monitor.quota.config import QuotaConfig
+from otel_monitor.monitor.quota.config import QuotaConfig
 
 
 def test_defaults():

@@ -8,11 +8,11 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from otel_monitor.quota.config import QuotaConfig
-from otel_monitor.quota.router import build_quota_router
-from otel_monitor.quota.service import QuotaService
-from otel_monitor.quota.store import QuotaStore
-from otel_monitor.quota.testing import FixedQuotaSource
+from otel_monitor.monitor.quota.config import QuotaConfig
+from otel_monitor.monitor.quota.router import build_quota_router
+from otel_monitor.monitor.quota.service import QuotaService
+from otel_monitor.monitor.quota.store import QuotaStore
+from otel_monitor.monitor.quota.testing import FixedQuotaSource
 
 # The spec's example (section 5.3), at its timestamp.
 SPEC_NOW = dt.datetime(2025, 10, 20, 10, 30, 15, 123000, tzinfo=dt.timezone.utc)

@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from otel_monitor.quota.forecast import burn_rate, forecast_exhaustion
+from otel_monitor.monitor.quota.forecast import burn_rate, forecast_exhaustion
 
 DAY = dt.datetime(2026, 3, 10, tzinfo=dt.timezone.utc)
 

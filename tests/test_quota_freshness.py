@@ -23,20 +23,20 @@ from opentelemetry.sdk.trace import TracerProvider
 
 from examples.demo_backend.launcher import DEMO_SECRETS, fake_provider_credentials
 from examples.fake_providers import FakeProviders
-from otel_monitor.alerting.evaluation import Evaluator
-from otel_monitor.alerting.rules import load_rules
-from otel_monitor.alerting.sources import PrometheusSource
-from otel_monitor.external_calls import ExternalCallRecorder
-from otel_monitor.failure_streaks import LocalFailureStreaks
-from otel_monitor.quota.balances import StabilityBalancePoller
-from otel_monitor.quota.config import QuotaConfig
-from otel_monitor.quota.reset_schedule import ResetRule
-from otel_monitor.quota.router import build_quota_router
-from otel_monitor.quota.service import QuotaService
-from otel_monitor.quota.store import QuotaStore
-from otel_monitor.quota.testing import FixedQuotaSource
-from otel_monitor.quota.usage import BalanceQuotaSource, CounterQuotaSource, QuotaReading, apply_refusal
-from otel_monitor.usage_counter import UsageCounter
+from otel_monitor.monitor.alerting.evaluation import Evaluator
+from otel_monitor.monitor.alerting.rules import load_rules
+from otel_monitor.monitor.alerting.sources import PrometheusSource
+from otel_monitor.instrument.external_calls import ExternalCallRecorder
+from otel_monitor.instrument.failure_streaks import LocalFailureStreaks
+from otel_monitor.monitor.quota.balances import StabilityBalancePoller
+from otel_monitor.monitor.quota.config import QuotaConfig
+from otel_monitor.monitor.quota.reset_schedule import ResetRule
+from otel_monitor.monitor.quota.router import build_quota_router
+from otel_monitor.monitor.quota.service import QuotaService
+from otel_monitor.monitor.quota.store import QuotaStore
+from otel_monitor.monitor.quota.testing import FixedQuotaSource
+from otel_monitor.monitor.quota.usage import BalanceQuotaSource, CounterQuotaSource, QuotaReading, apply_refusal
+from otel_monitor.instrument.usage_counter import UsageCounter
 from tests.support.backends import prom_values
 from tests.support.clocks import Clock
 from tests.support.stacks import private_stack

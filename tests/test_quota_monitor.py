@@ -7,9 +7,9 @@ import logging
 
 import pytest
 
-from otel_monitor.quota import QuotaMonitor
-from otel_monitor.quota.config import QuotaThresholds
-from otel_monitor.quota.status import quota_status
+from otel_monitor.monitor.quota import QuotaMonitor
+from otel_monitor.monitor.quota.config import QuotaThresholds
+from otel_monitor.monitor.quota.status import quota_status
 
 NOW = dt.datetime(2026, 3, 8, 12, 0, tzinfo=dt.timezone.utc)
 

@@ -7,8 +7,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from otel_monitor.quota.config import QuotaConfig, ResetSchedule
-from otel_monitor.quota.reset_schedule import ResetRule, next_reset, window_start
+from otel_monitor.monitor.quota.config import QuotaConfig, ResetSchedule
+from otel_monitor.monitor.quota.reset_schedule import ResetRule, next_reset, window_start
 
 RULES = QuotaConfig().reset_rules()
 LA = ZoneInfo("America/Los_Angeles")

@@ -15,15 +15,15 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 from examples.demo_backend.launcher import DEMO_SECRETS
-from otel_monitor.quota.config import QuotaConfig
-from otel_monitor.quota.metrics import QuotaMetricNames
-from otel_monitor.quota.reset_schedule import ResetRule
-from otel_monitor.quota.router import build_quota_router
-from otel_monitor.quota.scheduler import PollScheduler
-from otel_monitor.quota.service import QuotaService
-from otel_monitor.quota.store import QuotaStore
-from otel_monitor.quota.testing import FixedQuotaSource
-from otel_monitor.usage_counter import UsageCounter
+from otel_monitor.monitor.quota.config import QuotaConfig
+from otel_monitor.monitor.quota.metrics import QuotaMetricNames
+from otel_monitor.monitor.quota.reset_schedule import ResetRule
+from otel_monitor.monitor.quota.router import build_quota_router
+from otel_monitor.monitor.quota.scheduler import PollScheduler
+from otel_monitor.monitor.quota.service import QuotaService
+from otel_monitor.monitor.quota.store import QuotaStore
+from otel_monitor.monitor.quota.testing import FixedQuotaSource
+from otel_monitor.instrument.usage_counter import UsageCounter
 from tests.support.stacks import private_stack
 
 UTC = dt.timezone.utc

@@ -11,13 +11,13 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import create_engine, inspect, text
 
-from otel_monitor.devstack import free_port
-from otel_monitor.quota.monitor import QuotaMonitor
-from otel_monitor.quota.reset_schedule import ResetRule
-from otel_monitor.quota.router import build_quota_router
-from otel_monitor.quota.service import QuotaService
-from otel_monitor.quota.store import VERSION_TABLE, QuotaStore, QuotaStoreError, metadata
-from otel_monitor.quota.testing import FixedQuotaSource
+from tools.devstack import free_port
+from otel_monitor.monitor.quota.monitor import QuotaMonitor
+from otel_monitor.monitor.quota.reset_schedule import ResetRule
+from otel_monitor.monitor.quota.router import build_quota_router
+from otel_monitor.monitor.quota.service import QuotaService
+from otel_monitor.monitor.quota.store import VERSION_TABLE, QuotaStore, QuotaStoreError, metadata
+from otel_monitor.monitor.quota.testing import FixedQuotaSource
 from tests.support.backends import fresh_postgres_database
 from tests.support.stacks import private_stack
 

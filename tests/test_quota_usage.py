@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 import redis
 
-from otel_monitor.devstack import DevStack, StackPorts
-from otel_monitor.quota.config import QuotaConfig
-from otel_monitor.quota.usage import CounterQuotaSource
-from otel_monitor.usage_counter import UsageCounter
+from tools.devstack import DevStack, StackPorts
+from otel_monitor.monitor.quota.config import QuotaConfig
+from otel_monitor.monitor.quota.usage import CounterQuotaSource
+from otel_monitor.instrument.usage_counter import UsageCounter
 from tests.support.stacks import private_stack
 
 pytestmark = pytest.mark.stack

@@ -13,12 +13,12 @@ import pytest
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
-from otel_monitor.alerting.model import Rule
-from otel_monitor.alerting.rules import HEALTH_CHECKS, load_rules
-from otel_monitor.alerting.sources import CheckSource, Sample, SourceError
-from otel_monitor.failure_streaks import LocalFailureStreaks, RedisFailureStreaks
-from otel_monitor.health.status import DEGRADED, HEALTHY, UNHEALTHY
-from otel_monitor.quota.status import CRITICAL, EXCEEDED, WARNING
+from otel_monitor.monitor.alerting.model import Rule
+from otel_monitor.monitor.alerting.rules import HEALTH_CHECKS, load_rules
+from otel_monitor.monitor.alerting.sources import CheckSource, Sample, SourceError
+from otel_monitor.instrument.failure_streaks import LocalFailureStreaks, RedisFailureStreaks
+from otel_monitor.monitor.health.status import DEGRADED, HEALTHY, UNHEALTHY
+from otel_monitor.monitor.quota.status import CRITICAL, EXCEEDED, WARNING
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = ROOT / "config" / "alert-rules.yaml"
@@ -258,7 +258,7 @@ async def test_streak_unknown_when_redis_is_away():
     their state) rather than read as 0 and resolve a live P0."""
     import redis
 
-    from otel_monitor.devstack import free_port
+    from tools.devstack import free_port
 
     client = redis.Redis(port=free_port(), socket_timeout=0.2, socket_connect_timeout=0.2)
     with pytest.raises(SourceError, match="failure streaks unavailable"):

@@ -3,7 +3,7 @@
 import pytest
 from pydantic import ValidationError
 
-from otel_monitor.settings import TelemetrySettings
+from otel_monitor.instrument.settings import TelemetrySettings
 
 
 def test_settings_come_from_prefixed_environment(monkeypatch):

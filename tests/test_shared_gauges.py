@@ -12,10 +12,10 @@ import redis
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
-from otel_monitor.business import ActiveUsers
-from otel_monitor.failure_streaks import RedisFailureStreaks
-from otel_monitor.monitor_shared_gauges import SharedGauges
-from otel_monitor.services import SERVICE_KEYS
+from otel_monitor.instrument.business_metrics import ActiveUsers
+from otel_monitor.instrument.failure_streaks import RedisFailureStreaks
+from otel_monitor.monitor.shared_gauges import SharedGauges
+from otel_monitor.instrument.providers import SERVICE_KEYS
 
 pytestmark = pytest.mark.stack
 

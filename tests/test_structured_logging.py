@@ -22,9 +22,9 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import format_span_id, format_trace_id
 
-from otel_monitor.log_files import DailyRotatingFileHandler
-from otel_monitor.redaction import SecretScrubber
-from otel_monitor.structured_logging import (
+from otel_monitor.logs.files import DailyRotatingFileHandler
+from otel_monitor.redaction.scrubber import SecretScrubber
+from otel_monitor.logs.structured import (
     TOP_LEVEL_KEYS,
     JsonLineFormatter,
     StructuredLogger,
@@ -564,7 +564,7 @@ def test_midnight_rotation_keeps_backup_days_files_named_by_date(tmp_path, days,
 
 WRITER = r"""
 import os, sys, time
-from otel_monitor.structured_logging import StructuredLogger, configure_logging
+from otel_monitor.logs.structured import StructuredLogger, configure_logging
 
 log_dir, writer, count, start, step = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4]), float(sys.argv[5])
 

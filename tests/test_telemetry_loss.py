@@ -18,12 +18,12 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import INVALID_SPAN
 
-from otel_monitor.alerting.rules import load_rules
-from otel_monitor.instruments import PromNames, DroppedSignal, DropReason
-from otel_monitor.redis_writer import RedisWriter, lost_writes
-from otel_monitor.settings import TelemetrySettings
-from otel_monitor.structured_logging import BackgroundLogHandler, dropped_log_lines
-from otel_monitor.telemetry import setup_telemetry
+from otel_monitor.monitor.alerting.rules import load_rules
+from otel_monitor.instrument.metrics import PromNames, DroppedSignal, DropReason
+from otel_monitor.instrument.redis_writer import RedisWriter, lost_writes
+from otel_monitor.instrument.settings import TelemetrySettings
+from otel_monitor.logs.structured import BackgroundLogHandler, dropped_log_lines
+from otel_monitor.instrument.telemetry import setup_telemetry
 from tests.support.backends import prom_values, wait_for_prom
 
 SHIPPED_RULES = Path(__file__).resolve().parents[1] / "config" / "alert-rules.yaml"

@@ -10,8 +10,8 @@ from pydantic import BaseModel, Field
 
 from examples.demo_backend.tasks import PIPELINE_STEPS, generate_video, new_project_id
 from otel_monitor import StructuredLogger, setup_telemetry
-from otel_monitor.celery_integration import instrument_celery
-from otel_monitor.fastapi_integration import instrument_fastapi
+from otel_monitor.instrument.celery import instrument_celery
+from otel_monitor.instrument.fastapi import instrument_fastapi
 
 __all__ = ["create_app"]
 

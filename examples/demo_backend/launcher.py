@@ -9,10 +9,10 @@ import sys
 import time
 from pathlib import Path
 
-from otel_monitor.devstack import DevStack, ManagedProcess, free_port
-from otel_monitor.devstack.processes import http_ok
-from otel_monitor.devstack.stack import REPO_ROOT
-from otel_monitor.log_files import read_log_records
+from tools.devstack import DevStack, ManagedProcess, free_port
+from tools.devstack.processes import http_ok
+from tools.devstack.stack import REPO_ROOT
+from otel_monitor.logs.files import read_log_records
 
 __all__ = ["DemoBackend", "DEMO_SECRETS", "fake_provider_credentials"]
 

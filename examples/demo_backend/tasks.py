@@ -13,7 +13,7 @@ from opentelemetry import trace
 from examples.demo_backend.config import DemoSettings
 from examples.demo_backend.providers import ProviderClients
 from otel_monitor import get_telemetry, log_operation
-from otel_monitor.celery_integration import instrument_celery
+from otel_monitor.instrument.celery import instrument_celery
 
 __all__ = ["celery_app", "generate_video", "PIPELINE_STEPS"]
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import uvicorn
 from fastapi import FastAPI
 
-from otel_monitor.services import SERVICE_KEYS
+from otel_monitor.instrument.providers import SERVICE_KEYS
 
 from .did import DidAccount, create_did_app
 from .faults import FaultState

@@ -7,8 +7,8 @@ import uuid
 
 import httpx
 
-from otel_monitor.devstack import wait_until
-from otel_monitor.log_files import read_log_records as read_log_lines  # noqa: F401 - re-exported for tests
+from tools.devstack import wait_until
+from otel_monitor.logs.files import read_log_records as read_log_lines  # noqa: F401 - re-exported for tests
 
 
 def prom_query(prometheus_url: str, promql: str) -> list[dict]:

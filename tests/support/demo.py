@@ -7,9 +7,9 @@ from pathlib import Path
 import httpx
 
 from examples.demo_backend.launcher import DemoBackend
-from otel_monitor.devstack import DevStack, wait_until
-from otel_monitor.log_files import read_log_records
-from otel_monitor.services import SERVICE_KEYS
+from tools.devstack import DevStack, wait_until
+from otel_monitor.logs.files import read_log_records
+from otel_monitor.instrument.providers import SERVICE_KEYS
 
 __all__ = ["demo_backend", "create_project", "wait_finished"]
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import yaml
 
 from examples.monitor_launcher import MonitorProcess
-from otel_monitor.devstack import DevStack
+from tools.devstack import DevStack
 
 __all__ = ["alerting_monitor"]
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 from aiosmtpd.controller import Controller
 
-from otel_monitor.devstack import free_port, wait_until
+from tools.devstack import free_port, wait_until
 
 __all__ = ["Receiver", "SentryEndpoint", "SmtpInbox", "AlertmanagerServer", "parse_envelope", "SENTRY_KEY",
            "SENTRY_PROJECT", "ALERTMANAGER"]

@@ -9,7 +9,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from otel_monitor.devstack import DevStack, StackPorts
+from tools.devstack import DevStack, StackPorts
 
 __all__ = ["server_workdir", "private_stack"]
 

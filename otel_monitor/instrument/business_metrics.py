@@ -1,0 +1,100 @@
+"""Business metrics of the spec's business table: projects started/succeeded/failed, generation time, active users."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from opentelemetry import metrics
+
+from otel_monitor.instrument.metrics import METER_NAME, BusinessInstruments
+from otel_monitor.instrument.redis_writer import RedisWriter
+
+__all__ = ["BusinessMetrics", "ActiveUsers"]
+
+_log = logging.getLogger("otel_monitor.business")
+
+
+class ActiveUsers:
+    """Distinct users per UTC day in a Redis HyperLogLog: every backend process records, the monitor counts.
+
+    Without Redis nothing is recorded: no process could count the users of the others.
+    """
+
+    def __init__(self, redis_client=None, *, prefix: str = "otel_monitor:active_users",
+                 clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.timezone.utc)) -> None:
+        self._redis = redis_client
+        self._writer = RedisWriter(redis_client) if redis_client is not None else None
+        self._prefix = prefix
+        self._clock = clock
+
+    def _key(self, day: dt.date) -> str:
+        return f"{self._prefix}:{day.isoformat()}"
+
+    def record(self, user_id: str) -> None:
+        if self._writer is None:
+            return
+        key = self._key(self._clock().date())
+
+        def add(pipe) -> None:
+            pipe.pfadd(key, user_id)
+            pipe.expire(key, 40 * 86400)
+
+        self._writer.submit(add)  # never waits on Redis
+
+    def flush(self, timeout: float = 5.0) -> None:
+        """Waits up to ``timeout`` seconds for this process's recorded users to reach Redis."""
+        if self._writer is not None:
+            self._writer.flush(timeout)
+
+    def count(self, day: dt.date | None = None) -> int:
+        """Distinct users of ``day`` (today, UTC), over every process; raises if Redis does not answer (an unknown
+        count is not 0) or none is configured."""
+        if self._redis is None:
+            raise RuntimeError("active users are counted in Redis; no Redis client given")
+        return int(self._redis.pfcount(self._key(day or self._clock().date())))
+
+
+class BusinessMetrics:
+    """Records the life of video projects; inject the meter provider (the global one by default)."""
+
+    def __init__(self, meter_provider=None, active_users: ActiveUsers | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        meter = metrics.get_meter(METER_NAME, meter_provider=meter_provider)
+        self._instruments = BusinessInstruments.create(meter)
+        self.active_users = active_users or ActiveUsers()
+        self._clock = clock
+
+    def project_started(self) -> None:
+        self._instruments.projects_started.add(1)
+
+    def project_finished(self, succeeded: bool, duration_seconds: float) -> None:
+        outcome = {"outcome": "success" if succeeded else "failure"}
+        self._instruments.projects_completed.add(1, outcome)
+        self._instruments.project_duration.record(max(duration_seconds, 0.0), outcome)
+
+    @contextmanager
+    def track_project(self, project_id: str | None = None) -> Iterator[None]:
+        """Counts a project started, then succeeded (no exception) or failed, with its duration."""
+        started = self._clock()
+        self.project_started()
+        _log.info("Video project started", extra={"project_id": project_id})
+        succeeded = False
+        try:
+            yield
+            succeeded = True
+        finally:
+            duration = self._clock() - started
+            self.project_finished(succeeded, duration)
+            _log.log(logging.INFO if succeeded else logging.ERROR, "Video project finished",
+                     extra={"project_id": project_id, "outcome": "success" if succeeded else "failure",
+                            "duration_ms": round(duration * 1000, 1)})
+
+    def user_active(self, user_id: str) -> None:
+        try:
+            self.active_users.record(user_id)
+        except Exception:
+            _log.debug("could not record active user", exc_info=True)

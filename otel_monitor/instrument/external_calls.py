@@ -1,0 +1,253 @@
+"""Tracks calls to paid providers: one span, metrics by service and outcome, retries, failure streaks."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar, Token
+
+from opentelemetry import metrics, trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from otel_monitor.instrument.classification import SUCCESS, Classification, classify_exception
+from otel_monitor.instrument.error_codes import ProviderFailure
+from otel_monitor.instrument.failure_streaks import LocalFailureStreaks
+from otel_monitor.instrument.metrics import METER_NAME, ExternalApiInstruments, Outcome
+
+__all__ = ["ExternalCall", "ExternalCallRecorder", "current_external_call"]
+
+_log = logging.getLogger("otel_monitor.external_calls")
+_current: ContextVar[ExternalCall | None] = ContextVar("otel_monitor_external_call", default=None)
+
+
+def current_external_call() -> ExternalCall | None:
+    """The provider call being tracked in this context, if any."""
+    return _current.get()
+
+
+class ExternalCallRecorder:
+    """Creates tracked provider calls; holds the tracer, instruments and failure streaks they report to."""
+
+    def __init__(self, tracer_provider=None, meter_provider=None, streaks=None,
+                 clock: Callable[[], float] = time.perf_counter, usage=None):
+        self.tracer = trace.get_tracer(METER_NAME, tracer_provider=tracer_provider)
+        self.instruments = ExternalApiInstruments.create(metrics.get_meter(METER_NAME, meter_provider=meter_provider))
+        self.streaks = streaks if streaks is not None else LocalFailureStreaks()
+        self.clock = clock
+        self.usage = usage  # a UsageCounter: quota units of providers with no usage API, and quota refusals
+
+    def track(self, service: str, operation: str | None = None, **attributes) -> ExternalCall:
+        """A context manager (sync or async) and decorator tracking one logical call to ``service``."""
+        return ExternalCall(self, service, operation or "call", attributes)
+
+    def adopt(self, span, service: str, operation: str) -> ExternalCall:
+        """Tracks a call on a span someone else owns (the upstream HTTP client span): no second span."""
+        return ExternalCall(self, service, operation, {}, adopted_span=span)
+
+
+class ExternalCall:
+    """One logical provider call, retries included. Use as ``with``, ``async with`` or as a decorator.
+
+    HTTP requests made inside it to the same provider (through instrumented httpx) are its attempts; one
+    that follows a failed attempt is a retry. Errors of the host are recorded and re-raised unchanged.
+    """
+
+    def __init__(self, recorder: ExternalCallRecorder, service: str, operation: str, attributes: dict,
+                 adopted_span=None):
+        self.recorder = recorder
+        self.service = service
+        self.operation = operation
+        self._attributes = attributes
+        self.attempts = 0
+        self.retries = 0
+        self._last_attempt: Classification = SUCCESS
+        self._explicit_failure: ProviderFailure | None = None
+        self._items: tuple[int, int] | None = None
+        self._span = adopted_span
+        self._owns_span = adopted_span is None
+        self._context_token = None
+        self._token: Token | None = None
+        self._started = 0.0
+        self.classification: Classification | None = None
+
+    # -- use as a decorator: a fresh call per invocation ------------------------------------------
+    def __call__(self, func):
+        def fresh() -> ExternalCall:
+            return ExternalCall(self.recorder, self.service, self.operation, self._attributes)
+
+        if inspect.iscoroutinefunction(func):
+            @functools.wraps(func)
+            async def async_wrapper(*args, **kwargs):
+                async with fresh():
+                    return await func(*args, **kwargs)
+            return async_wrapper
+
+        @functools.wraps(func)
+        def wrapper(*args, **kwargs):
+            with fresh():
+                return func(*args, **kwargs)
+        return wrapper
+
+    # -- what the caller reports -------------------------------------------------------------------
+    @property
+    def trace_id(self) -> str | None:
+        if self._span is None:
+            return None
+        ctx = self._span.get_span_context()
+        return trace.format_trace_id(ctx.trace_id) if ctx.is_valid else None
+
+    def record_attempt(self, classification: Classification) -> None:
+        """One HTTP request of this call finished. A request that follows a failed one is a retry;
+        one that follows a success is the next step of the call (e.g. polling a job), not a retry."""
+        self.attempts += 1
+        if self.attempts > 1 and self._last_attempt.failed:
+            self.retries += 1
+        self._last_attempt = classification
+
+    def record_retry(self, count: int = 1) -> None:
+        """The caller retried on its own (without an attempt that this call saw)."""
+        self.retries += count
+
+    def mark_partial(self, succeeded: int, requested: int) -> None:
+        """Only ``succeeded`` of ``requested`` items came back (e.g. 3 of 5 images)."""
+        self._items = (succeeded, requested)
+
+    def fail(self, failure: ProviderFailure) -> None:
+        """The caller judged this call failed although nothing raised."""
+        self._explicit_failure = failure
+
+    @contextmanager
+    def token_refresh(self) -> Iterator[None]:
+        """Wraps an OAuth token refresh: counts it by outcome; a failure becomes this call's failure."""
+        outcome = Outcome.SUCCESS
+        try:
+            yield
+        except Exception as exc:
+            outcome = "failure"
+            classified = classify_exception(self.service, exc)
+            self._explicit_failure = classified.failure or ProviderFailure.TOKEN_REFRESH_FAILED
+            raise
+        finally:
+            self._safely(self.recorder.instruments.token_refreshes.add, 1,
+                         {"service": self.service, "outcome": outcome})
+
+    # -- lifecycle ------------------------------------------------------------------------------------
+    def _start(self) -> ExternalCall:
+        self._started = self.recorder.clock()
+        attributes = {"peer.service": self.service, "external_api.service": self.service,
+                      "external_api.operation": self.operation, **self._attributes}
+        try:
+            if self._owns_span:
+                self._span = self.recorder.tracer.start_span(
+                    f"{self.service} {self.operation}", kind=SpanKind.CLIENT, attributes=attributes)
+                self._context_token = trace.context_api.attach(trace.set_span_in_context(self._span))
+            elif self._span.is_recording():
+                self._span.set_attributes(attributes)
+        except Exception:  # pragma: no cover - a broken SDK must not break the host
+            _log.debug("could not start external call span", exc_info=True)
+            self._span, self._context_token, self._owns_span = None, None, False
+        self._token = _current.set(self)
+        if _log.isEnabledFor(logging.DEBUG):
+            _log.debug("External API call started", extra={"service": self.service, "operation": self.operation})
+        return self
+
+    def _classify(self, exc: BaseException | None) -> Classification:
+        if exc is not None:
+            return classify_exception(self.service, exc)
+        if self._explicit_failure is not None:
+            outcome = Outcome.TIMEOUT if self._explicit_failure is ProviderFailure.TIMEOUT else Outcome.ERROR
+            return Classification(outcome, self._explicit_failure)
+        if self._last_attempt.failed:
+            return self._last_attempt
+        if self._items is not None and self._items[0] < self._items[1]:
+            return Classification(Outcome.PARTIAL_FAILURE, ProviderFailure.PARTIAL_FAILURE)
+        return SUCCESS
+
+    def _finish(self, exc: BaseException | None) -> None:
+        elapsed = max(self.recorder.clock() - self._started, 0.0)
+        try:
+            if self._token is not None:
+                _current.reset(self._token)
+        except ValueError:  # exited in another context (an async generator finalised elsewhere)
+            _current.set(None)
+        try:
+            self.classification = self._classify(exc)
+            self._report(self.classification, elapsed, exc)
+        except Exception:  # observability never raises into the host
+            _log.debug("could not record external call", exc_info=True)
+        finally:
+            if self._context_token is not None:
+                trace.context_api.detach(self._context_token)
+            if self._span is not None and self._owns_span:
+                self._span.end()
+
+    def _report(self, result: Classification, elapsed: float, exc: BaseException | None) -> None:
+        instruments = self.recorder.instruments
+        service = self.service
+        error_code = result.error_code(service)
+        # Calls by outcome are the histogram's count: one data point per successful call on the hot path.
+        instruments.duration.record(elapsed, {"service": service, "outcome": result.outcome})
+        if error_code:
+            instruments.errors.add(1, {"service": service, "error_code": error_code})
+        if self.retries:
+            instruments.retries.add(self.retries, {"service": service})
+        if self._items is not None:
+            succeeded, requested = self._items
+            instruments.items.add(succeeded, {"service": service, "result": "succeeded"})
+            instruments.items.add(max(requested - succeeded, 0), {"service": service, "result": "failed"})
+        if self.recorder.usage is not None:  # the operation's cost, once more for each retried attempt
+            units = self.recorder.usage.cost(service, self.operation) * (self.retries + 1)
+            if units:
+                self.recorder.usage.record(service, units)
+            if result.failure is ProviderFailure.QUOTA_EXCEEDED:  # the provider's refusal proves the quota spent
+                self.recorder.usage.record_refusal(service)
+        streak = None
+        if result.outcome != Outcome.PARTIAL_FAILURE:
+            streak = self.recorder.streaks.record(service, result.failed, self.trace_id if result.failed else None)
+        span = self._span
+        if span is not None and span.is_recording():
+            attributes = {"external_api.outcome": result.outcome, "external_api.attempts": max(self.attempts, 1),
+                          "external_api.retries": self.retries}
+            if self._items is not None:
+                attributes["external_api.items.succeeded"], attributes["external_api.items.requested"] = self._items
+            if error_code:
+                attributes["external_api.error_code"] = attributes["error.type"] = error_code
+            span.set_attributes(attributes)
+            if result.failed:
+                if isinstance(exc, Exception) and self._owns_span:  # an adopted span records its own
+                    span.record_exception(exc)
+                span.set_status(Status(StatusCode.ERROR, error_code))
+        # Failures are what operators search the log for (with their trace_id); successful calls are in the
+        # traces and metrics already, and a line for each would be the "log explosion" the spec warns against.
+        level = logging.WARNING if result.outcome != Outcome.SUCCESS else logging.DEBUG
+        if _log.isEnabledFor(level):
+            fields = {"service": service, "operation": self.operation, "outcome": result.outcome,
+                      "duration_ms": round(elapsed * 1000, 1), "retries": self.retries}
+            if error_code:
+                fields["error_code"] = error_code
+            if streak:
+                fields["consecutive_failures"] = streak
+            _log.log(level, "External API call finished", extra=fields)
+
+    @staticmethod
+    def _safely(func, *args) -> None:
+        try:
+            func(*args)
+        except Exception:
+            _log.debug("could not record metric", exc_info=True)
+
+    def __enter__(self) -> ExternalCall:
+        return self._start()
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self._finish(exc)
+
+    async def __aenter__(self) -> ExternalCall:
+        return self._start()
+
+    async def __aexit__(self, exc_type, exc, tb) -> None:
+        self._finish(exc)

@@ -1,0 +1,265 @@
+"""Instruments httpx, httpx2 and requests: upstream spans for every request, provider calls tracked within them.
+
+A request to a known provider host gets the provider's attributes, metrics and error classification, and the
+credentials it carries are learned by the secret scrubber. The three clients share one path (`ProviderRequests`);
+each differs only in how its request's host, credentials and error body are read. Each client is wrapped at the
+call its upstream instrumentation runs inside its span (httpx/httpx2 transports, requests' adapter), so a bare
+request to a provider adds its attributes to the upstream HTTP span instead of a second span; inside a
+``track_external_call`` scope for the same provider, the request is one attempt of that logical call.
+
+Not the upstream request/response hooks: no hook runs when the request raises (a timeout would go uncounted),
+and an httpx response hook gets the unread stream, whose error body it cannot read without taking it from the
+caller.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlsplit
+
+from opentelemetry import trace
+from opentelemetry.instrumentation.utils import unwrap
+from opentelemetry.trace import SpanKind
+from wrapt import wrap_function_wrapper
+
+from otel_monitor.instrument.classification import MAX_CLASSIFIED_BODY, Classification, classify_exception, classify_response
+from otel_monitor.instrument.error_codes import ProviderFailure
+from otel_monitor.instrument.external_calls import ExternalCall, ExternalCallRecorder, current_external_call
+from otel_monitor.instrument.metrics import Outcome
+from otel_monitor.redaction.scrubber import SecretScrubber, request_credentials
+from otel_monitor.instrument.providers import ProviderRegistry
+
+__all__ = ["ProviderRequests", "instrument_http_clients", "uninstrument_http_clients", "instrument_provider_calls",
+           "uninstrument_provider_calls"]
+
+_log = logging.getLogger(__name__)
+# The httpx-compatible modules whose transports are wrapped, when installed (google-genai sends over httpx2).
+_HTTPX_MODULES = ("httpx", "httpx2")
+
+
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+class ProviderRequests:
+    """The one path of every client: which provider call a request is an attempt of, and what it answered."""
+
+    def __init__(self, recorder: ExternalCallRecorder, registry: ProviderRegistry,
+                 scrubber: SecretScrubber | None = None) -> None:
+        self._recorder = recorder
+        self._registry = registry
+        self._scrubber = scrubber
+
+    def call_for(self, host: str | None, port: int | None, method: str, query: str,
+                 header) -> tuple[ExternalCall | None, bool]:
+        """(the call this request is an attempt of, whether the caller opens it); (None, False) if no provider.
+        ``query`` is the raw query string, ``header(name)`` a case-insensitive header getter."""
+        try:
+            provider = self._registry.for_host(host, port) if host else None
+        except Exception:
+            return None, False
+        if provider is None:
+            return None, False
+        if self._scrubber is not None:
+            try:
+                for credential in request_credentials(query, header):
+                    self._scrubber.learn(credential)
+            except Exception:  # a header no rule foresaw must not reach the host
+                _log.debug("could not learn request credentials", exc_info=True)
+        outer = current_external_call()
+        if outer is not None and outer.service == provider.key:
+            return outer, False
+        span = trace.get_current_span()
+        if getattr(span, "kind", None) is SpanKind.CLIENT and span.is_recording():
+            return self._recorder.adopt(span, provider.key, method), True  # the upstream HTTP span
+        return self._recorder.track(provider.key, method), True
+
+    @staticmethod
+    def answered(call: ExternalCall, status_code: int, body: bytes | None) -> None:
+        try:
+            classified = classify_response(call.service, status_code, body)
+        except Exception:  # a body no rule foresaw must not reach the host
+            _log.debug("could not classify a response", exc_info=True)
+            classified = Classification(Outcome.ERROR, ProviderFailure.UNKNOWN_ERROR)
+        call.record_attempt(classified)
+
+    @staticmethod
+    def raised(call: ExternalCall, exc: BaseException) -> None:
+        try:
+            classified = classify_exception(call.service, exc)
+        except Exception:
+            _log.debug("could not classify an exception", exc_info=True)
+            classified = Classification(Outcome.ERROR, ProviderFailure.UNKNOWN_ERROR)
+        call.record_attempt(classified)
+
+
+def _reads_error_body(status_code: int, headers) -> bool:
+    """Whether to read the error body: not when it announces more than the classifier reads (error JSON is
+    small; a chunked one, with no length, is read)."""
+    if status_code < 400:
+        return False
+    length = headers.get("content-length")
+    return length is None or not length.isdigit() or int(length) <= MAX_CLASSIFIED_BODY
+
+
+def _send(requests: ProviderRequests, call: ExternalCall | None, opens: bool, send: Callable[[], Any],
+          read_body: Callable[[Any], bytes]) -> Any:
+    """Sends one request with ``send()``: as an attempt of ``call`` (opened here when this request starts it), its
+    error body read with ``read_body`` for the classifier; any other request untouched."""
+    if call is None:
+        return send()
+    if opens:
+        with call:
+            return _attempt(requests, call, send, read_body)
+    return _attempt(requests, call, send, read_body)
+
+
+def _attempt(requests: ProviderRequests, call: ExternalCall, send: Callable[[], Any],
+             read_body: Callable[[Any], bytes]) -> Any:
+    try:
+        response = send()
+    except Exception as exc:
+        requests.raised(call, exc)
+        raise
+    body = None
+    if _reads_error_body(response.status_code, response.headers):
+        try:
+            body = read_body(response)
+        except Exception:
+            _log.debug("could not read error body", exc_info=True)
+    requests.answered(call, response.status_code, body)
+    return response
+
+
+# -- httpx and httpx2: their transports ---------------------------------------------------------------------------
+class _HttpxTransportWrapper:
+    """wrapt wrapper of ``HTTPTransport.handle_request`` / ``AsyncHTTPTransport.handle_async_request``."""
+
+    def __init__(self, requests: ProviderRequests) -> None:
+        self._requests = requests
+
+    def _call_for(self, args, kwargs) -> tuple[ExternalCall | None, bool]:
+        try:
+            request = args[0] if args else kwargs["request"]
+            url = request.url
+            query = url.query.decode("ascii", "replace") if isinstance(url.query, bytes) else str(url.query or "")
+            return self._requests.call_for(url.host, url.port, request.method, query, request.headers.get)
+        except Exception:
+            _log.debug("could not read a request", exc_info=True)
+            return None, False
+
+    def sync(self, wrapped, instance, args, kwargs):
+        # error bodies are small and name the failure (invalid key vs quota); read, they stay for the caller
+        return _send(self._requests, *self._call_for(args, kwargs), lambda: wrapped(*args, **kwargs),
+                     lambda response: response.read())
+
+    async def asynchronous(self, wrapped, instance, args, kwargs):
+        call, opens = self._call_for(args, kwargs)
+        if call is None:
+            return await wrapped(*args, **kwargs)
+        if opens:
+            async with call:
+                return await self._async_attempt(call, wrapped, args, kwargs)
+        return await self._async_attempt(call, wrapped, args, kwargs)
+
+    async def _async_attempt(self, call: ExternalCall, wrapped, args, kwargs):
+        try:
+            response = await wrapped(*args, **kwargs)
+        except Exception as exc:
+            self._requests.raised(call, exc)
+            raise
+        body = None
+        if _reads_error_body(response.status_code, response.headers):
+            try:
+                body = await response.aread()
+            except Exception:
+                _log.debug("could not read error body", exc_info=True)
+        self._requests.answered(call, response.status_code, body)
+        return response
+
+
+# -- requests: its adapter ----------------------------------------------------------------------------------------
+class _RequestsAdapterWrapper:
+    """wrapt wrapper of ``requests.adapters.HTTPAdapter.send`` (run inside the upstream ``Session.send`` span)."""
+
+    def __init__(self, requests: ProviderRequests) -> None:
+        self._requests = requests
+
+    def __call__(self, wrapped, instance, args, kwargs):
+        try:
+            request = args[0] if args else kwargs["request"]
+            url = urlsplit(request.url)
+            call, opens = self._requests.call_for(url.hostname, url.port, request.method, url.query,
+                                                  request.headers.get)
+        except Exception:
+            _log.debug("could not read a request", exc_info=True)
+            call, opens = None, False
+        # the content is kept by the response: the caller reads it again, streamed or not
+        return _send(self._requests, call, opens, lambda: wrapped(*args, **kwargs), lambda response: response.content)
+
+
+# -- installing -----------------------------------------------------------------------------------------------------
+_wrapped: list[tuple[object, str]] = []
+
+
+def instrument_provider_calls(recorder: ExternalCallRecorder, registry: ProviderRegistry,
+                              scrubber: SecretScrubber | None = None) -> None:
+    """Wraps the transports of httpx and httpx2 and requests' adapter, those installed (idempotent). Install it
+    before the upstream instrumentations, so their spans are current when these run (``instrument_http_clients``
+    does); ``scrubber`` learns the credentials of provider requests."""
+    uninstrument_provider_calls()
+    provider_requests = ProviderRequests(recorder, registry, scrubber)
+    transports = _HttpxTransportWrapper(provider_requests)
+    for name in _HTTPX_MODULES:
+        if not _installed(name):
+            continue
+        module = importlib.import_module(name)
+        wrap_function_wrapper(module, "HTTPTransport.handle_request", transports.sync)
+        wrap_function_wrapper(module, "AsyncHTTPTransport.handle_async_request", transports.asynchronous)
+        _wrapped.extend([(module.HTTPTransport, "handle_request"), (module.AsyncHTTPTransport, "handle_async_request")])
+    if _installed("requests"):
+        adapters = importlib.import_module("requests.adapters")
+        wrap_function_wrapper(adapters, "HTTPAdapter.send", _RequestsAdapterWrapper(provider_requests))
+        _wrapped.append((adapters.HTTPAdapter, "send"))
+
+
+def uninstrument_provider_calls() -> None:
+    while _wrapped:
+        owner, name = _wrapped.pop()
+        unwrap(owner, name)
+
+
+def _upstream_instrumentors() -> list:
+    """The upstream instrumentors of the clients installed here."""
+    from opentelemetry.instrumentation.httpx import HTTPX2ClientInstrumentor, HTTPXClientInstrumentor
+
+    found = [HTTPXClientInstrumentor()]
+    if _installed("httpx2"):
+        found.append(HTTPX2ClientInstrumentor())
+    if _installed("requests") and _installed("opentelemetry.instrumentation.requests"):
+        from opentelemetry.instrumentation.requests import RequestsInstrumentor
+
+        found.append(RequestsInstrumentor())
+    return found
+
+
+def instrument_http_clients(telemetry) -> None:
+    """Provider wrappers first, upstream instrumentations on top: the provider code runs inside the HTTP span."""
+    uninstrument_http_clients()
+    instrument_provider_calls(telemetry.recorder, telemetry.registry, telemetry.scrubber)
+    for instrumentor in _upstream_instrumentors():
+        instrumentor.instrument(tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider)
+
+
+def uninstrument_http_clients() -> None:
+    """Removes both kinds of wrapper, the outer (upstream) ones first."""
+    for instrumentor in _upstream_instrumentors():
+        if instrumentor.is_instrumented_by_opentelemetry:
+            instrumentor.uninstrument()
+    uninstrument_provider_calls()

@@ -1,0 +1,110 @@
+"""Provider usage counted where calls happen, in hourly buckets in Redis, for the quota of providers with no usage API;
+and the last time each provider refused a call for lack of quota (the refusal is proof the quota is exhausted)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Mapping
+
+from otel_monitor.instrument.redis_writer import RedisWriter
+
+__all__ = ["UsageCounter", "DEFAULT_UNIT_COSTS"]
+
+_UTC = dt.timezone.utc
+
+# Quota units one call costs, per provider and operation ("*" for any other operation). Gemini's daily limit
+# counts requests; YouTube's Data API costs units per method (an upload 1600 in Google's published table,
+# any other request at least 1). Configuration overrides these.
+DEFAULT_UNIT_COSTS: dict[str, dict[str, float]] = {
+    "gemini": {"*": 1},
+    "youtube": {"videos.insert": 1600, "*": 1},
+}
+_BUCKET_TTL_SECONDS = 40 * 86400
+
+
+def _refusals_key(prefix: str) -> str:
+    return f"{prefix}:refused"
+
+
+def _bucket(at: dt.datetime) -> str:
+    return at.astimezone(_UTC).strftime("%Y%m%d%H")
+
+
+class UsageCounter:
+    """Adds the quota units of each call to ``<prefix>:<service>`` hash fields named by UTC hour.
+
+    Every reset time of the providers (UTC midnight, Pacific midnight, the 1st of the month) is a whole UTC
+    hour, so any quota window is a whole number of buckets. Recording never waits on Redis: increments go
+    through a RedisWriter (``background=False`` writes at once, for tools and tests).
+    """
+
+    def __init__(self, redis_client, *, costs: Mapping[str, Mapping[str, float]] = DEFAULT_UNIT_COSTS,
+                 prefix: str = "otel_monitor:usage", clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(_UTC),
+                 background: bool = True, writer: RedisWriter | None = None) -> None:
+        self._redis = redis_client
+        self._costs = {service: dict(table) for service, table in costs.items()}
+        self._prefix = prefix
+        self._clock = clock
+        self._writer = (writer or RedisWriter(redis_client)) if background else None
+
+    def cost(self, service: str, operation: str) -> float:
+        """Units one call of ``operation`` costs (the table's "*" for other operations; 0 without a table)."""
+        table = self._costs.get(service)
+        if not table:
+            return 0.0
+        return float(table.get(operation, table.get("*", 0)))
+
+    def record(self, service: str, units: float, at: dt.datetime | None = None) -> None:
+        key, bucket = f"{self._prefix}:{service}", _bucket(at or self._clock())
+
+        def increment(pipe) -> None:
+            pipe.hincrbyfloat(key, bucket, units)
+            pipe.expire(key, _BUCKET_TTL_SECONDS)
+
+        self._write(increment)
+
+    def record_refusal(self, service: str, at: dt.datetime | None = None) -> None:
+        """The provider refused a call for lack of quota or credits (``<SERVICE>_QUOTA_EXCEEDED``) at ``at``.
+
+        One sorted set member per provider, scored with the epoch seconds of its latest refusal: ``ZADD GT`` keeps
+        the latest whatever order the processes' writes arrive in. Never waits on Redis (background writer).
+        """
+        key = _refusals_key(self._prefix)
+        score = (at or self._clock()).timestamp()
+
+        def mark(pipe) -> None:
+            pipe.zadd(key, {service: score}, gt=True)
+            pipe.expire(key, _BUCKET_TTL_SECONDS)
+
+        self._write(mark)
+
+    def _write(self, update) -> None:
+        """Queues ``update(pipe)`` for the background writer, or runs it now when there is none (the monitor)."""
+        if self._writer is not None:
+            self._writer.submit(update)
+            return
+        pipe = self._redis.pipeline(transaction=False)
+        update(pipe)
+        pipe.execute()
+
+    def refused_at(self, service: str) -> dt.datetime | None:
+        """When ``service`` last refused a call for lack of quota, as far as Redis knows (None: never, or expired)."""
+        score = self._redis.zscore(_refusals_key(self._prefix), service)
+        return None if score is None else dt.datetime.fromtimestamp(float(score), _UTC)
+
+    def flush(self, timeout: float = 5.0) -> None:
+        """Waits until every queued increment is written, at most ``timeout`` seconds."""
+        if self._writer is not None:
+            self._writer.flush(timeout)
+
+    def used(self, service: str, since: dt.datetime, until: dt.datetime | None = None) -> float:
+        """Units recorded for ``service`` from the hour of ``since`` through the hour of ``until`` (now by default)."""
+        until = until or self._clock()
+        first, last = _bucket(since), _bucket(until)
+        fields = self._redis.hgetall(f"{self._prefix}:{service}")
+        total = 0.0
+        for field, value in fields.items():
+            name = field.decode() if isinstance(field, bytes) else field
+            if first <= name <= last:
+                total += float(value)
+        return total

@@ -1,0 +1,115 @@
+"""Prometheus Alertmanager: ``POST {base}/api/v2/alerts``; it groups, silences and dedupes by the labels."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Sequence
+
+import httpx
+
+from otel_monitor.monitor.alerting.model import Alert
+from otel_monitor.monitor.alerting.notifiers._http import DEFAULT_TIMEOUT_SECONDS, HttpReceiver
+from otel_monitor.monitor.alerting.notifiers.notification import DeliveryResult, Notification
+from otel_monitor.redaction.scrubber import SecretScrubber, default_scrubber
+
+__all__ = ["AlertmanagerNotifier", "alertmanager_alert", "labels_and_annotations", "rfc3339",
+           "DEFAULT_RESEND_INTERVAL_SECONDS", "ENDS_AT_INTERVALS"]
+
+# How often a firing alert is posted again (alertmanager_refresh), as Prometheus' --rules.alert.resend-delay.
+DEFAULT_RESEND_INTERVAL_SECONDS = 60.0
+# A firing alert's endsAt lies this many resend intervals ahead (Prometheus: 4 x max(resend delay, evaluation
+# interval)): three refreshes in a row may fail before Alertmanager ends an alert that still fires.
+ENDS_AT_INTERVALS = 4
+
+
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def rfc3339(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def _description(alert: Alert, runbook_is_url: bool) -> str:
+    where = f"{alert.error_code}, service {alert.service}" if alert.service else alert.error_code
+    text = f"{alert.summary.rstrip('.')} ({where}). Action required: {alert.action_required.rstrip('.')}."
+    if alert.runbook and not runbook_is_url:
+        text += f" Runbook: {alert.runbook}"
+    return text
+
+
+def labels_and_annotations(alert: Alert) -> tuple[dict[str, str], dict[str, str]]:
+    """An alert's Alertmanager labels and annotations (for ``/api/v2/alerts`` and the ``alertmanager`` webhook
+    format alike); empty values are left out.
+
+    Labels identify the alert (Alertmanager dedupes and groups on them): the rule's labels, then ``alertname``,
+    ``severity`` (critical/warning/info for P0/P1/P2), ``priority``, ``error_code``, ``service``, ``fingerprint``.
+    Annotations: ``summary``, ``description``, ``action_required``, ``runbook``, ``runbook_url`` (when the runbook
+    is a link), ``trace_id`` and ``jaeger_url`` of a failing call, and ``inhibited`` (the alerts held back).
+    """
+    labels = {**alert.labels, "alertname": alert.rule, "severity": alert.priority.severity,
+              "priority": alert.priority.value, "error_code": alert.error_code, "fingerprint": alert.fingerprint}
+    if alert.service:
+        labels["service"] = alert.service
+    runbook_is_url = alert.runbook.startswith(("https://", "http://"))
+    annotations = {"summary": alert.summary, "description": _description(alert, runbook_is_url),
+                   "action_required": alert.action_required, "runbook": alert.runbook,
+                   "runbook_url": alert.runbook if runbook_is_url else None,
+                   "trace_id": alert.trace_id, "jaeger_url": alert.jaeger_url,
+                   "inhibited": ", ".join(alert.inhibited) or None}
+    return ({key: str(value) for key, value in labels.items() if value not in (None, "")},
+            {key: str(value) for key, value in annotations.items() if value not in (None, "")})
+
+
+def alertmanager_alert(notification: Notification, now: dt.datetime, *,
+                       valid_seconds: float = ENDS_AT_INTERVALS * DEFAULT_RESEND_INTERVAL_SECONDS) -> dict[str, object]:
+    """One postable alert. Firing: ``endsAt`` = ``now`` + ``valid_seconds`` (it must be posted again before then to
+    stay active); resolved: ``endsAt`` = when it resolved (``now`` if unknown)."""
+    alert = notification.alert
+    labels, annotations = labels_and_annotations(alert)
+    posted: dict[str, object] = {"labels": labels, "annotations": annotations}
+    if alert.starts_at is not None:
+        posted["startsAt"] = rfc3339(alert.starts_at)
+    if notification.resolved:
+        posted["endsAt"] = rfc3339(alert.ends_at or now)
+    else:
+        posted["endsAt"] = rfc3339(now + dt.timedelta(seconds=valid_seconds))
+    if alert.jaeger_url:
+        posted["generatorURL"] = alert.jaeger_url
+    return posted
+
+
+class AlertmanagerNotifier(HttpReceiver):
+    """Posts one alert per notification; :meth:`refresh` posts firing alerts again (the refresher calls it every
+    ``resend_interval_seconds``), each valid for ``ENDS_AT_INTERVALS`` intervals, so Alertmanager keeps an alert
+    active while it fires and ends it by itself if the monitor stops posting (as it does for Prometheus)."""
+
+    def __init__(self, name: str, url: str, *, resend_interval_seconds: float = DEFAULT_RESEND_INTERVAL_SECONDS,
+                 clock: Callable[[], dt.datetime] = _utcnow, client: httpx.AsyncClient | None = None,
+                 timeout: float = DEFAULT_TIMEOUT_SECONDS, scrubber: SecretScrubber = default_scrubber) -> None:
+        super().__init__(name, url.rstrip("/") + "/api/v2/alerts", client=client, timeout=timeout,
+                         scrubber=scrubber, url_is_secret=False)
+        self.resend_interval_seconds = resend_interval_seconds
+        self._clock = clock
+
+    @property
+    def valid_seconds(self) -> float:
+        return ENDS_AT_INTERVALS * self.resend_interval_seconds
+
+    async def notify(self, notification: Notification) -> DeliveryResult:
+        return await self._post([alertmanager_alert(notification, self._clock(), valid_seconds=self.valid_seconds)])
+
+    async def refresh(self, alerts: Sequence[Alert]) -> DeliveryResult:
+        """Posts ``alerts`` as firing again, in one request (nothing to post is a success)."""
+        if not alerts:
+            return DeliveryResult(ok=True, detail="nothing firing")
+        now = self._clock()
+        return await self._post([alertmanager_alert(Notification.of(alert, "firing"), now,
+                                                    valid_seconds=self.valid_seconds) for alert in alerts])
+
+    async def end(self, alerts: Sequence[Alert]) -> DeliveryResult:
+        """Posts ``alerts`` as ended now (a refresh that may have raced their resolution is taken back)."""
+        if not alerts:
+            return DeliveryResult(ok=True, detail="nothing to end")
+        now = self._clock()
+        return await self._post([alertmanager_alert(Notification.of(alert, "resolved"), now) for alert in alerts])

@@ -1,0 +1,120 @@
+"""What a notifier is handed and what it answers: one alert transition, and whether its delivery worked."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from typing import Literal, Protocol, runtime_checkable
+
+from otel_monitor.monitor.alerting.model import Alert, AlertState, Priority
+
+__all__ = ["Transition", "Notification", "DeliveryResult", "Notifier", "notification_id"]
+
+Transition = Literal["firing", "resolved"]
+
+
+def _iso(moment: dt.datetime | None) -> str:
+    return moment.astimezone(dt.timezone.utc).isoformat() if moment is not None else ""
+
+
+def notification_id(alert: Alert, transition: Transition) -> str:
+    """A stable id of one transition of one alert: the same alert firing twice from the same start is one id."""
+    key = "|".join((alert.fingerprint, transition, _iso(alert.starts_at),
+                    _iso(alert.ends_at) if transition == "resolved" else ""))
+    return hashlib.sha256(key.encode()).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class Notification:
+    """One alert transition to deliver; ``id`` is what receivers dedupe on (webhook ``Idempotency-Key``).
+
+    A P1 digest is one notification whose ``alert`` stands for the digest and whose ``digest`` lists the hour's
+    transitions; a P2 daily summary carries the spec's ``daily_summary`` statistics in ``report``. Receivers that
+    know neither still show the standing alert's summary and action.
+    """
+
+    id: str
+    transition: Transition
+    alert: Alert
+    digest: tuple[Notification, ...] = ()
+    report: dict | None = None
+
+    @classmethod
+    def of(cls, alert: Alert, transition: Transition | None = None) -> Notification:
+        if transition is None:
+            transition = "resolved" if alert.state is AlertState.RESOLVED else "firing"
+        return cls(notification_id(alert, transition), transition, alert)
+
+    @property
+    def resolved(self) -> bool:
+        return self.transition == "resolved"
+
+    @property
+    def title(self) -> str:
+        """``P0 Alert: API Key Invalid`` as in the spec's log lines, ``P0 Resolved: ...`` once clear."""
+        verb = "Resolved" if self.resolved else "Alert"
+        return f"{self.alert.priority.value} {verb}: {self.alert.summary}"
+
+    def details(self) -> dict[str, object]:
+        """The fields every channel carries, without the empty ones."""
+        alert = self.alert
+        fields: dict[str, object] = {
+            "service": alert.service,
+            "action_required": alert.action_required,
+            "runbook": alert.runbook,
+            "trace_id": alert.trace_id,
+            "jaeger_url": alert.jaeger_url,
+            "value": alert.value,
+            "inhibited": list(alert.inhibited) or None,
+        }
+        return {key: value for key, value in fields.items() if value is not None}
+
+    # -- persistence (the outbox keeps notifications as JSON) ------------------------------------------------------
+    def to_json(self) -> str:
+        alert = asdict(self.alert)
+        alert["priority"] = self.alert.priority.value
+        alert["state"] = self.alert.state.value
+        alert["starts_at"] = _iso(self.alert.starts_at) or None
+        alert["ends_at"] = _iso(self.alert.ends_at) or None
+        alert["inhibited"] = list(self.alert.inhibited)
+        data: dict[str, object] = {"id": self.id, "transition": self.transition, "alert": alert}
+        if self.digest:
+            data["digest"] = [json.loads(entry.to_json()) for entry in self.digest]
+        if self.report is not None:
+            data["report"] = self.report
+        return json.dumps(data, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> Notification:
+        return cls._from_data(json.loads(text))
+
+    @classmethod
+    def _from_data(cls, data: dict) -> Notification:
+        alert = dict(data["alert"])
+        alert["priority"] = Priority(alert["priority"])
+        alert["state"] = AlertState(alert["state"])
+        for key in ("starts_at", "ends_at"):
+            alert[key] = dt.datetime.fromisoformat(alert[key]) if alert.get(key) else None
+        alert["inhibited"] = tuple(alert.get("inhibited") or ())
+        digest = tuple(cls._from_data(entry) for entry in data.get("digest") or ())
+        return cls(data["id"], data["transition"], Alert(**alert), digest, data.get("report"))
+
+
+@dataclass(frozen=True)
+class DeliveryResult:
+    """``ok``: delivered; otherwise ``retryable`` says whether trying again may help. ``detail`` is scrubbed text."""
+
+    ok: bool
+    retryable: bool = False
+    detail: str = ""
+
+
+@runtime_checkable
+class Notifier(Protocol):
+    """A receiver: delivers one notification and says whether a failure is worth retrying. Never raises."""
+
+    name: str
+
+    async def notify(self, notification: Notification) -> DeliveryResult: ...

@@ -1,0 +1,103 @@
+"""``GET /api/v1/alerts`` (active and recent alerts, filtered by priority, service and state) and
+``GET /api/v1/incidents`` (filtered by status), and ``/api/v1/alerts/ws`` (WebSocket push of notifications)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Annotated
+
+from fastapi import APIRouter, Query, WebSocket
+
+from otel_monitor.monitor.alerting.incidents import Incident, IncidentStatus
+from otel_monitor.monitor.alerting.model import Alert, AlertState, Priority
+from otel_monitor.monitor.alerting.notifiers.websocket import WebSocketHub, serve_subscriber
+from otel_monitor.monitor.alerting.state import DEFAULT_HISTORY_LIMIT
+
+__all__ = ["ALERTS_PATH", "ALERTS_WS_PATH", "INCIDENTS_PATH", "build_alerts_router", "alert_json", "select_alerts"]
+
+ALERTS_PATH = "/api/v1/alerts"
+INCIDENTS_PATH = "/api/v1/incidents"
+ALERTS_WS_PATH = "/api/v1/alerts/ws"
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+_MAX_LIMIT = 1000
+
+AlertHistory = Callable[..., Awaitable[list[Alert]]]
+IncidentHistory = Callable[..., Awaitable[list[Incident]]]
+
+
+def _iso(moment: dt.datetime | None) -> str | None:
+    return moment.isoformat().replace("+00:00", "Z") if moment else None
+
+
+def alert_json(alert: Alert) -> dict[str, object]:
+    """One alert as the API shows it."""
+    return {
+        "fingerprint": alert.fingerprint,
+        "rule": alert.rule,
+        "priority": alert.priority.value,
+        "state": alert.state.value,
+        "error_code": alert.error_code,
+        "service": alert.service,
+        "summary": alert.summary,
+        "action_required": alert.action_required,
+        "runbook": alert.runbook,
+        "starts_at": _iso(alert.starts_at),
+        "ends_at": _iso(alert.ends_at),
+        "trace_id": alert.trace_id,
+        "jaeger_url": alert.jaeger_url,
+    }
+
+
+def select_alerts(alerts: Iterable[Alert], *, priority: Priority | None = None, service: str | None = None,
+                  state: AlertState | None = None) -> list[Alert]:
+    """The alerts matching every filter given: active ones first, most urgent and oldest first; then resolved
+    ones, most recently ended first."""
+    chosen = [a for a in alerts
+              if (priority is None or a.priority is priority) and (service is None or a.service == service)
+              and (state is None or a.state is state)]
+    active = sorted((a for a in chosen if a.state is not AlertState.RESOLVED),
+                    key=lambda a: (a.priority.value, a.starts_at or _EPOCH))
+    resolved = sorted((a for a in chosen if a.state is AlertState.RESOLVED),
+                      key=lambda a: a.ends_at or a.starts_at or _EPOCH, reverse=True)
+    return active + resolved
+
+
+async def _no_alerts(**_filters) -> list:
+    return []
+
+
+def build_alerts_router(alert_history: AlertHistory = _no_alerts,
+                        incident_history: IncidentHistory = _no_alerts,
+                        websocket_hub: WebSocketHub | None = None) -> APIRouter:
+    """The alerts and incidents routers over the alerting service's stores (nothing while alerting is off); bad
+    filter values get FastAPI's 422 JSON. The WebSocket serves ``websocket_hub``, else the hub of the app's
+    alerting service (``app.state.alerting``), else an idle one (alerting off: clients connect, nothing comes)."""
+    router = APIRouter(tags=["alerts"])
+    idle_hub = WebSocketHub()
+
+    @router.websocket(ALERTS_WS_PATH)
+    async def alerts_ws(websocket: WebSocket) -> None:
+        alerting = getattr(websocket.app.state, "alerting", None)
+        hub = websocket_hub or getattr(alerting, "websocket_hub", None) or idle_hub
+        await serve_subscriber(hub, websocket)
+
+    @router.get(ALERTS_PATH)
+    async def get_alerts(
+        priority: Annotated[Priority | None, Query(description="only this priority")] = None,
+        service: Annotated[str | None, Query(description="only alerts of this service label")] = None,
+        state: Annotated[AlertState | None, Query(description="only alerts in this state")] = None,
+        limit: Annotated[int, Query(ge=1, le=_MAX_LIMIT, description="at most this many")] = DEFAULT_HISTORY_LIMIT,
+    ) -> dict[str, object]:
+        alerts = await alert_history(priority=priority, service=service, state=state, limit=limit)
+        return {"alerts": [alert_json(alert) for alert in select_alerts(alerts)]}
+
+    @router.get(INCIDENTS_PATH)
+    async def get_incidents(
+        status: Annotated[IncidentStatus | None, Query(description="only incidents in this status")] = None,
+        limit: Annotated[int, Query(ge=1, le=_MAX_LIMIT, description="at most this many")] = DEFAULT_HISTORY_LIMIT,
+    ) -> dict[str, object]:
+        incidents = await incident_history(status=status, limit=limit)
+        return {"incidents": [incident.to_json() for incident in incidents]}
+
+    return router

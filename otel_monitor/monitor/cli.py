@@ -1,0 +1,113 @@
+"""The `otel-monitor` command: `serve --config FILE` runs the monitor service, `check-config FILE` validates."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from otel_monitor.monitor.alerting.model import Rule
+from otel_monitor.monitor.config_file import ConfigError, ConfigProblem, load_config_file, problem_at
+from otel_monitor.monitor.config import MonitorConfig, unreachable_alerts, untracked_signals
+
+__all__ = ["main"]
+
+EXIT_CONFIG_ERROR = 2
+
+
+def _load(path: str) -> tuple[MonitorConfig, list[Rule], list[ConfigProblem], str | None]:
+    """The monitor config, its rules, the warnings and what checked the PromQL (None: nothing could).
+
+    Every problem of both files is reported at once, and so are alerts that would reach nobody (alerting on with
+    no rules or no P0 channel). Warnings name what the monitor would silently never see: it still starts."""
+    from otel_monitor.monitor.alerting.rules import load_rules, promql_checker
+
+    config = load_config_file(path, MonitorConfig)
+    rules: list[Rule] | None = []
+    problems: list[ConfigProblem] = []
+    if config.alerting.rules_file:
+        rules_path = Path(os.path.normpath(Path(path).parent / config.alerting.rules_file))
+        try:
+            rules = load_rules(rules_path)
+        except ConfigError as error:  # each problem names the rules file
+            problems += error.problems
+            rules = None
+    problems += [problem_at(path, loc, message) for loc, message in unreachable_alerts(config.alerting, rules)]
+    if problems:
+        raise ConfigError(problems)
+    rules = rules or []
+    warnings = [problem_at(path, loc, message) for loc, message in untracked_signals(config, rules)]
+    has_promql = any(rule.source == "promql" for rule in rules)
+    checker = promql_checker() if has_promql else None
+    if has_promql and checker is None:
+        warnings.append(problem_at(path, ("alerting", "rules_file"), "PromQL of the rules was not validated: "
+                                   "install Prometheus' promtool or the promql-parser package"))
+    return config, rules, warnings, checker
+
+
+def _check_config(args: argparse.Namespace) -> int:
+    _config, rules, warnings, checker = _load(args.file)
+    for warning in warnings:
+        print(f"otel-monitor: warning: {warning}", file=sys.stderr)
+    checked = f", PromQL checked by {Path(checker).name}" if checker else ""
+    print(f"{args.file}: OK" + (f" ({len(rules)} alert rules{checked})" if rules else ""))
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from otel_monitor.monitor.app import create_app
+    from otel_monitor.instrument.settings import TelemetrySettings
+    from otel_monitor.logs.structured import StructuredLogger
+    from otel_monitor.instrument.telemetry import setup_telemetry
+
+    config, rules, warnings, _checker = _load(args.config)
+    try:
+        settings = TelemetrySettings(
+            service_name=config.telemetry.service_name,
+            environment=config.environment,
+            otlp_endpoint=config.telemetry.otlp_endpoint,
+            metric_export_interval_seconds=config.telemetry.metric_export_interval_seconds,
+            log_dir=config.telemetry.log_dir,
+            log_level=config.telemetry.log_level,
+        )
+    except ValidationError as error:  # an OTEL_MONITOR_* variable of the environment
+        print(f"otel-monitor: invalid OTEL_MONITOR_* environment variable\n{error}", file=sys.stderr)
+        return EXIT_CONFIG_ERROR
+    # The monitor's own balance polls are not the backend's provider calls: httpx stays uninstrumented here.
+    telemetry = setup_telemetry(settings, instrument_httpx=False)
+    log = StructuredLogger("otel_monitor.cli")
+    for warning in warnings:  # what would otherwise go unseen: a WARNING line naming the setting to change
+        log.warning(f"{warning.key}: {warning.message}",
+                    extra={"setting": warning.key, "config_file": f"{warning.path}:{warning.line or ''}"})
+    app = create_app(config, meter_provider=telemetry.meter_provider, telemetry=telemetry, rules=rules)
+    uvicorn.run(app, host=args.host or config.server.host, port=args.port or config.server.port,
+                log_config=None, access_log=False)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="otel-monitor", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run the monitor service (health, quota, alerts)")
+    serve.add_argument("--config", required=True, help="the monitor's YAML config file")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.set_defaults(run=_serve)
+    check = commands.add_parser("check-config", help="validate a config file; exit 2 naming file, line and key")
+    check.add_argument("file")
+    check.set_defaults(run=_check_config)
+    args = parser.parse_args(argv)
+    try:
+        return args.run(args)
+    except ConfigError as error:
+        print(f"otel-monitor: invalid configuration\n{error}", file=sys.stderr)
+        return EXIT_CONFIG_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())

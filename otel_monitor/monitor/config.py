@@ -1,0 +1,157 @@
+"""The monitor service's configuration file (`otel-monitor serve --config FILE`): one model, strictly validated."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from otel_monitor.monitor.alerting.delivery_config import DeliveryConfig
+from otel_monitor.monitor.alerting.model import Priority, Rule
+from otel_monitor.monitor.alerting.sources import DEFAULT_MAX_CONCURRENT_QUERIES
+from otel_monitor.monitor.health.config import HealthConfig
+from otel_monitor.monitor.quota.config import QuotaConfig
+from otel_monitor.monitor.alerting.daily_summary import DailySummaryConfig
+
+__all__ = ["MonitorConfig", "ServerConfig", "MonitorTelemetryConfig", "AlertingConfig", "Finding",
+           "unreachable_alerts", "untracked_signals"]
+
+# (where in the config file, what is wrong): a check across sections, placed on a line by config_file.problem_at.
+Finding = tuple[tuple[str, ...], str]
+_ROUTING = ("alerting", "delivery", "routing")
+
+
+class ServerConfig(BaseModel):
+    """Where the monitor's HTTP API listens."""
+
+    model_config = ConfigDict(extra="forbid")
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=1, le=65535)
+
+
+class MonitorTelemetryConfig(BaseModel):
+    """How the monitor reports itself: its health and quota gauges go to the collector like the backend's metrics."""
+
+    model_config = ConfigDict(extra="forbid")
+    service_name: str = "otel-monitor"
+    otlp_endpoint: str = "http://127.0.0.1:4318"
+    metric_export_interval_seconds: float = Field(10.0, gt=0, le=3600)
+    log_dir: str = "logs"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+
+class AlertingConfig(BaseModel):
+    """The alert rules, the back ends they read and where notifications go. ``rules_file`` is relative to the
+    config file. Evaluation and delivery run only when ``enabled``; ``store_url`` holds the delivery outbox, the
+    alerts and the incidents (None: the quota store's database). ``heartbeat_url``, when set, is pinged with
+    ``heartbeat_method`` every ``heartbeat_interval_seconds`` (a dead man's switch for an outside watcher).
+    At most ``max_concurrent_queries`` PromQL queries of the rules are in flight at ``prometheus_url`` at once."""
+
+    model_config = ConfigDict(extra="forbid")
+    enabled: bool = False
+    rules_file: str | None = None
+    prometheus_url: str = "http://127.0.0.1:9090"
+    max_concurrent_queries: int = Field(DEFAULT_MAX_CONCURRENT_QUERIES, ge=1)
+    jaeger_url: str | None = "http://127.0.0.1:16686"
+    store_url: str | None = None
+    delivery: DeliveryConfig = DeliveryConfig()
+    heartbeat_url: str | None = Field(None, pattern=r"^https?://")
+    heartbeat_method: Literal["GET", "POST"] = "GET"
+    heartbeat_interval_seconds: float = Field(60.0, gt=0, le=86400)
+    heartbeat_timeout_seconds: float = Field(10.0, gt=0, le=300)
+    # P1: the digest of every P1 transition of a period, sent at the period's end: 1 to 60 minutes dividing the day.
+    # A P1 reaches its channels within detection + period (docs/ALERT_TIMING.md): keep it well under an hour.
+    digest_period_minutes: int = Field(30, ge=1, le=60)
+    # P2: the daily summary (send time and zone, reports dir); its Prometheus is ``prometheus_url`` unless set.
+    daily_summary: DailySummaryConfig = DailySummaryConfig()
+
+    @field_validator("digest_period_minutes")
+    @classmethod
+    def _divides_the_day(cls, value: int) -> int:
+        if (24 * 60) % value:
+            raise ValueError(f"must divide the day (1440 minutes) so periods start at the same times daily: "
+                             f"5, 10, 15, 20, 30 or 60, not {value}")
+        return value
+
+    @property
+    def digest_period(self) -> dt.timedelta:
+        return dt.timedelta(minutes=self.digest_period_minutes)
+
+    @field_validator("store_url")
+    @classmethod
+    def _database_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        try:
+            make_url(value)
+        except ArgumentError:
+            raise ValueError("not a SQLAlchemy database URL (e.g. 'sqlite:///otel-monitor.db')") from None
+        return value
+
+    def outbox_url(self, quota_store_url: str) -> str:
+        """Where the delivery outbox lives: ``store_url``, else the quota store's database."""
+        return self.store_url or quota_store_url
+
+
+class MonitorConfig(BaseModel):
+    """The whole file: unknown keys anywhere are errors."""
+
+    model_config = ConfigDict(extra="forbid")
+    environment: Literal["development", "staging", "production"] = "development"
+    server: ServerConfig = ServerConfig()
+    telemetry: MonitorTelemetryConfig = MonitorTelemetryConfig()
+    health: HealthConfig = HealthConfig()
+    quota: QuotaConfig = QuotaConfig()
+    alerting: AlertingConfig = AlertingConfig()
+
+
+def unreachable_alerts(alerting: AlertingConfig, rules: Sequence[Rule] | None) -> list[Finding]:
+    """Why alerts would reach nobody with alerting on: no rules file or no rules (nothing evaluated), no P0 channel
+    (every P0 is dropped; `P0: []` included, since a P0 must reach a person), or a P1/P2 with rules and no routing.
+    P1 and P2 may be dropped on purpose by routing them to no channel explicitly: `P1: []`. ``rules`` None: the
+    rules file did not load (its own problems are reported), so only the P0 route is checked."""
+    if not alerting.enabled:
+        return []
+    found: list[Finding] = []
+    if not alerting.rules_file:
+        found.append((("alerting", "rules_file"), "alerting is enabled but names no rules file, so nothing would be "
+                      "evaluated: set it (e.g. config/alert-rules.yaml) or set alerting.enabled: false"))
+    elif rules is not None and not rules:
+        found.append((("alerting", "rules_file"), "the rules file has no rules, so nothing would be evaluated"))
+    routing = alerting.delivery.routing
+    if not routing.get(Priority.P0):
+        found.append(((*_ROUTING, "P0"), "alerting is enabled but no channel is routed for P0, so every P0 alert "
+                      "would reach nobody: route P0 to at least one of alerting.delivery.channels"))
+    for priority in (Priority.P1, Priority.P2):
+        count = sum(rule.priority is priority for rule in rules or ())
+        if count and priority not in routing:
+            found.append(((*_ROUTING, priority.value),
+                          f"{count} {priority.value} rule(s) but no channel routed for {priority.value}, so they "
+                          f"would reach nobody: route {priority.value} to a channel, or write "
+                          f"`{priority.value}: []` to drop them on purpose"))
+    return found
+
+
+def untracked_signals(config: MonitorConfig, rules: Sequence[Rule]) -> list[Finding]:
+    """What the monitor would silently never see with this config (warnings, not errors: it still starts).
+
+    Gemini requests and YouTube units are counted by the instrumented backend in Redis, and the failure streaks
+    of ``streak.*`` checks and the active users live there too: without ``quota.redis_url`` none of them can be
+    read."""
+    if config.quota.redis_url:
+        return []
+    found: list[Finding] = [(("quota", "redis_url"), "Gemini and YouTube quotas cannot be tracked (they stay "
+                             "unknown and never alert), nor the gauges video_active_users and "
+                             "external_api_consecutive_failures exported: the backend keeps them in Redis; set "
+                             "quota.redis_url to the Redis of the backend's OTEL_MONITOR_REDIS_URL")]
+    streak_rules = [rule.name for rule in rules if rule.source == "check" and rule.expr.strip().startswith("streak.")]
+    if config.alerting.enabled and streak_rules:
+        found.append((("quota", "redis_url"), f"rules {', '.join(streak_rules)} (streak.*) can never fire: failure "
+                      "streaks are read from the backend's Redis; set quota.redis_url to the Redis of the "
+                      "backend's OTEL_MONITOR_REDIS_URL"))
+    return found

@@ -1,0 +1,64 @@
+"""The health endpoints: ``GET /api/v1/system/health`` (readiness of the dependencies) and ``GET /livez``."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header
+from fastapi.responses import JSONResponse
+
+from otel_monitor.instrument.probe_paths import HEALTH_PATH, LIVENESS_PATH
+from otel_monitor.monitor.health.service import HealthService
+from otel_monitor.monitor.health.status import HEALTH_JSON_MEDIA_TYPE, http_status_code, render_health_json
+
+__all__ = ["HEALTH_PATH", "LIVENESS_PATH", "build_health_router", "health_response", "wants_health_json"]
+
+# Probes must see the current state, never a proxy's copy.
+_NO_STORE = {"Cache-Control": "no-store"}
+
+
+def _quality(params: list[str]) -> float:
+    for param in params:
+        key, _, value = param.partition("=")
+        if key.strip().lower() == "q":
+            try:
+                return float(value)
+            except ValueError:
+                return 0.0
+    return 1.0
+
+
+def wants_health_json(accept: str | None) -> bool:
+    """Whether the Accept header prefers ``application/health+json`` (q > 0, not below ``application/json``)."""
+    if not accept:
+        return False
+    qualities: dict[str, float] = {}
+    for item in accept.split(","):
+        media_type, *params = item.split(";")
+        qualities[media_type.strip().lower()] = _quality(params)
+    health = qualities.get(HEALTH_JSON_MEDIA_TYPE, 0.0)
+    return health > 0 and health >= qualities.get("application/json", 0.0)
+
+
+def health_response(report: dict[str, Any], accept: str | None = None) -> JSONResponse:
+    """The report as JSON (or health+json when asked for): 200 healthy or degraded, 503 unhealthy."""
+    status_code = http_status_code(report["status"])
+    if wants_health_json(accept):
+        return JSONResponse(render_health_json(report), status_code=status_code, media_type=HEALTH_JSON_MEDIA_TYPE,
+                            headers=_NO_STORE)
+    return JSONResponse(report, status_code=status_code, headers=_NO_STORE)
+
+
+def build_health_router(service: HealthService) -> APIRouter:
+    """The two endpoints over ``service``; include it in the app, and start/stop the service in its lifespan."""
+    router = APIRouter(tags=["health"])
+
+    @router.get(HEALTH_PATH, summary="Health of the backend's dependencies")
+    async def system_health(accept: Annotated[str | None, Header()] = None) -> JSONResponse:
+        return health_response(await service.report(), accept)
+
+    @router.get(LIVENESS_PATH, summary="Liveness: the process serves; depends on nothing external")
+    async def livez() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return router

@@ -1,0 +1,91 @@
+"""Quota gauges for OpenTelemetry, labelled by ``service``: the one definition site of their names.
+
+Prometheus series, as the collector's Prometheus exporter names them:
+
+- ``quota_used``: units used in the current window (Gemini requests, YouTube units, D-ID/Stability credits)
+- ``quota_limit``: the window's total
+- ``quota_usage_ratio``: used / limit (0.85 for 85 %; above 1 once exceeded)
+- ``quota_time_to_reset_seconds``: seconds until the next reset (absent for pay-as-you-go Stability)
+- ``quota_time_to_exhaustion_seconds``: seconds until the quota runs out at the current burn rate (absent when
+  not burning or when the reset comes first)
+- ``quota_stale``: 1 while the last read failed and the values shown are the last known ones
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterable, Iterator
+from typing import Protocol
+
+from opentelemetry import metrics
+from opentelemetry.metrics import CallbackOptions, Observation
+
+from otel_monitor.instrument.metrics import METER_NAME
+
+__all__ = ["QuotaMetricNames", "QuotaPromNames", "register_quota_metrics"]
+
+
+class QuotaMetricNames:
+    """OpenTelemetry instrument names."""
+
+    USED = "quota.used"
+    LIMIT = "quota.limit"
+    USAGE = "quota.usage"
+    TIME_TO_RESET = "quota.time_to_reset"
+    TIME_TO_EXHAUSTION = "quota.time_to_exhaustion"
+    STALE = "quota.stale"
+
+
+class QuotaPromNames:
+    """The series names in Prometheus (unit suffixes added by the exporter)."""
+
+    USED = "quota_used"
+    LIMIT = "quota_limit"
+    USAGE = "quota_usage_ratio"
+    TIME_TO_RESET = "quota_time_to_reset_seconds"
+    TIME_TO_EXHAUSTION = "quota_time_to_exhaustion_seconds"
+    STALE = "quota_stale"
+
+
+class _QuotaState(Protocol):
+    service: str
+    used: float | None
+    total: float | None
+    reset_date: dt.datetime | None
+    forecast_exhausted_at: dt.datetime | None
+    stale: bool
+
+
+def register_quota_metrics(states: Callable[[], Iterable[_QuotaState]], *, meter_provider=None,
+                           clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.timezone.utc)) -> None:
+    """Creates the observable gauges; each collection reads ``states()`` (the latest quota of each service)."""
+    meter = metrics.get_meter(METER_NAME, meter_provider=meter_provider)
+
+    def gauge(value_of: Callable[[_QuotaState, dt.datetime], float | None]):
+        def observe(_options: CallbackOptions) -> Iterator[Observation]:
+            now = clock()
+            for state in states():
+                value = value_of(state, now)
+                if value is not None:
+                    yield Observation(value, {"service": state.service})
+
+        return observe
+
+    def seconds_until(moment: dt.datetime | None, now: dt.datetime) -> float | None:
+        return None if moment is None else max((moment - now).total_seconds(), 0.0)
+
+    meter.create_observable_gauge(QuotaMetricNames.USED, [gauge(lambda s, _: s.used)], unit="{unit}",
+                                  description="Quota used in the current window")
+    meter.create_observable_gauge(QuotaMetricNames.LIMIT, [gauge(lambda s, _: s.total)], unit="{unit}",
+                                  description="Quota total of the current window")
+    meter.create_observable_gauge(
+        QuotaMetricNames.USAGE, [gauge(lambda s, _: s.used / s.total if s.used is not None and s.total else None)],
+        unit="1", description="Share of the quota used (1 = exhausted)")
+    meter.create_observable_gauge(QuotaMetricNames.TIME_TO_RESET,
+                                  [gauge(lambda s, now: seconds_until(s.reset_date, now))], unit="s",
+                                  description="Time until the quota resets")
+    meter.create_observable_gauge(QuotaMetricNames.TIME_TO_EXHAUSTION,
+                                  [gauge(lambda s, now: seconds_until(s.forecast_exhausted_at, now))], unit="s",
+                                  description="Time until the quota runs out at the current burn rate")
+    meter.create_observable_gauge(QuotaMetricNames.STALE, [gauge(lambda s, _: 1 if s.stale else 0)], unit="",
+                                  description="1 while the quota shown is the last known value (its read failed)")

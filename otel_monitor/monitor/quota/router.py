@@ -1,0 +1,39 @@
+"""``GET /api/v1/system/quota``: each provider's quota as the spec shows it (section 5.3), or 503 if the store fails."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query
+from fastapi.responses import JSONResponse
+
+from otel_monitor.monitor.quota.service import QuotaService
+from otel_monitor.monitor.quota.store import QuotaStoreError
+from otel_monitor.instrument.providers import DEFAULT_PROVIDERS
+
+__all__ = ["build_quota_router", "QUOTA_PATH", "MAX_HISTORY_HOURS"]
+
+QUOTA_PATH = "/api/v1/system/quota"
+MAX_HISTORY_HOURS = 720  # 30 days: a D-ID month
+
+# A service key or its JSON spelling: d-id or d_id.
+ServiceParam = Literal[tuple(dict.fromkeys(name for p in DEFAULT_PROVIDERS for name in (p.key, p.json_key)))]
+
+
+def build_quota_router(quota_service: QuotaService) -> APIRouter:
+    """The quota router over ``quota_service``; bad query values get FastAPI's 422 JSON body."""
+    router = APIRouter(tags=["quota"])
+
+    @router.get(QUOTA_PATH)
+    async def get_quota(
+        service: Annotated[ServiceParam | None, Query(description="only this provider")] = None,
+        history_hours: Annotated[int | None, Query(ge=1, le=MAX_HISTORY_HOURS,
+                                                   description="add each provider's stored checks of these hours")]
+        = None,
+    ):
+        try:
+            return await quota_service.report(service=service, history_hours=history_hours)
+        except QuotaStoreError as error:
+            return JSONResponse({"error": str(error), "store": error.store}, status_code=503)
+
+    return router

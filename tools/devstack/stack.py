@@ -1,0 +1,187 @@
+"""The otel-monitor stack on loopback: collector, Jaeger, Prometheus, Redis, PostgreSQL, each on its own port."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+import yaml
+
+from tools.devstack.processes import ManagedProcess, free_ports, http_ok, tcp_open
+
+__all__ = ["DevStack", "StackPorts", "REPO_ROOT"]
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+POSTGRES_BIN = Path(os.environ.get("OTEL_MONITOR_POSTGRES_BIN", "/usr/lib/postgresql/15/bin"))
+
+
+@dataclass
+class StackPorts:
+    """Every port of the stack; ``free()`` picks unused ones, the defaults are those of `make demo`."""
+
+    collector_otlp_grpc: int = 4317
+    collector_otlp_http: int = 4318
+    collector_health: int = 13133
+    collector_prometheus: int = 8889
+    collector_telemetry: int = 8888
+    jaeger_otlp_grpc: int = 14317
+    jaeger_otlp_http: int = 14318
+    jaeger_query_http: int = 16686
+    jaeger_query_grpc: int = 16685
+    jaeger_health: int = 13134
+    prometheus: int = 9090
+    redis: int = 6379
+    postgres: int = 5432
+
+    @classmethod
+    def free(cls) -> StackPorts:
+        names = [f.name for f in fields(cls)]
+        return cls(**dict(zip(names, free_ports(len(names)))))
+
+
+def _binary(env_var: str, script: str) -> str:
+    """A built binary: from the environment (set by the Makefile) or by running its cached build script."""
+    path = os.environ.get(env_var)
+    if path and Path(path).is_file():
+        return path
+    result = subprocess.run(["bash", str(REPO_ROOT / "scripts" / script)], capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(f"{script} failed (set {env_var} to a built binary):\n{result.stderr[-2000:]}")
+    return result.stdout.strip().splitlines()[-1]
+
+
+@dataclass
+class DevStack:
+    """Starts the stack's servers in ``workdir`` and stops them; tests, `make demo` and benches share it."""
+
+    workdir: Path
+    ports: StackPorts = field(default_factory=StackPorts)
+    scrape_interval: str = "5s"
+    processes: dict[str, ManagedProcess] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.workdir = Path(self.workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.logs = self.workdir / "logs"
+
+    # -- addresses -----------------------------------------------------------------------------------
+    @property
+    def otlp_http_endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.ports.collector_otlp_http}"
+
+    @property
+    def jaeger_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports.jaeger_query_http}"
+
+    @property
+    def prometheus_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports.prometheus}"
+
+    @property
+    def redis_url(self) -> str:
+        return f"redis://127.0.0.1:{self.ports.redis}/0"
+
+    @property
+    def postgres_url(self) -> str:
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.ports.postgres}/postgres"
+
+    # -- components ----------------------------------------------------------------------------------
+    def collector(self) -> ManagedProcess:
+        p = self.ports
+        env = {
+            "COLLECTOR_OTLP_GRPC_ENDPOINT": f"127.0.0.1:{p.collector_otlp_grpc}",
+            "COLLECTOR_OTLP_HTTP_ENDPOINT": f"127.0.0.1:{p.collector_otlp_http}",
+            "COLLECTOR_HEALTH_ENDPOINT": f"127.0.0.1:{p.collector_health}",
+            "COLLECTOR_PROMETHEUS_ENDPOINT": f"127.0.0.1:{p.collector_prometheus}",
+            "COLLECTOR_TELEMETRY_HOST": "127.0.0.1",
+            "COLLECTOR_TELEMETRY_PORT": str(p.collector_telemetry),
+            "JAEGER_OTLP_GRPC_ENDPOINT": f"127.0.0.1:{p.jaeger_otlp_grpc}",
+        }
+        binary = _binary("OTEL_MONITOR_COLLECTOR_BIN", "build-collector.sh")
+        return ManagedProcess("otel-collector", [binary, "--config", str(REPO_ROOT / "otel-collector.yaml")],
+                              self.logs / "otel-collector.log", env=env,
+                              ready=http_ok(f"http://127.0.0.1:{p.collector_health}/"))
+
+    def jaeger(self) -> ManagedProcess:
+        p = self.ports
+        env = {
+            "JAEGER_OTLP_GRPC_ENDPOINT": f"127.0.0.1:{p.jaeger_otlp_grpc}",
+            "JAEGER_OTLP_HTTP_ENDPOINT": f"127.0.0.1:{p.jaeger_otlp_http}",
+            "JAEGER_QUERY_HTTP_ENDPOINT": f"127.0.0.1:{p.jaeger_query_http}",
+            "JAEGER_QUERY_GRPC_ENDPOINT": f"127.0.0.1:{p.jaeger_query_grpc}",
+            "JAEGER_HEALTH_ENDPOINT": f"127.0.0.1:{p.jaeger_health}",
+            "OTEL_TRACES_EXPORTER": "none",  # Jaeger must not trace itself into the collector
+        }
+        binary = _binary("OTEL_MONITOR_JAEGER_BIN", "build-jaeger.sh")
+        return ManagedProcess("jaeger", [binary, "--config", str(REPO_ROOT / "config" / "jaeger.yaml")],
+                              self.logs / "jaeger.log", env=env,
+                              ready=http_ok(f"http://127.0.0.1:{p.jaeger_health}/status"))
+
+    def prometheus(self) -> ManagedProcess:
+        home = self.workdir / "prometheus"
+        (home / "targets").mkdir(parents=True, exist_ok=True)
+        config = yaml.safe_load((REPO_ROOT / "config" / "prometheus.yml").read_text())
+        config["global"]["scrape_interval"] = self.scrape_interval
+        for job in config["scrape_configs"]:
+            for sd in job.get("file_sd_configs", ()):
+                sd["refresh_interval"] = self.scrape_interval
+        (home / "prometheus.yml").write_text(yaml.safe_dump(config, sort_keys=False))
+        targets = {"otel-collector": self.ports.collector_prometheus,
+                   "otel-collector-internal": self.ports.collector_telemetry}
+        for job, port in targets.items():
+            (home / "targets" / f"{job}.json").write_text(json.dumps([{"targets": [f"127.0.0.1:{port}"]}]))
+        argv = [shutil.which("prometheus") or "/usr/bin/prometheus",
+                f"--config.file={home / 'prometheus.yml'}", f"--storage.tsdb.path={home / 'data'}",
+                f"--web.listen-address=127.0.0.1:{self.ports.prometheus}", "--web.enable-lifecycle",
+                "--enable-feature=exemplar-storage"]
+        return ManagedProcess("prometheus", argv, self.logs / "prometheus.log",
+                              ready=http_ok(f"{self.prometheus_url}/-/ready"))
+
+    def redis(self) -> ManagedProcess:
+        data = self.workdir / "redis"
+        data.mkdir(parents=True, exist_ok=True)
+        argv = [shutil.which("redis-server") or "/usr/bin/redis-server", "--port", str(self.ports.redis),
+                "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(data)]
+        return ManagedProcess("redis", argv, self.logs / "redis.log", ready=tcp_open(self.ports.redis))
+
+    def postgres(self) -> ManagedProcess:
+        data = self.workdir / "postgres"
+        user = "postgres" if os.geteuid() == 0 else None  # initdb refuses to run as root
+        if not (data / "PG_VERSION").exists():
+            data.mkdir(parents=True, exist_ok=True)
+            if user:
+                shutil.chown(data, user, user)
+                shutil.chown(self.workdir, user)
+            initdb = ["runuser", "-u", user, "--"] if user else []
+            subprocess.run([*initdb, str(POSTGRES_BIN / "initdb"), "-D", str(data), "-U", "postgres",
+                            "--auth=trust", "-E", "UTF8"], check=True, capture_output=True)
+        argv = [str(POSTGRES_BIN / "postgres"), "-D", str(data), "-p", str(self.ports.postgres),
+                "-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={data}", "-c", "fsync=off"]
+        return ManagedProcess("postgres", argv, self.logs / "postgres.log", user=user,
+                              ready=tcp_open(self.ports.postgres))
+
+    # -- lifecycle -----------------------------------------------------------------------------------
+    def start(self, *names: str) -> DevStack:
+        """Starts the named components (all by default), back ends first."""
+        order = ("jaeger", "prometheus", "redis", "postgres", "collector")
+        for name in order:
+            if (not names or name in names) and name not in self.processes:
+                self.processes[name] = getattr(self, name)().start()
+        return self
+
+    def __getitem__(self, name: str) -> ManagedProcess:
+        return self.processes[name]
+
+    def stop(self) -> None:
+        for name in reversed(list(self.processes)):
+            self.processes.pop(name).stop()
+
+    def __enter__(self) -> DevStack:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
