@@ -1,13 +1,18 @@
-"""UTC timestamps as the spec writes them (``2025-10-20T10:30:15.123Z``) and time zone names checked once."""
+"""The clock and UTC timestamps as alerts and logs write them (``2025-10-20T10:30:15.123Z``); time zone names checked once."""
 
 from __future__ import annotations
 
 import datetime as dt
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-__all__ = ["iso_utc", "epoch_iso_utc", "known_time_zone"]
+__all__ = ["utc_now", "iso_utc", "epoch_iso_utc", "known_time_zone"]
 
 _UTC = dt.timezone.utc
+
+
+def utc_now() -> dt.datetime:
+    """The current time, time-zone aware in UTC: the default clock every component takes as an argument."""
+    return dt.datetime.now(_UTC)
 
 
 def iso_utc(moment: dt.datetime | None, *, milliseconds: bool = False) -> str | None:
