@@ -7,61 +7,39 @@ import asyncio
 import httpx
 import pytest
 from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
-from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from examples.demo_backend.launcher import DEMO_SECRETS
 from otel_monitor.instrument.external_calls import ExternalCallRecorder
 from otel_monitor.instrument.failure_streaks import LocalFailureStreaks
 from otel_monitor.instrument.provider_http import instrument_provider_calls, uninstrument_provider_calls
-from otel_monitor.redaction.exporters import RedactingSpanExporter
 from otel_monitor.redaction.scrubber import SecretScrubber
 from otel_monitor.instrument.providers import SERVICE_KEYS, ProviderRegistry
+from otel_monitor.testing import in_memory_telemetry
 
 GEMINI_KEY = DEMO_SECRETS["gemini_api_key"]
 PROMPT = {"contents": [{"role": "user", "parts": [{"text": "a script about otters"}]}]}
 
 
 class Telemetry:
-    """A recorder on in-memory exporters, its spans scrubbed as in production (by ``scrubber``)."""
+    """A recorder on in-memory providers (``captured``), its spans scrubbed as in production (by ``scrubber``)."""
 
     def __init__(self, streaks=None, scrubber: SecretScrubber | None = None):
         self.scrubber = scrubber or SecretScrubber()
-        self.spans = InMemorySpanExporter()
-        self.reader = InMemoryMetricReader()
-        self.tracer_provider = TracerProvider()
-        self.tracer_provider.add_span_processor(
-            SimpleSpanProcessor(RedactingSpanExporter(self.spans, self.scrubber)))
-        self.meter_provider = MeterProvider(metric_readers=[self.reader])
+        self.captured = in_memory_telemetry(self.scrubber)
+        self.tracer_provider = self.captured.tracer_provider
+        self.meter_provider = self.captured.meter_provider
         self.recorder = ExternalCallRecorder(self.tracer_provider, self.meter_provider,
                                              streaks or LocalFailureStreaks())
 
     def calls(self, service: str) -> dict[tuple[str, str], int]:
         """{(outcome, error_code): calls} of one service: the duration histogram's count joined with the errors."""
-        outcomes = {dict(k)["outcome"]: v for k, v in self.points("external_api.call.duration").items()
+        collection = self.captured.collect()
+        outcomes = {dict(k)["outcome"]: v for k, v in collection.points("external_api.call.duration").items()
                     if dict(k)["service"] == service}
-        codes = [dict(k)["error_code"] for k in self.points("external_api.errors") if dict(k)["service"] == service]
+        codes = [dict(k)["error_code"] for k in collection.points("external_api.errors")
+                 if dict(k)["service"] == service]
         assert len(codes) <= 1, codes
         return {(outcome, codes[0] if outcome != "success" else ""): n for outcome, n in outcomes.items()}
-
-    def span(self, name: str):
-        (found,) = [s for s in self.spans.get_finished_spans() if s.name == name]
-        return found
-
-    def points(self, metric: str) -> dict[tuple, float]:
-        """{sorted label items: value} of a counter, or of a histogram's count."""
-        found = {}
-        data = self.reader.get_metrics_data()
-        for rm in data.resource_metrics if data else ():
-            for sm in rm.scope_metrics:
-                for m in sm.metrics:
-                    if m.name == metric:
-                        for p in m.data.data_points:
-                            found[tuple(sorted(p.attributes.items()))] = getattr(p, "value", getattr(p, "count", None))
-        return found
 
 
 @pytest.fixture
@@ -86,19 +64,20 @@ def gemini_url(fakes):
 def test_plain_httpx_call_to_a_provider_is_tracked(telemetry, fakes):
     """A bare httpx request to a provider is one call on ONE span: the upstream HTTP span gets the provider's attributes."""
     httpx.post(gemini_url(fakes), headers={"x-goog-api-key": GEMINI_KEY}, json=PROMPT).raise_for_status()
-    (span,) = telemetry.spans.get_finished_spans()
+    (span,) = telemetry.captured.spans()
     assert span.name == "POST"
     assert span.attributes.get("http.request.method", span.attributes.get("http.method")) == "POST"
     assert span.attributes["external_api.service"] == "gemini"
     assert span.attributes["external_api.outcome"] == "success"
-    assert telemetry.points("external_api.call.duration") == {(("outcome", "success"), ("service", "gemini")): 1}
-    assert telemetry.points("external_api.errors") == {}
+    assert telemetry.captured.points("external_api.call.duration") == {
+        (("outcome", "success"), ("service", "gemini")): 1}
+    assert telemetry.captured.points("external_api.errors") == {}
 
 
 def test_bare_error_answer_marks_the_http_span(telemetry, fakes):
     """A bare request answered with an invalid-key error carries the error code on its HTTP span."""
     assert httpx.post(gemini_url(fakes), headers={"x-goog-api-key": "wrong"}, json=PROMPT).status_code == 400
-    (span,) = telemetry.spans.get_finished_spans()
+    (span,) = telemetry.captured.spans()
     assert span.attributes["error.type"] == "GEMINI_INVALID_API_KEY"
     assert span.status.status_code.name == "ERROR"
 
@@ -106,9 +85,9 @@ def test_bare_error_answer_marks_the_http_span(telemetry, fakes):
 def test_requests_to_other_hosts_are_not_provider_calls(telemetry, fakes):
     """Requests to hosts outside the registry pass through untouched."""
     httpx.get(f"{fakes.base_url('gemini').replace('127.0.0.1', 'localhost')}/_fake/stats")
-    (span,) = telemetry.spans.get_finished_spans()  # the upstream HTTP span only
+    (span,) = telemetry.captured.spans()  # the upstream HTTP span only
     assert "external_api.service" not in span.attributes
-    assert telemetry.points("external_api.call.duration") == {}
+    assert telemetry.captured.points("external_api.call.duration") == {}
 
 
 def test_attempt_after_a_failure_is_a_retry(telemetry, fakes):
@@ -117,9 +96,9 @@ def test_attempt_after_a_failure_is_a_retry(telemetry, fakes):
         assert httpx.post(gemini_url(fakes), headers={"x-goog-api-key": "wrong"}, json=PROMPT).status_code == 400
         httpx.post(gemini_url(fakes), headers={"x-goog-api-key": GEMINI_KEY}, json=PROMPT).raise_for_status()
     assert (call.attempts, call.retries, call.classification.outcome) == (2, 1, "success")
-    assert telemetry.points("external_api.retries") == {(("service", "gemini"),): 1}
-    call_span = telemetry.span("gemini generateContent")
-    attempts = [s for s in telemetry.spans.get_finished_spans() if s.name == "POST"]
+    assert telemetry.captured.points("external_api.retries") == {(("service", "gemini"),): 1}
+    call_span = telemetry.captured.span("gemini generateContent")
+    attempts = telemetry.captured.spans("POST")
     assert len(attempts) == 2 and {s.parent.span_id for s in attempts} == {call_span.context.span_id}
 
 
@@ -132,7 +111,7 @@ def test_polling_after_success_is_not_a_retry(telemetry, fakes):
         for _ in range(3):
             httpx.get(f"{fakes.base_url('d-id')}/talks/{talk['id']}", headers=auth).raise_for_status()
     assert (call.attempts, call.retries) == (4, 0)
-    assert telemetry.points("external_api.retries") == {}
+    assert telemetry.captured.points("external_api.retries") == {}
 
 
 @pytest.mark.parametrize("mode,outcome,code", [
@@ -150,7 +129,7 @@ def test_error_answers_are_classified_from_the_real_body(telemetry, fakes, mode,
             httpx.post(url, headers={"Authorization": f"Bearer {DEMO_SECRETS['stability_api_key']}"},
                        json={"text_prompts": [{"text": "x"}], "samples": 1}).raise_for_status()
     assert telemetry.calls("stability") == {(outcome, code): 1}
-    span = telemetry.span("stability text-to-image")
+    span = telemetry.captured.span("stability text-to-image")
     assert span.status.status_code.name == "ERROR" and span.attributes["error.type"] == code
 
 
@@ -168,7 +147,7 @@ def test_partial_failure_counts_items(telemetry):
     with telemetry.recorder.track("stability", "text-to-image") as call:
         call.mark_partial(3, 5)
     assert telemetry.calls("stability") == {("partial_failure", "STABILITY_PARTIAL_FAILURE"): 1}
-    assert telemetry.points("external_api.items") == {
+    assert telemetry.captured.points("external_api.items") == {
         (("result", "failed"), ("service", "stability")): 2, (("result", "succeeded"), ("service", "stability")): 3}
 
 
@@ -191,7 +170,8 @@ def test_token_refresh_outcomes(telemetry, error, refresh_code):
     except RefreshError:
         pass
     outcome = "failure" if error else "success"
-    assert telemetry.points("external_api.token_refreshes") == {(("outcome", outcome), ("service", "youtube")): 1}
+    assert telemetry.captured.points("external_api.token_refreshes") == {
+        (("outcome", outcome), ("service", "youtube")): 1}
     assert call.classification.error_code("youtube") == refresh_code
 
 
@@ -206,7 +186,7 @@ def test_decorator_tracks_each_invocation_sync_and_async(telemetry):
         return 2
 
     assert sync() + sync() + asyncio.run(coro()) == 4
-    assert sorted(s.name for s in telemetry.spans.get_finished_spans()) == ["gemini async", "gemini sync", "gemini sync"]
+    assert sorted(s.name for s in telemetry.captured.spans()) == ["gemini async", "gemini sync", "gemini sync"]
 
 
 def test_async_client_calls_are_tracked(telemetry, fakes):
@@ -225,10 +205,10 @@ def test_secret_in_a_recorded_exception_is_scrubbed(telemetry, fakes):
         with telemetry.recorder.track("gemini", "generateContent"):
             httpx.post(gemini_url(fakes), params={"key": GEMINI_KEY}, json=PROMPT).raise_for_status()
     assert GEMINI_KEY in str(raised.value)  # the host's own exception is unchanged
-    spans = telemetry.spans.get_finished_spans()
+    spans = telemetry.captured.spans()
     assert GEMINI_KEY not in repr([(s.attributes, [e.attributes for e in s.events]) for s in spans])
-    assert "key=REDACTED" in telemetry.span("gemini generateContent").events[0].attributes["exception.message"]
-    http_span = telemetry.span("POST").attributes
+    assert "key=REDACTED" in telemetry.captured.span("gemini generateContent").events[0].attributes["exception.message"]
+    http_span = telemetry.captured.span("POST").attributes
     assert "key=REDACTED" in http_span.get("url.full", http_span.get("http.url"))
 
 
@@ -243,4 +223,4 @@ def test_a_telemetry_failure_never_reaches_the_host():
     with recorded.recorder.track("gemini", "x"):
         value = 42
     assert value == 42
-    assert len(recorded.spans.get_finished_spans()) == 1  # the span still ends
+    assert len(recorded.captured.spans()) == 1  # the span still ends

@@ -11,8 +11,6 @@ from types import SimpleNamespace
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 from tools.devstack import free_port
 from otel_monitor.instrument.publish_stamp import PUBLISHED_AT_HEADER
@@ -23,6 +21,7 @@ from otel_monitor.monitor.health.router import build_health_router
 from otel_monitor.monitor.health.service import HealthService
 from otel_monitor.instrument.publish_stamp import published_at_stamper
 from otel_monitor.redaction.scrubber import SecretScrubber
+from otel_monitor.testing import CapturedTelemetry, in_memory_telemetry
 
 GB = 1024**3
 
@@ -248,35 +247,28 @@ def test_liveness_depends_on_nothing_external():
     assert (response.status_code, response.json(), check.runs) == (200, {"status": "ok"}, 0)
 
 
-def _points(reader: InMemoryMetricReader) -> dict[tuple[str, str | None], float]:
-    """{(instrument name, check label): value} of the last collection, without the host's CPU and memory (live
+def _points(captured: CapturedTelemetry) -> dict[tuple[str, str | None], float]:
+    """{(instrument name, check label): value} of one collection, without the host's CPU and memory (live
     readings, tested in test_health_system_metrics.py)."""
-    data = reader.get_metrics_data()
     host = {HealthMetricNames.CPU_USAGE_RATIO, HealthMetricNames.MEMORY_USAGE_RATIO}
-    points = {}
-    for resource in (data.resource_metrics if data else ()):
-        for scope in resource.scope_metrics:
-            for metric in scope.metrics:
-                for point in metric.data.data_points:
-                    if metric.name not in host:
-                        points[(metric.name, point.attributes.get("check"))] = point.value
-    return points
+    return {(point.name, point.labels.get("check")): point.value
+            for point in captured.collect() if point.name not in host}
 
 
 def test_metrics_carry_the_last_report():
     """Gauges: up and status per check and overall, latency in seconds, disk bytes and ratio, Celery queue, workers."""
-    reader = InMemoryMetricReader()
+    captured = in_memory_telemetry()
     checks = [
         FakeCheck("database", {"status": "healthy", "latency_ms": 12.5}),
         FakeCheck("redis", {"status": "unhealthy", "latency_ms": None, "error": "down"}),
         FakeCheck("celery", {"status": "degraded", "active_workers": 3, "pending_tasks": 60}),
         FakeCheck("disk", {"status": "healthy", "free_gb": 40.0, "total_gb": 100.0, "percentage_used": 60.0}),
     ]
-    service = HealthService(checks, timeout=1, ttl=300, meter_provider=MeterProvider(metric_readers=[reader]))
-    assert _points(reader) == {}  # nothing observed before the first report
+    service = HealthService(checks, timeout=1, ttl=300, meter_provider=captured.meter_provider)
+    assert _points(captured) == {}  # nothing observed before the first report
     asyncio.run(service.refresh())
     names = HealthMetricNames
-    assert _points(reader) == {
+    assert _points(captured) == {
         (names.UP, "overall"): 0, (names.UP, "database"): 1, (names.UP, "redis"): 0,
         (names.UP, "celery"): 1, (names.UP, "disk"): 1,
         (names.STATUS, "overall"): 2, (names.STATUS, "database"): 0, (names.STATUS, "redis"): 2,

@@ -14,7 +14,7 @@ import pytest
 import yaml
 from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
 from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader, PeriodicExportingMetricReader
+from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import Resource
 
 from tools.devstack import free_port, wait_until
@@ -22,6 +22,7 @@ from tools.devstack.stack import REPO_ROOT
 from otel_monitor.monitor.health.config import HealthConfig
 from otel_monitor.monitor.health.metrics import HealthMetricNames, HealthPromNames
 from otel_monitor.monitor.health.service import HealthService
+from otel_monitor.testing import CapturedTelemetry, in_memory_telemetry
 from tests.support.backends import prom_values
 
 pytestmark = pytest.mark.stack
@@ -38,32 +39,27 @@ def _config(**overrides) -> HealthConfig:
     return HealthConfig(**{"check_timeout_seconds": 3.0, **overrides})
 
 
-def _service(config: HealthConfig, reader) -> HealthService:
-    return HealthService.from_config(config, MeterProvider(metric_readers=[reader]))
+def _service(config: HealthConfig, captured: CapturedTelemetry) -> HealthService:
+    return HealthService.from_config(config, captured.meter_provider)
 
 
-def _points(reader: InMemoryMetricReader) -> dict[str, float]:
+def _points(captured: CapturedTelemetry) -> dict[str, float]:
     """{instrument name: value} of one collection (these gauges carry no attributes)."""
-    data = reader.get_metrics_data()
-    return {metric.name: point.value
-            for resource in (data.resource_metrics if data else ())
-            for scope in resource.scope_metrics
-            for metric in scope.metrics
-            for point in metric.data.data_points}
+    return {point.name: point.value for point in captured.collect()}
 
 
 @pytest.mark.parametrize("extra", [3, 10])
 def test_database_connections_rise_with_open_connections(stack, extra):
     """N more connections on the real PostgreSQL: the gauge rises by at least N, the check stays healthy."""
-    reader = InMemoryMetricReader()
-    service = _service(_config(database_url=stack.postgres_url), reader)
+    captured = in_memory_telemetry()
+    service = _service(_config(database_url=stack.postgres_url), captured)
     asyncio.run(service.refresh())
-    before = _points(reader)[NAMES.DATABASE_CONNECTIONS]
+    before = _points(captured)[NAMES.DATABASE_CONNECTIONS]
     conninfo = stack.postgres_url.replace("postgresql+psycopg://", "postgresql://")
     held = [psycopg.connect(conninfo) for _ in range(extra)]
     try:
         report = asyncio.run(service.refresh())
-        after = _points(reader)[NAMES.DATABASE_CONNECTIONS]
+        after = _points(captured)[NAMES.DATABASE_CONNECTIONS]
     finally:
         for conn in held:
             conn.close()
@@ -78,20 +74,20 @@ def test_database_connections_rise_with_open_connections(stack, extra):
 ])
 def test_database_connections_not_observed_without_a_count(config):
     """No database check, or a database that refuses: no connections series (never a made-up 0)."""
-    reader = InMemoryMetricReader()
+    captured = in_memory_telemetry()
     port = free_port()  # nothing listens: connection refused
-    service = _service(_config(**{key: value.format(port=port) for key, value in config.items()}), reader)
+    service = _service(_config(**{key: value.format(port=port) for key, value in config.items()}), captured)
     asyncio.run(service.refresh())
-    assert NAMES.DATABASE_CONNECTIONS not in _points(reader)
+    assert NAMES.DATABASE_CONNECTIONS not in _points(captured)
 
 
 def test_cpu_is_not_observed_before_it_has_a_baseline():
     """The first collection on a thread has no CPU baseline: no CPU point, rather than psutil's meaningless 0."""
-    reader = InMemoryMetricReader()
-    _service(_config(), reader)
-    first = _points(reader)
+    captured = in_memory_telemetry()
+    _service(_config(), captured)
+    first = _points(captured)
     assert NAMES.CPU_USAGE_RATIO not in first
-    assert NAMES.CPU_USAGE_RATIO in _points(reader)
+    assert NAMES.CPU_USAGE_RATIO in _points(captured)
 
 
 @pytest.mark.parametrize("name,expected,tolerance", [
@@ -100,14 +96,14 @@ def test_cpu_is_not_observed_before_it_has_a_baseline():
 ])
 def test_host_usage_is_a_ratio_equal_to_psutils(name, expected, tolerance):
     """CPU and memory are ratios in [0, 1] that agree with psutil read over the same second."""
-    reader = InMemoryMetricReader()
-    _service(_config(), reader)
+    captured = in_memory_telemetry()
+    _service(_config(), captured)
     # psutil's CPU baseline is per thread: the reference reads on a thread of its own, over the same window.
     with ThreadPoolExecutor(max_workers=1) as reference:
         reference.submit(expected).result()
-        _points(reader)
+        _points(captured)
         time.sleep(1.0)
-        observed = _points(reader)[name]
+        observed = _points(captured)[name]
         wanted = reference.submit(expected).result()
     assert 0.0 <= observed <= 1.0
     assert observed == pytest.approx(wanted, abs=tolerance)

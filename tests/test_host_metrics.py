@@ -15,8 +15,6 @@ from collections import namedtuple
 
 import pytest
 import yaml
-from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from pydantic import ValidationError
 
 from tools.devstack import wait_until
@@ -35,7 +33,7 @@ from otel_monitor.instrument.host_metrics import (
 )
 from otel_monitor.instrument.metrics import HostLabel, PromNames
 from otel_monitor.instrument.settings import TelemetrySettings
-from otel_monitor.instrument.telemetry import setup_telemetry
+from otel_monitor.testing import CapturedTelemetry, capture_telemetry, in_memory_telemetry
 from tests.support.backends import prom_values
 
 RULES_FILE = REPO_ROOT / "config" / "alert-rules.yaml"
@@ -53,17 +51,10 @@ def _times(busy: float, idle: float, iowait: float = 0.0, guest: float = 0.0) ->
                     guest=guest, guest_nice=0.0)
 
 
-def _points(reader: InMemoryMetricReader) -> dict[tuple[str, tuple], float]:
+def _points(captured: CapturedTelemetry) -> dict[tuple[str, tuple], float]:
     """{(instrument name, sorted labels): value} of the host gauges in one collection."""
-    data = reader.get_metrics_data()
-    points = {}
-    for resource in (data.resource_metrics if data else ()):
-        for scope in resource.scope_metrics:
-            for metric in scope.metrics:
-                if metric.name in (CPU, MEMORY, DISK):
-                    for point in metric.data.data_points:
-                        points[(metric.name, tuple(sorted(point.attributes.items())))] = point.value
-    return points
+    return {(point.name, tuple(sorted(point.labels.items()))): point.value
+            for point in captured.collect() if point.name in (CPU, MEMORY, DISK)}
 
 
 class Readings:
@@ -96,11 +87,10 @@ def test_cpu_usage_counts_from_the_previous_read():
     assert (usage(), usage()) == (0.5, 0.0)
 
 
-def _host_metrics(reader, **readers) -> HostMetrics:
+def _host_metrics(captured: CapturedTelemetry, **readers) -> HostMetrics:
     defaults = {"cpu_usage": lambda: 0.42, "memory_usage": lambda: 0.5,
                 "disk_free": {"/": 0.3, "/dev/shm": 0.9}.__getitem__}
-    return HostMetrics(MeterProvider(metric_readers=[reader]), "api-1", ["/", "/dev/shm"],
-                       **{**defaults, **readers})
+    return HostMetrics(captured.meter_provider, "api-1", ["/", "/dev/shm"], **{**defaults, **readers})
 
 
 def _boom(*_args):
@@ -122,9 +112,9 @@ def _boom(*_args):
 def test_gauges_are_labelled_by_host_and_a_failing_reading_is_left_out(readers, expected):
     """CPU and memory carry the host label, disk also the mount point; a reading that fails or has no value is
     not observed, and the others still are (nothing raises into the export)."""
-    reader = InMemoryMetricReader()
-    _host_metrics(reader, **readers)
-    assert _points(reader) == expected
+    captured = in_memory_telemetry()
+    _host_metrics(captured, **readers)
+    assert _points(captured) == expected
 
 
 def test_paths_on_one_file_system_give_one_disk_series(tmp_path):
@@ -134,10 +124,10 @@ def test_paths_on_one_file_system_give_one_disk_series(tmp_path):
 
 def test_real_readings_are_ratios():
     """With psutil, every gauge is a ratio between 0 and 1."""
-    reader = InMemoryMetricReader()
-    HostMetrics(MeterProvider(metric_readers=[reader]), "api-1", ["/"])
+    captured = in_memory_telemetry()
+    HostMetrics(captured.meter_provider, "api-1", ["/"])
     time.sleep(0.1)  # CPU time passes between set-up and the export (cpu_times() counts in clock ticks)
-    points = _points(reader)
+    points = _points(captured)
     assert {name for name, _ in points} == {CPU, MEMORY, DISK}
     assert all(0.0 <= value <= 1.0 for value in points.values()), points
 
@@ -156,7 +146,7 @@ def test_host_name_and_disk_paths_come_from_the_settings(monkeypatch, tmp_path, 
         monkeypatch.setenv(name, value)
     log_dir = tmp_path / "logs"
     settings = TelemetrySettings(log_dir=str(log_dir))
-    metrics = export_host_metrics(settings, MeterProvider(metric_readers=[InMemoryMetricReader()]))
+    metrics = export_host_metrics(settings, in_memory_telemetry().meter_provider)
     wanted = [{"LOG_DIR": str(log_dir), "CWD": os.getcwd()}.get(path, path) for path in paths]
     assert (metrics.host_name, metrics.mount_points) == (host, mount_points(wanted))
 
@@ -177,14 +167,10 @@ def test_setup_telemetry_exports_the_host_unless_switched_off(monkeypatch, tmp_p
     monkeypatch.setenv("OTEL_MONITOR_HOST_NAME", "api-1")
     if switch is not None:
         monkeypatch.setenv("OTEL_MONITOR_HOST_METRICS", switch)
-    reader = InMemoryMetricReader()
-    telemetry = setup_telemetry(TelemetrySettings(log_dir=str(tmp_path), console_logs=False, export_logs=False),
-                                metric_reader=reader, set_global=False, configure_logs=False, instrument_httpx=False)
-    time.sleep(0.1)  # CPU time passes between set-up and the export (cpu_times() counts in clock ticks)
-    try:
-        points = _points(reader)
-    finally:
-        telemetry.shutdown()
+    settings = TelemetrySettings(log_dir=str(tmp_path), console_logs=False, export_logs=False)
+    with capture_telemetry(settings, instrument_httpx=False) as captured:
+        time.sleep(0.1)  # CPU time passes between set-up and the export (cpu_times() counts in clock ticks)
+        points = _points(captured)
     assert {name for name, _ in points} == exported
     assert all(dict(labels)[HostLabel.HOST] == "api-1" for _, labels in points)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import logging
 import os
 import uuid
@@ -12,15 +13,12 @@ import pytest
 import requests
 from google import genai
 from google.genai import errors, types
-from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from otel_monitor.instrument.provider_http import instrument_http_clients, uninstrument_http_clients
 from otel_monitor.redaction.scrubber import REDACTED, SecretScrubber, request_credentials
 from otel_monitor.instrument.providers import SERVICE_KEYS, ProviderRegistry
 from otel_monitor.instrument.settings import TelemetrySettings
-from otel_monitor.instrument.telemetry import setup_telemetry
+from otel_monitor.testing import capture_telemetry
 from tests.support.backends import read_log_lines
 from tests.test_external_calls import Telemetry
 
@@ -86,25 +84,19 @@ def echo_through_gemini_sdk(fakes, key: str) -> str:
 @pytest.fixture
 def start_host(fakes, tmp_path):
     """Starts a backend process: ``setup_telemetry`` with console and file logs, spans and OTLP log records in
-    memory. Started by the test itself, so the console handler writes to the test's captured stderr."""
-    started = []
+    memory (``capture_telemetry``). Started by the test itself, so the console handler writes to the test's
+    captured stderr."""
+    with contextlib.ExitStack() as started:  # each capture started is closed at exit
 
-    def start():
-        spans, logs = InMemorySpanExporter(), InMemoryLogRecordExporter()
-        hosts = {s: [fakes.base_url(s).split("://", 1)[1]] for s in SERVICE_KEYS}
-        settings = TelemetrySettings(service_name="learned-secrets", log_dir=str(tmp_path), console_logs=True,
-                                     provider_hosts=hosts)
-        telemetry = setup_telemetry(settings, span_exporter=spans, log_exporter=logs,
-                                    metric_reader=InMemoryMetricReader(), scrubber=SecretScrubber(), set_global=False)
-        telemetry.spans, telemetry.logs = spans, logs
-        started.append(telemetry)
-        return telemetry
+        def start():
+            hosts = {s: [fakes.base_url(s).split("://", 1)[1]] for s in SERVICE_KEYS}
+            settings = TelemetrySettings(service_name="learned-secrets", log_dir=str(tmp_path), console_logs=True,
+                                         provider_hosts=hosts)
+            return started.enter_context(capture_telemetry(settings, scrubber=SecretScrubber(), configure_logs=True))
 
-    fakes.set_fault("gemini", mode="echo_key")
-    fakes.set_fault("stability", mode="echo_key")
-    yield start
-    for telemetry in started:
-        telemetry.shutdown()
+        fakes.set_fault("gemini", mode="echo_key")
+        fakes.set_fault("stability", mode="echo_key")
+        yield start
     uninstrument_http_clients()
     fakes.set_fault("gemini", mode="ok")
     fakes.set_fault("stability", mode="ok")
@@ -126,7 +118,7 @@ def test_a_key_echoed_by_the_provider_is_scrubbed_from_the_hosts_own_lines(start
         raise RuntimeError(f"provider said {echoed}")
     except RuntimeError:
         backend.exception("Generation failed")
-    host.force_flush()
+    host.telemetry.force_flush()
 
     lines = [line for line in read_log_lines(tmp_path) if line["logger"] == "backend.images"]
     assert [line["message"].split(":")[0] for line in lines] == ["Provider refused the call", "Generation failed"]
@@ -134,10 +126,10 @@ def test_a_key_echoed_by_the_provider_is_scrubbed_from_the_hosts_own_lines(start
     assert key not in (tmp_path / "app.log").read_text()
     console = capsys.readouterr().err
     assert "Provider refused the call" in console and key not in console
-    records = [r.log_record for r in host.logs.get_finished_logs()]
+    records = host.log_records()
     assert "Provider refused the call" in repr([r.body for r in records])
     assert key not in repr([(r.body, dict(r.attributes or {})) for r in records])
-    spans = host.spans.get_finished_spans()
+    spans = host.spans()
     assert any(s.attributes.get("external_api.error_code", "").endswith("_INVALID_API_KEY") for s in spans)
     assert key not in repr([(s.name, dict(s.attributes), [dict(e.attributes) for e in s.events]) for s in spans])
 

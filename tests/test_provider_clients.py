@@ -73,7 +73,7 @@ def gemini(fakes, key: str = GEMINI_KEY) -> genai.Client:
 
 def http_span(telemetry):
     """The one upstream HTTP client span of the test."""
-    (span,) = [s for s in telemetry.spans.get_finished_spans() if s.name in ("GET", "POST")]
+    (span,) = [s for s in telemetry.captured.spans() if s.name in ("GET", "POST")]
     return span
 
 
@@ -136,9 +136,9 @@ def test_gemini_sdk_attempts_in_a_tracked_call_are_retries(telemetry, fakes):
             refused.models.generate_content(model=MODEL, contents="x")
         accepted.models.generate_content(model=MODEL, contents="x")
     assert (call.attempts, call.retries, call.classification.outcome) == (2, 1, "success")
-    assert telemetry.points("external_api.retries") == {(("service", "gemini"),): 1}
-    call_span = telemetry.span("gemini generateContent")
-    attempts = [s for s in telemetry.spans.get_finished_spans() if s.name == "POST"]
+    assert telemetry.captured.points("external_api.retries") == {(("service", "gemini"),): 1}
+    call_span = telemetry.captured.span("gemini generateContent")
+    attempts = telemetry.captured.spans("POST")
     assert len(attempts) == 2 and {s.parent.span_id for s in attempts} == {call_span.context.span_id}
 
 
@@ -196,8 +196,8 @@ def test_requests_attempts_in_a_tracked_call_are_retries(telemetry, fakes):
         assert requests.post(url, json=IMAGE, headers=wrong).status_code == 401
         requests.post(url, json=IMAGE, headers=STABILITY_AUTH).raise_for_status()
     assert (call.attempts, call.retries, call.classification.outcome) == (2, 1, "success")
-    call_span = telemetry.span("stability text-to-image")
-    attempts = [s for s in telemetry.spans.get_finished_spans() if s.name == "POST"]
+    call_span = telemetry.captured.span("stability text-to-image")
+    attempts = telemetry.captured.spans("POST")
     assert len(attempts) == 2 and {s.parent.span_id for s in attempts} == {call_span.context.span_id}
 
 
@@ -205,7 +205,7 @@ def test_requests_to_other_hosts_are_not_provider_calls(telemetry, fakes):
     """A requests call to a host outside the registry gets the upstream span only."""
     requests.get(f"{fakes.base_url('gemini').replace('127.0.0.1', 'localhost')}/_fake/stats", timeout=5)
     assert "external_api.service" not in http_span(telemetry).attributes
-    assert telemetry.points("external_api.call.duration") == {}
+    assert telemetry.captured.points("external_api.call.duration") == {}
 
 
 # -- the stack: an invalid key through either client is the provider's P0, with the failing call's trace ---------

@@ -11,8 +11,6 @@ import httpx
 import pytest
 import redis
 from fastapi import FastAPI
-from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 from examples.demo_backend.launcher import DEMO_SECRETS
 from otel_monitor.monitor.quota.config import QuotaConfig
@@ -24,6 +22,7 @@ from otel_monitor.monitor.quota.service import QuotaService
 from otel_monitor.monitor.quota.store import QuotaStore
 from otel_monitor.monitor.quota.testing import FixedQuotaSource
 from otel_monitor.instrument.usage_counter import UsageCounter
+from otel_monitor.testing import CapturedTelemetry, in_memory_telemetry
 from tests.support.stacks import private_stack
 
 UTC = dt.timezone.utc
@@ -36,15 +35,10 @@ def redis_url():
         yield stack.redis_url
 
 
-def gauges(reader: InMemoryMetricReader) -> dict[str, dict[str, float]]:
-    """{instrument name: {service: value}} of the last collection."""
-    found: dict[str, dict[str, float]] = {}
-    for resource in reader.get_metrics_data().resource_metrics:
-        for scope in resource.scope_metrics:
-            for metric in scope.metrics:
-                for point in metric.data.data_points:
-                    found.setdefault(metric.name, {})[point.attributes["service"]] = point.value
-    return found
+def gauges(captured: CapturedTelemetry) -> dict[str, dict[str, float]]:
+    """{instrument name: {service: value}} of one collection."""
+    collection = captured.collect()
+    return {name: collection.values_by(name, "service") for name in collection.names()}
 
 
 @pytest.mark.stack
@@ -68,8 +62,8 @@ async def test_from_config_end_to_end(fakes, redis_url, tmp_path, caplog):
     counter = UsageCounter(client, prefix=prefix, background=False)
     counter.record("gemini", 85)
     counter.record("youtube", 1600)
-    reader = InMemoryMetricReader()
-    service = QuotaService.from_config(config, meter_provider=MeterProvider(metric_readers=[reader]))
+    captured = in_memory_telemetry()
+    service = QuotaService.from_config(config, meter_provider=captured.meter_provider)
     await service.start()
     try:
         for _ in range(100):
@@ -92,7 +86,7 @@ async def test_from_config_end_to_end(fakes, redis_url, tmp_path, caplog):
     assert quotas["stability"]["reset_date"] is None and quotas["d_id"]["reset_date"].endswith("-01T00:00:00Z")
     assert not any(entry["stale"] for entry in quotas.values())
     assert any(r.message == "Quota warning" and r.service == "gemini" for r in caplog.records)
-    assert gauges(reader)[QuotaMetricNames.USED]["gemini"] == 85
+    assert gauges(captured)[QuotaMetricNames.USED]["gemini"] == 85
     assert service.scheduler.running is False
 
 
@@ -131,14 +125,14 @@ def test_configured_intervals_reach_the_scheduler():
 async def test_gauges():
     """The gauges report used, limit, ratio, time to reset and to exhaustion, and staleness, by service."""
     now = dt.datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
-    reader = InMemoryMetricReader()
+    captured = in_memory_telemetry()
     service = QuotaService(QuotaStore(), {
         "gemini": FixedQuotaSource("gemini", 600, 1000, ResetRule.daily()),
         "stability": FixedQuotaSource("stability", 10, 100, stale=True, error_code="STABILITY_SERVER_ERROR"),
-    }, clock=lambda: now, meter_provider=MeterProvider(metric_readers=[reader]))
+    }, clock=lambda: now, meter_provider=captured.meter_provider)
     await service.poll("gemini")
     await service.poll("stability")
-    values = gauges(reader)
+    values = gauges(captured)
     assert values[QuotaMetricNames.USED] == {"gemini": 600, "stability": 10}
     assert values[QuotaMetricNames.LIMIT] == {"gemini": 1000, "stability": 100}
     assert values[QuotaMetricNames.USAGE] == {"gemini": 0.6, "stability": 0.1}

@@ -14,8 +14,6 @@ import pytest
 import redis
 from opentelemetry.sdk._logs import LogRecordProcessor
 from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, LogRecordExportResult, SimpleLogRecordProcessor
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import INVALID_SPAN
 
 from otel_monitor.monitor.alerting.rules import load_rules
@@ -24,6 +22,7 @@ from otel_monitor.instrument.redis_writer import RedisWriter, lost_writes
 from otel_monitor.instrument.settings import TelemetrySettings
 from otel_monitor.logs.structured import BackgroundLogHandler, dropped_log_lines
 from otel_monitor.instrument.telemetry import setup_telemetry
+from otel_monitor.testing import CapturedTelemetry, capture_telemetry
 from tests.support.backends import prom_values, wait_for_prom
 
 SHIPPED_RULES = Path(__file__).resolve().parents[1] / "config" / "alert-rules.yaml"
@@ -89,24 +88,17 @@ def unreachable_redis() -> redis.Redis:
 
 
 @pytest.fixture
-def reader():
-    return InMemoryMetricReader()
-
-
-@pytest.fixture
-def log_exporter():
-    return InMemoryLogRecordExporter()
-
-
-@pytest.fixture
-def telemetry(tmp_path, reader, log_exporter):
+def captured(tmp_path):
+    """The process's telemetry with spans, metrics and OTLP log records in memory."""
     settings = TelemetrySettings(service_name="telemetry-loss-test", log_dir=str(tmp_path), console_logs=False,
                                  otlp_endpoint=f"http://127.0.0.1:{closed_port()}", redis_url=None)
-    telemetry = setup_telemetry(settings, span_exporter=InMemorySpanExporter(), metric_reader=reader,
-                                log_exporter=log_exporter, set_global=False, configure_logs=False,
-                                instrument_httpx=False)
-    yield telemetry
-    telemetry.shutdown()
+    with capture_telemetry(settings, instrument_httpx=False) as captured:
+        yield captured
+
+
+@pytest.fixture
+def telemetry(captured):
+    return captured.telemetry
 
 
 @pytest.fixture
@@ -117,16 +109,10 @@ def app_logger():
     return logger
 
 
-def dropped(reader: InMemoryMetricReader) -> dict[tuple[str, str], int]:
+def dropped(captured: CapturedTelemetry) -> dict[tuple[str, str], int]:
     """{(signal, reason): value} of otel_monitor.telemetry.dropped at one collection."""
-    values = {}
-    for resource_metrics in reader.get_metrics_data().resource_metrics:
-        for scope_metrics in resource_metrics.scope_metrics:
-            for metric in scope_metrics.metrics:
-                if metric.name == DROPPED:
-                    for point in metric.data.data_points:
-                        values[point.attributes["signal"], point.attributes["reason"]] = point.value
-    return values
+    return {(point.labels["signal"], point.labels["reason"]): point.value
+            for point in captured.collect() if point.name == DROPPED}
 
 
 # --- losses, each returning the count its dropper keeps -----------------------------------------------------------
@@ -171,18 +157,18 @@ def fail_redis_writes() -> int:
     (DroppedSignal.REDIS_WRITE, DropReason.QUEUE_FULL, fill_redis_queue),
     (DroppedSignal.REDIS_WRITE, DropReason.WRITE_FAILED, fail_redis_writes),
 ])
-def test_each_loss_raises_the_dropped_counter_by_what_was_lost(telemetry, reader, signal, reason, lose):
+def test_each_loss_raises_the_dropped_counter_by_what_was_lost(captured, signal, reason, lose):
     """Dropped log lines and Redis writes raise otel_monitor.telemetry.dropped{signal, reason} by the dropped count."""
-    before = dropped(reader)[signal, reason]
+    before = dropped(captured)[signal, reason]
     lost = lose()
     assert lost > 0
     # At least: writers of other tests (an unreachable Redis) may still be failing in the background meanwhile.
-    assert dropped(reader)[signal, reason] - before >= lost
+    assert dropped(captured)[signal, reason] - before >= lost
 
 
-def test_every_signal_and_reason_is_exported_before_any_loss(telemetry, reader):
+def test_every_signal_and_reason_is_exported_before_any_loss(captured):
     """All series exist from set-up on, so the first loss of a process is an increase Prometheus can see."""
-    assert set(dropped(reader)) == {(DroppedSignal.LOG_LINE, DropReason.QUEUE_FULL),
+    assert set(dropped(captured)) == {(DroppedSignal.LOG_LINE, DropReason.QUEUE_FULL),
                                     (DroppedSignal.REDIS_WRITE, DropReason.QUEUE_FULL),
                                     (DroppedSignal.REDIS_WRITE, DropReason.WRITE_FAILED)}
 
@@ -216,7 +202,7 @@ def test_a_forked_child_starts_with_no_losses_and_counts_its_own():
     (0, False),  # outside any span: no ids
     (1, True),  # an exception logged in a span keeps its ids and its exception attributes
 ])
-def test_otlp_log_record_carries_the_span_active_at_the_call(telemetry, log_exporter, app_logger, depth, raises):
+def test_otlp_log_record_carries_the_span_active_at_the_call(telemetry, captured, app_logger, depth, raises):
     """An OTLP log record, translated on the writer thread, has the trace_id/span_id of the span that logged it."""
     message = f"logged at depth {depth}"
     tracer = telemetry.tracer_provider.get_tracer("test.telemetry_loss")
@@ -232,7 +218,7 @@ def test_otlp_log_record_carries_the_span_active_at_the_call(telemetry, log_expo
             app_logger.exception(message)
     expected = span.get_span_context()
     telemetry.force_flush()
-    [record] = [r.log_record for r in log_exporter.get_finished_logs() if r.log_record.body == message]
+    [record] = [record for record in captured.log_records() if record.body == message]
     assert (record.trace_id, record.span_id) == (expected.trace_id, expected.span_id)
     if raises:
         assert record.attributes["exception.type"] == "ValueError"
@@ -245,7 +231,7 @@ def test_otlp_log_record_carries_the_span_active_at_the_call(telemetry, log_expo
     pytest.param(BlockingProcessor, id="processor blocks"),
     pytest.param(lambda blocker: SimpleLogRecordProcessor(BlockingExporter(blocker)), id="synchronous export blocks"),
 ])
-def test_blocked_otlp_path_costs_the_caller_only_an_enqueue(telemetry, log_exporter, app_logger, stuck):
+def test_blocked_otlp_path_costs_the_caller_only_an_enqueue(telemetry, captured, app_logger, stuck):
     """While the OTLP log path is blocked, a logging call returns; the record is exported once the path frees up."""
     blocker = Blocker()
     telemetry.logger_provider.add_log_record_processor(stuck(blocker))
@@ -259,7 +245,7 @@ def test_blocked_otlp_path_costs_the_caller_only_an_enqueue(telemetry, log_expor
     finally:
         blocker.released.set()
     telemetry.force_flush()
-    assert [r.log_record.body for r in log_exporter.get_finished_logs()] == ["while the bridge is stuck"]
+    assert [record.body for record in captured.log_records()] == ["while the bridge is stuck"]
 
 
 class FailingOnceProcessor(LogRecordProcessor):
@@ -280,7 +266,7 @@ class FailingOnceProcessor(LogRecordProcessor):
         return True
 
 
-def test_a_failing_otlp_path_does_not_end_the_bridge(telemetry, log_exporter, app_logger):
+def test_a_failing_otlp_path_does_not_end_the_bridge(telemetry, captured, app_logger):
     """A record whose export raises is lost alone: the bridge's writer thread lives on and exports the next one."""
     failing = FailingOnceProcessor()
     telemetry.logger_provider.add_log_record_processor(failing)
@@ -288,7 +274,7 @@ def test_a_failing_otlp_path_does_not_end_the_bridge(telemetry, log_exporter, ap
     app_logger.error("second: exported")
     telemetry.force_flush()
     assert failing.calls == 2
-    assert "second: exported" in [r.log_record.body for r in log_exporter.get_finished_logs()]
+    assert "second: exported" in [record.body for record in captured.log_records()]
 
 
 # --- through the collector to Prometheus and the shipped rule -----------------------------------------------------

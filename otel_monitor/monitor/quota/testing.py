@@ -1,4 +1,8 @@
-"""Test helpers for users of the quota package: a quota source that answers what it is told."""
+"""Test helpers for users of the quota package: a quota source that answers what it is told.
+
+Kept with the service rather than in ``otel_monitor.testing``: the quota package needs the service's dependencies
+(its store is SQLAlchemy), and ``otel_monitor.testing`` must import where only the library is installed.
+"""
 
 from __future__ import annotations
 
