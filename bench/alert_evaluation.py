@@ -15,11 +15,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
-import os
 import statistics
-import tempfile
 import time
-from pathlib import Path
 
 import httpx
 import psutil
@@ -29,7 +26,7 @@ from otel_monitor.monitor.alerting.evaluation import Evaluator
 from otel_monitor.monitor.alerting.model import Priority, Rule
 from otel_monitor.monitor.alerting.rules import load_rules
 from otel_monitor.monitor.alerting.sources import DEFAULT_MAX_CONCURRENT_QUERIES, CheckSource, PrometheusSource
-from tools.devstack import DevStack, StackPorts
+from tools.devstack import DevStack, StackPorts, server_workdir
 from tools.devstack.stack import REPO_ROOT
 
 _HEALTHY = {"status": "healthy", "checks": {name: {"status": "healthy"}
@@ -74,8 +71,7 @@ def main() -> None:
     parser.add_argument("--rest-seconds", type=float, default=60)
     parser.add_argument("--max-concurrent-queries", type=int, nargs="+", default=[DEFAULT_MAX_CONCURRENT_QUERIES])
     args = parser.parse_args()
-    workdir = Path(tempfile.mkdtemp(prefix="otel-monitor-bench-"))
-    os.chmod(workdir, 0o755)
+    workdir = server_workdir("otel-monitor-bench-")
     stack = DevStack(workdir / "stack", StackPorts.free(), scrape_interval="1s")
     shipped = load_rules(REPO_ROOT / "config" / "alert-rules.yaml")
     monitor = None

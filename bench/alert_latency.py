@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
-import tempfile
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -26,10 +24,9 @@ from pathlib import Path
 import httpx
 import yaml
 
-from examples.demo_backend.launcher import DemoBackend, fake_provider_credentials
-from examples.fake_providers import FakeProviders
 from examples.monitor_launcher import MonitorProcess
-from tools.devstack import DevStack, StackPorts, wait_until
+from tools.devstack import DevStack, StackPorts, server_workdir, wait_until
+from tools.devstack.demo import DemoRun
 from tools.devstack.stack import REPO_ROOT
 from otel_monitor.instrument.providers import SERVICE_KEYS
 
@@ -76,30 +73,29 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
-    workdir = Path(tempfile.mkdtemp(prefix="otel-monitor-bench-"))
-    os.chmod(workdir, 0o755)
-    stack = DevStack(workdir / "stack", StackPorts.free(), scrape_interval="1s")
+    workdir = server_workdir("otel-monitor-bench-")
     watched = DevStack(workdir / "watched", StackPorts.free())
-    fakes = FakeProviders(**fake_provider_credentials())
     hook = _Webhook()
-    demo = monitor = None
-    check_latencies: list[float] = []
-    metric_latencies: dict[str, float] = {}
-    try:
-        stack.start("jaeger", "prometheus", "redis", "postgres", "collector")
-        watched.start("redis")
-        fakes.start()
-        _rules(workdir / "rules.yaml")
-        monitor = MonitorProcess(stack, workdir, health={"redis_url": watched.redis_url})
+    _rules(workdir / "rules.yaml")
+
+    def alerting_monitor(run: DemoRun) -> MonitorProcess:
+        """The monitor checking the watched Redis, every P0 to the webhook."""
+        monitor = MonitorProcess(run.stack, workdir, health={"redis_url": watched.redis_url})
         monitor.config["alerting"] = {
-            "enabled": True, "rules_file": "rules.yaml", "prometheus_url": stack.prometheus_url,
-            "jaeger_url": stack.jaeger_url,
+            "enabled": True, "rules_file": "rules.yaml", "prometheus_url": run.stack.prometheus_url,
+            "jaeger_url": run.stack.jaeger_url,
             "delivery": {"channels": {"hook": {"type": "webhook", "url": hook.url}},
                          "routing": {"P0": ["hook"], "P1": [], "P2": []}},
         }
-        monitor.start()
-        demo = DemoBackend(stack, {s: fakes.base_url(s) for s in SERVICE_KEYS}, workdir / "demo",
-                           ca_bundle=fakes.ca_bundle).start()
+        return monitor
+
+    check_latencies: list[float] = []
+    metric_latencies: dict[str, float] = {}
+    run = DemoRun(workdir, scrape_interval="1s", monitor=alerting_monitor)
+    try:
+        watched.start("redis")
+        run.start()
+        fakes, demo = run.fakes, run.backend
         time.sleep(10)  # let the first evaluations settle
         for _ in range(args.runs):
             start = time.monotonic()
@@ -120,12 +116,8 @@ def main() -> None:
             metric_latencies[service] = fired - start
             fakes.set_fault(service, mode="ok")
     finally:
-        for running in (demo, monitor):
-            if running is not None:
-                running.stop()
-        fakes.stop()
+        run.stop()
         watched.stop()
-        stack.stop()
         hook.server.shutdown()
     print(f"\n{'fault':38} {'runs':>5} {'median':>8} {'max':>8}")
     print(f"{'Redis stopped (check, RedisDown)':38} {len(check_latencies):5d} "

@@ -14,17 +14,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import shutil
 import socket
 import subprocess
-import tempfile
-from pathlib import Path
 
 
 from examples.monitor_launcher import MonitorProcess
-from tools.devstack import DevStack, StackPorts, free_port
+from tools.devstack import DevStack, StackPorts, free_port, server_workdir
 from tools.devstack.stack import REPO_ROOT
 
 _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3}
@@ -69,8 +66,7 @@ def main() -> None:
     parser.add_argument("--only", choices=["cached", "hanging"])
     parser.add_argument("--rate", type=int, default=2000, help="the fixed rate of the latency measurement")
     args = parser.parse_args()
-    workdir = Path(tempfile.mkdtemp(prefix="otel-monitor-bench-"))
-    os.chmod(workdir, 0o755)
+    workdir = server_workdir("otel-monitor-bench-")
     stack = DevStack(workdir / "stack", StackPorts.free()).start("redis", "postgres")
     hole = socket.socket()
     hole.bind(("127.0.0.1", 0))

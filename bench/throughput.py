@@ -12,19 +12,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import tempfile
 import threading
 import time
-from pathlib import Path
 
 import httpx
 
-from examples.demo_backend.launcher import DemoBackend, fake_provider_credentials
-from examples.fake_providers import FakeProviders
-from tools.devstack import DevStack, StackPorts, wait_until
+from tools.devstack import server_workdir, wait_until
+from tools.devstack.demo import DemoRun
 from otel_monitor.instrument.metrics import PromNames
-from otel_monitor.instrument.providers import SERVICE_KEYS
 
 STEPS = ["gemini", "stability"]
 # Spans of one project: API server span (+ ASGI receive and two sends), task publish, task run, two provider
@@ -44,18 +39,12 @@ def main() -> None:
     parser.add_argument("--worker-processes", type=int, default=2)
     args = parser.parse_args()
 
-    workdir = Path(tempfile.mkdtemp(prefix="otel-monitor-bench-"))
-    os.chmod(workdir, 0o755)
-    stack = DevStack(workdir / "stack", StackPorts.free(), scrape_interval="1s")
-    fakes = FakeProviders(**fake_provider_credentials())
-    demo = None
-    try:
-        stack.start("jaeger", "prometheus", "redis", "collector")
-        fakes.start()
-        demo = DemoBackend(stack, {s: fakes.base_url(s) for s in SERVICE_KEYS}, workdir / "demo",
-                           metric_export_interval=1.0, worker_processes=args.worker_processes,
-                           service_prefix="bench", ca_bundle=fakes.ca_bundle,
-                           extra_env={"OTEL_MONITOR_CONSOLE_LOGS": "false"}).start()
+    run = DemoRun(server_workdir("otel-monitor-bench-"), components=("jaeger", "prometheus", "redis", "collector"),
+                  scrape_interval="1s",
+                  backend_options={"metric_export_interval": 1.0, "worker_processes": args.worker_processes,
+                                   "service_prefix": "bench", "extra_env": {"OTEL_MONITOR_CONSOLE_LOGS": "false"}})
+    with run:
+        stack, demo = run.stack, run.backend
         created: list[str] = []
         trace_ids: list[str] = []
         done_ids: set[str] = set()
@@ -148,11 +137,6 @@ def main() -> None:
               f"Jaeger holds {complete} complete traces of {projects} ({SPANS_PER_PROJECT} spans each), "
               f"{len(traces)} traces in all")
         print(f"collector: refused spans {refused:.0f}, failed span exports {failed:.0f}")
-    finally:
-        if demo is not None:
-            demo.stop()
-        fakes.stop()
-        stack.stop()
 
 
 if __name__ == "__main__":

@@ -5,28 +5,51 @@ from __future__ import annotations
 import argparse
 import os
 import signal
-import tempfile
 import time
 from pathlib import Path
 from urllib.parse import quote
 
 import httpx
 
-from examples.demo_backend.launcher import DEMO_SECRETS, DemoBackend, fake_provider_credentials
+from examples.demo_backend.launcher import DEMO_SECRETS, fake_provider_credentials
 from examples.monitor_launcher import MonitorProcess
 from examples.fake_providers import FakeProviders
-from tools.devstack import DevStack, StackPorts, wait_until
+from tools.devstack import DevStack, StackPorts, server_workdir, wait_until
+from tools.devstack.demo import DemoRun
 from tools.devstack.stack import REPO_ROOT
 from otel_monitor.instrument.metrics import PromNames
 from otel_monitor.logs.files import read_log_records
 from otel_monitor.instrument.providers import SERVICE_KEYS
 
+API_PORT = 8000
+MONITOR_PORT = 8080
 PROVIDER_PORTS = {"gemini": 18001, "stability": 18002, "d-id": 18003, "youtube": 18004}
+# What stops the demo: Ctrl-C, `kill`/`timeout`/a service manager, the terminal closing.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 # The credits the fake Stability account starts with, and the baseline the monitor counts them from.
 STABILITY_CREDITS = 100.0
 QUANTILES_QUERY = (
     "histogram_quantile({q}, sum by (service, le) (rate(" + PromNames.CALL_DURATION + "_bucket[5m])))"
 )
+
+
+class StopRequested(BaseException):
+    """A stop signal arrived. Raised in the main thread wherever it is, so that leaving ``with run:`` stops all the
+    demo started; a BaseException like KeyboardInterrupt, so the polling loops that retry on errors let it pass."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _raise_on_stop_signals() -> None:
+    def stop(signum: int, frame: object) -> None:
+        for stop_signal in STOP_SIGNALS:  # a second signal must not cut the teardown short
+            signal.signal(stop_signal, signal.SIG_IGN)
+        raise StopRequested(signum)
+
+    for stop_signal in STOP_SIGNALS:
+        signal.signal(stop_signal, stop)
 
 
 def _read_failing_call(log_dir: Path) -> dict | None:
@@ -117,67 +140,81 @@ def _print_alerts(monitor: MonitorProcess, quota: dict) -> None:
     print(f"  {monitor.url}/api/v1/alerts; notifications also in {monitor.workdir / 'logs' / 'app.log'}")
 
 
+def _demo_monitor(run: DemoRun) -> MonitorProcess:
+    """The monitor checking the demo's stack, reading the fake providers' balances and alerting with the shipped
+    rules."""
+    monitor = MonitorProcess(
+        run.stack, run.workdir / "monitor", port=MONITOR_PORT,
+        # The demo lasts minutes: balances older than 10 s are re-read when the endpoint asks (default 5 min).
+        quota={"d_id": {"base_url": run.fakes.base_url("d-id"), "api_key": "${DID_API_KEY}"},
+               "stability": {"base_url": run.fakes.base_url("stability"), "api_key": "${STABILITY_API_KEY}",
+                             "baseline": STABILITY_CREDITS},
+               "stale_after_seconds": 10},
+        env={"DID_API_KEY": DEMO_SECRETS["did_api_key"], "STABILITY_API_KEY": DEMO_SECRETS["stability_api_key"]},
+    )
+    monitor.config["alerting"] = _demo_alerting(run.stack)
+    return monitor
+
+
+def _show(run: DemoRun, projects: int) -> None:
+    """Drives the traffic, then prints a failing call's trace and logs, the latency quantiles, health, quota and
+    the alerts that fired."""
+    stack, fakes, demo, monitor = run.stack, run.fakes, run.backend, run.monitor
+    _drive(demo.api_url, fakes, demo.log_dir, projects)
+    failing = _read_failing_call(demo.log_dir)
+    time.sleep(12)  # one metric export and scrape
+    trace_id = failing["trace_id"]
+    print()
+    print(f"failing call: {failing['service']} {failing.get('error_code')} trace_id={trace_id}")
+    print(f"  Jaeger (UI): {stack.jaeger_url}/trace/{trace_id}")
+    print(f"  Jaeger (API): {stack.jaeger_url}/api/traces/{trace_id}")
+    print(f"  its log lines: jq 'select(.trace_id == \"{trace_id}\")' {demo.log_dir}/app.log")
+    print("per-service latency quantiles (Prometheus):")
+    for q in (0.5, 0.9, 0.99):
+        query = QUANTILES_QUERY.format(q=q)
+        result = httpx.get(f"{stack.prometheus_url}/api/v1/query", params={"query": query}, timeout=10).json()
+        values = {r["metric"].get("service"): round(float(r["value"][1]), 3) for r in result["data"]["result"]}
+        print(f"  P{q * 100:g}: {values}")
+    print(f"  query: {QUANTILES_QUERY.format(q=0.9)}")
+    print(f"  {stack.prometheus_url}/graph?g0.expr={quote(QUANTILES_QUERY.format(q=0.9))}")
+    quota = _print_monitor(monitor.url, fakes)
+    _print_alerts(monitor, quota)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--projects", type=int, default=12)
-    parser.add_argument("--exit", action="store_true", default=bool(os.environ.get("DEMO_EXIT")),
-                        help="stop after printing instead of serving until Ctrl-C")
+    when_done = parser.add_mutually_exclusive_group()
+    when_done.add_argument("--exit", action="store_true", default=bool(os.environ.get("DEMO_EXIT")),
+                           help="stop after printing instead of serving until Ctrl-C or SIGTERM")
+    when_done.add_argument("--serve-only", action="store_true",
+                           help="start everything and serve until Ctrl-C or SIGTERM, driving no traffic")
     args = parser.parse_args()
 
-    workdir = Path(tempfile.mkdtemp(prefix="otel-monitor-demo-"))
-    os.chmod(workdir, 0o755)
-    stack = DevStack(workdir / "stack", StackPorts())
-    fakes = FakeProviders(ports=PROVIDER_PORTS, stability_credits=STABILITY_CREDITS, **fake_provider_credentials())
-    demo = monitor = None
-    print("starting Jaeger, Prometheus, Redis and the OpenTelemetry Collector ...")
+    # Before anything starts: a stop signal at any point (start-up included) unwinds through `with run:`.
+    _raise_on_stop_signals()
+    run = DemoRun(
+        server_workdir("otel-monitor-demo-"), ports=StackPorts(),
+        fakes=FakeProviders(ports=PROVIDER_PORTS, stability_credits=STABILITY_CREDITS, **fake_provider_credentials()),
+        backend_options={"api_port": API_PORT, "metric_export_interval": 5.0, "log_dir": REPO_ROOT / "logs"},
+        monitor=_demo_monitor,
+    )
+    print("starting Jaeger, Prometheus, Redis, PostgreSQL and the OpenTelemetry Collector ...", flush=True)
     try:
-        stack.start("jaeger", "prometheus", "redis", "postgres", "collector")
-        fakes.start()
-        demo = DemoBackend(stack, {s: fakes.base_url(s) for s in SERVICE_KEYS}, workdir / "demo", api_port=8000,
-                           metric_export_interval=5.0, log_dir=REPO_ROOT / "logs",
-                           ca_bundle=fakes.ca_bundle)
-        demo.start()
-        monitor = MonitorProcess(
-            stack, workdir / "monitor", port=8080,
-            # The demo lasts minutes: balances older than 10 s are re-read when the endpoint asks (default 5 min).
-            quota={"d_id": {"base_url": fakes.base_url("d-id"), "api_key": "${DID_API_KEY}"},
-                   "stability": {"base_url": fakes.base_url("stability"), "api_key": "${STABILITY_API_KEY}",
-                                 "baseline": STABILITY_CREDITS},
-                   "stale_after_seconds": 10},
-            env={"DID_API_KEY": DEMO_SECRETS["did_api_key"], "STABILITY_API_KEY": DEMO_SECRETS["stability_api_key"]},
-        )
-        monitor.config["alerting"] = _demo_alerting(stack)
-        monitor.start()
-        print(f"demo backend on {demo.api_url}, otel-monitor on {monitor.url}; driving traffic ...")
-        _drive(demo.api_url, fakes, demo.log_dir, args.projects)
-        failing = _read_failing_call(demo.log_dir)
-        time.sleep(12)  # one metric export and scrape
-        trace_id = failing["trace_id"]
-        print()
-        print(f"failing call: {failing['service']} {failing.get('error_code')} trace_id={trace_id}")
-        print(f"  Jaeger (UI): {stack.jaeger_url}/trace/{trace_id}")
-        print(f"  Jaeger (API): {stack.jaeger_url}/api/traces/{trace_id}")
-        print(f"  its log lines: jq 'select(.trace_id == \"{trace_id}\")' {demo.log_dir}/app.log")
-        print("per-service latency quantiles (Prometheus):")
-        for q in (0.5, 0.9, 0.99):
-            query = QUANTILES_QUERY.format(q=q)
-            result = httpx.get(f"{stack.prometheus_url}/api/v1/query", params={"query": query}, timeout=10).json()
-            values = {r["metric"].get("service"): round(float(r["value"][1]), 3) for r in result["data"]["result"]}
-            print(f"  P{q * 100:g}: {values}")
-        print(f"  query: {QUANTILES_QUERY.format(q=0.9)}")
-        print(f"  {stack.prometheus_url}/graph?g0.expr={quote(QUANTILES_QUERY.format(q=0.9))}")
-        quota = _print_monitor(monitor.url, fakes)
-        _print_alerts(monitor, quota)
-        if not args.exit:
-            print("\nrunning; Ctrl-C stops everything")
-            signal.sigwait({signal.SIGINT, signal.SIGTERM})
-    finally:
-        if monitor is not None:
-            monitor.stop()
-        if demo is not None:
-            demo.stop()
-        fakes.stop()
-        stack.stop()
+        with run:
+            doing = "serving, no traffic" if args.serve_only else "driving traffic ..."
+            print(f"demo backend on {run.backend.api_url}, otel-monitor on {run.monitor.url}; {doing}", flush=True)
+            if not args.serve_only:
+                _show(run, args.projects)
+            if not args.exit:
+                print("\nrunning; Ctrl-C or SIGTERM stops everything", flush=True)
+                while True:
+                    signal.pause()
+    except StopRequested as stop:
+        print(f"\n{stop}: everything the demo started is stopped", flush=True)
+        # Die of the signal itself, as a program that had not caught it would: shells and service managers read it.
+        signal.signal(stop.signum, signal.SIG_DFL)
+        os.kill(os.getpid(), stop.signum)
 
 
 if __name__ == "__main__":

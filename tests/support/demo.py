@@ -8,6 +8,7 @@ import httpx
 
 from examples.demo_backend.launcher import DemoBackend
 from tools.devstack import DevStack, wait_until
+from tools.devstack.demo import demo_backend_on
 from otel_monitor.logs.files import read_log_records
 from otel_monitor.instrument.providers import SERVICE_KEYS
 
@@ -19,8 +20,7 @@ def demo_backend(stack: DevStack, fakes, workdir: Path, service_prefix: str, **o
     for service in SERVICE_KEYS:
         fakes.set_fault(service, mode="ok", latencies=[0])
     options.setdefault("metric_export_interval", 1.0)
-    return DemoBackend(stack, {s: fakes.base_url(s) for s in SERVICE_KEYS}, workdir, service_prefix=service_prefix,
-                       ca_bundle=fakes.ca_bundle, **options)
+    return demo_backend_on(stack, fakes, workdir, service_prefix=service_prefix, **options)
 
 
 def create_project(demo: DemoBackend, steps, topic: str = "otters", user_id: str | None = None) -> dict:

@@ -3,23 +3,12 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
-import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 
-from tools.devstack import DevStack, StackPorts
+from tools.devstack import DevStack, StackPorts, server_workdir
 
 __all__ = ["server_workdir", "private_stack"]
-
-
-def server_workdir(prefix: str) -> Path:
-    """A new directory for servers. Not pytest's tmp dirs (mode 0700): PostgreSQL runs as its own user and must
-    reach its data dir."""
-    path = Path(tempfile.mkdtemp(prefix=prefix))
-    os.chmod(path, 0o755)
-    return path
 
 
 @contextlib.contextmanager

@@ -89,15 +89,22 @@ class ManagedProcess:
         if self.user and os.geteuid() == 0:
             argv = ["runuser", "-u", self.user, "--", *argv]
         log = open(self.log_path, "ab")
-        self.process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=self.env, cwd=self.cwd,
-                                        start_new_session=True)
-        log.close()
-        if self.ready is not None:
-            try:
+        try:
+            self.process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=self.env, cwd=self.cwd,
+                                            start_new_session=True)
+        finally:
+            log.close()
+        try:
+            if self.ready is not None:
                 wait_until(self._ready_or_dead, self.start_timeout, what=f"{self.name} to be ready")
-            except TimeoutError:
-                self.stop()
-                raise RuntimeError(f"{self.name} did not become ready; its output:\n{self.tail()}") from None
+        except TimeoutError:
+            self.stop()
+            raise RuntimeError(f"{self.name} did not become ready; its output:\n{self.tail()}") from None
+        except BaseException:
+            # Interrupted while waiting (Ctrl-C, a stop signal) or it died: the caller has no handle on this
+            # process yet, so it is stopped here or it would outlive us in its own session.
+            self.stop()
+            raise
         return self
 
     def _ready_or_dead(self) -> bool:

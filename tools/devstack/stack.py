@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import subprocess
+import tempfile
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import yaml
 
 from tools.devstack.processes import ManagedProcess, free_ports, http_ok, tcp_open
 
-__all__ = ["DevStack", "StackPorts", "REPO_ROOT"]
+__all__ = ["DevStack", "StackPorts", "REPO_ROOT", "server_workdir"]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 POSTGRES_BIN = Path(os.environ.get("OTEL_MONITOR_POSTGRES_BIN", "/usr/lib/postgresql/15/bin"))
@@ -41,6 +42,14 @@ class StackPorts:
     def free(cls) -> StackPorts:
         names = [f.name for f in fields(cls)]
         return cls(**dict(zip(names, free_ports(len(names)))))
+
+
+def server_workdir(prefix: str) -> Path:
+    """A new directory for servers. Not one of mode 0700 (mkdtemp's, pytest's tmp dirs): PostgreSQL runs as its own
+    user and must reach its data dir."""
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    os.chmod(path, 0o755)
+    return path
 
 
 def _binary(env_var: str, script: str) -> str:
