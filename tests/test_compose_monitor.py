@@ -138,7 +138,7 @@ def test_monitor_image_holds_the_config_and_the_rules_it_names():
     assert config in files
     rules_file = load_config_file(files[config], MonitorConfig).alerting.rules_file
     assert PurePosixPath(os.path.normpath(config.parent / rules_file)) in files
-    assert any(path.name == "cli.py" and path.parent.name == "otel_monitor" for path in files)
+    assert any(path.name == "cli.py" and path.parent.parts[-2:] == ("otel_monitor", "monitor") for path in files)
     assert not any(part in ("tests", "demo_backend", "bench") for path in files for part in path.parts)
 
 

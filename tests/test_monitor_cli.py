@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from examples.demo_backend.launcher import DEMO_SECRETS
+from otel_monitor import __version__
 from examples.monitor_launcher import MonitorProcess
 from otel_monitor.monitor.alerting.model import Priority, Rule
 from tools.devstack import ManagedProcess, wait_until
@@ -90,6 +91,13 @@ def test_shipped_example_config_is_valid():
     assert "warning" not in result.stderr
 
 
+def test_version_is_the_packages():
+    """otel-monitor --version prints the version of the installed package, the one otel_monitor.__version__ has."""
+    result = otel_monitor("--version")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"otel-monitor {__version__}"
+
+
 def _rule(name: str, priority: Priority, expr: str = "up == 0", source: str = "promql") -> Rule:
     return Rule(name=name, priority=priority, source=source, expr=expr, error_code="SOME_ERROR", summary="s",
                 action_required="a", runbook="r")
@@ -141,6 +149,37 @@ def test_untracked_quotas_and_streaks_are_named_with_the_setting(redis_url, enab
     assert len(found) == len(expected)
     assert all(message.startswith(start) for (_loc, message), start in zip(found, expected))
     assert all(loc == ("quota", "redis_url") and "set quota.redis_url" in message for loc, message in found)
+
+
+@pytest.mark.parametrize("sections,key,expected", [
+    ({"quota": {"store_url": "sqlite:///quota.db"}}, "store_url", "sqlite:///quota.db"),
+    ({"quota": {"store_url": "sqlite:///quota.db"}, "alerting": {"store_url": "sqlite:///alerts.db"}},
+     "store_url", "sqlite:///alerts.db"),
+    ({"alerting": {"prometheus_url": "http://prometheus:9090"}}, "summary_prometheus_url", "http://prometheus:9090"),
+    ({"alerting": {"prometheus_url": "http://prometheus:9090",
+                   "daily_summary": {"prometheus_url": "http://long-term:9090"}}},
+     "summary_prometheus_url", "http://long-term:9090"),
+], ids=["stores in the quota store", "stores named", "summary reads the rules' Prometheus", "summary's own"])
+def test_defaults_that_follow_other_settings_are_resolved_at_load(sections, key, expected):
+    """The alerting stores default to the quota store's database and the daily summary's Prometheus to the rules'
+    one: both are final on the loaded config, whatever the wiring reads."""
+    alerting = MonitorConfig.model_validate(sections).alerting
+    resolved = {"store_url": alerting.store_url, "summary_prometheus_url": alerting.daily_summary.prometheus_url}
+    assert resolved[key] == expected
+
+
+@pytest.mark.parametrize("variable,value,key,expected", [
+    ("OTEL_MONITOR_SERVICE_NAME", "from-variable", "service_name", "otel-monitor"),
+    ("OTEL_SERVICE_NAME", "from-variable", "service_name", "otel-monitor"),
+    ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318", "otlp_endpoint", "http://127.0.0.1:4318"),
+    ("OTEL_MONITOR_EXPORT_TIMEOUT_SECONDS", "5", "export_timeout_seconds", 5.0),
+    ("OTEL_BSP_MAX_QUEUE_SIZE", "4096", "span_queue_size", 4096),
+])
+def test_the_config_files_telemetry_section_wins_over_the_environment(monkeypatch, variable, value, key, expected):
+    """The monitor's telemetry settings come from its config file first; the environment fills only what the file
+    has no key for."""
+    monkeypatch.setenv(variable, value)
+    assert getattr(MonitorConfig().telemetry_settings(), key) == expected
 
 
 def _alerting_config(tmp_path: Path, rules_file: Path, routing: dict, **sections) -> Path:

@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from otel_monitor import __version__
 from otel_monitor.monitor.alerting.model import Rule
 from otel_monitor.monitor.alerting.router import build_alerts_router
 from otel_monitor.monitor.alerting.service import AlertingService
@@ -67,7 +68,7 @@ def create_app(config: MonitorConfig, *, meter_provider=None, health: HealthServ
 
     # FastAPI's native telemetry would trace every probe of the health endpoints (load balancers poll them
     # hard): those requests are excluded, the rest of the API is traced.
-    app = FastAPI(title="otel-monitor", version="0.1.0", lifespan=lifespan,
+    app = FastAPI(title="otel-monitor", version=__version__, lifespan=lifespan,
                   telemetry={"exclude": _is_probe})
     app.include_router(build_health_router(health))
     app.include_router(build_quota_router(quota))

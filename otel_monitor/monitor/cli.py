@@ -9,6 +9,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from otel_monitor import __version__
 from otel_monitor.monitor.alerting.model import Rule
 from otel_monitor.monitor.config_file import ConfigError, ConfigProblem, load_config_file, problem_at
 from otel_monitor.monitor.config import MonitorConfig, unreachable_alerts, untracked_signals
@@ -61,20 +62,12 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from otel_monitor.monitor.app import create_app
-    from otel_monitor.instrument.settings import TelemetrySettings
     from otel_monitor.logs.structured import StructuredLogger
     from otel_monitor.instrument.telemetry import setup_telemetry
 
     config, rules, warnings, _checker = _load(args.config)
     try:
-        settings = TelemetrySettings(
-            service_name=config.telemetry.service_name,
-            environment=config.environment,
-            otlp_endpoint=config.telemetry.otlp_endpoint,
-            metric_export_interval_seconds=config.telemetry.metric_export_interval_seconds,
-            log_dir=config.telemetry.log_dir,
-            log_level=config.telemetry.log_level,
-        )
+        settings = config.telemetry_settings()
     except ValidationError as error:  # an OTEL_MONITOR_* variable of the environment
         print(f"otel-monitor: invalid OTEL_MONITOR_* environment variable\n{error}", file=sys.stderr)
         return EXIT_CONFIG_ERROR
@@ -92,6 +85,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="otel-monitor", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="run the monitor service (health, quota, alerts)")
     serve.add_argument("--config", required=True, help="the monitor's YAML config file")

@@ -1,4 +1,5 @@
-"""The monitor service's configuration file (`otel-monitor serve --config FILE`): one model, strictly validated."""
+"""The monitor service's configuration file (`otel-monitor serve --config FILE`): one model, strictly validated and
+resolved once at load (defaults that follow other settings are filled in here, not while wiring the service)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from otel_monitor.monitor.alerting.delivery_config import DeliveryConfig
 from otel_monitor.monitor.alerting.model import Priority, Rule
@@ -14,6 +15,7 @@ from otel_monitor.monitor.alerting.sources import DEFAULT_MAX_CONCURRENT_QUERIES
 from otel_monitor.monitor.health.config import HealthConfig
 from otel_monitor.monitor.quota.config import QuotaConfig
 from otel_monitor.monitor.alerting.daily_summary import DailySummaryConfig
+from otel_monitor.instrument.settings import TelemetrySettings
 
 __all__ = ["MonitorConfig", "ServerConfig", "MonitorTelemetryConfig", "AlertingConfig", "Finding",
            "unreachable_alerts", "untracked_signals"]
@@ -32,7 +34,8 @@ class ServerConfig(BaseModel):
 
 
 class MonitorTelemetryConfig(BaseModel):
-    """How the monitor reports itself: its health and quota gauges go to the collector like the backend's metrics."""
+    """How the monitor reports itself: its health and quota gauges go to the collector like the backend's metrics.
+    These settings win over the OTEL_MONITOR_* and OTEL_* variables of the same names (``telemetry_settings``)."""
 
     model_config = ConfigDict(extra="forbid")
     service_name: str = "otel-monitor"
@@ -45,8 +48,9 @@ class MonitorTelemetryConfig(BaseModel):
 class AlertingConfig(BaseModel):
     """The alert rules, the back ends they read and where notifications go. ``rules_file`` is relative to the
     config file. Evaluation and delivery run only when ``enabled``; ``store_url`` holds the delivery outbox, the
-    alerts and the incidents (None: the quota store's database). ``heartbeat_url``, when set, is pinged with
-    ``heartbeat_method`` every ``heartbeat_interval_seconds`` (a dead man's switch for an outside watcher).
+    alerts, the incidents and the P1 digest entries (None: the quota store's database, filled in by MonitorConfig).
+    ``heartbeat_url``, when set, is pinged with ``heartbeat_method`` every ``heartbeat_interval_seconds`` (a dead
+    man's switch for an outside watcher).
     At most ``max_concurrent_queries`` PromQL queries of the rules are in flight at ``prometheus_url`` at once."""
 
     model_config = ConfigDict(extra="forbid")
@@ -64,7 +68,8 @@ class AlertingConfig(BaseModel):
     # P1: the digest of every P1 transition of a period, sent at the period's end: 1 to 60 minutes dividing the day.
     # A P1 reaches its channels within detection + period (docs/ALERT_TIMING.md): keep it well under an hour.
     digest_period_minutes: int = Field(30, ge=1, le=60)
-    # P2: the daily summary (send time and zone, reports dir); its Prometheus is ``prometheus_url`` unless set.
+    # P2: the daily summary (send time and zone, reports dir); its Prometheus is ``prometheus_url`` unless set
+    # (filled in at load).
     daily_summary: DailySummaryConfig = DailySummaryConfig()
 
     @field_validator("digest_period_minutes")
@@ -93,13 +98,22 @@ class AlertingConfig(BaseModel):
             raise ValueError("not a SQLAlchemy database URL (e.g. 'sqlite:///otel-monitor.db')") from None
         return value
 
+    @model_validator(mode="after")
+    def _summary_reads_the_rules_prometheus(self) -> AlertingConfig:
+        if "prometheus_url" not in self.daily_summary.model_fields_set:
+            self.daily_summary = self.daily_summary.model_copy(update={"prometheus_url": self.prometheus_url})
+        return self
+
     def outbox_url(self, quota_store_url: str) -> str:
-        """Where the delivery outbox lives: ``store_url``, else the quota store's database."""
+        """Where the delivery outbox lives: ``store_url``, else the quota store's database.
+
+        Kept until alerting/service.py reads ``store_url`` directly: within a MonitorConfig it is always set."""
         return self.store_url or quota_store_url
 
 
 class MonitorConfig(BaseModel):
-    """The whole file: unknown keys anywhere are errors."""
+    """The whole file: unknown keys anywhere are errors. Once loaded, ``alerting.store_url`` is always set (the
+    quota store's database unless the file names one) and ``alerting.daily_summary.prometheus_url`` too."""
 
     model_config = ConfigDict(extra="forbid")
     environment: Literal["development", "staging", "production"] = "development"
@@ -108,6 +122,25 @@ class MonitorConfig(BaseModel):
     health: HealthConfig = HealthConfig()
     quota: QuotaConfig = QuotaConfig()
     alerting: AlertingConfig = AlertingConfig()
+
+    @model_validator(mode="after")
+    def _alerting_stores_default_to_the_quota_store(self) -> MonitorConfig:
+        if self.alerting.store_url is None:  # a copy: a section passed in by the caller stays as it was
+            self.alerting = self.alerting.model_copy(update={"store_url": self.quota.store_url})
+        return self
+
+    def telemetry_settings(self) -> TelemetrySettings:
+        """The library settings of the monitor's own telemetry: the ``telemetry`` section and ``environment``, the
+        rest from the environment (OTEL_MONITOR_*, then OTEL_*); raises pydantic's ValidationError naming the
+        setting when one of those variables is invalid."""
+        return TelemetrySettings(
+            service_name=self.telemetry.service_name,
+            environment=self.environment,
+            otlp_endpoint=self.telemetry.otlp_endpoint,
+            metric_export_interval_seconds=self.telemetry.metric_export_interval_seconds,
+            log_dir=self.telemetry.log_dir,
+            log_level=self.telemetry.log_level,
+        )
 
 
 def unreachable_alerts(alerting: AlertingConfig, rules: Sequence[Rule] | None) -> list[Finding]:

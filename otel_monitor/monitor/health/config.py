@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import operator
+from collections.abc import Callable
 from typing import Literal
 from urllib.parse import urlsplit
 
@@ -25,8 +27,17 @@ def redis_url_scheme(value: str | None, info: ValidationInfo) -> str | None:
     return value
 
 
+# Paired thresholds: the stricter level of a pair -> (its milder level, the order that must hold, the error's verb).
+# Fields are validated in declaration order, so the milder level is declared first.
+_THRESHOLD_PAIRS: dict[str, tuple[str, Callable[[float, float], bool], str]] = {
+    "disk_free_unhealthy_below_percent": ("disk_free_degraded_below_percent", operator.le, "must not exceed"),
+    "celery_queue_critical_above": ("celery_queue_degraded_above", operator.ge, "must not be below"),
+}
+
+
 class HealthConfig(BaseModel):
-    """Where the backend's dependencies are and when each counts as degraded or unhealthy (spec numbers by default).
+    """Where the backend's dependencies are and when each counts as degraded or unhealthy (by default the system
+    thresholds of docs/requirements.md).
 
     URL fields may carry credentials: they are left out of ``repr`` and invalid input is never echoed in errors.
     """
@@ -43,24 +54,25 @@ class HealthConfig(BaseModel):
     disk_path: str = Field("/", min_length=1)
 
     check_timeout_seconds: float = Field(1.0, gt=0, le=60)
-    # The spec checks health every 5 minutes.
+    # Health is checked every 5 minutes (docs/requirements.md, Cadence).
     cache_ttl_seconds: float = Field(300.0, gt=0, le=86400)
 
-    # Latency over these makes a check degraded; the spec gives none, these are generous for a check that connects.
+    # Latency over these makes a check degraded; the requirements set none, these are generous for a check that
+    # connects.
     database_latency_degraded_ms: float = Field(500.0, gt=0)
     redis_latency_degraded_ms: float = Field(100.0, gt=0)
 
-    # Spec, system thresholds: disk free warning < 20 %, critical < 10 %.
+    # System thresholds: disk free warning below 20 %, critical below 10 % (a P0 condition).
     disk_free_degraded_below_percent: float = Field(20.0, gt=0, le=100)
     disk_free_unhealthy_below_percent: float = Field(10.0, gt=0, le=100)
 
-    # Spec, system thresholds: Celery queue warning > 50, critical > 100.
+    # System thresholds: Celery queue warning over 50 (a P1 condition), critical over 100.
     celery_queue_degraded_above: int = Field(50, ge=0)
     celery_queue_critical_above: int = Field(100, ge=0)
-    # A long queue is a P1 condition in the spec, not P0: still "degraded" by default (see checks.py).
+    # A long queue is a P1 condition, not P0: still "degraded" by default (see the checks package).
     celery_queue_critical_status: Literal["degraded", "unhealthy"] = "degraded"
     # The oldest pending message waiting longer than this while workers answer: the queue is stalled (unhealthy).
-    # Longer than one video (8.5 min on average), shorter than the spec's 20 min generation-time warning.
+    # Longer than one video (8.5 min on average), shorter than the 20 min warning level of the generation time.
     celery_stall_seconds: float = Field(900.0, gt=0)
     # How long workers get to answer `inspect active_queues`; the inspect always waits this long.
     celery_inspect_timeout_seconds: float = Field(0.5, gt=0)
@@ -81,20 +93,13 @@ class HealthConfig(BaseModel):
             raise ValueError("celery_queues must not hold empty names")
         return value
 
-    @field_validator("disk_free_unhealthy_below_percent")
+    @field_validator(*_THRESHOLD_PAIRS)
     @classmethod
-    def _disk_order(cls, value: float, info: ValidationInfo) -> float:
-        degraded = info.data.get("disk_free_degraded_below_percent")
-        if degraded is not None and value > degraded:
-            raise ValueError("disk_free_unhealthy_below_percent must not exceed disk_free_degraded_below_percent")
-        return value
-
-    @field_validator("celery_queue_critical_above")
-    @classmethod
-    def _queue_order(cls, value: int, info: ValidationInfo) -> int:
-        degraded = info.data.get("celery_queue_degraded_above")
-        if degraded is not None and value < degraded:
-            raise ValueError("celery_queue_critical_above must not be below celery_queue_degraded_above")
+    def _pair_in_order(cls, value: float, info: ValidationInfo) -> float:
+        milder_name, holds, relation = _THRESHOLD_PAIRS[info.field_name]
+        milder = info.data.get(milder_name)
+        if milder is not None and not holds(value, milder):
+            raise ValueError(f"{info.field_name} {relation} {milder_name}")
         return value
 
     @field_validator("celery_inspect_timeout_seconds")

@@ -37,7 +37,7 @@ from typing import Any
 
 from opentelemetry.metrics import CallbackOptions, MeterProvider, Observation
 
-from otel_monitor.monitor.health.checks import BYTES_PER_GB
+from otel_monitor.monitor.health.checks.disk import BYTES_PER_GB
 from otel_monitor.monitor.health.status import STATUSES, UNHEALTHY
 from otel_monitor.instrument.host_metrics import memory_usage_ratio  # one reading of memory for the monitor and the backend
 from otel_monitor.instrument.metrics import METER_NAME

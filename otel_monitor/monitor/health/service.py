@@ -32,7 +32,7 @@ class HealthService:
     begins a background task refreshing every ``ttl``; ``stop()`` ends it. Each check gets ``timeout`` seconds, a
     check that does not answer in time is unhealthy ("timed out after 1.0 s"), and a check that raises is
     unhealthy too: nothing a check does reaches the caller. Status changes of a check are logged once (ERROR when
-    it becomes unhealthy, WARNING degraded, INFO when it recovers), with the spec's error code.
+    it becomes unhealthy, WARNING degraded, INFO when it recovers), with the check's P0 error code.
 
     Metrics go to ``meter_provider`` (the global one when None, as OpenTelemetry instrumentations do): the last
     report, the open connections the database check (any check with ``open_connections``) last counted, and the

@@ -48,7 +48,7 @@ def worst_status(*statuses: str) -> str:
 
 
 def aggregate_status(results: Mapping[str, Mapping[str, Any]] | Iterable[Mapping[str, Any]]) -> str:
-    """Unhealthy if any check is, else degraded if any is, else healthy (the spec's rule)."""
+    """Unhealthy if any check is, else degraded if any is, else healthy (the report's overall status)."""
     values = results.values() if isinstance(results, Mapping) else results
     return worst_status(*(result.get("status", UNHEALTHY) for result in values))
 

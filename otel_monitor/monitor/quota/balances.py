@@ -12,11 +12,11 @@ from pydantic import SecretStr
 from otel_monitor.instrument.classification import classify_exception, classify_response
 from otel_monitor.instrument.error_codes import ProviderFailure, provider_error_code
 from otel_monitor.logs.structured import StructuredLogger
+from otel_monitor._utc_time import utc_now
 
 __all__ = ["Balance", "BalancePoller", "DidCreditsPoller", "StabilityBalancePoller"]
 
 _log = StructuredLogger("otel_monitor.quota.balances")
-_UTC = dt.timezone.utc
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,7 @@ class BalancePoller:
     path = ""
 
     def __init__(self, base_url: str, api_key: SecretStr | str | None, *, client: httpx.AsyncClient | None = None,
-                 timeout: float = 10.0, clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(_UTC)) -> None:
+                 timeout: float = 10.0, clock: Callable[[], dt.datetime] = utc_now) -> None:
         self._url = base_url.rstrip("/") + self.path
         self._api_key = _secret(api_key)
         self._client = client

@@ -25,8 +25,8 @@ __all__ = [
     "STALE_AFTER",
 ]
 
-# The spec's cadence (section 5.2): every quota hourly, YouTube every 15 minutes; every quota at least every 15
-# minutes once 80 % of it is used, so a P1 (less than 10 % left) is seen within the hour it starts.
+# Every quota is checked hourly, YouTube every 15 minutes (docs/requirements.md, Cadence); every quota at least
+# every 15 minutes once 80 % of it is used, so a P1 (less than 10 % left) is seen within the hour it starts.
 HOURLY = 3600.0
 QUARTER_HOURLY = 900.0
 # A polled balance older than this is re-read when the quota endpoint or a quota rule asks for it.
@@ -94,7 +94,7 @@ class _BalanceApi(_ProviderQuota):
 class GeminiQuotaConfig(_ProviderQuota):
     """Gemini requests a day, counted locally by the UsageCounter (Google has no API for what is left).
 
-    Google resets daily limits at midnight Pacific; the spec says 00:00 UTC, the default here.
+    Google resets daily limits at midnight Pacific; the requirements say 00:00 UTC, the default here.
     """
 
     total: float = Field(1000, gt=0)
@@ -130,7 +130,7 @@ class StabilityQuotaConfig(_BalanceApi):
 
 
 class QuotaConfig(_Strict):
-    """Quota tracking of the four providers; the defaults follow the spec (section 5) and the providers' docs."""
+    """Quota tracking of the four providers; the defaults follow docs/requirements.md and the providers' docs."""
 
     gemini: GeminiQuotaConfig = GeminiQuotaConfig()
     stability: StabilityQuotaConfig = StabilityQuotaConfig()

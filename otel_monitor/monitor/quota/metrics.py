@@ -21,6 +21,7 @@ from opentelemetry import metrics
 from opentelemetry.metrics import CallbackOptions, Observation
 
 from otel_monitor.instrument.metrics import METER_NAME
+from otel_monitor._utc_time import utc_now
 
 __all__ = ["QuotaMetricNames", "QuotaPromNames", "register_quota_metrics"]
 
@@ -57,7 +58,7 @@ class _QuotaState(Protocol):
 
 
 def register_quota_metrics(states: Callable[[], Iterable[_QuotaState]], *, meter_provider=None,
-                           clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.timezone.utc)) -> None:
+                           clock: Callable[[], dt.datetime] = utc_now) -> None:
     """Creates the observable gauges; each collection reads ``states()`` (the latest quota of each service)."""
     meter = metrics.get_meter(METER_NAME, meter_provider=meter_provider)
 

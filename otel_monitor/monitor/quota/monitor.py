@@ -1,4 +1,4 @@
-"""The spec's QuotaMonitor: each check logs "Quota critical" (P1) or "Quota warning" (P2) and persists a row."""
+"""QuotaMonitor: each check logs "Quota critical" (P1) or "Quota warning" (P2) and persists a row."""
 
 from __future__ import annotations
 
@@ -13,11 +13,10 @@ from otel_monitor.monitor.quota.status import CRITICAL, EXCEEDED, WARNING, quota
 from otel_monitor.monitor.quota.store import QuotaStore, QuotaStoreError
 from otel_monitor.instrument.providers import SERVICE_KEYS
 from otel_monitor.logs.structured import StructuredLogger
-from otel_monitor._utc_time import iso_utc
+from otel_monitor._utc_time import iso_utc, utc_now
 
-__all__ = ["QuotaCheck", "QuotaMonitor", "iso_utc", "service_key"]
+__all__ = ["QuotaCheck", "QuotaMonitor", "service_key"]
 
-_UTC = dt.timezone.utc
 _UNSET = object()
 logger = StructuredLogger(__name__)
 
@@ -50,7 +49,7 @@ class QuotaMonitor:
 
     def __init__(self, store: QuotaStore | None = None, *, thresholds: QuotaThresholds | None = None,
                  reset_rules: Mapping[str, ResetRule] | None = None,
-                 clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(_UTC)) -> None:
+                 clock: Callable[[], dt.datetime] = utc_now) -> None:
         self.store = store if store is not None else QuotaStore()
         self._limits = thresholds or QuotaThresholds()
         self.thresholds = {"warning": self._limits.warning, "critical": self._limits.critical}

@@ -51,8 +51,17 @@ def _add_months(year: int, month: int, months: int) -> tuple[int, int]:
     return index // 12, index % 12 + 1
 
 
-def _monthly_instant(rule: ResetRule, year: int, month: int) -> dt.datetime:
-    return _local_instant(rule, dt.date(year, month, rule.day))
+# Cycles before and after the one of ``now``'s local date: two each way cover zones whose offset jumps a day.
+_NEARBY_CYCLES = range(-2, 3)
+
+
+def _nearby_resets(rule: ResetRule, now: dt.datetime) -> list[dt.datetime]:
+    """The resets of the cycles around ``now`` (UTC), in time order; window_start and next_reset pick from them."""
+    local = now.astimezone(rule.zone)
+    if rule.cycle == "daily":
+        return [_local_instant(rule, local.date() + dt.timedelta(days=step)) for step in _NEARBY_CYCLES]
+    return [_local_instant(rule, dt.date(*_add_months(local.year, local.month, step), rule.day))
+            for step in _NEARBY_CYCLES]
 
 
 def window_start(rule: ResetRule, now: dt.datetime) -> dt.datetime | None:
@@ -60,20 +69,7 @@ def window_start(rule: ResetRule, now: dt.datetime) -> dt.datetime | None:
     now = _require_aware(now)
     if rule.cycle == "none":
         return None
-    local = now.astimezone(rule.zone)
-    if rule.cycle == "daily":
-        # The local date's reset, or the day before's; two steps back covers zones whose offset jumps a day.
-        for back in range(0, 3):
-            candidate = _local_instant(rule, local.date() - dt.timedelta(days=back))
-            if candidate <= now:
-                return candidate
-    else:
-        for back in range(0, 3):
-            year, month = _add_months(local.year, local.month, -back)
-            candidate = _monthly_instant(rule, year, month)
-            if candidate <= now:
-                return candidate
-    raise AssertionError("unreachable: a reset within the last cycles always exists")
+    return max(reset for reset in _nearby_resets(rule, now) if reset <= now)
 
 
 def next_reset(rule: ResetRule, now: dt.datetime) -> dt.datetime | None:
@@ -81,16 +77,4 @@ def next_reset(rule: ResetRule, now: dt.datetime) -> dt.datetime | None:
     now = _require_aware(now)
     if rule.cycle == "none":
         return None
-    local = now.astimezone(rule.zone)
-    if rule.cycle == "daily":
-        for ahead in range(-1, 3):
-            candidate = _local_instant(rule, local.date() + dt.timedelta(days=ahead))
-            if candidate > now:
-                return candidate
-    else:
-        for ahead in range(-1, 3):
-            year, month = _add_months(local.year, local.month, ahead)
-            candidate = _monthly_instant(rule, year, month)
-            if candidate > now:
-                return candidate
-    raise AssertionError("unreachable: a reset within the next cycles always exists")
+    return min(reset for reset in _nearby_resets(rule, now) if reset > now)

@@ -1,4 +1,4 @@
-"""``GET /api/v1/system/quota``: each provider's quota as the spec shows it (section 5.3), or 503 if the store fails."""
+"""``GET /api/v1/system/quota``: each provider's quota (docs/requirements.md, Endpoints), or 503 if the store fails."""
 
 from __future__ import annotations
 

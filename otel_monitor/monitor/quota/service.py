@@ -21,7 +21,7 @@ from otel_monitor.monitor.quota.balances import DidCreditsPoller, StabilityBalan
 from otel_monitor.monitor.quota.config import HOURLY, QUARTER_HOURLY, QuotaConfig, QuotaThresholds
 from otel_monitor.monitor.quota.forecast import forecast_exhaustion
 from otel_monitor.monitor.quota.metrics import register_quota_metrics
-from otel_monitor.monitor.quota.monitor import QuotaMonitor, iso_utc, service_key
+from otel_monitor.monitor.quota.monitor import QuotaMonitor, service_key
 from otel_monitor.monitor.quota.scheduler import PollScheduler
 from otel_monitor.monitor.quota.status import CRITICAL, EXCEEDED, WARNING, quota_status, usage_ratio
 from otel_monitor.monitor.quota.store import QuotaStore, QuotaStoreError, UsageSample
@@ -29,11 +29,11 @@ from otel_monitor.monitor.quota.usage import BalanceQuotaSource, CounterQuotaSou
 from otel_monitor.redaction.scrubber import default_scrubber
 from otel_monitor.instrument.providers import DEFAULT_PROVIDERS, SERVICE_KEYS
 from otel_monitor.logs.structured import StructuredLogger
+from otel_monitor._utc_time import iso_utc, utc_now
 
 __all__ = ["QuotaView", "QuotaService"]
 
 _log = StructuredLogger("otel_monitor.quota.service")
-_UTC = dt.timezone.utc
 _JSON_KEYS = {p.key: p.json_key for p in DEFAULT_PROVIDERS}
 
 
@@ -62,7 +62,7 @@ class QuotaView:
     refused_at: dt.datetime | None = None
 
     def as_json(self) -> dict:
-        """The spec's entry (used, total, percentage, reset_date, status) and this project's extras."""
+        """The endpoint's entry (used, total, percentage, reset_date, status) and the extras of this project."""
         return {
             "used": _number(self.used),
             "total": _number(self.total),
@@ -91,7 +91,7 @@ class QuotaService:
                  poll_intervals: Mapping[str, float] | None = None, thresholds: QuotaThresholds | None = None,
                  monitor: QuotaMonitor | None = None, meter_provider=None,
                  forecast_lookback: dt.timedelta = dt.timedelta(hours=3),
-                 clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(_UTC),
+                 clock: Callable[[], dt.datetime] = utc_now,
                  sleep: Callable[[float], object] = asyncio.sleep, closers: Iterable = (),
                  high_usage_interval: float = QUARTER_HOURLY, refresh_interval: float | None = None) -> None:
         self.store = store
@@ -124,7 +124,7 @@ class QuotaService:
         """Store, sources, scheduler and gauges as configured; connects nothing until used."""
         from otel_monitor.instrument.usage_counter import UsageCounter
 
-        clock = clock or (lambda: dt.datetime.now(_UTC))
+        clock = clock or utc_now
         closers = []
         if redis_client is None and config.redis_url is not None:
             import redis
