@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
 import pytest
+
+# The HTTP conventions setup_telemetry opts into, fixed before any instrumentation reads them (they are read once per
+# process): every test sees the spans a backend sees, whichever test happens to set telemetry up first.
+os.environ.setdefault("OTEL_SEMCONV_STABILITY_OPT_IN", "http")
 
 from tests.support.stacks import private_stack, server_workdir
 

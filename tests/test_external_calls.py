@@ -6,12 +6,12 @@ import asyncio
 
 import httpx
 import pytest
-from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 
 from examples.demo_backend.launcher import DEMO_SECRETS
 from otel_monitor.instrument.external_calls import ExternalCallRecorder
 from otel_monitor.instrument.failure_streaks import LocalFailureStreaks
-from otel_monitor.instrument.provider_http import instrument_provider_calls, uninstrument_provider_calls
+from otel_monitor.instrument.provider_http import (instrument_provider_calls, instrument_upstream_clients,
+                                                   uninstrument_http_clients)
 from otel_monitor.redaction.scrubber import SecretScrubber
 from otel_monitor.instrument.providers import SERVICE_KEYS, ProviderRegistry
 from otel_monitor.testing import in_memory_telemetry
@@ -48,13 +48,11 @@ def telemetry(fakes):
     recorded = Telemetry()
     hosts = {s: [fakes.base_url(s).split("://", 1)[1]] for s in SERVICE_KEYS}
     instrument_provider_calls(recorded.recorder, ProviderRegistry.with_hosts(hosts))
-    upstream = HTTPXClientInstrumentor()
-    upstream.instrument(tracer_provider=recorded.tracer_provider, meter_provider=recorded.meter_provider)
+    instrument_upstream_clients(recorded.tracer_provider, recorded.meter_provider)
     for service in SERVICE_KEYS:
         fakes.set_fault(service, mode="ok", latencies=[0])
     yield recorded
-    upstream.uninstrument()
-    uninstrument_provider_calls()
+    uninstrument_http_clients()
 
 
 def gemini_url(fakes):

@@ -249,12 +249,34 @@ def _upstream_instrumentors() -> list:
     return found
 
 
+def _keep_provider_error_type(span, _request, _response) -> None:
+    """Upstream's response hook: in the stable HTTP conventions (which setup_telemetry opts into) the upstream
+    instrumentation sets ``error.type`` to the status code after the provider wrapper classified the call; the
+    provider's error code (e.g. GEMINI_INVALID_API_KEY) is the more telling value and is put back."""
+    attributes = getattr(span, "attributes", None) or {}
+    code = attributes.get("external_api.error_code")
+    if code and attributes.get("error.type") != code:
+        span.set_attribute("error.type", code)
+
+
+async def _keep_provider_error_type_async(span, request, response) -> None:
+    _keep_provider_error_type(span, request, response)
+
+
 def instrument_http_clients(telemetry) -> None:
     """Provider wrappers first, upstream instrumentations on top: the provider code runs inside the HTTP span."""
     uninstrument_http_clients()
     instrument_provider_calls(telemetry.recorder, telemetry.registry, telemetry.scrubber)
+    instrument_upstream_clients(telemetry.tracer_provider, telemetry.meter_provider)
+
+
+def instrument_upstream_clients(tracer_provider, meter_provider) -> None:
+    """The upstream instrumentations of the installed clients, with the hook that keeps the provider's error type."""
     for instrumentor in _upstream_instrumentors():
-        instrumentor.instrument(tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider)
+        hooks = {"response_hook": _keep_provider_error_type}
+        if type(instrumentor).__name__ != "RequestsInstrumentor":  # requests has no async hook
+            hooks["async_response_hook"] = _keep_provider_error_type_async
+        instrumentor.instrument(tracer_provider=tracer_provider, meter_provider=meter_provider, **hooks)
 
 
 def uninstrument_http_clients() -> None:
