@@ -27,7 +27,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, Spa
 from otel_monitor.instrument.external_calls import ExternalCallRecorder
 from otel_monitor.instrument.provider_http import instrument_provider_calls, uninstrument_provider_calls
 from otel_monitor.instrument.providers import ProviderRegistry
-from otel_monitor.logs.structured import configure_logging
+from otel_monitor.logs.configure import configure_logging
 
 URL = "https://generativelanguage.googleapis.com/v1beta/models/gemini-2.5-flash:generateContent"
 BODY = b'{"candidates":[{"content":{"parts":[{"text":"ok"}]}}]}'

@@ -11,7 +11,8 @@ from otel_monitor.instrument.celery import instrument_celery
 from otel_monitor.instrument.fastapi import instrument_fastapi
 from otel_monitor.instrument.settings import TelemetrySettings
 from otel_monitor.instrument.telemetry import Telemetry, get_telemetry, setup_telemetry, track_external_call
-from otel_monitor.logs.structured import StructuredLogger, log_operation
+from otel_monitor.logs.logger import StructuredLogger
+from otel_monitor.logs.operation import log_operation
 
 try:
     __version__ = version("otel-monitor")

@@ -27,7 +27,8 @@ from otel_monitor.monitor.alerting.notifiers import (
     classify_status,
 )
 from otel_monitor.redaction.scrubber import SecretScrubber
-from otel_monitor.logs.structured import JsonLineFormatter, StructuredLogger
+from otel_monitor.logs.formatter import JsonLineFormatter
+from otel_monitor.logs.logger import StructuredLogger
 from tests.support.alerts import STARTS, make_alert
 from tests.support.receivers import Receiver
 

@@ -22,15 +22,13 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import format_span_id, format_trace_id
 
+from otel_monitor.logs.configure import configure_logging
 from otel_monitor.logs.files import DailyRotatingFileHandler
+from otel_monitor.logs.formatter import JsonLineFormatter
+from otel_monitor.logs.logger import StructuredLogger
+from otel_monitor.logs.operation import log_operation
+from otel_monitor.logs.processors import TOP_LEVEL_KEYS
 from otel_monitor.redaction.scrubber import SecretScrubber
-from otel_monitor.logs.structured import (
-    TOP_LEVEL_KEYS,
-    JsonLineFormatter,
-    StructuredLogger,
-    configure_logging,
-    log_operation,
-)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 JQ = "/usr/bin/jq"
@@ -134,8 +132,8 @@ def tracer():
     [(logging.DEBUG, "debug"), (logging.INFO, "info"), (logging.WARNING, "warning"),
      (logging.ERROR, "error"), (logging.CRITICAL, "critical")],
 )
-def test_line_has_the_spec_shape(levelno, level):
-    """A record renders as the spec's line: the six top-level keys first, lowercase level, extras after, nesting kept."""
+def test_line_has_the_fixed_shape(levelno, level):
+    """A record renders as one line: the six top-level keys first, lowercase level, extras after, nesting kept."""
     record = logging.makeLogRecord({
         "name": "otel_monitor.alerts", "levelno": levelno, "levelname": logging.getLevelName(levelno),
         "msg": "P0 Alert: API Key Invalid", "created": utc(2025, 10, 20, 10, 30, 15) + 0.123,
@@ -564,7 +562,8 @@ def test_midnight_rotation_keeps_backup_days_files_named_by_date(tmp_path, days,
 
 WRITER = r"""
 import os, sys, time
-from otel_monitor.logs.structured import StructuredLogger, configure_logging
+from otel_monitor.logs.configure import configure_logging
+from otel_monitor.logs.logger import StructuredLogger
 
 log_dir, writer, count, start, step = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4]), float(sys.argv[5])
 

@@ -20,7 +20,7 @@ from otel_monitor.monitor.alerting.rules import load_rules
 from otel_monitor.instrument.metrics import PromNames, DroppedSignal, DropReason
 from otel_monitor.instrument.redis_writer import RedisWriter, lost_writes
 from otel_monitor.instrument.settings import TelemetrySettings
-from otel_monitor.logs.structured import BackgroundLogHandler, dropped_log_lines
+from otel_monitor.logs.background import BackgroundLogHandler, dropped_log_lines
 from otel_monitor.instrument.telemetry import setup_telemetry
 from otel_monitor.testing import CapturedTelemetry, capture_telemetry
 from tests.support.backends import prom_values, wait_for_prom

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from otel_monitor.instrument.publish_stamp import stamp_published_at
 from otel_monitor.instrument.settings import TelemetrySettings
-from otel_monitor.logs.structured import configure_logging
+from otel_monitor.logs.configure import configure_logging
 from otel_monitor.instrument.telemetry import Telemetry, get_telemetry, setup_telemetry
 
 __all__ = ["instrument_celery"]

@@ -36,13 +36,9 @@ from otel_monitor.redaction.scrubber import SecretScrubber, default_scrubber
 from otel_monitor.instrument.redis_writer import lost_writes
 from otel_monitor.instrument.providers import ProviderRegistry
 from otel_monitor.instrument.settings import TelemetrySettings
-from otel_monitor.logs.structured import (
-    BackgroundLogHandler,
-    configure_logging,
-    dropped_log_lines,
-    record_exception,
-    record_span_context,
-)
+from otel_monitor.logs.background import BackgroundLogHandler, dropped_log_lines
+from otel_monitor.logs.configure import configure_logging
+from otel_monitor.logs.records import record_exception, record_span_context
 from otel_monitor.instrument.usage_counter import UsageCounter
 
 __all__ = ["Telemetry", "setup_telemetry", "get_telemetry", "track_external_call"]

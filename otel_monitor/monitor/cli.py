@@ -62,7 +62,7 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from otel_monitor.monitor.app import create_app
-    from otel_monitor.logs.structured import StructuredLogger
+    from otel_monitor.logs.logger import StructuredLogger
     from otel_monitor.instrument.telemetry import setup_telemetry
 
     config, rules, warnings, _checker = _load(args.config)

@@ -15,7 +15,7 @@ from otel_monitor.instrument.error_codes import SystemErrorCode
 from otel_monitor.instrument.failure_streaks import RedisFailureStreaks
 from otel_monitor.instrument.metrics import METER_NAME, observe_shared_values
 from otel_monitor.instrument.providers import SERVICE_KEYS
-from otel_monitor.logs.structured import StructuredLogger
+from otel_monitor.logs.logger import StructuredLogger
 
 __all__ = ["SharedGauges"]
 

@@ -18,7 +18,7 @@ from otel_monitor.monitor.alerting.inhibition import inhibited_name
 from otel_monitor.monitor.alerting.model import Alert, AlertState, Priority
 from otel_monitor.monitor.alerting.notifiers.alertmanager import AlertmanagerNotifier
 from otel_monitor.redaction.scrubber import SecretScrubber, default_scrubber
-from otel_monitor.logs.structured import StructuredLogger
+from otel_monitor.logs.logger import StructuredLogger
 
 __all__ = ["AlertmanagerRefresher", "RefreshedChannel", "announced_firing", "REFRESHED_PRIORITIES"]
 

@@ -24,7 +24,7 @@ from otel_monitor.monitor.health.metrics import HealthPromNames
 from otel_monitor.instrument.host_metrics import HOST_CPU_PEAK, HOST_DISK_FREE_LOWEST, HOST_MEMORY_PEAK
 from otel_monitor.instrument.metrics import HostLabel, Outcome, PromNames
 from otel_monitor.monitor.quota.day_windows import WindowPeak
-from otel_monitor.logs.structured import StructuredLogger
+from otel_monitor.logs.logger import StructuredLogger
 from otel_monitor._utc_time import iso_utc, known_time_zone
 
 __all__ = ["DailySummary", "DailySummaryConfig", "daily_increase", "next_send_time", "summary_notification",

@@ -29,7 +29,7 @@ from otel_monitor.monitor.alerting.notifiers.alertmanager import DEFAULT_RESEND_
 from otel_monitor.monitor.alerting.notifiers.pagerduty import EVENTS_URL
 from otel_monitor.monitor.alerting.notifiers.webhook import WebhookFormat
 from otel_monitor.redaction.scrubber import SecretScrubber, default_scrubber
-from otel_monitor.logs.structured import StructuredLogger
+from otel_monitor.logs.logger import StructuredLogger
 
 __all__ = [
     "ConsoleChannel", "LogFileChannel", "WebhookChannel", "SlackChannel", "DiscordChannel", "PagerDutyChannel",

@@ -20,7 +20,7 @@ from otel_monitor.monitor.alerting.model import Alert, AlertState, Priority
 from otel_monitor.monitor.alerting.notifiers.notification import Notification, Transition
 from otel_monitor.monitor.alerting.outbox import SqlStore, metadata
 from otel_monitor.monitor.store.engine import UTCDateTime
-from otel_monitor.logs.structured import StructuredLogger
+from otel_monitor.logs.logger import StructuredLogger
 
 __all__ = ["P1Digest", "DigestStore", "DigestPeriod", "digest_notification", "digest_entry", "period_start",
            "DEFAULT_DIGEST_PERIOD", "DIGEST_ERROR_CODE", "DIGEST_MESSAGE"]

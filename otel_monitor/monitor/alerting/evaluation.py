@@ -12,7 +12,7 @@ from otel_monitor.monitor.alerting.lifecycle import FIRING, RESOLVED, Transition
 from otel_monitor.monitor.alerting.model import Alert, AlertState, Priority, Rule, fingerprint
 from otel_monitor.monitor.alerting.sources import Sample, Source, SourceBusy, SourceError, SourceUnavailable
 from otel_monitor.instrument.error_codes import SystemErrorCode
-from otel_monitor.logs.structured import StructuredLogger
+from otel_monitor.logs.logger import StructuredLogger
 
 __all__ = ["MONITORING_BACKEND_DOWN", "BACKEND_DOWN_RULE", "DEFAULT_INTERVALS", "default_interval", "Evaluator"]
 

@@ -7,7 +7,7 @@ from typing import Literal
 
 import httpx
 
-from otel_monitor.logs.structured import StructuredLogger
+from otel_monitor.logs.logger import StructuredLogger
 
 __all__ = ["Heartbeat", "HeartbeatMethod"]
 

@@ -42,7 +42,7 @@ from otel_monitor.monitor.alerting.notifiers.notification import DeliveryResult,
 from otel_monitor.monitor.store.blocking_calls import BlockingExecutor
 from otel_monitor.redaction.scrubber import SecretScrubber, default_scrubber
 from otel_monitor.monitor.store.engine import STORE_THREAD_WAIT_SECONDS, UTCDateTime, store_engine
-from otel_monitor.logs.structured import StructuredLogger
+from otel_monitor.logs.logger import StructuredLogger
 
 __all__ = ["Outbox", "OutboxEntry", "Dispatcher", "DeliveryStatus", "IN_MEMORY_URL", "metadata", "open_store",
            "SqlStore"]

@@ -30,7 +30,7 @@ from otel_monitor.monitor.alerting.sources import CheckSource, PrometheusSource,
 from otel_monitor.instrument.failure_streaks import failure_streaks_from_url
 from otel_monitor.monitor.config import MonitorConfig
 from otel_monitor.monitor.quota.day_windows import quota_windows_between
-from otel_monitor.logs.structured import StructuredLogger
+from otel_monitor.logs.logger import StructuredLogger
 
 __all__ = ["AlertingService"]
 

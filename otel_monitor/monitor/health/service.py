@@ -16,7 +16,7 @@ from otel_monitor.monitor.health.config import HealthConfig
 from otel_monitor.monitor.health.metrics import HealthMetrics
 from otel_monitor.monitor.health.status import DEGRADED, HEALTHY, UNHEALTHY, aggregate_status
 from otel_monitor.redaction.scrubber import SecretScrubber, default_scrubber
-from otel_monitor.logs.structured import StructuredLogger
+from otel_monitor.logs.logger import StructuredLogger
 from otel_monitor._utc_time import epoch_iso_utc
 
 __all__ = ["HealthService"]

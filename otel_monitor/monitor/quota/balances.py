@@ -11,7 +11,7 @@ from pydantic import SecretStr
 
 from otel_monitor.instrument.classification import classify_exception, classify_response
 from otel_monitor.instrument.error_codes import ProviderFailure, provider_error_code
-from otel_monitor.logs.structured import StructuredLogger
+from otel_monitor.logs.logger import StructuredLogger
 from otel_monitor._utc_time import utc_now
 
 __all__ = ["Balance", "BalancePoller", "DidCreditsPoller", "StabilityBalancePoller"]

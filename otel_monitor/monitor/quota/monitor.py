@@ -12,7 +12,7 @@ from otel_monitor.monitor.quota.reset_schedule import ResetRule, next_reset
 from otel_monitor.monitor.quota.status import CRITICAL, EXCEEDED, WARNING, quota_status, usage_ratio
 from otel_monitor.monitor.quota.store import QuotaStore, QuotaStoreError
 from otel_monitor.instrument.providers import SERVICE_KEYS
-from otel_monitor.logs.structured import StructuredLogger
+from otel_monitor.logs.logger import StructuredLogger
 from otel_monitor._utc_time import iso_utc, utc_now
 
 __all__ = ["QuotaCheck", "QuotaMonitor", "service_key"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 
-from otel_monitor.logs.structured import StructuredLogger
+from otel_monitor.logs.logger import StructuredLogger
 
 __all__ = ["PollScheduler", "Interval"]
 

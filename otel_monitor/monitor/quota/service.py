@@ -28,7 +28,7 @@ from otel_monitor.monitor.quota.store import QuotaStore, QuotaStoreError, UsageS
 from otel_monitor.monitor.quota.usage import BalanceQuotaSource, CounterQuotaSource, QuotaReading, QuotaSource
 from otel_monitor.redaction.scrubber import default_scrubber
 from otel_monitor.instrument.providers import DEFAULT_PROVIDERS, SERVICE_KEYS
-from otel_monitor.logs.structured import StructuredLogger
+from otel_monitor.logs.logger import StructuredLogger
 from otel_monitor._utc_time import iso_utc, utc_now
 
 __all__ = ["QuotaView", "QuotaService"]

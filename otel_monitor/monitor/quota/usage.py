@@ -11,7 +11,7 @@ from typing import Protocol
 from otel_monitor.instrument.error_codes import ProviderFailure, SystemErrorCode, provider_error_code
 from otel_monitor.monitor.quota.balances import BalancePoller
 from otel_monitor.monitor.quota.reset_schedule import ResetRule, next_reset, window_start
-from otel_monitor.logs.structured import StructuredLogger
+from otel_monitor.logs.logger import StructuredLogger
 
 __all__ = ["QuotaReading", "QuotaSource", "CounterQuotaSource", "BalanceQuotaSource", "apply_refusal"]
 

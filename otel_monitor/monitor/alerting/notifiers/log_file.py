@@ -8,7 +8,7 @@ from collections.abc import Mapping
 
 from otel_monitor.monitor.alerting.model import Priority
 from otel_monitor.monitor.alerting.notifiers.notification import DeliveryResult, Notification
-from otel_monitor.logs.structured import StructuredLogger
+from otel_monitor.logs.logger import StructuredLogger
 
 __all__ = ["LogFileNotifier", "LOG_LEVELS", "ALERT_LOGGER", "log_level", "log_notification"]
 

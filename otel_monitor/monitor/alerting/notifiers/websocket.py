@@ -10,7 +10,7 @@ from typing import Any, Protocol
 
 from otel_monitor.monitor.alerting.notifiers.notification import DeliveryResult, Notification
 from otel_monitor.redaction.scrubber import SecretScrubber, default_scrubber
-from otel_monitor.logs.structured import StructuredLogger
+from otel_monitor.logs.logger import StructuredLogger
 
 __all__ = ["WebSocketHub", "WebSocketNotifier", "serve_subscriber"]
 
