@@ -41,7 +41,7 @@ from otel_monitor.instrument import telemetry as telemetry_module
 from otel_monitor.instrument.provider_http import instrument_http_clients, uninstrument_http_clients
 from otel_monitor.instrument.settings import TelemetrySettings
 from otel_monitor.instrument.telemetry import Telemetry, get_telemetry, setup_telemetry
-from otel_monitor.logs.structured import JsonLineFormatter
+from otel_monitor.logs.formatter import JsonLineFormatter
 from otel_monitor.redaction.exporters import RedactingSpanExporter
 from otel_monitor.redaction.scrubber import SecretScrubber, default_scrubber
 
