@@ -16,8 +16,10 @@ from otel_monitor.monitor.quota.monitor import QuotaMonitor
 from otel_monitor.monitor.quota.reset_schedule import ResetRule
 from otel_monitor.monitor.quota.router import build_quota_router
 from otel_monitor.monitor.quota.service import QuotaService
-from otel_monitor.monitor.quota.store import VERSION_TABLE, QuotaStore, QuotaStoreError, metadata
+from otel_monitor.monitor.quota.store import QuotaStore, QuotaStoreError
 from otel_monitor.monitor.quota.testing import FixedQuotaSource
+from otel_monitor.monitor.store.migration import VERSION_TABLE
+from otel_monitor.monitor.store.schema import metadata
 from tests.support.backends import fresh_postgres_database
 from tests.support.stacks import private_stack
 
@@ -52,7 +54,8 @@ def test_migrations_create_the_schema(store_url):
         assert {c["name"] for c in inspector.get_columns("quota_usage")} == {
             "id", "service", "used", "total", "percentage", "timestamp"}
         with engine.connect() as connection:
-            assert connection.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).scalar() == "0001_quota_usage"
+            version = connection.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).scalar()
+            assert version == "0002_alerting_tables"
             from alembic.autogenerate import compare_metadata
             from alembic.migration import MigrationContext
 

@@ -12,14 +12,15 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from sqlalchemy import Integer, String, Text, UniqueConstraint, delete, func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+from sqlalchemy.orm import Session
 
 from otel_monitor.monitor.alerting.model import Alert, AlertState, Priority
 from otel_monitor.monitor.alerting.notifiers.notification import Notification, Transition
-from otel_monitor.monitor.alerting.outbox import SqlStore, metadata
-from otel_monitor.monitor.store.engine import UTCDateTime
+from otel_monitor.monitor.alerting.outbox import SqlStore
+from otel_monitor.monitor.store.schema import DigestEntryRow as _DigestEntryRow
+from otel_monitor.monitor.store.schema import DigestSentPeriodRow as _DigestSentPeriodRow
 from otel_monitor.logs.logger import StructuredLogger
 
 __all__ = ["P1Digest", "DigestStore", "DigestPeriod", "digest_notification", "digest_entry", "period_start",
@@ -110,31 +111,6 @@ def digest_notification(start: dt.datetime, entries: list[Notification], *, foll
         ends_at=start + period,
     )
     return Notification(digest_id, "firing", standing, digest=tuple(entries))
-
-
-class _Base(DeclarativeBase):
-    metadata = metadata
-
-
-class _DigestEntryRow(_Base):
-    __tablename__ = "alert_digest_entries"
-    __table_args__ = (UniqueConstraint("period_start", "notification_id"),)
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    period_start: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False)
-    notification_id: Mapped[str] = mapped_column(String(64), nullable=False)
-    body: Mapped[str] = mapped_column(Text, nullable=False)
-    added_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False)
-
-
-class _DigestSentPeriodRow(_Base):
-    """A period whose digest was queued (for ``_SENT_PERIODS_KEPT``): later transitions of it go out as a follow-up
-    (the table keeps its first name, from when every period was an hour)."""
-
-    __tablename__ = "alert_digest_sent_hours"
-
-    period_start: Mapped[dt.datetime] = mapped_column(UTCDateTime, primary_key=True)
-    sent_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False)
 
 
 @dataclass(frozen=True)

@@ -6,13 +6,12 @@ import datetime as dt
 from dataclasses import dataclass
 from enum import Enum
 
-from sqlalchemy import Index, Integer, String, Text, select
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from otel_monitor.monitor.alerting.model import Alert, Priority
-from otel_monitor.monitor.alerting.outbox import metadata
 from otel_monitor.monitor.alerting.state import DEFAULT_HISTORY_LIMIT, SqlStore
-from otel_monitor.monitor.store.engine import UTCDateTime
+from otel_monitor.monitor.store.schema import IncidentRow as _IncidentRow
 
 __all__ = ["IncidentStatus", "Incident", "IncidentStore", "opens_incident", "INCIDENT_ENVIRONMENTS"]
 
@@ -59,27 +58,9 @@ class Incident:
                 "opened_at": _iso(self.opened_at), "closed_at": _iso(self.closed_at)}
 
 
-class _Base(DeclarativeBase):
-    metadata = metadata
-
-
-class _IncidentRow(_Base):
-    __tablename__ = "incidents"
-    __table_args__ = (Index(None, "fingerprint", "status"),)
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    fingerprint: Mapped[str] = mapped_column(String(255), nullable=False)
-    rule: Mapped[str] = mapped_column(String(255), nullable=False)
-    error_code: Mapped[str] = mapped_column(String(128), nullable=False)
-    service: Mapped[str | None] = mapped_column(String(255), nullable=True)
-    summary: Mapped[str] = mapped_column(Text, nullable=False)
-    status: Mapped[str] = mapped_column(String(8), nullable=False)
-    opened_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False)
-    closed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
-
-    def incident(self) -> Incident:
-        return Incident(self.id, self.fingerprint, self.rule, self.error_code, self.service, self.summary,
-                        IncidentStatus(self.status), self.opened_at, self.closed_at)
+def _incident_of(row: _IncidentRow) -> Incident:
+    return Incident(row.id, row.fingerprint, row.rule, row.error_code, row.service, row.summary,
+                    IncidentStatus(row.status), row.opened_at, row.closed_at)
 
 
 class IncidentStore(SqlStore):
@@ -95,7 +76,7 @@ class IncidentStore(SqlStore):
                                opened_at=alert.starts_at or self._clock())
             session.add(row)
             session.flush()
-            return row.incident()
+            return _incident_of(row)
 
     def close_for(self, alert: Alert) -> Incident | None:
         """Closes the alert's open incident, at the alert's end; None when it has none."""
@@ -106,7 +87,7 @@ class IncidentStore(SqlStore):
             row.status = IncidentStatus.CLOSED.value
             row.closed_at = alert.ends_at or self._clock()
             session.flush()
-            return row.incident()
+            return _incident_of(row)
 
     def incidents(self, *, status: IncidentStatus | None = None,
                   limit: int = DEFAULT_HISTORY_LIMIT) -> list[Incident]:
@@ -115,7 +96,7 @@ class IncidentStore(SqlStore):
         if status is not None:
             query = query.where(_IncidentRow.status == status.value)
         with self._lock, Session(self._ready()) as session:
-            return [row.incident() for row in session.scalars(query).all()]
+            return [_incident_of(row) for row in session.scalars(query).all()]
 
     @staticmethod
     def _open_of(fingerprint: str):

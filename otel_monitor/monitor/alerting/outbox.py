@@ -19,33 +19,22 @@ import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
-from sqlalchemy import (
-    Index,
-    Integer,
-    MetaData,
-    String,
-    Text,
-    UniqueConstraint,
-    func,
-    inspect,
-    select,
-    text,
-    update,
-)
+from sqlalchemy import func, select, update
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+from sqlalchemy.orm import Session
 
 from otel_monitor.monitor.alerting.delivery_config import DeliveryConfig, RetryPolicy
 from otel_monitor.monitor.alerting.model import Alert
 from otel_monitor.monitor.alerting.notifiers.notification import DeliveryResult, Notification, Notifier, Transition
 from otel_monitor.monitor.store.blocking_calls import BlockingExecutor
 from otel_monitor.redaction.scrubber import SecretScrubber, default_scrubber
-from otel_monitor.monitor.store.engine import STORE_THREAD_WAIT_SECONDS, UTCDateTime, store_engine
+from otel_monitor.monitor.store.engine import STORE_THREAD_WAIT_SECONDS, store_engine
+from otel_monitor.monitor.store.migration import upgrade_to_head
+from otel_monitor.monitor.store.schema import OutboxRow as _OutboxRow
 from otel_monitor.logs.logger import StructuredLogger
 
-__all__ = ["Outbox", "OutboxEntry", "Dispatcher", "DeliveryStatus", "IN_MEMORY_URL", "metadata", "open_store",
-           "SqlStore"]
+__all__ = ["Outbox", "OutboxEntry", "Dispatcher", "DeliveryStatus", "IN_MEMORY_URL", "open_store", "SqlStore"]
 
 IN_MEMORY_URL = "sqlite://"
 # How long SQLite waits for another writer's lock before a write fails.
@@ -53,34 +42,14 @@ _SQLITE_BUSY_SECONDS = 30
 
 
 def open_store(url) -> Engine:
-    """An engine on the alerting store (SQLite or PostgreSQL) with every alerting table of ``metadata`` created,
-    and the nullable columns added since a table was made added to it."""
+    """An engine on the alerting store (SQLite or PostgreSQL), its schema brought to the latest migration."""
     engine = store_engine(url, sqlite_busy_seconds=_SQLITE_BUSY_SECONDS)
-    with _SCHEMA_LOCK:  # the stores of one monitor open their engines at once, each on its own thread
-        metadata.create_all(engine)
-        _add_new_columns(engine)
+    try:
+        upgrade_to_head(engine)
+    except BaseException:
+        engine.dispose()
+        raise
     return engine
-
-
-_SCHEMA_LOCK = threading.Lock()
-
-
-def _add_new_columns(engine: Engine) -> None:
-    """``ALTER TABLE ... ADD COLUMN`` for each nullable column of ``metadata`` that an existing table lacks (the
-    alerting tables have no migrations yet; new columns are nullable, so old rows stay valid). Another monitor on
-    the same database may add a column first: its failure is fine once the column is there."""
-    for table in metadata.sorted_tables:
-        present = {column["name"] for column in inspect(engine).get_columns(table.name)}
-        for column in table.columns:
-            if column.name in present or not column.nullable:
-                continue
-            kind = column.type.compile(dialect=engine.dialect)
-            try:
-                with engine.begin() as connection:
-                    connection.execute(text(f'ALTER TABLE "{table.name}" ADD COLUMN "{column.name}" {kind}'))
-            except Exception:
-                if column.name not in {c["name"] for c in inspect(engine).get_columns(table.name)}:
-                    raise
 
 
 _UTC = dt.timezone.utc
@@ -89,13 +58,6 @@ _UTC = dt.timezone.utc
 # would let another Dispatcher claim, and send again, a row whose delivery is only waiting to be recorded.
 _LEASE_MARGIN_SECONDS = float(STORE_THREAD_WAIT_SECONDS + _SQLITE_BUSY_SECONDS)
 _MAX_DETAIL = 500
-
-metadata = MetaData(naming_convention={
-    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
-    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
-    "pk": "pk_%(table_name)s",
-})
-
 
 def _utcnow() -> dt.datetime:
     return dt.datetime.now(_UTC)
@@ -133,30 +95,6 @@ class DeliveryStatus:
     GIVEN_UP = "given_up"  # retryable failures until max_age
 
 
-class _Base(DeclarativeBase):
-    metadata = metadata
-
-
-class _OutboxRow(_Base):
-    __tablename__ = "alert_outbox"
-    __table_args__ = (UniqueConstraint("notification_id", "channel"), Index(None, "channel", "status", "next_attempt_at"))
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    notification_id: Mapped[str] = mapped_column(String(64), nullable=False)
-    channel: Mapped[str] = mapped_column(String(64), nullable=False)
-    fingerprint: Mapped[str] = mapped_column(String(255), nullable=False)
-    priority: Mapped[str] = mapped_column(String(4), nullable=False)
-    transition: Mapped[str] = mapped_column(String(16), nullable=False)
-    body: Mapped[str] = mapped_column(Text, nullable=False)
-    status: Mapped[str] = mapped_column(String(16), nullable=False, default=DeliveryStatus.PENDING)
-    attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
-    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False)
-    next_attempt_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False)
-    last_attempt_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
-    done_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
-    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
-
-
 @dataclass(frozen=True)
 class OutboxEntry:
     """One row, detached from the database."""
@@ -180,7 +118,7 @@ class OutboxEntry:
 class Outbox(SqlStore):
     """The table of pending deliveries, in SQLite or PostgreSQL by URL (the quota store's kind of database).
 
-    The table is created with ``metadata.create_all`` on first use (not yet an Alembic migration). Calls block;
+    The schema is brought to the latest migration on first use. Calls block;
     the Dispatcher runs them on ``executor``. Any number of Dispatchers per store: each row is claimed by one at a
     time. ``clock`` dates the rows, claims and leases.
     """

@@ -1,53 +1,27 @@
-"""The quota usage history in a SQL database (SQLite or PostgreSQL by URL), its schema kept by Alembic migrations."""
+"""The quota usage history in a SQL database (SQLite or PostgreSQL by URL), its schema kept by the stores' Alembic
+migrations."""
 
 from __future__ import annotations
 
 import datetime as dt
 import threading
 from dataclasses import dataclass
-from pathlib import Path
 
-from sqlalchemy import Float, Index, Integer, MetaData, String, func, select
+from sqlalchemy import func, select
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+from sqlalchemy.orm import Session
 
 from otel_monitor.monitor.store.blocking_calls import BlockingExecutor
-from otel_monitor.monitor.store.engine import STORE_THREAD_WAIT_SECONDS, UTCDateTime, is_in_memory_sqlite, store_engine
+from otel_monitor.monitor.store.engine import STORE_THREAD_WAIT_SECONDS, is_in_memory_sqlite, store_engine
+from otel_monitor.monitor.store.migration import upgrade_to_head
+from otel_monitor.monitor.store.schema import QuotaUsage
 
-__all__ = ["QuotaUsage", "UsageSample", "QuotaStore", "QuotaStoreError", "MIGRATIONS_DIR", "VERSION_TABLE",
-           "IN_MEMORY_URL", "metadata"]
+__all__ = ["QuotaUsage", "UsageSample", "QuotaStore", "QuotaStoreError", "IN_MEMORY_URL"]
 
-MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
-# Own version table, so the backend's own Alembic history can share the database.
-VERSION_TABLE = "otel_monitor_quota_alembic_version"
 IN_MEMORY_URL = "sqlite://"
 _UTC = dt.timezone.utc
 # Calls are serialised by the store's lock: a second thread only lets the next call wait there, not in the queue.
 _THREADS = 2
-
-metadata = MetaData(naming_convention={
-    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
-    "pk": "pk_%(table_name)s",
-})
-
-
-class _Base(DeclarativeBase):
-    metadata = metadata
-
-
-class QuotaUsage(_Base):
-    """One quota check: what was used of the total at ``timestamp`` (UTC); ``percentage`` is in percent (85.0)."""
-
-    __tablename__ = "quota_usage"
-    __table_args__ = (Index(None, "service", "timestamp"),)
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    service: Mapped[str] = mapped_column(String(32), nullable=False)
-    used: Mapped[float] = mapped_column(Float, nullable=False)
-    total: Mapped[float] = mapped_column(Float, nullable=False)
-    percentage: Mapped[float] = mapped_column(Float, nullable=False)
-    timestamp: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False)
-
 
 @dataclass(frozen=True)
 class UsageSample:
@@ -117,21 +91,9 @@ class QuotaStore:
         if self._engine is None:
             self._engine = store_engine(self._url)
         if not self._migrated:
-            self._upgrade(self._engine)
+            upgrade_to_head(self._engine)
             self._migrated = True
         return self._engine
-
-    @staticmethod
-    def _upgrade(engine: Engine) -> None:
-        from alembic import command
-        from alembic.config import Config
-
-        config = Config()
-        config.set_main_option("script_location", str(MIGRATIONS_DIR))
-        config.set_main_option("path_separator", "os")
-        with engine.begin() as connection:
-            config.attributes["connection"] = connection
-            command.upgrade(config, "head")
 
     def migrate(self) -> None:
         """Applies the migrations up to head (``alembic upgrade head`` on this store)."""

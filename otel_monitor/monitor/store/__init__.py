@@ -1,0 +1,1 @@
+"""The monitor's SQL stores: their tables (``schema``), engines, migrations and blocking-call threads."""

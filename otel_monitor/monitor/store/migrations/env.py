@@ -1,9 +1,11 @@
-"""Alembic environment of the quota store: runs on the connection QuotaStore passes, or on sqlalchemy.url."""
+"""Alembic environment of the monitor's stores: runs on the connection ``upgrade_to_head`` passes, or on
+sqlalchemy.url (the alembic command line)."""
 
 from alembic import context
 from sqlalchemy import create_engine
 
-from otel_monitor.monitor.quota.store import VERSION_TABLE, metadata
+from otel_monitor.monitor.store.migration import VERSION_TABLE
+from otel_monitor.monitor.store.schema import metadata
 
 
 def _run(connection) -> None:
@@ -18,7 +20,10 @@ def _main() -> None:
     if connection is not None:
         _run(connection)
         return
-    engine = create_engine(context.config.get_main_option("sqlalchemy.url"))
+    url = context.config.get_main_option("sqlalchemy.url")
+    if url is None:
+        raise RuntimeError("set sqlalchemy.url to the store's database to migrate it from the command line")
+    engine = create_engine(url)
     try:
         with engine.begin() as connection:
             _run(connection)

@@ -1,0 +1,136 @@
+"""Every table of the monitor's stores, on one declarative base and one metadata (the quota history and the alerting
+tables), so that one Alembic history keeps them all."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import Float, Index, Integer, MetaData, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from otel_monitor.monitor.store.engine import UTCDateTime
+
+__all__ = ["metadata", "Base", "QuotaUsage", "AlertRow", "IncidentRow", "OutboxRow", "DigestEntryRow",
+           "DigestSentPeriodRow"]
+
+# Constraint and index names follow from the table and columns, the same on SQLite and PostgreSQL, so that a
+# migration can name what it creates and compare a database with these models.
+metadata = MetaData(naming_convention={
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "pk": "pk_%(table_name)s",
+})
+
+
+class Base(DeclarativeBase):
+    metadata = metadata
+
+
+class QuotaUsage(Base):
+    """One quota check: what was used of the total at ``timestamp`` (UTC); ``percentage`` is in percent (85.0)."""
+
+    __tablename__ = "quota_usage"
+    __table_args__ = (Index(None, "service", "timestamp"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    service: Mapped[str] = mapped_column(String(32), nullable=False)
+    used: Mapped[float] = mapped_column(Float, nullable=False)
+    total: Mapped[float] = mapped_column(Float, nullable=False)
+    percentage: Mapped[float] = mapped_column(Float, nullable=False)
+    timestamp: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False)
+
+
+class AlertRow(Base):
+    """One alert episode, upserted on each change; ``labels`` and ``inhibited`` are JSON."""
+
+    __tablename__ = "alerts"
+    # An episode is one alert from its pending start: the same fingerprint firing again later is a new row.
+    __table_args__ = (UniqueConstraint("fingerprint", "starts_at"), Index(None, "state", "updated_at"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    fingerprint: Mapped[str] = mapped_column(String(255), nullable=False)
+    rule: Mapped[str] = mapped_column(String(255), nullable=False)
+    priority: Mapped[str] = mapped_column(String(4), nullable=False)
+    state: Mapped[str] = mapped_column(String(16), nullable=False)
+    service: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    labels: Mapped[str] = mapped_column(Text, nullable=False)
+    error_code: Mapped[str] = mapped_column(String(128), nullable=False)
+    summary: Mapped[str] = mapped_column(Text, nullable=False)
+    action_required: Mapped[str] = mapped_column(Text, nullable=False)
+    runbook: Mapped[str] = mapped_column(Text, nullable=False)
+    value: Mapped[float | None] = mapped_column(Float, nullable=True)
+    inhibited: Mapped[str] = mapped_column(Text, nullable=False, default="[]")
+    starts_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False)
+    ends_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    trace_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    jaeger_url: Mapped[str | None] = mapped_column(Text, nullable=True)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False)
+    # When the episode first fired (None while pending), and the lowest and highest value it was evaluated at:
+    # the daily summary reports each alert of the day with its worst value.
+    fired_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    min_value: Mapped[float | None] = mapped_column(Float, nullable=True)
+    max_value: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class IncidentRow(Base):
+    """One incident: opened when a P0 fires in production, closed when it resolves."""
+
+    __tablename__ = "incidents"
+    __table_args__ = (Index(None, "fingerprint", "status"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    fingerprint: Mapped[str] = mapped_column(String(255), nullable=False)
+    rule: Mapped[str] = mapped_column(String(255), nullable=False)
+    error_code: Mapped[str] = mapped_column(String(128), nullable=False)
+    service: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    summary: Mapped[str] = mapped_column(Text, nullable=False)
+    status: Mapped[str] = mapped_column(String(8), nullable=False)
+    opened_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False)
+    closed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class OutboxRow(Base):
+    """One notification to deliver on one channel, with its delivery status; ``next_attempt_at`` is also the lease
+    of a claimed row."""
+
+    __tablename__ = "alert_outbox"
+    __table_args__ = (UniqueConstraint("notification_id", "channel"),
+                      Index(None, "channel", "status", "next_attempt_at"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    notification_id: Mapped[str] = mapped_column(String(64), nullable=False)
+    channel: Mapped[str] = mapped_column(String(64), nullable=False)
+    fingerprint: Mapped[str] = mapped_column(String(255), nullable=False)
+    priority: Mapped[str] = mapped_column(String(4), nullable=False)
+    transition: Mapped[str] = mapped_column(String(16), nullable=False)
+    body: Mapped[str] = mapped_column(Text, nullable=False)
+    status: Mapped[str] = mapped_column(String(16), nullable=False)
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False)
+    next_attempt_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False)
+    last_attempt_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    done_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class DigestEntryRow(Base):
+    """One P1 transition kept for its digest period's digest."""
+
+    __tablename__ = "alert_digest_entries"
+    __table_args__ = (UniqueConstraint("period_start", "notification_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    period_start: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False)
+    notification_id: Mapped[str] = mapped_column(String(64), nullable=False)
+    body: Mapped[str] = mapped_column(Text, nullable=False)
+    added_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False)
+
+
+class DigestSentPeriodRow(Base):
+    """A digest period whose digest was queued: later transitions of it go out as a follow-up (the table keeps its
+    first name, from when every period was an hour)."""
+
+    __tablename__ = "alert_digest_sent_hours"
+
+    period_start: Mapped[dt.datetime] = mapped_column(UTCDateTime, primary_key=True)
+    sent_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False)
