@@ -359,3 +359,24 @@ def test_fresh_report_runs_the_checks_when_older_than_max_age(advance, runs):
     first, second = asyncio.run(twice())
     assert check.runs == runs
     assert (second is first) is (runs == 1)
+
+
+@pytest.mark.parametrize(("timings", "expected", "probes"), [
+    ([20.0], 20.0, 1),            # fast: measured once
+    ([150.0, 20.0], 20.0, 2),     # one slow round trip (this process held it up): measured again, the faster kept
+    ([150.0, 160.0], 150.0, 2),   # slow twice: the dependency is slow, and the check says degraded
+])
+@pytest.mark.asyncio
+async def test_a_slow_round_trip_is_measured_again_before_it_degrades(timings, expected, probes):
+    """A latency over the degraded threshold is confirmed by a second probe; the faster of the two is reported."""
+    from otel_monitor.monitor.health.checks.base import confirmed_latency_ms
+
+    calls = iter(timings)
+    made = []
+
+    async def probe() -> float:
+        made.append(1)
+        return next(calls)
+
+    assert await confirmed_latency_ms(probe, 100.0) == expected
+    assert len(made) == probes

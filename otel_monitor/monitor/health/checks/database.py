@@ -16,6 +16,7 @@ from otel_monitor.instrument.error_codes import SystemErrorCode
 from otel_monitor.monitor.health.checks.base import (
     BACKSTOP_SECONDS,
     BaseCheck,
+    confirmed_latency_ms,
     describe_error,
     latency_result,
     register_url_secret,
@@ -57,15 +58,21 @@ class DatabaseCheck(BaseCheck):
         import psycopg
 
         self.open_connections = None  # a run the service's timeout cancels must not leave the last count behind
-        started = time.perf_counter()
         try:
-            conn = await psycopg.AsyncConnection.connect(self._conninfo, autocommit=True,
-                                                         connect_timeout=BACKSTOP_SECONDS)
-            try:
-                row = await (await conn.execute(self._CONNECTIONS_QUERY)).fetchone()
-            finally:
-                await conn.close()
+            latency_ms = await confirmed_latency_ms(self._connect_and_query, self._latency_degraded_ms)
         except (psycopg.Error, OSError) as exc:
+            self.open_connections = None
             return self.failed(describe_error(exc, self._scrubber))
+        return latency_result(latency_ms, self._latency_degraded_ms)
+
+    async def _connect_and_query(self) -> float:
+        import psycopg
+
+        started = time.perf_counter()
+        conn = await psycopg.AsyncConnection.connect(self._conninfo, autocommit=True, connect_timeout=BACKSTOP_SECONDS)
+        try:
+            row = await (await conn.execute(self._CONNECTIONS_QUERY)).fetchone()
+        finally:
+            await conn.close()
         self.open_connections = row[0] if row else None
-        return latency_result((time.perf_counter() - started) * 1000, self._latency_degraded_ms)
+        return (time.perf_counter() - started) * 1000

@@ -9,6 +9,7 @@ from otel_monitor.instrument.error_codes import SystemErrorCode
 from otel_monitor.monitor.health.checks.base import (
     BACKSTOP_SECONDS,
     BaseCheck,
+    confirmed_latency_ms,
     describe_error,
     latency_result,
     register_url_secret,
@@ -46,12 +47,17 @@ class RedisCheck(BaseCheck):
     async def run(self) -> dict[str, Any]:
         from redis.exceptions import RedisError
 
+        try:
+            latency_ms = await confirmed_latency_ms(self._connect_and_ping, self._latency_degraded_ms)
+        except (RedisError, OSError) as exc:
+            return self.failed(describe_error(exc, self._scrubber))
+        return latency_result(latency_ms, self._latency_degraded_ms)
+
+    async def _connect_and_ping(self) -> float:
         started = time.perf_counter()
         client = redis_client(self._url)
         try:
             await client.ping()
-        except (RedisError, OSError) as exc:
-            return self.failed(describe_error(exc, self._scrubber))
         finally:
             await client.aclose()
-        return latency_result((time.perf_counter() - started) * 1000, self._latency_degraded_ms)
+        return (time.perf_counter() - started) * 1000
