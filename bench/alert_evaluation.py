@@ -22,10 +22,10 @@ import httpx
 import psutil
 
 from examples.monitor_launcher import MonitorProcess
-from otel_monitor.monitor.alerting.evaluation import Evaluator
+from otel_monitor.monitor.alerting.evaluate.evaluator import Evaluator
 from otel_monitor.monitor.alerting.model import Priority, Rule
 from otel_monitor.monitor.alerting.rules import load_rules
-from otel_monitor.monitor.alerting.sources import DEFAULT_MAX_CONCURRENT_QUERIES, CheckSource, PrometheusSource
+from otel_monitor.monitor.alerting.evaluate.sources import DEFAULT_MAX_CONCURRENT_QUERIES, CheckSource, PrometheusSource
 from tools.devstack import DevStack, StackPorts, server_workdir
 from tools.devstack.stack import REPO_ROOT
 
@@ -58,7 +58,7 @@ async def _pass_seconds(rules: list[Rule], prometheus_url: str, passes: int, max
                    "check": CheckSource(health_service=_Health(), quota_service=_Quota())}
         took = []
         for i in range(passes):
-            evaluator = Evaluator(rules, sources, on_transition=lambda *_: None)  # a fresh one: every rule due
+            evaluator = Evaluator(rules, sources)  # a fresh one: every rule due
             start = time.perf_counter()
             await evaluator.evaluate_once(dt.datetime.now(dt.timezone.utc))
             took.append(time.perf_counter() - start)

@@ -15,15 +15,20 @@ def utc_now() -> dt.datetime:
     return dt.datetime.now(_UTC)
 
 
-def iso_utc(moment: dt.datetime | None, *, milliseconds: bool = False) -> str | None:
-    """``2025-11-01T00:00:00Z`` (with ``.123`` when asked); None stays None."""
+def iso_utc(moment: dt.datetime | None, *, milliseconds: bool = False, microseconds: bool = False,
+            utc_suffix: str = "Z") -> str | None:
+    """``2025-11-01T00:00:00Z``: with ``.123`` when asked for milliseconds; with the microseconds as
+    ``datetime.isoformat`` writes them (``.123456``, none when zero) when asked for those; ``utc_suffix="+00:00"``
+    ends it as ``isoformat`` does. None stays None."""
     if moment is None:
         return None
     moment = moment.astimezone(_UTC)
     text = moment.strftime("%Y-%m-%dT%H:%M:%S")
     if milliseconds:
         text += f".{moment.microsecond // 1000:03d}"
-    return text + "Z"
+    elif microseconds and moment.microsecond:
+        text += f".{moment.microsecond:06d}"
+    return text + utc_suffix
 
 
 def epoch_iso_utc(epoch_seconds: float) -> str:

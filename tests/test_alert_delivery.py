@@ -16,10 +16,14 @@ from pathlib import Path
 
 import pytest
 
-from otel_monitor.monitor.alerting.delivery_config import DeliveryConfig, RetryPolicy, build_notifiers
+from otel_monitor.monitor.alerting.routing import DeliveryConfig
+from otel_monitor.monitor.alerting.delivery.retry import RetryPolicy
+from otel_monitor.monitor.alerting.notifiers import build_notifiers
 from otel_monitor.monitor.alerting.model import AlertState
-from otel_monitor.monitor.alerting.notifiers import Notification, WebhookNotifier
-from otel_monitor.monitor.alerting.outbox import _SQLITE_BUSY_SECONDS, Dispatcher, DeliveryStatus, Outbox
+from otel_monitor.monitor.alerting.notification import Notification
+from otel_monitor.monitor.alerting.notifiers import WebhookNotifier
+from otel_monitor.monitor.alerting.delivery.outbox import _SQLITE_BUSY_SECONDS, DeliveryStatus, Outbox
+from otel_monitor.monitor.alerting.delivery.dispatcher import Dispatcher
 from otel_monitor.redaction.scrubber import SecretScrubber
 from otel_monitor.monitor.store.engine import STORE_THREAD_WAIT_SECONDS
 
@@ -256,7 +260,8 @@ def test_restart_resumes_pending_and_sends_nothing_twice(open_outbox, receiver, 
 _CHILD = textwrap.dedent("""
     import asyncio, sys
     from otel_monitor.monitor.alerting.notifiers import WebhookNotifier
-    from otel_monitor.monitor.alerting.outbox import Dispatcher, Outbox
+    from otel_monitor.monitor.alerting.delivery.outbox import Outbox
+    from otel_monitor.monitor.alerting.delivery.dispatcher import Dispatcher
     from otel_monitor.redaction.scrubber import SecretScrubber
 
     outbox = Outbox(sys.argv[1])

@@ -10,8 +10,8 @@ import logging
 
 import pytest
 
-from otel_monitor.monitor.alerting.delivery_config import DeliveryConfig
-from otel_monitor.monitor.alerting.digest import (
+from otel_monitor.monitor.alerting.routing import DeliveryConfig
+from otel_monitor.monitor.alerting.delivery.digest import (
     DIGEST_ERROR_CODE,
     DIGEST_MESSAGE,
     DigestStore,
@@ -19,10 +19,12 @@ from otel_monitor.monitor.alerting.digest import (
     period_start,
     digest_notification,
 )
+from otel_monitor.monitor.alerting.evaluate.changes import Change, ChangeKind
 from otel_monitor.monitor.alerting.incidents import IncidentStore
 from otel_monitor.monitor.alerting.model import Alert, AlertState, Priority
-from otel_monitor.monitor.alerting.notifiers.notification import Notification
-from otel_monitor.monitor.alerting.outbox import Dispatcher, Outbox
+from otel_monitor.monitor.alerting.notification import Notification
+from otel_monitor.monitor.alerting.delivery.outbox import Outbox
+from otel_monitor.monitor.alerting.delivery.dispatcher import Dispatcher
 from otel_monitor.monitor.alerting.service import AlertingService
 from otel_monitor.monitor.alerting.state import AlertStore
 from tests.support.clocks import Clock
@@ -168,17 +170,17 @@ async def test_restart_keeps_the_hours_transitions(store_url, restart_at, expect
     """P1 transitions recorded before a restart are in their hour's one digest with those after it, each once."""
     clock = Clock(minutes(5))
     first = service_on(store_url, clock)
-    await first.enqueue(alert("GEMINI_ERROR_RATE_HIGH"), "firing")
+    await first.pipeline.run([Change(alert("GEMINI_ERROR_RATE_HIGH"), ChangeKind.FIRED)])
     clock.now = minutes(20)
-    await first.enqueue(alert("D_ID_QUOTA_LOW", service="d-id"), "firing")
+    await first.pipeline.run([Change(alert("D_ID_QUOTA_LOW", service="d-id"), ChangeKind.FIRED)])
     await first.stop()
 
     clock.now = minutes(restart_at)
     second = service_on(store_url, clock)
     try:
         clock.now = minutes(restart_at + 5)
-        await second.enqueue(alert("D_ID_QUOTA_LOW", service="d-id"), "firing")
-        await second.enqueue(alert("CELERY_QUEUE_LONG", service="celery"), "firing")
+        await second.pipeline.run([Change(alert("D_ID_QUOTA_LOW", service="d-id"), ChangeKind.FIRED)])
+        await second.pipeline.run([Change(alert("CELERY_QUEUE_LONG", service="celery"), ChangeKind.FIRED)])
         clock.now = minutes(121)
         sent = await second.digest.flush()
         queued = second.outbox.entries()
@@ -197,7 +199,7 @@ async def test_restart_after_the_digest_was_queued_queues_it_not_again(store_url
     dropped (the digest's id is its hour and its entries, and the outbox keeps one row per id and channel)."""
     clock = Clock(minutes(5))
     first = service_on(store_url, clock)
-    await first.enqueue(alert("GEMINI_ERROR_RATE_HIGH"), "firing")
+    await first.pipeline.run([Change(alert("GEMINI_ERROR_RATE_HIGH"), ChangeKind.FIRED)])
     clock.now = minutes(61)
     if crash_before_forget:
         def killed(period_start, row_ids):

@@ -14,9 +14,9 @@ import httpx
 import pydantic
 import pytest
 
-from otel_monitor.monitor.alerting.evaluation import BACKEND_DOWN_RULE, MONITORING_BACKEND_DOWN, Evaluator, default_interval
+from otel_monitor.monitor.alerting.evaluate.evaluator import BACKEND_DOWN_RULE, MONITORING_BACKEND_DOWN, Evaluator, default_interval
 from otel_monitor.monitor.alerting.model import Alert, AlertState, Priority, Rule, fingerprint
-from otel_monitor.monitor.alerting.sources import (CheckSource, CheckThresholds, PrometheusSource, Sample, SourceError,
+from otel_monitor.monitor.alerting.evaluate.sources import (CheckSource, CheckThresholds, PrometheusSource, Sample, SourceError,
                                            SourceUnavailable, streak_trace_lookup)
 from tools.devstack import wait_until
 from otel_monitor.instrument.failure_streaks import LocalFailureStreaks
@@ -211,20 +211,23 @@ async def test_prometheus_down_fires_backend_down_and_resolves_nothing(prometheu
     sent = []
     rule = make_rule("collector_up", 'up{job="otel-collector"} > 0', clear_for_seconds=0)
     async with httpx.AsyncClient(transport=transport) as client:
-        evaluator = Evaluator([rule], {"promql": PrometheusSource("http://prometheus.test", client, timeout=2.0)},
-                              on_transition=lambda alert, t: sent.append((alert.rule, t, alert.error_code)))
-        await evaluator.evaluate_once(at(0))
+        evaluator = Evaluator([rule], {"promql": PrometheusSource("http://prometheus.test", client, timeout=2.0)})
+
+        async def evaluate(now):
+            sent.extend((c.alert.rule, c.transition, c.alert.error_code) for c in await evaluator.evaluate_once(now)
+                        if c.announced)
+        await evaluate(at(0))
         assert sent == [("collector_up", "firing", "TEST_CONDITION")]
         transport.up = False
         for second in (5, 10, 15, 20):
-            await evaluator.evaluate_once(at(second))
+            await evaluate(at(second))
         assert sent[1:] == [(BACKEND_DOWN_RULE.name, "firing", MONITORING_BACKEND_DOWN)]
         assert {a.rule: a.state for a in evaluator.alerts()} == {"collector_up": AlertState.FIRING,
                                                                   BACKEND_DOWN_RULE.name: AlertState.FIRING}
         down = next(a for a in evaluator.alerts() if a.rule == BACKEND_DOWN_RULE.name)
         assert (down.priority, down.labels) == (Priority.P0, {"backend": "prometheus"})
         transport.up = True
-        await evaluator.evaluate_once(at(25))
+        await evaluate(at(25))
         assert sent[2:] == [(BACKEND_DOWN_RULE.name, "resolved", MONITORING_BACKEND_DOWN)]
         assert [a.rule for a in evaluator.alerts()] == ["collector_up"]
 
@@ -365,23 +368,25 @@ def test_a_bound_below_one_is_refused(make):
 
 # -- Evaluator ------------------------------------------------------------------------------------------------------
 class Recorder:
-    """An on_transition that keeps what it was given."""
+    """Keeps the transitions announced in the changes it is given."""
 
     def __init__(self) -> None:
         self.calls: list[tuple[float, str, str]] = []
         self.alerts: list[Alert] = []
         self.now = 0.0
 
-    def __call__(self, alert: Alert, transition: str) -> None:
-        self.calls.append((self.now, alert.rule, transition))
-        self.alerts.append(alert)
+    def take(self, changes) -> None:
+        for change in changes:
+            if change.announced:
+                self.calls.append((self.now, change.alert.rule, change.transition))
+                self.alerts.append(change.alert)
 
 
 async def drive(evaluator: Evaluator, recorder: Recorder, steps, act=lambda second: None):
     for second in steps:
         act(second)
         recorder.now = second
-        await evaluator.evaluate_once(at(second))
+        recorder.take(await evaluator.evaluate_once(at(second)))
 
 
 @pytest.mark.asyncio
@@ -392,7 +397,7 @@ async def test_end_to_end_for_clear_and_return():
     rule = make_rule("gemini_streak", "streak.gemini", source="check", for_seconds=30, clear_for_seconds=60,
                      error_code="GEMINI_CONSECUTIVE_FAILURES")
     recorder = Recorder()
-    evaluator = Evaluator([rule], {"check": CheckSource(streaks=streaks)}, on_transition=recorder,
+    evaluator = Evaluator([rule], {"check": CheckSource(streaks=streaks)},
                           jaeger_base="http://jaeger:16686/")
     plan = {0: ("fail", 11), 35: ("ok", 1), 40: ("fail", 11), 45: ("ok", 1)}
 
@@ -466,13 +471,13 @@ async def test_unknown_is_not_clear(error):
     """A rule that cannot be evaluated keeps its firing alert: it does not resolve, whatever the error."""
     source = CountingSource()
     recorder = Recorder()
-    evaluator = Evaluator([make_rule("r", clear_for_seconds=0)], {"promql": source}, on_transition=recorder)
+    evaluator = Evaluator([make_rule("r", clear_for_seconds=0)], {"promql": source})
     source.now, source.answers["r"] = 0, [Sample({"service": "gemini"}, 1.0)]
-    await evaluator.evaluate_once(at(0))
+    recorder.take(await evaluator.evaluate_once(at(0)))
     source.answers["r"] = error
     for second in range(5, 120, 5):
         source.now = second
-        await evaluator.evaluate_once(at(second))
+        recorder.take(await evaluator.evaluate_once(at(second)))
     assert [(r, t) for _, r, t in recorder.calls if r == "r"] == [("r", "firing")]
     assert [a.state for a in evaluator.alerts() if a.rule == "r"] == [AlertState.FIRING]
 
@@ -487,7 +492,7 @@ async def test_inhibited_alerts_are_named_then_released():
     streak_rule = make_rule("api_streak", "streak.*", source="check", inhibited_by=("redis_down",))
     recorder = Recorder()
     evaluator = Evaluator([redis_rule, streak_rule], {"check": CheckSource(health, streaks=streaks)},
-                          on_transition=recorder, trace_lookup=streak_trace_lookup(streaks))
+                          trace_lookup=streak_trace_lookup(streaks))
     await drive(evaluator, recorder, [0, 5])
     assert recorder.calls == [(0, "redis_down", "firing")]
     assert recorder.alerts[0].inhibited == ("api_streak (gemini)",)
@@ -504,10 +509,10 @@ async def test_trace_lookup_for_alerts_with_a_service():
     streaks = streaks_of(gemini=2)
     recorder = Recorder()
     evaluator = Evaluator([make_rule("invalid_key", error_code="GEMINI_INVALID_API_KEY")], {"promql": source},
-                          on_transition=recorder, trace_lookup=streak_trace_lookup(streaks),
+                          trace_lookup=streak_trace_lookup(streaks),
                           jaeger_base="http://jaeger")
     source.now, source.answers["invalid_key"] = 0, [Sample({"service": "gemini"}, 1.0)]
-    await evaluator.evaluate_once(at(0))
+    recorder.take(await evaluator.evaluate_once(at(0)))
     assert (recorder.alerts[0].trace_id, recorder.alerts[0].jaeger_url) == ("gemini-trace-1",
                                                                             "http://jaeger/trace/gemini-trace-1")
 
@@ -522,7 +527,7 @@ async def test_restore_does_not_notify_again():
                      starts_at=at(-100))
     source = CountingSource()
     recorder = Recorder()
-    evaluator = Evaluator([rule], {"promql": source}, on_transition=recorder)
+    evaluator = Evaluator([rule], {"promql": source})
     evaluator.restore([restored])
     source.now, source.answers["r"] = 0, [Sample(labels, 1.0)]
     await drive(evaluator, recorder, [0])
@@ -533,16 +538,22 @@ async def test_restore_does_not_notify_again():
 
 @pytest.mark.asyncio
 async def test_run_loops_until_stopped():
-    """run() evaluates on its own clock until stop()."""
+    """The service's evaluation loop evaluates on its own clock until stop()."""
     import asyncio
+
+    from otel_monitor.monitor.alerting.delivery.dispatcher import Dispatcher
+    from otel_monitor.monitor.alerting.delivery.outbox import Outbox
+    from otel_monitor.monitor.alerting.routing import DeliveryConfig
+    from otel_monitor.monitor.alerting.service import AlertingService
 
     source = CountingSource()
     source.now = 0
-    evaluator = Evaluator([make_rule("r", interval_seconds=0.05)], {"promql": source}, tick_seconds=0.05)
-    task = asyncio.create_task(evaluator.run())
+    outbox = Outbox()
+    service = AlertingService([make_rule("r", interval_seconds=0.05)], {"promql": source}, outbox,
+                              Dispatcher(outbox, {}), DeliveryConfig())
+    await service.start()
     await asyncio.sleep(0.3)
-    evaluator.stop()
-    await asyncio.wait_for(task, 2)
+    await asyncio.wait_for(service.stop(), 5)
     assert len(source.evaluated["r"]) >= 3
 
 

@@ -13,11 +13,12 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from otel_monitor.monitor.alerting.delivery_config import DeliveryConfig
+from otel_monitor.monitor.alerting.routing import DeliveryConfig
 from otel_monitor.monitor.alerting.heartbeat import Heartbeat
 from otel_monitor.monitor.alerting.incidents import IncidentStatus, IncidentStore, opens_incident
 from otel_monitor.monitor.alerting.model import AlertState, Priority, Rule
-from otel_monitor.monitor.alerting.outbox import Dispatcher, Outbox
+from otel_monitor.monitor.alerting.delivery.outbox import Outbox
+from otel_monitor.monitor.alerting.delivery.dispatcher import Dispatcher
 from otel_monitor.monitor.alerting.router import build_alerts_router
 from otel_monitor.monitor.alerting.service import AlertingService
 from otel_monitor.monitor.alerting.state import AlertStore
@@ -132,16 +133,16 @@ def test_restart_while_firing_does_not_announce_again(tmp_path):
         first = service_on(url, conditions)
         await first.restore()
         conditions.holding.add("RedisDown")
-        await first.evaluator.evaluate_once(at(0))
+        await first.evaluate_once(at(0))
         await first.stop()
 
         second = service_on(url, conditions)
         await second.restore()
         assert [(a.rule, a.state) for a in second.alerts()] == [("RedisDown", AlertState.FIRING)]
-        await second.evaluator.evaluate_once(at(1))
+        await second.evaluate_once(at(1))
         assert transitions(second.outbox) == ["firing"]
         conditions.holding.clear()
-        await second.evaluator.evaluate_once(at(2))
+        await second.evaluate_once(at(2))
         assert transitions(second.outbox) == ["firing", "resolved"]
         history = await second.history()
         await second.stop()
@@ -158,10 +159,10 @@ def test_pending_alerts_are_kept_and_dropped_with_their_condition(tmp_path):
     async def scenario():
         service = service_on(f"sqlite:///{tmp_path / 'alerts.db'}", conditions, rules=(SLOW_QUOTA,))
         conditions.holding.add("QuotaLow")
-        await service.evaluator.evaluate_once(at(0))
+        await service.evaluate_once(at(0))
         pending = [(a.rule, a.state) for a in await service.history()]
         conditions.holding.clear()
-        await service.evaluator.evaluate_once(at(2))
+        await service.evaluate_once(at(2))
         after = await service.history()
         await service.stop()
         return pending, after
@@ -180,10 +181,10 @@ def test_service_opens_and_closes_incidents_in_production(tmp_path, environment,
     async def scenario():
         service = service_on(f"sqlite:///{tmp_path / 'alerts.db'}", conditions, environment=environment)
         conditions.holding.add("RedisDown")
-        await service.evaluator.evaluate_once(at(0))
+        await service.evaluate_once(at(0))
         while_firing = [i.status.value for i in await service.incidents()]
         conditions.holding.clear()
-        await service.evaluator.evaluate_once(at(1))
+        await service.evaluate_once(at(1))
         final = [(i.status.value, i.error_code) for i in await service.incidents()]
         await service.stop()
         return while_firing, final
@@ -310,7 +311,7 @@ def test_p1_alerts_of_a_period_go_out_as_one_digest(tmp_path):
 
     async def scenario():
         conditions.holding = {"RedisDown", "Slow0", "Slow1", "Slow2"}
-        await service.evaluator.evaluate_once(at(0))
+        await service.evaluate_once(at(0))
         immediate = [e.notification.alert.rule for e in outbox.entries()]
         now[0] = at(3600)  # the digest period closes
         sent = await service.digest.flush()

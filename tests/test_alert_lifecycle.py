@@ -6,8 +6,8 @@ import datetime as dt
 
 import pytest
 
-from otel_monitor.monitor.alerting.inhibition import inhibit
-from otel_monitor.monitor.alerting.lifecycle import advance
+from otel_monitor.monitor.alerting.evaluate.inhibition import inhibit
+from otel_monitor.monitor.alerting.evaluate.lifecycle import advance
 from otel_monitor.monitor.alerting.model import Alert, AlertState, Priority, Rule, fingerprint
 
 T0 = dt.datetime(2025, 10, 20, 10, 0, tzinfo=dt.timezone.utc)

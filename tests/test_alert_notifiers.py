@@ -13,19 +13,20 @@ import httpx
 import pytest
 from pydantic import ValidationError
 
-from otel_monitor.monitor.alerting.delivery_config import DeliveryConfig, build_notifiers
+from otel_monitor.monitor.alerting.routing import DeliveryConfig
+from otel_monitor.monitor.alerting.notifiers import build_notifiers
 from otel_monitor.monitor.alerting.model import AlertState, Priority
+from otel_monitor.monitor.alerting.notification import Notification
 from otel_monitor.monitor.alerting.notifiers import (
     AlertmanagerNotifier,
     ConsoleNotifier,
     DiscordNotifier,
     LogFileNotifier,
-    Notification,
     PagerDutyNotifier,
     SlackNotifier,
     WebhookNotifier,
-    classify_status,
 )
+from otel_monitor.monitor.alerting.delivery.retry import classify_status
 from otel_monitor.redaction.scrubber import SecretScrubber
 from otel_monitor.logs.formatter import JsonLineFormatter
 from otel_monitor.logs.logger import StructuredLogger
@@ -342,7 +343,7 @@ def test_real_alertmanager_rejects_bad_alert_permanently(alertmanager):
 
 
 async def _post_raw(url: str, payload):
-    from otel_monitor.monitor.alerting.notifiers.http_status import post_json
+    from otel_monitor.monitor.alerting.notifiers._http import post_json
 
     async with httpx.AsyncClient() as client:
         return await post_json(client, url, payload, timeout=5)

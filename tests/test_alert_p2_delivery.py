@@ -11,7 +11,7 @@ import time
 import pytest
 import yaml
 
-from otel_monitor.monitor.alerting.daily_summary import DailySummary, DailySummaryConfig
+from otel_monitor.monitor.alerting.delivery.daily_summary import DailySummary, DailySummaryConfig
 from otel_monitor.monitor.alerting.rules import load_rules
 from otel_monitor.monitor.alerting.state import AlertStore
 from tools.devstack import wait_until

@@ -13,10 +13,11 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
-from otel_monitor.monitor.alerting.delivery_config import DeliveryConfig, build_notifiers
+from otel_monitor.monitor.alerting.routing import DeliveryConfig
+from otel_monitor.monitor.alerting.notifiers import build_notifiers
 from otel_monitor.monitor.alerting.model import AlertState, Priority
+from otel_monitor.monitor.alerting.notification import Notification
 from otel_monitor.monitor.alerting.notifiers import (
-    Notification,
     SentryNotifier,
     WebSocketHub,
     WebSocketNotifier,

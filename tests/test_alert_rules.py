@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from otel_monitor.monitor.alerting.evaluation import DEFAULT_INTERVALS, default_interval
+from otel_monitor.monitor.alerting.evaluate.evaluator import DEFAULT_INTERVALS, default_interval
 from otel_monitor.monitor.alerting.model import Priority
 from otel_monitor.monitor.alerting.rules import PROMQL_PARSER, check_promql, is_known_check, load_rules, promql_checker
 from otel_monitor.monitor.config_file import ConfigError

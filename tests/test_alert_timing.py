@@ -9,14 +9,15 @@ import logging
 
 import pytest
 
-from otel_monitor.monitor.alerting.delivery_config import DeliveryConfig
-from otel_monitor.monitor.alerting.digest import DEFAULT_DIGEST_PERIOD, DigestStore, period_start
-from otel_monitor.monitor.alerting.evaluation import default_interval
+from otel_monitor.monitor.alerting.routing import DeliveryConfig
+from otel_monitor.monitor.alerting.delivery.digest import DEFAULT_DIGEST_PERIOD, DigestStore, period_start
+from otel_monitor.monitor.alerting.evaluate.evaluator import default_interval
 from otel_monitor.monitor.alerting.model import Priority
-from otel_monitor.monitor.alerting.outbox import Dispatcher, Outbox
+from otel_monitor.monitor.alerting.delivery.outbox import Outbox
+from otel_monitor.monitor.alerting.delivery.dispatcher import Dispatcher
 from otel_monitor.monitor.alerting.rules import load_rules
 from otel_monitor.monitor.alerting.service import AlertingService
-from otel_monitor.monitor.alerting.sources import Sample
+from otel_monitor.monitor.alerting.evaluate.sources import Sample
 from otel_monitor.monitor.alerting.state import AlertStore
 from otel_monitor.monitor.quota.config import QuotaConfig
 from tests.support.clocks import Clock
@@ -61,8 +62,7 @@ async def _digest_delay(tmp_path, rule_name: str, onset: dt.datetime, visible_at
     next_flush = period_start(T0) + DEFAULT_DIGEST_PERIOD + dt.timedelta(seconds=1)
     try:
         while clock.now < onset + dt.timedelta(hours=3):
-            await service.evaluator.evaluate_once(clock.now)
-            await service.record_pass()
+            await service.evaluate_once(clock.now)
             if clock.now >= next_flush:
                 sent = await service.digest.flush()
                 if any(entry.alert.rule == rule_name for digest in sent for entry in digest.digest):
@@ -129,7 +129,7 @@ async def test_p1_and_p2_transitions_are_logged_at_once(tmp_path, caplog, priori
                               digests=DigestStore(url, clock=clock))
     try:
         with caplog.at_level(logging.INFO, logger="otel_monitor.alerts"):
-            await service.evaluator.evaluate_once(T0)
+            await service.evaluate_once(T0)
             (fired,) = [r for r in caplog.records if r.getMessage().startswith(f"{priority.value} Alert:")]
             assert fired.levelno == logging.WARNING
             assert (fired.alert_priority, fired.error_code) == (priority.value, rule.error_code)
@@ -140,7 +140,7 @@ async def test_p1_and_p2_transitions_are_logged_at_once(tmp_path, caplog, priori
 
             source._visible_at = T0 + dt.timedelta(days=1)
             clock.now = T0 + dt.timedelta(minutes=20)
-            await service.evaluator.evaluate_once(clock.now)
+            await service.evaluate_once(clock.now)
         (resolved,) = [r for r in caplog.records if r.getMessage().startswith(f"{priority.value} Resolved:")]
         assert resolved.levelno == logging.WARNING and resolved.alert_state == "resolved"
     finally:
@@ -165,7 +165,7 @@ async def test_p1_quota_line_carries_the_quota(tmp_path, caplog):
                               transition_details=quota_details(lambda: [view]))
     try:
         with caplog.at_level(logging.WARNING, logger="otel_monitor.alerts"):
-            await service.evaluator.evaluate_once(T0)
+            await service.evaluate_once(T0)
     finally:
         await service.stop()
     (line,) = [r for r in caplog.records if r.getMessage().startswith("P1 Alert:")]

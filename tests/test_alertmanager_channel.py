@@ -11,18 +11,20 @@ from pathlib import Path
 
 import pytest
 
-from otel_monitor.monitor.alerting import alertmanager_refresh
-from otel_monitor.monitor.alerting.alertmanager_refresh import AlertmanagerRefresher, RefreshedChannel, announced_firing
-from otel_monitor.monitor.alerting.delivery_config import DeliveryConfig, build_notifiers
-from otel_monitor.monitor.alerting.digest import digest_notification
+from otel_monitor.monitor.alerting.delivery import alertmanager_refresh
+from otel_monitor.monitor.alerting.delivery.alertmanager_refresh import AlertmanagerRefresher, RefreshedChannel, announced_firing
+from otel_monitor.monitor.alerting.routing import DeliveryConfig
+from otel_monitor.monitor.alerting.notifiers import build_notifiers
+from otel_monitor.monitor.alerting.delivery.digest import digest_notification
 from otel_monitor.monitor.alerting.model import AlertState, Priority, Rule
+from otel_monitor.monitor.alerting.notification import Notification
 from otel_monitor.monitor.alerting.notifiers import (
     AlertmanagerNotifier,
-    Notification,
     WebhookNotifier,
     alertmanager_webhook_payload,
 )
-from otel_monitor.monitor.alerting.outbox import Dispatcher, Outbox
+from otel_monitor.monitor.alerting.delivery.outbox import Outbox
+from otel_monitor.monitor.alerting.delivery.dispatcher import Dispatcher
 from otel_monitor.monitor.alerting.service import AlertingService
 from otel_monitor.monitor.config_file import ConfigError, load_config_file
 from tools.devstack import wait_until

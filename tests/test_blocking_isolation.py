@@ -119,9 +119,9 @@ def test_an_alerting_store_on_a_database_that_never_answers_fails_instead_of_han
     timeout (a call that hung would hold one of the store's two threads for good)."""
     from sqlalchemy.exc import OperationalError
 
-    from otel_monitor.monitor.alerting.digest import DigestStore
+    from otel_monitor.monitor.alerting.delivery.digest import DigestStore
     from otel_monitor.monitor.alerting.incidents import IncidentStore
-    from otel_monitor.monitor.alerting.outbox import Outbox
+    from otel_monitor.monitor.alerting.delivery.outbox import Outbox
     from otel_monitor.monitor.alerting.state import AlertStore
     from otel_monitor.monitor.store.engine import POSTGRES_CONNECT_TIMEOUT_SECONDS
 

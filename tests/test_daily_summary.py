@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from pydantic import ValidationError
 
-from otel_monitor.monitor.alerting.daily_summary import (
+from otel_monitor.monitor.alerting.delivery.daily_summary import (
     SUMMARY_MESSAGE,
     DailySummary,
     DailySummaryConfig,

@@ -10,7 +10,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from otel_monitor.monitor.alerting.daily_summary import (
+from otel_monitor.monitor.alerting.delivery.daily_summary import (
     DailySummary,
     DailySummaryConfig,
     alert_entries,
@@ -254,9 +254,9 @@ def test_a_store_made_before_the_new_columns_gets_them(tmp_path):
 
     from sqlalchemy import create_engine, text
 
-    from otel_monitor.monitor.alerting.digest import DigestStore
+    from otel_monitor.monitor.alerting.delivery.digest import DigestStore
     from otel_monitor.monitor.alerting.incidents import IncidentStore
-    from otel_monitor.monitor.alerting.outbox import Outbox
+    from otel_monitor.monitor.alerting.delivery.outbox import Outbox
     from otel_monitor.monitor.store.migration import VERSION_TABLE
 
     url = f"sqlite:///{tmp_path / 'old.db'}"

@@ -8,11 +8,13 @@ from email.message import EmailMessage
 import pytest
 from pydantic import ValidationError
 
-from otel_monitor.monitor.alerting.daily_summary import summary_notification
-from otel_monitor.monitor.alerting.delivery_config import DeliveryConfig, build_notifiers
-from otel_monitor.monitor.alerting.digest import digest_notification
+from otel_monitor.monitor.alerting.delivery.daily_summary import summary_notification
+from otel_monitor.monitor.alerting.routing import DeliveryConfig
+from otel_monitor.monitor.alerting.notifiers import build_notifiers
+from otel_monitor.monitor.alerting.delivery.digest import digest_notification
 from otel_monitor.monitor.alerting.model import Alert, AlertState, Priority
-from otel_monitor.monitor.alerting.notifiers import EmailNotifier, Notification
+from otel_monitor.monitor.alerting.notification import Notification
+from otel_monitor.monitor.alerting.notifiers import EmailNotifier
 from tools.devstack import free_port
 from otel_monitor.redaction.scrubber import SecretScrubber
 

@@ -9,7 +9,7 @@ import pytest
 import redis
 
 from otel_monitor.monitor.alerting.rules import load_rules
-from otel_monitor.monitor.alerting.sources import CheckSource, Sample
+from otel_monitor.monitor.alerting.evaluate.sources import CheckSource, Sample
 from tools.devstack import free_port, wait_until
 from tools.devstack.stack import REPO_ROOT
 from otel_monitor.instrument.failure_streaks import LocalFailureStreaks, RedisFailureStreaks, Streak, failure_streaks_from_url

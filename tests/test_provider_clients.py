@@ -15,10 +15,10 @@ from google.genai import errors, types
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from examples.demo_backend.launcher import DEMO_SECRETS
-from otel_monitor.monitor.alerting.evaluation import Evaluator
+from otel_monitor.monitor.alerting.evaluate.evaluator import Evaluator
 from otel_monitor.monitor.alerting.model import AlertState
 from otel_monitor.monitor.alerting.rules import load_rules
-from otel_monitor.monitor.alerting.sources import PrometheusSource, streak_trace_lookup
+from otel_monitor.monitor.alerting.evaluate.sources import PrometheusSource, streak_trace_lookup
 from tools.devstack import wait_until
 from otel_monitor.instrument.failure_streaks import RedisFailureStreaks
 from otel_monitor.instrument.provider_http import instrument_http_clients, uninstrument_http_clients

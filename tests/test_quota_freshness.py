@@ -23,9 +23,9 @@ from opentelemetry.sdk.trace import TracerProvider
 
 from examples.demo_backend.launcher import DEMO_SECRETS, fake_provider_credentials
 from examples.fake_providers import FakeProviders
-from otel_monitor.monitor.alerting.evaluation import Evaluator
+from otel_monitor.monitor.alerting.evaluate.evaluator import Evaluator
 from otel_monitor.monitor.alerting.rules import load_rules
-from otel_monitor.monitor.alerting.sources import PrometheusSource
+from otel_monitor.monitor.alerting.evaluate.sources import PrometheusSource
 from otel_monitor.instrument.external_calls import ExternalCallRecorder
 from otel_monitor.instrument.failure_streaks import LocalFailureStreaks
 from otel_monitor.monitor.quota.balances import StabilityBalancePoller
@@ -327,8 +327,7 @@ async def test_provider_out_of_credits_mid_run(servers, tmp_path, caplog):
     rules = [r for r in load_rules(SHIPPED_RULES, promtool=None) if r.name == "StabilityQuotaLow"]
     fired = []
     source = PrometheusSource(servers.prometheus_url, timeout=5.0)
-    evaluator = Evaluator(rules, {"promql": source}, on_transition=lambda alert, t: fired.append((alert, t)),
-                          interval=lambda rule: 0.1)  # each pass evaluates it, until the gauge has arrived
+    evaluator = Evaluator(rules, {"promql": source}, interval=lambda rule: 0.1)  # each pass evaluates it, until the gauge has arrived
     statuses = []
     try:
         await quota.start()  # polls every provider once: Stability 0 of 2 credits used
@@ -366,7 +365,7 @@ async def test_provider_out_of_credits_mid_run(servers, tmp_path, caplog):
                 meter_provider.force_flush()
                 statuses.append(prom_values(servers.prometheus_url,
                                             f'quota_usage_ratio{{job="{job}", service="stability"}}', ("service",)))
-                await evaluator.evaluate_once()
+                fired.extend((c.alert, c.transition) for c in await evaluator.evaluate_once() if c.announced)
                 await asyncio.sleep(0.5)
 
         await asyncio.wait_for(evaluate_until_fired(), 60)

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from otel_monitor.monitor.alerting.model import Rule
 from otel_monitor.monitor.alerting.rules import HEALTH_CHECKS, load_rules
-from otel_monitor.monitor.alerting.sources import CheckSource, Sample, SourceError
+from otel_monitor.monitor.alerting.evaluate.sources import CheckSource, Sample, SourceError
 from otel_monitor.instrument.failure_streaks import LocalFailureStreaks, RedisFailureStreaks
 from otel_monitor.monitor.health.status import DEGRADED, HEALTHY, UNHEALTHY
 from otel_monitor.monitor.quota.status import CRITICAL, EXCEEDED, WARNING

@@ -16,9 +16,9 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, inspect, text
 
-from otel_monitor.monitor.alerting.digest import DigestStore
+from otel_monitor.monitor.alerting.delivery.digest import DigestStore
 from otel_monitor.monitor.alerting.incidents import IncidentStore
-from otel_monitor.monitor.alerting.outbox import DeliveryStatus, Outbox
+from otel_monitor.monitor.alerting.delivery.outbox import DeliveryStatus, Outbox
 from otel_monitor.monitor.alerting.state import AlertStore
 from otel_monitor.monitor.quota.store import QuotaStore
 from otel_monitor.monitor.store.engine import store_engine

@@ -9,12 +9,12 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from otel_monitor.monitor.alerting.delivery_config import DeliveryConfig
+from otel_monitor.monitor.alerting.routing import DeliveryConfig
 from otel_monitor.monitor.alerting.model import Priority, Rule
-from otel_monitor.monitor.alerting.sources import DEFAULT_MAX_CONCURRENT_QUERIES
+from otel_monitor.monitor.alerting.evaluate.sources import DEFAULT_MAX_CONCURRENT_QUERIES
 from otel_monitor.monitor.health.config import HealthConfig
 from otel_monitor.monitor.quota.config import QuotaConfig
-from otel_monitor.monitor.alerting.daily_summary import DailySummaryConfig
+from otel_monitor.monitor.alerting.delivery.daily_summary import DailySummaryConfig
 from otel_monitor.instrument.settings import TelemetrySettings
 
 __all__ = ["MonitorConfig", "ServerConfig", "MonitorTelemetryConfig", "AlertingConfig", "Finding",
@@ -103,12 +103,6 @@ class AlertingConfig(BaseModel):
         if "prometheus_url" not in self.daily_summary.model_fields_set:
             self.daily_summary = self.daily_summary.model_copy(update={"prometheus_url": self.prometheus_url})
         return self
-
-    def outbox_url(self, quota_store_url: str) -> str:
-        """Where the delivery outbox lives: ``store_url``, else the quota store's database.
-
-        Kept until alerting/service.py reads ``store_url`` directly: within a MonitorConfig it is always set."""
-        return self.store_url or quota_store_url
 
 
 class MonitorConfig(BaseModel):

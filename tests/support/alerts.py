@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from otel_monitor.monitor.alerting.model import Alert, AlertState, Priority, Rule
-from otel_monitor.monitor.alerting.sources import Sample
+from otel_monitor.monitor.alerting.evaluate.sources import Sample
 
 __all__ = ["make_alert", "Conditions", "STARTS", "ENDS"]
 

@@ -12,20 +12,12 @@ from sqlalchemy.orm import Session
 from otel_monitor.monitor.alerting.model import Alert, Priority
 from otel_monitor.monitor.alerting.state import DEFAULT_HISTORY_LIMIT, SqlStore
 from otel_monitor.monitor.store.schema import IncidentRow as _IncidentRow
+from otel_monitor._utc_time import iso_utc
 
 __all__ = ["IncidentStatus", "Incident", "IncidentStore", "opens_incident", "INCIDENT_ENVIRONMENTS"]
 
-_UTC = dt.timezone.utc
 # Only production pages people; development and staging alerts notify without opening incidents.
 INCIDENT_ENVIRONMENTS = frozenset({"production"})
-
-
-def _utcnow() -> dt.datetime:
-    return dt.datetime.now(_UTC)
-
-
-def _iso(moment: dt.datetime | None) -> str | None:
-    return moment.isoformat().replace("+00:00", "Z") if moment else None
 
 
 def opens_incident(environment: str, alert: Alert) -> bool:
@@ -55,7 +47,8 @@ class Incident:
     def to_json(self) -> dict[str, object]:
         return {"id": self.id, "fingerprint": self.fingerprint, "rule": self.rule, "error_code": self.error_code,
                 "service": self.service, "summary": self.summary, "status": self.status.value,
-                "opened_at": _iso(self.opened_at), "closed_at": _iso(self.closed_at)}
+                "opened_at": iso_utc(self.opened_at, microseconds=True),
+                "closed_at": iso_utc(self.closed_at, microseconds=True)}
 
 
 def _incident_of(row: _IncidentRow) -> Incident:

@@ -1,4 +1,4 @@
-"""The shared vocabulary of alerting: priorities, rules as loaded, alerts and their states."""
+"""The shared vocabulary of alerting: priorities, rules as loaded, alerts, their states and transitions."""
 
 from __future__ import annotations
 
@@ -11,7 +11,12 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["Priority", "AlertState", "Rule", "Alert", "fingerprint"]
+__all__ = ["Priority", "AlertState", "Rule", "Alert", "fingerprint", "Transition", "FIRING", "RESOLVED"]
+
+# What is announced of an alert: it started firing, or it resolved.
+Transition = Literal["firing", "resolved"]
+FIRING: Literal["firing"] = "firing"
+RESOLVED: Literal["resolved"] = "resolved"
 
 
 class Priority(str, Enum):

@@ -1,5 +1,6 @@
-"""What a quota alert's log line adds to its details: the spec's quota_remaining, quota_total, quota_percentage and
-reset_date of the provider, from the quota service's latest reading."""
+"""What a quota alert's log line adds to its details, so the operator sees how much is left without a lookup:
+quota_remaining, quota_total, quota_percentage and reset_date of the provider, from the quota service's latest
+reading."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ def _is_quota_alert(alert: Alert) -> bool:
 
 def quota_details(latest: Callable[[], Iterable]) -> Callable[[Alert], Mapping[str, object]]:
     """For an alert on a provider's quota, ``{"quota_remaining": 8, "quota_total": 100, "quota_percentage": 8,
-    "reset_date": "2025-11-01T00:00:00Z"}`` (the share left, as in the spec's "P1 Alert: Quota Low" line) from
+    "reset_date": "2025-11-01T00:00:00Z"}`` (the share left, as a "P1 Alert: Quota Low" line shows it) from
     ``latest()`` (``QuotaService.latest``); nothing for other alerts or before the quota was read."""
     def details(alert: Alert) -> Mapping[str, object]:
         if not _is_quota_alert(alert):

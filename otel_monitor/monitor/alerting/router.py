@@ -13,6 +13,7 @@ from otel_monitor.monitor.alerting.incidents import Incident, IncidentStatus
 from otel_monitor.monitor.alerting.model import Alert, AlertState, Priority
 from otel_monitor.monitor.alerting.notifiers.websocket import WebSocketHub, serve_subscriber
 from otel_monitor.monitor.alerting.state import DEFAULT_HISTORY_LIMIT
+from otel_monitor._utc_time import iso_utc
 
 __all__ = ["ALERTS_PATH", "ALERTS_WS_PATH", "INCIDENTS_PATH", "build_alerts_router", "alert_json", "select_alerts"]
 
@@ -24,10 +25,6 @@ _MAX_LIMIT = 1000
 
 AlertHistory = Callable[..., Awaitable[list[Alert]]]
 IncidentHistory = Callable[..., Awaitable[list[Incident]]]
-
-
-def _iso(moment: dt.datetime | None) -> str | None:
-    return moment.isoformat().replace("+00:00", "Z") if moment else None
 
 
 def alert_json(alert: Alert) -> dict[str, object]:
@@ -42,8 +39,8 @@ def alert_json(alert: Alert) -> dict[str, object]:
         "summary": alert.summary,
         "action_required": alert.action_required,
         "runbook": alert.runbook,
-        "starts_at": _iso(alert.starts_at),
-        "ends_at": _iso(alert.ends_at),
+        "starts_at": iso_utc(alert.starts_at, microseconds=True),
+        "ends_at": iso_utc(alert.ends_at, microseconds=True),
         "trace_id": alert.trace_id,
         "jaeger_url": alert.jaeger_url,
     }

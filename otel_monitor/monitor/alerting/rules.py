@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict
 from otel_monitor.monitor.alerting.model import Rule
 from otel_monitor.monitor.config_file import ConfigError, ConfigProblem, load_config_file
 from otel_monitor.instrument.providers import SERVICE_KEYS
-from otel_monitor.monitor.alerting.sources import CHECK_EXPR
+from otel_monitor.monitor.alerting.evaluate.sources import CHECK_EXPR
 
 __all__ = ["RulesFile", "HEALTH_CHECKS", "load_rules", "known_checks", "is_known_check", "check_promql",
            "promql_checker", "PROMQL_PARSER"]

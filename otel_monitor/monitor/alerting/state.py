@@ -10,18 +10,13 @@ from sqlalchemy import delete, or_, select
 from sqlalchemy.orm import Session
 
 from otel_monitor.monitor.alerting.model import Alert, AlertState, Priority
-from otel_monitor.monitor.alerting.outbox import SqlStore, open_store
+from otel_monitor.monitor.alerting.delivery.outbox import SqlStore, open_store
 from otel_monitor.monitor.store.schema import AlertRow as _AlertRow
 
 __all__ = ["AlertStore", "AlertEpisode", "SqlStore", "open_store", "DEFAULT_HISTORY_LIMIT"]
 
-_UTC = dt.timezone.utc
 _ACTIVE = (AlertState.PENDING.value, AlertState.FIRING.value)
 DEFAULT_HISTORY_LIMIT = 100
-
-
-def _utcnow() -> dt.datetime:
-    return dt.datetime.now(_UTC)
 
 
 def _fill(row: _AlertRow, alert: Alert, now: dt.datetime) -> None:

@@ -1,4 +1,5 @@
-"""The shared shape of the HTTP receivers: an injected (or per-call) httpx client, a timeout and the scrubber."""
+"""The shared shape of the HTTP receivers: an injected (or per-call) httpx client, a timeout and the scrubber; a POST
+of JSON whose outcome is classified by the retry policy's rules."""
 
 from __future__ import annotations
 
@@ -7,11 +8,25 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from otel_monitor.monitor.alerting.notifiers.http_status import post_json
-from otel_monitor.monitor.alerting.notifiers.notification import DeliveryResult
+from otel_monitor.monitor.alerting.delivery.retry import DeliveryResult, classify_status, classify_transport_error
 from otel_monitor.redaction.scrubber import SecretScrubber, default_scrubber
 
+__all__ = ["HttpReceiver", "post_json", "truncate", "DEFAULT_TIMEOUT_SECONDS"]
+
 DEFAULT_TIMEOUT_SECONDS = 10.0
+
+
+async def post_json(client: httpx.AsyncClient, url: str, payload: object, *, timeout: float,
+                    headers: Mapping[str, str] | None = None,
+                    scrubber: SecretScrubber = default_scrubber) -> DeliveryResult:
+    """POSTs ``payload`` as JSON and classifies the outcome; the detail is scrubbed of every registered secret."""
+    try:
+        response = await client.post(url, json=payload, headers=dict(headers or {}), timeout=timeout)
+    except httpx.HTTPError as exc:
+        result = classify_transport_error(exc)
+    else:
+        result = classify_status(response.status_code, response.text)
+    return DeliveryResult(result.ok, result.retryable, scrubber.scrub_text(result.detail))
 
 
 class HttpReceiver:

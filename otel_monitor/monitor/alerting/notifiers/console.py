@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import sys
-from typing import TextIO
+from typing import Literal, TextIO
 
-from otel_monitor.monitor.alerting.notifiers.notification import DeliveryResult, Notification
+from otel_monitor.monitor.alerting.delivery.retry import DeliveryResult
+from otel_monitor.monitor.alerting.notification import Notification
+from otel_monitor.monitor.alerting.notifiers.channel import ChannelSettings
 from otel_monitor.redaction.scrubber import SecretScrubber, default_scrubber
 
-__all__ = ["ConsoleNotifier", "format_console_line"]
+__all__ = ["ConsoleChannel", "ConsoleNotifier", "format_console_line"]
 
 
 def format_console_line(notification: Notification) -> str:
@@ -22,6 +24,10 @@ def format_console_line(notification: Notification) -> str:
     if alert.inhibited:
         parts.append("holding back: " + ", ".join(alert.inhibited))
     return " | ".join(parts)
+
+
+class ConsoleChannel(ChannelSettings):
+    type: Literal["console"]
 
 
 class ConsoleNotifier:

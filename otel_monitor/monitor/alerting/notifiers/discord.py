@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from pydantic import SecretStr
+
 from otel_monitor.monitor.alerting.model import Priority
 from otel_monitor.monitor.alerting.notifiers._http import HttpReceiver, truncate
-from otel_monitor.monitor.alerting.notifiers.notification import DeliveryResult, Notification
+from otel_monitor.monitor.alerting.delivery.retry import DeliveryResult
+from otel_monitor.monitor.alerting.notification import Notification
+from otel_monitor.monitor.alerting.notifiers.channel import ChannelSettings
+from typing import Literal
 
-__all__ = ["DiscordNotifier", "discord_payload"]
+__all__ = ["DiscordChannel", "DiscordNotifier", "discord_payload"]
 
 _COLOURS = {Priority.P0: 0xE01E5A, Priority.P1: 0xECB22E, Priority.P2: 0x36C5F0}
 _RESOLVED_COLOUR = 0x2EB67D
@@ -38,6 +43,11 @@ def discord_payload(notification: Notification) -> dict[str, object]:
     if alert.jaeger_url:
         embed["url"] = alert.jaeger_url
     return {"content": truncate(f"{notification.title} ({alert.error_code})", 2000), "embeds": [embed]}
+
+
+class DiscordChannel(ChannelSettings):
+    type: Literal["discord"]
+    url: SecretStr
 
 
 class DiscordNotifier(HttpReceiver):

@@ -9,12 +9,17 @@ from collections.abc import Sequence
 from email.message import EmailMessage
 from email.utils import make_msgid
 from html import escape
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr
 
 from otel_monitor.monitor.alerting.model import Priority
-from otel_monitor.monitor.alerting.notifiers.notification import DeliveryResult, Notification
+from otel_monitor.monitor.alerting.delivery.retry import DeliveryResult
+from otel_monitor.monitor.alerting.notification import Notification
+from otel_monitor.monitor.alerting.notifiers.channel import ChannelSettings
 from otel_monitor.redaction.scrubber import SecretScrubber, default_scrubber
 
-__all__ = ["EmailNotifier", "email_message", "classify_smtp_error"]
+__all__ = ["EmailChannel", "EmailNotifier", "email_message", "classify_smtp_error"]
 
 # X-Priority: 1 highest, 3 normal.
 _X_PRIORITY = {Priority.P0: "1 (Highest)", Priority.P1: "2 (High)", Priority.P2: "3 (Normal)"}
@@ -123,6 +128,17 @@ def email_message(notification: Notification, sender: str, recipients: Sequence[
     message.set_content(text)
     message.add_alternative(f"<html><body>{html}</body></html>", subtype="html")
     return message
+
+
+class EmailChannel(ChannelSettings):
+    type: Literal["email"]
+    host: str = Field(min_length=1)
+    port: int = Field(25, ge=1, le=65535)
+    sender: str = Field(min_length=3, pattern=r"@")
+    recipients: tuple[Annotated[str, Field(pattern=r"@")], ...] = Field(min_length=1)
+    username: str | None = None
+    password: SecretStr | None = None
+    starttls: bool = False
 
 
 class EmailNotifier:

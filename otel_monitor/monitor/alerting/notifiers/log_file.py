@@ -1,19 +1,23 @@
-"""The log-file receiver: the spec's JSON alert lines (ERROR for P0, WARNING for P1 and P2 alerts, INFO for the
+"""The log-file receiver: one JSON line per alert (ERROR for P0, WARNING for P1 and P2 alerts, INFO for the
 daily summary and for resolved notifications) via StructuredLogger."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from typing import Literal
 
+from otel_monitor.monitor.alerting.delivery.retry import DeliveryResult
 from otel_monitor.monitor.alerting.model import Priority
-from otel_monitor.monitor.alerting.notifiers.notification import DeliveryResult, Notification
+from otel_monitor.monitor.alerting.notification import Notification
+from otel_monitor.monitor.alerting.notifiers.channel import ChannelSettings
 from otel_monitor.logs.logger import StructuredLogger
 
-__all__ = ["LogFileNotifier", "LOG_LEVELS", "ALERT_LOGGER", "log_level", "log_notification"]
+__all__ = ["LogFileChannel", "LogFileNotifier", "LOG_LEVELS", "ALERT_LOGGER", "log_level", "log_notification"]
 
 ALERT_LOGGER = "otel_monitor.alerts"
-# P2 alerts are warnings of the spec's metric tables: WARNING, as P1; the P2 daily summary is a report: INFO.
+# P2 alerts are warnings (metric thresholds crossed, nothing down): WARNING, as P1; the P2 daily summary is a
+# report: INFO.
 LOG_LEVELS = {Priority.P0: logging.ERROR, Priority.P1: logging.WARNING, Priority.P2: logging.WARNING}
 
 
@@ -35,8 +39,13 @@ def log_notification(logger: StructuredLogger, notification: Notification, *, le
                notification_id=notification.id, details={**notification.details(), **(details or {})})
 
 
+class LogFileChannel(ChannelSettings):
+    type: Literal["log_file"]
+    logger: str = ALERT_LOGGER
+
+
 class LogFileNotifier:
-    """Logs each notification as one spec-shaped line (``log_notification``).
+    """Logs each notification as one alert line (``log_notification``).
 
     Resolved notifications are logged at INFO with ``alert_state: resolved``. The line goes through the root
     handlers ``configure_logging`` installed (``logs/app.log``), which scrub secrets.

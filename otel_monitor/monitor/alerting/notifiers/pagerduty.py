@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import httpx
+from typing import Literal
+from pydantic import SecretStr
 
 from otel_monitor.monitor.alerting.notifiers._http import DEFAULT_TIMEOUT_SECONDS, HttpReceiver, truncate
-from otel_monitor.monitor.alerting.notifiers.notification import DeliveryResult, Notification
+from otel_monitor.monitor.alerting.delivery.retry import DeliveryResult
+from otel_monitor.monitor.alerting.notification import Notification
+from otel_monitor.monitor.alerting.notifiers.channel import ChannelSettings
 from otel_monitor.redaction.scrubber import SecretScrubber, default_scrubber
 
-__all__ = ["PagerDutyNotifier", "pagerduty_event", "EVENTS_URL"]
+__all__ = ["PagerDutyChannel", "PagerDutyNotifier", "pagerduty_event", "EVENTS_URL"]
 
 EVENTS_URL = "https://events.pagerduty.com"
 
@@ -39,6 +43,13 @@ def pagerduty_event(notification: Notification, routing_key: str, source: str) -
     if alert.jaeger_url:
         event["links"] = [{"href": alert.jaeger_url, "text": f"Jaeger trace {alert.trace_id or ''}".strip()}]
     return event
+
+
+class PagerDutyChannel(ChannelSettings):
+    type: Literal["pagerduty"]
+    routing_key: SecretStr
+    url: str = EVENTS_URL
+    source: str = "otel-monitor"
 
 
 class PagerDutyNotifier(HttpReceiver):

@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal
 
 import httpx
 import sentry_sdk
+from pydantic import Field, SecretStr, field_validator
 from sentry_sdk.envelope import Envelope
 from sentry_sdk.transport import Transport
 from sentry_sdk.utils import BadDsn, Dsn
 
+from otel_monitor.monitor.alerting.delivery.retry import DeliveryResult, classify_status, classify_transport_error
 from otel_monitor.monitor.alerting.model import Priority
+from otel_monitor.monitor.alerting.notification import Notification
 from otel_monitor.monitor.alerting.notifiers._http import DEFAULT_TIMEOUT_SECONDS
-from otel_monitor.monitor.alerting.notifiers.http_status import classify_status, classify_transport_error
-from otel_monitor.monitor.alerting.notifiers.notification import DeliveryResult, Notification
+from otel_monitor.monitor.alerting.notifiers.channel import ChannelSettings
 from otel_monitor.redaction.scrubber import SecretScrubber, default_scrubber
 
-__all__ = ["SentryNotifier", "sentry_event"]
+__all__ = ["SentryChannel", "SentryNotifier", "sentry_event"]
 
 _LEVELS = {Priority.P0: "fatal", Priority.P1: "error", Priority.P2: "warning"}
 _CLIENT_NAME = f"otel-monitor/sentry-sdk-{sentry_sdk.VERSION}"
@@ -52,6 +55,23 @@ class _EnvelopeCollector(Transport):
 
     def capture_envelope(self, envelope: Envelope) -> None:
         self.envelopes.append(envelope)
+
+
+class SentryChannel(ChannelSettings):
+    """One Sentry issue per alert fingerprint; ``environment`` is the Sentry environment of the events."""
+
+    type: Literal["sentry"]
+    dsn: SecretStr
+    environment: str = Field("production", min_length=1)
+
+    @field_validator("dsn")
+    @classmethod
+    def _dsn_parses(cls, dsn: SecretStr) -> SecretStr:
+        try:
+            Dsn(dsn.get_secret_value())
+        except BadDsn as exc:  # the message quotes the path only, never the key
+            raise ValueError(f"invalid Sentry DSN: {exc.args[0].split('(')[0].strip()}") from None
+        return dsn
 
 
 class SentryNotifier:

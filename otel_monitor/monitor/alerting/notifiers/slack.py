@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-from otel_monitor.monitor.alerting.notifiers._http import HttpReceiver, truncate
-from otel_monitor.monitor.alerting.notifiers.notification import DeliveryResult, Notification
+from pydantic import SecretStr
 
-__all__ = ["SlackNotifier", "slack_payload"]
+from otel_monitor.monitor.alerting.notifiers._http import HttpReceiver, truncate
+from otel_monitor.monitor.alerting.delivery.retry import DeliveryResult
+from otel_monitor.monitor.alerting.notification import Notification
+from otel_monitor.monitor.alerting.notifiers.channel import ChannelSettings
+from typing import Literal
+
+__all__ = ["SlackChannel", "SlackNotifier", "slack_payload"]
 
 _EMOJI = {"firing": ":rotating_light:", "resolved": ":white_check_mark:"}
 
@@ -31,6 +36,11 @@ def slack_payload(notification: Notification) -> dict[str, object]:
         blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": f"Trace: {trace}"}]})
     text = f"{_EMOJI[notification.transition]} {notification.title} ({alert.error_code})"
     return {"text": truncate(text, 3000), "blocks": blocks}
+
+
+class SlackChannel(ChannelSettings):
+    type: Literal["slack"]
+    url: SecretStr
 
 
 class SlackNotifier(HttpReceiver):

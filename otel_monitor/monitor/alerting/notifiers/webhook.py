@@ -8,13 +8,17 @@ from collections.abc import Mapping
 from typing import Literal
 
 import httpx
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 
+from otel_monitor.monitor.alerting.delivery.retry import DeliveryResult
+from otel_monitor.monitor.alerting.notification import Notification
 from otel_monitor.monitor.alerting.notifiers._http import DEFAULT_TIMEOUT_SECONDS, HttpReceiver
-from otel_monitor.monitor.alerting.notifiers.alertmanager import labels_and_annotations, rfc3339
-from otel_monitor.monitor.alerting.notifiers.notification import DeliveryResult, Notification
+from otel_monitor.monitor.alerting.notifiers.alertmanager import labels_and_annotations
+from otel_monitor.monitor.alerting.notifiers.channel import ChannelSettings
 from otel_monitor.redaction.scrubber import SecretScrubber, default_scrubber
+from otel_monitor._utc_time import iso_utc
 
-__all__ = ["WebhookNotifier", "WebhookFormat", "webhook_payload", "alertmanager_webhook_payload"]
+__all__ = ["WebhookChannel", "WebhookNotifier", "WebhookFormat", "webhook_payload", "alertmanager_webhook_payload"]
 
 WebhookFormat = Literal["otel-monitor", "alertmanager"]
 # What Alertmanager writes as the end of an alert still firing (Go's zero time).
@@ -73,8 +77,8 @@ def _webhook_alert(notification: Notification) -> dict[str, object]:
         "status": notification.transition,
         "labels": labels,
         "annotations": annotations,
-        "startsAt": rfc3339(alert.starts_at) if alert.starts_at else _NO_END,
-        "endsAt": rfc3339(alert.ends_at) if notification.resolved and alert.ends_at else _NO_END,
+        "startsAt": iso_utc(alert.starts_at, microseconds=True) if alert.starts_at else _NO_END,
+        "endsAt": iso_utc(alert.ends_at, microseconds=True) if notification.resolved and alert.ends_at else _NO_END,
         "generatorURL": alert.jaeger_url or "",
         "fingerprint": _label_fingerprint(labels),
     }
@@ -104,6 +108,24 @@ def alertmanager_webhook_payload(notification: Notification, receiver: str,
         "externalURL": external_url,
         "alerts": alerts,
     }
+
+
+class WebhookChannel(ChannelSettings):
+    """``format``: our own payload (``otel-monitor``) or Alertmanager's webhook payload (``alertmanager``, version
+    4, for receivers written for Alertmanager; ``external_url`` is its ``externalURL``)."""
+
+    type: Literal["webhook"]
+    url: SecretStr
+    headers: dict[str, SecretStr] = Field(default_factory=dict)
+    format: WebhookFormat = "otel-monitor"
+    external_url: str | None = Field(None, pattern=r"^https?://")
+
+    @field_validator("external_url")
+    @classmethod
+    def _external_url_needs_alertmanager_format(cls, url: str | None, info: ValidationInfo) -> str | None:
+        if url is not None and info.data.get("format") != "alertmanager":
+            raise ValueError("only the alertmanager format has an external URL (set format: alertmanager)")
+        return url
 
 
 class WebhookNotifier(HttpReceiver):

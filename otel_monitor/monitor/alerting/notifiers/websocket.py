@@ -6,13 +6,15 @@ import asyncio
 import contextlib
 import threading
 from collections.abc import Iterator
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
-from otel_monitor.monitor.alerting.notifiers.notification import DeliveryResult, Notification
+from otel_monitor.monitor.alerting.delivery.retry import DeliveryResult
+from otel_monitor.monitor.alerting.notification import Notification
+from otel_monitor.monitor.alerting.notifiers.channel import ChannelSettings
 from otel_monitor.redaction.scrubber import SecretScrubber, default_scrubber
 from otel_monitor.logs.logger import StructuredLogger
 
-__all__ = ["WebSocketHub", "WebSocketNotifier", "serve_subscriber"]
+__all__ = ["WebSocketChannel", "WebSocketHub", "WebSocketNotifier", "serve_subscriber"]
 
 # Messages kept for a client that reads slower than alerts arrive; beyond this the oldest are dropped.
 DEFAULT_CLIENT_BACKLOG = 256
@@ -109,6 +111,12 @@ async def _pump(queue: asyncio.Queue[str], websocket: _WebSocket) -> None:
                 return
     finally:
         gone.cancel()
+
+
+class WebSocketChannel(ChannelSettings):
+    """Push to the clients connected to ``/api/v1/alerts/ws`` at that moment (the others miss it)."""
+
+    type: Literal["websocket"]
 
 
 class WebSocketNotifier:

@@ -4,15 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
-from typing import Literal
 
-from otel_monitor.monitor.alerting.model import Alert, AlertState, Rule, fingerprint
+from otel_monitor.monitor.alerting.model import FIRING, RESOLVED, Alert, AlertState, Rule, Transition, fingerprint
 
-__all__ = ["FIRING", "RESOLVED", "Transition", "advance"]
-
-FIRING: Literal["firing"] = "firing"
-RESOLVED: Literal["resolved"] = "resolved"
-Transition = Literal["firing", "resolved"]
+__all__ = ["advance"]
 
 
 def _new_alert(rule: Rule, labels: dict[str, str], now: dt.datetime) -> Alert:

@@ -16,12 +16,13 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from otel_monitor.monitor.alerting.model import Alert, AlertState, Priority
-from otel_monitor.monitor.alerting.notifiers.notification import Notification, Transition
-from otel_monitor.monitor.alerting.outbox import SqlStore
+from otel_monitor.monitor.alerting.delivery.outbox import SqlStore
+from otel_monitor.monitor.alerting.model import Alert, AlertState, Priority, Transition
+from otel_monitor.monitor.alerting.notification import Notification
 from otel_monitor.monitor.store.schema import DigestEntryRow as _DigestEntryRow
 from otel_monitor.monitor.store.schema import DigestSentPeriodRow as _DigestSentPeriodRow
 from otel_monitor.logs.logger import StructuredLogger
+from otel_monitor._utc_time import utc_now
 
 __all__ = ["P1Digest", "DigestStore", "DigestPeriod", "digest_notification", "digest_entry", "period_start",
            "DEFAULT_DIGEST_PERIOD", "DIGEST_ERROR_CODE", "DIGEST_MESSAGE"]
@@ -41,10 +42,6 @@ _SENT_PERIODS_KEPT = dt.timedelta(days=1)
 _HELD_LIMIT = 1000
 
 Send = Callable[[Notification], "Awaitable[object] | object"]
-
-
-def _utcnow() -> dt.datetime:
-    return dt.datetime.now(_UTC)
 
 
 def period_start(moment: dt.datetime, period: dt.timedelta = DEFAULT_DIGEST_PERIOD) -> dt.datetime:
@@ -171,9 +168,9 @@ class P1Digest:
     """Collects P1 transitions by the (UTC) digest period they happen in; ``flush()`` sends each closed period's
     digest.
 
-    Each closed period with at least one P1 transition gives one notification: logged at WARNING in the spec's P1
-    shape and handed to ``send`` (sync or async; the service enqueues it for the P1 channels). The same alert
-    transition twice in a period counts once. Non-P1 alerts are ignored. Transitions are kept in ``store`` until
+    Each closed period with at least one P1 transition gives one notification: logged at WARNING as a P1 alert line
+    (``P1 Alert digest``, with the period and its alerts in ``details``) and handed to ``send`` (sync or async; the
+    pipeline enqueues it for the P1 channels). The same alert transition twice in a period counts once. Non-P1 alerts are ignored. Transitions are kept in ``store`` until
     their period's digest is handed over, so a new P1Digest on the same store resumes the open and unsent periods.
     A transition the store cannot take (it is down) is held in memory, the latest ``_HELD_LIMIT`` of them, and
     saved by the next ``add`` or ``flush``: none is lost while the process lives.
@@ -188,7 +185,7 @@ class P1Digest:
     made the store closes it (``store.close()``, then ``store.executor.shutdown()``).
     """
 
-    def __init__(self, send: Send, *, store: DigestStore | None = None, clock: Callable[[], dt.datetime] = _utcnow,
+    def __init__(self, send: Send, *, store: DigestStore | None = None, clock: Callable[[], dt.datetime] = utc_now,
                  period: dt.timedelta = DEFAULT_DIGEST_PERIOD, logger: StructuredLogger | None = None) -> None:
         self._send = send
         self._clock = clock

@@ -13,12 +13,17 @@ from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 
 import httpx
 
-from otel_monitor.monitor.alerting.delivery_config import AlertmanagerChannel, DeliveryConfig, alertmanager_notifier
-from otel_monitor.monitor.alerting.inhibition import inhibited_name
+from otel_monitor.monitor.alerting.evaluate.inhibition import inhibited_name
 from otel_monitor.monitor.alerting.model import Alert, AlertState, Priority
-from otel_monitor.monitor.alerting.notifiers.alertmanager import AlertmanagerNotifier
+from otel_monitor.monitor.alerting.notifiers.alertmanager import (
+    AlertmanagerChannel,
+    AlertmanagerNotifier,
+    alertmanager_notifier,
+)
+from otel_monitor.monitor.alerting.routing import DeliveryConfig
 from otel_monitor.redaction.scrubber import SecretScrubber, default_scrubber
 from otel_monitor.logs.logger import StructuredLogger
+from otel_monitor._utc_time import utc_now
 
 __all__ = ["AlertmanagerRefresher", "RefreshedChannel", "announced_firing", "REFRESHED_PRIORITIES"]
 
@@ -29,10 +34,6 @@ _log = StructuredLogger("otel_monitor.alerting.alertmanager_refresh")
 REFRESHED_PRIORITIES = frozenset({Priority.P0, Priority.P2})
 
 Sleep = Callable[[float, asyncio.Event], Awaitable[None]]
-
-
-def _utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
 
 
 async def _sleep_unless_stopped(seconds: float, stop: asyncio.Event) -> None:
@@ -80,7 +81,7 @@ class AlertmanagerRefresher:
 
     @classmethod
     def from_config(cls, delivery: DeliveryConfig, alerts: Callable[[], Iterable[Alert]], *,
-                    clock: Callable[[], dt.datetime] = _utcnow, client: httpx.AsyncClient | None = None,
+                    clock: Callable[[], dt.datetime] = utc_now, client: httpx.AsyncClient | None = None,
                     scrubber: SecretScrubber = default_scrubber, sleep: Sleep = _sleep_unless_stopped,
                     ) -> AlertmanagerRefresher:
         """The refresher of every ``alertmanager`` channel of ``delivery`` routed a priority it posts again;

@@ -1,4 +1,5 @@
-"""What a notifier is handed and what it answers: one alert transition, and whether its delivery worked."""
+"""What a notifier is handed and how it answers: one alert transition (or a digest, a daily summary), and whether
+its delivery worked."""
 
 from __future__ import annotations
 
@@ -6,23 +7,25 @@ import datetime as dt
 import hashlib
 import json
 from dataclasses import asdict, dataclass
-from typing import Literal, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
-from otel_monitor.monitor.alerting.model import Alert, AlertState, Priority
+from otel_monitor.monitor.alerting.delivery.retry import DeliveryResult
+from otel_monitor.monitor.alerting.model import Alert, AlertState, Priority, Transition
+from otel_monitor._utc_time import iso_utc
 
-__all__ = ["Transition", "Notification", "DeliveryResult", "Notifier", "notification_id"]
-
-Transition = Literal["firing", "resolved"]
+__all__ = ["Notification", "Notifier", "notification_id"]
 
 
-def _iso(moment: dt.datetime | None) -> str:
-    return moment.astimezone(dt.timezone.utc).isoformat() if moment is not None else ""
+def _iso(moment: dt.datetime | None) -> str | None:
+    """A time as notification ids hash it and the stored JSON keeps it (``...T10:30:15.123456+00:00``): changing
+    the form would change every id."""
+    return iso_utc(moment, microseconds=True, utc_suffix="+00:00")
 
 
 def notification_id(alert: Alert, transition: Transition) -> str:
     """A stable id of one transition of one alert: the same alert firing twice from the same start is one id."""
-    key = "|".join((alert.fingerprint, transition, _iso(alert.starts_at),
-                    _iso(alert.ends_at) if transition == "resolved" else ""))
+    key = "|".join((alert.fingerprint, transition, _iso(alert.starts_at) or "",
+                    (_iso(alert.ends_at) or "") if transition == "resolved" else ""))
     return hashlib.sha256(key.encode()).hexdigest()[:32]
 
 
@@ -31,8 +34,8 @@ class Notification:
     """One alert transition to deliver; ``id`` is what receivers dedupe on (webhook ``Idempotency-Key``).
 
     A P1 digest is one notification whose ``alert`` stands for the digest and whose ``digest`` lists the hour's
-    transitions; a P2 daily summary carries the spec's ``daily_summary`` statistics in ``report``. Receivers that
-    know neither still show the standing alert's summary and action.
+    transitions; a P2 daily summary carries the day's statistics (the ``daily_summary`` report) in ``report``.
+    Receivers that know neither still show the standing alert's summary and action.
     """
 
     id: str
@@ -53,7 +56,7 @@ class Notification:
 
     @property
     def title(self) -> str:
-        """``P0 Alert: API Key Invalid`` as in the spec's log lines, ``P0 Resolved: ...`` once clear."""
+        """``P0 Alert: API Key Invalid`` as alert log lines start, ``P0 Resolved: ...`` once clear."""
         verb = "Resolved" if self.resolved else "Alert"
         return f"{self.alert.priority.value} {verb}: {self.alert.summary}"
 
@@ -76,8 +79,8 @@ class Notification:
         alert = asdict(self.alert)
         alert["priority"] = self.alert.priority.value
         alert["state"] = self.alert.state.value
-        alert["starts_at"] = _iso(self.alert.starts_at) or None
-        alert["ends_at"] = _iso(self.alert.ends_at) or None
+        alert["starts_at"] = _iso(self.alert.starts_at)
+        alert["ends_at"] = _iso(self.alert.ends_at)
         alert["inhibited"] = list(self.alert.inhibited)
         data: dict[str, object] = {"id": self.id, "transition": self.transition, "alert": alert}
         if self.digest:
@@ -100,15 +103,6 @@ class Notification:
         alert["inhibited"] = tuple(alert.get("inhibited") or ())
         digest = tuple(cls._from_data(entry) for entry in data.get("digest") or ())
         return cls(data["id"], data["transition"], Alert(**alert), digest, data.get("report"))
-
-
-@dataclass(frozen=True)
-class DeliveryResult:
-    """``ok``: delivered; otherwise ``retryable`` says whether trying again may help. ``detail`` is scrubbed text."""
-
-    ok: bool
-    retryable: bool = False
-    detail: str = ""
 
 
 @runtime_checkable

@@ -1,4 +1,4 @@
-"""The P2 daily summary: the spec's ``daily_summary`` statistics of one day (Prometheus), the quota used in it (the
+"""The P2 daily summary: one day's ``daily_summary`` statistics (Prometheus), the quota used in it (the
 quota store), system performance (Prometheus) and the day's alerts, P2 warnings included (the alert store)."""
 
 from __future__ import annotations
@@ -18,14 +18,14 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from otel_monitor.monitor.alerting.model import Alert, AlertState, Priority, Rule
-from otel_monitor.monitor.alerting.notifiers.notification import Notification
+from otel_monitor.monitor.alerting.notification import Notification
 from otel_monitor.monitor.alerting.state import AlertEpisode
 from otel_monitor.monitor.health.metrics import HealthPromNames
 from otel_monitor.instrument.host_metrics import HOST_CPU_PEAK, HOST_DISK_FREE_LOWEST, HOST_MEMORY_PEAK
 from otel_monitor.instrument.metrics import HostLabel, Outcome, PromNames
 from otel_monitor.monitor.quota.day_windows import WindowPeak
 from otel_monitor.logs.logger import StructuredLogger
-from otel_monitor._utc_time import iso_utc, known_time_zone
+from otel_monitor._utc_time import iso_utc, known_time_zone, utc_now
 
 __all__ = ["DailySummary", "DailySummaryConfig", "daily_increase", "next_send_time", "summary_notification",
            "alert_entries", "quota_usage", "lower_is_worse", "SUMMARY_MESSAGE", "SUMMARY_ERROR_CODE"]
@@ -56,10 +56,6 @@ class DailySummaryConfig(BaseModel):
     @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
-
-
-def _utcnow() -> dt.datetime:
-    return dt.datetime.now(_UTC)
 
 
 def day_bounds(day: dt.date, zone: dt.tzinfo) -> tuple[dt.datetime, dt.datetime]:
@@ -205,7 +201,7 @@ class DailySummary:
     def __init__(self, config: DailySummaryConfig = DailySummaryConfig(), *,
                  quota_windows: QuotaWindows | None = None, episodes: Episodes | None = None,
                  rules: Iterable[Rule] = (), client: httpx.AsyncClient | None = None,
-                 clock: Callable[[], dt.datetime] = _utcnow, logger: StructuredLogger | None = None) -> None:
+                 clock: Callable[[], dt.datetime] = utc_now, logger: StructuredLogger | None = None) -> None:
         self.config = config
         self._quota_windows = quota_windows
         self._episodes = episodes
@@ -216,7 +212,7 @@ class DailySummary:
 
     # -- building -------------------------------------------------------------------------------------------------
     async def build(self, day: dt.date) -> dict:
-        """The spec's log line as a dict: message, report_type, date and statistics (up to now for today), plus
+        """The summary's log line as a dict: message, report_type, date and statistics (up to now for today), plus
         the day's ``alerts`` by priority and its P2 ``warnings``."""
         start, end = day_bounds(day, self.config.zone)
         at = min(end, self._clock())
