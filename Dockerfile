@@ -10,10 +10,11 @@ RUN apt-get update \
     && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /app
-# Only what the install needs, so editing the config files does not reinstall the dependencies.
-COPY pyproject.toml README.md ./
+# Only what the install needs, so editing the config files does not reinstall the dependencies. The service is the
+# [monitor] extra, at the versions the tests ran (constraints.txt).
+COPY pyproject.toml README.md constraints.txt ./
 COPY otel_monitor ./otel_monitor
-RUN pip install --no-cache-dir .
+RUN pip install --no-cache-dir '.[monitor]' -c constraints.txt
 # examples/monitor.yaml names its rules file as ../config/alert-rules.yaml.
 COPY config/alert-rules.yaml ./config/alert-rules.yaml
 COPY examples/monitor.yaml ./examples/monitor.yaml

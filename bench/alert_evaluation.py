@@ -23,14 +23,16 @@ import psutil
 
 from examples.monitor_launcher import MonitorProcess
 from otel_monitor.monitor.alerting.evaluate.evaluator import Evaluator
+from otel_monitor.monitor.alerting.evaluate.sources import DEFAULT_MAX_CONCURRENT_QUERIES, CheckSource, PrometheusSource
 from otel_monitor.monitor.alerting.model import Priority, Rule
 from otel_monitor.monitor.alerting.rules import load_rules
-from otel_monitor.monitor.alerting.evaluate.sources import DEFAULT_MAX_CONCURRENT_QUERIES, CheckSource, PrometheusSource
 from tools.devstack import DevStack, StackPorts, server_workdir
 from tools.devstack.stack import REPO_ROOT
 
-_HEALTHY = {"status": "healthy", "checks": {name: {"status": "healthy"}
-                                              for name in ("database", "redis", "celery", "disk", "ffmpeg")}}
+_HEALTHY = {
+    "status": "healthy",
+    "checks": {name: {"status": "healthy"} for name in ("database", "redis", "celery", "disk", "ffmpeg")},
+}
 
 
 class _Health:
@@ -47,20 +49,33 @@ class _Quota:
 
 
 def _synthetic(count: int) -> list[Rule]:
-    return [Rule(name=f"Synthetic{i}", priority=Priority.P1, expr=f"sum by (job) (otelcol_process_uptime) > {i}",
-                 error_code="SYNTHETIC", summary="s", action_required="a", runbook="r") for i in range(count)]
+    return [
+        Rule(
+            name=f"Synthetic{i}",
+            priority=Priority.P1,
+            expr=f"sum by (job) (otelcol_process_uptime) > {i}",
+            error_code="SYNTHETIC",
+            summary="s",
+            action_required="a",
+            runbook="r",
+        )
+        for i in range(count)
+    ]
 
 
 async def _pass_seconds(rules: list[Rule], prometheus_url: str, passes: int, max_concurrent: int) -> list[float]:
     async with httpx.AsyncClient() as client:
-        sources = {"promql": PrometheusSource(prometheus_url, http_client=client, timeout=30,
-                                              max_concurrent_queries=max_concurrent),
-                   "check": CheckSource(health_service=_Health(), quota_service=_Quota())}
+        sources = {
+            "promql": PrometheusSource(
+                prometheus_url, http_client=client, timeout=30, max_concurrent_queries=max_concurrent
+            ),
+            "check": CheckSource(health_service=_Health(), quota_service=_Quota()),
+        }
         took = []
-        for i in range(passes):
+        for _ in range(passes):
             evaluator = Evaluator(rules, sources)  # a fresh one: every rule due
             start = time.perf_counter()
-            await evaluator.evaluate_once(dt.datetime.now(dt.timezone.utc))
+            await evaluator.evaluate_once(dt.datetime.now(dt.UTC))
             took.append(time.perf_counter() - start)
         return took
 
@@ -84,10 +99,15 @@ def main() -> None:
                 took = asyncio.run(_pass_seconds(rules, stack.prometheus_url, args.passes, bound))
                 results[name, bound] = (len(rules), took)
         monitor = MonitorProcess(stack, workdir / "monitor")
-        monitor.config["alerting"] = {"enabled": True, "rules_file": str(REPO_ROOT / "config" / "alert-rules.yaml"),
-                                      "prometheus_url": stack.prometheus_url,
-                                      "delivery": {"channels": {"log": {"type": "log_file"}},
-                                                   "routing": {"P0": ["log"], "P1": ["log"], "P2": ["log"]}}}
+        monitor.config["alerting"] = {
+            "enabled": True,
+            "rules_file": str(REPO_ROOT / "config" / "alert-rules.yaml"),
+            "prometheus_url": stack.prometheus_url,
+            "delivery": {
+                "channels": {"log": {"type": "log_file"}},
+                "routing": {"P0": ["log"], "P1": ["log"], "P2": ["log"]},
+            },
+        }
         monitor.start()
         process = psutil.Process(monitor.process.process.pid)
         time.sleep(15)  # start-up done, the first passes run
@@ -100,13 +120,19 @@ def main() -> None:
         if monitor is not None:
             monitor.stop()
         stack.stop()
-    print(f"\n{'rules':24} {'count':>6} {'bound':>6} {'first pass':>11} {'median pass':>12} {'max pass':>10}   "
-          f"({args.passes} passes, all rules due)")
+    print(
+        f"\n{'rules':24} {'count':>6} {'bound':>6} {'first pass':>11} {'median pass':>12} {'max pass':>10}   "
+        f"({args.passes} passes, all rules due)"
+    )
     for (name, bound), (count, took) in results.items():
-        print(f"{name:24} {count:6d} {bound:6d} {took[0] * 1000:9.1f}ms {statistics.median(took) * 1000:10.1f}ms "
-              f"{max(took) * 1000:8.1f}ms")
-    print(f"otel-monitor serve at rest with the shipped rules: RSS {rss:.0f} MiB, CPU {cpu * 100:.1f}% of a core "
-          f"(over {args.rest_seconds:.0f} s)")
+        print(
+            f"{name:24} {count:6d} {bound:6d} {took[0] * 1000:9.1f}ms {statistics.median(took) * 1000:10.1f}ms "
+            f"{max(took) * 1000:8.1f}ms"
+        )
+    print(
+        f"otel-monitor serve at rest with the shipped rules: RSS {rss:.0f} MiB, CPU {cpu * 100:.1f}% of a core "
+        f"(over {args.rest_seconds:.0f} s)"
+    )
 
 
 if __name__ == "__main__":

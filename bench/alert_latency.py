@@ -25,10 +25,10 @@ import httpx
 import yaml
 
 from examples.monitor_launcher import MonitorProcess
+from otel_monitor.instrument.providers import SERVICE_KEYS
 from tools.devstack import DevStack, StackPorts, server_workdir, wait_until
 from tools.devstack.demo import DemoRun
 from tools.devstack.stack import REPO_ROOT
-from otel_monitor.instrument.providers import SERVICE_KEYS
 
 
 class _Webhook:
@@ -39,7 +39,7 @@ class _Webhook:
         received = self.received
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802 - http.server's name
+            def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("content-length", 0)))
                 received.append((time.monotonic(), json.loads(body or b"{}")))
                 self.send_response(200)
@@ -82,10 +82,14 @@ def main() -> None:
         """The monitor checking the watched Redis, every P0 to the webhook."""
         monitor = MonitorProcess(run.stack, workdir, health={"redis_url": watched.redis_url})
         monitor.config["alerting"] = {
-            "enabled": True, "rules_file": "rules.yaml", "prometheus_url": run.stack.prometheus_url,
+            "enabled": True,
+            "rules_file": "rules.yaml",
+            "prometheus_url": run.stack.prometheus_url,
             "jaeger_url": run.stack.jaeger_url,
-            "delivery": {"channels": {"hook": {"type": "webhook", "url": hook.url}},
-                         "routing": {"P0": ["hook"], "P1": [], "P2": []}},
+            "delivery": {
+                "channels": {"hook": {"type": "webhook", "url": hook.url}},
+                "routing": {"P0": ["hook"], "P1": [], "P2": []},
+            },
         }
         return monitor
 
@@ -100,19 +104,29 @@ def main() -> None:
         for _ in range(args.runs):
             start = time.monotonic()
             watched["redis"].stop()
-            fired = wait_until(lambda: hook.first("REDIS_CONNECTION_FAILED", "firing", start), 120, interval=0.05,
-                               what="RedisDown")
+            fired = wait_until(
+                lambda start=start: hook.first("REDIS_CONNECTION_FAILED", "firing", start),
+                120,
+                interval=0.05,
+                what="RedisDown",
+            )
             check_latencies.append(fired - start)
             back = time.monotonic()
             watched.processes["redis"] = watched.redis().start()
-            wait_until(lambda: hook.first("REDIS_CONNECTION_FAILED", "resolved", back), 120, interval=0.2,
-                       what="RedisDown resolved")
+            wait_until(
+                lambda back=back: hook.first("REDIS_CONNECTION_FAILED", "resolved", back),
+                120,
+                interval=0.2,
+                what="RedisDown resolved",
+            )
         for service in SERVICE_KEYS:
             code = f"{service.upper().replace('-', '_')}_INVALID_API_KEY"
             fakes.set_fault(service, mode="invalid_key")
             start = time.monotonic()
             httpx.post(f"{demo.api_url}/api/v1/projects", json={"topic": "t", "steps": [service]}, timeout=10)
-            fired = wait_until(lambda: hook.first(code, "firing", start), 120, interval=0.05, what=code)
+            fired = wait_until(
+                lambda code=code, start=start: hook.first(code, "firing", start), 120, interval=0.05, what=code
+            )
             metric_latencies[service] = fired - start
             fakes.set_fault(service, mode="ok")
     finally:
@@ -120,11 +134,15 @@ def main() -> None:
         watched.stop()
         hook.server.shutdown()
     print(f"\n{'fault':38} {'runs':>5} {'median':>8} {'max':>8}")
-    print(f"{'Redis stopped (check, RedisDown)':38} {len(check_latencies):5d} "
-          f"{statistics.median(check_latencies):7.1f}s {max(check_latencies):7.1f}s")
+    print(
+        f"{'Redis stopped (check, RedisDown)':38} {len(check_latencies):5d} "
+        f"{statistics.median(check_latencies):7.1f}s {max(check_latencies):7.1f}s"
+    )
     values = list(metric_latencies.values())
-    print(f"{'first invalid-key response (metrics)':38} {len(values):5d} {statistics.median(values):7.1f}s "
-          f"{max(values):7.1f}s   " + ", ".join(f"{k} {v:.1f}s" for k, v in metric_latencies.items()))
+    print(
+        f"{'first invalid-key response (metrics)':38} {len(values):5d} {statistics.median(values):7.1f}s "
+        f"{max(values):7.1f}s   " + ", ".join(f"{k} {v:.1f}s" for k, v in metric_latencies.items())
+    )
     print("target: median <= 10 s")
 
 

@@ -100,6 +100,7 @@ def main() -> None:
             root.setLevel(level)
             instrument_provider_calls(recorder, registry)
             upstream.instrument(tracer_provider=tracer_provider, meter_provider=meter_provider)
+
         return enable
 
     modes = {
@@ -110,7 +111,7 @@ def main() -> None:
     }
     samples: dict[str, list[tuple[float, float]]] = {name: [] for name in modes}
     client = _client()
-    for name, enable in modes.items():  # warm-up
+    for enable in modes.values():  # warm-up
         enable()
         _per_call_seconds(client, 200)
         upstream.uninstrument() if upstream.is_instrumented_by_opentelemetry else None

@@ -1,11 +1,11 @@
 """The health endpoint under load: wrk from a second process against `otel-monitor serve`, cached and with a hang.
 
 wrk (saturating, closed loop) gives the most requests/s; vegeta at a constant 2,000 requests/s gives the
-latency at that load (a saturated server only measures its own queue). Scenario "cached": every dependency answers, results cached for the default TTL (300 s): what a load balancer
-or uptime checker polling the endpoint costs. Scenario "hanging": the database accepts connections and never
-answers, and the cache expires every 2 s, so refreshes (each bounded by the 1 s check timeout) keep happening
-under load. Target on this 2-core machine: >= 2,000 req/s and p99 <= 10 ms cached; never slower than the check
-timeout.
+latency at that load (a saturated server only measures its own queue). Scenario "cached": every dependency
+answers, results cached for the default TTL (300 s): what a load balancer or uptime checker polling the endpoint
+costs. Scenario "hanging": the database accepts connections and never answers, and the cache expires every 2 s, so
+refreshes (each bounded by the 1 s check timeout) keep happening under load. Target on this 2-core machine:
+>= 2,000 req/s and p99 <= 10 ms cached; never slower than the check timeout.
 
     .venv/bin/python -m bench.health_load [--seconds 15] [--connections 32]
 """
@@ -18,7 +18,6 @@ import re
 import shutil
 import socket
 import subprocess
-
 
 from examples.monitor_launcher import MonitorProcess
 from tools.devstack import DevStack, StackPorts, free_port, server_workdir
@@ -33,8 +32,11 @@ def _ms(text: str) -> float:
 
 
 def _wrk(url: str, seconds: float, connections: int) -> subprocess.Popen:
-    return subprocess.Popen([shutil.which("wrk") or "wrk", "-t1", f"-c{connections}",
-                             f"-d{seconds:.0f}s", "--latency", url], stdout=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [shutil.which("wrk") or "wrk", "-t1", f"-c{connections}", f"-d{seconds:.0f}s", "--latency", url],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _wrk_result(process: subprocess.Popen) -> tuple[float, float, float]:
@@ -46,17 +48,27 @@ def _wrk_result(process: subprocess.Popen) -> tuple[float, float, float]:
 
 def _vegeta(url: str, rate: int, seconds: float) -> tuple[float, float, float, float]:
     """(success ratio, p50 ms, p99 ms, max ms) of a constant-rate vegeta attack: latency at a fixed load."""
-    binary = subprocess.run(["bash", str(REPO_ROOT / "scripts" / "build-vegeta.sh")], capture_output=True,
-                            text=True, check=True).stdout.strip()
-    attack = subprocess.run([binary, "attack", f"-rate={rate}", f"-duration={seconds:.0f}s"],
-                            input=f"GET {url}\n".encode(), capture_output=True, check=True)
-    report = json.loads(subprocess.run([binary, "report", "-type=json"], input=attack.stdout,
-                                       capture_output=True, check=True).stdout)
+    binary = subprocess.run(
+        ["bash", str(REPO_ROOT / "scripts" / "build-vegeta.sh")], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    attack = subprocess.run(
+        [binary, "attack", f"-rate={rate}", f"-duration={seconds:.0f}s"],
+        input=f"GET {url}\n".encode(),
+        capture_output=True,
+        check=True,
+    )
+    report = json.loads(
+        subprocess.run([binary, "report", "-type=json"], input=attack.stdout, capture_output=True, check=True).stdout
+    )
     latencies = report["latencies"]
     codes = report["status_codes"]
     answered = sum(n for code, n in codes.items() if code in ("200", "503"))
-    return (answered / max(report["requests"], 1), latencies["50th"] / 1e6, latencies["99th"] / 1e6,
-            latencies["max"] / 1e6)
+    return (
+        answered / max(report["requests"], 1),
+        latencies["50th"] / 1e6,
+        latencies["99th"] / 1e6,
+        latencies["max"] / 1e6,
+    )
 
 
 def main() -> None:
@@ -81,10 +93,13 @@ def main() -> None:
         for name, health in scenarios.items():
             if args.only and name != args.only:
                 continue
-            process = MonitorProcess(stack, workdir / name, health={"check_timeout_seconds": 1.0, **health},
-                                     quota={"redis_url": None, "poll": False},
-                                     telemetry={"otlp_endpoint": f"http://127.0.0.1:{free_port()}",
-                                                "log_level": "WARNING"}).start()
+            process = MonitorProcess(
+                stack,
+                workdir / name,
+                health={"check_timeout_seconds": 1.0, **health},
+                quota={"redis_url": None, "poll": False},
+                telemetry={"otlp_endpoint": f"http://127.0.0.1:{free_port()}", "log_level": "WARNING"},
+            ).start()
             url = f"{process.url}/api/v1/system/health"
             try:
                 _wrk_result(_wrk(url, 2, args.connections))  # warm-up
@@ -96,11 +111,14 @@ def main() -> None:
     finally:
         hole.close()
         stack.stop()
-    print(f"\n{'scenario':10} {'wrk req/s':>10} {'wrk p99':>10} | at {args.rate}/s: {'answered':>8} {'p50':>9} "
-          f"{'p99':>9} {'max':>9}   (wrk -c{args.connections}, vegeta -rate={args.rate}, {args.seconds:.0f} s each)")
+    print(
+        f"\n{'scenario':10} {'wrk req/s':>10} {'wrk p99':>10} | at {args.rate}/s: {'answered':>8} {'p50':>9} "
+        f"{'p99':>9} {'max':>9}   (wrk -c{args.connections}, vegeta -rate={args.rate}, {args.seconds:.0f} s each)"
+    )
     for name, (rate, wrk_p99, answered, p50, p99, worst) in results.items():
-        print(f"{name:10} {rate:10.0f} {wrk_p99:8.2f}ms | {'':11}{answered:8.1%} {p50:7.2f}ms {p99:7.2f}ms "
-              f"{worst:7.2f}ms")
+        print(
+            f"{name:10} {rate:10.0f} {wrk_p99:8.2f}ms | {'':11}{answered:8.1%} {p50:7.2f}ms {p99:7.2f}ms {worst:7.2f}ms"
+        )
     print("target: cached >= 2000 req/s and p99 <= 10 ms; hanging p99 <= the 1 s check timeout")
 
 

@@ -5,8 +5,13 @@ from __future__ import annotations
 import subprocess
 import sys
 
-BENCHES = ["bench.call_overhead", "bench.throughput", "bench.health_load", "bench.alert_latency",
-           "bench.alert_evaluation"]
+BENCHES = [
+    "bench.call_overhead",
+    "bench.throughput",
+    "bench.health_load",
+    "bench.alert_latency",
+    "bench.alert_evaluation",
+]
 
 
 def main() -> None:

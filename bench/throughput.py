@@ -17,9 +17,9 @@ import time
 
 import httpx
 
+from otel_monitor.instrument.metrics import PromNames
 from tools.devstack import server_workdir, wait_until
 from tools.devstack.demo import DemoRun
-from otel_monitor.instrument.metrics import PromNames
 
 STEPS = ["gemini", "stability"]
 # Spans of one project: API server span (+ ASGI receive and two sends), task publish, task run, two provider
@@ -39,10 +39,17 @@ def main() -> None:
     parser.add_argument("--worker-processes", type=int, default=2)
     args = parser.parse_args()
 
-    run = DemoRun(server_workdir("otel-monitor-bench-"), components=("jaeger", "prometheus", "redis", "collector"),
-                  scrape_interval="1s",
-                  backend_options={"metric_export_interval": 1.0, "worker_processes": args.worker_processes,
-                                   "service_prefix": "bench", "extra_env": {"OTEL_MONITOR_CONSOLE_LOGS": "false"}})
+    run = DemoRun(
+        server_workdir("otel-monitor-bench-"),
+        components=("jaeger", "prometheus", "redis", "collector"),
+        scrape_interval="1s",
+        backend_options={
+            "metric_export_interval": 1.0,
+            "worker_processes": args.worker_processes,
+            "service_prefix": "bench",
+            "extra_env": {"OTEL_MONITOR_CONSOLE_LOGS": "false"},
+        },
+    )
     with run:
         stack, demo = run.stack, run.backend
         created: list[str] = []
@@ -94,13 +101,25 @@ def main() -> None:
         demo.stop()  # flushes every process
 
         job = demo.worker_service
-        counted = wait_until(lambda: (v := _prom(stack.prometheus_url,
-                                                 f'sum({PromNames.CALL_COUNT}{{job="{job}"}})')) == calls and v,
-                             60, interval=1, what="exact counts") if calls else 0.0
+        counted = (
+            wait_until(
+                lambda: (
+                    (v := _prom(stack.prometheus_url, f'sum({PromNames.CALL_COUNT}{{job="{job}"}})')) == calls and v
+                ),
+                60,
+                interval=1,
+                what="exact counts",
+            )
+            if calls
+            else 0.0
+        )
+
         def traces_in_jaeger() -> list[dict]:
-            return httpx.get(f"{stack.jaeger_url}/api/traces",
-                             params={"service": demo.api_service, "limit": projects * 2 + 100, "lookback": "2h"},
-                             timeout=120).json()["data"]
+            return httpx.get(
+                f"{stack.jaeger_url}/api/traces",
+                params={"service": demo.api_service, "limit": projects * 2 + 100, "lookback": "2h"},
+                timeout=120,
+            ).json()["data"]
 
         def count_complete(traces: list[dict]) -> int:
             return sum(1 for t in traces if len(t["spans"]) == SPANS_PER_PROJECT)
@@ -122,20 +141,35 @@ def main() -> None:
             missing = [t for t in trace_ids if t not in found]
             for trace_id in missing[:5]:
                 one = httpx.get(f"{stack.jaeger_url}/api/traces/{trace_id}", timeout=30)
-                print("missing from search:", trace_id, "index", trace_ids.index(trace_id), "of", len(trace_ids),
-                      one.status_code,
-                      len(one.json()["data"][0]["spans"]) if one.status_code == 200 else "")
+                print(
+                    "missing from search:",
+                    trace_id,
+                    "index",
+                    trace_ids.index(trace_id),
+                    "of",
+                    len(trace_ids),
+                    one.status_code,
+                    len(one.json()["data"][0]["spans"]) if one.status_code == 200 else "",
+                )
             from collections import Counter
-            print("spans per trace:", Counter(len(t["spans"]) for t in traces),
-                  sorted(s["operationName"] for s in traces[0]["spans"]))
+
+            print(
+                "spans per trace:",
+                Counter(len(t["spans"]) for t in traces),
+                sorted(s["operationName"] for s in traces[0]["spans"]),
+            )
         refused = _prom(stack.prometheus_url, "sum(otelcol_receiver_refused_spans_total)")
         failed = _prom(stack.prometheus_url, "sum(otelcol_exporter_send_failed_spans_total)")
-        print(f"{projects} projects, {calls} provider calls in {elapsed:.1f} s: {calls / elapsed:.1f} calls/s "
-              f"({projects / elapsed:.1f} projects/s) with {args.worker_processes} worker processes, "
-              f"{args.concurrency} clients")
-        print(f"Prometheus counted {counted:.0f} of {calls} calls; "
-              f"Jaeger holds {complete} complete traces of {projects} ({SPANS_PER_PROJECT} spans each), "
-              f"{len(traces)} traces in all")
+        print(
+            f"{projects} projects, {calls} provider calls in {elapsed:.1f} s: {calls / elapsed:.1f} calls/s "
+            f"({projects / elapsed:.1f} projects/s) with {args.worker_processes} worker processes, "
+            f"{args.concurrency} clients"
+        )
+        print(
+            f"Prometheus counted {counted:.0f} of {calls} calls; "
+            f"Jaeger holds {complete} complete traces of {projects} ({SPANS_PER_PROJECT} spans each), "
+            f"{len(traces)} traces in all"
+        )
         print(f"collector: refused spans {refused:.0f}, failed span exports {failed:.0f}")
 
 

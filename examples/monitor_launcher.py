@@ -21,21 +21,41 @@ class MonitorProcess:
     as ``${NAME}``.
     """
 
-    def __init__(self, stack: DevStack, workdir: Path, *, port: int | None = None, service_name: str = "otel-monitor",
-                 health: dict | None = None, quota: dict | None = None, telemetry: dict | None = None,
-                 env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        stack: DevStack,
+        workdir: Path,
+        *,
+        port: int | None = None,
+        service_name: str = "otel-monitor",
+        health: dict | None = None,
+        quota: dict | None = None,
+        telemetry: dict | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.port = port or free_port()
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.config = {
             "server": {"host": "127.0.0.1", "port": self.port},
-            "telemetry": {"service_name": service_name, "otlp_endpoint": stack.otlp_http_endpoint,
-                          "metric_export_interval_seconds": 1, "log_dir": str(self.workdir / "logs"),
-                          **(telemetry or {})},
-            "health": {"database_url": stack.postgres_url, "redis_url": stack.redis_url,
-                       "celery_broker_url": stack.redis_url, **(health or {})},
-            "quota": {"store_url": f"sqlite:///{self.workdir / 'quota.db'}", "redis_url": stack.redis_url,
-                      **(quota or {})},
+            "telemetry": {
+                "service_name": service_name,
+                "otlp_endpoint": stack.otlp_http_endpoint,
+                "metric_export_interval_seconds": 1,
+                "log_dir": str(self.workdir / "logs"),
+                **(telemetry or {}),
+            },
+            "health": {
+                "database_url": stack.postgres_url,
+                "redis_url": stack.redis_url,
+                "celery_broker_url": stack.redis_url,
+                **(health or {}),
+            },
+            "quota": {
+                "store_url": f"sqlite:///{self.workdir / 'quota.db'}",
+                "redis_url": stack.redis_url,
+                **(quota or {}),
+            },
         }
         self.config_path = self.workdir / "monitor.yaml"
         self.env = env or {}
@@ -48,8 +68,14 @@ class MonitorProcess:
     def start(self) -> MonitorProcess:
         self.config_path.write_text(yaml.safe_dump(self.config, sort_keys=False))
         argv = [sys.executable, "-m", "otel_monitor.monitor.cli", "serve", "--config", str(self.config_path)]
-        self.process = ManagedProcess("otel-monitor", argv, self.workdir / "monitor.out", env=self.env,
-                                      cwd=REPO_ROOT, ready=http_ok(f"{self.url}/livez")).start()
+        self.process = ManagedProcess(
+            "otel-monitor",
+            argv,
+            self.workdir / "monitor.out",
+            env=self.env,
+            cwd=REPO_ROOT,
+            ready=http_ok(f"{self.url}/livez"),
+        ).start()
         return self
 
     def stop(self) -> None:

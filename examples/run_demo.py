@@ -12,14 +12,14 @@ from urllib.parse import quote
 import httpx
 
 from examples.demo_backend.launcher import DEMO_SECRETS, fake_provider_credentials
-from examples.monitor_launcher import MonitorProcess
 from examples.fake_providers import FakeProviders
+from examples.monitor_launcher import MonitorProcess
+from otel_monitor.instrument.metrics import PromNames
+from otel_monitor.instrument.providers import SERVICE_KEYS
+from otel_monitor.logs.files import read_log_records
 from tools.devstack import DevStack, StackPorts, server_workdir, wait_until
 from tools.devstack.demo import DemoRun
 from tools.devstack.stack import REPO_ROOT
-from otel_monitor.instrument.metrics import PromNames
-from otel_monitor.logs.files import read_log_records
-from otel_monitor.instrument.providers import SERVICE_KEYS
 
 API_PORT = 8000
 MONITOR_PORT = 8080
@@ -28,9 +28,7 @@ PROVIDER_PORTS = {"gemini": 18001, "stability": 18002, "d-id": 18003, "youtube":
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 # The credits the fake Stability account starts with, and the baseline the monitor counts them from.
 STABILITY_CREDITS = 100.0
-QUANTILES_QUERY = (
-    "histogram_quantile({q}, sum by (service, le) (rate(" + PromNames.CALL_DURATION + "_bucket[5m])))"
-)
+QUANTILES_QUERY = "histogram_quantile({q}, sum by (service, le) (rate(" + PromNames.CALL_DURATION + "_bucket[5m])))"
 
 
 class StopRequested(BaseException):
@@ -60,11 +58,14 @@ def _read_failing_call(log_dir: Path) -> dict | None:
 
 
 def _finished_projects(log_dir: Path) -> set[str]:
-    return {line.get("project_id") for line in read_log_records(log_dir) if line.get("message") == "Video project finished"}
+    return {
+        line.get("project_id") for line in read_log_records(log_dir) if line.get("message") == "Video project finished"
+    }
 
 
 def _drive(api_url: str, fakes: FakeProviders, log_dir: Path, projects: int) -> None:
     """Three phases, each finished before the faults change (the worker reads the fakes when it runs)."""
+
     def run(count: int, steps: list[str], topic: str) -> None:
         ids = set()
         for _ in range(count):
@@ -97,11 +98,18 @@ def _print_monitor(monitor_url: str, fakes: FakeProviders) -> dict:
     print(f"  {monitor_url}/api/v1/system/health")
     quota = httpx.get(f"{monitor_url}/api/v1/system/quota", timeout=10).json()["quotas"]
     figure = lambda value: "?" if value is None else f"{value:g}"  # noqa: E731 - None: no reading
-    print("quota: " + ", ".join(f"{name} {figure(q['used'])}/{figure(q['total'])} {q['status']}"
-                                + (" (stale)" if q["stale"] else "") for name, q in quota.items()))
+    print(
+        "quota: "
+        + ", ".join(
+            f"{name} {figure(q['used'])}/{figure(q['total'])} {q['status']}" + (" (stale)" if q["stale"] else "")
+            for name, q in quota.items()
+        )
+    )
     did, stability = fakes.did_account, fakes.stability_account
-    print(f"  the fakes hold: stability {stability.credits:g} of {STABILITY_CREDITS:g} credits left, "
-          f"d_id {did.remaining} of {did.total}; gemini requests and youtube units are counted by the backend")
+    print(
+        f"  the fakes hold: stability {stability.credits:g} of {STABILITY_CREDITS:g} credits left, "
+        f"d_id {did.remaining} of {did.total}; gemini requests and youtube units are counted by the backend"
+    )
     print(f"  {monitor_url}/api/v1/system/quota")
     return quota
 
@@ -111,17 +119,24 @@ def _demo_alerting(stack: DevStack) -> dict:
     WebSocket clients of /api/v1/alerts/ws (P1 in digests every 30 minutes, P2 warnings at once; the monitor logs
     every P1 and P2 transition to its log file itself)."""
     channels = {"console": {"type": "console"}, "log": {"type": "log_file"}, "push": {"type": "websocket"}}
-    return {"enabled": True, "rules_file": str(REPO_ROOT / "config" / "alert-rules.yaml"),
-            "prometheus_url": stack.prometheus_url, "jaeger_url": stack.jaeger_url,
-            "delivery": {"channels": channels, "routing": {"P0": list(channels), "P1": ["console", "push"],
-                                                           "P2": ["console", "push"]}}}
+    return {
+        "enabled": True,
+        "rules_file": str(REPO_ROOT / "config" / "alert-rules.yaml"),
+        "prometheus_url": stack.prometheus_url,
+        "jaeger_url": stack.jaeger_url,
+        "delivery": {
+            "channels": channels,
+            "routing": {"P0": list(channels), "P1": ["console", "push"], "P2": ["console", "push"]},
+        },
+    }
 
 
 def _print_alerts(monitor: MonitorProcess, quota: dict) -> None:
     """Every firing alert once the invalid key's P0 (evaluated every 5 s) and the quota alert of every quota past
     90 % (P1, evaluated every minute on the monitor's quota gauges) fire."""
     expected = {"GEMINI_INVALID_API_KEY"} | {
-        f"{name.upper()}_QUOTA_EXCEEDED" for name, q in quota.items() if q["status"] in ("critical", "exceeded")}
+        f"{name.upper()}_QUOTA_EXCEEDED" for name, q in quota.items() if q["status"] in ("critical", "exceeded")
+    }
     last: list[dict] = []
 
     def firing() -> list[dict]:
@@ -144,12 +159,19 @@ def _demo_monitor(run: DemoRun) -> MonitorProcess:
     """The monitor checking the demo's stack, reading the fake providers' balances and alerting with the shipped
     rules."""
     monitor = MonitorProcess(
-        run.stack, run.workdir / "monitor", port=MONITOR_PORT,
+        run.stack,
+        run.workdir / "monitor",
+        port=MONITOR_PORT,
         # The demo lasts minutes: balances older than 10 s are re-read when the endpoint asks (default 5 min).
-        quota={"d_id": {"base_url": run.fakes.base_url("d-id"), "api_key": "${DID_API_KEY}"},
-               "stability": {"base_url": run.fakes.base_url("stability"), "api_key": "${STABILITY_API_KEY}",
-                             "baseline": STABILITY_CREDITS},
-               "stale_after_seconds": 10},
+        quota={
+            "d_id": {"base_url": run.fakes.base_url("d-id"), "api_key": "${DID_API_KEY}"},
+            "stability": {
+                "base_url": run.fakes.base_url("stability"),
+                "api_key": "${STABILITY_API_KEY}",
+                "baseline": STABILITY_CREDITS,
+            },
+            "stale_after_seconds": 10,
+        },
         env={"DID_API_KEY": DEMO_SECRETS["did_api_key"], "STABILITY_API_KEY": DEMO_SECRETS["stability_api_key"]},
     )
     monitor.config["alerting"] = _demo_alerting(run.stack)
@@ -185,16 +207,24 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--projects", type=int, default=12)
     when_done = parser.add_mutually_exclusive_group()
-    when_done.add_argument("--exit", action="store_true", default=bool(os.environ.get("DEMO_EXIT")),
-                           help="stop after printing instead of serving until Ctrl-C or SIGTERM")
-    when_done.add_argument("--serve-only", action="store_true",
-                           help="start everything and serve until Ctrl-C or SIGTERM, driving no traffic")
+    when_done.add_argument(
+        "--exit",
+        action="store_true",
+        default=bool(os.environ.get("DEMO_EXIT")),
+        help="stop after printing instead of serving until Ctrl-C or SIGTERM",
+    )
+    when_done.add_argument(
+        "--serve-only",
+        action="store_true",
+        help="start everything and serve until Ctrl-C or SIGTERM, driving no traffic",
+    )
     args = parser.parse_args()
 
     # Before anything starts: a stop signal at any point (start-up included) unwinds through `with run:`.
     _raise_on_stop_signals()
     run = DemoRun(
-        server_workdir("otel-monitor-demo-"), ports=StackPorts(),
+        server_workdir("otel-monitor-demo-"),
+        ports=StackPorts(),
         fakes=FakeProviders(ports=PROVIDER_PORTS, stability_credits=STABILITY_CREDITS, **fake_provider_credentials()),
         backend_options={"api_port": API_PORT, "metric_export_interval": 5.0, "log_dir": REPO_ROOT / "logs"},
         monitor=_demo_monitor,

@@ -1,4 +1,4 @@
-"""The clock and UTC timestamps as alerts and logs write them (``2025-10-20T10:30:15.123Z``); time zone names checked once."""
+"""The clock, UTC timestamps as alerts and logs write them (``2025-10-20T10:30:15.123Z``), time zones checked once."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 __all__ = ["utc_now", "iso_utc", "epoch_iso_utc", "known_time_zone"]
 
-_UTC = dt.timezone.utc
+_UTC = dt.UTC
 
 
 def utc_now() -> dt.datetime:
@@ -15,8 +15,9 @@ def utc_now() -> dt.datetime:
     return dt.datetime.now(_UTC)
 
 
-def iso_utc(moment: dt.datetime | None, *, milliseconds: bool = False, microseconds: bool = False,
-            utc_suffix: str = "Z") -> str | None:
+def iso_utc(
+    moment: dt.datetime | None, *, milliseconds: bool = False, microseconds: bool = False, utc_suffix: str = "Z"
+) -> str | None:
     """``2025-11-01T00:00:00Z``: with ``.123`` when asked for milliseconds; with the microseconds as
     ``datetime.isoformat`` writes them (``.123456``, none when zero) when asked for those; ``utc_suffix="+00:00"``
     ends it as ``isoformat`` does. None stays None."""

@@ -126,9 +126,16 @@ class CapturedTelemetry:
     flush first, so what was ended or logged before the call is there.
     """
 
-    def __init__(self, tracer_provider: TracerProvider, meter_provider: MeterProvider,
-                 span_exporter: InMemorySpanExporter, metric_reader: InMemoryMetricReader, *,
-                 log_exporter: InMemoryLogRecordExporter | None = None, telemetry: Telemetry | None = None) -> None:
+    def __init__(
+        self,
+        tracer_provider: TracerProvider,
+        meter_provider: MeterProvider,
+        span_exporter: InMemorySpanExporter,
+        metric_reader: InMemoryMetricReader,
+        *,
+        log_exporter: InMemoryLogRecordExporter | None = None,
+        telemetry: Telemetry | None = None,
+    ) -> None:
         self.tracer_provider = tracer_provider
         self.meter_provider = meter_provider
         self.span_exporter = span_exporter
@@ -141,9 +148,12 @@ class CapturedTelemetry:
         """The ended spans, oldest first; only those called ``name`` and carrying these attribute values, if
         given (dotted attribute names as ``**{"external_api.service": "gemini"}``)."""
         self.tracer_provider.force_flush()
-        return [span for span in self.span_exporter.get_finished_spans()
-                if (name is None or span.name == name)
-                and all((span.attributes or {}).get(key) == value for key, value in attributes.items())]
+        return [
+            span
+            for span in self.span_exporter.get_finished_spans()
+            if (name is None or span.name == name)
+            and all((span.attributes or {}).get(key) == value for key, value in attributes.items())
+        ]
 
     def span(self, name: str, /, **attributes: Any) -> ReadableSpan:
         """The one ended span called ``name`` (with these attribute values); fails the test if there is not
@@ -185,9 +195,11 @@ def in_memory_telemetry(scrubber: SecretScrubber | None = None) -> CapturedTelem
     span_exporter, metric_reader = InMemorySpanExporter(), InMemoryMetricReader()
     tracer_provider = TracerProvider()
     tracer_provider.add_span_processor(
-        SimpleSpanProcessor(RedactingSpanExporter(span_exporter, scrubber or SecretScrubber())))
-    return CapturedTelemetry(tracer_provider, MeterProvider(metric_readers=[metric_reader]), span_exporter,
-                             metric_reader)
+        SimpleSpanProcessor(RedactingSpanExporter(span_exporter, scrubber or SecretScrubber()))
+    )
+    return CapturedTelemetry(
+        tracer_provider, MeterProvider(metric_readers=[metric_reader]), span_exporter, metric_reader
+    )
 
 
 def _make_active(telemetry: Telemetry | None) -> None:
@@ -203,8 +215,13 @@ def _http_clients_instrumented() -> bool:
 
 
 @contextmanager
-def capture_telemetry(settings: TelemetrySettings | None = None, *, scrubber: SecretScrubber | None = None,
-                      instrument_httpx: bool = True, configure_logs: bool = False) -> Iterator[CapturedTelemetry]:
+def capture_telemetry(
+    settings: TelemetrySettings | None = None,
+    *,
+    scrubber: SecretScrubber | None = None,
+    instrument_httpx: bool = True,
+    configure_logs: bool = False,
+) -> Iterator[CapturedTelemetry]:
     """Sets up this process's telemetry as ``setup_telemetry(settings)`` does, its spans, metrics and OTLP log
     records kept in memory, and restores what was there at exit.
 
@@ -226,17 +243,28 @@ def capture_telemetry(settings: TelemetrySettings | None = None, *, scrubber: Se
     log_exporter = InMemoryLogRecordExporter()
     _make_active(None)
     try:
-        telemetry = setup_telemetry(settings, span_exporter=span_exporter, metric_reader=metric_reader,
-                                    log_exporter=log_exporter, scrubber=scrubber or default_scrubber,
-                                    set_global=False, configure_logs=configure_logs,
-                                    instrument_httpx=instrument_httpx)
+        telemetry = setup_telemetry(
+            settings,
+            span_exporter=span_exporter,
+            metric_reader=metric_reader,
+            log_exporter=log_exporter,
+            scrubber=scrubber or default_scrubber,
+            set_global=False,
+            configure_logs=configure_logs,
+            instrument_httpx=instrument_httpx,
+        )
     except BaseException:
         _make_active(previous)
         raise
     try:
-        yield CapturedTelemetry(telemetry.tracer_provider, telemetry.meter_provider, span_exporter, metric_reader,
-                                log_exporter=log_exporter if telemetry.logger_provider is not None else None,
-                                telemetry=telemetry)
+        yield CapturedTelemetry(
+            telemetry.tracer_provider,
+            telemetry.meter_provider,
+            span_exporter,
+            metric_reader,
+            log_exporter=log_exporter if telemetry.logger_provider is not None else None,
+            telemetry=telemetry,
+        )
     finally:
         telemetry.shutdown()
         if instrument_httpx:
@@ -259,8 +287,9 @@ class _JsonLines(logging.Handler):
 
 
 @contextmanager
-def capture_logs(level: int | str = logging.DEBUG, *,
-                 scrubber: SecretScrubber = default_scrubber) -> Iterator[list[dict[str, Any]]]:
+def capture_logs(
+    level: int | str = logging.DEBUG, *, scrubber: SecretScrubber = default_scrubber
+) -> Iterator[list[dict[str, Any]]]:
     """Collects, as dicts, the JSON lines that ``configure_logging`` would write for the records logged in the
     block at ``level`` or above (any logger that propagates to the root logger, ``StructuredLogger`` included).
 

@@ -25,16 +25,16 @@ import yaml
 from websockets.sync.client import connect
 
 from examples.monitor_launcher import MonitorProcess
-from tools.devstack import DevStack, wait_until
-from tools.devstack.stack import REPO_ROOT
 from otel_monitor.instrument.error_codes import SystemErrorCode
 from otel_monitor.instrument.failure_streaks import DEFAULT_PEAK_TTL_SECONDS, RedisFailureStreaks
 from otel_monitor.instrument.metrics import PromNames
 from otel_monitor.logs.files import read_log_records
-from tests.support.monitor import alerting_monitor
 from tests.support.backends import prom_values
 from tests.support.demo import create_project, demo_backend, wait_finished
+from tests.support.monitor import alerting_monitor
 from tests.support.stacks import private_stack, server_workdir
+from tools.devstack import DevStack, wait_until
+from tools.devstack.stack import REPO_ROOT
 
 pytestmark = pytest.mark.stack
 
@@ -91,8 +91,14 @@ def shipped_rules_for_speed(names: set[str] | None = None) -> dict:
 
 
 def served_monitor(stack: DevStack, workdir: Path, rules: dict, channels: dict, health: dict) -> MonitorProcess:
-    return alerting_monitor(stack, workdir / "monitor", rules, channels, service_name="monitor-acceptance-under-test",
-                            health={"check_timeout_seconds": 2, **health})
+    return alerting_monitor(
+        stack,
+        workdir / "monitor",
+        rules,
+        channels,
+        service_name="monitor-acceptance-under-test",
+        health={"check_timeout_seconds": 2, **health},
+    )
 
 
 def _health(url: str) -> dict:
@@ -143,10 +149,20 @@ class Channels:
             "ops-websocket": {"type": "websocket"},
             "ops-hook": {"type": "webhook", "url": f"{url}/hook", "timeout_seconds": 2},
             "ops-slack": {"type": "slack", "url": f"{url}/slack", "timeout_seconds": 2},
-            "ops-pagerduty": {"type": "pagerduty", "routing_key": ROUTING_KEY, "url": f"{url}/pd",
-                              "timeout_seconds": 2},
-            "ops-email": {"type": "email", "host": "127.0.0.1", "port": self.smtp.port,
-                          "sender": "otel-monitor@example.org", "recipients": [EMAIL_TO], "timeout_seconds": 5},
+            "ops-pagerduty": {
+                "type": "pagerduty",
+                "routing_key": ROUTING_KEY,
+                "url": f"{url}/pd",
+                "timeout_seconds": 2,
+            },
+            "ops-email": {
+                "type": "email",
+                "host": "127.0.0.1",
+                "port": self.smtp.port,
+                "sender": "otel-monitor@example.org",
+                "recipients": [EMAIL_TO],
+                "timeout_seconds": 5,
+            },
             "ops-alertmanager": {"type": "alertmanager", "url": self.alertmanager.url, "timeout_seconds": 2},
             "ops-sentry": {"type": "sentry", "dsn": self.sentry.dsn(), "timeout_seconds": 2},
         }
@@ -159,21 +175,39 @@ class Channels:
         """Every channel's firing notifications of ``code`` (Alertmanager: its active alerts of that code)."""
         r = self.receiver.requests
         return {
-            "webhook": [x["json"] for x in r if x["path"] == "/hook" and x["json"]["status"] == "firing"
-                        and x["json"]["alert"]["error_code"] == code],
-            "slack": [x["json"] for x in r if x["path"] == "/slack"
-                      and x["json"]["text"].startswith(":rotating_light:") and f"({code})" in x["json"]["text"]],
-            "pagerduty": [x["json"] for x in r if x["path"].startswith("/pd") and x["json"]["event_action"] == "trigger"
-                          and x["json"]["payload"]["custom_details"]["error_code"] == code],
-            "email": [m for m in self.smtp.messages if str(m["Subject"]).startswith("[P0] P0 Alert:")
-                      and str(m["Subject"]).endswith(f"({code})")],
-            "alertmanager": [a for a in self.alertmanager.alerts(active="true")
-                             if a["labels"].get("error_code") == code],
+            "webhook": [
+                x["json"]
+                for x in r
+                if x["path"] == "/hook" and x["json"]["status"] == "firing" and x["json"]["alert"]["error_code"] == code
+            ],
+            "slack": [
+                x["json"]
+                for x in r
+                if x["path"] == "/slack"
+                and x["json"]["text"].startswith(":rotating_light:")
+                and f"({code})" in x["json"]["text"]
+            ],
+            "pagerduty": [
+                x["json"]
+                for x in r
+                if x["path"].startswith("/pd")
+                and x["json"]["event_action"] == "trigger"
+                and x["json"]["payload"]["custom_details"]["error_code"] == code
+            ],
+            "email": [
+                m
+                for m in self.smtp.messages
+                if str(m["Subject"]).startswith("[P0] P0 Alert:") and str(m["Subject"]).endswith(f"({code})")
+            ],
+            "alertmanager": [
+                a for a in self.alertmanager.alerts(active="true") if a["labels"].get("error_code") == code
+            ],
             "sentry": [e for e in self.sentry.events() if e.get("tags", {}).get("error_code") == code],
             "log_file": self._log_lines("firing", code),
             "console": self._console_lines("FIRING", code),
-            "websocket": [m for m in self.websocket.messages
-                          if m["transition"] == "firing" and m["alert"]["error_code"] == code],
+            "websocket": [
+                m for m in self.websocket.messages if m["transition"] == "firing" and m["alert"]["error_code"] == code
+            ],
         }
 
     def resolved(self, code: str, fingerprint: str) -> dict[str, list]:
@@ -181,25 +215,51 @@ class Channels:
         Sentry sends none: issues are resolved in Sentry)."""
         r = self.receiver.requests
         return {
-            "webhook": [x["json"] for x in r if x["path"] == "/hook" and x["json"]["status"] == "resolved"
-                        and x["json"]["alert"]["fingerprint"] == fingerprint],
-            "slack": [x["json"] for x in r if x["path"] == "/slack"
-                      and x["json"]["text"].startswith(":white_check_mark:") and f"({code})" in x["json"]["text"]],
-            "pagerduty": [x["json"] for x in r if x["path"].startswith("/pd") and x["json"]["event_action"] == "resolve"
-                          and x["json"]["dedup_key"] == fingerprint],
-            "email": [m for m in self.smtp.messages if str(m["Subject"]).startswith("[P0] P0 Resolved:")
-                      and str(m["Subject"]).endswith(f"({code})")],
+            "webhook": [
+                x["json"]
+                for x in r
+                if x["path"] == "/hook"
+                and x["json"]["status"] == "resolved"
+                and x["json"]["alert"]["fingerprint"] == fingerprint
+            ],
+            "slack": [
+                x["json"]
+                for x in r
+                if x["path"] == "/slack"
+                and x["json"]["text"].startswith(":white_check_mark:")
+                and f"({code})" in x["json"]["text"]
+            ],
+            "pagerduty": [
+                x["json"]
+                for x in r
+                if x["path"].startswith("/pd")
+                and x["json"]["event_action"] == "resolve"
+                and x["json"]["dedup_key"] == fingerprint
+            ],
+            "email": [
+                m
+                for m in self.smtp.messages
+                if str(m["Subject"]).startswith("[P0] P0 Resolved:") and str(m["Subject"]).endswith(f"({code})")
+            ],
             "log_file": self._log_lines("resolved", code),
             "console": self._console_lines("RESOLVED", code),
-            "websocket": [m for m in self.websocket.messages
-                          if m["transition"] == "resolved" and m["alert"]["fingerprint"] == fingerprint],
+            "websocket": [
+                m
+                for m in self.websocket.messages
+                if m["transition"] == "resolved" and m["alert"]["fingerprint"] == fingerprint
+            ],
         }
 
     def _log_lines(self, transition: str, code: str) -> list[dict]:
         # P0 lines only: the P1 streak rule shares the error code, and its transitions are logged as they happen.
-        return [line for line in read_log_records(self.monitor.workdir / "logs")
-                if line.get("logger") == "otel_monitor.alerts" and line.get("error_code") == code
-                and line.get("alert_state") == transition and line.get("alert_priority") == "P0"]
+        return [
+            line
+            for line in read_log_records(self.monitor.workdir / "logs")
+            if line.get("logger") == "otel_monitor.alerts"
+            and line.get("error_code") == code
+            and line.get("alert_state") == transition
+            and line.get("alert_priority") == "P0"
+        ]
 
     def _console_lines(self, transition: str, code: str) -> list[str]:
         output = (self.monitor.workdir / "monitor.out").read_text(errors="replace")
@@ -212,8 +272,7 @@ class Channels:
 
 def _once_everywhere(collect: Callable[[], dict[str, list]], what: str, timeout: float = 60) -> dict[str, list]:
     """Waits until every channel has the notification; none may have it twice."""
-    got = wait_until(lambda: (found := collect()) and all(found.values()) and found, timeout, interval=0.25,
-                     what=what)
+    got = wait_until(lambda: (found := collect()) and all(found.values()) and found, timeout, interval=0.25, what=what)
     assert {channel: len(items) for channel, items in got.items()} == dict.fromkeys(got, 1), what
     return got
 
@@ -225,8 +284,11 @@ def fired(channels: Channels, code: str, service: str | None = None, timeout: fl
     alert = hook["alert"]
     assert (alert["priority"], alert["error_code"]) == ("P0", code)
     assert alert["action_required"] and alert["runbook"]
-    assert (pd["routing_key"], pd["dedup_key"], pd["payload"]["severity"]) == (ROUTING_KEY, alert["fingerprint"],
-                                                                                "critical")
+    assert (pd["routing_key"], pd["dedup_key"], pd["payload"]["severity"]) == (
+        ROUTING_KEY,
+        alert["fingerprint"],
+        "critical",
+    )
     assert am["labels"]["fingerprint"] == alert["fingerprint"]
     assert event["fingerprint"] == [alert["fingerprint"]] and event["level"] == "fatal"
     (log_line,) = got["log_file"]
@@ -260,20 +322,31 @@ def channels(receiver, smtp_inbox, alertmanager, sentry_endpoint):
 
 
 # -- the P0 conditions -----------------------------------------------------------------------------------------
-def test_p0_conditions_notify_every_channel_once_and_resolve_once(own_stack, own_demo, fakes, own_redis, channels,
-                                                                  small_disk, workdir):
+def test_p0_conditions_notify_every_channel_once_and_resolve_once(
+    own_stack, own_demo, fakes, own_redis, channels, small_disk, workdir
+):
     """Invalid key, Redis, database, FFmpeg, worker, disk and 11 failures across two workers: each one
     notification per channel with its error_code (trace_id + Jaeger link for the API ones), one resolved each."""
     ffmpeg = workdir / "bin" / "ffmpeg"
     ffmpeg.parent.mkdir()
     shutil.copy2(Path("/usr/bin/ffmpeg").resolve(), ffmpeg)
-    monitor = served_monitor(own_stack, workdir, shipped_rules_for_speed(), channels.config(), health={
-        "redis_url": own_redis.redis_url, "celery_broker_url": own_stack.redis_url, "ffmpeg_binary": str(ffmpeg),
-        "disk_path": str(small_disk)})
+    monitor = served_monitor(
+        own_stack,
+        workdir,
+        shipped_rules_for_speed(),
+        channels.config(),
+        health={
+            "redis_url": own_redis.redis_url,
+            "celery_broker_url": own_stack.redis_url,
+            "ffmpeg_binary": str(ffmpeg),
+            "disk_path": str(small_disk),
+        },
+    )
     with monitor:
         url = monitor.url
-        wait_until(lambda: all(check["status"] == "healthy" for check in _health(url).values()), 60,
-                   what="every check healthy")
+        wait_until(
+            lambda: all(check["status"] == "healthy" for check in _health(url).values()), 60, what="every check healthy"
+        )
         channels.watch(monitor)
 
         # Gemini's key invalid: one project calls it.
@@ -324,8 +397,15 @@ def test_p0_conditions_notify_every_channel_once_and_resolve_once(own_stack, own
         assert streak.count == 11
         # Both worker processes (each its own service.instance.id = Prometheus `instance`) made failing calls.
         per_process = f'sum by (instance) ({PromNames.ERRORS}{{job="{own_demo.worker_service}", service="stability"}})'
-        by_instance = wait_until(lambda: len(found := prom_values(own_stack.prometheus_url, per_process, ("instance",)))
-                                 >= 2 and sum(found.values()) == 11 and found, 30, what="failures from two processes")
+        by_instance = wait_until(
+            lambda: (
+                len(found := prom_values(own_stack.prometheus_url, per_process, ("instance",))) >= 2
+                and sum(found.values()) == 11
+                and found
+            ),
+            30,
+            what="failures from two processes",
+        )
         assert len(by_instance) == 2
         firing = fired(channels, STREAK_CODE, service="stability")
         assert_api_alert(firing, own_stack, {project["trace_id"] for project in failing})
@@ -336,8 +416,15 @@ def test_p0_conditions_notify_every_channel_once_and_resolve_once(own_stack, own
         resolved(channels, STREAK_CODE, firing, timeout=DEFAULT_PEAK_TTL_SECONDS + 60)
 
         # Nothing else went to the P0 channels, and nothing twice (the rules went on being evaluated every second).
-        induced = {"GEMINI_INVALID_API_KEY", "REDIS_CONNECTION_FAILED", "DATABASE_CONNECTION_FAILED",
-                   "FFMPEG_NOT_FOUND", "CELERY_WORKER_DOWN", "DISK_SPACE_INSUFFICIENT", STREAK_CODE}
+        induced = {
+            "GEMINI_INVALID_API_KEY",
+            "REDIS_CONNECTION_FAILED",
+            "DATABASE_CONNECTION_FAILED",
+            "FFMPEG_NOT_FOUND",
+            "CELERY_WORKER_DOWN",
+            "DISK_SPACE_INSUFFICIENT",
+            STREAK_CODE,
+        }
         hooks = [x["json"] for x in channels.receiver.requests if x["path"] == "/hook"]
         assert {hook["alert"]["error_code"] for hook in hooks} == induced
         for code in induced:
@@ -352,8 +439,11 @@ def test_p0_conditions_notify_every_channel_once_and_resolve_once(own_stack, own
 
 # -- durability of the served monitor ----------------------------------------------------------------------------
 def _hooks(receiver, status: str, code: str) -> list[dict]:
-    return [x for x in receiver.requests if x["path"] == "/hook" and x["json"]["status"] == status
-            and x["json"]["alert"]["error_code"] == code]
+    return [
+        x
+        for x in receiver.requests
+        if x["path"] == "/hook" and x["json"]["status"] == status and x["json"]["alert"]["error_code"] == code
+    ]
 
 
 def test_receiver_down_sigkill_mid_delivery_and_prometheus_down(own_stack, own_redis, receiver, workdir):
@@ -362,9 +452,13 @@ def test_receiver_down_sigkill_mid_delivery_and_prometheus_down(own_stack, own_r
     stopped: MONITORING_BACKEND_DOWN is delivered, and resolved once Prometheus is back."""
     # YoutubeInvalidApiKey: a P0 PromQL rule (nothing here makes it fire), so a stopped Prometheus is noticed.
     rules = shipped_rules_for_speed({"RedisDown", "ApiConsecutiveFailuresCritical", "YoutubeInvalidApiKey"})
-    monitor = served_monitor(own_stack, workdir, rules,
-                             {"ops-hook": {"type": "webhook", "url": f"{receiver.url}/hook", "timeout_seconds": 2}},
-                             health={"redis_url": own_redis.redis_url})
+    monitor = served_monitor(
+        own_stack,
+        workdir,
+        rules,
+        {"ops-hook": {"type": "webhook", "url": f"{receiver.url}/hook", "timeout_seconds": 2}},
+        health={"redis_url": own_redis.redis_url},
+    )
     monitor.start()
     try:
         wait_until(lambda: _health(monitor.url)["redis"]["status"] == "healthy", 60, what="Redis healthy")
@@ -372,24 +466,35 @@ def test_receiver_down_sigkill_mid_delivery_and_prometheus_down(own_stack, own_r
         # The receiver is down while Redis fails: the delivery is retried until the receiver is back.
         receiver.stop()
         own_redis.stop()
-        wait_until(lambda: any(a["error_code"] == "REDIS_CONNECTION_FAILED" and a["state"] == "firing" for a in
-                               httpx.get(f"{monitor.url}/api/v1/alerts", timeout=10).json()["alerts"]),
-                   30, what="the alert firing while its receiver is down")
+        wait_until(
+            lambda: any(
+                a["error_code"] == "REDIS_CONNECTION_FAILED" and a["state"] == "firing"
+                for a in httpx.get(f"{monitor.url}/api/v1/alerts", timeout=10).json()["alerts"]
+            ),
+            30,
+            what="the alert firing while its receiver is down",
+        )
         receiver.start()
         wait_until(lambda: _hooks(receiver, "firing", "REDIS_CONNECTION_FAILED"), 30, what="the firing delivered")
 
         # The resolved notification hangs at the receiver; the monitor is killed meanwhile and restarted.
         receiver.hang = True
         own_redis.start("redis")
-        in_flight = wait_until(lambda: _hooks(receiver, "resolved", "REDIS_CONNECTION_FAILED"), 30,
-                               what="the resolved notification in flight")
+        in_flight = wait_until(
+            lambda: _hooks(receiver, "resolved", "REDIS_CONNECTION_FAILED"),
+            30,
+            what="the resolved notification in flight",
+        )
         monitor.process.kill()
         attempts_before_kill = len(_hooks(receiver, "resolved", "REDIS_CONNECTION_FAILED"))
         receiver.hang = False
         receiver.release.set()
         monitor.start()
-        wait_until(lambda: len(_hooks(receiver, "resolved", "REDIS_CONNECTION_FAILED")) > attempts_before_kill, 120,
-                   what="the resolved notification delivered by the restarted monitor")
+        wait_until(
+            lambda: len(_hooks(receiver, "resolved", "REDIS_CONNECTION_FAILED")) > attempts_before_kill,
+            120,
+            what="the resolved notification delivered by the restarted monitor",
+        )
         keys = {hook["headers"]["idempotency-key"] for hook in _hooks(receiver, "resolved", "REDIS_CONNECTION_FAILED")}
         assert keys == {in_flight[0]["headers"]["idempotency-key"]}  # the same notification, not a new one
         assert len(_hooks(receiver, "firing", "REDIS_CONNECTION_FAILED")) == 1  # the restart fired nothing again

@@ -16,22 +16,20 @@ from pathlib import Path
 
 import pytest
 
-from otel_monitor.monitor.alerting.routing import DeliveryConfig
+from otel_monitor.monitor.alerting.delivery.dispatcher import Dispatcher
+from otel_monitor.monitor.alerting.delivery.outbox import _SQLITE_BUSY_SECONDS, DeliveryStatus, Outbox
 from otel_monitor.monitor.alerting.delivery.retry import RetryPolicy
-from otel_monitor.monitor.alerting.notifiers import build_notifiers
 from otel_monitor.monitor.alerting.model import AlertState
 from otel_monitor.monitor.alerting.notification import Notification
-from otel_monitor.monitor.alerting.notifiers import WebhookNotifier
-from otel_monitor.monitor.alerting.delivery.outbox import _SQLITE_BUSY_SECONDS, DeliveryStatus, Outbox
-from otel_monitor.monitor.alerting.delivery.dispatcher import Dispatcher
-from otel_monitor.redaction.scrubber import SecretScrubber
+from otel_monitor.monitor.alerting.notifiers import WebhookNotifier, build_notifiers
+from otel_monitor.monitor.alerting.routing import DeliveryConfig
 from otel_monitor.monitor.store.engine import STORE_THREAD_WAIT_SECONDS
-
+from otel_monitor.redaction.scrubber import SecretScrubber
 from tests.support.alerts import make_alert
 from tests.support.clocks import Clock
 from tests.support.receivers import Receiver
 
-T0 = dt.datetime(2025, 10, 20, 10, 30, tzinfo=dt.timezone.utc)
+T0 = dt.datetime(2025, 10, 20, 10, 30, tzinfo=dt.UTC)
 HOOK_TOKEN = "hooktoken-secret-9876"
 
 
@@ -63,11 +61,14 @@ def dispatcher(outbox: Outbox, notifiers: dict, clock: Clock, **options) -> Disp
     return Dispatcher(outbox, notifiers, clock=clock, scrubber=SecretScrubber([HOOK_TOKEN]), **options)
 
 
-@pytest.mark.parametrize("first, second, added", [
-    (("firing", ["a", "b"]), ("firing", ["a", "b"]), ()),
-    (("firing", ["a"]), ("firing", ["a", "b"]), ("b",)),
-    (("firing", ["a"]), ("resolved", ["a"]), ("a",)),
-])
+@pytest.mark.parametrize(
+    "first, second, added",
+    [
+        (("firing", ["a", "b"]), ("firing", ["a", "b"]), ()),
+        (("firing", ["a"]), ("firing", ["a", "b"]), ("b",)),
+        (("firing", ["a"]), ("resolved", ["a"]), ("a",)),
+    ],
+)
 def test_enqueue_is_idempotent_per_channel(open_outbox, first, second, added):
     """One notification is queued at most once per channel; a different transition is a new notification."""
     outbox = open_outbox(clock=Clock(T0))
@@ -134,7 +135,9 @@ def test_other_4xx_is_permanent_and_reported(open_outbox, receiver, caplog, stat
     (entry,) = outbox.entries()
     assert entry.status == DeliveryStatus.FAILED and entry.last_error.startswith(f"HTTP {status}")
     (record,) = [r for r in caplog.records if r.getMessage() == "Alert delivery failed"]
-    assert record.levelno == logging.ERROR and record.channel == "hook" and record.error_code == "GEMINI_INVALID_API_KEY"
+    assert (
+        record.levelno == logging.ERROR and record.channel == "hook" and record.error_code == "GEMINI_INVALID_API_KEY"
+    )
     assert HOOK_TOKEN not in entry.last_error and HOOK_TOKEN not in caplog.text
 
 
@@ -160,20 +163,25 @@ def test_hanging_channel_never_delays_another(open_outbox):
     fast, slow = Receiver().start(), Receiver().start()
     slow.hang = True
     outbox = open_outbox()
-    config = DeliveryConfig.model_validate({
-        "channels": {"fast": {"type": "webhook", "url": f"{fast.url}/hook"},
-                     "slow": {"type": "webhook", "url": f"{slow.url}/hook", "timeout_seconds": 1.5}},
-        "routing": {"P0": ["slow", "fast"]}})
+    config = DeliveryConfig.model_validate(
+        {
+            "channels": {
+                "fast": {"type": "webhook", "url": f"{fast.url}/hook"},
+                "slow": {"type": "webhook", "url": f"{slow.url}/hook", "timeout_seconds": 1.5},
+            },
+            "routing": {"P0": ["slow", "fast"]},
+        }
+    )
     outbox.enqueue(make_alert(), "firing", config.channels_for(make_alert().priority))
 
     async def scenario():
         stop = asyncio.Event()
-        run = Dispatcher.from_config(outbox, config, build_notifiers(config, scrubber=SecretScrubber()),
-                                     poll_interval=0.05)
+        run = Dispatcher.from_config(
+            outbox, config, build_notifiers(config, scrubber=SecretScrubber()), poll_interval=0.05
+        )
         task = asyncio.create_task(run.run(stop))
         started = time.monotonic()
-        while (outbox.entries(channel="fast")[0].status != DeliveryStatus.DELIVERED
-               and time.monotonic() - started < 5):
+        while outbox.entries(channel="fast")[0].status != DeliveryStatus.DELIVERED and time.monotonic() - started < 5:
             await asyncio.sleep(0.02)
         fast_after = time.monotonic() - started
         statuses = {e.channel: e.status for e in outbox.entries()}
@@ -285,8 +293,9 @@ def test_sigkill_mid_delivery_loses_nothing_and_resends_at_most_once(open_outbox
     outbox.close()
     receiver.statuses.extend([200])
     receiver.hang = False
-    child = subprocess.Popen([sys.executable, "-c", _CHILD, url, f"{receiver.url}/hook"],
-                             cwd=Path(__file__).resolve().parents[1])
+    child = subprocess.Popen(
+        [sys.executable, "-c", _CHILD, url, f"{receiver.url}/hook"], cwd=Path(__file__).resolve().parents[1]
+    )
     try:
         deadline = time.monotonic() + 20
         while len(receiver.requests) < 1 and time.monotonic() < deadline:
@@ -303,7 +312,7 @@ def test_sigkill_mid_delivery_loses_nothing_and_resends_at_most_once(open_outbox
     receiver.release.set()
     receiver.hang = False
 
-    clock = Clock(dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=120))  # past every lease
+    clock = Clock(dt.datetime.now(dt.UTC) + dt.timedelta(seconds=120))  # past every lease
     resumed = open_outbox(url, clock=clock)
     asyncio.run(dispatcher(resumed, {"hook": hook(receiver)}, clock).run_once())
     assert {e.status for e in resumed.entries()} == {DeliveryStatus.DELIVERED}
@@ -368,4 +377,7 @@ def test_lease_of_a_dead_dispatcher_is_taken_over_once_it_expires(open_outbox, r
     assert sorted(receiver.ids()) == sorted(entry.notification.id for entry in entries)
     assert not late
     assert [(entry.status, entry.attempts) for entry in entries] == [
-        (DeliveryStatus.DELIVERED, 2), (DeliveryStatus.DELIVERED, 2), (DeliveryStatus.DELIVERED, 1)]
+        (DeliveryStatus.DELIVERED, 2),
+        (DeliveryStatus.DELIVERED, 2),
+        (DeliveryStatus.DELIVERED, 1),
+    ]

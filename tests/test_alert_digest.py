@@ -10,27 +10,26 @@ import logging
 
 import pytest
 
-from otel_monitor.monitor.alerting.routing import DeliveryConfig
 from otel_monitor.monitor.alerting.delivery.digest import (
     DIGEST_ERROR_CODE,
     DIGEST_MESSAGE,
     DigestStore,
     P1Digest,
-    period_start,
     digest_notification,
+    period_start,
 )
+from otel_monitor.monitor.alerting.delivery.dispatcher import Dispatcher
+from otel_monitor.monitor.alerting.delivery.outbox import Outbox
 from otel_monitor.monitor.alerting.evaluate.changes import Change, ChangeKind
 from otel_monitor.monitor.alerting.incidents import IncidentStore
 from otel_monitor.monitor.alerting.model import Alert, AlertState, Priority
 from otel_monitor.monitor.alerting.notification import Notification
-from otel_monitor.monitor.alerting.delivery.outbox import Outbox
-from otel_monitor.monitor.alerting.delivery.dispatcher import Dispatcher
+from otel_monitor.monitor.alerting.routing import DeliveryConfig
 from otel_monitor.monitor.alerting.service import AlertingService
 from otel_monitor.monitor.alerting.state import AlertStore
 from tests.support.clocks import Clock
 
-
-T0 = dt.datetime(2026, 3, 1, 10, 0, tzinfo=dt.timezone.utc)
+T0 = dt.datetime(2026, 3, 1, 10, 0, tzinfo=dt.UTC)
 HOUR = dt.timedelta(hours=1)
 
 
@@ -48,30 +47,63 @@ def digest_store(clock):
     store.executor.shutdown()
 
 
-def alert(code: str, *, priority: Priority = Priority.P1, service: str = "gemini",
-          state: AlertState = AlertState.FIRING) -> Alert:
-    return Alert(fingerprint=f"fp-{code}-{service}", rule=code.lower(), priority=priority, state=state,
-                 error_code=code, summary=f"{code} summary", action_required=f"Fix {code}", runbook="rb",
-                 labels={"service": service}, starts_at=T0, trace_id="ab" * 16,
-                 jaeger_url="http://jaeger/trace/" + "ab" * 16,
-                 ends_at=T0 + dt.timedelta(minutes=30) if state is AlertState.RESOLVED else None)
+def alert(
+    code: str, *, priority: Priority = Priority.P1, service: str = "gemini", state: AlertState = AlertState.FIRING
+) -> Alert:
+    return Alert(
+        fingerprint=f"fp-{code}-{service}",
+        rule=code.lower(),
+        priority=priority,
+        state=state,
+        error_code=code,
+        summary=f"{code} summary",
+        action_required=f"Fix {code}",
+        runbook="rb",
+        labels={"service": service},
+        starts_at=T0,
+        trace_id="ab" * 16,
+        jaeger_url="http://jaeger/trace/" + "ab" * 16,
+        ends_at=T0 + dt.timedelta(minutes=30) if state is AlertState.RESOLVED else None,
+    )
 
 
 # (events as (minutes after T0, alert), flush at minutes, expected error codes per digest sent)
 CASES = [
-    pytest.param([(1, alert("GEMINI_ERROR_RATE_HIGH")), (20, alert("D_ID_QUOTA_LOW", service="d-id")),
-                  (59, alert("CELERY_QUEUE_LONG", service="celery"))], 61,
-                 [["GEMINI_ERROR_RATE_HIGH", "D_ID_QUOTA_LOW", "CELERY_QUEUE_LONG"]], id="three-p1-one-digest"),
-    pytest.param([(5, alert("GEMINI_ERROR_RATE_HIGH")),
-                  (40, alert("GEMINI_ERROR_RATE_HIGH", state=AlertState.RESOLVED))], 60,
-                 [["GEMINI_ERROR_RATE_HIGH", "GEMINI_ERROR_RATE_HIGH"]], id="firing-and-resolved"),
-    pytest.param([(5, alert("GEMINI_ERROR_RATE_HIGH")), (6, alert("GEMINI_ERROR_RATE_HIGH"))], 60,
-                 [["GEMINI_ERROR_RATE_HIGH"]], id="same-transition-once"),
-    pytest.param([(5, alert("GEMINI_ERROR_RATE_HIGH")), (70, alert("D_ID_QUOTA_LOW", service="d-id"))], 130,
-                 [["GEMINI_ERROR_RATE_HIGH"], ["D_ID_QUOTA_LOW"]], id="two-hours-two-digests"),
+    pytest.param(
+        [
+            (1, alert("GEMINI_ERROR_RATE_HIGH")),
+            (20, alert("D_ID_QUOTA_LOW", service="d-id")),
+            (59, alert("CELERY_QUEUE_LONG", service="celery")),
+        ],
+        61,
+        [["GEMINI_ERROR_RATE_HIGH", "D_ID_QUOTA_LOW", "CELERY_QUEUE_LONG"]],
+        id="three-p1-one-digest",
+    ),
+    pytest.param(
+        [(5, alert("GEMINI_ERROR_RATE_HIGH")), (40, alert("GEMINI_ERROR_RATE_HIGH", state=AlertState.RESOLVED))],
+        60,
+        [["GEMINI_ERROR_RATE_HIGH", "GEMINI_ERROR_RATE_HIGH"]],
+        id="firing-and-resolved",
+    ),
+    pytest.param(
+        [(5, alert("GEMINI_ERROR_RATE_HIGH")), (6, alert("GEMINI_ERROR_RATE_HIGH"))],
+        60,
+        [["GEMINI_ERROR_RATE_HIGH"]],
+        id="same-transition-once",
+    ),
+    pytest.param(
+        [(5, alert("GEMINI_ERROR_RATE_HIGH")), (70, alert("D_ID_QUOTA_LOW", service="d-id"))],
+        130,
+        [["GEMINI_ERROR_RATE_HIGH"], ["D_ID_QUOTA_LOW"]],
+        id="two-hours-two-digests",
+    ),
     pytest.param([(5, alert("GEMINI_ERROR_RATE_HIGH"))], 59, [], id="hour-still-open"),
-    pytest.param([(5, alert("GEMINI_INVALID_API_KEY", priority=Priority.P0)),
-                  (6, alert("DAILY", priority=Priority.P2))], 61, [], id="non-p1-ignored"),
+    pytest.param(
+        [(5, alert("GEMINI_INVALID_API_KEY", priority=Priority.P0)), (6, alert("DAILY", priority=Priority.P2))],
+        61,
+        [],
+        id="non-p1-ignored",
+    ),
     pytest.param([], 61, [], id="empty-hour-nothing"),
 ]
 
@@ -110,7 +142,9 @@ async def test_digest_log_line_and_round_trip(clock, digest_store, caplog):
     assert record.levelno == logging.WARNING and record.alert_priority == "P1"
     alerts = record.details["alerts"]
     assert [(a["status"], a["error_code"], a["service"]) for a in alerts] == [
-        ("firing", "GEMINI_ERROR_RATE_HIGH", "gemini"), ("resolved", "D_ID_QUOTA_LOW", "d-id")]
+        ("firing", "GEMINI_ERROR_RATE_HIGH", "gemini"),
+        ("resolved", "D_ID_QUOTA_LOW", "d-id"),
+    ]
     assert alerts[0]["action_required"] == "Fix GEMINI_ERROR_RATE_HIGH"
     assert alerts[0]["trace_id"] == "ab" * 16 and alerts[0]["jaeger_url"].endswith("ab" * 16)
     (notification,) = sent
@@ -137,18 +171,32 @@ async def test_failed_hand_over_keeps_the_hour(clock, digest_store):
     assert again.id == calls[0].id and digest.pending() == 0
 
 
-DELIVERY = DeliveryConfig.model_validate({
-    "channels": {"hook": {"type": "webhook", "url": "http://127.0.0.1:9/hook"},
-                 "ops": {"type": "webhook", "url": "http://127.0.0.1:9/ops"}},
-    "routing": {"P1": ["hook", "ops"]}})
+DELIVERY = DeliveryConfig.model_validate(
+    {
+        "channels": {
+            "hook": {"type": "webhook", "url": "http://127.0.0.1:9/hook"},
+            "ops": {"type": "webhook", "url": "http://127.0.0.1:9/ops"},
+        },
+        "routing": {"P1": ["hook", "ops"]},
+    }
+)
 
 
 def service_on(url: str, clock: Clock) -> AlertingService:
     """The alerting service of a (re)started monitor on the store at ``url``, with no rules: transitions are fed."""
     outbox = Outbox(url, clock=clock)
-    return AlertingService([], {}, outbox, Dispatcher.from_config(outbox, DELIVERY, {}), DELIVERY, clock=clock,
-                           state=AlertStore(url, clock=clock), incidents=IncidentStore(url, clock=clock),
-                           digests=DigestStore(url, clock=clock), digest_period=HOUR)
+    return AlertingService(
+        [],
+        {},
+        outbox,
+        Dispatcher.from_config(outbox, DELIVERY, {}),
+        DELIVERY,
+        clock=clock,
+        state=AlertStore(url, clock=clock),
+        incidents=IncidentStore(url, clock=clock),
+        digests=DigestStore(url, clock=clock),
+        digest_period=HOUR,
+    )
 
 
 def minutes(count: float) -> dt.datetime:
@@ -159,8 +207,11 @@ def minutes(count: float) -> dt.datetime:
 # D_ID again and CELERY 5 minutes after it (in the same hour D_ID counts once), the flush at 12:01.
 RESTARTS = [
     pytest.param(40, [["GEMINI_ERROR_RATE_HIGH", "D_ID_QUOTA_LOW", "CELERY_QUEUE_LONG"]], id="hour-open"),
-    pytest.param(65, [["GEMINI_ERROR_RATE_HIGH", "D_ID_QUOTA_LOW"], ["D_ID_QUOTA_LOW", "CELERY_QUEUE_LONG"]],
-                 id="hour-closed-unsent"),
+    pytest.param(
+        65,
+        [["GEMINI_ERROR_RATE_HIGH", "D_ID_QUOTA_LOW"], ["D_ID_QUOTA_LOW", "CELERY_QUEUE_LONG"]],
+        id="hour-closed-unsent",
+    ),
 ]
 
 
@@ -186,7 +237,8 @@ async def test_restart_keeps_the_hours_transitions(store_url, restart_at, expect
         queued = second.outbox.entries()
         assert [[entry.alert.error_code for entry in n.digest] for n in sent] == expected
         assert sorted((e.notification.id, e.channel) for e in queued) == sorted(
-            (n.id, channel) for n in sent for channel in ("hook", "ops"))
+            (n.id, channel) for n in sent for channel in ("hook", "ops")
+        )
         assert second.digest.pending() == 0 and await second.digest.flush() == []
     finally:
         await second.stop()
@@ -202,6 +254,7 @@ async def test_restart_after_the_digest_was_queued_queues_it_not_again(store_url
     await first.pipeline.run([Change(alert("GEMINI_ERROR_RATE_HIGH"), ChangeKind.FIRED)])
     clock.now = minutes(61)
     if crash_before_forget:
+
         def killed(period_start, row_ids):
             raise RuntimeError("killed between queueing the digest and dropping its entries")
 
@@ -217,7 +270,9 @@ async def test_restart_after_the_digest_was_queued_queues_it_not_again(store_url
     try:
         await second.digest.flush()
         assert [(e.notification.id, e.channel) for e in second.outbox.entries()] == [
-            (queued.notification.id, "hook"), (queued.notification.id, "ops")]
+            (queued.notification.id, "hook"),
+            (queued.notification.id, "ops"),
+        ]
         assert second.digest.pending() == 0
     finally:
         await second.stop()
@@ -254,8 +309,9 @@ async def test_transition_recorded_after_its_hour_was_read_goes_out_in_a_follow_
     write) is not forgotten with the hour: the next flush sends it in a digest of its own, naming the same hour and
     saying it comes after that hour's digest, with its own id and fingerprint."""
     sent: list[Notification] = []
-    lagging = P1Digest(sent.append, period=HOUR, store=shared_store,
-                       clock=Clock(minutes(59) + dt.timedelta(seconds=59)))
+    lagging = P1Digest(
+        sent.append, period=HOUR, store=shared_store, clock=Clock(minutes(59) + dt.timedelta(seconds=59))
+    )
 
     async def send(notification: Notification) -> None:
         sent.append(notification)
@@ -269,11 +325,14 @@ async def test_transition_recorded_after_its_hour_was_read_goes_out_in_a_follow_
     assert digest.pending() == 1
     (late,) = await digest.flush()
     assert [[entry.alert.error_code for entry in n.digest] for n in sent] == [
-        ["GEMINI_ERROR_RATE_HIGH"], ["D_ID_QUOTA_LOW"]]
+        ["GEMINI_ERROR_RATE_HIGH"],
+        ["D_ID_QUOTA_LOW"],
+    ]
     assert late.id != first.id and late.alert.fingerprint != first.alert.fingerprint
     assert "between 2026-03-01 10:00 and 11:00 UTC" in first.alert.summary
-    assert late.alert.summary.startswith("1 more P1 alert transitions between 2026-03-01 10:00 and 11:00 UTC, "
-                                         "recorded after that period's digest")
+    assert late.alert.summary.startswith(
+        "1 more P1 alert transitions between 2026-03-01 10:00 and 11:00 UTC, recorded after that period's digest"
+    )
     assert late.alert.starts_at == first.alert.starts_at == T0
     assert digest.pending() == 0 and await digest.flush() == []
 
@@ -328,19 +387,23 @@ async def test_transition_added_while_the_store_is_down_is_kept_and_sent(clock, 
         store.executor.shutdown()
 
 
-@pytest.mark.parametrize(("moment", "period", "start"), [
-    (dt.datetime(2026, 3, 1, 10, 29, 59, tzinfo=dt.timezone.utc), dt.timedelta(minutes=30), T0),
-    (dt.datetime(2026, 3, 1, 10, 30, tzinfo=dt.timezone.utc), dt.timedelta(minutes=30), minutes(30)),
-    (dt.datetime(2026, 3, 1, 10, 59, tzinfo=dt.timezone.utc), HOUR, T0),
-    (dt.datetime(2026, 3, 1, 10, 44, tzinfo=dt.timezone.utc), dt.timedelta(minutes=15), minutes(30)),
-])
+@pytest.mark.parametrize(
+    ("moment", "period", "start"),
+    [
+        (dt.datetime(2026, 3, 1, 10, 29, 59, tzinfo=dt.UTC), dt.timedelta(minutes=30), T0),
+        (dt.datetime(2026, 3, 1, 10, 30, tzinfo=dt.UTC), dt.timedelta(minutes=30), minutes(30)),
+        (dt.datetime(2026, 3, 1, 10, 59, tzinfo=dt.UTC), HOUR, T0),
+        (dt.datetime(2026, 3, 1, 10, 44, tzinfo=dt.UTC), dt.timedelta(minutes=15), minutes(30)),
+    ],
+)
 def test_period_start(moment, period, start):
     """Digest periods tile the UTC day from midnight."""
     assert period_start(moment, period) == start
 
 
-@pytest.mark.parametrize("period", [dt.timedelta(minutes=7), dt.timedelta(seconds=90), dt.timedelta(hours=2),
-                                    dt.timedelta(0)])
+@pytest.mark.parametrize(
+    "period", [dt.timedelta(minutes=7), dt.timedelta(seconds=90), dt.timedelta(hours=2), dt.timedelta(0)]
+)
 def test_invalid_periods_are_refused(digest_store, period):
     """A period that does not divide the day into whole minutes, or is longer than an hour, is refused."""
     with pytest.raises(ValueError, match="digest period"):

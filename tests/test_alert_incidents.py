@@ -13,42 +13,72 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from otel_monitor.monitor.alerting.routing import DeliveryConfig
+from otel_monitor.monitor.alerting.delivery.dispatcher import Dispatcher
+from otel_monitor.monitor.alerting.delivery.outbox import Outbox
 from otel_monitor.monitor.alerting.heartbeat import Heartbeat
 from otel_monitor.monitor.alerting.incidents import IncidentStatus, IncidentStore, opens_incident
 from otel_monitor.monitor.alerting.model import AlertState, Priority, Rule
-from otel_monitor.monitor.alerting.delivery.outbox import Outbox
-from otel_monitor.monitor.alerting.delivery.dispatcher import Dispatcher
 from otel_monitor.monitor.alerting.router import build_alerts_router
+from otel_monitor.monitor.alerting.routing import DeliveryConfig
 from otel_monitor.monitor.alerting.service import AlertingService
 from otel_monitor.monitor.alerting.state import AlertStore
-from tools.devstack.processes import free_port
-
 from tests.support.alerts import Conditions, make_alert
 from tests.support.receivers import Receiver
+from tools.devstack.processes import free_port
 
-T0 = dt.datetime(2025, 10, 20, 10, 30, tzinfo=dt.timezone.utc)
-REDIS_DOWN = Rule(name="RedisDown", priority=Priority.P0, source="check", expr="health.redis", for_seconds=0,
-                  clear_for_seconds=0, interval_seconds=1, error_code="REDIS_CONNECTION_FAILED",
-                  labels={"service": "redis"}, summary="Redis is unreachable", action_required="Restart Redis",
-                  runbook="Celery stops while Redis is down.")
-SLOW_QUOTA = Rule(name="QuotaLow", priority=Priority.P1, source="check", expr="quota.d-id", for_seconds=30,
-                  clear_for_seconds=0, interval_seconds=1, error_code="QUOTA_LOW", labels={"service": "d-id"},
-                  summary="Quota low", action_required="Top up", runbook="-")
-DELIVERY = DeliveryConfig.model_validate({
-    "channels": {"hook": {"type": "webhook", "url": "http://127.0.0.1:9/hook"}}, "routing": {"P0": ["hook"]}})
+T0 = dt.datetime(2025, 10, 20, 10, 30, tzinfo=dt.UTC)
+REDIS_DOWN = Rule(
+    name="RedisDown",
+    priority=Priority.P0,
+    source="check",
+    expr="health.redis",
+    for_seconds=0,
+    clear_for_seconds=0,
+    interval_seconds=1,
+    error_code="REDIS_CONNECTION_FAILED",
+    labels={"service": "redis"},
+    summary="Redis is unreachable",
+    action_required="Restart Redis",
+    runbook="Celery stops while Redis is down.",
+)
+SLOW_QUOTA = Rule(
+    name="QuotaLow",
+    priority=Priority.P1,
+    source="check",
+    expr="quota.d-id",
+    for_seconds=30,
+    clear_for_seconds=0,
+    interval_seconds=1,
+    error_code="QUOTA_LOW",
+    labels={"service": "d-id"},
+    summary="Quota low",
+    action_required="Top up",
+    runbook="-",
+)
+DELIVERY = DeliveryConfig.model_validate(
+    {"channels": {"hook": {"type": "webhook", "url": "http://127.0.0.1:9/hook"}}, "routing": {"P0": ["hook"]}}
+)
 
 
 def at(seconds: float) -> dt.datetime:
     return T0 + dt.timedelta(seconds=seconds)
 
 
-def service_on(url: str, conditions: Conditions, *, environment: str = "development",
-               rules=(REDIS_DOWN,)) -> AlertingService:
+def service_on(
+    url: str, conditions: Conditions, *, environment: str = "development", rules=(REDIS_DOWN,)
+) -> AlertingService:
     outbox = Outbox(url, clock=lambda: T0)
-    return AlertingService(list(rules), {"check": conditions}, outbox, Dispatcher.from_config(outbox, DELIVERY, {}),
-                           DELIVERY, clock=lambda: T0, state=AlertStore(url, clock=lambda: T0),
-                           incidents=IncidentStore(url, clock=lambda: T0), environment=environment)
+    return AlertingService(
+        list(rules),
+        {"check": conditions},
+        outbox,
+        Dispatcher.from_config(outbox, DELIVERY, {}),
+        DELIVERY,
+        clock=lambda: T0,
+        state=AlertStore(url, clock=lambda: T0),
+        incidents=IncidentStore(url, clock=lambda: T0),
+        environment=environment,
+    )
 
 
 def transitions(outbox: Outbox) -> list[str]:
@@ -56,14 +86,17 @@ def transitions(outbox: Outbox) -> list[str]:
 
 
 # -- the alert store ------------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("filters, expected", [
-    ({}, ["gemini-firing", "d-id-resolved", "gemini-p1-pending"]),
-    ({"priority": Priority.P0}, ["gemini-firing", "d-id-resolved"]),
-    ({"service": "d-id"}, ["d-id-resolved"]),
-    ({"state": AlertState.RESOLVED}, ["d-id-resolved"]),
-    ({"state": AlertState.PENDING, "priority": Priority.P0}, []),
-    ({"limit": 1}, ["gemini-firing"]),
-])
+@pytest.mark.parametrize(
+    "filters, expected",
+    [
+        ({}, ["gemini-firing", "d-id-resolved", "gemini-p1-pending"]),
+        ({"priority": Priority.P0}, ["gemini-firing", "d-id-resolved"]),
+        ({"service": "d-id"}, ["d-id-resolved"]),
+        ({"state": AlertState.RESOLVED}, ["d-id-resolved"]),
+        ({"state": AlertState.PENDING, "priority": Priority.P0}, []),
+        ({"limit": 1}, ["gemini-firing"]),
+    ],
+)
 def test_history_filters_active_and_resolved(filters, expected):
     """history() lists active and resolved alerts, most recently changed first, filtered by every filter given."""
     clock = iter([at(0), at(1), at(2), at(3)])
@@ -95,16 +128,21 @@ def test_same_alert_firing_again_is_a_new_episode():
     store.upsert(make_alert(AlertState.RESOLVED, starts_at=at(0), ends_at=at(5)))
     store.upsert(make_alert(AlertState.FIRING, starts_at=at(60)))
     assert [(a.state, a.starts_at) for a in store.history()] == [
-        (AlertState.FIRING, at(60)), (AlertState.RESOLVED, at(0))]
+        (AlertState.FIRING, at(60)),
+        (AlertState.RESOLVED, at(0)),
+    ]
 
 
 # -- incidents ------------------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("environment, priority, opens", [
-    ("production", Priority.P0, True),
-    ("production", Priority.P1, False),
-    ("staging", Priority.P0, False),
-    ("development", Priority.P0, False),
-])
+@pytest.mark.parametrize(
+    "environment, priority, opens",
+    [
+        ("production", Priority.P0, True),
+        ("production", Priority.P1, False),
+        ("staging", Priority.P0, False),
+        ("development", Priority.P0, False),
+    ],
+)
 def test_opens_incident_for_p0_in_production_only(environment, priority, opens):
     """Only a P0 in production opens an incident."""
     assert opens_incident(environment, make_alert(priority=priority)) is opens
@@ -172,8 +210,9 @@ def test_pending_alerts_are_kept_and_dropped_with_their_condition(tmp_path):
     assert after == []
 
 
-@pytest.mark.parametrize("environment, incidents", [("production", [("closed", "REDIS_CONNECTION_FAILED")]),
-                                                    ("staging", [])])
+@pytest.mark.parametrize(
+    "environment, incidents", [("production", [("closed", "REDIS_CONNECTION_FAILED")]), ("staging", [])]
+)
 def test_service_opens_and_closes_incidents_in_production(tmp_path, environment, incidents):
     """In production the P0 firing opens an incident (open while it fires) and its resolution closes it."""
     conditions = Conditions()
@@ -194,12 +233,15 @@ def test_service_opens_and_closes_incidents_in_production(tmp_path, environment,
     assert final == incidents
 
 
-@pytest.mark.parametrize("path, params", [
-    ("/api/v1/alerts", {"state": "exploded"}),
-    ("/api/v1/alerts", {"priority": "P9"}),
-    ("/api/v1/alerts", {"limit": "0"}),
-    ("/api/v1/incidents", {"status": "ajar"}),
-])
+@pytest.mark.parametrize(
+    "path, params",
+    [
+        ("/api/v1/alerts", {"state": "exploded"}),
+        ("/api/v1/alerts", {"priority": "P9"}),
+        ("/api/v1/alerts", {"limit": "0"}),
+        ("/api/v1/incidents", {"status": "ajar"}),
+    ],
+)
 def test_bad_filter_values_are_422(path, params):
     """Unknown filter values are rejected with FastAPI's 422, naming the query parameter."""
     app = FastAPI()
@@ -227,7 +269,7 @@ class _GetCounter:
         counter = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):  # noqa: N802
+            def do_GET(self):
                 counter.hits += 1
                 self.send_response(204)
                 self.end_headers()
@@ -295,19 +337,42 @@ def test_p1_alerts_of_a_period_go_out_as_one_digest(tmp_path):
     """P0 transitions are queued at once; P1 ones wait for their period's digest: several P1 alerts, one
     notification."""
     url = f"sqlite:///{tmp_path / 'alerts.db'}"
-    delivery = DeliveryConfig.model_validate({
-        "channels": {"hook": {"type": "webhook", "url": "http://127.0.0.1:9/hook"}},
-        "routing": {"P0": ["hook"], "P1": ["hook"]}})
+    delivery = DeliveryConfig.model_validate(
+        {
+            "channels": {"hook": {"type": "webhook", "url": "http://127.0.0.1:9/hook"}},
+            "routing": {"P0": ["hook"], "P1": ["hook"]},
+        }
+    )
     now = [at(0)]
-    p1_rules = [Rule(name=f"Slow{i}", priority=Priority.P1, source="check", expr="health.redis", for_seconds=0,
-                     clear_for_seconds=0, interval_seconds=1, error_code=f"SLOW_{i}", labels={"service": f"s{i}"},
-                     summary=f"slow {i}", action_required="look", runbook="-") for i in range(3)]
+    p1_rules = [
+        Rule(
+            name=f"Slow{i}",
+            priority=Priority.P1,
+            source="check",
+            expr="health.redis",
+            for_seconds=0,
+            clear_for_seconds=0,
+            interval_seconds=1,
+            error_code=f"SLOW_{i}",
+            labels={"service": f"s{i}"},
+            summary=f"slow {i}",
+            action_required="look",
+            runbook="-",
+        )
+        for i in range(3)
+    ]
     conditions = Conditions()
     outbox = Outbox(url, clock=lambda: now[0])
-    service = AlertingService([REDIS_DOWN, *p1_rules], {"check": conditions}, outbox,
-                              Dispatcher.from_config(outbox, delivery, {}), delivery, clock=lambda: now[0],
-                              state=AlertStore(url, clock=lambda: now[0]),
-                              incidents=IncidentStore(url, clock=lambda: now[0]))
+    service = AlertingService(
+        [REDIS_DOWN, *p1_rules],
+        {"check": conditions},
+        outbox,
+        Dispatcher.from_config(outbox, delivery, {}),
+        delivery,
+        clock=lambda: now[0],
+        state=AlertStore(url, clock=lambda: now[0]),
+        incidents=IncidentStore(url, clock=lambda: now[0]),
+    )
 
     async def scenario():
         conditions.holding = {"RedisDown", "Slow0", "Slow1", "Slow2"}

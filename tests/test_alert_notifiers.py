@@ -1,4 +1,4 @@
-"""The receivers: payload shapes on a real local HTTP receiver and a real Alertmanager, status classification, config."""
+"""The receivers: payloads on a real local HTTP receiver and a real Alertmanager, status classification, config."""
 
 from __future__ import annotations
 
@@ -13,8 +13,9 @@ import httpx
 import pytest
 from pydantic import ValidationError
 
-from otel_monitor.monitor.alerting.routing import DeliveryConfig
-from otel_monitor.monitor.alerting.notifiers import build_notifiers
+from otel_monitor.logs.formatter import JsonLineFormatter
+from otel_monitor.logs.logger import StructuredLogger
+from otel_monitor.monitor.alerting.delivery.retry import classify_status
 from otel_monitor.monitor.alerting.model import AlertState, Priority
 from otel_monitor.monitor.alerting.notification import Notification
 from otel_monitor.monitor.alerting.notifiers import (
@@ -25,11 +26,10 @@ from otel_monitor.monitor.alerting.notifiers import (
     PagerDutyNotifier,
     SlackNotifier,
     WebhookNotifier,
+    build_notifiers,
 )
-from otel_monitor.monitor.alerting.delivery.retry import classify_status
+from otel_monitor.monitor.alerting.routing import DeliveryConfig
 from otel_monitor.redaction.scrubber import SecretScrubber
-from otel_monitor.logs.formatter import JsonLineFormatter
-from otel_monitor.logs.logger import StructuredLogger
 from tests.support.alerts import STARTS, make_alert
 from tests.support.receivers import Receiver
 
@@ -54,12 +54,24 @@ def deliver(notifier, notification: Notification):
     return asyncio.run(notifier.notify(notification))
 
 
-@pytest.mark.parametrize("status, ok, retryable", [
-    (200, True, False), (202, True, False), (204, True, False),
-    (429, False, True), (500, False, True), (502, False, True), (503, False, True),
-    (400, False, False), (401, False, False), (403, False, False), (404, False, False), (413, False, False),
-    (301, False, False),
-])
+@pytest.mark.parametrize(
+    "status, ok, retryable",
+    [
+        (200, True, False),
+        (202, True, False),
+        (204, True, False),
+        (429, False, True),
+        (500, False, True),
+        (502, False, True),
+        (503, False, True),
+        (400, False, False),
+        (401, False, False),
+        (403, False, False),
+        (404, False, False),
+        (413, False, False),
+        (301, False, False),
+    ],
+)
 def test_classify_status(status, ok, retryable):
     """2xx is delivered, 429 and 5xx are retried, every other status is a permanent failure."""
     result = classify_status(status)
@@ -91,10 +103,13 @@ def test_discord_payload_shape(receiver):
     assert set(embed) == {"title", "description", "color", "fields", "timestamp", "url"}
     assert embed["title"] == "P0 Alert: API Key Invalid" and embed["url"] == FIRING.alert.jaeger_url
     assert {f["name"]: f["value"] for f in embed["fields"]} == {
-        "Priority": "P0", "Error code": "GEMINI_INVALID_API_KEY", "Service": "gemini",
+        "Priority": "P0",
+        "Error code": "GEMINI_INVALID_API_KEY",
+        "Service": "gemini",
         "Action required": "Check GEMINI_API_KEY in environment variables",
         "Runbook": "https://runbooks.local/gemini-key",
-        "Trace": f"[{FIRING.alert.trace_id}]({FIRING.alert.jaeger_url})"}
+        "Trace": f"[{FIRING.alert.trace_id}]({FIRING.alert.jaeger_url})",
+    }
 
 
 def test_pagerduty_trigger_shape(receiver):
@@ -104,7 +119,11 @@ def test_pagerduty_trigger_shape(receiver):
     assert request["path"] == "/v2/enqueue"
     body = request["json"]
     assert set(body) == {"routing_key", "event_action", "dedup_key", "payload", "links"}
-    assert (body["routing_key"], body["event_action"], body["dedup_key"]) == (ROUTING_KEY, "trigger", "a1b2c3d4e5f60718")
+    assert (body["routing_key"], body["event_action"], body["dedup_key"]) == (
+        ROUTING_KEY,
+        "trigger",
+        "a1b2c3d4e5f60718",
+    )
     payload = body["payload"]
     assert (payload["source"], payload["severity"], payload["component"]) == ("otel-monitor", "critical", "gemini")
     assert payload["summary"] == "P0 Alert: API Key Invalid (GEMINI_INVALID_API_KEY)"
@@ -113,8 +132,9 @@ def test_pagerduty_trigger_shape(receiver):
     assert body["links"] == [{"href": FIRING.alert.jaeger_url, "text": f"Jaeger trace {FIRING.alert.trace_id}"}]
 
 
-@pytest.mark.parametrize("priority, severity", [(Priority.P0, "critical"), (Priority.P1, "warning"),
-                                                (Priority.P2, "info")])
+@pytest.mark.parametrize(
+    "priority, severity", [(Priority.P0, "critical"), (Priority.P1, "warning"), (Priority.P2, "info")]
+)
 def test_pagerduty_severity(receiver, priority, severity):
     """Each priority maps to one PagerDuty severity."""
     deliver(notifier_for("pagerduty", receiver.url, SecretScrubber()), Notification.of(make_alert(priority=priority)))
@@ -124,34 +144,53 @@ def test_pagerduty_severity(receiver, priority, severity):
 def test_alertmanager_shape(receiver):
     """Alertmanager gets a list of one alert with our labels, annotations, startsAt, and while firing an endsAt
     four resend intervals (60 s) after the post."""
-    posted_at = dt.datetime(2025, 10, 20, 10, 31, tzinfo=dt.timezone.utc)
+    posted_at = dt.datetime(2025, 10, 20, 10, 31, tzinfo=dt.UTC)
     notifier = AlertmanagerNotifier("am", receiver.url, scrubber=SecretScrubber(), clock=lambda: posted_at)
     assert deliver(notifier, FIRING).ok
     request = receiver.requests[0]
     assert request["path"] == "/api/v2/alerts"
     (posted,) = request["json"]
-    assert posted["labels"] == {"alertname": "ProviderInvalidKey", "severity": "critical", "priority": "P0",
-                                "service": "gemini", "error_code": "GEMINI_INVALID_API_KEY",
-                                "fingerprint": "a1b2c3d4e5f60718"}
+    assert posted["labels"] == {
+        "alertname": "ProviderInvalidKey",
+        "severity": "critical",
+        "priority": "P0",
+        "service": "gemini",
+        "error_code": "GEMINI_INVALID_API_KEY",
+        "fingerprint": "a1b2c3d4e5f60718",
+    }
     assert posted["annotations"] == {
         "summary": "API Key Invalid",
         "description": "API Key Invalid (GEMINI_INVALID_API_KEY, service gemini). "
-                       "Action required: Check GEMINI_API_KEY in environment variables.",
+        "Action required: Check GEMINI_API_KEY in environment variables.",
         "action_required": "Check GEMINI_API_KEY in environment variables",
-        "runbook": "https://runbooks.local/gemini-key", "runbook_url": "https://runbooks.local/gemini-key",
-        "trace_id": FIRING.alert.trace_id, "jaeger_url": FIRING.alert.jaeger_url}
+        "runbook": "https://runbooks.local/gemini-key",
+        "runbook_url": "https://runbooks.local/gemini-key",
+        "trace_id": FIRING.alert.trace_id,
+        "jaeger_url": FIRING.alert.jaeger_url,
+    }
     assert (posted["startsAt"], posted["endsAt"]) == ("2025-10-20T10:30:15Z", "2025-10-20T10:35:00Z")
 
 
-@pytest.mark.parametrize("kind, check", [
-    ("pagerduty", lambda body: body == {"routing_key": ROUTING_KEY, "event_action": "resolve",
-                                        "dedup_key": "a1b2c3d4e5f60718"}),
-    ("alertmanager", lambda body: body[0]["endsAt"] == "2025-10-20T10:37:15Z"),
-    ("slack", lambda body: body["blocks"][0]["text"]["text"] == "P0 Resolved: API Key Invalid"),
-    ("discord", lambda body: body["embeds"][0]["title"] == "P0 Resolved: API Key Invalid"
-                             and body["embeds"][0]["color"] == 0x2EB67D),
-    ("webhook", lambda body: body["status"] == "resolved" and body["message"] == "P0 Resolved: API Key Invalid"),
-])
+@pytest.mark.parametrize(
+    "kind, check",
+    [
+        (
+            "pagerduty",
+            lambda body: (
+                body == {"routing_key": ROUTING_KEY, "event_action": "resolve", "dedup_key": "a1b2c3d4e5f60718"}
+            ),
+        ),
+        ("alertmanager", lambda body: body[0]["endsAt"] == "2025-10-20T10:37:15Z"),
+        ("slack", lambda body: body["blocks"][0]["text"]["text"] == "P0 Resolved: API Key Invalid"),
+        (
+            "discord",
+            lambda body: (
+                body["embeds"][0]["title"] == "P0 Resolved: API Key Invalid" and body["embeds"][0]["color"] == 0x2EB67D
+            ),
+        ),
+        ("webhook", lambda body: body["status"] == "resolved" and body["message"] == "P0 Resolved: API Key Invalid"),
+    ],
+)
 def test_resolved_notifications(receiver, kind, check):
     """Each channel that can says the alert resolved: PagerDuty resolve, Alertmanager endsAt, a message elsewhere."""
     assert deliver(notifier_for(kind, receiver.url, SecretScrubber()), RESOLVED).ok
@@ -166,10 +205,16 @@ def test_webhook_shape_and_idempotency_key(receiver):
     body = request["json"]
     assert (body["id"], body["status"], body["version"]) == (FIRING.id, "firing", "1")
     alert = body["alert"]
-    for key, value in {"priority": "P0", "error_code": "GEMINI_INVALID_API_KEY", "service": "gemini",
-                       "summary": "API Key Invalid", "action_required": "Check GEMINI_API_KEY in environment variables",
-                       "runbook": "https://runbooks.local/gemini-key", "trace_id": FIRING.alert.trace_id,
-                       "jaeger_url": FIRING.alert.jaeger_url}.items():
+    for key, value in {
+        "priority": "P0",
+        "error_code": "GEMINI_INVALID_API_KEY",
+        "service": "gemini",
+        "summary": "API Key Invalid",
+        "action_required": "Check GEMINI_API_KEY in environment variables",
+        "runbook": "https://runbooks.local/gemini-key",
+        "trace_id": FIRING.alert.trace_id,
+        "jaeger_url": FIRING.alert.jaeger_url,
+    }.items():
         assert alert[key] == value
 
 
@@ -201,11 +246,14 @@ def test_timeout_is_retryable():
         hanging.stop()
 
 
-@pytest.mark.parametrize("priority, level, message", [
-    (Priority.P0, "error", "P0 Alert: API Key Invalid"),
-    (Priority.P1, "warning", "P1 Alert: API Key Invalid"),
-    (Priority.P2, "warning", "P2 Alert: API Key Invalid"),
-])
+@pytest.mark.parametrize(
+    "priority, level, message",
+    [
+        (Priority.P0, "error", "P0 Alert: API Key Invalid"),
+        (Priority.P1, "warning", "P1 Alert: API Key Invalid"),
+        (Priority.P2, "warning", "P2 Alert: API Key Invalid"),
+    ],
+)
 def test_log_file_lines(priority, level, message):
     """The log-file channel writes the spec's JSON shape at ERROR for P0 and WARNING for P1 and P2 alerts (the P2
     daily summary is INFO: see test_daily_summary)."""
@@ -252,13 +300,21 @@ VALID_CONFIG = {
     "channels": {
         "stderr": {"type": "console"},
         "logs": {"type": "log_file"},
-        "hook": {"type": "webhook", "url": "http://127.0.0.1:1/hook", "headers": {"Authorization": "Bearer hooksecret"}},
+        "hook": {
+            "type": "webhook",
+            "url": "http://127.0.0.1:1/hook",
+            "headers": {"Authorization": "Bearer hooksecret"},
+        },
         "slack": {"type": "slack", "url": f"https://hooks.slack.com/services/{SLACK_TOKEN}"},
         "discord": {"type": "discord", "url": f"https://discord.com/api/webhooks/{DISCORD_TOKEN}"},
         "pd": {"type": "pagerduty", "routing_key": ROUTING_KEY},
         "am": {"type": "alertmanager", "url": "http://127.0.0.1:9093", "timeout_seconds": 3},
     },
-    "routing": {"P0": ["stderr", "logs", "hook", "slack", "discord", "pd", "am"], "P1": ["logs", "slack"], "P2": ["logs"]},
+    "routing": {
+        "P0": ["stderr", "logs", "hook", "slack", "discord", "pd", "am"],
+        "P1": ["logs", "slack"],
+        "P2": ["logs"],
+    },
 }
 
 
@@ -272,17 +328,20 @@ def _with(path: str, value) -> dict:
     return config
 
 
-@pytest.mark.parametrize("config, message", [
-    (_with("routing.P0", ["stderr", "pagerduty"]), "routing.P0[1]: unknown channel 'pagerduty'"),
-    (_with("routing.P2", ["nowhere"]), "routing.P2[0]: unknown channel 'nowhere'"),
-    (_with("channels.slack.token", "x"), "channels.slack.slack.token"),
-    (_with("channels.slack", {"type": "slack"}), "channels.slack.slack.url"),
-    (_with("channels.pd", {"type": "pagerduty"}), "channels.pd.pagerduty.routing_key"),
-    (_with("channels.x", {"type": "carrier-pigeon"}), "channels.x"),
-    (_with("channels.am.timeout_seconds", 0), "channels.am.alertmanager.timeout_seconds"),
-    (_with("routing.P3", ["logs"]), "routing.P3"),
-    (_with("retries", {}), "retries"),
-])
+@pytest.mark.parametrize(
+    "config, message",
+    [
+        (_with("routing.P0", ["stderr", "pagerduty"]), "routing.P0[1]: unknown channel 'pagerduty'"),
+        (_with("routing.P2", ["nowhere"]), "routing.P2[0]: unknown channel 'nowhere'"),
+        (_with("channels.slack.token", "x"), "channels.slack.slack.token"),
+        (_with("channels.slack", {"type": "slack"}), "channels.slack.slack.url"),
+        (_with("channels.pd", {"type": "pagerduty"}), "channels.pd.pagerduty.routing_key"),
+        (_with("channels.x", {"type": "carrier-pigeon"}), "channels.x"),
+        (_with("channels.am.timeout_seconds", 0), "channels.am.alertmanager.timeout_seconds"),
+        (_with("routing.P3", ["logs"]), "routing.P3"),
+        (_with("retries", {}), "retries"),
+    ],
+)
 def test_invalid_config(config, message):
     """Each invalid delivery config is refused with an error naming the offending key."""
     with pytest.raises(ValidationError) as caught:
@@ -295,8 +354,14 @@ def test_build_notifiers_maps_every_channel_and_hides_secrets():
     config = DeliveryConfig.model_validate(VALID_CONFIG)
     notifiers = build_notifiers(config, scrubber=SecretScrubber())
     assert {name: type(n).__name__ for name, n in notifiers.items()} == {
-        "stderr": "ConsoleNotifier", "logs": "LogFileNotifier", "hook": "WebhookNotifier", "slack": "SlackNotifier",
-        "discord": "DiscordNotifier", "pd": "PagerDutyNotifier", "am": "AlertmanagerNotifier"}
+        "stderr": "ConsoleNotifier",
+        "logs": "LogFileNotifier",
+        "hook": "WebhookNotifier",
+        "slack": "SlackNotifier",
+        "discord": "DiscordNotifier",
+        "pd": "PagerDutyNotifier",
+        "am": "AlertmanagerNotifier",
+    }
     assert all(n.name == name for name, n in notifiers.items())
     text = repr(config) + str(config.model_dump())
     for secret in (SLACK_TOKEN, DISCORD_TOKEN, ROUTING_KEY, "hooksecret"):
@@ -316,23 +381,30 @@ def test_build_notifiers_registers_secrets():
 
 def test_real_alertmanager_accepts_and_lists(alertmanager):
     """The real Alertmanager accepts our alerts and lists them with our labels; a resolved one stops being active."""
-    firing_at = dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=1)
+    firing_at = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1)
     alert = make_alert(starts_at=firing_at)
     notifier = AlertmanagerNotifier("am", alertmanager.url, scrubber=SecretScrubber())
     assert deliver(notifier, Notification.of(alert)).ok
     listed = httpx.get(f"{alertmanager.url}/api/v2/alerts", timeout=5).json()
     (got,) = [a for a in listed if a["labels"].get("fingerprint") == alert.fingerprint]
-    assert got["labels"] == {"alertname": "ProviderInvalidKey", "severity": "critical", "priority": "P0",
-                             "service": "gemini", "error_code": "GEMINI_INVALID_API_KEY",
-                             "fingerprint": alert.fingerprint}
+    assert got["labels"] == {
+        "alertname": "ProviderInvalidKey",
+        "severity": "critical",
+        "priority": "P0",
+        "service": "gemini",
+        "error_code": "GEMINI_INVALID_API_KEY",
+        "fingerprint": alert.fingerprint,
+    }
     assert got["annotations"]["action_required"] == "Check GEMINI_API_KEY in environment variables"
     assert got["annotations"]["jaeger_url"] == alert.jaeger_url
     assert got["status"]["state"] == "active"
-    resolved = alert.with_state(AlertState.RESOLVED, ends_at=dt.datetime.now(dt.timezone.utc))
+    resolved = alert.with_state(AlertState.RESOLVED, ends_at=dt.datetime.now(dt.UTC))
     assert deliver(notifier, Notification.of(resolved)).ok
-    active = httpx.get(f"{alertmanager.url}/api/v2/alerts", params={"active": "true", "silenced": "true",
-                                                                 "inhibited": "true", "unprocessed": "true"},
-                       timeout=5).json()
+    active = httpx.get(
+        f"{alertmanager.url}/api/v2/alerts",
+        params={"active": "true", "silenced": "true", "inhibited": "true", "unprocessed": "true"},
+        timeout=5,
+    ).json()
     assert [a for a in active if a["labels"].get("fingerprint") == alert.fingerprint] == []
 
 

@@ -5,20 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import logging
 import time
 
 import pytest
 import yaml
 
+from examples.monitor_launcher import MonitorProcess
+from otel_monitor.logs.files import read_log_records
 from otel_monitor.monitor.alerting.delivery.daily_summary import DailySummary, DailySummaryConfig
 from otel_monitor.monitor.alerting.rules import load_rules
 from otel_monitor.monitor.alerting.state import AlertStore
-from tools.devstack import wait_until
-from otel_monitor.logs.files import read_log_records
 from tests.support.demo import create_project, demo_backend, wait_finished
 from tests.support.monitor import FAST_RETRY
-from examples.monitor_launcher import MonitorProcess
+from tools.devstack import wait_until
 
 RULE = "GeminiLatencyP50High"
 SLOW_SECONDS = 6.0  # above the rule's 5 s P50 warning threshold
@@ -38,17 +37,24 @@ def _p2_rule(job: str) -> dict:
 def test_slow_provider_p2_is_logged_delivered_and_summarised(stack, fakes, receiver, workdir):
     """Gemini answering in 6 s: the P2 latency warning is logged at WARNING in the spec's shape, reaches the P2
     webhook once, and the day's summary lists it under warnings with its worst P50."""
-    demo = demo_backend(stack, fakes, workdir / "backend", f"p2slow{int(time.time())}",
-                        extra_env={"DEMO_REQUEST_TIMEOUT_SECONDS": "30"})
-    monitor = MonitorProcess(stack, workdir / "monitor", service_name="monitor-p2-under-test",
-                             health={"cache_ttl_seconds": 1})
+    demo = demo_backend(
+        stack, fakes, workdir / "backend", f"p2slow{int(time.time())}", extra_env={"DEMO_REQUEST_TIMEOUT_SECONDS": "30"}
+    )
+    monitor = MonitorProcess(
+        stack, workdir / "monitor", service_name="monitor-p2-under-test", health={"cache_ttl_seconds": 1}
+    )
     rules_file = monitor.workdir / "rules.yaml"
     rules_file.write_text(yaml.safe_dump({"rules": [_p2_rule(demo.worker_service)]}, sort_keys=False))
     monitor.config["alerting"] = {
-        "enabled": True, "rules_file": str(rules_file), "prometheus_url": stack.prometheus_url,
+        "enabled": True,
+        "rules_file": str(rules_file),
+        "prometheus_url": stack.prometheus_url,
         "jaeger_url": stack.jaeger_url,
-        "delivery": {"channels": {"hook": {"type": "webhook", "url": f"{receiver.url}/hook", "timeout_seconds": 2}},
-                     "routing": {"P0": ["hook"], "P1": ["hook"], "P2": ["hook"]}, "retry": FAST_RETRY},
+        "delivery": {
+            "channels": {"hook": {"type": "webhook", "url": f"{receiver.url}/hook", "timeout_seconds": 2}},
+            "routing": {"P0": ["hook"], "P1": ["hook"], "P2": ["hook"]},
+            "retry": FAST_RETRY,
+        },
     }
     with demo, monitor:
         fakes.set_fault("gemini", mode="ok", latencies=[SLOW_SECONDS])
@@ -56,8 +62,11 @@ def test_slow_provider_p2_is_logged_delivered_and_summarised(stack, fakes, recei
         wait_finished(demo, ids, timeout=CALLS * SLOW_SECONDS + 60)
 
         def delivered():
-            return [r["json"] for r in receiver.requests if r["path"] == "/hook"
-                    and r["json"]["alert"]["rule"] == RULE and r["json"]["status"] == "firing"]
+            return [
+                r["json"]
+                for r in receiver.requests
+                if r["path"] == "/hook" and r["json"]["alert"]["rule"] == RULE and r["json"]["status"] == "firing"
+            ]
 
         (notification,) = wait_until(delivered, 120, what="the P2 warning at the webhook")
         assert notification["alert"]["priority"] == "P2"
@@ -65,8 +74,11 @@ def test_slow_provider_p2_is_logged_delivered_and_summarised(stack, fakes, recei
         assert notification["alert"]["value"] > 5
 
         def logged():
-            return [line for line in read_log_records(monitor.workdir / "logs")
-                    if line["message"].startswith("P2 Alert:") and line.get("error_code") == "API_LATENCY_HIGH"]
+            return [
+                line
+                for line in read_log_records(monitor.workdir / "logs")
+                if line["message"].startswith("P2 Alert:") and line.get("error_code") == "API_LATENCY_HIGH"
+            ]
 
         (line,) = wait_until(logged, 30, what="the P2 warning in the monitor's log")
         assert line["level"] == "warning" and line["alert_priority"] == "P2"
@@ -74,13 +86,16 @@ def test_slow_provider_p2_is_logged_delivered_and_summarised(stack, fakes, recei
 
         store = AlertStore(monitor.config["quota"]["store_url"])
         try:
+
             async def episodes(start, end):
                 return store.episodes_between(start, end)
 
-            summary = DailySummary(DailySummaryConfig(prometheus_url=stack.prometheus_url,
-                                                      reports_dir=workdir / "reports"),
-                                   episodes=episodes, rules=load_rules("config/alert-rules.yaml", promtool=None))
-            report = asyncio.run(summary.build(dt.datetime.now(dt.timezone.utc).date()))
+            summary = DailySummary(
+                DailySummaryConfig(prometheus_url=stack.prometheus_url, reports_dir=workdir / "reports"),
+                episodes=episodes,
+                rules=load_rules("config/alert-rules.yaml", promtool=None),
+            )
+            report = asyncio.run(summary.build(dt.datetime.now(dt.UTC).date()))
         finally:
             store.close()
         (warning,) = [w for w in report["warnings"] if w["rule"] == RULE]

@@ -13,20 +13,22 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
-from otel_monitor.monitor.alerting.routing import DeliveryConfig
-from otel_monitor.monitor.alerting.notifiers import build_notifiers
 from otel_monitor.monitor.alerting.model import AlertState, Priority
 from otel_monitor.monitor.alerting.notification import Notification
 from otel_monitor.monitor.alerting.notifiers import (
     SentryNotifier,
     WebSocketHub,
     WebSocketNotifier,
+    build_notifiers,
 )
 from otel_monitor.monitor.alerting.router import ALERTS_WS_PATH, build_alerts_router
+from otel_monitor.monitor.alerting.routing import DeliveryConfig
 from otel_monitor.redaction.scrubber import SecretScrubber
-from tools.devstack import free_port
-from tests.support.receivers import SENTRY_KEY, SENTRY_PROJECT as PROJECT
 from tests.support.alerts import make_alert
+from tests.support.receivers import SENTRY_KEY
+from tests.support.receivers import SENTRY_PROJECT as PROJECT
+from tools.devstack import free_port
+
 
 def deliver(notifier, notification: Notification):
     return asyncio.run(notifier.notify(notification))
@@ -50,8 +52,11 @@ def test_websocket_client_receives_p0_notification():
     assert result.ok and "1 connected client" in result.detail
     assert message["id"] == notification.id and message["transition"] == "firing"
     alert = message["alert"]
-    assert (alert["priority"], alert["error_code"], alert["summary"]) == ("P0", "GEMINI_INVALID_API_KEY",
-                                                                          "API Key Invalid")
+    assert (alert["priority"], alert["error_code"], alert["summary"]) == (
+        "P0",
+        "GEMINI_INVALID_API_KEY",
+        "API Key Invalid",
+    )
     assert Notification.from_json(json.dumps(message)) == notification
 
 
@@ -91,6 +96,7 @@ def test_websocket_delivery_without_clients_succeeds_and_is_missed():
 
 def test_websocket_slow_client_keeps_the_latest_messages():
     """A client's backlog is bounded: the oldest messages are dropped, the publisher never blocks."""
+
     async def scenario():
         hub = WebSocketHub(backlog=2)
         with hub.subscribe() as queue:
@@ -98,6 +104,7 @@ def test_websocket_slow_client_keeps_the_latest_messages():
                 assert hub.publish(text) == 1
             await asyncio.sleep(0)
             return [queue.get_nowait() for _ in range(queue.qsize())]
+
     assert asyncio.run(scenario()) == ["b", "c"]
 
 
@@ -117,7 +124,10 @@ def test_sentry_event_arrives_with_fingerprint_level_tags_and_extras(sentry_endp
     assert event["event_id"] == notification.id == envelope["header"]["event_id"]
     assert event["level"] == "fatal" and event["environment"] == "staging"
     assert {key: event["tags"][key] for key in ("error_code", "service", "priority")} == {
-        "error_code": "GEMINI_INVALID_API_KEY", "service": "gemini", "priority": "P0"}
+        "error_code": "GEMINI_INVALID_API_KEY",
+        "service": "gemini",
+        "priority": "P0",
+    }
     assert event["extra"]["action_required"] == "Check GEMINI_API_KEY in environment variables"
     assert event["extra"]["runbook"] == "https://runbooks.local/gemini-key"
     assert event["extra"]["trace_id"] == "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -143,13 +153,16 @@ def test_sentry_same_alert_twice_is_one_issue_and_resolved_is_not_sent(sentry_en
     assert fingerprints == [["a1b2c3d4e5f60718"], ["a1b2c3d4e5f60718"]]
 
 
-@pytest.mark.parametrize("status, ok, retryable", [(200, True, False), (429, False, True), (503, False, True),
-                                                    (400, False, False), (403, False, False)])
+@pytest.mark.parametrize(
+    "status, ok, retryable",
+    [(200, True, False), (429, False, True), (503, False, True), (400, False, False), (403, False, False)],
+)
 def test_sentry_status_classification(sentry_endpoint, status, ok, retryable):
     """2xx delivered, 429/5xx retryable, other 4xx permanent; the echoed key never shows in the detail."""
     sentry_endpoint.status = status
-    result = deliver(SentryNotifier("sentry", sentry_endpoint.dsn(), scrubber=SecretScrubber()),
-                     Notification.of(make_alert()))
+    result = deliver(
+        SentryNotifier("sentry", sentry_endpoint.dsn(), scrubber=SecretScrubber()), Notification.of(make_alert())
+    )
     assert (result.ok, result.retryable) == (ok, retryable)
     assert SENTRY_KEY not in result.detail
 
@@ -171,16 +184,22 @@ def test_sentry_client_is_not_the_global_one(sentry_endpoint):
     import sentry_sdk
 
     before = sentry_sdk.get_client()
-    assert deliver(SentryNotifier("sentry", sentry_endpoint.dsn(), scrubber=SecretScrubber()),
-                   Notification.of(make_alert())).ok
+    assert deliver(
+        SentryNotifier("sentry", sentry_endpoint.dsn(), scrubber=SecretScrubber()), Notification.of(make_alert())
+    ).ok
     assert not before.is_active() and not sentry_sdk.get_client().is_active()
 
 
 # -- config -------------------------------------------------------------------------------------------------------
 CONFIG = {
-    "channels": {"push": {"type": "websocket"},
-                 "sentry": {"type": "sentry", "dsn": f"https://{SENTRY_KEY}@sentry.example/{PROJECT}",
-                            "environment": "production"}},
+    "channels": {
+        "push": {"type": "websocket"},
+        "sentry": {
+            "type": "sentry",
+            "dsn": f"https://{SENTRY_KEY}@sentry.example/{PROJECT}",
+            "environment": "production",
+        },
+    },
     "routing": {"P0": ["push", "sentry"]},
 }
 
@@ -197,15 +216,18 @@ def test_build_notifiers_websocket_and_sentry_hide_the_dsn():
     assert SENTRY_KEY not in scrubber.scrub_text(f"failed for key {SENTRY_KEY}")
 
 
-@pytest.mark.parametrize("channel, message", [
-    ({"type": "websocket", "url": "ws://x"}, "channels.c.websocket.url"),
-    ({"type": "sentry"}, "channels.c.sentry.dsn"),
-    ({"type": "sentry", "dsn": "ftp://k@h/1"}, "invalid Sentry DSN"),
-    ({"type": "sentry", "dsn": f"https://{SENTRY_KEY}@h/notaproject"}, "invalid Sentry DSN"),
-    ({"type": "sentry", "dsn": "https://h/1"}, "invalid Sentry DSN: Missing public key"),
-    ({"type": "sentry", "dsn": f"https://{SENTRY_KEY}@h/1", "environment": ""}, "channels.c.sentry.environment"),
-    ({"type": "sentry", "dsn": f"https://{SENTRY_KEY}@h/1", "tags": {}}, "channels.c.sentry.tags"),
-])
+@pytest.mark.parametrize(
+    "channel, message",
+    [
+        ({"type": "websocket", "url": "ws://x"}, "channels.c.websocket.url"),
+        ({"type": "sentry"}, "channels.c.sentry.dsn"),
+        ({"type": "sentry", "dsn": "ftp://k@h/1"}, "invalid Sentry DSN"),
+        ({"type": "sentry", "dsn": f"https://{SENTRY_KEY}@h/notaproject"}, "invalid Sentry DSN"),
+        ({"type": "sentry", "dsn": "https://h/1"}, "invalid Sentry DSN: Missing public key"),
+        ({"type": "sentry", "dsn": f"https://{SENTRY_KEY}@h/1", "environment": ""}, "channels.c.sentry.environment"),
+        ({"type": "sentry", "dsn": f"https://{SENTRY_KEY}@h/1", "tags": {}}, "channels.c.sentry.tags"),
+    ],
+)
 def test_invalid_push_channel_config(channel, message):
     """Each invalid websocket or sentry channel is refused naming the key; the DSN key is never in the error."""
     with pytest.raises(ValidationError) as caught:

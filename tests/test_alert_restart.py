@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import httpx
 import pytest
+from test_alerting_service import RULES, _alerts, _notifications
 
 from examples.monitor_launcher import MonitorProcess
-from tools.devstack import wait_until
 from tests.support.monitor import alerting_monitor
-
-from test_alerting_service import RULES, _alerts, _notifications
+from tools.devstack import wait_until
 
 
 def _incidents(url: str, **params) -> httpx.Response:
@@ -22,9 +21,16 @@ def _beats(receiver) -> int:
 
 def _monitor(stack, own_redis, receiver, workdir) -> MonitorProcess:
     process = alerting_monitor(
-        stack, workdir, RULES, {"ops-hook": {"type": "webhook", "url": f"{receiver.url}/hook", "timeout_seconds": 2}},
-        service_name="monitor-restart-under-test", health={"redis_url": own_redis.redis_url},
-        heartbeat_url=f"{receiver.url}/beat", heartbeat_method="POST", heartbeat_interval_seconds=0.5)
+        stack,
+        workdir,
+        RULES,
+        {"ops-hook": {"type": "webhook", "url": f"{receiver.url}/hook", "timeout_seconds": 2}},
+        service_name="monitor-restart-under-test",
+        health={"redis_url": own_redis.redis_url},
+        heartbeat_url=f"{receiver.url}/beat",
+        heartbeat_method="POST",
+        heartbeat_interval_seconds=0.5,
+    )
     process.config["environment"] = "production"
     return process
 
@@ -34,14 +40,23 @@ def test_restart_while_firing_sends_no_second_firing_and_one_resolved(stack, own
     """Redis down, monitor restarted on the same store: no second firing; Redis back: one resolved, incident closed."""
     first = _monitor(stack, own_redis, receiver, tmp_path)
     with first:
-        wait_until(lambda: httpx.get(f"{first.url}/api/v1/system/health", timeout=10).json()
-                   ["checks"]["redis"]["status"] == "healthy", 30, what="Redis healthy")
+        wait_until(
+            lambda: (
+                httpx.get(f"{first.url}/api/v1/system/health", timeout=10).json()["checks"]["redis"]["status"]
+                == "healthy"
+            ),
+            30,
+            what="Redis healthy",
+        )
         own_redis.stop()
         (firing,) = wait_until(lambda: _notifications(receiver, "firing"), 30, what="the firing webhook")
-        (incident,) = wait_until(lambda: _incidents(first.url, status="open").json()["incidents"], 30,
-                                 what="the incident opened")
+        (incident,) = wait_until(
+            lambda: _incidents(first.url, status="open").json()["incidents"], 30, what="the incident opened"
+        )
         assert (incident["error_code"], incident["fingerprint"]) == (
-            "REDIS_CONNECTION_FAILED", firing["alert"]["fingerprint"])
+            "REDIS_CONNECTION_FAILED",
+            firing["alert"]["fingerprint"],
+        )
 
     second = MonitorProcess(stack, tmp_path, service_name="monitor-restart-under-test")
     second.config = first.config  # same store file, same port-free config; a new process
@@ -58,12 +73,16 @@ def test_restart_while_firing_sends_no_second_firing_and_one_resolved(stack, own
         own_redis.start("redis")
         (resolved,) = wait_until(lambda: _notifications(receiver, "resolved"), 30, what="the resolved webhook")
         assert resolved["alert"]["fingerprint"] == firing["alert"]["fingerprint"]
-        (closed,) = wait_until(lambda: _incidents(url, status="closed").json()["incidents"], 30,
-                               what="the incident closed")
+        (closed,) = wait_until(
+            lambda: _incidents(url, status="closed").json()["incidents"], 30, what="the incident closed"
+        )
         assert closed["id"] == incident["id"] and closed["closed_at"] is not None
         assert _incidents(url, status="open").json() == {"incidents": []}
-        wait_until(lambda: [a["state"] for a in _alerts(url).json()["alerts"]] == ["resolved"], 30,
-                   what="the alert listed as resolved")
+        wait_until(
+            lambda: [a["state"] for a in _alerts(url).json()["alerts"]] == ["resolved"],
+            30,
+            what="the alert listed as resolved",
+        )
         assert len(_notifications(receiver, "firing")) == 1
         assert len(_notifications(receiver, "resolved")) == 1
         assert _incidents(url, status="ajar").status_code == 422

@@ -8,13 +8,19 @@ from pathlib import Path
 import httpx
 import pytest
 
+from otel_monitor.instrument.error_codes import (
+    ApiErrorCode,
+    ProviderFailure,
+    SystemErrorCode,
+    ThresholdErrorCode,
+    defined_error_codes,
+    provider_error_code,
+)
+from otel_monitor.instrument.providers import SERVICE_KEYS
 from otel_monitor.monitor.alerting.evaluate.evaluator import DEFAULT_INTERVALS, default_interval
 from otel_monitor.monitor.alerting.model import Priority
 from otel_monitor.monitor.alerting.rules import PROMQL_PARSER, check_promql, is_known_check, load_rules, promql_checker
 from otel_monitor.monitor.config_file import ConfigError
-from otel_monitor.instrument.error_codes import (ApiErrorCode, ProviderFailure, SystemErrorCode, ThresholdErrorCode,
-                                     defined_error_codes, provider_error_code)
-from otel_monitor.instrument.providers import SERVICE_KEYS
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = ROOT / "config" / "alert-rules.yaml"
@@ -41,15 +47,33 @@ def test_shipped_rules_load_strictly(shipped):
 
 
 @needs_promtool
-@pytest.mark.parametrize("priority,error_codes", [
-    (Priority.P0, {provider_error_code(key, ProviderFailure.INVALID_API_KEY) for key in SERVICE_KEYS}
-     | {SystemErrorCode.DATABASE_CONNECTION_FAILED.value, SystemErrorCode.REDIS_CONNECTION_FAILED.value,
-        SystemErrorCode.FFMPEG_NOT_FOUND.value, SystemErrorCode.CELERY_WORKER_DOWN.value,
-        SystemErrorCode.DISK_SPACE_INSUFFICIENT.value, ApiErrorCode.API_CONSECUTIVE_FAILURES.value}),
-    (Priority.P1, {provider_error_code(key, ProviderFailure.QUOTA_EXCEEDED) for key in SERVICE_KEYS}
-     | {ApiErrorCode.API_CONSECUTIVE_FAILURES.value, ApiErrorCode.API_ERROR_RATE_HIGH.value,
-        ThresholdErrorCode.PROJECT_SUCCESS_RATE_LOW.value, ThresholdErrorCode.CELERY_QUEUE_BACKLOG.value}),
-])
+@pytest.mark.parametrize(
+    "priority,error_codes",
+    [
+        (
+            Priority.P0,
+            {provider_error_code(key, ProviderFailure.INVALID_API_KEY) for key in SERVICE_KEYS}
+            | {
+                SystemErrorCode.DATABASE_CONNECTION_FAILED.value,
+                SystemErrorCode.REDIS_CONNECTION_FAILED.value,
+                SystemErrorCode.FFMPEG_NOT_FOUND.value,
+                SystemErrorCode.CELERY_WORKER_DOWN.value,
+                SystemErrorCode.DISK_SPACE_INSUFFICIENT.value,
+                ApiErrorCode.API_CONSECUTIVE_FAILURES.value,
+            },
+        ),
+        (
+            Priority.P1,
+            {provider_error_code(key, ProviderFailure.QUOTA_EXCEEDED) for key in SERVICE_KEYS}
+            | {
+                ApiErrorCode.API_CONSECUTIVE_FAILURES.value,
+                ApiErrorCode.API_ERROR_RATE_HIGH.value,
+                ThresholdErrorCode.PROJECT_SUCCESS_RATE_LOW.value,
+                ThresholdErrorCode.CELERY_QUEUE_BACKLOG.value,
+            },
+        ),
+    ],
+)
 def test_shipped_rules_cover_the_spec_lists(shipped, priority, error_codes):
     """Every condition of the spec's P0 and P1 lists has a rule of that priority."""
     assert error_codes <= {rule.error_code for rule in shipped.values() if rule.priority == priority}
@@ -63,63 +87,66 @@ def test_shipped_rules_use_only_defined_error_codes():
 
 
 @needs_promtool
-@pytest.mark.parametrize("name,priority,fragment", [
-    # P0
-    ("GeminiInvalidApiKey", "P0", 'error_code="GEMINI_INVALID_API_KEY"'),
-    ("StabilityInvalidApiKey", "P0", 'error_code="STABILITY_INVALID_API_KEY"'),
-    ("DIdInvalidApiKey", "P0", 'error_code="D_ID_INVALID_API_KEY"'),
-    ("YoutubeInvalidApiKey", "P0", 'error_code="YOUTUBE_INVALID_API_KEY"'),
-    ("DatabaseDown", "P0", "health.database"),
-    ("RedisDown", "P0", "health.redis"),
-    ("FfmpegMissing", "P0", "health.ffmpeg"),
-    ("CeleryWorkerDown", "P0", "health.celery"),
-    ("DiskSpaceInsufficient", "P0", "health.disk"),
-    ("ApiConsecutiveFailuresCritical", "P0", "streak.* > 10"),
-    # P1
-    ("GeminiQuotaLow", "P1", "> 0.9"),
-    ("StabilityQuotaLow", "P1", "> 0.9"),
-    ("DIdQuotaLow", "P1", "> 0.9"),
-    ("YoutubeQuotaLow", "P1", "> 0.9"),
-    ("ApiConsecutiveFailures", "P1", "streak.* > 5"),
-    ("ApiErrorRateHigh", "P1", '{outcome=~"error|timeout"}[15m])) / sum by (service)'),
-    ("ApiErrorRateHigh", "P1", "> 0.10"),
-    ("ProjectSuccessRateLow", "P1", "< 0.80"),
-    ("CeleryQueueBacklog", "P1", "max(otel_monitor_health_celery_queue_length) > 50"),
-    ("CeleryQueueCritical", "P1", "max(otel_monitor_health_celery_queue_length) > 100"),
-    ("GeminiQuotaRefused", "P1", 'error_code="GEMINI_QUOTA_EXCEEDED"'),
-    ("StabilityQuotaRefused", "P1", 'error_code="STABILITY_QUOTA_EXCEEDED"'),
-    ("DIdQuotaRefused", "P1", 'error_code="D_ID_QUOTA_EXCEEDED"'),
-    ("YoutubeQuotaRefused", "P1", 'error_code="YOUTUBE_QUOTA_EXCEEDED"'),
-    # Per-service warnings of the metric tables
-    ("GeminiSuccessRateLow", "P2", "< 0.90"),
-    ("GeminiLatencyP50High", "P2", "histogram_quantile(0.5,"),
-    ("GeminiLatencyP50High", "P2", ") > 5"),
-    ("GeminiLatencyP90High", "P2", ") > 10"),
-    ("GeminiLatencyP99High", "P2", ") > 20"),
-    ("GeminiRetriesHigh", "P2", "> 1.0"),
-    ("StabilitySuccessRateLow", "P2", "< 0.85"),
-    ("StabilityLatencyP50High", "P2", ") > 10"),
-    ("StabilityLatencyP90High", "P2", ") > 30"),
-    ("StabilityPartialFailuresHigh", "P2", "> 0.10"),
-    ("DIdSuccessRateLow", "P2", "< 0.85"),
-    ("DIdLatencyP50High", "P2", ") > 90"),
-    ("DIdLatencyP90High", "P2", ") > 120"),
-    ("DIdTimeoutsHigh", "P2", "> 0.10"),
-    ("YoutubeUploadSuccessRateLow", "P2", "< 0.90"),
-    ("YoutubeUploadSlow", "P2", "> 600"),
-    ("YoutubeTokenRefreshFailing", "P2", "< 0.95"),
-    # System and business thresholds
-    ("DiskSpaceLow", "P2", "< 0.20 >= 0.10"),
-    ("CpuUsageCritical", "P1", "> 0.90"),
-    ("CpuUsageHigh", "P2", "> 0.80 <= 0.90"),
-    ("MemoryUsageCritical", "P1", "> 0.90"),
-    ("MemoryUsageHigh", "P2", "> 0.80 <= 0.90"),
-    ("DatabaseConnectionsCritical", "P1", "> 95"),
-    ("DatabaseConnectionsHigh", "P2", "> 80 <= 95"),
-    ("ProjectGenerationSlow", "P2", "> 1200"),
-    ("ActiveUsersDeclining", "P2", "max(video_active_users offset 2d) < 0.8 * max(video_active_users offset 3d)"),
-    ("QuotaUsageWarning", "P2", ">= 0.8 <= 0.9"),
-])
+@pytest.mark.parametrize(
+    "name,priority,fragment",
+    [
+        # P0
+        ("GeminiInvalidApiKey", "P0", 'error_code="GEMINI_INVALID_API_KEY"'),
+        ("StabilityInvalidApiKey", "P0", 'error_code="STABILITY_INVALID_API_KEY"'),
+        ("DIdInvalidApiKey", "P0", 'error_code="D_ID_INVALID_API_KEY"'),
+        ("YoutubeInvalidApiKey", "P0", 'error_code="YOUTUBE_INVALID_API_KEY"'),
+        ("DatabaseDown", "P0", "health.database"),
+        ("RedisDown", "P0", "health.redis"),
+        ("FfmpegMissing", "P0", "health.ffmpeg"),
+        ("CeleryWorkerDown", "P0", "health.celery"),
+        ("DiskSpaceInsufficient", "P0", "health.disk"),
+        ("ApiConsecutiveFailuresCritical", "P0", "streak.* > 10"),
+        # P1
+        ("GeminiQuotaLow", "P1", "> 0.9"),
+        ("StabilityQuotaLow", "P1", "> 0.9"),
+        ("DIdQuotaLow", "P1", "> 0.9"),
+        ("YoutubeQuotaLow", "P1", "> 0.9"),
+        ("ApiConsecutiveFailures", "P1", "streak.* > 5"),
+        ("ApiErrorRateHigh", "P1", '{outcome=~"error|timeout"}[15m])) / sum by (service)'),
+        ("ApiErrorRateHigh", "P1", "> 0.10"),
+        ("ProjectSuccessRateLow", "P1", "< 0.80"),
+        ("CeleryQueueBacklog", "P1", "max(otel_monitor_health_celery_queue_length) > 50"),
+        ("CeleryQueueCritical", "P1", "max(otel_monitor_health_celery_queue_length) > 100"),
+        ("GeminiQuotaRefused", "P1", 'error_code="GEMINI_QUOTA_EXCEEDED"'),
+        ("StabilityQuotaRefused", "P1", 'error_code="STABILITY_QUOTA_EXCEEDED"'),
+        ("DIdQuotaRefused", "P1", 'error_code="D_ID_QUOTA_EXCEEDED"'),
+        ("YoutubeQuotaRefused", "P1", 'error_code="YOUTUBE_QUOTA_EXCEEDED"'),
+        # Per-service warnings of the metric tables
+        ("GeminiSuccessRateLow", "P2", "< 0.90"),
+        ("GeminiLatencyP50High", "P2", "histogram_quantile(0.5,"),
+        ("GeminiLatencyP50High", "P2", ") > 5"),
+        ("GeminiLatencyP90High", "P2", ") > 10"),
+        ("GeminiLatencyP99High", "P2", ") > 20"),
+        ("GeminiRetriesHigh", "P2", "> 1.0"),
+        ("StabilitySuccessRateLow", "P2", "< 0.85"),
+        ("StabilityLatencyP50High", "P2", ") > 10"),
+        ("StabilityLatencyP90High", "P2", ") > 30"),
+        ("StabilityPartialFailuresHigh", "P2", "> 0.10"),
+        ("DIdSuccessRateLow", "P2", "< 0.85"),
+        ("DIdLatencyP50High", "P2", ") > 90"),
+        ("DIdLatencyP90High", "P2", ") > 120"),
+        ("DIdTimeoutsHigh", "P2", "> 0.10"),
+        ("YoutubeUploadSuccessRateLow", "P2", "< 0.90"),
+        ("YoutubeUploadSlow", "P2", "> 600"),
+        ("YoutubeTokenRefreshFailing", "P2", "< 0.95"),
+        # System and business thresholds
+        ("DiskSpaceLow", "P2", "< 0.20 >= 0.10"),
+        ("CpuUsageCritical", "P1", "> 0.90"),
+        ("CpuUsageHigh", "P2", "> 0.80 <= 0.90"),
+        ("MemoryUsageCritical", "P1", "> 0.90"),
+        ("MemoryUsageHigh", "P2", "> 0.80 <= 0.90"),
+        ("DatabaseConnectionsCritical", "P1", "> 95"),
+        ("DatabaseConnectionsHigh", "P2", "> 80 <= 95"),
+        ("ProjectGenerationSlow", "P2", "> 1200"),
+        ("ActiveUsersDeclining", "P2", "max(video_active_users offset 2d) < 0.8 * max(video_active_users offset 3d)"),
+        ("QuotaUsageWarning", "P2", ">= 0.8 <= 0.9"),
+    ],
+)
 def test_shipped_rule_uses_the_spec_threshold(shipped, name, priority, fragment):
     """Each rule of the spec is shipped with its priority and exactly the spec's number."""
     rule = shipped[name]
@@ -128,15 +155,18 @@ def test_shipped_rule_uses_the_spec_threshold(shipped, name, priority, fragment)
 
 
 @needs_promtool
-@pytest.mark.parametrize("name,inhibitors", [
-    ("ApiConsecutiveFailuresCritical", {"DatabaseDown", "RedisDown"}),
-    ("ApiConsecutiveFailures", {"ApiConsecutiveFailuresCritical", "DatabaseDown", "RedisDown"}),
-    ("ApiErrorRateHigh", {"DatabaseDown", "RedisDown"}),
-    ("ProjectSuccessRateLow", {"DatabaseDown", "RedisDown"}),
-    ("CeleryWorkerDown", {"RedisDown"}),  # Redis is the broker: no worker consumes while it is down
-    ("CeleryQueueBacklog", {"CeleryQueueCritical", "CeleryWorkerDown", "RedisDown"}),
-    ("CeleryQueueCritical", {"CeleryWorkerDown", "RedisDown"}),
-])
+@pytest.mark.parametrize(
+    "name,inhibitors",
+    [
+        ("ApiConsecutiveFailuresCritical", {"DatabaseDown", "RedisDown"}),
+        ("ApiConsecutiveFailures", {"ApiConsecutiveFailuresCritical", "DatabaseDown", "RedisDown"}),
+        ("ApiErrorRateHigh", {"DatabaseDown", "RedisDown"}),
+        ("ProjectSuccessRateLow", {"DatabaseDown", "RedisDown"}),
+        ("CeleryWorkerDown", {"RedisDown"}),  # Redis is the broker: no worker consumes while it is down
+        ("CeleryQueueBacklog", {"CeleryQueueCritical", "CeleryWorkerDown", "RedisDown"}),
+        ("CeleryQueueCritical", {"CeleryWorkerDown", "RedisDown"}),
+    ],
+)
 def test_downstream_rules_are_inhibited_by_their_cause(shipped, name, inhibitors):
     """An alert is held back while its cause fires: API streaks, error rates and project failures by the database or
     Redis down, a worker by its broker, the lower level of a threshold by the higher one."""
@@ -156,11 +186,16 @@ def test_streak_rules_need_no_opt_in_and_run_at_the_p0_cadence(shipped, name):
 # Rules computed over the calls of a window, and the guard and low-traffic fallback they must carry, as the rules
 # file's header states them (read from there: the header is the one place of the numbers).
 _WINDOWED = re.compile(r"rate\(|histogram_quantile\(")
-_GUARD = re.compile(r"^(?:sum|sum by \(service\)) \(increase\([a-z_]+(?:\{[^}]*\})?\[(?P<window>\w+)\]\)\) "
-                    r">= (?P<calls>\d+)$")
+_GUARD = re.compile(
+    r"^(?:sum|sum by \(service\)) \(increase\([a-z_]+(?:\{[^}]*\})?\[(?P<window>\w+)\]\)\) "
+    r">= (?P<calls>\d+)$"
+)
 _HEADER = "\n".join(line for line in SHIPPED.read_text().splitlines() if line.startswith("#"))
-_STATED = {"calls": r"at least (\d+) calls", "youtube_calls": r"YouTube: at least (\d+)",
-           "fallback_window": r"fallback window of (\d+[mhd]),"}
+_STATED = {
+    "calls": r"at least (\d+) calls",
+    "youtube_calls": r"YouTube: at least (\d+)",
+    "fallback_window": r"fallback window of (\d+[mhd]),",
+}
 
 
 def _stated(fact: str) -> str:
@@ -168,8 +203,11 @@ def _stated(fact: str) -> str:
     return (re.findall(_STATED[fact], _HEADER) or ["0"])[0]
 
 
-MIN_CALLS, MIN_YOUTUBE_CALLS, FALLBACK_WINDOW = int(_stated("calls")), int(_stated("youtube_calls")), \
-    _stated("fallback_window")
+MIN_CALLS, MIN_YOUTUBE_CALLS, FALLBACK_WINDOW = (
+    int(_stated("calls")),
+    int(_stated("youtube_calls")),
+    _stated("fallback_window"),
+)
 _SECONDS = {"m": 60, "h": 3600, "d": 86400}
 
 
@@ -230,9 +268,14 @@ def test_every_windowed_rate_rule_has_the_minimum_traffic_guard(shipped):
     calls in that window (YouTube its own, its default quota allowing 6 uploads a day), the window of its own rates;
     a rule whose window is shorter than the fallback window also evaluates the very same condition, threshold and
     guard over the fallback window, exactly when its own window holds too few calls."""
-    windowed = [rule for rule in shipped.values() if rule.source == "promql" and _WINDOWED.search(rule.expr)
-                and "increase(external_api_errors_total" not in rule.expr  # refusals count events, not a rate
-                and "otel_monitor_telemetry_dropped_total" not in rule.expr]
+    windowed = [
+        rule
+        for rule in shipped.values()
+        if rule.source == "promql"
+        and _WINDOWED.search(rule.expr)
+        and "increase(external_api_errors_total" not in rule.expr  # refusals count events, not a rate
+        and "otel_monitor_telemetry_dropped_total" not in rule.expr
+    ]
     assert len(windowed) >= 19
     with_fallback = 0
     for rule in windowed:
@@ -250,8 +293,9 @@ def test_every_windowed_rate_rule_has_the_minimum_traffic_guard(shipped):
         assert _guard(own_guard, calls) == window, f"{rule.name}: the fallback must hold only at low traffic"
         fallback_condition, fallback_guard = _split_top_level(fallback, "and")
         assert _guard(fallback_guard, calls) == FALLBACK_WINDOW, rule.name
-        assert fallback_condition == condition.replace(f"[{window}]", f"[{FALLBACK_WINDOW}]"), \
+        assert fallback_condition == condition.replace(f"[{window}]", f"[{FALLBACK_WINDOW}]"), (
             f"{rule.name}: the fallback's condition is not the rule's own over {FALLBACK_WINDOW}"
+        )
         with_fallback += 1
     assert with_fallback >= 16
 
@@ -272,19 +316,22 @@ def test_invalid_key_action_names_the_environment_variable(shipped):
     assert shipped["GeminiInvalidApiKey"].action_required == "Check GEMINI_API_KEY in environment variables"
 
 
-@pytest.mark.parametrize("fixture,line,key,message", [
-    ("unknown_key.yaml", 10, "rules.0.severity", "unknown key"),
-    ("bad_for_seconds.yaml", 6, "rules.0.for_seconds", "valid number"),
-    ("negative_clear_for_seconds.yaml", 6, "rules.0.clear_for_seconds", "greater than or equal to 0"),
-    ("bad_priority.yaml", 3, "rules.0.priority", "'P0', 'P1' or 'P2'"),
-    ("duplicate_name.yaml", 10, "rules.1.name", "duplicate rule name 'RedisDown' (first at line 2)"),
-    ("unknown_inhibited_by.yaml", 19, "rules.1.inhibited_by.1", "unknown rule 'DatabaseDown'"),
-    ("unknown_check.yaml", 5, "rules.0.expr", "unknown check 'health.postgres'"),
-    ("unknown_quota_check.yaml", 5, "rules.0.expr", "unknown check 'quota.openai'"),
-    pytest.param("bad_promql.yaml", 11, "rules.1.expr", "unclosed left parenthesis", marks=needs_promtool),
-    pytest.param("bad_promql_block.yaml", 6, "rules.0.expr", "expected type range vector", marks=needs_promtool),
-    pytest.param("bad_promql_literal.yaml", 6, "rules.0.expr", "expected type range vector", marks=needs_promtool),
-])
+@pytest.mark.parametrize(
+    "fixture,line,key,message",
+    [
+        ("unknown_key.yaml", 10, "rules.0.severity", "unknown key"),
+        ("bad_for_seconds.yaml", 6, "rules.0.for_seconds", "valid number"),
+        ("negative_clear_for_seconds.yaml", 6, "rules.0.clear_for_seconds", "greater than or equal to 0"),
+        ("bad_priority.yaml", 3, "rules.0.priority", "'P0', 'P1' or 'P2'"),
+        ("duplicate_name.yaml", 10, "rules.1.name", "duplicate rule name 'RedisDown' (first at line 2)"),
+        ("unknown_inhibited_by.yaml", 19, "rules.1.inhibited_by.1", "unknown rule 'DatabaseDown'"),
+        ("unknown_check.yaml", 5, "rules.0.expr", "unknown check 'health.postgres'"),
+        ("unknown_quota_check.yaml", 5, "rules.0.expr", "unknown check 'quota.openai'"),
+        pytest.param("bad_promql.yaml", 11, "rules.1.expr", "unclosed left parenthesis", marks=needs_promtool),
+        pytest.param("bad_promql_block.yaml", 6, "rules.0.expr", "expected type range vector", marks=needs_promtool),
+        pytest.param("bad_promql_literal.yaml", 6, "rules.0.expr", "expected type range vector", marks=needs_promtool),
+    ],
+)
 def test_invalid_rules_file_names_file_line_and_key(fixture, line, key, message):
     """Each invalid fixture is refused with exactly one problem: FILE:LINE: KEY: what is wrong."""
     path = TESTDATA / fixture
@@ -296,11 +343,14 @@ def test_invalid_rules_file_names_file_line_and_key(fixture, line, key, message)
     assert str(problem).startswith(f"{path}:{line}: {key}: ")
 
 
-@pytest.mark.parametrize("fixture,line,key,message", [
-    ("bad_promql.yaml", 11, "rules.1.expr", "unclosed left parenthesis"),
-    ("bad_promql_block.yaml", 4, "rules.0.expr", "expected type matrix in call to function 'rate'"),
-    ("bad_promql_literal.yaml", 4, "rules.0.expr", "expected type matrix in call to function 'rate'"),
-])
+@pytest.mark.parametrize(
+    "fixture,line,key,message",
+    [
+        ("bad_promql.yaml", 11, "rules.1.expr", "unclosed left parenthesis"),
+        ("bad_promql_block.yaml", 4, "rules.0.expr", "expected type matrix in call to function 'rate'"),
+        ("bad_promql_literal.yaml", 4, "rules.0.expr", "expected type matrix in call to function 'rate'"),
+    ],
+)
 def test_without_promtool_the_promql_parser_still_refuses_bad_promql(fixture, line, key, message):
     """Without the promtool binary, the promql-parser package checks PromQL: a bad expression is still refused,
     at its rule's expr line (the parser gives no position within it)."""
@@ -331,12 +381,27 @@ def test_check_promql_maps_each_error_to_its_index():
     assert [index for index, _ in failures] == [7, 9]
 
 
-@pytest.mark.parametrize("check,known", [
-    ("health.database", True), ("health.redis", True), ("health.celery", True), ("health.disk", True),
-    ("health.ffmpeg", True), ("quota.d-id", True), ("streak.gemini", True), ("quota.d_id", False),
-    ("health.postgres", False), ("streak.openai", False), ("streak.*", True), ("quota.*", True),
-    ("streak.gemini > 5", True), ("quota.gemini > 5", False), ("health.*", False), ("health.redis extra", False),
-])
+@pytest.mark.parametrize(
+    "check,known",
+    [
+        ("health.database", True),
+        ("health.redis", True),
+        ("health.celery", True),
+        ("health.disk", True),
+        ("health.ffmpeg", True),
+        ("quota.d-id", True),
+        ("streak.gemini", True),
+        ("quota.d_id", False),
+        ("health.postgres", False),
+        ("streak.openai", False),
+        ("streak.*", True),
+        ("quota.*", True),
+        ("streak.gemini > 5", True),
+        ("quota.gemini > 5", False),
+        ("health.*", False),
+        ("health.redis extra", False),
+    ],
+)
 def test_known_checks(check, known):
     """Check rules may name the health checks and, per provider key or *, its quota and streak (streak: '> N')."""
     assert is_known_check(check) is known

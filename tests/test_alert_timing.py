@@ -9,24 +9,28 @@ import logging
 
 import pytest
 
-from otel_monitor.monitor.alerting.routing import DeliveryConfig
 from otel_monitor.monitor.alerting.delivery.digest import DEFAULT_DIGEST_PERIOD, DigestStore, period_start
-from otel_monitor.monitor.alerting.evaluate.evaluator import default_interval
-from otel_monitor.monitor.alerting.model import Priority
-from otel_monitor.monitor.alerting.delivery.outbox import Outbox
 from otel_monitor.monitor.alerting.delivery.dispatcher import Dispatcher
+from otel_monitor.monitor.alerting.delivery.outbox import Outbox
+from otel_monitor.monitor.alerting.evaluate.evaluator import default_interval
+from otel_monitor.monitor.alerting.evaluate.sources import Sample
+from otel_monitor.monitor.alerting.model import Priority
+from otel_monitor.monitor.alerting.routing import DeliveryConfig
 from otel_monitor.monitor.alerting.rules import load_rules
 from otel_monitor.monitor.alerting.service import AlertingService
-from otel_monitor.monitor.alerting.evaluate.sources import Sample
 from otel_monitor.monitor.alerting.state import AlertStore
 from otel_monitor.monitor.quota.config import QuotaConfig
 from tests.support.clocks import Clock
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 T0 = dt.datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 RULES = {rule.name: rule for rule in load_rules("config/alert-rules.yaml", promtool=None)}
-DELIVERY = DeliveryConfig.model_validate({"channels": {"log": {"type": "log_file"}, "ops": {"type": "console"}},
-                                          "routing": {"P0": ["log", "ops"], "P1": ["ops"], "P2": ["ops"]}})
+DELIVERY = DeliveryConfig.model_validate(
+    {
+        "channels": {"log": {"type": "log_file"}, "ops": {"type": "console"}},
+        "routing": {"P0": ["log", "ops"], "P1": ["ops"], "P2": ["ops"]},
+    }
+)
 # From a change in the backend to the series in Prometheus: the backend's metric export interval (10 s) plus the
 # scrape interval (5 s) of config/prometheus.yml, with a margin.
 PIPELINE_SECONDS = 30.0
@@ -56,9 +60,16 @@ async def _digest_delay(tmp_path, rule_name: str, onset: dt.datetime, visible_at
     clock = Clock(T0)
     url = f"sqlite:///{tmp_path / f'{rule_name}-{onset:%H%M%S}.db'}"
     outbox = Outbox(url, clock=clock)
-    service = AlertingService([rule], {rule.source: ScriptedSource(visible_at, clock, {"service": "gemini"})},
-                              outbox, Dispatcher.from_config(outbox, DELIVERY, {}), DELIVERY, clock=clock,
-                              state=AlertStore(url, clock=clock), digests=DigestStore(url, clock=clock))
+    service = AlertingService(
+        [rule],
+        {rule.source: ScriptedSource(visible_at, clock, {"service": "gemini"})},
+        outbox,
+        Dispatcher.from_config(outbox, DELIVERY, {}),
+        DELIVERY,
+        clock=clock,
+        state=AlertStore(url, clock=clock),
+        digests=DigestStore(url, clock=clock),
+    )
     next_flush = period_start(T0) + DEFAULT_DIGEST_PERIOD + dt.timedelta(seconds=1)
     try:
         while clock.now < onset + dt.timedelta(hours=3):
@@ -75,18 +86,20 @@ async def _digest_delay(tmp_path, rule_name: str, onset: dt.datetime, visible_at
 
 
 # Onsets across an hour, right after an evaluation, a period's start and a period's end.
-ONSETS = [T0 + dt.timedelta(minutes=m, seconds=s) for m, s in [(0, 1), (7, 31), (29, 59), (30, 2), (44, 17),
-                                                               (59, 58)]]
+ONSETS = [T0 + dt.timedelta(minutes=m, seconds=s) for m, s in [(0, 1), (7, 31), (29, 59), (30, 2), (44, 17), (59, 58)]]
 
 
 @pytest.mark.asyncio
 @pytest.mark.parametrize("onset", ONSETS, ids=lambda o: f"{o:%M:%S}")
-@pytest.mark.parametrize(("rule_name", "lag_seconds"), [
-    pytest.param("ApiErrorRateHigh", PIPELINE_SECONDS, id="error-rate"),
-    pytest.param("ProjectSuccessRateLow", PIPELINE_SECONDS, id="project-success"),
-    pytest.param("CeleryQueueBacklog", PIPELINE_SECONDS, id="celery-queue-for-5min"),
-    pytest.param("GeminiQuotaLow", QUOTA_POLL_SECONDS + PIPELINE_SECONDS, id="quota-polled-every-15min"),
-])
+@pytest.mark.parametrize(
+    ("rule_name", "lag_seconds"),
+    [
+        pytest.param("ApiErrorRateHigh", PIPELINE_SECONDS, id="error-rate"),
+        pytest.param("ProjectSuccessRateLow", PIPELINE_SECONDS, id="project-success"),
+        pytest.param("CeleryQueueBacklog", PIPELINE_SECONDS, id="celery-queue-for-5min"),
+        pytest.param("GeminiQuotaLow", QUOTA_POLL_SECONDS + PIPELINE_SECONDS, id="quota-polled-every-15min"),
+    ],
+)
 async def test_p1_reaches_its_digest_within_the_hour(tmp_path, rule_name, lag_seconds, onset):
     """Wherever in the hour a P1 condition starts, its digest goes out within 60 minutes plus the rule's ``for``
     (worst case: the data's lag, one evaluation interval, the ``for`` and one digest period)."""
@@ -98,24 +111,27 @@ async def test_p1_reaches_its_digest_within_the_hour(tmp_path, rule_name, lag_se
     assert worst <= 3600 + rule.for_seconds  # the bound holds for every onset, not only the ones simulated
 
 
-@pytest.mark.parametrize("rule", [rule for rule in RULES.values() if rule.priority is Priority.P1],
-                         ids=lambda rule: rule.name)
+@pytest.mark.parametrize(
+    "rule", [rule for rule in RULES.values() if rule.priority is Priority.P1], ids=lambda rule: rule.name
+)
 def test_every_p1_rule_fits_the_hour(rule):
     """Every shipped P1 rule is evaluated often enough that detection plus a digest period fits in the hour."""
     lag = QUOTA_POLL_SECONDS + PIPELINE_SECONDS
     assert lag + default_interval(rule) + DEFAULT_DIGEST_PERIOD.total_seconds() <= 3600
 
 
-@pytest.mark.parametrize("rule", [rule for rule in RULES.values() if rule.priority is Priority.P0],
-                         ids=lambda rule: rule.name)
+@pytest.mark.parametrize(
+    "rule", [rule for rule in RULES.values() if rule.priority is Priority.P0], ids=lambda rule: rule.name
+)
 def test_every_p0_rule_is_evaluated_within_seconds(rule):
     """Every shipped P0 rule, the disk one included, is evaluated at the P0 cadence (at most every 5 s)."""
     assert default_interval(rule) <= 5
 
 
 @pytest.mark.asyncio
-@pytest.mark.parametrize(("priority", "rule_name"), [(Priority.P1, "ApiErrorRateHigh"),
-                                                     (Priority.P2, "GeminiLatencyP50High")])
+@pytest.mark.parametrize(
+    ("priority", "rule_name"), [(Priority.P1, "ApiErrorRateHigh"), (Priority.P2, "GeminiLatencyP50High")]
+)
 async def test_p1_and_p2_transitions_are_logged_at_once(tmp_path, caplog, priority, rule_name):
     """A P1 or P2 firing is logged at WARNING in the spec's shape the moment it fires, and so is its resolution; a
     P2 is also queued for the P2 channels at once, a P1 waits for its digest."""
@@ -124,9 +140,16 @@ async def test_p1_and_p2_transitions_are_logged_at_once(tmp_path, caplog, priori
     url = f"sqlite:///{tmp_path / 'alerts.db'}"
     outbox = Outbox(url, clock=clock)
     source = ScriptedSource(T0, clock, {"service": "gemini"})
-    service = AlertingService([rule], {rule.source: source}, outbox, Dispatcher.from_config(outbox, DELIVERY, {}),
-                              DELIVERY, clock=clock, state=AlertStore(url, clock=clock),
-                              digests=DigestStore(url, clock=clock))
+    service = AlertingService(
+        [rule],
+        {rule.source: source},
+        outbox,
+        Dispatcher.from_config(outbox, DELIVERY, {}),
+        DELIVERY,
+        clock=clock,
+        state=AlertStore(url, clock=clock),
+        digests=DigestStore(url, clock=clock),
+    )
     try:
         with caplog.at_level(logging.INFO, logger="otel_monitor.alerts"):
             await service.evaluate_once(T0)
@@ -159,17 +182,29 @@ async def test_p1_quota_line_carries_the_quota(tmp_path, caplog):
     clock = Clock(T0)
     url = f"sqlite:///{tmp_path / 'alerts.db'}"
     outbox = Outbox(url, clock=clock)
-    service = AlertingService([rule], {rule.source: ScriptedSource(T0, clock, {"service": "d-id"})}, outbox,
-                              Dispatcher.from_config(outbox, DELIVERY, {}), DELIVERY, clock=clock,
-                              state=AlertStore(url, clock=clock), digests=DigestStore(url, clock=clock),
-                              transition_details=quota_details(lambda: [view]))
+    service = AlertingService(
+        [rule],
+        {rule.source: ScriptedSource(T0, clock, {"service": "d-id"})},
+        outbox,
+        Dispatcher.from_config(outbox, DELIVERY, {}),
+        DELIVERY,
+        clock=clock,
+        state=AlertStore(url, clock=clock),
+        digests=DigestStore(url, clock=clock),
+        transition_details=quota_details(lambda: [view]),
+    )
     try:
         with caplog.at_level(logging.WARNING, logger="otel_monitor.alerts"):
             await service.evaluate_once(T0)
     finally:
         await service.stop()
     (line,) = [r for r in caplog.records if r.getMessage().startswith("P1 Alert:")]
-    assert {k: line.details[k] for k in ("service", "quota_remaining", "quota_total", "quota_percentage",
-                                         "reset_date")} == {
-        "service": "d-id", "quota_remaining": 8, "quota_total": 100, "quota_percentage": 8,
-        "reset_date": "2026-04-01T00:00:00Z"}
+    assert {
+        k: line.details[k] for k in ("service", "quota_remaining", "quota_total", "quota_percentage", "reset_date")
+    } == {
+        "service": "d-id",
+        "quota_remaining": 8,
+        "quota_total": 100,
+        "quota_percentage": 8,
+        "reset_date": "2026-04-01T00:00:00Z",
+    }

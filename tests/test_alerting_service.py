@@ -5,16 +5,27 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tools.devstack import wait_until
 from tests.support.monitor import alerting_monitor
 from tests.support.receivers import Receiver
+from tools.devstack import wait_until
 
-RULES = {"rules": [{
-    "name": "RedisDown", "priority": "P0", "source": "check", "expr": "health.redis",
-    "for_seconds": 0, "clear_for_seconds": 0, "interval_seconds": 1, "error_code": "REDIS_CONNECTION_FAILED",
-    "summary": "Redis is unreachable", "action_required": "Restart Redis or check its host",
-    "runbook": "Celery and the failure streaks stop while Redis is down.",
-}]}
+RULES = {
+    "rules": [
+        {
+            "name": "RedisDown",
+            "priority": "P0",
+            "source": "check",
+            "expr": "health.redis",
+            "for_seconds": 0,
+            "clear_for_seconds": 0,
+            "interval_seconds": 1,
+            "error_code": "REDIS_CONNECTION_FAILED",
+            "summary": "Redis is unreachable",
+            "action_required": "Restart Redis or check its host",
+            "runbook": "Celery and the failure streaks stop while Redis is down.",
+        }
+    ]
+}
 
 
 def _notifications(receiver: Receiver, status: str) -> list[dict]:
@@ -29,12 +40,22 @@ def _alerts(url: str, **params) -> httpx.Response:
 def test_redis_down_fires_once_and_resolves_once(stack, own_redis, receiver, tmp_path):
     """Redis stopped: one P0 firing webhook and a firing alert in the API; Redis back: one resolved webhook."""
     process = alerting_monitor(
-        stack, tmp_path, RULES, {"ops-hook": {"type": "webhook", "url": f"{receiver.url}/hook", "timeout_seconds": 2}},
-        service_name="monitor-alerting-under-test", health={"redis_url": own_redis.redis_url})
+        stack,
+        tmp_path,
+        RULES,
+        {"ops-hook": {"type": "webhook", "url": f"{receiver.url}/hook", "timeout_seconds": 2}},
+        service_name="monitor-alerting-under-test",
+        health={"redis_url": own_redis.redis_url},
+    )
     with process:
         url = process.url
-        wait_until(lambda: httpx.get(f"{url}/api/v1/system/health", timeout=10).json()
-                   ["checks"]["redis"]["status"] == "healthy", 30, what="Redis healthy")
+        wait_until(
+            lambda: (
+                httpx.get(f"{url}/api/v1/system/health", timeout=10).json()["checks"]["redis"]["status"] == "healthy"
+            ),
+            30,
+            what="Redis healthy",
+        )
         assert _alerts(url).json() == {"alerts": []}
         assert receiver.requests == []
 
@@ -45,7 +66,8 @@ def test_redis_down_fires_once_and_resolves_once(stack, own_redis, receiver, tmp
         assert firing["alert"]["action_required"] == "Restart Redis or check its host"
         listed = wait_until(lambda: _alerts(url, priority="P0").json()["alerts"], 30, what="the alert listed")
         assert [(a["rule"], a["state"], a["error_code"]) for a in listed] == [
-            ("RedisDown", "firing", "REDIS_CONNECTION_FAILED")]
+            ("RedisDown", "firing", "REDIS_CONNECTION_FAILED")
+        ]
         assert _alerts(url, state="resolved").json() == {"alerts": []}
 
         own_redis.start("redis")

@@ -12,37 +12,41 @@ from pathlib import Path
 import pytest
 
 from otel_monitor.monitor.alerting.delivery import alertmanager_refresh
-from otel_monitor.monitor.alerting.delivery.alertmanager_refresh import AlertmanagerRefresher, RefreshedChannel, announced_firing
-from otel_monitor.monitor.alerting.routing import DeliveryConfig
-from otel_monitor.monitor.alerting.notifiers import build_notifiers
+from otel_monitor.monitor.alerting.delivery.alertmanager_refresh import (
+    AlertmanagerRefresher,
+    RefreshedChannel,
+    announced_firing,
+)
 from otel_monitor.monitor.alerting.delivery.digest import digest_notification
+from otel_monitor.monitor.alerting.delivery.dispatcher import Dispatcher
+from otel_monitor.monitor.alerting.delivery.outbox import Outbox
 from otel_monitor.monitor.alerting.model import AlertState, Priority, Rule
 from otel_monitor.monitor.alerting.notification import Notification
 from otel_monitor.monitor.alerting.notifiers import (
     AlertmanagerNotifier,
     WebhookNotifier,
     alertmanager_webhook_payload,
+    build_notifiers,
 )
-from otel_monitor.monitor.alerting.delivery.outbox import Outbox
-from otel_monitor.monitor.alerting.delivery.dispatcher import Dispatcher
+from otel_monitor.monitor.alerting.routing import DeliveryConfig
 from otel_monitor.monitor.alerting.service import AlertingService
-from otel_monitor.monitor.config_file import ConfigError, load_config_file
-from tools.devstack import wait_until
-from tools.devstack.stack import REPO_ROOT
 from otel_monitor.monitor.config import MonitorConfig
+from otel_monitor.monitor.config_file import ConfigError, load_config_file
 from otel_monitor.redaction.scrubber import SecretScrubber
 from tests.support.alerts import Conditions, make_alert
 from tests.support.clocks import Clock
 from tests.support.receivers import ALERTMANAGER, AlertmanagerServer
+from tools.devstack import wait_until
+from tools.devstack.stack import REPO_ROOT
 
 RESOLVE_TIMEOUT = 3  # seconds: Alertmanager ends an alert nobody posts again after this (its default is 5 min)
 RESEND = 1.0  # seconds between refreshes in these tests (the smallest the config allows)
 INVALID = REPO_ROOT / "tests" / "testdata" / "config"
-T0 = dt.datetime(2025, 10, 20, 10, 30, tzinfo=dt.timezone.utc)
+T0 = dt.datetime(2025, 10, 20, 10, 30, tzinfo=dt.UTC)
 
 
 def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 @pytest.fixture
@@ -61,22 +65,36 @@ def held(alertmanager: AlertmanagerServer, fingerprint: str) -> list[dict]:
     return [a for a in alertmanager.alerts() if a["labels"].get("fingerprint") == fingerprint]
 
 
-LIVE_P0 = Rule(name="GeminiInvalidApiKey", priority=Priority.P0, source="check", expr="streak.gemini",
-               for_seconds=0, clear_for_seconds=0, interval_seconds=0.5, error_code="GEMINI_INVALID_API_KEY",
-               labels={"service": "gemini"}, summary="Gemini rejects the API key",
-               action_required="Check GEMINI_API_KEY in environment variables",
-               runbook="https://runbooks.local/gemini-key")
+LIVE_P0 = Rule(
+    name="GeminiInvalidApiKey",
+    priority=Priority.P0,
+    source="check",
+    expr="streak.gemini",
+    for_seconds=0,
+    clear_for_seconds=0,
+    interval_seconds=0.5,
+    error_code="GEMINI_INVALID_API_KEY",
+    labels={"service": "gemini"},
+    summary="Gemini rejects the API key",
+    action_required="Check GEMINI_API_KEY in environment variables",
+    runbook="https://runbooks.local/gemini-key",
+)
 
 
 # -- the live P0 through the real AlertingService ------------------------------------------------------------------
 @pytest.mark.parametrize("resend, stays_active", [(RESEND, True), (None, False)])
-def test_live_p0_stays_active_past_resolve_timeout_and_ends_when_resolved(short_alertmanager, monkeypatch, resend,
-                                                                           stays_active):
+def test_live_p0_stays_active_past_resolve_timeout_and_ends_when_resolved(
+    short_alertmanager, monkeypatch, resend, stays_active
+):
     """A P0 firing through the AlertingService for three resolve_timeouts stays listed in the real Alertmanager
     (re-posted every second) and leaves it once resolved; in the control nothing is re-posted, and Alertmanager
     ends the alert while it still fires: the refresh is what keeps it."""
-    channel = {"type": "alertmanager", "url": short_alertmanager.url, "timeout_seconds": 2,
-               "resend_interval_seconds": RESEND}
+    channel = {
+        "type": "alertmanager",
+        "url": short_alertmanager.url,
+        "timeout_seconds": 2,
+        "resend_interval_seconds": RESEND,
+    }
     delivery = DeliveryConfig.model_validate({"channels": {"am": channel}, "routing": {"P0": ["am"]}})
     conditions = Conditions()
     if not resend:
@@ -114,14 +132,17 @@ def test_live_p0_stays_active_past_resolve_timeout_and_ends_when_resolved(short_
 
 
 # -- labels and annotations, as the real Alertmanager holds them ---------------------------------------------------
-@pytest.mark.parametrize("priority, severity", [(Priority.P0, "critical"), (Priority.P1, "warning"),
-                                                (Priority.P2, "info")])
-@pytest.mark.parametrize("runbook, runbook_url", [
-    ("https://runbooks.local/gemini-key", "https://runbooks.local/gemini-key"),
-    ("Rotate the key, then restart the workers.", None),
-])
-def test_alertmanager_holds_conventional_labels_and_annotations(alertmanager, priority, severity, runbook,
-                                                                runbook_url):
+@pytest.mark.parametrize(
+    "priority, severity", [(Priority.P0, "critical"), (Priority.P1, "warning"), (Priority.P2, "info")]
+)
+@pytest.mark.parametrize(
+    "runbook, runbook_url",
+    [
+        ("https://runbooks.local/gemini-key", "https://runbooks.local/gemini-key"),
+        ("Rotate the key, then restart the workers.", None),
+    ],
+)
+def test_alertmanager_holds_conventional_labels_and_annotations(alertmanager, priority, severity, runbook, runbook_url):
     """Alertmanager holds severity (critical/warning/info for P0/P1/P2), priority, alertname, service, error_code,
     and the annotations summary, description, runbook_url (only when the runbook is a link: prose goes to the
     description) besides action_required and runbook."""
@@ -129,9 +150,13 @@ def test_alertmanager_holds_conventional_labels_and_annotations(alertmanager, pr
     notifier = AlertmanagerNotifier("am", alertmanager.url, scrubber=SecretScrubber())
     assert asyncio.run(notifier.notify(Notification.of(alert))).ok
     (got,) = held(alertmanager, alert.fingerprint)
-    assert {key: got["labels"].get(key) for key in ("alertname", "severity", "priority", "service", "error_code")} \
-        == {"alertname": "ProviderInvalidKey", "severity": severity, "priority": priority.value, "service": "gemini",
-            "error_code": "GEMINI_INVALID_API_KEY"}
+    assert {key: got["labels"].get(key) for key in ("alertname", "severity", "priority", "service", "error_code")} == {
+        "alertname": "ProviderInvalidKey",
+        "severity": severity,
+        "priority": priority.value,
+        "service": "gemini",
+        "error_code": "GEMINI_INVALID_API_KEY",
+    }
     annotations = got["annotations"]
     assert annotations["summary"] == "API Key Invalid" and annotations["runbook"] == runbook
     assert annotations.get("runbook_url") == runbook_url
@@ -143,13 +168,15 @@ def test_alertmanager_holds_conventional_labels_and_annotations(alertmanager, pr
 
 # -- the refresher ---------------------------------------------------------------------------------------------------
 
+
 def test_refresher_reposts_every_interval_with_ends_at_four_intervals_ahead(receiver):
     """Each channel is refreshed at once, then after each of its own intervals (injected sleep), with endsAt four
     intervals after the post; a receiver that is down is logged and the next refresh posts again."""
     clock, stop, slept = Clock(T0), asyncio.Event(), []
     alert = make_alert()
-    fast = AlertmanagerNotifier("fast", receiver.url, resend_interval_seconds=30, clock=clock,
-                                scrubber=SecretScrubber())
+    fast = AlertmanagerNotifier(
+        "fast", receiver.url, resend_interval_seconds=30, clock=clock, scrubber=SecretScrubber()
+    )
 
     async def sleep(seconds: float, _stop: asyncio.Event) -> None:
         slept.append(seconds)
@@ -193,23 +220,33 @@ def test_refresh_racing_a_resolution_is_taken_back(alertmanager):
     assert held(alertmanager, alert.fingerprint) == []
 
 
-@pytest.mark.parametrize("routing, refreshed", [
-    ({"P0": ["am"]}, {"p0"}),
-    ({"P0": ["am"], "P2": ["am"]}, {"p0", "p2"}),
-    ({"P1": ["am"]}, set()),  # P1 reaches channels as digests: its alerts were never posted one by one
-    ({"P0": ["hook"]}, set()),
-])
+@pytest.mark.parametrize(
+    "routing, refreshed",
+    [
+        ({"P0": ["am"]}, {"p0"}),
+        ({"P0": ["am"], "P2": ["am"]}, {"p0", "p2"}),
+        ({"P1": ["am"]}, set()),  # P1 reaches channels as digests: its alerts were never posted one by one
+        ({"P0": ["hook"]}, set()),
+    ],
+)
 def test_refresher_posts_the_firing_alerts_of_the_priorities_routed_to_each_channel(receiver, routing, refreshed):
     """from_config refreshes, per alertmanager channel, the firing alerts of the priorities routed to it (not P1):
     pending ones and those held back by inhibition are not posted."""
-    delivery = DeliveryConfig.model_validate({
-        "channels": {"am": {"type": "alertmanager", "url": receiver.url},
-                     "hook": {"type": "webhook", "url": f"{receiver.url}/hook"}},
-        "routing": routing})
-    alerts = [make_alert(fingerprint="p0", priority=Priority.P0),
-              make_alert(fingerprint="p1", priority=Priority.P1),
-              make_alert(fingerprint="p2", priority=Priority.P2),
-              make_alert(AlertState.PENDING, fingerprint="p0-pending")]
+    delivery = DeliveryConfig.model_validate(
+        {
+            "channels": {
+                "am": {"type": "alertmanager", "url": receiver.url},
+                "hook": {"type": "webhook", "url": f"{receiver.url}/hook"},
+            },
+            "routing": routing,
+        }
+    )
+    alerts = [
+        make_alert(fingerprint="p0", priority=Priority.P0),
+        make_alert(fingerprint="p1", priority=Priority.P1),
+        make_alert(fingerprint="p2", priority=Priority.P2),
+        make_alert(AlertState.PENDING, fingerprint="p0-pending"),
+    ]
     refresher = AlertmanagerRefresher.from_config(delivery, lambda: alerts, scrubber=SecretScrubber())
     for channel in refresher.channels:
         assert asyncio.run(refresher.refresh(channel))
@@ -217,16 +254,20 @@ def test_refresher_posts_the_firing_alerts_of_the_priorities_routed_to_each_chan
     assert posted == refreshed
 
 
-@pytest.mark.parametrize("inhibitor_holds, kept", [
-    (("ApiStreak (gemini)",), {"redis", "gemini-other"}),
-    ((), {"redis", "gemini-streak", "gemini-other"}),
-])
+@pytest.mark.parametrize(
+    "inhibitor_holds, kept",
+    [
+        (("ApiStreak (gemini)",), {"redis", "gemini-other"}),
+        ((), {"redis", "gemini-streak", "gemini-other"}),
+    ],
+)
 def test_announced_firing_leaves_out_inhibited_alerts(inhibitor_holds, kept):
     """A firing alert named in another firing alert's ``inhibited`` (as the evaluator sets it) is held back."""
-    alerts = [make_alert(fingerprint="redis", rule="RedisDown", labels={"service": "redis"},
-                         inhibited=inhibitor_holds),
-              make_alert(fingerprint="gemini-streak", rule="ApiStreak"),
-              make_alert(fingerprint="gemini-other", rule="GeminiInvalidApiKey")]
+    alerts = [
+        make_alert(fingerprint="redis", rule="RedisDown", labels={"service": "redis"}, inhibited=inhibitor_holds),
+        make_alert(fingerprint="gemini-streak", rule="ApiStreak"),
+        make_alert(fingerprint="gemini-other", rule="GeminiInvalidApiKey"),
+    ]
     assert {alert.fingerprint for alert in announced_firing(alerts)} == kept
 
 
@@ -234,20 +275,36 @@ def test_announced_firing_leaves_out_inhibited_alerts(inhibitor_holds, kept):
 def test_webhook_alertmanager_format_is_version_4(receiver):
     """``format: alertmanager`` posts Alertmanager's webhook payload: version 4, one group per alert keyed by its
     labels, with the alert's labels and annotations as the Alertmanager channel posts them."""
-    delivery = DeliveryConfig.model_validate({"channels": {"hook": {
-        "type": "webhook", "url": f"{receiver.url}/am-format", "format": "alertmanager",
-        "external_url": "http://monitor.local:8080"}}})
+    delivery = DeliveryConfig.model_validate(
+        {
+            "channels": {
+                "hook": {
+                    "type": "webhook",
+                    "url": f"{receiver.url}/am-format",
+                    "format": "alertmanager",
+                    "external_url": "http://monitor.local:8080",
+                }
+            }
+        }
+    )
     notifier = build_notifiers(delivery, scrubber=SecretScrubber())["hook"]
     firing, resolved = Notification.of(make_alert()), Notification.of(make_alert(AlertState.RESOLVED))
     assert asyncio.run(notifier.notify(firing)).ok and asyncio.run(notifier.notify(resolved)).ok
     first, second = (request["json"] for request in receiver.requests)
     assert (first["version"], first["status"], first["receiver"], first["truncatedAlerts"]) == (
-        "4", "firing", "hook", 0)
+        "4",
+        "firing",
+        "hook",
+        0,
+    )
     assert first["externalURL"] == "http://monitor.local:8080"
     (alert,) = first["alerts"]
     assert alert["labels"]["severity"] == "critical" and alert["annotations"]["runbook_url"]
-    assert (alert["status"], alert["labels"]["fingerprint"], alert["endsAt"]) == ("firing", "a1b2c3d4e5f60718",
-                                                                                  "0001-01-01T00:00:00Z")
+    assert (alert["status"], alert["labels"]["fingerprint"], alert["endsAt"]) == (
+        "firing",
+        "a1b2c3d4e5f60718",
+        "0001-01-01T00:00:00Z",
+    )
     assert alert["fingerprint"] == "9303aa0b61b998a5"  # what Alertmanager 0.25 gives these labels
     assert first["groupLabels"] == first["commonLabels"] == alert["labels"]
     assert first["groupKey"].startswith('{}:{alertname="ProviderInvalidKey", error_code=')
@@ -260,16 +317,21 @@ def test_webhook_alertmanager_format_of_a_p1_digest_lists_each_alert_once():
     """A P1 digest is one group: each alert of the hour once, in its latest transition; the group fires while one
     of them fires, and is keyed by the labels they share."""
     gemini = make_alert(fingerprint="gemini", priority=Priority.P1, rule="GeminiErrorRate")
-    stability = make_alert(fingerprint="stability", priority=Priority.P1, rule="StabilityErrorRate",
-                           labels={"service": "stability"})
-    entries = [Notification.of(gemini), Notification.of(stability),
-               Notification.of(gemini.with_state(AlertState.RESOLVED, ends_at=T0))]
+    stability = make_alert(
+        fingerprint="stability", priority=Priority.P1, rule="StabilityErrorRate", labels={"service": "stability"}
+    )
+    entries = [
+        Notification.of(gemini),
+        Notification.of(stability),
+        Notification.of(gemini.with_state(AlertState.RESOLVED, ends_at=T0)),
+    ]
     payload = alertmanager_webhook_payload(digest_notification(T0, entries), "hook")
     assert [(a["labels"]["alertname"], a["status"]) for a in payload["alerts"]] == [
-        ("GeminiErrorRate", "resolved"), ("StabilityErrorRate", "firing")]
+        ("GeminiErrorRate", "resolved"),
+        ("StabilityErrorRate", "firing"),
+    ]
     assert payload["status"] == "firing"
-    assert payload["commonLabels"] == {"severity": "warning", "priority": "P1",
-                                       "error_code": "GEMINI_INVALID_API_KEY"}
+    assert payload["commonLabels"] == {"severity": "warning", "priority": "P1", "error_code": "GEMINI_INVALID_API_KEY"}
     assert payload["groupKey"] == '{}:{error_code="GEMINI_INVALID_API_KEY", priority="P1", severity="warning"}'
 
 
@@ -284,8 +346,13 @@ def test_webhook_default_format_is_unchanged(receiver):
 def _shape(payload: dict) -> dict:
     """The key sets of an Alertmanager webhook payload, its alerts' and their labels'."""
     (alert,) = payload["alerts"]
-    return {"payload": set(payload), "alert": set(alert), "labels": set(alert["labels"]),
-            "annotations": set(alert["annotations"]), "status": payload["status"]}
+    return {
+        "payload": set(payload),
+        "alert": set(alert),
+        "labels": set(alert["labels"]),
+        "annotations": set(alert["annotations"]),
+        "status": payload["status"],
+    }
 
 
 def test_webhook_alertmanager_format_equals_real_alertmanagers(tmp_path, receiver):
@@ -294,16 +361,19 @@ def test_webhook_alertmanager_format_equals_real_alertmanagers(tmp_path, receive
     server = AlertmanagerServer(tmp_path, webhook_url=f"{receiver.url}/from-alertmanager").start()
     try:
         alert = make_alert(starts_at=utcnow() - dt.timedelta(minutes=1))
-        ours = WebhookNotifier("hook", f"{receiver.url}/ours", payload_format="alertmanager",
-                               scrubber=SecretScrubber())
+        ours = WebhookNotifier("hook", f"{receiver.url}/ours", payload_format="alertmanager", scrubber=SecretScrubber())
         direct = AlertmanagerNotifier("am", server.url, scrubber=SecretScrubber())
         resolved = alert.with_state(AlertState.RESOLVED, ends_at=utcnow())
         for notification in (Notification.of(alert), Notification.of(resolved)):
             assert asyncio.run(direct.notify(notification)).ok and asyncio.run(ours.notify(notification)).ok
             status = notification.transition
-            wait_until(lambda: [r for r in receiver.requests
-                                if r["path"] == "/from-alertmanager" and r["json"]["status"] == status],
-                       15, what=f"Alertmanager's {status} webhook")
+            wait_until(
+                lambda status=status: [
+                    r for r in receiver.requests if r["path"] == "/from-alertmanager" and r["json"]["status"] == status
+                ],
+                15,
+                what=f"Alertmanager's {status} webhook",
+            )
     finally:
         server.stop()
     by_path: dict[str, list[dict]] = {}
@@ -311,7 +381,7 @@ def test_webhook_alertmanager_format_equals_real_alertmanagers(tmp_path, receive
         by_path.setdefault(request["path"], []).append(request["json"])
     theirs, mine = by_path["/from-alertmanager"], by_path["/ours"]
     assert [_shape(payload) for payload in theirs] == [_shape(payload) for payload in mine]
-    for real, own in zip(theirs, mine):
+    for real, own in zip(theirs, mine, strict=False):
         assert own["groupKey"] == real["groupKey"]
         assert own["groupLabels"] == real["groupLabels"] and own["commonLabels"] == real["commonLabels"]
         assert own["commonAnnotations"] == real["commonAnnotations"]
@@ -324,19 +394,31 @@ def test_webhook_alertmanager_format_equals_real_alertmanagers(tmp_path, receive
 
 
 # -- config ---------------------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("fixture, expected", [
-    ("webhook_bad_format.yaml",
-     "webhook_bad_format.yaml:7: alerting.delivery.channels.hook.webhook.format: Input should be 'otel-monitor' "
-     "or 'alertmanager'"),
-    ("webhook_external_url_without_format.yaml",
-     "webhook_external_url_without_format.yaml:7: alerting.delivery.channels.hook.webhook.external_url: "
-     "Value error, only the alertmanager format has an external URL"),
-    ("alertmanager_resend_interval_too_short.yaml",
-     "alertmanager_resend_interval_too_short.yaml:7: alerting.delivery.channels.am.alertmanager."
-     "resend_interval_seconds: Input should be greater than or equal to 1"),
-    ("alertmanager_url_without_scheme.yaml",
-     "alertmanager_url_without_scheme.yaml:6: alerting.delivery.channels.am.alertmanager.url: String should match"),
-])
+@pytest.mark.parametrize(
+    "fixture, expected",
+    [
+        (
+            "webhook_bad_format.yaml",
+            "webhook_bad_format.yaml:7: alerting.delivery.channels.hook.webhook.format: Input should be 'otel-monitor' "
+            "or 'alertmanager'",
+        ),
+        (
+            "webhook_external_url_without_format.yaml",
+            "webhook_external_url_without_format.yaml:7: alerting.delivery.channels.hook.webhook.external_url: "
+            "Value error, only the alertmanager format has an external URL",
+        ),
+        (
+            "alertmanager_resend_interval_too_short.yaml",
+            "alertmanager_resend_interval_too_short.yaml:7: alerting.delivery.channels.am.alertmanager."
+            "resend_interval_seconds: Input should be greater than or equal to 1",
+        ),
+        (
+            "alertmanager_url_without_scheme.yaml",
+            "alertmanager_url_without_scheme.yaml:6: alerting.delivery.channels.am.alertmanager.url: "
+            "String should match",
+        ),
+    ],
+)
 def test_invalid_channel_options_name_file_line_and_key(fixture, expected):
     """Each invalid value of the new channel options is refused naming the file, the line and the key."""
     with pytest.raises(ConfigError) as caught:
@@ -346,9 +428,14 @@ def test_invalid_channel_options_name_file_line_and_key(fixture, expected):
 
 def test_channel_options_have_their_defaults():
     """Without the options: webhook format otel-monitor, no external URL, Alertmanager re-posted every 60 s."""
-    delivery = DeliveryConfig.model_validate({"channels": {
-        "hook": {"type": "webhook", "url": "http://127.0.0.1:9/hook"},
-        "am": {"type": "alertmanager", "url": "http://127.0.0.1:9093"}}})
+    delivery = DeliveryConfig.model_validate(
+        {
+            "channels": {
+                "hook": {"type": "webhook", "url": "http://127.0.0.1:9/hook"},
+                "am": {"type": "alertmanager", "url": "http://127.0.0.1:9093"},
+            }
+        }
+    )
     hook, am = delivery.channels["hook"], delivery.channels["am"]
     assert (hook.format, hook.external_url, am.resend_interval_seconds) == ("otel-monitor", None, 60.0)
     assert build_notifiers(delivery, scrubber=SecretScrubber())["am"].valid_seconds == 240

@@ -18,20 +18,19 @@ from pathlib import Path
 import httpx
 import pytest
 import uvicorn
-
 from sqlalchemy import create_engine, text
 
-from otel_monitor.monitor.store.blocking_calls import CLOSE_WAIT_SECONDS, BlockingExecutor, ExecutorBusyError
-from otel_monitor.monitor.health.config import HealthConfig
 from otel_monitor.instrument.probe_paths import HEALTH_PATH
 from otel_monitor.monitor.app import create_app
 from otel_monitor.monitor.config import MonitorConfig
+from otel_monitor.monitor.health.config import HealthConfig
 from otel_monitor.monitor.quota.config import QuotaConfig
 from otel_monitor.monitor.quota.reset_schedule import ResetRule
 from otel_monitor.monitor.quota.router import QUOTA_PATH
 from otel_monitor.monitor.quota.service import QuotaService
 from otel_monitor.monitor.quota.store import QuotaStore
 from otel_monitor.monitor.quota.testing import FixedQuotaSource
+from otel_monitor.monitor.store.blocking_calls import CLOSE_WAIT_SECONDS, BlockingExecutor, ExecutorBusyError
 from tests.support.backends import blackhole_server, fresh_postgres_database
 from tests.support.stacks import private_stack
 
@@ -92,8 +91,10 @@ def test_a_hanging_quota_database_starves_neither_health_nor_the_quota_endpoint(
     503 naming the store."""
     config = MonitorConfig(
         health=HealthConfig(check_timeout_seconds=CHECK_TIMEOUT, cache_ttl_seconds=0.3),
-        quota=QuotaConfig(store_url=f"postgresql+psycopg://monitor:secret@127.0.0.1:{hole}/quota", redis_url=None,
-                          poll=False))
+        quota=QuotaConfig(
+            store_url=f"postgresql+psycopg://monitor:secret@127.0.0.1:{hole}/quota", redis_url=None, poll=False
+        ),
+    )
     with _ServedApp(create_app(config)) as base_url, ThreadPoolExecutor(FLOOD) as clients:
         quota = [clients.submit(_timed_get, base_url + QUOTA_PATH, QUOTA_ANSWER_BOUND) for _ in range(FLOOD)]
         time.sleep(1.0)  # every quota request is in the store's hands by now
@@ -103,11 +104,11 @@ def test_a_hanging_quota_database_starves_neither_health_nor_the_quota_endpoint(
             time.sleep(0.25)
         quota_answers = [future.result() for future in quota]
 
-    for elapsed, response in health:
+    for _elapsed, response in health:
         assert response is not None, f"no health answer within {HEALTH_ANSWER_BOUND} s"
         disk = response.json()["checks"]["disk"]
         assert disk["status"] in ("healthy", "degraded") and "timed out" not in str(disk), disk  # it ran
-    for elapsed, response in quota_answers:
+    for _elapsed, response in quota_answers:
         assert response is not None, f"no quota answer within {QUOTA_ANSWER_BOUND} s"
         assert response.status_code == 503
         assert response.json()["store"] == f"postgresql+psycopg://monitor:***@127.0.0.1:{hole}/quota"
@@ -120,20 +121,23 @@ def test_an_alerting_store_on_a_database_that_never_answers_fails_instead_of_han
     from sqlalchemy.exc import OperationalError
 
     from otel_monitor.monitor.alerting.delivery.digest import DigestStore
-    from otel_monitor.monitor.alerting.incidents import IncidentStore
     from otel_monitor.monitor.alerting.delivery.outbox import Outbox
+    from otel_monitor.monitor.alerting.incidents import IncidentStore
     from otel_monitor.monitor.alerting.state import AlertStore
     from otel_monitor.monitor.store.engine import POSTGRES_CONNECT_TIMEOUT_SECONDS
 
-    kind, read = {"outbox": (Outbox, lambda s: s.entries()), "alerts": (AlertStore, lambda s: s.load_active()),
-                  "incidents": (IncidentStore, lambda s: s.incidents()), "digest": (DigestStore, lambda s: s.count())
-                  }[store]
+    kind, read = {
+        "outbox": (Outbox, lambda s: s.entries()),
+        "alerts": (AlertStore, lambda s: s.load_active()),
+        "incidents": (IncidentStore, lambda s: s.incidents()),
+        "digest": (DigestStore, lambda s: s.count()),
+    }[store]
     outcome: list[BaseException] = []
 
     def first_call() -> None:
         try:
             read(kind(f"postgresql+psycopg://monitor:secret@127.0.0.1:{hole}/alerts"))
-        except BaseException as exc:  # noqa: BLE001 - the outcome is what the test checks
+        except BaseException as exc:
             outcome.append(exc)
 
     caller = threading.Thread(target=first_call, daemon=True)
@@ -216,8 +220,13 @@ def test_a_process_exits_while_a_call_hangs_on_a_store_thread(shut_down):
     """A process whose main ends while one of its executor's calls hangs for good exits, executor shut down or
     not: interpreter exit does not wait for the executor's threads."""
     try:
-        done = subprocess.run([sys.executable, "-c", textwrap.dedent(_EXITING_MAIN.format(shut_down=shut_down))],
-                              cwd=REPO, capture_output=True, text=True, timeout=EXIT_BOUND)
+        done = subprocess.run(
+            [sys.executable, "-c", textwrap.dedent(_EXITING_MAIN.format(shut_down=shut_down))],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=EXIT_BOUND,
+        )
     except subprocess.TimeoutExpired as expired:
         pytest.fail(f"the process did not exit within {EXIT_BOUND} s of its main ending: {expired.stdout!r}")
     assert done.returncode == 0 and done.stdout == "main ended\n", (done.stdout, done.stderr)
@@ -236,9 +245,12 @@ async def _wait_for_lock_waiter(url: str, timeout: float = 30) -> None:
         deadline = time.monotonic() + timeout
         while True:
             with engine.connect() as connection:
-                waiting = connection.execute(text(
-                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-                    " AND wait_event_type = 'Lock'")).scalar()
+                waiting = connection.execute(
+                    text(
+                        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                        " AND wait_event_type = 'Lock'"
+                    )
+                ).scalar()
             if waiting:
                 return
             assert time.monotonic() < deadline, "the store call never reached the database"
@@ -260,8 +272,9 @@ async def test_the_quota_service_stops_promptly_while_a_store_call_hangs_on_its_
     stuck = None
     try:
         holder.execute(text("LOCK TABLE quota_usage IN ACCESS EXCLUSIVE MODE"))
-        stuck = asyncio.ensure_future(service.store.executor.run(
-            service.store.add, "gemini", 10, 1000, 1.0, dt.datetime.now(dt.timezone.utc)))
+        stuck = asyncio.ensure_future(
+            service.store.executor.run(service.store.add, "gemini", 10, 1000, 1.0, dt.datetime.now(dt.UTC))
+        )
         await _wait_for_lock_waiter(url)
         bound = CLOSE_WAIT_SECONDS + 5
         try:

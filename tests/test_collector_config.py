@@ -11,8 +11,13 @@ from tools.devstack.stack import REPO_ROOT, _binary
 
 COLLECTOR_CONFIG = REPO_ROOT / "otel-collector.yaml"
 MANIFEST = REPO_ROOT / "collector" / "builder-config.yaml"
-KINDS = {"receivers": "receiver", "processors": "processor", "exporters": "exporter",
-         "connectors": "connector", "extensions": "extension"}
+KINDS = {
+    "receivers": "receiver",
+    "processors": "processor",
+    "exporters": "exporter",
+    "connectors": "connector",
+    "extensions": "extension",
+}
 
 
 @pytest.fixture(scope="module")
@@ -20,10 +25,13 @@ def collector_bin():
     return _binary("OTEL_MONITOR_COLLECTOR_BIN", "build-collector.sh")
 
 
-@pytest.mark.parametrize("binary,config", [
-    ("collector", COLLECTOR_CONFIG),
-    ("jaeger", REPO_ROOT / "config" / "jaeger.yaml"),
-])
+@pytest.mark.parametrize(
+    "binary,config",
+    [
+        ("collector", COLLECTOR_CONFIG),
+        ("jaeger", REPO_ROOT / "config" / "jaeger.yaml"),
+    ],
+)
 def test_built_binaries_validate_the_shared_configs(binary, config, collector_bin):
     """`validate` of the built collector (and of Jaeger, itself a collector build) accepts the shared config."""
     path = collector_bin if binary == "collector" else _binary("OTEL_MONITOR_JAEGER_BIN", "build-jaeger.sh")
@@ -38,7 +46,9 @@ def test_validate_rejects_a_component_the_distribution_lacks(collector_bin, tmp_
     config["service"]["pipelines"]["traces"]["receivers"].append("zipkin")
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump(config))
-    result = subprocess.run([collector_bin, "validate", "--config", str(bad)], capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [collector_bin, "validate", "--config", str(bad)], capture_output=True, text=True, timeout=60
+    )
     assert result.returncode != 0 and "zipkin" in result.stderr
 
 

@@ -16,10 +16,10 @@ import httpx
 import pytest
 import yaml
 
+from tests.support.backends import fresh_postgres_database
 from tools.devstack import free_port, wait_until
 from tools.devstack.processes import ProcessExited
 from tools.devstack.stack import REPO_ROOT
-from tests.support.backends import fresh_postgres_database
 
 COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
 SERVICE = "monitor"
@@ -51,11 +51,13 @@ def _words(arguments: str) -> list[str]:
 
 def compose_interpolate(value: str, environ: dict[str, str]) -> str:
     """A compose file value with ${NAME:-default} replaced as `docker compose` does (from ``environ``)."""
+
     def substitute(match: re.Match[str]) -> str:
         name, op, default = match["name"], match["op"], match["default"] or ""
         if op == ":-" and not environ.get(name):
             return default
         return environ.get(name, default if op == "-" else "")
+
     return _COMPOSE_VARIABLE.sub(substitute, value.replace("$$", "\0")).replace("\0", "$")
 
 
@@ -106,8 +108,12 @@ def build_image_equivalent(dockerfile: Path, context: Path, root: Path) -> tuple
                 if words[:2] == ["pip", "install"]:
                     # --no-cache-dir only keeps the image small; pip's own cache (outside the repo) is fine here.
                     pip_args = [w for w in words[2:] if w != "--no-cache-dir"]
-                    subprocess.run([str(venv_dir / "bin" / "python"), "-m", "pip", "install", "-q", *pip_args],
-                                   cwd=image / workdir.relative_to("/"), check=True, timeout=900)
+                    subprocess.run(
+                        [str(venv_dir / "bin" / "python"), "-m", "pip", "install", "-q", *pip_args],
+                        cwd=image / workdir.relative_to("/"),
+                        check=True,
+                        timeout=900,
+                    )
         elif keyword == "ENV":
             words = _words(arguments)
             pairs = [w.split("=", 1) for w in words] if "=" in words[0] else [words[:1] + [" ".join(words[1:])]]
@@ -129,8 +135,8 @@ def _monitor_build() -> tuple[dict, dict, Path, Path]:
 def test_monitor_image_holds_the_config_and_the_rules_it_names():
     """The image compose builds for the monitor holds the package, the config of compose's command and the rules
     file that config names (relative to it), and nothing of the tests, the demo backend or the benches."""
-    from otel_monitor.monitor.config_file import load_config_file
     from otel_monitor.monitor.config import MonitorConfig
+    from otel_monitor.monitor.config_file import load_config_file
 
     _compose, service, dockerfile, context = _monitor_build()
     files = copied_files(dockerfile, context)
@@ -176,16 +182,27 @@ def test_compose_monitor_image_equivalent_serves_and_passes_check_config(stack, 
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     (bin_dir / "ffmpeg").symlink_to(shutil.which("ffmpeg"))
-    servers = {"postgres": fresh_postgres_database(stack.postgres_url, "compose"), "redis": stack.redis_url,
-               "otel-collector": stack.otlp_http_endpoint, "prometheus": stack.prometheus_url}
+    servers = {
+        "postgres": fresh_postgres_database(stack.postgres_url, "compose"),
+        "redis": stack.redis_url,
+        "otel-collector": stack.otlp_http_endpoint,
+        "prometheus": stack.prometheus_url,
+    }
     port = free_port()
-    env = {"PATH": f"{venv_dir / 'bin'}{os.pathsep}{bin_dir}", "HOME": str(tmp_path), "LANG": "C.UTF-8",
-           **image_env, "OTEL_MONITOR_PORT": str(port)}
+    env = {
+        "PATH": f"{venv_dir / 'bin'}{os.pathsep}{bin_dir}",
+        "HOME": str(tmp_path),
+        "LANG": "C.UTF-8",
+        **image_env,
+        "OTEL_MONITOR_PORT": str(port),
+    }
     for name, value in (service.get("environment") or {}).items():
         env[name] = to_local_servers(compose_interpolate(str(value), os.environ), servers, set(compose["services"]))
     # Paths of the image's file system in the command are under ``image`` here.
-    argv = [str(image / arg[1:]) if arg.startswith("/") and (image / arg[1:]).exists() else arg
-            for arg in service.get("command", cmd)]
+    argv = [
+        str(image / arg[1:]) if arg.startswith("/") and (image / arg[1:]).exists() else arg
+        for arg in service.get("command", cmd)
+    ]
     assert argv != list(service.get("command", cmd)), "the command names no file of the image"
     assert shutil.which(argv[0], path=env["PATH"]) == str(venv_dir / "bin" / argv[0])
     assert shutil.which("promtool", path=env["PATH"]) is None
@@ -194,13 +211,16 @@ def test_compose_monitor_image_equivalent_serves_and_passes_check_config(stack, 
     process = subprocess.Popen(argv, cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
+
         def live() -> bool:
             if process.poll() is not None:
                 raise ProcessExited((tmp_path / "monitor.out").read_text()[-3000:])
             return httpx.get(f"{url}/livez", timeout=2).status_code == 200
+
         wait_until(live, 120, interval=0.5, what="the compose monitor's /livez")
-        checks = wait_until(lambda: httpx.get(f"{url}/api/v1/system/health", timeout=10).json()["checks"], 30,
-                            what="the health report")
+        checks = wait_until(
+            lambda: httpx.get(f"{url}/api/v1/system/health", timeout=10).json()["checks"], 30, what="the health report"
+        )
         # Reached: healthy, or degraded when this shared machine makes them answer slowly; never unhealthy.
         assert checks["database"]["status"] in ("healthy", "degraded"), checks["database"]
         assert checks["redis"]["status"] in ("healthy", "degraded"), checks["redis"]
@@ -210,8 +230,9 @@ def test_compose_monitor_image_equivalent_serves_and_passes_check_config(stack, 
         log.close()
 
     config = argv[argv.index("--config") + 1]
-    result = subprocess.run(["otel-monitor", "check-config", config], cwd=workdir, env=env, capture_output=True,
-                            text=True, timeout=120)
+    result = subprocess.run(
+        ["otel-monitor", "check-config", config], cwd=workdir, env=env, capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr
     assert "alert rules, PromQL checked by promql-parser)" in result.stdout
     assert "warning" not in result.stderr

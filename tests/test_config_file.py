@@ -22,17 +22,25 @@ class Example(BaseModel):
     token: str = ""
 
 
-@pytest.mark.parametrize("text,line,key,message", [
-    ("name: a\nserver:\n  host: x\n  prot: 1\n", 4, "server.prot", "unknown key"),
-    ("name: a\nserver:\n  port: 70000\n", 3, "server.port", "less than or equal to 65535"),
-    ("name: a\nserver:\n  port: eighty\n", 3, "server.port", "valid integer"),
-    ("server:\n  port: 80\n", 1, "name", "Field required"),
-    ("name: a\ntags: [x, {y: 1}]\n", 2, "tags.1", "valid string"),
-    ("name: a\nserver: [1\n", 3, "", "invalid YAML"),
-    ("- a\n- b\n", 1, "", "top level must be a mapping"),
-    ("name: a\ntoken: ${OTEL_MONITOR_TEST_UNSET_VARIABLE}\n", 2, "token", "OTEL_MONITOR_TEST_UNSET_VARIABLE is not set"),
-    ("name: a\nserver:\n  port: 1\n  port: 2\n", 4, "server.port", "duplicate key"),
-])
+@pytest.mark.parametrize(
+    "text,line,key,message",
+    [
+        ("name: a\nserver:\n  host: x\n  prot: 1\n", 4, "server.prot", "unknown key"),
+        ("name: a\nserver:\n  port: 70000\n", 3, "server.port", "less than or equal to 65535"),
+        ("name: a\nserver:\n  port: eighty\n", 3, "server.port", "valid integer"),
+        ("server:\n  port: 80\n", 1, "name", "Field required"),
+        ("name: a\ntags: [x, {y: 1}]\n", 2, "tags.1", "valid string"),
+        ("name: a\nserver: [1\n", 3, "", "invalid YAML"),
+        ("- a\n- b\n", 1, "", "top level must be a mapping"),
+        (
+            "name: a\ntoken: ${OTEL_MONITOR_TEST_UNSET_VARIABLE}\n",
+            2,
+            "token",
+            "OTEL_MONITOR_TEST_UNSET_VARIABLE is not set",
+        ),
+        ("name: a\nserver:\n  port: 1\n  port: 2\n", 4, "server.port", "duplicate key"),
+    ],
+)
 def test_each_error_names_file_line_and_key(tmp_path, text, line, key, message):
     """A bad file raises ConfigError whose message is FILE:LINE: KEY: what is wrong."""
     path = tmp_path / "monitor.yaml"
@@ -69,13 +77,16 @@ def test_missing_file_is_a_config_error(tmp_path):
         load_config_file(tmp_path / "absent.yaml", Example)
 
 
-@pytest.mark.parametrize("loc,line,message", [
-    (("server", "port"), 3, "wrong"),
-    (("server", "host"), 2, "wrong (missing here)"),
-    (("alerting", "delivery", "routing", "P0"), 5, "wrong"),
-    (("alerting", "delivery", "routing", "P1"), 4, "wrong (missing here)"),
-    (("absent", "key"), None, "wrong (missing here)"),
-])
+@pytest.mark.parametrize(
+    "loc,line,message",
+    [
+        (("server", "port"), 3, "wrong"),
+        (("server", "host"), 2, "wrong (missing here)"),
+        (("alerting", "delivery", "routing", "P0"), 5, "wrong"),
+        (("alerting", "delivery", "routing", "P1"), 4, "wrong (missing here)"),
+        (("absent", "key"), None, "wrong (missing here)"),
+    ],
+)
 def test_problem_at_names_the_key_line_or_its_deepest_parent(tmp_path, loc, line, message):
     """A problem found after loading is placed at its key's line, or at the line of its deepest parent key present
     in the file, marked missing; its key names the whole path."""

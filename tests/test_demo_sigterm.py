@@ -90,9 +90,13 @@ class _Demo:
         self.tmpdir = server_workdir("otel-monitor-demo-sigterm-")
         self.output = self.tmpdir / "run_demo.out"
         with open(self.output, "wb") as output:
-            self.process = subprocess.Popen([sys.executable, "-m", "examples.run_demo", *args], cwd=REPO_ROOT,
-                                            env={**os.environ, "TMPDIR": str(self.tmpdir)},
-                                            stdout=output, stderr=subprocess.STDOUT)
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "examples.run_demo", *args],
+                cwd=REPO_ROOT,
+                env={**os.environ, "TMPDIR": str(self.tmpdir)},
+                stdout=output,
+                stderr=subprocess.STDOUT,
+            )
         self.psutil = psutil.Process(self.process.pid)
         self.started_at = self.psutil.create_time()
 

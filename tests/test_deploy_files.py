@@ -10,10 +10,10 @@ import httpx
 import pytest
 import yaml
 
-from tools.devstack.stack import REPO_ROOT
-from otel_monitor.monitor.health.metrics import HealthPromNames
 from otel_monitor.instrument.metrics import PromNames
+from otel_monitor.monitor.health.metrics import HealthPromNames
 from otel_monitor.monitor.quota.metrics import QuotaPromNames
+from tools.devstack.stack import REPO_ROOT
 
 COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
 DASHBOARD_DIR = REPO_ROOT / "dashboards"
@@ -152,8 +152,21 @@ _MATCHERS = re.compile(r"\{[^{}]*\}")
 _RANGE = re.compile(r"\[[^\]]*\]")
 _GROUPING = re.compile(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)")
 _IDENTIFIER = re.compile(r"(?<![\w.])[A-Za-z_:][A-Za-z0-9_:]*")
-_KEYWORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", "offset", "bool", "and", "or",
-             "unless", "inf", "nan"}
+_KEYWORDS = {
+    "by",
+    "without",
+    "on",
+    "ignoring",
+    "group_left",
+    "group_right",
+    "offset",
+    "bool",
+    "and",
+    "or",
+    "unless",
+    "inf",
+    "nan",
+}
 
 
 def metric_names(expr: str) -> set[str]:
@@ -165,37 +178,48 @@ def metric_names(expr: str) -> set[str]:
     text = _GROUPING.sub(" ", text)
     names = set()
     for match in _IDENTIFIER.finditer(text):
-        is_call = text[match.end():].lstrip().startswith("(")
+        is_call = text[match.end() :].lstrip().startswith("(")
         if not is_call and match[0].lower() not in _KEYWORDS:
             names.add(match[0])
     return names
 
 
 def _allowed(name: str) -> bool:
-    base = {value for names in (PromNames, HealthPromNames, QuotaPromNames)
-            for key, value in vars(names).items() if key.isupper() and isinstance(value, str)}
+    base = {
+        value
+        for names in (PromNames, HealthPromNames, QuotaPromNames)
+        for key, value in vars(names).items()
+        if key.isupper() and isinstance(value, str)
+    }
     known = base | {f"{value}{suffix}" for value in base for suffix in ("_bucket", "_count", "_sum")}
     return name in known or name.startswith(("traces_span_metrics_", "otelcol_"))
 
 
 def substitute_grafana_variables(expr: str) -> str:
     """The expression with Grafana's $variables replaced; an unknown variable is an error."""
+
     def value(match: re.Match) -> str:
         name = match["braced"] or match["plain"]
         if name not in GRAFANA_VARIABLES:
             raise KeyError(f"no test value for Grafana variable ${name}; add one to GRAFANA_VARIABLES")
         return GRAFANA_VARIABLES[name]
+
     return _GRAFANA_VARIABLE.sub(value, expr)
 
 
-@pytest.mark.parametrize(("expr", "names"), [
-    ('sum by (service, le) (rate(external_api_call_duration_seconds_bucket{service=~"$service"}[5m]))',
-     {"external_api_call_duration_seconds_bucket"}),
-    ('a{x="rate(b)"} / on (x) group_left (y) c offset 1d', {"a", "c"}),
-    ("histogram_quantile(0.9, sum(rate(m_bucket[1m])) by (le)) > 1e3", {"m_bucket"}),
-    ("sum(increase(x[$__range]) or vector(0))", {"x"}),
-    ("(max_over_time(x[$__range]) - x offset $__range) or max_over_time(x[${__range}])", {"x"}),
-])
+@pytest.mark.parametrize(
+    ("expr", "names"),
+    [
+        (
+            'sum by (service, le) (rate(external_api_call_duration_seconds_bucket{service=~"$service"}[5m]))',
+            {"external_api_call_duration_seconds_bucket"},
+        ),
+        ('a{x="rate(b)"} / on (x) group_left (y) c offset 1d', {"a", "c"}),
+        ("histogram_quantile(0.9, sum(rate(m_bucket[1m])) by (le)) > 1e3", {"m_bucket"}),
+        ("sum(increase(x[$__range]) or vector(0))", {"x"}),
+        ("(max_over_time(x[$__range]) - x offset $__range) or max_over_time(x[${__range}])", {"x"}),
+    ],
+)
 def test_metric_names_finds_selected_series_only(expr, names):
     """The PromQL name extractor returns the selected series, never functions, labels, strings or durations."""
     assert metric_names(expr) == names
@@ -205,14 +229,24 @@ def test_metric_names_finds_selected_series_only(expr, names):
 def test_compose_parses_with_the_expected_services():
     """docker-compose.yml is YAML with the whole topology, the monitor service included."""
     services = _compose()["services"]
-    assert set(services) == {"otel-collector", "jaeger", "prometheus", "grafana", "redis", "postgres",
-                             "fake-providers", "video-worker", "video-api", "monitor"}
+    assert set(services) == {
+        "otel-collector",
+        "jaeger",
+        "prometheus",
+        "grafana",
+        "redis",
+        "postgres",
+        "fake-providers",
+        "video-worker",
+        "video-api",
+        "monitor",
+    }
 
 
 def test_compose_monitor_config_loads_with_the_compose_environment(monkeypatch):
     """The monitor's config file, with the environment compose gives it, is valid and listens beyond loopback."""
-    from otel_monitor.monitor.config_file import load_config_file
     from otel_monitor.monitor.config import MonitorConfig
+    from otel_monitor.monitor.config_file import load_config_file
 
     monitor = _compose()["services"]["monitor"]
     config_path = monitor["command"][-1].replace("/app/", "")
@@ -236,8 +270,9 @@ def test_compose_mounts_the_shared_config(service, config):
     definition = _service(service)
     targets = [target for source, target in _bind_sources(definition) if source == config]
     assert len(targets) == 1, f"{service} must mount {config} once; mounts {_bind_sources(definition)}"
-    assert all(Path(source).suffix not in (".yaml", ".yml") or source == config
-               for source, _ in _bind_sources(definition)), f"{service} mounts another config file"
+    assert all(
+        Path(source).suffix not in (".yaml", ".yml") or source == config for source, _ in _bind_sources(definition)
+    ), f"{service} mounts another config file"
     command = definition.get("command", [])
     command = " ".join(command) if isinstance(command, list) else command
     assert targets[0] in command, f"{service} mounts {config} at {targets[0]} but its command does not load it"
@@ -268,8 +303,10 @@ def test_compose_moves_every_loopback_default_off_loopback(service, config):
             assert not env[name].startswith(_LOOPBACK), f"{service}: {name}={env[name]} is loopback"
 
 
-@pytest.mark.parametrize("job", [job["job_name"] for job in
-                                 yaml.safe_load((REPO_ROOT / "config/prometheus.yml").read_text())["scrape_configs"]])
+@pytest.mark.parametrize(
+    "job",
+    [job["job_name"] for job in yaml.safe_load((REPO_ROOT / "config/prometheus.yml").read_text())["scrape_configs"]],
+)
 def test_compose_prometheus_targets_name_the_collectors_ports(job):
     """Each scrape job's target file exists for compose and names the collector at the port compose gives it."""
     config = yaml.safe_load((REPO_ROOT / "config/prometheus.yml").read_text())
@@ -295,7 +332,7 @@ def test_compose_demo_env_loads_into_the_settings(service, monkeypatch):
     env = _environment(_service(service))
     for settings in (TelemetrySettings, DemoSettings):
         prefix = settings.model_config["env_prefix"]
-        names = {name[len(prefix):].lower() for name in env if name.startswith(prefix)}
+        names = {name[len(prefix) :].lower() for name in env if name.startswith(prefix)}
         assert names <= set(settings.model_fields), f"{service}: unknown {sorted(names - set(settings.model_fields))}"
     for name, value in env.items():
         monkeypatch.setenv(name, value)
@@ -368,8 +405,12 @@ def _threshold_panels() -> list[tuple[str, set[str], set[float]]]:
 
 def _system_series() -> set[str]:
     """The monitor's health and quota gauges and the backend hosts' CPU, memory and disk."""
-    return _HOST_SERIES | {value for names in (HealthPromNames, QuotaPromNames)
-                           for key, value in vars(names).items() if key.isupper() and isinstance(value, str)}
+    return _HOST_SERIES | {
+        value
+        for names in (HealthPromNames, QuotaPromNames)
+        for key, value in vars(names).items()
+        if key.isupper() and isinstance(value, str)
+    }
 
 
 def _rule_thresholds() -> dict[str, set[float]]:

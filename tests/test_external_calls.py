@@ -1,4 +1,4 @@
-"""Provider calls get one span, metrics by service and outcome, retries and partial failures, without harming the host."""
+"""Provider calls: one span, metrics by service and outcome, retries and partial failures, never harming the host."""
 
 from __future__ import annotations
 
@@ -10,10 +10,13 @@ import pytest
 from examples.demo_backend.launcher import DEMO_SECRETS
 from otel_monitor.instrument.external_calls import ExternalCallRecorder
 from otel_monitor.instrument.failure_streaks import LocalFailureStreaks
-from otel_monitor.instrument.provider_http import (instrument_provider_calls, instrument_upstream_clients,
-                                                   uninstrument_http_clients)
-from otel_monitor.redaction.scrubber import SecretScrubber
+from otel_monitor.instrument.provider_http import (
+    instrument_provider_calls,
+    instrument_upstream_clients,
+    uninstrument_http_clients,
+)
 from otel_monitor.instrument.providers import SERVICE_KEYS, ProviderRegistry
+from otel_monitor.redaction.scrubber import SecretScrubber
 from otel_monitor.testing import in_memory_telemetry
 
 GEMINI_KEY = DEMO_SECRETS["gemini_api_key"]
@@ -28,16 +31,21 @@ class Telemetry:
         self.captured = in_memory_telemetry(self.scrubber)
         self.tracer_provider = self.captured.tracer_provider
         self.meter_provider = self.captured.meter_provider
-        self.recorder = ExternalCallRecorder(self.tracer_provider, self.meter_provider,
-                                             streaks or LocalFailureStreaks())
+        self.recorder = ExternalCallRecorder(
+            self.tracer_provider, self.meter_provider, streaks or LocalFailureStreaks()
+        )
 
     def calls(self, service: str) -> dict[tuple[str, str], int]:
         """{(outcome, error_code): calls} of one service: the duration histogram's count joined with the errors."""
         collection = self.captured.collect()
-        outcomes = {dict(k)["outcome"]: v for k, v in collection.points("external_api.call.duration").items()
-                    if dict(k)["service"] == service}
-        codes = [dict(k)["error_code"] for k in collection.points("external_api.errors")
-                 if dict(k)["service"] == service]
+        outcomes = {
+            dict(k)["outcome"]: v
+            for k, v in collection.points("external_api.call.duration").items()
+            if dict(k)["service"] == service
+        }
+        codes = [
+            dict(k)["error_code"] for k in collection.points("external_api.errors") if dict(k)["service"] == service
+        ]
         assert len(codes) <= 1, codes
         return {(outcome, codes[0] if outcome != "success" else ""): n for outcome, n in outcomes.items()}
 
@@ -60,7 +68,7 @@ def gemini_url(fakes):
 
 
 def test_plain_httpx_call_to_a_provider_is_tracked(telemetry, fakes):
-    """A bare httpx request to a provider is one call on ONE span: the upstream HTTP span gets the provider's attributes."""
+    """A bare httpx request to a provider is one call on ONE span: the upstream HTTP span gets the provider's fields."""
     httpx.post(gemini_url(fakes), headers={"x-goog-api-key": GEMINI_KEY}, json=PROMPT).raise_for_status()
     (span,) = telemetry.captured.spans()
     assert span.name == "POST"
@@ -68,7 +76,8 @@ def test_plain_httpx_call_to_a_provider_is_tracked(telemetry, fakes):
     assert span.attributes["external_api.service"] == "gemini"
     assert span.attributes["external_api.outcome"] == "success"
     assert telemetry.captured.points("external_api.call.duration") == {
-        (("outcome", "success"), ("service", "gemini")): 1}
+        (("outcome", "success"), ("service", "gemini")): 1
+    }
     assert telemetry.captured.points("external_api.errors") == {}
 
 
@@ -104,28 +113,37 @@ def test_polling_after_success_is_not_a_retry(telemetry, fakes):
     """Requests after a successful one (polling a D-ID talk) are steps of the call, not retries."""
     auth = {"Authorization": f"Basic {DEMO_SECRETS['did_api_key']}"}
     with telemetry.recorder.track("d-id", "talks.create") as call:
-        talk = httpx.post(f"{fakes.base_url('d-id')}/talks", headers=auth,
-                          json={"source_url": "https://x/y.jpg", "script": {"type": "text", "input": "hi"}}).json()
+        talk = httpx.post(
+            f"{fakes.base_url('d-id')}/talks",
+            headers=auth,
+            json={"source_url": "https://x/y.jpg", "script": {"type": "text", "input": "hi"}},
+        ).json()
         for _ in range(3):
             httpx.get(f"{fakes.base_url('d-id')}/talks/{talk['id']}", headers=auth).raise_for_status()
     assert (call.attempts, call.retries) == (4, 0)
     assert telemetry.captured.points("external_api.retries") == {}
 
 
-@pytest.mark.parametrize("mode,outcome,code", [
-    ("invalid_key", "error", "STABILITY_INVALID_API_KEY"),
-    ("quota", "error", "STABILITY_QUOTA_EXCEEDED"),
-    ("rate_limit", "error", "STABILITY_RATE_LIMITED"),
-    ("server_error", "error", "STABILITY_SERVER_ERROR"),
-])
+@pytest.mark.parametrize(
+    "mode,outcome,code",
+    [
+        ("invalid_key", "error", "STABILITY_INVALID_API_KEY"),
+        ("quota", "error", "STABILITY_QUOTA_EXCEEDED"),
+        ("rate_limit", "error", "STABILITY_RATE_LIMITED"),
+        ("server_error", "error", "STABILITY_SERVER_ERROR"),
+    ],
+)
 def test_error_answers_are_classified_from_the_real_body(telemetry, fakes, mode, outcome, code):
     """An error answer that the caller raises on is recorded with the provider's error code, then re-raised."""
     fakes.set_fault("stability", mode=mode)
     url = f"{fakes.base_url('stability')}/v1/generation/sdxl/text-to-image"
     with pytest.raises(httpx.HTTPStatusError):
         with telemetry.recorder.track("stability", "text-to-image"):
-            httpx.post(url, headers={"Authorization": f"Bearer {DEMO_SECRETS['stability_api_key']}"},
-                       json={"text_prompts": [{"text": "x"}], "samples": 1}).raise_for_status()
+            httpx.post(
+                url,
+                headers={"Authorization": f"Bearer {DEMO_SECRETS['stability_api_key']}"},
+                json={"text_prompts": [{"text": "x"}], "samples": 1},
+            ).raise_for_status()
     assert telemetry.calls("stability") == {(outcome, code): 1}
     span = telemetry.captured.span("stability text-to-image")
     assert span.status.status_code.name == "ERROR" and span.attributes["error.type"] == code
@@ -135,8 +153,11 @@ def test_timeout_is_its_own_outcome(telemetry, fakes):
     """A client timeout is outcome=timeout with <SERVICE>_TIMEOUT and the host's exception unchanged."""
     fakes.set_fault("d-id", mode="timeout", hang_seconds=2)
     with pytest.raises(httpx.ReadTimeout):
-        httpx.get(f"{fakes.base_url('d-id')}/credits", timeout=0.3,
-                  headers={"Authorization": f"Basic {DEMO_SECRETS['did_api_key']}"})
+        httpx.get(
+            f"{fakes.base_url('d-id')}/credits",
+            timeout=0.3,
+            headers={"Authorization": f"Basic {DEMO_SECRETS['did_api_key']}"},
+        )
     assert telemetry.calls("d-id") == {("timeout", "D_ID_TIMEOUT"): 1}
 
 
@@ -146,18 +167,23 @@ def test_partial_failure_counts_items(telemetry):
         call.mark_partial(3, 5)
     assert telemetry.calls("stability") == {("partial_failure", "STABILITY_PARTIAL_FAILURE"): 1}
     assert telemetry.captured.points("external_api.items") == {
-        (("result", "failed"), ("service", "stability")): 2, (("result", "succeeded"), ("service", "stability")): 3}
+        (("result", "failed"), ("service", "stability")): 2,
+        (("result", "succeeded"), ("service", "stability")): 3,
+    }
 
 
 class RefreshError(Exception):
     """Named like google.auth.exceptions.RefreshError."""
 
 
-@pytest.mark.parametrize("error,refresh_code", [
-    (None, None),
-    (RefreshError("invalid_grant: Token has been expired or revoked."), "YOUTUBE_INVALID_API_KEY"),
-    (RefreshError("503 backend unavailable"), "YOUTUBE_TOKEN_REFRESH_FAILED"),
-])
+@pytest.mark.parametrize(
+    "error,refresh_code",
+    [
+        (None, None),
+        (RefreshError("invalid_grant: Token has been expired or revoked."), "YOUTUBE_INVALID_API_KEY"),
+        (RefreshError("503 backend unavailable"), "YOUTUBE_TOKEN_REFRESH_FAILED"),
+    ],
+)
 def test_token_refresh_outcomes(telemetry, error, refresh_code):
     """OAuth refreshes are counted by outcome; a refused refresh token is an invalid credential."""
     try:
@@ -169,12 +195,14 @@ def test_token_refresh_outcomes(telemetry, error, refresh_code):
         pass
     outcome = "failure" if error else "success"
     assert telemetry.captured.points("external_api.token_refreshes") == {
-        (("outcome", outcome), ("service", "youtube")): 1}
+        (("outcome", outcome), ("service", "youtube")): 1
+    }
     assert call.classification.error_code("youtube") == refresh_code
 
 
 def test_decorator_tracks_each_invocation_sync_and_async(telemetry):
     """As a decorator, every invocation (sync or async) is a call of its own."""
+
     @telemetry.recorder.track("gemini", "sync")
     def sync():
         return 1
@@ -189,9 +217,11 @@ def test_decorator_tracks_each_invocation_sync_and_async(telemetry):
 
 def test_async_client_calls_are_tracked(telemetry, fakes):
     """httpx.AsyncClient requests to providers are tracked like sync ones."""
+
     async def call():
         async with httpx.AsyncClient() as client:
             return await client.post(gemini_url(fakes), headers={"x-goog-api-key": "bad"}, json=PROMPT)
+
     assert asyncio.run(call()).status_code == 400
     assert telemetry.calls("gemini") == {("error", "GEMINI_INVALID_API_KEY"): 1}
 

@@ -8,11 +8,16 @@ import time
 import pytest
 import redis
 
-from otel_monitor.monitor.alerting.rules import load_rules
+from otel_monitor.instrument.failure_streaks import (
+    LocalFailureStreaks,
+    RedisFailureStreaks,
+    Streak,
+    failure_streaks_from_url,
+)
 from otel_monitor.monitor.alerting.evaluate.sources import CheckSource, Sample
+from otel_monitor.monitor.alerting.rules import load_rules
 from tools.devstack import free_port, wait_until
 from tools.devstack.stack import REPO_ROOT
-from otel_monitor.instrument.failure_streaks import LocalFailureStreaks, RedisFailureStreaks, Streak, failure_streaks_from_url
 
 SHIPPED = REPO_ROOT / "config" / "alert-rules.yaml"
 
@@ -39,8 +44,9 @@ def test_failures_of_two_processes_add_up(own_redis):
     shared.reset(["gemini"])
     context = multiprocessing.get_context("spawn")
     workers = [
-        context.Process(target=_record_failures, args=(own_redis.redis_url, "gemini", list(range(i, 11, 2)), i,
-                                                       f"p{i}-"))
+        context.Process(
+            target=_record_failures, args=(own_redis.redis_url, "gemini", list(range(i, 11, 2)), i, f"p{i}-")
+        )
         for i in (0, 1)
     ]
     for worker in workers:
@@ -94,17 +100,19 @@ async def test_streak_that_ends_between_evaluations_is_still_seen(own_redis):
     assert await monitor.evaluate(critical) == []
 
 
-
-@pytest.mark.parametrize("events,expected", [
-    ("FFF", Streak(3, "t2")),
-    ("S", Streak(0)),
-    ("F" * 11, Streak(11, "t10")),
-    ("FFSF", Streak(2, "t1", ended=True)),  # the streak that just ended outranks the new one for a minute
-    ("FFS+F", Streak(1, "t4")),  # a minute later, the running streak
-    ("FFFSFS", Streak(3, "t2", ended=True)),  # a shorter streak ending keeps the larger peak
-    ("FSFFFS", Streak(3, "t4", ended=True)),  # a larger one replaces it
-    ("FFFSFFFF", Streak(4, "t7")),  # a running streak above the peak is the answer
-])
+@pytest.mark.parametrize(
+    "events,expected",
+    [
+        ("FFF", Streak(3, "t2")),
+        ("S", Streak(0)),
+        ("F" * 11, Streak(11, "t10")),
+        ("FFSF", Streak(2, "t1", ended=True)),  # the streak that just ended outranks the new one for a minute
+        ("FFS+F", Streak(1, "t4")),  # a minute later, the running streak
+        ("FFFSFS", Streak(3, "t2", ended=True)),  # a shorter streak ending keeps the larger peak
+        ("FSFFFS", Streak(3, "t4", ended=True)),  # a larger one replaces it
+        ("FFFSFFFF", Streak(4, "t7")),  # a running streak above the peak is the answer
+    ],
+)
 def test_local_streaks_count_failures_in_a_row(events, expected):
     """Failures in a row add up and a success ends the streak; ``current`` answers the larger of the running
     streak and the peak of one that ended within the last minute. ``F`` fails, ``S`` succeeds, ``+`` a minute."""

@@ -12,16 +12,15 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from tools.devstack import free_port
-from otel_monitor.instrument.publish_stamp import PUBLISHED_AT_HEADER
+from otel_monitor.instrument.publish_stamp import PUBLISHED_AT_HEADER, published_at_stamper
 from otel_monitor.monitor.health.checks import FfmpegCheck, checks_from_config
 from otel_monitor.monitor.health.config import HealthConfig
 from otel_monitor.monitor.health.metrics import HealthMetricNames
 from otel_monitor.monitor.health.router import build_health_router
 from otel_monitor.monitor.health.service import HealthService
-from otel_monitor.instrument.publish_stamp import published_at_stamper
 from otel_monitor.redaction.scrubber import SecretScrubber
 from otel_monitor.testing import CapturedTelemetry, in_memory_telemetry
+from tools.devstack import free_port
 
 GB = 1024**3
 
@@ -163,11 +162,14 @@ def test_stop_ends_a_run_in_progress():
     assert service.last_report is None
 
 
-@pytest.mark.parametrize("check,error", [
-    (FakeCheck("a", error=RuntimeError("boom")), "check failed: RuntimeError: boom"),
-    (FakeCheck("a", delay=30), "timed out after 0.1 s"),
-    (FakeCheck("a", {"status": "fine"}), "check returned status 'fine'"),
-])
+@pytest.mark.parametrize(
+    "check,error",
+    [
+        (FakeCheck("a", error=RuntimeError("boom")), "check failed: RuntimeError: boom"),
+        (FakeCheck("a", delay=30), "timed out after 0.1 s"),
+        (FakeCheck("a", {"status": "fine"}), "check returned status 'fine'"),
+    ],
+)
 def test_a_failing_check_is_unhealthy_and_never_raises(check, error):
     """A check that raises, hangs or answers nonsense is unhealthy in its own shape; the others still report."""
     other = FakeCheck("b")
@@ -196,7 +198,9 @@ def test_status_changes_are_logged_once(caplog):
     asyncio.run(service.refresh())
     records = [r for r in caplog.records if r.name == "otel_monitor.health"]
     assert [(r.levelname, r.getMessage()) for r in records] == [
-        ("ERROR", "Health check redis unhealthy"), ("INFO", "Health check redis recovered")]
+        ("ERROR", "Health check redis unhealthy"),
+        ("INFO", "Health check redis recovered"),
+    ]
     assert records[0].error_code == "REDIS_CONNECTION_FAILED" and records[0].error == "down"
 
 
@@ -206,11 +210,14 @@ def _app(service: HealthService) -> TestClient:
     return TestClient(app)
 
 
-@pytest.mark.parametrize("statuses,code,overall", [
-    (["healthy", "healthy"], 200, "healthy"),
-    (["healthy", "degraded"], 200, "degraded"),
-    (["degraded", "unhealthy"], 503, "unhealthy"),
-])
+@pytest.mark.parametrize(
+    "statuses,code,overall",
+    [
+        (["healthy", "healthy"], 200, "healthy"),
+        (["healthy", "degraded"], 200, "degraded"),
+        (["degraded", "unhealthy"], 503, "unhealthy"),
+    ],
+)
 def test_health_endpoint_status_codes(statuses, code, overall):
     """GET /api/v1/system/health: the report as JSON, 200 healthy/degraded, 503 unhealthy, never cached by proxies."""
     checks = [FakeCheck(f"c{i}", {"status": s}) for i, s in enumerate(statuses)]
@@ -223,16 +230,20 @@ def test_health_endpoint_status_codes(statuses, code, overall):
     assert body["timestamp"].endswith("Z") and len(body["timestamp"]) == len("2025-10-20T10:30:15.123Z")
 
 
-@pytest.mark.parametrize("statuses,code,ietf", [
-    (["healthy"], 200, "pass"),
-    (["degraded"], 200, "warn"),
-    (["unhealthy"], 503, "fail"),
-])
+@pytest.mark.parametrize(
+    "statuses,code,ietf",
+    [
+        (["healthy"], 200, "pass"),
+        (["degraded"], 200, "warn"),
+        (["unhealthy"], 503, "fail"),
+    ],
+)
 def test_health_endpoint_answers_health_json_when_asked(statuses, code, ietf):
     """With Accept: application/health+json the IETF format comes back, typed so, with the same status codes."""
     checks = [FakeCheck("database", {"status": statuses[0], "latency_ms": 2.5})]
     response = _app(HealthService(checks, timeout=1, ttl=300)).get(
-        "/api/v1/system/health", headers={"Accept": "application/health+json"})
+        "/api/v1/system/health", headers={"Accept": "application/health+json"}
+    )
     assert response.status_code == code
     assert response.headers["content-type"] == "application/health+json"
     body = response.json()
@@ -251,8 +262,9 @@ def _points(captured: CapturedTelemetry) -> dict[tuple[str, str | None], float]:
     """{(instrument name, check label): value} of one collection, without the host's CPU and memory (live
     readings, tested in test_health_system_metrics.py)."""
     host = {HealthMetricNames.CPU_USAGE_RATIO, HealthMetricNames.MEMORY_USAGE_RATIO}
-    return {(point.name, point.labels.get("check")): point.value
-            for point in captured.collect() if point.name not in host}
+    return {
+        (point.name, point.labels.get("check")): point.value for point in captured.collect() if point.name not in host
+    }
 
 
 def test_metrics_carry_the_last_report():
@@ -269,13 +281,22 @@ def test_metrics_carry_the_last_report():
     asyncio.run(service.refresh())
     names = HealthMetricNames
     assert _points(captured) == {
-        (names.UP, "overall"): 0, (names.UP, "database"): 1, (names.UP, "redis"): 0,
-        (names.UP, "celery"): 1, (names.UP, "disk"): 1,
-        (names.STATUS, "overall"): 2, (names.STATUS, "database"): 0, (names.STATUS, "redis"): 2,
-        (names.STATUS, "celery"): 1, (names.STATUS, "disk"): 0,
+        (names.UP, "overall"): 0,
+        (names.UP, "database"): 1,
+        (names.UP, "redis"): 0,
+        (names.UP, "celery"): 1,
+        (names.UP, "disk"): 1,
+        (names.STATUS, "overall"): 2,
+        (names.STATUS, "database"): 0,
+        (names.STATUS, "redis"): 2,
+        (names.STATUS, "celery"): 1,
+        (names.STATUS, "disk"): 0,
         (names.LATENCY, "database"): 0.0125,
-        (names.DISK_FREE, None): 40 * GB, (names.DISK_TOTAL, None): 100 * GB, (names.DISK_FREE_RATIO, None): 0.4,
-        (names.CELERY_QUEUE_LENGTH, None): 60, (names.CELERY_WORKERS, None): 3,
+        (names.DISK_FREE, None): 40 * GB,
+        (names.DISK_TOTAL, None): 100 * GB,
+        (names.DISK_FREE_RATIO, None): 0.4,
+        (names.CELERY_QUEUE_LENGTH, None): 60,
+        (names.CELERY_WORKERS, None): 3,
     }
 
 
@@ -285,14 +306,18 @@ def test_credentials_never_reach_the_response_or_the_logs(caplog):
     port = free_port()  # nothing listens: connection refused
     dsn = f"postgresql+psycopg://monitor:{db_password}@127.0.0.1:{port}/video"
     redis_url = f"redis://default:{redis_password}@127.0.0.1:{port}/0"
-    config = HealthConfig(database_url=dsn, redis_url=redis_url,
-                          celery_broker_url=f"redis://:{redis_password}@127.0.0.1:{port}/1")
+    config = HealthConfig(
+        database_url=dsn, redis_url=redis_url, celery_broker_url=f"redis://:{redis_password}@127.0.0.1:{port}/1"
+    )
     scrubber = SecretScrubber()
-    checks = checks_from_config(config, scrubber=scrubber,
-                                disk_usage_reader=lambda _p: SimpleNamespace(total=GB, free=GB // 2))
+    checks = checks_from_config(
+        config, scrubber=scrubber, disk_usage_reader=lambda _p: SimpleNamespace(total=GB, free=GB // 2)
+    )
     # Libraries that quote their URL or password in errors (SQLAlchemy, some drivers) are covered too.
-    checks += [FakeCheck("quoting_driver", error=ConnectionError(f"{dsn} refused; password was {db_password}")),
-               FakeCheck("quoting_result", {"status": "degraded", "error": f"slow {redis_url}"})]
+    checks += [
+        FakeCheck("quoting_driver", error=ConnectionError(f"{dsn} refused; password was {db_password}")),
+        FakeCheck("quoting_result", {"status": "degraded", "error": f"slow {redis_url}"}),
+    ]
     service = HealthService(checks, timeout=1.0, ttl=300, scrubber=scrubber)
     caplog.set_level(logging.DEBUG)
     client = _app(service)
@@ -300,8 +325,15 @@ def test_credentials_never_reach_the_response_or_the_logs(caplog):
     ietf = client.get("/api/v1/system/health", headers={"Accept": "application/health+json"})
     assert plain.status_code == ietf.status_code == 503
     statuses = {name: check["status"] for name, check in plain.json()["checks"].items()}
-    assert statuses == {"database": "unhealthy", "redis": "unhealthy", "celery": "unhealthy", "disk": "healthy",
-                        "ffmpeg": "healthy", "quoting_driver": "unhealthy", "quoting_result": "degraded"}
+    assert statuses == {
+        "database": "unhealthy",
+        "redis": "unhealthy",
+        "celery": "unhealthy",
+        "disk": "healthy",
+        "ffmpeg": "healthy",
+        "quoting_driver": "unhealthy",
+        "quoting_result": "degraded",
+    }
     assert plain.json()["checks"]["quoting_driver"]["error"].endswith("password was REDACTED")
     logged = " ".join(f"{record.getMessage()} {json.dumps(record.__dict__, default=str)}" for record in caplog.records)
     assert "Health check database unhealthy" in logged and f"127.0.0.1:{port}" in logged
@@ -310,12 +342,15 @@ def test_credentials_never_reach_the_response_or_the_logs(caplog):
             assert secret not in text
 
 
-@pytest.mark.parametrize("binary,path", [
-    ("ffmpeg-not-installed", None),
-    ("ffmpeg", "/nonexistent"),
-    ("/bin/false", None),
-    ("/bin/true", None),
-])
+@pytest.mark.parametrize(
+    "binary,path",
+    [
+        ("ffmpeg-not-installed", None),
+        ("ffmpeg", "/nonexistent"),
+        ("/bin/false", None),
+        ("/bin/true", None),
+    ],
+)
 def test_ffmpeg_missing_or_failing_is_unhealthy(monkeypatch, binary, path):
     """ffmpeg absent (unknown name, or not on PATH), exiting non-zero or printing no version: unhealthy."""
     if path is not None:
@@ -361,11 +396,14 @@ def test_fresh_report_runs_the_checks_when_older_than_max_age(advance, runs):
     assert (second is first) is (runs == 1)
 
 
-@pytest.mark.parametrize(("timings", "expected", "probes"), [
-    ([20.0], 20.0, 1),            # fast: measured once
-    ([150.0, 20.0], 20.0, 2),     # one slow round trip (this process held it up): measured again, the faster kept
-    ([150.0, 160.0], 150.0, 2),   # slow twice: the dependency is slow, and the check says degraded
-])
+@pytest.mark.parametrize(
+    ("timings", "expected", "probes"),
+    [
+        ([20.0], 20.0, 1),  # fast: measured once
+        ([150.0, 20.0], 20.0, 2),  # one slow round trip (this process held it up): measured again, the faster kept
+        ([150.0, 160.0], 150.0, 2),  # slow twice: the dependency is slow, and the check says degraded
+    ],
+)
 @pytest.mark.asyncio
 async def test_a_slow_round_trip_is_measured_again_before_it_degrades(timings, expected, probes):
     """A latency over the degraded threshold is confirmed by a second probe; the faster of the two is reported."""

@@ -18,13 +18,13 @@ from celery import Celery
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from tools.devstack import ManagedProcess, free_port, wait_until
-from tools.devstack.stack import REPO_ROOT
 from otel_monitor.instrument.publish_stamp import PUBLISHED_AT_HEADER
 from otel_monitor.monitor.health.config import HealthConfig
 from otel_monitor.monitor.health.router import build_health_router
 from otel_monitor.monitor.health.service import HealthService
 from tests.support.stacks import private_stack
+from tools.devstack import ManagedProcess, free_port, wait_until
+from tools.devstack.stack import REPO_ROOT
 
 pytestmark = pytest.mark.stack
 
@@ -57,8 +57,23 @@ def worker(deps):
     """A prefork worker of the demo app (one child) consuming the default queue ``celery`` of the Redis broker."""
     name = f"health-{os.getpid()}@{socket.gethostname()}"
     workdir = Path(deps.workdir)
-    argv = [sys.executable, "-m", "celery", "-A", "examples.demo_backend.tasks", "worker", "--loglevel=INFO",
-            "--pool=prefork", "--concurrency=1", "-n", name, "--without-gossip", "--without-mingle", "-Q", "celery"]
+    argv = [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "examples.demo_backend.tasks",
+        "worker",
+        "--loglevel=INFO",
+        "--pool=prefork",
+        "--concurrency=1",
+        "-n",
+        name,
+        "--without-gossip",
+        "--without-mingle",
+        "-Q",
+        "celery",
+    ]
     env = {
         "PYTHONPATH": str(REPO_ROOT),
         "DEMO_REDIS_URL": deps.redis_url,
@@ -69,8 +84,15 @@ def worker(deps):
         "OTEL_MONITOR_EXPORT_LOGS": "false",
         "OTEL_MONITOR_LOG_DIR": str(workdir / "worker-logs"),
     }
-    process = ManagedProcess("health-worker", argv, workdir / "health-worker.out", env=env, cwd=REPO_ROOT,
-                             ready=lambda: _ping_workers(deps.redis_url, name), start_timeout=60).start()
+    process = ManagedProcess(
+        "health-worker",
+        argv,
+        workdir / "health-worker.out",
+        env=env,
+        cwd=REPO_ROOT,
+        ready=lambda: _ping_workers(deps.redis_url, name),
+        start_timeout=60,
+    ).start()
     yield process
     _continue(process)
     process.stop(timeout=30)
@@ -98,18 +120,25 @@ def _service(config: HealthConfig, **kwargs) -> HealthService:
 def healthy_report(deps, worker):
     """One report with every dependency up."""
     redis.Redis.from_url(deps.redis_url).delete("celery")
-    config = _config(database_url=deps.postgres_url, redis_url=deps.redis_url, celery_broker_url=deps.redis_url,
-                     ffmpeg_binary="/usr/bin/ffmpeg")
+    config = _config(
+        database_url=deps.postgres_url,
+        redis_url=deps.redis_url,
+        celery_broker_url=deps.redis_url,
+        ffmpeg_binary="/usr/bin/ffmpeg",
+    )
     return asyncio.run(HealthService.from_config(config).refresh())
 
 
-@pytest.mark.parametrize("check,fields", [
-    ("database", {"status", "latency_ms"}),
-    ("redis", {"status", "latency_ms"}),
-    ("celery", {"status", "active_workers", "pending_tasks"}),
-    ("disk", {"status", "free_gb", "total_gb", "percentage_used"}),
-    ("ffmpeg", {"status", "version"}),
-])
+@pytest.mark.parametrize(
+    "check,fields",
+    [
+        ("database", {"status", "latency_ms"}),
+        ("redis", {"status", "latency_ms"}),
+        ("celery", {"status", "active_workers", "pending_tasks"}),
+        ("disk", {"status", "free_gb", "total_gb", "percentage_used"}),
+        ("ffmpeg", {"status", "version"}),
+    ],
+)
 def test_each_check_reports_its_dependency_up(healthy_report, check, fields):
     """Against real servers each check is healthy (disk: not unhealthy) and has exactly the spec's fields."""
     result = healthy_report["checks"][check]
@@ -141,8 +170,12 @@ def test_redis_stopped_makes_the_endpoint_answer_503(own_redis):
         assert client.get("/api/v1/system/health").status_code == 200  # still the cached report
         clock.now += 301
         assert client.get("/api/v1/system/health").status_code == 200  # stale, while the refresh runs
-        down = wait_until(lambda: (r := client.get("/api/v1/system/health")).status_code == 503 and r, 10,
-                          interval=0.05, what="the refreshed report")
+        down = wait_until(
+            lambda: (r := client.get("/api/v1/system/health")).status_code == 503 and r,
+            10,
+            interval=0.05,
+            what="the refreshed report",
+        )
     assert down.status_code == 503, down.text
     assert down.json()["status"] == "unhealthy"
     assert down.json()["checks"]["redis"]["status"] == "unhealthy"
@@ -158,11 +191,14 @@ def silent_port():
         yield sock.getsockname()[1]
 
 
-@pytest.mark.parametrize("check,config_key,url", [
-    ("database", "database_url", "postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"),
-    ("redis", "redis_url", "redis://127.0.0.1:{port}/0"),
-    ("celery", "celery_broker_url", "redis://127.0.0.1:{port}/0"),
-])
+@pytest.mark.parametrize(
+    "check,config_key,url",
+    [
+        ("database", "database_url", "postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"),
+        ("redis", "redis_url", "redis://127.0.0.1:{port}/0"),
+        ("celery", "celery_broker_url", "redis://127.0.0.1:{port}/0"),
+    ],
+)
 def test_a_dependency_that_never_answers_is_unhealthy_within_the_timeout(silent_port, check, config_key, url):
     """A dependency that accepts and never answers: that check unhealthy, "timed out after 1.0 s", report in time."""
     service = _service(_config(**{config_key: url.format(port=silent_port), "check_timeout_seconds": 1.0}))

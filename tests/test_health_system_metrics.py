@@ -17,13 +17,13 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import Resource
 
-from tools.devstack import free_port, wait_until
-from tools.devstack.stack import REPO_ROOT
 from otel_monitor.monitor.health.config import HealthConfig
 from otel_monitor.monitor.health.metrics import HealthMetricNames, HealthPromNames
 from otel_monitor.monitor.health.service import HealthService
 from otel_monitor.testing import CapturedTelemetry, in_memory_telemetry
 from tests.support.backends import prom_values
+from tools.devstack import free_port, wait_until
+from tools.devstack.stack import REPO_ROOT
 
 pytestmark = pytest.mark.stack
 
@@ -68,10 +68,13 @@ def test_database_connections_rise_with_open_connections(stack, extra):
     assert after - before >= extra, (before, after)
 
 
-@pytest.mark.parametrize("config", [
-    pytest.param({}, id="no-database-configured"),
-    pytest.param({"database_url": "postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"}, id="database-down"),
-])
+@pytest.mark.parametrize(
+    "config",
+    [
+        pytest.param({}, id="no-database-configured"),
+        pytest.param({"database_url": "postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"}, id="database-down"),
+    ],
+)
 def test_database_connections_not_observed_without_a_count(config):
     """No database check, or a database that refuses: no connections series (never a made-up 0)."""
     captured = in_memory_telemetry()
@@ -90,10 +93,13 @@ def test_cpu_is_not_observed_before_it_has_a_baseline():
     assert NAMES.CPU_USAGE_RATIO in _points(captured)
 
 
-@pytest.mark.parametrize("name,expected,tolerance", [
-    (NAMES.CPU_USAGE_RATIO, lambda: psutil.cpu_percent(interval=None) / 100, _CPU_TOLERANCE),
-    (NAMES.MEMORY_USAGE_RATIO, lambda: psutil.virtual_memory().percent / 100, 0.02),
-])
+@pytest.mark.parametrize(
+    "name,expected,tolerance",
+    [
+        (NAMES.CPU_USAGE_RATIO, lambda: psutil.cpu_percent(interval=None) / 100, _CPU_TOLERANCE),
+        (NAMES.MEMORY_USAGE_RATIO, lambda: psutil.virtual_memory().percent / 100, 0.02),
+    ],
+)
 def test_host_usage_is_a_ratio_equal_to_psutils(name, expected, tolerance):
     """CPU and memory are ratios in [0, 1] that agree with psutil read over the same second."""
     captured = in_memory_telemetry()
@@ -119,8 +125,9 @@ def exported_series(stack):
     """The otel_monitor_health_* names Prometheus holds after the health service exported once through the
     real collector (OTLP), with a database check on the real PostgreSQL."""
     job = f"health-system-metrics-{os.getpid()}"
-    reader = PeriodicExportingMetricReader(OTLPMetricExporter(endpoint=f"{stack.otlp_http_endpoint}/v1/metrics"),
-                                           export_interval_millis=3_600_000)
+    reader = PeriodicExportingMetricReader(
+        OTLPMetricExporter(endpoint=f"{stack.otlp_http_endpoint}/v1/metrics"), export_interval_millis=3_600_000
+    )
     provider = MeterProvider(resource=Resource.create({"service.name": job}), metric_readers=[reader])
     service = HealthService.from_config(_config(database_url=stack.postgres_url), provider)
     asyncio.run(service.refresh())
@@ -128,8 +135,7 @@ def exported_series(stack):
     time.sleep(0.2)
     provider.force_flush()
     query = f'count by (__name__) ({{job="{job}", __name__=~"otel_monitor_health_.*"}})'
-    wanted = {HealthPromNames.DATABASE_CONNECTIONS, HealthPromNames.CPU_USAGE_RATIO,
-              HealthPromNames.MEMORY_USAGE_RATIO}
+    wanted = {HealthPromNames.DATABASE_CONNECTIONS, HealthPromNames.CPU_USAGE_RATIO, HealthPromNames.MEMORY_USAGE_RATIO}
     names: set[str] = set()
 
     def arrived() -> bool:
@@ -145,10 +151,13 @@ def exported_series(stack):
     return names
 
 
-@pytest.mark.parametrize("rule,series", [  # the CPU and memory rules read the backend hosts: test_host_metrics.py
-    ("DatabaseConnectionsCritical", HealthPromNames.DATABASE_CONNECTIONS),
-    ("DatabaseConnectionsHigh", HealthPromNames.DATABASE_CONNECTIONS),
-])
+@pytest.mark.parametrize(
+    "rule,series",
+    [  # the CPU and memory rules read the backend hosts: test_host_metrics.py
+        ("DatabaseConnectionsCritical", HealthPromNames.DATABASE_CONNECTIONS),
+        ("DatabaseConnectionsHigh", HealthPromNames.DATABASE_CONNECTIONS),
+    ],
+)
 def test_rules_read_the_series_the_collector_exports(exported_series, rule, series):
     """Each system rule reads exactly the series metrics.py names, and the real collector exports it by that name."""
     assert _rule_series(rule) == {series}

@@ -17,8 +17,6 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from tools.devstack import wait_until
-from tools.devstack.stack import REPO_ROOT
 from otel_monitor.instrument.host_metrics import (
     HOST_CPU,
     HOST_CPU_PEAK,
@@ -35,6 +33,8 @@ from otel_monitor.instrument.metrics import HostLabel, PromNames
 from otel_monitor.instrument.settings import TelemetrySettings
 from otel_monitor.testing import CapturedTelemetry, capture_telemetry, in_memory_telemetry
 from tests.support.backends import prom_values
+from tools.devstack import wait_until
+from tools.devstack.stack import REPO_ROOT
 
 RULES_FILE = REPO_ROOT / "config" / "alert-rules.yaml"
 SYSTEM_DASHBOARD = REPO_ROOT / "dashboards" / "system.json"
@@ -47,14 +47,27 @@ CpuTimes = namedtuple("CpuTimes", "user nice system idle iowait irq softirq stea
 
 def _times(busy: float, idle: float, iowait: float = 0.0, guest: float = 0.0) -> CpuTimes:
     # guest time is already counted in user time, as Linux reports it
-    return CpuTimes(user=busy, nice=0.0, system=0.0, idle=idle, iowait=iowait, irq=0.0, softirq=0.0, steal=0.0,
-                    guest=guest, guest_nice=0.0)
+    return CpuTimes(
+        user=busy,
+        nice=0.0,
+        system=0.0,
+        idle=idle,
+        iowait=iowait,
+        irq=0.0,
+        softirq=0.0,
+        steal=0.0,
+        guest=guest,
+        guest_nice=0.0,
+    )
 
 
 def _points(captured: CapturedTelemetry) -> dict[tuple[str, tuple], float]:
     """{(instrument name, sorted labels): value} of the host gauges in one collection."""
-    return {(point.name, tuple(sorted(point.labels.items()))): point.value
-            for point in captured.collect() if point.name in (CPU, MEMORY, DISK)}
+    return {
+        (point.name, tuple(sorted(point.labels.items()))): point.value
+        for point in captured.collect()
+        if point.name in (CPU, MEMORY, DISK)
+    }
 
 
 class Readings:
@@ -67,14 +80,17 @@ class Readings:
         return self._readings.pop(0)
 
 
-@pytest.mark.parametrize("start,end,expected", [
-    (_times(busy=10, idle=90), _times(busy=40, idle=160), 0.3),  # 30 busy of 100 seconds
-    (_times(busy=10, idle=90), _times(busy=110, idle=90), 1.0),  # fully busy
-    (_times(busy=10, idle=90), _times(busy=10, idle=190), 0.0),  # idle
-    (_times(busy=0, idle=0, iowait=0), _times(busy=20, idle=40, iowait=40), 0.2),  # waiting for I/O is idle
-    (_times(busy=0, idle=0), _times(busy=50, idle=50, guest=50), 0.5),  # guest time is not counted twice
-    (_times(busy=10, idle=90), _times(busy=10, idle=90), None),  # no time passed: nothing to say
-])
+@pytest.mark.parametrize(
+    "start,end,expected",
+    [
+        (_times(busy=10, idle=90), _times(busy=40, idle=160), 0.3),  # 30 busy of 100 seconds
+        (_times(busy=10, idle=90), _times(busy=110, idle=90), 1.0),  # fully busy
+        (_times(busy=10, idle=90), _times(busy=10, idle=190), 0.0),  # idle
+        (_times(busy=0, idle=0, iowait=0), _times(busy=20, idle=40, iowait=40), 0.2),  # waiting for I/O is idle
+        (_times(busy=0, idle=0), _times(busy=50, idle=50, guest=50), 0.5),  # guest time is not counted twice
+        (_times(busy=10, idle=90), _times(busy=10, idle=90), None),  # no time passed: nothing to say
+    ],
+)
 def test_cpu_usage_is_the_busy_share_since_the_previous_read(start, end, expected):
     """CPU usage is busy over total CPU time between two cpu_times() readings, as psutil.cpu_percent counts it."""
     usage = CpuUsage(Readings(start, end))
@@ -88,8 +104,11 @@ def test_cpu_usage_counts_from_the_previous_read():
 
 
 def _host_metrics(captured: CapturedTelemetry, **readers) -> HostMetrics:
-    defaults = {"cpu_usage": lambda: 0.42, "memory_usage": lambda: 0.5,
-                "disk_free": {"/": 0.3, "/dev/shm": 0.9}.__getitem__}
+    defaults = {
+        "cpu_usage": lambda: 0.42,
+        "memory_usage": lambda: 0.5,
+        "disk_free": {"/": 0.3, "/dev/shm": 0.9}.__getitem__,
+    }
     return HostMetrics(captured.meter_provider, "api-1", ["/", "/dev/shm"], **{**defaults, **readers})
 
 
@@ -97,18 +116,40 @@ def _boom(*_args):
     raise OSError("gone")
 
 
-@pytest.mark.parametrize("readers,expected", [
-    ({}, {(CPU, (("host", "api-1"),)): 0.42, (MEMORY, (("host", "api-1"),)): 0.5,
-          (DISK, (("host", "api-1"), ("path", "/"))): 0.3, (DISK, (("host", "api-1"), ("path", "/dev/shm"))): 0.9}),
-    ({"cpu_usage": lambda: None}, {(MEMORY, (("host", "api-1"),)): 0.5,
-                                   (DISK, (("host", "api-1"), ("path", "/"))): 0.3,
-                                   (DISK, (("host", "api-1"), ("path", "/dev/shm"))): 0.9}),
-    ({"cpu_usage": _boom, "memory_usage": _boom}, {(DISK, (("host", "api-1"), ("path", "/"))): 0.3,
-                                                   (DISK, (("host", "api-1"), ("path", "/dev/shm"))): 0.9}),
-    ({"disk_free": lambda path: 0.3 if path == "/" else _boom()}, {
-        (CPU, (("host", "api-1"),)): 0.42, (MEMORY, (("host", "api-1"),)): 0.5,
-        (DISK, (("host", "api-1"), ("path", "/"))): 0.3}),
-])
+@pytest.mark.parametrize(
+    "readers,expected",
+    [
+        (
+            {},
+            {
+                (CPU, (("host", "api-1"),)): 0.42,
+                (MEMORY, (("host", "api-1"),)): 0.5,
+                (DISK, (("host", "api-1"), ("path", "/"))): 0.3,
+                (DISK, (("host", "api-1"), ("path", "/dev/shm"))): 0.9,
+            },
+        ),
+        (
+            {"cpu_usage": lambda: None},
+            {
+                (MEMORY, (("host", "api-1"),)): 0.5,
+                (DISK, (("host", "api-1"), ("path", "/"))): 0.3,
+                (DISK, (("host", "api-1"), ("path", "/dev/shm"))): 0.9,
+            },
+        ),
+        (
+            {"cpu_usage": _boom, "memory_usage": _boom},
+            {(DISK, (("host", "api-1"), ("path", "/"))): 0.3, (DISK, (("host", "api-1"), ("path", "/dev/shm"))): 0.9},
+        ),
+        (
+            {"disk_free": lambda path: 0.3 if path == "/" else _boom()},
+            {
+                (CPU, (("host", "api-1"),)): 0.42,
+                (MEMORY, (("host", "api-1"),)): 0.5,
+                (DISK, (("host", "api-1"), ("path", "/"))): 0.3,
+            },
+        ),
+    ],
+)
 def test_gauges_are_labelled_by_host_and_a_failing_reading_is_left_out(readers, expected):
     """CPU and memory carry the host label, disk also the mount point; a reading that fails or has no value is
     not observed, and the others still are (nothing raises into the export)."""
@@ -132,13 +173,16 @@ def test_real_readings_are_ratios():
     assert all(0.0 <= value <= 1.0 for value in points.values()), points
 
 
-@pytest.mark.parametrize("environment,host,paths", [
-    ({}, socket.gethostname(), ["LOG_DIR", "CWD"]),
-    ({"OTEL_MONITOR_HOST_NAME": "worker-7"}, "worker-7", ["LOG_DIR", "CWD"]),
-    ({"OTEL_MONITOR_HOST_NAME": " "}, socket.gethostname(), ["LOG_DIR", "CWD"]),
-    ({"OTEL_MONITOR_DISK_PATHS": "/dev/shm, /"}, socket.gethostname(), ["/dev/shm", "/"]),
-    ({"OTEL_MONITOR_DISK_PATHS": '["/dev/shm"]'}, socket.gethostname(), ["/dev/shm"]),
-])
+@pytest.mark.parametrize(
+    "environment,host,paths",
+    [
+        ({}, socket.gethostname(), ["LOG_DIR", "CWD"]),
+        ({"OTEL_MONITOR_HOST_NAME": "worker-7"}, "worker-7", ["LOG_DIR", "CWD"]),
+        ({"OTEL_MONITOR_HOST_NAME": " "}, socket.gethostname(), ["LOG_DIR", "CWD"]),
+        ({"OTEL_MONITOR_DISK_PATHS": "/dev/shm, /"}, socket.gethostname(), ["/dev/shm", "/"]),
+        ({"OTEL_MONITOR_DISK_PATHS": '["/dev/shm"]'}, socket.gethostname(), ["/dev/shm"]),
+    ],
+)
 def test_host_name_and_disk_paths_come_from_the_settings(monkeypatch, tmp_path, environment, host, paths):
     """OTEL_MONITOR_HOST_NAME names the host (default: the hostname); OTEL_MONITOR_DISK_PATHS (comma-separated or
     JSON) picks the file systems (default: the log dir's and the current directory's)."""
@@ -151,7 +195,7 @@ def test_host_name_and_disk_paths_come_from_the_settings(monkeypatch, tmp_path, 
     assert (metrics.host_name, metrics.mount_points) == (host, mount_points(wanted))
 
 
-@pytest.mark.parametrize("value", ['[1, ', '[1]', '["/", null]'])
+@pytest.mark.parametrize("value", ["[1, ", "[1]", '["/", null]'])
 def test_bad_disk_paths_fail_at_load_naming_the_key(monkeypatch, value):
     """A disk path list that is neither comma-separated text nor a JSON list of strings fails at load."""
     monkeypatch.setenv("OTEL_MONITOR_DISK_PATHS", value)
@@ -180,14 +224,17 @@ def _rules() -> dict[str, dict]:
     return {rule["name"]: rule for rule in yaml.safe_load(RULES_FILE.read_text())["rules"]}
 
 
-@pytest.mark.parametrize("rule,query,threshold", [
-    ("CpuUsageCritical", HOST_CPU, "> 0.90"),
-    ("CpuUsageHigh", HOST_CPU, "> 0.80 <= 0.90"),
-    ("MemoryUsageCritical", HOST_MEMORY, "> 0.90"),
-    ("MemoryUsageHigh", HOST_MEMORY, "> 0.80 <= 0.90"),
-    ("DiskSpaceLow", HOST_DISK_FREE, "< 0.20 >= 0.10"),
-    ("HostDiskSpaceInsufficient", HOST_DISK_FREE, "< 0.10"),
-])
+@pytest.mark.parametrize(
+    "rule,query,threshold",
+    [
+        ("CpuUsageCritical", HOST_CPU, "> 0.90"),
+        ("CpuUsageHigh", HOST_CPU, "> 0.80 <= 0.90"),
+        ("MemoryUsageCritical", HOST_MEMORY, "> 0.90"),
+        ("MemoryUsageHigh", HOST_MEMORY, "> 0.80 <= 0.90"),
+        ("DiskSpaceLow", HOST_DISK_FREE, "< 0.20 >= 0.10"),
+        ("HostDiskSpaceInsufficient", HOST_DISK_FREE, "< 0.10"),
+    ],
+)
 def test_system_rules_compare_the_per_host_query(rule, query, threshold):
     """Each system rule is the per-host query of host_metrics.py and the spec's threshold, nothing else."""
     assert re.sub(r"\s+", " ", _rules()[rule]["expr"]).strip() == f"{query} {threshold}"
@@ -236,20 +283,36 @@ def two_hosts(stack, tmp_path_factory) -> dict[str, list[str]]:
     hosts = {"api-1": None, "worker-1": "/dev/shm,/"}
     processes = []
     for host, paths in hosts.items():
-        env = {**os.environ, "OTEL_MONITOR_OTLP_ENDPOINT": stack.otlp_http_endpoint,
-               "OTEL_MONITOR_SERVICE_NAME": _JOB, "OTEL_MONITOR_HOST_NAME": host,
-               "OTEL_MONITOR_METRIC_EXPORT_INTERVAL_SECONDS": "1", "OTEL_MONITOR_LOG_DIR": str(log_dir),
-               "OTEL_MONITOR_CONSOLE_LOGS": "false", "OTEL_MONITOR_EXPORT_LOGS": "false"}
+        env = {
+            **os.environ,
+            "OTEL_MONITOR_OTLP_ENDPOINT": stack.otlp_http_endpoint,
+            "OTEL_MONITOR_SERVICE_NAME": _JOB,
+            "OTEL_MONITOR_HOST_NAME": host,
+            "OTEL_MONITOR_METRIC_EXPORT_INTERVAL_SECONDS": "1",
+            "OTEL_MONITOR_LOG_DIR": str(log_dir),
+            "OTEL_MONITOR_CONSOLE_LOGS": "false",
+            "OTEL_MONITOR_EXPORT_LOGS": "false",
+        }
         env.pop("OTEL_MONITOR_DISK_PATHS", None)
         if paths:
             env["OTEL_MONITOR_DISK_PATHS"] = paths
-        processes.append(subprocess.Popen([sys.executable, "-c", _BACKEND], cwd=REPO_ROOT, env=env, text=True,
-                                          stdin=subprocess.PIPE, stdout=subprocess.PIPE))
+        processes.append(
+            subprocess.Popen(
+                [sys.executable, "-c", _BACKEND],
+                cwd=REPO_ROOT,
+                env=env,
+                text=True,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+            )
+        )
     try:
         for process in processes:
             assert process.stdout.readline().strip() == "ready"
-        yield {host: mount_points(paths.split(",") if paths else [str(log_dir), str(REPO_ROOT)])
-               for host, paths in hosts.items()}
+        yield {
+            host: mount_points(paths.split(",") if paths else [str(log_dir), str(REPO_ROOT)])
+            for host, paths in hosts.items()
+        }
     finally:
         for process in processes:
             process.stdin.close()
@@ -261,8 +324,7 @@ def two_hosts(stack, tmp_path_factory) -> dict[str, list[str]]:
                 process.wait()
 
 
-_HOST_SERIES = re.compile(
-    rf"\b({PromNames.HOST_CPU_USAGE}|{PromNames.HOST_MEMORY_USAGE}|{PromNames.HOST_DISK_FREE})\b")
+_HOST_SERIES = re.compile(rf"\b({PromNames.HOST_CPU_USAGE}|{PromNames.HOST_MEMORY_USAGE}|{PromNames.HOST_DISK_FREE})\b")
 
 
 def _wait_for_series(stack, query: str, labels: tuple[str, ...], expected: set[tuple]) -> dict[tuple, float]:
@@ -282,14 +344,17 @@ def _wait_for_series(stack, query: str, labels: tuple[str, ...], expected: set[t
 
 
 @pytest.mark.stack
-@pytest.mark.parametrize("query,labels", [
-    (HOST_CPU, ("host",)),
-    (HOST_MEMORY, ("host",)),
-    (HOST_DISK_FREE, ("host", "path")),
-    (HOST_CPU_PEAK, ("host",)),
-    (HOST_MEMORY_PEAK, ("host",)),
-    (HOST_DISK_FREE_LOWEST, ("host", "path")),
-])
+@pytest.mark.parametrize(
+    "query,labels",
+    [
+        (HOST_CPU, ("host",)),
+        (HOST_MEMORY, ("host",)),
+        (HOST_DISK_FREE, ("host", "path")),
+        (HOST_CPU_PEAK, ("host",)),
+        (HOST_MEMORY_PEAK, ("host",)),
+        (HOST_DISK_FREE_LOWEST, ("host", "path")),
+    ],
+)
 def test_two_processes_with_different_host_names_are_two_hosts(stack, two_hosts, query, labels):
     """Through the real collector and Prometheus, each process's host series carry its host label (and disk the
     mount point), so the per-host queries of the rules, the dashboard and the daily summary give one value per

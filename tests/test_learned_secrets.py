@@ -15,9 +15,9 @@ from google import genai
 from google.genai import errors, types
 
 from otel_monitor.instrument.provider_http import instrument_http_clients, uninstrument_http_clients
-from otel_monitor.redaction.scrubber import REDACTED, SecretScrubber, request_credentials
 from otel_monitor.instrument.providers import SERVICE_KEYS, ProviderRegistry
 from otel_monitor.instrument.settings import TelemetrySettings
+from otel_monitor.redaction.scrubber import REDACTED, SecretScrubber, request_credentials
 from otel_monitor.testing import capture_telemetry
 from tests.support.backends import read_log_lines
 from tests.test_external_calls import Telemetry
@@ -25,16 +25,19 @@ from tests.test_external_calls import Telemetry
 BASIC = base64.b64encode(b"demo-user:demo-basic-password").decode()
 
 
-@pytest.mark.parametrize("query,headers,learned", [
-    ("key=AIzaQueryKey0123&alt=sse", {}, ["AIzaQueryKey0123"]),
-    ("monkey=banana", {}, []),
-    ("", {"x-goog-api-key": "goog-header-key"}, ["goog-header-key"]),
-    ("", {"authorization": "Bearer sk-bearer-token"}, ["sk-bearer-token"]),
-    ("", {"authorization": f"Basic {BASIC}"}, [BASIC, "demo-basic-password"]),
-    ("", {"authorization": "Basic not-base64!"}, ["not-base64!"]),
-    ("", {"authorization": "bare-key-in-header"}, ["bare-key-in-header"]),
-    ("", {"authorization": 'Digest username="u", response="r"'}, []),
-])
+@pytest.mark.parametrize(
+    "query,headers,learned",
+    [
+        ("key=AIzaQueryKey0123&alt=sse", {}, ["AIzaQueryKey0123"]),
+        ("monkey=banana", {}, []),
+        ("", {"x-goog-api-key": "goog-header-key"}, ["goog-header-key"]),
+        ("", {"authorization": "Bearer sk-bearer-token"}, ["sk-bearer-token"]),
+        ("", {"authorization": f"Basic {BASIC}"}, [BASIC, "demo-basic-password"]),
+        ("", {"authorization": "Basic not-base64!"}, ["not-base64!"]),
+        ("", {"authorization": "bare-key-in-header"}, ["bare-key-in-header"]),
+        ("", {"authorization": 'Digest username="u", response="r"'}, []),
+    ],
+)
 def test_request_credentials(query, headers, learned):
     """The key query parameter, x-goog-api-key and the Authorization credentials are what a request carries."""
     assert request_credentials(query, lambda name: headers.get(name)) == learned
@@ -48,8 +51,19 @@ def test_learned_secrets_are_bounded_oldest_forgotten_registered_kept():
         scrubber.learn(secret)
     scrubber.learn("registered-secret")  # already known: not learned again, so never evicted
     scrubber.learn("learned-five")
-    known = {s for s in ("registered-secret", "learned-one", "learned-two", "learned-three", "learned-four",
-                         "learned-five", "short") if scrubber.knows(s)}
+    known = {
+        s
+        for s in (
+            "registered-secret",
+            "learned-one",
+            "learned-two",
+            "learned-three",
+            "learned-four",
+            "learned-five",
+            "short",
+        )
+        if scrubber.knows(s)
+    }
     assert known == {"registered-secret", "learned-three", "learned-four", "learned-five"}
     assert scrubber.scrub_text("learned-two learned-five registered-secret") == f"learned-two {REDACTED} {REDACTED}"
 
@@ -61,15 +75,21 @@ class BrokenScrubber(SecretScrubber):
 
 # -- the case to prove: a provider echoes the key back, the host logs the error body with its own logger ------------
 def echo_through_requests(fakes, key: str) -> str:
-    response = requests.post(f"{fakes.base_url('stability')}/v1/generation/sdxl/text-to-image",
-                             json={"text_prompts": [{"text": "x"}]}, headers={"Authorization": f"Bearer {key}"})
+    response = requests.post(
+        f"{fakes.base_url('stability')}/v1/generation/sdxl/text-to-image",
+        json={"text_prompts": [{"text": "x"}]},
+        headers={"Authorization": f"Bearer {key}"},
+    )
     assert response.status_code == 401
     return response.text
 
 
 def echo_through_httpx_query(fakes, key: str) -> str:
-    response = httpx.post(f"{fakes.base_url('gemini')}/v1beta/models/gemini-2.5-flash:generateContent",
-                          params={"key": key}, json={"contents": [{"parts": [{"text": "x"}]}]})
+    response = httpx.post(
+        f"{fakes.base_url('gemini')}/v1beta/models/gemini-2.5-flash:generateContent",
+        params={"key": key},
+        json={"contents": [{"parts": [{"text": "x"}]}]},
+    )
     assert response.status_code == 400
     return response.text
 
@@ -90,8 +110,9 @@ def start_host(fakes, tmp_path):
 
         def start():
             hosts = {s: [fakes.base_url(s).split("://", 1)[1]] for s in SERVICE_KEYS}
-            settings = TelemetrySettings(service_name="learned-secrets", log_dir=str(tmp_path), console_logs=True,
-                                         provider_hosts=hosts)
+            settings = TelemetrySettings(
+                service_name="learned-secrets", log_dir=str(tmp_path), console_logs=True, provider_hosts=hosts
+            )
             return started.enter_context(capture_telemetry(settings, scrubber=SecretScrubber(), configure_logs=True))
 
         fakes.set_fault("gemini", mode="echo_key")
@@ -103,8 +124,7 @@ def start_host(fakes, tmp_path):
 
 
 @pytest.mark.parametrize("client", [echo_through_requests, echo_through_httpx_query, echo_through_gemini_sdk])
-def test_a_key_echoed_by_the_provider_is_scrubbed_from_the_hosts_own_lines(start_host, fakes, tmp_path, capsys,
-                                                                          client):
+def test_a_key_echoed_by_the_provider_is_scrubbed_from_the_hosts_own_lines(start_host, fakes, tmp_path, capsys, client):
     """A key held in no *_API_KEY variable, echoed in the provider's error body and logged by the host's own
     logger, is in no app.log line, console line, OTLP log record or span attribute."""
     host = start_host()
@@ -141,8 +161,9 @@ def test_learning_never_breaks_the_hosts_request(fakes):
     instrument_http_clients(recorded)
     try:
         fakes.set_fault("stability", mode="ok")
-        response = requests.get(f"{fakes.base_url('stability')}/v1/user/balance",
-                                headers={"Authorization": "Bearer sk-any-key-0123456789"})
+        response = requests.get(
+            f"{fakes.base_url('stability')}/v1/user/balance", headers={"Authorization": "Bearer sk-any-key-0123456789"}
+        )
     finally:
         uninstrument_http_clients()
     assert response.status_code == 401

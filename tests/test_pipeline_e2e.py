@@ -14,13 +14,13 @@ import redis
 from examples.demo_backend.launcher import DEMO_SECRETS
 from examples.monitor_launcher import MonitorProcess
 from otel_monitor.instrument.business_metrics import ActiveUsers
-from tools.devstack import wait_until
 from otel_monitor.instrument.failure_streaks import RedisFailureStreaks, Streak
-from otel_monitor.instrument.usage_counter import UsageCounter
 from otel_monitor.instrument.metrics import CALL_DURATION_BUCKETS, PromNames
 from otel_monitor.instrument.providers import SERVICE_KEYS
-from tests.support.demo import create_project, demo_backend, wait_finished
+from otel_monitor.instrument.usage_counter import UsageCounter
 from tests.support.backends import blackhole_server, jaeger_trace, prom_values, read_log_lines, span_tags, wait_for_prom
+from tests.support.demo import create_project, demo_backend, wait_finished
+from tools.devstack import wait_until
 
 pytestmark = pytest.mark.stack
 
@@ -50,9 +50,12 @@ def test_one_trace_spans_request_task_and_provider_calls(demo, stack):
     finished = wait_finished(demo, {accepted["project_id"]})[accepted["project_id"]]
     trace_id = finished["trace_id"]
     assert len(trace_id) == 32 and trace_id == accepted["trace_id"]
-    created = [l for l in read_log_lines(demo.log_dir) if l["message"] == "Video project created"
-               and l.get("project_id") == accepted["project_id"]]
-    assert [l["trace_id"] for l in created] == [trace_id]  # the API process logged the same trace
+    created = [
+        line
+        for line in read_log_lines(demo.log_dir)
+        if line["message"] == "Video project created" and line.get("project_id") == accepted["project_id"]
+    ]
+    assert [line["trace_id"] for line in created] == [trace_id]  # the API process logged the same trace
 
     wanted = {"POST /api/v1/projects", "run/video.generate", "gemini generateContent", "stability text-to-image"}
 
@@ -93,8 +96,9 @@ def test_latency_quantiles_match_injected_latencies(demo, stack, fakes):
     count_query = f'sum by (service) ({PromNames.CALL_DURATION}_count{{job="{job}"}})'
     assert wait_for_prom(stack.prometheus_url, count_query, ("service",), {("gemini",): 100.0}) == {("gemini",): 100.0}
     for quantile, injected in ((0.5, 0.15), (0.9, 0.7), (0.99, 1.5)):
-        query = (f'histogram_quantile({quantile}, sum by (service, le) '
-                 f'({PromNames.CALL_DURATION}_bucket{{job="{job}"}}))')
+        query = (
+            f'histogram_quantile({quantile}, sum by (service, le) ({PromNames.CALL_DURATION}_bucket{{job="{job}"}}))'
+        )
         (value,) = prom_values(stack.prometheus_url, query, ("service",)).values()
         lower, upper = _bucket_bounds(injected)
         assert lower <= value <= upper, f"P{quantile * 100:g} = {value}, injected {injected} (bucket {lower}..{upper})"
@@ -159,9 +163,15 @@ def test_no_secret_reaches_spans_series_or_logs(demo, stack, fakes):
     def all_spans():
         text = ""
         for service in (demo.api_service, demo.worker_service):
-            response = httpx.get(f"{stack.jaeger_url}/api/traces", params={"service": service, "limit": 1000}, timeout=10)
+            response = httpx.get(
+                f"{stack.jaeger_url}/api/traces", params={"service": service, "limit": 1000}, timeout=10
+            )
             text += response.text
-        return text if text.count('"traceID"') and "gemini generateContent" in text and "youtube videos.insert" in text else None
+        return (
+            text
+            if text.count('"traceID"') and "gemini generateContent" in text and "youtube videos.insert" in text
+            else None
+        )
 
     spans = wait_until(all_spans, 30, interval=1, what="the demo's traces in Jaeger")
     federate = httpx.get(f"{stack.prometheus_url}/federate", params={"match[]": '{__name__=~".+"}'}, timeout=30).text
@@ -201,8 +211,9 @@ def test_failures_across_worker_processes_make_one_streak(demo, stack, fakes, wo
         assert streaks.current("gemini") == Streak(11, streak.last_trace_id, ended=True)
 
 
-@pytest.mark.parametrize("demo", [{"env": {"OTEL_MONITOR_OTLP_ENDPOINT": "http://127.0.0.1:{blackhole}"}}],
-                         indirect=True)
+@pytest.mark.parametrize(
+    "demo", [{"env": {"OTEL_MONITOR_OTLP_ENDPOINT": "http://127.0.0.1:{blackhole}"}}], indirect=True
+)
 def test_backend_answers_in_time_while_the_collector_hangs(demo):
     """A collector that accepts connections and never answers: requests still answer within the export timeout
     (2 s) and tasks finish; exports give up in their background threads."""
@@ -219,7 +230,7 @@ def test_backend_answers_in_time_while_the_collector_hangs(demo):
 def test_quota_units_of_calls_are_counted_in_redis(demo, stack):
     """Each Gemini request counts 1 unit and each YouTube upload 1600, summed across processes in Redis."""
     counter = UsageCounter(redis.Redis.from_url(stack.redis_url), background=False)
-    since = dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=1)
+    since = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
     before = {service: counter.used(service, since) for service in ("gemini", "youtube")}
     ids = {create_project(demo, ["gemini", "youtube"])["project_id"] for _ in range(3)}
     wait_finished(demo, ids)
@@ -237,8 +248,9 @@ def test_stopping_the_backend_right_after_its_work_loses_no_span(demo, stack):
     wanted = {"POST /api/v1/projects", "apply_async/video.generate", "run/video.generate", "gemini generateContent"}
 
     def all_complete():
-        response = httpx.get(f"{stack.jaeger_url}/api/traces",
-                             params={"service": demo.api_service, "limit": 1000}, timeout=30)
+        response = httpx.get(
+            f"{stack.jaeger_url}/api/traces", params={"service": demo.api_service, "limit": 1000}, timeout=30
+        )
         traces = {t["traceID"]: {s["operationName"] for s in t["spans"]} for t in response.json()["data"]}
         return all(wanted <= traces.get(a["trace_id"], set()) for a in accepted)
 
@@ -253,14 +265,20 @@ def test_backend_keeps_serving_while_the_collector_is_down(demo, stack):
     try:
         ids = set()
         for _ in range(5):
-            response = httpx.post(f"{demo.api_url}/api/v1/projects", json={"topic": "down", "steps": ["gemini"]},
-                                  timeout=10)
+            response = httpx.post(
+                f"{demo.api_url}/api/v1/projects", json={"topic": "down", "steps": ["gemini"]}, timeout=10
+            )
             assert response.status_code == 202
             ids.add(response.json()["project_id"])
         finished = wait_finished(demo, ids)
         assert all(line["outcome"] == "success" for line in finished.values())
-        errors = [l for l in read_log_lines(demo.log_dir) if l["level"] in ("error", "critical")
-                  and "Traceback" in json.dumps(l) and "project" in json.dumps(l)]
+        errors = [
+            line
+            for line in read_log_lines(demo.log_dir)
+            if line["level"] in ("error", "critical")
+            and "Traceback" in json.dumps(line)
+            and "project" in json.dumps(line)
+        ]
         assert errors == []
     finally:
         stack.processes["collector"] = stack.collector().start()

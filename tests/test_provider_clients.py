@@ -15,20 +15,20 @@ from google.genai import errors, types
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from examples.demo_backend.launcher import DEMO_SECRETS
-from otel_monitor.monitor.alerting.evaluate.evaluator import Evaluator
-from otel_monitor.monitor.alerting.model import AlertState
-from otel_monitor.monitor.alerting.rules import load_rules
-from otel_monitor.monitor.alerting.evaluate.sources import PrometheusSource, streak_trace_lookup
-from tools.devstack import wait_until
 from otel_monitor.instrument.failure_streaks import RedisFailureStreaks
 from otel_monitor.instrument.provider_http import instrument_http_clients, uninstrument_http_clients
-from otel_monitor.redaction.scrubber import SecretScrubber
 from otel_monitor.instrument.providers import SERVICE_KEYS, ProviderRegistry
 from otel_monitor.instrument.settings import TelemetrySettings
 from otel_monitor.instrument.telemetry import setup_telemetry
 from otel_monitor.instrument.usage_counter import UsageCounter
+from otel_monitor.monitor.alerting.evaluate.evaluator import Evaluator
+from otel_monitor.monitor.alerting.evaluate.sources import PrometheusSource, streak_trace_lookup
+from otel_monitor.monitor.alerting.model import AlertState
+from otel_monitor.monitor.alerting.rules import load_rules
+from otel_monitor.redaction.scrubber import SecretScrubber
 from tests.support.backends import prom_values
 from tests.test_external_calls import Telemetry
+from tools.devstack import wait_until
 
 MODEL = "gemini-2.5-flash"
 GEMINI_KEY = DEMO_SECRETS["gemini_api_key"]
@@ -93,12 +93,15 @@ def test_gemini_sdk_call_is_tracked_on_its_http_span(telemetry, fakes):
     assert telemetry.calls("gemini") == {("success", ""): 1}
 
 
-@pytest.mark.parametrize("mode,error,code", [
-    ("invalid_key", errors.ClientError, "GEMINI_INVALID_API_KEY"),
-    ("quota", errors.ClientError, "GEMINI_QUOTA_EXCEEDED"),
-    ("rate_limit", errors.ClientError, "GEMINI_RATE_LIMITED"),
-    ("server_error", errors.ServerError, "GEMINI_SERVER_ERROR"),
-])
+@pytest.mark.parametrize(
+    "mode,error,code",
+    [
+        ("invalid_key", errors.ClientError, "GEMINI_INVALID_API_KEY"),
+        ("quota", errors.ClientError, "GEMINI_QUOTA_EXCEEDED"),
+        ("rate_limit", errors.ClientError, "GEMINI_RATE_LIMITED"),
+        ("server_error", errors.ServerError, "GEMINI_SERVER_ERROR"),
+    ],
+)
 def test_gemini_sdk_errors_are_classified_from_the_error_body(telemetry, fakes, mode, error, code):
     """The SDK's refused call gets the error code its body names (an invalid key is a 400 that only the body tells
     apart), on the span, in the metrics and in the failure streak with its trace; the SDK still reads the body."""
@@ -143,26 +146,55 @@ def test_gemini_sdk_attempts_in_a_tracked_call_are_retries(telemetry, fakes):
 
 
 # -- requests ------------------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("service,method,path,body,auth,mode,expected,field", [
-    ("stability", "POST", "/v1/generation/sdxl/text-to-image", IMAGE, STABILITY_AUTH, "ok", ("success", ""),
-     "artifacts"),
-    ("stability", "POST", "/v1/generation/sdxl/text-to-image", IMAGE, STABILITY_AUTH, "invalid_key",
-     ("error", "STABILITY_INVALID_API_KEY"), "name"),
-    ("stability", "POST", "/v1/generation/sdxl/text-to-image", IMAGE, STABILITY_AUTH, "quota",
-     ("error", "STABILITY_QUOTA_EXCEEDED"), "name"),
-    ("d-id", "POST", "/talks", TALK, DID_AUTH, "ok", ("success", ""), "id"),
-    ("d-id", "GET", "/credits", None, DID_AUTH, "invalid_key", ("error", "D_ID_INVALID_API_KEY"), "kind"),
-    ("d-id", "GET", "/credits", None, DID_AUTH, "rate_limit", ("error", "D_ID_RATE_LIMITED"), "kind"),
-    ("d-id", "POST", "/talks", TALK, DID_AUTH, "server_error", ("error", "D_ID_SERVER_ERROR"), "kind"),
-])
+@pytest.mark.parametrize(
+    "service,method,path,body,auth,mode,expected,field",
+    [
+        (
+            "stability",
+            "POST",
+            "/v1/generation/sdxl/text-to-image",
+            IMAGE,
+            STABILITY_AUTH,
+            "ok",
+            ("success", ""),
+            "artifacts",
+        ),
+        (
+            "stability",
+            "POST",
+            "/v1/generation/sdxl/text-to-image",
+            IMAGE,
+            STABILITY_AUTH,
+            "invalid_key",
+            ("error", "STABILITY_INVALID_API_KEY"),
+            "name",
+        ),
+        (
+            "stability",
+            "POST",
+            "/v1/generation/sdxl/text-to-image",
+            IMAGE,
+            STABILITY_AUTH,
+            "quota",
+            ("error", "STABILITY_QUOTA_EXCEEDED"),
+            "name",
+        ),
+        ("d-id", "POST", "/talks", TALK, DID_AUTH, "ok", ("success", ""), "id"),
+        ("d-id", "GET", "/credits", None, DID_AUTH, "invalid_key", ("error", "D_ID_INVALID_API_KEY"), "kind"),
+        ("d-id", "GET", "/credits", None, DID_AUTH, "rate_limit", ("error", "D_ID_RATE_LIMITED"), "kind"),
+        ("d-id", "POST", "/talks", TALK, DID_AUTH, "server_error", ("error", "D_ID_SERVER_ERROR"), "kind"),
+    ],
+)
 @pytest.mark.parametrize("stream", [False, True])
-def test_requests_calls_are_tracked_and_classified(telemetry, fakes, service, method, path, body, auth, mode,
-                                                   expected, field, stream):
+def test_requests_calls_are_tracked_and_classified(
+    telemetry, fakes, service, method, path, body, auth, mode, expected, field, stream
+):
     """A requests call to Stability or D-ID is one provider call on the upstream requests span, classified from
     the provider's error body; the caller still reads that body, streamed or not."""
     fakes.set_fault(service, mode=mode)
-    response = requests.request(method, fakes.base_url(service) + path, json=body, headers=auth, timeout=10,
-                                stream=stream)
+    response = requests.request(
+        method, fakes.base_url(service) + path, json=body, headers=auth, timeout=10, stream=stream
+    )
     assert field in response.json()
     span = http_span(telemetry)
     assert span.name == method and span.instrumentation_scope.name == "opentelemetry.instrumentation.requests"
@@ -171,12 +203,23 @@ def test_requests_calls_are_tracked_and_classified(telemetry, fakes, service, me
     assert telemetry.calls(service) == {expected: 1}
 
 
-@pytest.mark.parametrize("service,call,raised,expected", [
-    ("d-id", lambda url: requests.get(f"{url}/credits", headers=DID_AUTH, timeout=0.3), requests.ReadTimeout,
-     ("timeout", "D_ID_TIMEOUT")),
-    ("youtube", lambda url: requests.get(f"{url}/youtube/v3/channels", timeout=2), requests.ConnectionError,
-     ("error", "YOUTUBE_CONNECTION_FAILED")),
-])
+@pytest.mark.parametrize(
+    "service,call,raised,expected",
+    [
+        (
+            "d-id",
+            lambda url: requests.get(f"{url}/credits", headers=DID_AUTH, timeout=0.3),
+            requests.ReadTimeout,
+            ("timeout", "D_ID_TIMEOUT"),
+        ),
+        (
+            "youtube",
+            lambda url: requests.get(f"{url}/youtube/v3/channels", timeout=2),
+            requests.ConnectionError,
+            ("error", "YOUTUBE_CONNECTION_FAILED"),
+        ),
+    ],
+)
 def test_requests_failures_without_an_answer_are_classified(telemetry, fakes, service, call, raised, expected):
     """A requests call that times out or cannot connect is counted by its outcome; the host's exception is
     re-raised unchanged."""
@@ -230,12 +273,18 @@ def test_invalid_key_through_the_sdk_and_requests_raises_the_p0_with_its_trace(s
     streaks = RedisFailureStreaks(client)
     streaks.reset(["gemini", "stability"])
     usage = UsageCounter(client, background=False)
-    since = dt.datetime.now(dt.timezone.utc)
+    since = dt.datetime.now(dt.UTC)
     gemini_used = usage.used("gemini", since)
     spans = InMemorySpanExporter()
-    settings = TelemetrySettings(service_name=name, otlp_endpoint=stack.otlp_http_endpoint,
-                                 metric_export_interval_seconds=1, redis_url=stack.redis_url,
-                                 provider_hosts=provider_hosts(fakes), log_dir=str(tmp_path), console_logs=False)
+    settings = TelemetrySettings(
+        service_name=name,
+        otlp_endpoint=stack.otlp_http_endpoint,
+        metric_export_interval_seconds=1,
+        redis_url=stack.redis_url,
+        provider_hosts=provider_hosts(fakes),
+        log_dir=str(tmp_path),
+        console_logs=False,
+    )
     telemetry = setup_telemetry(settings, span_exporter=spans, scrubber=SecretScrubber(), set_global=False)
     try:
         fakes.set_fault("gemini", mode="invalid_key")
@@ -243,21 +292,34 @@ def test_invalid_key_through_the_sdk_and_requests_raises_the_p0_with_its_trace(s
         client = gemini(fakes)
         with pytest.raises(errors.ClientError):
             client.models.generate_content(model=MODEL, contents="otters")
-        response = requests.post(f"{fakes.base_url('stability')}/v1/generation/sdxl/text-to-image", json=IMAGE,
-                                 headers=STABILITY_AUTH, timeout=10)
+        response = requests.post(
+            f"{fakes.base_url('stability')}/v1/generation/sdxl/text-to-image",
+            json=IMAGE,
+            headers=STABILITY_AUTH,
+            timeout=10,
+        )
         assert response.status_code == 401
         telemetry.force_flush()
         telemetry.recorder.streaks.flush()
         telemetry.recorder.usage.flush()
-        failing = {s.attributes["external_api.service"]: trace_id_of(s) for s in spans.get_finished_spans()
-                   if "external_api.service" in s.attributes}
+        failing = {
+            s.attributes["external_api.service"]: trace_id_of(s)
+            for s in spans.get_finished_spans()
+            if "external_api.service" in s.attributes
+        }
         assert set(failing) == {"gemini", "stability"}
 
         ours = f'sum by (error_code) (external_api_errors_total{{job="{name}"}})'
-        wait_until(lambda: len(prom_values(stack.prometheus_url, ours, ("error_code",))) == 2, 60, interval=1,
-                   what="both error counters in Prometheus")
+        wait_until(
+            lambda: len(prom_values(stack.prometheus_url, ours, ("error_code",))) == 2,
+            60,
+            interval=1,
+            what="both error counters in Prometheus",
+        )
         assert prom_values(stack.prometheus_url, ours, ("error_code",)) == {
-            ("GEMINI_INVALID_API_KEY",): 1.0, ("STABILITY_INVALID_API_KEY",): 1.0}
+            ("GEMINI_INVALID_API_KEY",): 1.0,
+            ("STABILITY_INVALID_API_KEY",): 1.0,
+        }
 
         wanted = {"GeminiInvalidApiKey", "StabilityInvalidApiKey"}
         rules = [r for r in load_rules(RULES_FILE, promtool=None) if r.name in wanted]
@@ -265,8 +327,9 @@ def test_invalid_key_through_the_sdk_and_requests_raises_the_p0_with_its_trace(s
         async def evaluate() -> dict:
             source = PrometheusSource(stack.prometheus_url)
             try:
-                return await firing(Evaluator(rules, {"promql": source}, trace_lookup=streak_trace_lookup(streaks)),
-                                    wanted)
+                return await firing(
+                    Evaluator(rules, {"promql": source}, trace_lookup=streak_trace_lookup(streaks)), wanted
+                )
             finally:
                 await source.aclose()
 

@@ -11,7 +11,6 @@ from examples.demo_backend.launcher import DEMO_SECRETS
 from otel_monitor.monitor.quota.balances import DidCreditsPoller, StabilityBalancePoller
 
 
-
 def _did(fakes, **options) -> DidCreditsPoller:
     return DidCreditsPoller(fakes.base_url("d-id"), DEMO_SECRETS["did_api_key"], **options)
 
@@ -60,13 +59,16 @@ async def test_stability_balance(fakes, baseline):
     assert (balance.stale, balance.error_code) == (False, None)
 
 
-@pytest.mark.parametrize("service, make, mode, error_code, level", [
-    ("d-id", _did, "invalid_key", "D_ID_INVALID_API_KEY", logging.ERROR),
-    ("stability", _stability, "invalid_key", "STABILITY_INVALID_API_KEY", logging.ERROR),
-    ("d-id", _did, "server_error", "D_ID_SERVER_ERROR", logging.WARNING),
-    ("stability", _stability, "rate_limit", "STABILITY_RATE_LIMITED", logging.WARNING),
-    ("stability", _stability, "server_error", "STABILITY_SERVER_ERROR", logging.WARNING),
-])
+@pytest.mark.parametrize(
+    "service, make, mode, error_code, level",
+    [
+        ("d-id", _did, "invalid_key", "D_ID_INVALID_API_KEY", logging.ERROR),
+        ("stability", _stability, "invalid_key", "STABILITY_INVALID_API_KEY", logging.ERROR),
+        ("d-id", _did, "server_error", "D_ID_SERVER_ERROR", logging.WARNING),
+        ("stability", _stability, "rate_limit", "STABILITY_RATE_LIMITED", logging.WARNING),
+        ("stability", _stability, "server_error", "STABILITY_SERVER_ERROR", logging.WARNING),
+    ],
+)
 @pytest.mark.asyncio
 async def test_poll_failure_keeps_last_value(fakes, restore_faults, caplog, service, make, mode, error_code, level):
     """A failed poll keeps the last balance, stale, with the provider's error code, logged; a good poll clears it."""
@@ -83,10 +85,13 @@ async def test_poll_failure_keeps_last_value(fakes, restore_faults, caplog, serv
     assert (await poller.poll()).stale is False
 
 
-@pytest.mark.parametrize("make, key, error_code", [
-    (DidCreditsPoller, "d3Jvbmc6a2V5", "D_ID_INVALID_API_KEY"),
-    (StabilityBalancePoller, "sk-wrong-key-000000", "STABILITY_INVALID_API_KEY"),
-])
+@pytest.mark.parametrize(
+    "make, key, error_code",
+    [
+        (DidCreditsPoller, "d3Jvbmc6a2V5", "D_ID_INVALID_API_KEY"),
+        (StabilityBalancePoller, "sk-wrong-key-000000", "STABILITY_INVALID_API_KEY"),
+    ],
+)
 @pytest.mark.asyncio
 async def test_wrong_key(fakes, make, key, error_code):
     """A key the provider refuses (401) is reported as <SERVICE>_INVALID_API_KEY, with no value yet."""

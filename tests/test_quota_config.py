@@ -26,26 +26,31 @@ def test_defaults():
 
 def test_partial_section_keeps_other_defaults():
     """Overriding one key of a provider keeps that provider's other defaults."""
-    config = QuotaConfig.model_validate({"youtube": {"total": 20000}, "gemini": {"reset": {"timezone": "America/Los_Angeles"}}})
+    config = QuotaConfig.model_validate(
+        {"youtube": {"total": 20000}, "gemini": {"reset": {"timezone": "America/Los_Angeles"}}}
+    )
     assert (config.youtube.total, config.youtube.reset.timezone) == (20000, "America/Los_Angeles")
     assert (config.gemini.total, config.gemini.reset.timezone) == (1000, "America/Los_Angeles")
 
 
-@pytest.mark.parametrize("data, field", [
-    ({"gemini": {"total": 0}}, "gemini.total"),
-    ({"youtube": {"poll_interval_seconds": -1}}, "youtube.poll_interval_seconds"),
-    ({"youtube": {"reset": {"timezone": "Pacific/Nowhere"}}}, "youtube.reset.timezone"),
-    ({"gemini": {"reset": {"cycle": "weekly"}}}, "gemini.reset.cycle"),
-    ({"d_id": {"reset": {"cycle": "monthly", "day_of_month": 31}}}, "d_id.reset.day_of_month"),
-    ({"d_id": {"base_url": "api.d-id.com"}}, "d_id.base_url"),
-    ({"stability": {"baseline": -10}}, "stability.baseline"),
-    ({"stability": {"api_secret": "x"}}, "stability.api_secret"),
-    ({"store_url": "not a url"}, "store_url"),
-    ({"redis_url": "http://127.0.0.1:6379"}, "redis_url"),
-    ({"thresholds": {"warning": 0.9, "critical": 0.8}}, "thresholds"),
-    ({"thresholds": {"critical": 1.5}}, "thresholds.critical"),
-    ({"openai": {}}, "openai"),
-])
+@pytest.mark.parametrize(
+    "data, field",
+    [
+        ({"gemini": {"total": 0}}, "gemini.total"),
+        ({"youtube": {"poll_interval_seconds": -1}}, "youtube.poll_interval_seconds"),
+        ({"youtube": {"reset": {"timezone": "Pacific/Nowhere"}}}, "youtube.reset.timezone"),
+        ({"gemini": {"reset": {"cycle": "weekly"}}}, "gemini.reset.cycle"),
+        ({"d_id": {"reset": {"cycle": "monthly", "day_of_month": 31}}}, "d_id.reset.day_of_month"),
+        ({"d_id": {"base_url": "api.d-id.com"}}, "d_id.base_url"),
+        ({"stability": {"baseline": -10}}, "stability.baseline"),
+        ({"stability": {"api_secret": "x"}}, "stability.api_secret"),
+        ({"store_url": "not a url"}, "store_url"),
+        ({"redis_url": "http://127.0.0.1:6379"}, "redis_url"),
+        ({"thresholds": {"warning": 0.9, "critical": 0.8}}, "thresholds"),
+        ({"thresholds": {"critical": 1.5}}, "thresholds.critical"),
+        ({"openai": {}}, "openai"),
+    ],
+)
 def test_invalid(data, field):
     """Each invalid value or unknown key fails at load with an error naming the field."""
     with pytest.raises(ValidationError) as caught:

@@ -15,17 +15,26 @@ from otel_monitor.monitor.quota.store import QuotaStore
 from otel_monitor.monitor.quota.testing import FixedQuotaSource
 
 # The spec's example (section 5.3), at its timestamp.
-SPEC_NOW = dt.datetime(2025, 10, 20, 10, 30, 15, 123000, tzinfo=dt.timezone.utc)
+SPEC_NOW = dt.datetime(2025, 10, 20, 10, 30, 15, 123000, tzinfo=dt.UTC)
 SPEC_EXAMPLE = {
     "timestamp": "2025-10-20T10:30:15.123Z",
     "quotas": {
-        "gemini": {"used": 450, "total": 1000, "percentage": 45, "reset_date": "2025-10-21T00:00:00Z",
-                   "status": "healthy"},
+        "gemini": {
+            "used": 450,
+            "total": 1000,
+            "percentage": 45,
+            "reset_date": "2025-10-21T00:00:00Z",
+            "status": "healthy",
+        },
         "stability": {"used": 680, "total": 1000, "percentage": 68, "status": "healthy"},
-        "d_id": {"used": 85, "total": 100, "percentage": 85, "reset_date": "2025-11-01T00:00:00Z",
-                 "status": "warning"},
-        "youtube": {"used": 8500, "total": 10000, "percentage": 85, "reset_date": "2025-10-21T08:00:00Z",
-                    "status": "warning"},
+        "d_id": {"used": 85, "total": 100, "percentage": 85, "reset_date": "2025-11-01T00:00:00Z", "status": "warning"},
+        "youtube": {
+            "used": 8500,
+            "total": 10000,
+            "percentage": 85,
+            "reset_date": "2025-10-21T08:00:00Z",
+            "status": "warning",
+        },
     },
 }
 RULES = QuotaConfig().reset_rules()
@@ -63,15 +72,33 @@ async def test_spec_example():
                 assert entry[field] == value and type(entry[field]) is type(value), (key, field)
     assert body["quotas"]["stability"]["reset_date"] is None
     for entry in body["quotas"].values():
-        assert set(entry) == {"used", "total", "percentage", "reset_date", "status", "unit",
-                              "forecast_exhausted_at", "stale", "error_code", "refused_at"}
+        assert set(entry) == {
+            "used",
+            "total",
+            "percentage",
+            "reset_date",
+            "status",
+            "unit",
+            "forecast_exhausted_at",
+            "stale",
+            "error_code",
+            "refused_at",
+        }
 
 
-@pytest.mark.parametrize("used, total, percentage, status", [
-    (799, 1000, 79.9, "healthy"), (800, 1000, 80, "warning"), (899, 1000, 89.9, "warning"),
-    (900, 1000, 90, "critical"), (999, 1000, 99.9, "critical"), (1000, 1000, 100, "exceeded"),
-    (1200, 1000, 120, "exceeded"), (None, 1000, None, "unknown"),
-])
+@pytest.mark.parametrize(
+    "used, total, percentage, status",
+    [
+        (799, 1000, 79.9, "healthy"),
+        (800, 1000, 80, "warning"),
+        (899, 1000, 89.9, "warning"),
+        (900, 1000, 90, "critical"),
+        (999, 1000, 99.9, "critical"),
+        (1000, 1000, 100, "exceeded"),
+        (1200, 1000, 120, "exceeded"),
+        (None, 1000, None, "unknown"),
+    ],
+)
 @pytest.mark.asyncio
 async def test_status_in_the_response(used, total, percentage, status):
     """The status column follows the share used; a source with no reading is ``unknown`` with nulls."""
@@ -102,19 +129,25 @@ async def test_history_and_forecast():
     body = (await get(service, service="gemini", history_hours=3)).json()
     entry = body["quotas"]["gemini"]
     assert [(h["timestamp"], h["used"], h["percentage"]) for h in entry["history"]] == [
-        ("2025-10-20T08:30:15Z", 100, 10), ("2025-10-20T09:30:15Z", 200, 20), ("2025-10-20T10:30:15Z", 300, 30)]
+        ("2025-10-20T08:30:15Z", 100, 10),
+        ("2025-10-20T09:30:15Z", 200, 20),
+        ("2025-10-20T10:30:15Z", 300, 30),
+    ]
     # 100 an hour, 600 left: six hours after 11:30:15
     assert entry["forecast_exhausted_at"] == "2025-10-20T17:30:15Z"
 
 
-@pytest.mark.parametrize("params, field", [
-    ({"service": "openai"}, "service"),
-    ({"service": ""}, "service"),
-    ({"history_hours": 0}, "history_hours"),
-    ({"history_hours": 721}, "history_hours"),
-    ({"history_hours": -3}, "history_hours"),
-    ({"history_hours": "a day"}, "history_hours"),
-])
+@pytest.mark.parametrize(
+    "params, field",
+    [
+        ({"service": "openai"}, "service"),
+        ({"service": ""}, "service"),
+        ({"history_hours": 0}, "history_hours"),
+        ({"history_hours": 721}, "history_hours"),
+        ({"history_hours": -3}, "history_hours"),
+        ({"history_hours": "a day"}, "history_hours"),
+    ],
+)
 @pytest.mark.asyncio
 async def test_bad_parameters(params, field):
     """A bad query value gets 422 with a JSON body naming the parameter."""
@@ -127,7 +160,8 @@ async def test_bad_parameters(params, field):
 @pytest.mark.asyncio
 async def test_stale_source_is_reported():
     """A source whose read failed shows its last value with ``stale`` and the error code."""
-    service = spec_service(**{"d-id": FixedQuotaSource("d-id", 85, 100, RULES["d-id"], stale=True,
-                                                      error_code="D_ID_INVALID_API_KEY")})
+    service = spec_service(
+        **{"d-id": FixedQuotaSource("d-id", 85, 100, RULES["d-id"], stale=True, error_code="D_ID_INVALID_API_KEY")}
+    )
     entry = (await get(service, service="d-id")).json()["quotas"]["d_id"]
     assert (entry["used"], entry["stale"], entry["error_code"]) == (85, True, "D_ID_INVALID_API_KEY")

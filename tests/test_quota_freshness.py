@@ -14,20 +14,21 @@ import httpx
 import pytest
 import redis
 from fastapi import FastAPI
-from pydantic import ValidationError
 from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
+from pydantic import ValidationError
 
 from examples.demo_backend.launcher import DEMO_SECRETS, fake_provider_credentials
 from examples.fake_providers import FakeProviders
-from otel_monitor.monitor.alerting.evaluate.evaluator import Evaluator
-from otel_monitor.monitor.alerting.rules import load_rules
-from otel_monitor.monitor.alerting.evaluate.sources import PrometheusSource
 from otel_monitor.instrument.external_calls import ExternalCallRecorder
 from otel_monitor.instrument.failure_streaks import LocalFailureStreaks
+from otel_monitor.instrument.usage_counter import UsageCounter
+from otel_monitor.monitor.alerting.evaluate.evaluator import Evaluator
+from otel_monitor.monitor.alerting.evaluate.sources import PrometheusSource
+from otel_monitor.monitor.alerting.rules import load_rules
 from otel_monitor.monitor.quota.balances import StabilityBalancePoller
 from otel_monitor.monitor.quota.config import QuotaConfig
 from otel_monitor.monitor.quota.reset_schedule import ResetRule
@@ -36,12 +37,11 @@ from otel_monitor.monitor.quota.service import QuotaService
 from otel_monitor.monitor.quota.store import QuotaStore
 from otel_monitor.monitor.quota.testing import FixedQuotaSource
 from otel_monitor.monitor.quota.usage import BalanceQuotaSource, CounterQuotaSource, QuotaReading, apply_refusal
-from otel_monitor.instrument.usage_counter import UsageCounter
 from tests.support.backends import prom_values
 from tests.support.clocks import Clock
 from tests.support.stacks import private_stack
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 T0 = dt.datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
 SHIPPED_RULES = Path(__file__).resolve().parent.parent / "config" / "alert-rules.yaml"
 BALANCE_PATH = "/v1/user/balance"
@@ -69,15 +69,18 @@ def _reading(used, total) -> QuotaReading:
     return QuotaReading("stability", used, total, "credits", None, None, at(100))
 
 
-@pytest.mark.parametrize("used, total, refused, evidence, expected_used, expected_code", [
-    (10, 100, None, at(0), 10, None),  # no refusal: the figures stand
-    (10, 100, at(50), at(0), 100, "STABILITY_QUOTA_EXCEEDED"),  # refused after the last balance read: exceeded
-    (10, 100, at(50), at(50), 10, None),  # read at the refusal's moment: the reading wins
-    (10, 100, at(50), at(60), 10, None),  # re-read since: the figures stand again
-    (120, 100, at(50), at(0), 120, "STABILITY_QUOTA_EXCEEDED"),  # counted past the limit: the count stays
-    (None, 100, at(50), None, 100, "STABILITY_QUOTA_EXCEEDED"),  # never read: the refusal alone says exceeded
-    (None, None, at(50), None, None, "STABILITY_QUOTA_EXCEEDED"),  # no total known: only the code tells
-])
+@pytest.mark.parametrize(
+    "used, total, refused, evidence, expected_used, expected_code",
+    [
+        (10, 100, None, at(0), 10, None),  # no refusal: the figures stand
+        (10, 100, at(50), at(0), 100, "STABILITY_QUOTA_EXCEEDED"),  # refused after the last balance read: exceeded
+        (10, 100, at(50), at(50), 10, None),  # read at the refusal's moment: the reading wins
+        (10, 100, at(50), at(60), 10, None),  # re-read since: the figures stand again
+        (120, 100, at(50), at(0), 120, "STABILITY_QUOTA_EXCEEDED"),  # counted past the limit: the count stays
+        (None, 100, at(50), None, 100, "STABILITY_QUOTA_EXCEEDED"),  # never read: the refusal alone says exceeded
+        (None, None, at(50), None, None, "STABILITY_QUOTA_EXCEEDED"),  # no total known: only the code tells
+    ],
+)
 def test_a_refusal_after_the_reading_makes_it_exceeded(used, total, refused, evidence, expected_used, expected_code):
     """A refusal newer than the figures' evidence sets used to the total (or keeps a higher count) with the code."""
     reading = apply_refusal(_reading(used, total), refused, evidence)
@@ -105,7 +108,10 @@ async def test_refusal_flips_the_view_checks_once_and_clears(caplog):
     assert [(s.used, s.percentage) for s in store.history("stability")] == [(100, 100)]
     (line,) = critical_lines(caplog, "stability")
     assert (line.alert_priority, line.error_code, line.quota_refused_at) == (
-        "P1", "STABILITY_QUOTA_EXCEEDED", "2026-03-10T11:59:59Z")
+        "P1",
+        "STABILITY_QUOTA_EXCEEDED",
+        "2026-03-10T11:59:59Z",
+    )
     source.refused_at = None  # a balance read newer than the refusal
     assert (await get_quota(service))["quotas"]["stability"]["status"] == "healthy"
     source.refused_at = at(30)
@@ -138,8 +144,9 @@ def balance_requests(fakes) -> int:
 
 
 def balance_source(fakes, clock: Clock, **options) -> BalanceQuotaSource:
-    poller = StabilityBalancePoller(fakes.base_url("stability"), DEMO_SECRETS["stability_api_key"], baseline=100,
-                                    clock=clock)
+    poller = StabilityBalancePoller(
+        fakes.base_url("stability"), DEMO_SECRETS["stability_api_key"], baseline=100, clock=clock
+    )
     return BalanceQuotaSource(poller, ResetRule.never(), **options)
 
 
@@ -215,14 +222,17 @@ class SimulatedTime:
         await asyncio.sleep(0)
 
 
-@pytest.mark.parametrize("used_after, change_at, expected_polls", [
-    # below 80 %: hourly
-    (50, 600, [0, 3600, 7200]),
-    # past 80 % from the poll at 3600 on: every 15 minutes from that poll
-    (85, 1800, [0, 3600, 4500, 5400, 6300, 7200]),
-    # past 80 % seen by an answer at 600, between polls: the next poll 15 minutes after the last one, not an hour
-    ("report", 600, [0, 900, 1800, 2700, 3600, 4500, 5400, 6300, 7200]),
-])
+@pytest.mark.parametrize(
+    "used_after, change_at, expected_polls",
+    [
+        # below 80 %: hourly
+        (50, 600, [0, 3600, 7200]),
+        # past 80 % from the poll at 3600 on: every 15 minutes from that poll
+        (85, 1800, [0, 3600, 4500, 5400, 6300, 7200]),
+        # past 80 % seen by an answer at 600, between polls: the next poll 15 minutes after the last one, not an hour
+        ("report", 600, [0, 900, 1800, 2700, 3600, 4500, 5400, 6300, 7200]),
+    ],
+)
 @pytest.mark.asyncio
 async def test_quota_past_80_percent_is_polled_every_15_minutes(used_after, change_at, expected_polls):
     """A quota at or past 80 % is polled at least every 15 minutes (hourly otherwise), on an injected clock."""
@@ -244,11 +254,14 @@ async def test_quota_past_80_percent_is_polled_every_15_minutes(used_after, chan
     assert polls == expected_polls
 
 
-@pytest.mark.parametrize("settings, expected", [
-    ({}, {"stability": 300, "d-id": 300}),
-    ({"stale_after_seconds": 60}, {"stability": 60, "d-id": 60}),
-    ({"stale_after_seconds": 60, "d_id": {"stale_after_seconds": 900}}, {"stability": 60, "d-id": 900}),
-])
+@pytest.mark.parametrize(
+    "settings, expected",
+    [
+        ({}, {"stability": 300, "d-id": 300}),
+        ({"stale_after_seconds": 60}, {"stability": 60, "d-id": 60}),
+        ({"stale_after_seconds": 60, "d_id": {"stale_after_seconds": 900}}, {"stability": 60, "d-id": 900}),
+    ],
+)
 def test_stale_after_is_global_or_per_provider(settings, expected):
     """``stale_after_seconds`` applies to every polled balance unless the provider sets its own."""
     config = QuotaConfig.model_validate({"redis_url": None, "store_url": "sqlite://", **settings})
@@ -256,13 +269,16 @@ def test_stale_after_is_global_or_per_provider(settings, expected):
     assert {key: service.sources[key].stale_after for key in ("stability", "d-id")} == expected
 
 
-@pytest.mark.parametrize("settings", [
-    {"high_usage_poll_interval_seconds": 901},  # past 80 %, never less often than every 15 minutes
-    {"stale_after_seconds": 0},
-    {"stability": {"stale_after_seconds": -1}},
-    {"refresh_wait_seconds": 0},
-    {"refresh_interval_seconds": 0},
-])
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"high_usage_poll_interval_seconds": 901},  # past 80 %, never less often than every 15 minutes
+        {"stale_after_seconds": 0},
+        {"stability": {"stale_after_seconds": -1}},
+        {"refresh_wait_seconds": 0},
+        {"refresh_interval_seconds": 0},
+    ],
+)
 def test_freshness_settings_are_checked(settings):
     """Freshness settings out of range are config errors, not silent defaults."""
     with pytest.raises(ValidationError):
@@ -278,12 +294,15 @@ def servers():
 
 
 @pytest.mark.stack
-@pytest.mark.parametrize("service, refused, now, exceeded", [
-    ("youtube", "2026-03-10T07:30:00Z", "2026-03-10T09:00:00Z", True),  # within today's Pacific window
-    ("youtube", "2026-03-10T06:59:00Z", "2026-03-10T09:00:00Z", False),  # before the 07:00Z reset: overtaken
-    ("gemini", "2026-03-09T23:59:59Z", "2026-03-10T00:00:00Z", False),  # the UTC reset clears it
-    ("gemini", "2026-03-10T00:00:01Z", "2026-03-10T00:05:00Z", True),
-])
+@pytest.mark.parametrize(
+    "service, refused, now, exceeded",
+    [
+        ("youtube", "2026-03-10T07:30:00Z", "2026-03-10T09:00:00Z", True),  # within today's Pacific window
+        ("youtube", "2026-03-10T06:59:00Z", "2026-03-10T09:00:00Z", False),  # before the 07:00Z reset: overtaken
+        ("gemini", "2026-03-09T23:59:59Z", "2026-03-10T00:00:00Z", False),  # the UTC reset clears it
+        ("gemini", "2026-03-10T00:00:01Z", "2026-03-10T00:05:00Z", True),
+    ],
+)
 @pytest.mark.asyncio
 async def test_counted_quota_refused_until_its_window_resets(servers, service, refused, now, exceeded):
     """A refusal the backend recorded in Redis makes a counted quota exceeded until the window's reset."""
@@ -297,7 +316,8 @@ async def test_counted_quota_refused_until_its_window_resets(servers, service, r
     monitor = UsageCounter(client, prefix=prefix, background=False)
     total = QuotaConfig().provider(service).total
     reading = await CounterQuotaSource(service, monitor, total, QuotaConfig().reset_rules()[service], "units").read(
-        dt.datetime.fromisoformat(now.replace("Z", "+00:00")))
+        dt.datetime.fromisoformat(now.replace("Z", "+00:00"))
+    )
     client.close()
     assert (reading.used, reading.refused_at is not None) == ((total if exceeded else 3), exceeded)
 
@@ -315,19 +335,29 @@ async def test_provider_out_of_credits_mid_run(servers, tmp_path, caplog):
     backend_redis = redis.Redis.from_url(servers.redis_url)
     usage = UsageCounter(backend_redis, prefix=prefix)
     recorder = ExternalCallRecorder(TracerProvider(), MeterProvider(), LocalFailureStreaks(), usage=usage)
-    reader = PeriodicExportingMetricReader(OTLPMetricExporter(endpoint=f"{servers.otlp_http_endpoint}/v1/metrics"),
-                                           export_interval_millis=500)
+    reader = PeriodicExportingMetricReader(
+        OTLPMetricExporter(endpoint=f"{servers.otlp_http_endpoint}/v1/metrics"), export_interval_millis=500
+    )
     meter_provider = MeterProvider(resource=Resource.create({"service.name": job}), metric_readers=[reader])
-    config = QuotaConfig.model_validate({
-        "stability": {"api_key": DEMO_SECRETS["stability_api_key"], "base_url": fakes.base_url("stability"),
-                      "baseline": 2.0},
-        "store_url": f"sqlite:///{tmp_path / 'quota.db'}", "redis_url": servers.redis_url, "usage_prefix": prefix,
-    })
+    config = QuotaConfig.model_validate(
+        {
+            "stability": {
+                "api_key": DEMO_SECRETS["stability_api_key"],
+                "base_url": fakes.base_url("stability"),
+                "baseline": 2.0,
+            },
+            "store_url": f"sqlite:///{tmp_path / 'quota.db'}",
+            "redis_url": servers.redis_url,
+            "usage_prefix": prefix,
+        }
+    )
     quota = QuotaService.from_config(config, meter_provider=meter_provider)
     rules = [r for r in load_rules(SHIPPED_RULES, promtool=None) if r.name == "StabilityQuotaLow"]
     fired = []
     source = PrometheusSource(servers.prometheus_url, timeout=5.0)
-    evaluator = Evaluator(rules, {"promql": source}, interval=lambda rule: 0.1)  # each pass evaluates it, until the gauge has arrived
+    evaluator = Evaluator(
+        rules, {"promql": source}, interval=lambda rule: 0.1
+    )  # each pass evaluates it, until the gauge has arrived
     statuses = []
     try:
         await quota.start()  # polls every provider once: Stability 0 of 2 credits used
@@ -342,19 +372,29 @@ async def test_provider_out_of_credits_mid_run(servers, tmp_path, caplog):
                         response = await client.post(
                             "/v1/generation/stable-diffusion-xl-1024-v1-0/text-to-image",
                             headers={"Authorization": f"Bearer {DEMO_SECRETS['stability_api_key']}"},
-                            json={"text_prompts": [{"text": "otters"}], "samples": 5})
+                            json={"text_prompts": [{"text": "otters"}], "samples": 5},
+                        )
                         response.raise_for_status()
                 except httpx.HTTPStatusError:
                     pass
                 outcomes.append((response.status_code, call.classification.error_code("stability")))
-        assert outcomes == [(200, None), (200, None), (402, "STABILITY_QUOTA_EXCEEDED"),
-                            (402, "STABILITY_QUOTA_EXCEEDED")]
+        assert outcomes == [
+            (200, None),
+            (200, None),
+            (402, "STABILITY_QUOTA_EXCEEDED"),
+            (402, "STABILITY_QUOTA_EXCEEDED"),
+        ]
         usage.flush()
 
         balance_reads = balance_requests(fakes)
         after = (await get_quota(quota, service="stability"))["quotas"]["stability"]
         assert (after["used"], after["total"], after["percentage"], after["status"], after["error_code"]) == (
-            2, 2, 100, "exceeded", "STABILITY_QUOTA_EXCEEDED")
+            2,
+            2,
+            100,
+            "exceeded",
+            "STABILITY_QUOTA_EXCEEDED",
+        )
         assert after["refused_at"] is not None
         assert balance_requests(fakes) == balance_reads  # the refusal was the evidence, no re-read
         assert [s.percentage for s in quota.store.history("stability")][-1] == 100
@@ -363,8 +403,11 @@ async def test_provider_out_of_credits_mid_run(servers, tmp_path, caplog):
         async def evaluate_until_fired() -> None:
             while not fired:
                 meter_provider.force_flush()
-                statuses.append(prom_values(servers.prometheus_url,
-                                            f'quota_usage_ratio{{job="{job}", service="stability"}}', ("service",)))
+                statuses.append(
+                    prom_values(
+                        servers.prometheus_url, f'quota_usage_ratio{{job="{job}", service="stability"}}', ("service",)
+                    )
+                )
                 fired.extend((c.alert, c.transition) for c in await evaluator.evaluate_once() if c.announced)
                 await asyncio.sleep(0.5)
 
@@ -375,7 +418,11 @@ async def test_provider_out_of_credits_mid_run(servers, tmp_path, caplog):
         meter_provider.shutdown()
         backend_redis.close()
         fakes.stop()
-    (alert, transition), = fired
+    ((alert, transition),) = fired
     assert (alert.rule, transition, alert.labels["service"], alert.error_code) == (
-        "StabilityQuotaLow", "firing", "stability", "STABILITY_QUOTA_EXCEEDED")
+        "StabilityQuotaLow",
+        "firing",
+        "stability",
+        "STABILITY_QUOTA_EXCEEDED",
+    )
     assert statuses[-1] == {("stability",): 1.0}

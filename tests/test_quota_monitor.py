@@ -11,7 +11,7 @@ from otel_monitor.monitor.quota import QuotaMonitor
 from otel_monitor.monitor.quota.config import QuotaThresholds
 from otel_monitor.monitor.quota.status import quota_status
 
-NOW = dt.datetime(2026, 3, 8, 12, 0, tzinfo=dt.timezone.utc)
+NOW = dt.datetime(2026, 3, 8, 12, 0, tzinfo=dt.UTC)
 
 
 @pytest.mark.asyncio
@@ -38,15 +38,18 @@ async def test_quota_critical(caplog):
     assert any("Quota critical" in record.message for record in caplog.records)
 
 
-@pytest.mark.parametrize("used, status, message, level, priority", [
-    (799, "healthy", None, None, None),
-    (800, "warning", "Quota warning", logging.WARNING, "P2"),
-    (899, "warning", "Quota warning", logging.WARNING, "P2"),
-    (900, "critical", "Quota critical", logging.ERROR, "P1"),
-    (999, "critical", "Quota critical", logging.ERROR, "P1"),
-    (1000, "exceeded", "Quota critical", logging.ERROR, "P1"),
-    (1200, "exceeded", "Quota critical", logging.ERROR, "P1"),
-])
+@pytest.mark.parametrize(
+    "used, status, message, level, priority",
+    [
+        (799, "healthy", None, None, None),
+        (800, "warning", "Quota warning", logging.WARNING, "P2"),
+        (899, "warning", "Quota warning", logging.WARNING, "P2"),
+        (900, "critical", "Quota critical", logging.ERROR, "P1"),
+        (999, "critical", "Quota critical", logging.ERROR, "P1"),
+        (1000, "exceeded", "Quota critical", logging.ERROR, "P1"),
+        (1200, "exceeded", "Quota critical", logging.ERROR, "P1"),
+    ],
+)
 @pytest.mark.asyncio
 async def test_thresholds(caplog, used, status, message, level, priority):
     """79.9 % is silent; 80-89.9 % warn (P2); 90 % and above are critical (P1); 100 % and above exceeded."""
@@ -78,12 +81,15 @@ async def test_every_check_is_stored():
     assert monitor.store.count("d-id") == 3
 
 
-@pytest.mark.parametrize("service, reset_date", [
-    ("gemini", "2026-03-09T00:00:00Z"),
-    ("d-id", "2026-04-01T00:00:00Z"),
-    ("d_id", "2026-04-01T00:00:00Z"),
-    ("stability", None),
-])
+@pytest.mark.parametrize(
+    "service, reset_date",
+    [
+        ("gemini", "2026-03-09T00:00:00Z"),
+        ("d-id", "2026-04-01T00:00:00Z"),
+        ("d_id", "2026-04-01T00:00:00Z"),
+        ("stability", None),
+    ],
+)
 @pytest.mark.asyncio
 async def test_reset_date_in_the_log(caplog, service, reset_date):
     """The alert names the service key and when the quota resets (null for pay-as-you-go)."""
@@ -93,11 +99,14 @@ async def test_reset_date_in_the_log(caplog, service, reset_date):
     assert check.service == service.replace("_", "-")
 
 
-@pytest.mark.parametrize("service, used, total, error", [
-    ("openai", 1, 10, "unknown service"),
-    ("gemini", 1, 0, "must be positive"),
-    ("gemini", 1, -5, "must be positive"),
-])
+@pytest.mark.parametrize(
+    "service, used, total, error",
+    [
+        ("openai", 1, 10, "unknown service"),
+        ("gemini", 1, 0, "must be positive"),
+        ("gemini", 1, -5, "must be positive"),
+    ],
+)
 @pytest.mark.asyncio
 async def test_bad_arguments(service, used, total, error):
     """An unknown service or a non-positive total is refused before anything is logged or stored."""
@@ -107,10 +116,20 @@ async def test_bad_arguments(service, used, total, error):
     assert monitor.store.count() == 0
 
 
-@pytest.mark.parametrize("ratio, status", [
-    (None, "unknown"), (0.0, "healthy"), (0.799, "healthy"), (0.8, "warning"), (0.899, "warning"),
-    (0.9, "critical"), (0.999, "critical"), (1.0, "exceeded"), (1.2, "exceeded"),
-])
+@pytest.mark.parametrize(
+    "ratio, status",
+    [
+        (None, "unknown"),
+        (0.0, "healthy"),
+        (0.799, "healthy"),
+        (0.8, "warning"),
+        (0.899, "warning"),
+        (0.9, "critical"),
+        (0.999, "critical"),
+        (1.0, "exceeded"),
+        (1.2, "exceeded"),
+    ],
+)
 def test_status_boundaries(ratio, status):
     """Status boundaries: warning from 80 %, critical from 90 % (inclusive), exceeded from 100 %."""
     assert quota_status(ratio) == status

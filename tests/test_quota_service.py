@@ -13,6 +13,7 @@ import redis
 from fastapi import FastAPI
 
 from examples.demo_backend.launcher import DEMO_SECRETS
+from otel_monitor.instrument.usage_counter import UsageCounter
 from otel_monitor.monitor.quota.config import QuotaConfig
 from otel_monitor.monitor.quota.metrics import QuotaMetricNames
 from otel_monitor.monitor.quota.reset_schedule import ResetRule
@@ -21,11 +22,10 @@ from otel_monitor.monitor.quota.scheduler import PollScheduler
 from otel_monitor.monitor.quota.service import QuotaService
 from otel_monitor.monitor.quota.store import QuotaStore
 from otel_monitor.monitor.quota.testing import FixedQuotaSource
-from otel_monitor.instrument.usage_counter import UsageCounter
 from otel_monitor.testing import CapturedTelemetry, in_memory_telemetry
 from tests.support.stacks import private_stack
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 
 @pytest.fixture(scope="module")
@@ -47,17 +47,26 @@ async def test_from_config_end_to_end(fakes, redis_url, tmp_path, caplog):
     """Started from config, it polls and stores every provider; the endpoint shows counted units and balances."""
     caplog.set_level(logging.INFO, logger="otel_monitor")
     prefix = f"test:{uuid.uuid4().hex}"
-    config = QuotaConfig.model_validate({
-        "gemini": {"total": 100, "poll_interval_seconds": 0.2},
-        "youtube": {"poll_interval_seconds": 0.2},
-        "d_id": {"api_key": DEMO_SECRETS["did_api_key"], "base_url": fakes.base_url("d-id"),
-                 "poll_interval_seconds": 0.2},
-        "stability": {"api_key": DEMO_SECRETS["stability_api_key"], "base_url": fakes.base_url("stability"),
-                      "baseline": 1000, "poll_interval_seconds": 0.2},
-        "store_url": f"sqlite:///{tmp_path / 'quota.db'}",
-        "redis_url": redis_url,
-        "usage_prefix": prefix,
-    })
+    config = QuotaConfig.model_validate(
+        {
+            "gemini": {"total": 100, "poll_interval_seconds": 0.2},
+            "youtube": {"poll_interval_seconds": 0.2},
+            "d_id": {
+                "api_key": DEMO_SECRETS["did_api_key"],
+                "base_url": fakes.base_url("d-id"),
+                "poll_interval_seconds": 0.2,
+            },
+            "stability": {
+                "api_key": DEMO_SECRETS["stability_api_key"],
+                "base_url": fakes.base_url("stability"),
+                "baseline": 1000,
+                "poll_interval_seconds": 0.2,
+            },
+            "store_url": f"sqlite:///{tmp_path / 'quota.db'}",
+            "redis_url": redis_url,
+            "usage_prefix": prefix,
+        }
+    )
     client = redis.Redis.from_url(redis_url)
     counter = UsageCounter(client, prefix=prefix, background=False)
     counter.record("gemini", 85)
@@ -117,7 +126,11 @@ def test_configured_intervals_reach_the_scheduler():
     """From config: hourly polls, YouTube every 15 minutes; ``poll: false`` schedules nothing."""
     config = QuotaConfig(redis_url=None, store_url="sqlite://")
     assert QuotaService.from_config(config).scheduler.intervals == {
-        "gemini": 3600, "stability": 3600, "d-id": 3600, "youtube": 900}
+        "gemini": 3600,
+        "stability": 3600,
+        "d-id": 3600,
+        "youtube": 900,
+    }
     assert QuotaService.from_config(config.model_copy(update={"poll": False})).scheduler.intervals == {}
 
 
@@ -126,10 +139,15 @@ async def test_gauges():
     """The gauges report used, limit, ratio, time to reset and to exhaustion, and staleness, by service."""
     now = dt.datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
     captured = in_memory_telemetry()
-    service = QuotaService(QuotaStore(), {
-        "gemini": FixedQuotaSource("gemini", 600, 1000, ResetRule.daily()),
-        "stability": FixedQuotaSource("stability", 10, 100, stale=True, error_code="STABILITY_SERVER_ERROR"),
-    }, clock=lambda: now, meter_provider=captured.meter_provider)
+    service = QuotaService(
+        QuotaStore(),
+        {
+            "gemini": FixedQuotaSource("gemini", 600, 1000, ResetRule.daily()),
+            "stability": FixedQuotaSource("stability", 10, 100, stale=True, error_code="STABILITY_SERVER_ERROR"),
+        },
+        clock=lambda: now,
+        meter_provider=captured.meter_provider,
+    )
     await service.poll("gemini")
     await service.poll("stability")
     values = gauges(captured)

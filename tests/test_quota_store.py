@@ -11,7 +11,6 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import create_engine, inspect, text
 
-from tools.devstack import free_port
 from otel_monitor.monitor.quota.monitor import QuotaMonitor
 from otel_monitor.monitor.quota.reset_schedule import ResetRule
 from otel_monitor.monitor.quota.router import build_quota_router
@@ -22,8 +21,9 @@ from otel_monitor.monitor.store.migration import VERSION_TABLE
 from otel_monitor.monitor.store.schema import metadata
 from tests.support.backends import fresh_postgres_database
 from tests.support.stacks import private_stack
+from tools.devstack import free_port
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 PASSWORD = "s3cr3t-Pa55word"
 
 
@@ -52,7 +52,13 @@ def test_migrations_create_the_schema(store_url):
         inspector = inspect(engine)
         assert {"quota_usage", VERSION_TABLE} <= set(inspector.get_table_names())
         assert {c["name"] for c in inspector.get_columns("quota_usage")} == {
-            "id", "service", "used", "total", "percentage", "timestamp"}
+            "id",
+            "service",
+            "used",
+            "total",
+            "percentage",
+            "timestamp",
+        }
         with engine.connect() as connection:
             version = connection.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).scalar()
             assert version == "0002_alerting_tables"
@@ -77,8 +83,9 @@ async def test_every_check_persists_a_row(store_url):
             assert (await monitor.check_quota("gemini", used, 1000)).stored
         rows = store.history("gemini")
         assert [(r.used, r.total, r.percentage) for r in rows] == [(100, 1000, 10), (850, 1000, 85), (950, 1000, 95)]
-        assert [r.timestamp for r in rows] == [dt.datetime(2026, 3, 8, h, 0, 0, 123000, tzinfo=UTC)
-                                               for h in (9, 10, 11)]
+        assert [r.timestamp for r in rows] == [
+            dt.datetime(2026, 3, 8, h, 0, 0, 123000, tzinfo=UTC) for h in (9, 10, 11)
+        ]
         assert store.latest("gemini").used == 950
         assert store.history("gemini", since=dt.datetime(2026, 3, 8, 10, tzinfo=UTC))[0].used == 850
         assert (store.count("gemini"), store.count("d-id")) == (3, 0)
@@ -107,10 +114,13 @@ def _unreachable_postgres(_tmp_path: Path) -> str:
     return f"postgresql+psycopg://quota:{PASSWORD}@127.0.0.1:{free_port()}/quota"
 
 
-@pytest.mark.parametrize("make_url, store_name, reason", [
-    (_corrupt_sqlite, "corrupt.db", "file is not a database"),
-    (_unreachable_postgres, "postgresql+psycopg://quota:***@127.0.0.1:", "Connection refused"),
-])
+@pytest.mark.parametrize(
+    "make_url, store_name, reason",
+    [
+        (_corrupt_sqlite, "corrupt.db", "file is not a database"),
+        (_unreachable_postgres, "postgresql+psycopg://quota:***@127.0.0.1:", "Connection refused"),
+    ],
+)
 @pytest.mark.asyncio
 async def test_broken_store(tmp_path, caplog, make_url, store_name, reason):
     """A corrupt or unreachable store: an error naming it, logged checks, 503 JSON; the password appears nowhere."""

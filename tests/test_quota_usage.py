@@ -11,14 +11,14 @@ from pathlib import Path
 import pytest
 import redis
 
-from tools.devstack import DevStack, StackPorts
+from otel_monitor.instrument.usage_counter import UsageCounter
 from otel_monitor.monitor.quota.config import QuotaConfig
 from otel_monitor.monitor.quota.usage import CounterQuotaSource
-from otel_monitor.instrument.usage_counter import UsageCounter
 from tests.support.stacks import private_stack
+from tools.devstack import DevStack, StackPorts
 
 pytestmark = pytest.mark.stack
-UTC = dt.timezone.utc
+UTC = dt.UTC
 RULES = QuotaConfig().reset_rules()
 
 
@@ -41,24 +41,57 @@ def utc(text: str) -> dt.datetime:
     return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
-@pytest.mark.parametrize("service, records, now, expected_used, expected_start", [
-    # Gemini, window from 00:00 UTC: the hour before midnight belongs to yesterday
-    ("gemini", [("2026-03-09T23:59:00Z", 5), ("2026-03-10T00:00:00Z", 7), ("2026-03-10T05:10:00Z", 3)],
-     "2026-03-10T06:00:00Z", 10, "2026-03-10T00:00:00Z"),
-    ("gemini", [("2026-02-28T23:30:00Z", 4), ("2026-03-01T00:30:00Z", 1)], "2026-02-28T23:59:59Z", 4,
-     "2026-02-28T00:00:00Z"),
-    # units after the clock reading are not in the window yet
-    ("gemini", [("2026-03-10T01:00:00Z", 2), ("2026-03-10T09:00:00Z", 50)], "2026-03-10T02:00:00Z", 2,
-     "2026-03-10T00:00:00Z"),
-    # YouTube, window from midnight Pacific: 07:00Z in summer time, 08:00Z in winter
-    ("youtube", [("2026-03-10T06:59:59Z", 1600), ("2026-03-10T07:00:00Z", 1600), ("2026-03-10T08:15:00Z", 1)],
-     "2026-03-10T09:00:00Z", 1601, "2026-03-10T07:00:00Z"),
-    ("youtube", [("2026-01-15T07:30:00Z", 100), ("2026-01-15T08:00:00Z", 1600), ("2026-01-15T20:00:00Z", 3)],
-     "2026-01-15T21:00:00Z", 1603, "2026-01-15T08:00:00Z"),
-    # the 25-hour day of 2026-11-01 counts all 25 hours
-    ("youtube", [("2026-11-01T06:30:00Z", 9), ("2026-11-01T07:00:00Z", 1), ("2026-11-02T07:30:00Z", 1)],
-     "2026-11-02T07:59:00Z", 2, "2026-11-01T07:00:00Z"),
-])
+@pytest.mark.parametrize(
+    "service, records, now, expected_used, expected_start",
+    [
+        # Gemini, window from 00:00 UTC: the hour before midnight belongs to yesterday
+        (
+            "gemini",
+            [("2026-03-09T23:59:00Z", 5), ("2026-03-10T00:00:00Z", 7), ("2026-03-10T05:10:00Z", 3)],
+            "2026-03-10T06:00:00Z",
+            10,
+            "2026-03-10T00:00:00Z",
+        ),
+        (
+            "gemini",
+            [("2026-02-28T23:30:00Z", 4), ("2026-03-01T00:30:00Z", 1)],
+            "2026-02-28T23:59:59Z",
+            4,
+            "2026-02-28T00:00:00Z",
+        ),
+        # units after the clock reading are not in the window yet
+        (
+            "gemini",
+            [("2026-03-10T01:00:00Z", 2), ("2026-03-10T09:00:00Z", 50)],
+            "2026-03-10T02:00:00Z",
+            2,
+            "2026-03-10T00:00:00Z",
+        ),
+        # YouTube, window from midnight Pacific: 07:00Z in summer time, 08:00Z in winter
+        (
+            "youtube",
+            [("2026-03-10T06:59:59Z", 1600), ("2026-03-10T07:00:00Z", 1600), ("2026-03-10T08:15:00Z", 1)],
+            "2026-03-10T09:00:00Z",
+            1601,
+            "2026-03-10T07:00:00Z",
+        ),
+        (
+            "youtube",
+            [("2026-01-15T07:30:00Z", 100), ("2026-01-15T08:00:00Z", 1600), ("2026-01-15T20:00:00Z", 3)],
+            "2026-01-15T21:00:00Z",
+            1603,
+            "2026-01-15T08:00:00Z",
+        ),
+        # the 25-hour day of 2026-11-01 counts all 25 hours
+        (
+            "youtube",
+            [("2026-11-01T06:30:00Z", 9), ("2026-11-01T07:00:00Z", 1), ("2026-11-02T07:30:00Z", 1)],
+            "2026-11-02T07:59:00Z",
+            2,
+            "2026-11-01T07:00:00Z",
+        ),
+    ],
+)
 @pytest.mark.asyncio
 async def test_usage_of_the_current_window(counter, service, records, now, expected_used, expected_start):
     """Only units recorded from the window's start through the clock reading count, however they fall in hours."""

@@ -13,10 +13,10 @@ import pytest
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
+from otel_monitor.instrument.failure_streaks import LocalFailureStreaks, RedisFailureStreaks
+from otel_monitor.monitor.alerting.evaluate.sources import CheckSource, Sample, SourceError
 from otel_monitor.monitor.alerting.model import Rule
 from otel_monitor.monitor.alerting.rules import HEALTH_CHECKS, load_rules
-from otel_monitor.monitor.alerting.evaluate.sources import CheckSource, Sample, SourceError
-from otel_monitor.instrument.failure_streaks import LocalFailureStreaks, RedisFailureStreaks
 from otel_monitor.monitor.health.status import DEGRADED, HEALTHY, UNHEALTHY
 from otel_monitor.monitor.quota.status import CRITICAL, EXCEEDED, WARNING
 
@@ -69,15 +69,22 @@ CHECK_RULES = {rule.name: rule for rule in SHIPPED_RULES if rule.source == "chec
 def prometheus_rules(rules: dict[str, Rule]) -> dict:
     """Our PromQL rules as one Prometheus rule group: same name and expression, ``for: 0`` (only the condition is
     tested here; the evaluator's for/clear are tested with the evaluator)."""
-    return {"groups": [{"name": "otel_monitor_shipped", "rules": [
-        {"alert": rule.name, "expr": rule.expr, "for": "0s"} for rule in rules.values()]}]}
+    return {
+        "groups": [
+            {
+                "name": "otel_monitor_shipped",
+                "rules": [{"alert": rule.name, "expr": rule.expr, "for": "0s"} for rule in rules.values()],
+            }
+        ]
+    }
 
 
 def _active(rule: str, labels: dict[str, str]) -> str:
     """A PromQL expression that is 1 while exactly one alert of ``rule`` carrying ``labels`` is active (2 when a
     rule gives two series for one service, e.g. its own window and its low-traffic fallback both)."""
-    matchers = ", ".join(f"{name}={json.dumps(value)}" for name, value in
-                         {"alertname": rule, "alertstate": "firing", **labels}.items())
+    matchers = ", ".join(
+        f"{name}={json.dumps(value)}" for name, value in {"alertname": rule, "alertstate": "firing", **labels}.items()
+    )
     return f"count(ALERTS{{{matchers}}})"
 
 
@@ -87,21 +94,32 @@ def promtool_test(case: RuleCase) -> dict:
     return {
         "rule_files": ["rules.yaml"],
         "evaluation_interval": case.interval,
-        "tests": [{
-            "interval": case.interval,
-            "input_series": [series.model_dump() for series in case.input_series],
-            "promql_expr_test": [{"expr": _active(case.rule, case.labels), "eval_time": at,
-                                  "exp_samples": [{"labels": "{}", "value": 1}]} for at in case.fires_at],
-            "alert_rule_test": [{"eval_time": at, "alertname": case.rule, "exp_alerts": []} for at in case.quiet_at],
-        }],
+        "tests": [
+            {
+                "interval": case.interval,
+                "input_series": [series.model_dump() for series in case.input_series],
+                "promql_expr_test": [
+                    {
+                        "expr": _active(case.rule, case.labels),
+                        "eval_time": at,
+                        "exp_samples": [{"labels": "{}", "value": 1}],
+                    }
+                    for at in case.fires_at
+                ],
+                "alert_rule_test": [
+                    {"eval_time": at, "alertname": case.rule, "exp_alerts": []} for at in case.quiet_at
+                ],
+            }
+        ],
     }
 
 
 def run_promtool(tmp_path: Path, rules: dict[str, Rule], case: RuleCase) -> subprocess.CompletedProcess:
     (tmp_path / "rules.yaml").write_text(json.dumps(prometheus_rules(rules)))  # JSON is YAML, quoting safely
     (tmp_path / "test.yaml").write_text(json.dumps(promtool_test(case)))
-    return subprocess.run([PROMTOOL, "test", "rules", "test.yaml"], cwd=tmp_path, capture_output=True, text=True,
-                          timeout=120)
+    return subprocess.run(
+        [PROMTOOL, "test", "rules", "test.yaml"], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
 
 
 # -- PromQL rules ------------------------------------------------------------------------------------------------
@@ -129,16 +147,32 @@ def test_every_promql_rule_is_proven(name):
 def test_the_harness_fails_a_wrong_case(tmp_path, mistake):
     """A case that expects the wrong thing (firing where the rule is quiet, quiet where it fires, a label the
     alert does not carry) fails: the harness is not vacuous."""
-    rule = Rule(name="Above5", priority="P1", source="promql", expr="max by (service) (m) > 5", error_code="X",
-                summary="s", action_required="a", runbook="r")
+    rule = Rule(
+        name="Above5",
+        priority="P1",
+        source="promql",
+        expr="max by (service) (m) > 5",
+        error_code="X",
+        summary="s",
+        action_required="a",
+        runbook="r",
+    )
     series = [InputSeries(series='m{service="gemini", instance="a"}', values="1 1 9 9 1 1")]
     right = {"fires_at": ["2m"], "quiet_at": ["1m", "4m"], "labels": {"service": "gemini"}}
-    wrong = {"fires_at": {"fires_at": ["4m"]}, "quiet_at": {"quiet_at": ["3m"]},
-             "labels": {"labels": {"service": "stability"}}}[mistake]
-    assert run_promtool(tmp_path, {"Above5": rule},
-                        RuleCase(rule="Above5", input_series=series, **right)).returncode == 0
-    assert run_promtool(tmp_path, {"Above5": rule},
-                        RuleCase(rule="Above5", input_series=series, **{**right, **wrong})).returncode != 0
+    wrong = {
+        "fires_at": {"fires_at": ["4m"]},
+        "quiet_at": {"quiet_at": ["3m"]},
+        "labels": {"labels": {"service": "stability"}},
+    }[mistake]
+    assert (
+        run_promtool(tmp_path, {"Above5": rule}, RuleCase(rule="Above5", input_series=series, **right)).returncode == 0
+    )
+    assert (
+        run_promtool(
+            tmp_path, {"Above5": rule}, RuleCase(rule="Above5", input_series=series, **{**right, **wrong})
+        ).returncode
+        != 0
+    )
 
 
 @needs_promtool
@@ -148,8 +182,16 @@ def test_the_harness_fails_two_alerts_for_one_service(tmp_path):
     series = [InputSeries(series=f'm{{service="gemini", instance="{instance}"}}', values="1 9 9") for instance in "ab"]
     case = RuleCase(rule="Above5", input_series=series, fires_at=["2m"], quiet_at=["0m"], labels={"service": "gemini"})
     for expr, passes in [("max by (service) (m) > 5", True), ("max by (service, instance) (m) > 5", False)]:
-        rule = Rule(name="Above5", priority="P1", source="promql", expr=expr, error_code="X", summary="s",
-                    action_required="a", runbook="r")
+        rule = Rule(
+            name="Above5",
+            priority="P1",
+            source="promql",
+            expr=expr,
+            error_code="X",
+            summary="s",
+            action_required="a",
+            runbook="r",
+        )
         assert (run_promtool(tmp_path, {"Above5": rule}, case).returncode == 0) is passes, expr
 
 
@@ -223,8 +265,9 @@ CHECK_CASES = [
 
 
 @pytest.mark.asyncio
-@pytest.mark.parametrize("name,objects,samples", [pytest.param(*case, id=f"{case[0]}-{i}")
-                                                  for i, case in enumerate(CHECK_CASES)])
+@pytest.mark.parametrize(
+    "name,objects,samples", [pytest.param(*case, id=f"{case[0]}-{i}") for i, case in enumerate(CHECK_CASES)]
+)
 async def test_check_rule_case(name, objects, samples):
     """The shipped check rule, evaluated by CheckSource on small in-memory objects, gives exactly these samples
     (above its threshold: one per failing check or provider; at or below it: none)."""
@@ -239,16 +282,27 @@ def test_every_check_rule_is_proven(name):
 
 
 @pytest.mark.asyncio
-@pytest.mark.parametrize("usage,samples", [
-    ({"gemini": (95.0, CRITICAL)}, [Sample({"service": "gemini"}, 5.0)]),
-    ({"gemini": (100.0, EXCEEDED), "youtube": (85.0, WARNING)}, [Sample({"service": "gemini"}, 0.0)]),
-    ({"gemini": (85.0, WARNING)}, []),
-])
+@pytest.mark.parametrize(
+    "usage,samples",
+    [
+        ({"gemini": (95.0, CRITICAL)}, [Sample({"service": "gemini"}, 5.0)]),
+        ({"gemini": (100.0, EXCEEDED), "youtube": (85.0, WARNING)}, [Sample({"service": "gemini"}, 0.0)]),
+        ({"gemini": (85.0, WARNING)}, []),
+    ],
+)
 async def test_quota_check_fires_below_ten_percent_left(usage, samples):
     """``quota.*`` holds for each provider with less than 10 % left (value: percent left), not at 15 % left."""
     views = [SimpleNamespace(service=s, percentage=p, status=status) for s, (p, status) in usage.items()]
-    rule = Rule(name="QuotaLow", priority="P1", source="check", expr="quota.*", error_code="QUOTA_LOW", summary="s",
-                action_required="a", runbook="r")
+    rule = Rule(
+        name="QuotaLow",
+        priority="P1",
+        source="check",
+        expr="quota.*",
+        error_code="QUOTA_LOW",
+        summary="s",
+        action_required="a",
+        runbook="r",
+    )
     assert await CheckSource(quota_service=SimpleNamespace(latest=lambda: views)).evaluate(rule) == samples
 
 

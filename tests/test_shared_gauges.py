@@ -12,8 +12,8 @@ import redis
 
 from otel_monitor.instrument.business_metrics import ActiveUsers
 from otel_monitor.instrument.failure_streaks import RedisFailureStreaks
-from otel_monitor.monitor.shared_gauges import SharedGauges
 from otel_monitor.instrument.providers import SERVICE_KEYS
+from otel_monitor.monitor.shared_gauges import SharedGauges
 from otel_monitor.testing import CapturedTelemetry, in_memory_telemetry
 
 pytestmark = pytest.mark.stack
@@ -43,8 +43,13 @@ def test_values_the_backend_writes_appear_in_the_monitors_gauges(own_redis, gaug
     """Failures and users recorded as backend processes record them (two writers, through their background
     writers) are the gauges' values: the streak per provider (0 for the others), today's distinct users."""
     _shared, captured = gauges
-    backend = [(RedisFailureStreaks(redis.Redis.from_url(own_redis.redis_url)),
-                ActiveUsers(redis.Redis.from_url(own_redis.redis_url))) for _process in range(2)]
+    backend = [
+        (
+            RedisFailureStreaks(redis.Redis.from_url(own_redis.redis_url)),
+            ActiveUsers(redis.Redis.from_url(own_redis.redis_url)),
+        )
+        for _process in range(2)
+    ]
     for i in range(7):
         streaks, users = backend[i % 2]
         streaks.record("gemini", failed=True, trace_id=f"t{i}")
@@ -71,7 +76,7 @@ def test_a_streak_that_ended_is_shown_with_its_recent_peak(own_redis, gauges):
 def test_active_users_are_those_of_today_utc(own_redis, gauges):
     """Users recorded on another UTC day do not count today."""
     _shared, captured = gauges
-    yesterday = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=1)
+    yesterday = dt.datetime.now(dt.UTC) - dt.timedelta(days=1)
     old = ActiveUsers(redis.Redis.from_url(own_redis.redis_url), clock=lambda: yesterday)
     today = ActiveUsers(redis.Redis.from_url(own_redis.redis_url))
     for user in ("a", "b", "c"):

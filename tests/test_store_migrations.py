@@ -17,8 +17,8 @@ from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, inspect, text
 
 from otel_monitor.monitor.alerting.delivery.digest import DigestStore
-from otel_monitor.monitor.alerting.incidents import IncidentStore
 from otel_monitor.monitor.alerting.delivery.outbox import DeliveryStatus, Outbox
+from otel_monitor.monitor.alerting.incidents import IncidentStore
 from otel_monitor.monitor.alerting.state import AlertStore
 from otel_monitor.monitor.quota.store import QuotaStore
 from otel_monitor.monitor.store.engine import store_engine
@@ -30,7 +30,7 @@ from tests.support.stacks import private_stack
 
 REPO = Path(__file__).resolve().parents[1]
 PREVIOUS_RELEASE = REPO / "tests" / "testdata" / "store"
-UTC = dt.timezone.utc
+UTC = dt.UTC
 T0 = dt.datetime(2025, 10, 20, 10, 30, tzinfo=UTC)
 ALERTING_TABLES = {"alerts", "incidents", "alert_outbox", "alert_digest_entries", "alert_digest_sent_hours"}
 
@@ -110,14 +110,20 @@ def test_fresh_database_gets_every_table(database_url):
     assert schema_differences(database_url) == []
 
 
-@pytest.mark.parametrize("previous", [
-    pytest.param(["quota_usage_at_0001"], id="quota-only"),
-    pytest.param(["quota_usage_at_0001", "alerting_tables_first_shape", "previous_rows"], id="before-new-columns"),
-    pytest.param(["quota_usage_at_0001", "alerting_tables_first_shape", "alerting_columns_added", "previous_rows"],
-                 id="with-new-columns"),
-    pytest.param(["alerting_tables_first_shape", "alerting_columns_added", "previous_rows"],
-                 id="alerting-store-of-its-own"),
-])
+@pytest.mark.parametrize(
+    "previous",
+    [
+        pytest.param(["quota_usage_at_0001"], id="quota-only"),
+        pytest.param(["quota_usage_at_0001", "alerting_tables_first_shape", "previous_rows"], id="before-new-columns"),
+        pytest.param(
+            ["quota_usage_at_0001", "alerting_tables_first_shape", "alerting_columns_added", "previous_rows"],
+            id="with-new-columns",
+        ),
+        pytest.param(
+            ["alerting_tables_first_shape", "alerting_columns_added", "previous_rows"], id="alerting-store-of-its-own"
+        ),
+    ],
+)
 def test_previous_release_database_is_upgraded(database_url, previous):
     """A database of the previous release (the quota table at 0001; alerting tables made on first use, with or
     without the columns added later; or an alerting store on a URL of its own, never versioned) reaches head with
@@ -133,13 +139,18 @@ def test_previous_release_database_is_upgraded(database_url, previous):
             [kept] = alerts.history()
             assert (kept.fingerprint, kept.value, kept.starts_at) == ("previous-release-fp", 97.5, T0)
             assert rows_of(database_url, "SELECT notification_id, channel, status FROM alert_outbox") == [
-                ("previous-release-notification", "hook", DeliveryStatus.PENDING)]
+                ("previous-release-notification", "hook", DeliveryStatus.PENDING)
+            ]
         # The columns the previous release may have lacked are written and read back.
         alert = make_alert(fingerprint="after-upgrade", value=3.0, starts_at=T0)
         alerts.upsert(alert)
         [episode] = alerts.episodes_between(T0, T0 + dt.timedelta(hours=1))
         assert (episode.alert.fingerprint, episode.fired_at, episode.min_value, episode.max_value) == (
-            "after-upgrade", T0, 3.0, 3.0)
+            "after-upgrade",
+            T0,
+            3.0,
+            3.0,
+        )
         quota.add("gemini", 10, 100, 10.0, T0)
         assert quota.count("gemini") == 1
     finally:
@@ -163,7 +174,9 @@ def test_failed_upgrade_changes_nothing(database_url):
     with pytest.raises(RuntimeError, match="alert_digest_sent_hours lacks the required column sent_at"):
         migrate(database_url)
     assert revision_and_tables(database_url) == (
-        "0001_quota_usage", {VERSION_TABLE, "quota_usage", "alert_digest_sent_hours"})
+        "0001_quota_usage",
+        {VERSION_TABLE, "quota_usage", "alert_digest_sent_hours"},
+    )
 
 
 _START_MONITOR = textwrap.dedent("""
@@ -183,17 +196,27 @@ _START_MONITOR = textwrap.dedent("""
 """)
 
 
-@pytest.mark.parametrize("previous", [
-    pytest.param([], id="fresh"),
-    pytest.param(["quota_usage_at_0001", "alerting_tables_first_shape", "previous_rows"], id="previous-release"),
-])
+@pytest.mark.parametrize(
+    "previous",
+    [
+        pytest.param([], id="fresh"),
+        pytest.param(["quota_usage_at_0001", "alerting_tables_first_shape", "previous_rows"], id="previous-release"),
+    ],
+)
 def test_monitors_starting_at_once_migrate_once(database_url, previous, tmp_path):
     """Three monitor processes migrating one database at the same moment all start, and the database is at head."""
     run_sql(database_url, *previous)
     go = tmp_path / "go"
     ready = [tmp_path / f"ready-{index}" for index in range(3)]
-    children = [subprocess.Popen([sys.executable, "-c", _START_MONITOR, database_url, str(flag), str(go)], cwd=REPO,
-                                 stderr=subprocess.PIPE, text=True) for flag in ready]
+    children = [
+        subprocess.Popen(
+            [sys.executable, "-c", _START_MONITOR, database_url, str(flag), str(go)],
+            cwd=REPO,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for flag in ready
+    ]
     try:
         deadline = time.monotonic() + 60
         while not all(flag.exists() for flag in ready) and time.monotonic() < deadline:
@@ -212,8 +235,13 @@ def test_monitors_starting_at_once_migrate_once(database_url, previous, tmp_path
 def test_stores_of_one_monitor_opening_at_once(database_url):
     """The quota store and the four alerting stores of one monitor open their engines on one database at once, each
     on its own thread: every one of them works."""
-    stores = [QuotaStore(database_url), AlertStore(database_url), Outbox(database_url), IncidentStore(database_url),
-              DigestStore(database_url)]
+    stores = [
+        QuotaStore(database_url),
+        AlertStore(database_url),
+        Outbox(database_url),
+        IncidentStore(database_url),
+        DigestStore(database_url),
+    ]
     reads = [lambda: stores[0].count(), stores[1].history, stores[2].entries, stores[3].incidents, stores[4].count]
     start = threading.Barrier(len(stores))
     failures: list[BaseException] = []
@@ -222,7 +250,7 @@ def test_stores_of_one_monitor_opening_at_once(database_url):
         start.wait()
         try:
             read()
-        except BaseException as exc:  # noqa: BLE001 - reported by the assert below
+        except BaseException as exc:
             failures.append(exc)
 
     threads = [threading.Thread(target=open_, args=(read,)) for read in reads]

@@ -37,7 +37,7 @@ DAY = 86400
 
 
 def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0) -> float:
-    return dt.datetime(year, month, day, hour, minute, second, tzinfo=dt.timezone.utc).timestamp()
+    return dt.datetime(year, month, day, hour, minute, second, tzinfo=dt.UTC).timestamp()
 
 
 def strict_json(line: str) -> dict:
@@ -129,24 +129,40 @@ def tracer():
 
 @pytest.mark.parametrize(
     ("levelno", "level"),
-    [(logging.DEBUG, "debug"), (logging.INFO, "info"), (logging.WARNING, "warning"),
-     (logging.ERROR, "error"), (logging.CRITICAL, "critical")],
+    [
+        (logging.DEBUG, "debug"),
+        (logging.INFO, "info"),
+        (logging.WARNING, "warning"),
+        (logging.ERROR, "error"),
+        (logging.CRITICAL, "critical"),
+    ],
 )
 def test_line_has_the_fixed_shape(levelno, level):
     """A record renders as one line: the six top-level keys first, lowercase level, extras after, nesting kept."""
-    record = logging.makeLogRecord({
-        "name": "otel_monitor.alerts", "levelno": levelno, "levelname": logging.getLevelName(levelno),
-        "msg": "P0 Alert: API Key Invalid", "created": utc(2025, 10, 20, 10, 30, 15) + 0.123,
-        "alert_priority": "P0", "error_code": "GEMINI_INVALID_API_KEY",
-        "details": {"service": "gemini", "action_required": "Check GEMINI_API_KEY in environment variables"},
-    })
+    record = logging.makeLogRecord(
+        {
+            "name": "otel_monitor.alerts",
+            "levelno": levelno,
+            "levelname": logging.getLevelName(levelno),
+            "msg": "P0 Alert: API Key Invalid",
+            "created": utc(2025, 10, 20, 10, 30, 15) + 0.123,
+            "alert_priority": "P0",
+            "error_code": "GEMINI_INVALID_API_KEY",
+            "details": {"service": "gemini", "action_required": "Check GEMINI_API_KEY in environment variables"},
+        }
+    )
 
     line = JsonLineFormatter().format(record)
 
     assert "\n" not in line
     assert strict_json(line) == {
-        "trace_id": None, "span_id": None, "timestamp": "2025-10-20T10:30:15.123Z", "level": level,
-        "message": "P0 Alert: API Key Invalid", "logger": "otel_monitor.alerts", "alert_priority": "P0",
+        "trace_id": None,
+        "span_id": None,
+        "timestamp": "2025-10-20T10:30:15.123Z",
+        "level": level,
+        "message": "P0 Alert: API Key Invalid",
+        "logger": "otel_monitor.alerts",
+        "alert_priority": "P0",
         "error_code": "GEMINI_INVALID_API_KEY",
         "details": {"service": "gemini", "action_required": "Check GEMINI_API_KEY in environment variables"},
     }
@@ -156,14 +172,20 @@ def test_line_has_the_fixed_shape(levelno, level):
 @pytest.mark.parametrize(
     ("call", "expected_extras"),
     [
-        (lambda log: log.error("Quota critical", extra={"service": "gemini", "quota_percentage": 95.0}),
-         {"service": "gemini", "quota_percentage": 95.0}),
-        (lambda log: log.warning("Quota high", service="gemini", quota_used=800, quota_total=1000),
-         {"service": "gemini", "quota_used": 800, "quota_total": 1000}),
+        (
+            lambda log: log.error("Quota critical", extra={"service": "gemini", "quota_percentage": 95.0}),
+            {"service": "gemini", "quota_percentage": 95.0},
+        ),
+        (
+            lambda log: log.warning("Quota high", service="gemini", quota_used=800, quota_total=1000),
+            {"service": "gemini", "quota_used": 800, "quota_total": 1000},
+        ),
         (lambda log: log.info("merged", extra={"a": 1, "b": 1}, b=2), {"a": 1, "b": 2}),
-        (lambda log: log.info("reserved names", filename="intro.mp4", module="render", name="job-7"),
-         {"filename": "intro.mp4", "module": "render", "name": "job-7"}),
-        (lambda log: log.info("multi\nline \"quoted\" ünïcode"), {}),
+        (
+            lambda log: log.info("reserved names", filename="intro.mp4", module="render", name="job-7"),
+            {"filename": "intro.mp4", "module": "render", "name": "job-7"},
+        ),
+        (lambda log: log.info('multi\nline "quoted" ünïcode'), {}),
     ],
     ids=["extra", "keyword-fields", "fields-override-extra", "record-attribute-names", "escaping"],
 )
@@ -184,13 +206,16 @@ def test_structured_logger_fields_become_top_level_keys(captured, call, expected
         (lambda log: log.exception("upload failed"), "ValueError", "bad chunk"),
         (lambda log: log.error("upload failed", exc_info=True), "ValueError", "bad chunk"),
         (lambda log: log.warning("upload failed", exc_info=TimeoutError("slow")), "TimeoutError", "slow"),
-        (lambda log: log.error("upload failed", exc_info=asyncio.InvalidStateError("odd")),
-         "asyncio.exceptions.InvalidStateError", "odd"),
+        (
+            lambda log: log.error("upload failed", exc_info=asyncio.InvalidStateError("odd")),
+            "asyncio.exceptions.InvalidStateError",
+            "odd",
+        ),
     ],
     ids=["exception", "exc_info-true", "exc_info-instance", "qualified-type"],
 )
 def test_exception_is_rendered_as_type_message_stacktrace(captured, log_it, expected_type, expected_message):
-    """exc_info renders as "exception": {type, message, stacktrace}, the type named like OpenTelemetry's exception.type."""
+    """exc_info renders as "exception": {type, message, stacktrace}, the type named as OpenTelemetry names it."""
     try:
         raise ValueError("bad chunk")
     except ValueError:
@@ -245,8 +270,13 @@ def test_trace_and_span_ids_are_those_of_the_current_span(captured, tracer, dept
 )
 def test_caplog_sees_structured_logger_records(caplog, log_it):
     """Records go through stdlib logging: caplog sees the message, the level, the fields and the caller's function."""
-    fields = {"alert_priority": "P1", "service": "gemini", "quota_used": 950, "quota_total": 1000,
-              "quota_percentage": 95.0}
+    fields = {
+        "alert_priority": "P1",
+        "service": "gemini",
+        "quota_used": 950,
+        "quota_total": 1000,
+        "quota_percentage": 95.0,
+    }
     with caplog.at_level(logging.INFO):
         log_it(StructuredLogger("otel_monitor.quota"), fields)
 
@@ -279,21 +309,38 @@ def _log_exception_with_key(log: StructuredLogger) -> None:
     ("log_it", "secret"),
     [
         (lambda log: log.info(f"using {REGISTERED} for the call"), REGISTERED),
-        (lambda log: log.info("request", url="https://api.example.com/v1/models?key=plainkey987654&alt=json"),
-         "plainkey987654"),
-        (lambda log: log.error("denied", details={"request": {"auth": "sent Bearer tok_abcdef123456"}}),
-         "tok_abcdef123456"),
-        (lambda log: log.error("denied", details={"headers": {"Authorization": "Bearer tok_abcdef123456"}}),
-         "tok_abcdef123456"),
-        (lambda log: log.error("denied", details={"request": "Authorization: Bearer tok_abcdef123456"}),
-         "tok_abcdef123456"),
+        (
+            lambda log: log.info("request", url="https://api.example.com/v1/models?key=plainkey987654&alt=json"),
+            "plainkey987654",
+        ),
+        (
+            lambda log: log.error("denied", details={"request": {"auth": "sent Bearer tok_abcdef123456"}}),
+            "tok_abcdef123456",
+        ),
+        (
+            lambda log: log.error("denied", details={"headers": {"Authorization": "Bearer tok_abcdef123456"}}),
+            "tok_abcdef123456",
+        ),
+        (
+            lambda log: log.error("denied", details={"request": "Authorization: Bearer tok_abcdef123456"}),
+            "tok_abcdef123456",
+        ),
         (lambda log: log.info("headers", headers={"x-goog-api-key": "zzz-header-secret"}), "zzz-header-secret"),
         (lambda log: log.info("client", client=_LeakyObject()), REGISTERED),
         (lambda log: log.info("listed", attempts=[f"retry with {REGISTERED}"]), REGISTERED),
         (_log_exception_with_key, "AIzaSyD-0123456789abcdefghijklmno"),
     ],
-    ids=["registered-value", "query-key", "bearer-nested", "authorization-header-key", "authorization-bearer-text",
-         "sensitive-header", "object-str", "list", "exception"],
+    ids=[
+        "registered-value",
+        "query-key",
+        "bearer-nested",
+        "authorization-header-key",
+        "authorization-bearer-text",
+        "sensitive-header",
+        "object-str",
+        "list",
+        "exception",
+    ],
 )
 def test_secrets_never_reach_the_log_file(tmp_path, root_logging, log_it, secret):
     """Registered values, ?key=, Bearer tokens, sensitive headers and exception text are scrubbed before the file."""
@@ -337,10 +384,34 @@ def _circular() -> dict:
 
 @pytest.mark.parametrize(
     "value",
-    [object(), {1, 2}, b"\x00bytes", dt.datetime(2025, 10, 20, tzinfo=dt.timezone.utc), decimal.Decimal("1.10"),
-     float("nan"), float("inf"), _circular(), {("tuple", "key"): 1}, _Unprintable(), Path("/tmp/x"), 10**40],
-    ids=["object", "set", "bytes", "datetime", "decimal", "nan", "inf", "circular", "tuple-key", "unprintable",
-         "path", "big-int"],
+    [
+        object(),
+        {1, 2},
+        b"\x00bytes",
+        dt.datetime(2025, 10, 20, tzinfo=dt.UTC),
+        decimal.Decimal("1.10"),
+        float("nan"),
+        float("inf"),
+        _circular(),
+        {("tuple", "key"): 1},
+        _Unprintable(),
+        Path("/tmp/x"),
+        10**40,
+    ],
+    ids=[
+        "object",
+        "set",
+        "bytes",
+        "datetime",
+        "decimal",
+        "nan",
+        "inf",
+        "circular",
+        "tuple-key",
+        "unprintable",
+        "path",
+        "big-int",
+    ],
 )
 def test_non_serialisable_extra_does_not_raise(captured, value):
     """Any extra value renders (unknown ones as their str()) into one strict JSON line; logging never raises."""
@@ -388,6 +459,7 @@ def _run_operation(mode: str, logger: StructuredLogger, clock, fail: UploadError
     if mode == "decorator":
         return log_operation(logger, "upload", clock=clock, video_id=7)(body)()
     if mode == "async-with":
+
         async def run() -> str:
             async with log_operation(logger, "upload", clock=clock, video_id=7):
                 return await async_body()
@@ -409,15 +481,23 @@ def test_log_operation_logs_start_and_finish_with_duration(captured, mode):
     started, finished = captured.lines()
     assert result == "done"
     assert (started["message"], started["level"], started["operation"], started["video_id"]) == (
-        "upload started", "info", "upload", 7)
+        "upload started",
+        "info",
+        "upload",
+        7,
+    )
     assert "duration_ms" not in started
     assert (finished["message"], finished["level"], finished["duration_ms"], finished["video_id"]) == (
-        "upload finished", "info", 250.0, 7)
+        "upload finished",
+        "info",
+        250.0,
+        7,
+    )
 
 
 @pytest.mark.parametrize("mode", MODES)
 def test_log_operation_logs_failure_and_reraises_the_same_exception(captured, mode):
-    """A failing operation logs "<op> failed" at ERROR with duration_ms and the exception, then re-raises it unchanged."""
+    """A failing operation logs "<op> failed" at ERROR with duration_ms and the exception, then re-raises it as is."""
     error = UploadError("quota exhausted")
 
     with pytest.raises(UploadError) as raised:
@@ -527,8 +607,9 @@ def test_logging_keeps_working_after_fork(tmp_path, root_logging, child_reconfig
     [(40, 1, 30, 30), (5, 1, 30, 4), (12, 1, 3, 3), (20, 3, 5, 5)],
     ids=["40-days-keep-30", "fewer-than-kept", "keep-3", "quiet-days-skipped"],
 )
-def test_midnight_rotation_keeps_backup_days_files_named_by_date(tmp_path, days, step_days, backup_days,
-                                                                  expected_rotated):
+def test_midnight_rotation_keeps_backup_days_files_named_by_date(
+    tmp_path, days, step_days, backup_days, expected_rotated
+):
     """At midnight UTC app.log becomes app.log.YYYY-MM-DD of the day it covers; only the newest backup_days stay."""
     clock = FakeClock(utc(2025, 1, 1))
     handler = DailyRotatingFileHandler(tmp_path / "app.log", backup_days=backup_days, clock=clock)
@@ -541,7 +622,7 @@ def test_midnight_rotation_keeps_backup_days_files_named_by_date(tmp_path, days,
     try:
         for index in range(days):
             day_start = utc(2025, 1, 1) + index * step_days * DAY
-            date = dt.datetime.fromtimestamp(day_start, dt.timezone.utc).date().isoformat()
+            date = dt.datetime.fromtimestamp(day_start, dt.UTC).date().isoformat()
             logged_days.append(date)
             # The first second of the day and the last one belong to the same file.
             for offset in (0, 12 * 3600, DAY - 0.5):
@@ -601,7 +682,10 @@ def test_concurrent_writer_processes_lose_and_duplicate_no_line(tmp_path, writer
     processes = [
         subprocess.Popen(
             [sys.executable, "-c", WRITER, str(log_dir), str(writer), str(lines), str(start), str(step)],
-            cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            cwd=PROJECT_ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         for writer in range(writers)
     ]
@@ -630,7 +714,7 @@ def test_concurrent_writer_processes_lose_and_duplicate_no_line(tmp_path, writer
         for line in map(strict_json, path.read_text().splitlines()):
             seen.append((line["writer"], line["seq"]))
             # A line may land in a later day's file (another process rotated first), never in an earlier one.
-            written_on = dt.datetime.fromtimestamp(start + line["seq"] * step, dt.timezone.utc).date().isoformat()
+            written_on = dt.datetime.fromtimestamp(start + line["seq"] * step, dt.UTC).date().isoformat()
             assert written_on <= covers, (path.name, line)
     assert len(seen) == writers * lines
     assert set(seen) == {(str(writer), seq) for writer in range(writers) for seq in range(lines)}

@@ -16,12 +16,12 @@ from opentelemetry.sdk._logs import LogRecordProcessor
 from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, LogRecordExportResult, SimpleLogRecordProcessor
 from opentelemetry.trace import INVALID_SPAN
 
-from otel_monitor.monitor.alerting.rules import load_rules
-from otel_monitor.instrument.metrics import PromNames, DroppedSignal, DropReason
+from otel_monitor.instrument.metrics import DroppedSignal, DropReason, PromNames
 from otel_monitor.instrument.redis_writer import RedisWriter, lost_writes
 from otel_monitor.instrument.settings import TelemetrySettings
-from otel_monitor.logs.background import BackgroundLogHandler, dropped_log_lines
 from otel_monitor.instrument.telemetry import setup_telemetry
+from otel_monitor.logs.background import BackgroundLogHandler, dropped_log_lines
+from otel_monitor.monitor.alerting.rules import load_rules
 from otel_monitor.testing import CapturedTelemetry, capture_telemetry
 from tests.support.backends import prom_values, wait_for_prom
 
@@ -90,8 +90,13 @@ def unreachable_redis() -> redis.Redis:
 @pytest.fixture
 def captured(tmp_path):
     """The process's telemetry with spans, metrics and OTLP log records in memory."""
-    settings = TelemetrySettings(service_name="telemetry-loss-test", log_dir=str(tmp_path), console_logs=False,
-                                 otlp_endpoint=f"http://127.0.0.1:{closed_port()}", redis_url=None)
+    settings = TelemetrySettings(
+        service_name="telemetry-loss-test",
+        log_dir=str(tmp_path),
+        console_logs=False,
+        otlp_endpoint=f"http://127.0.0.1:{closed_port()}",
+        redis_url=None,
+    )
     with capture_telemetry(settings, instrument_httpx=False) as captured:
         yield captured
 
@@ -111,8 +116,11 @@ def app_logger():
 
 def dropped(captured: CapturedTelemetry) -> dict[tuple[str, str], int]:
     """{(signal, reason): value} of otel_monitor.telemetry.dropped at one collection."""
-    return {(point.labels["signal"], point.labels["reason"]): point.value
-            for point in captured.collect() if point.name == DROPPED}
+    return {
+        (point.labels["signal"], point.labels["reason"]): point.value
+        for point in captured.collect()
+        if point.name == DROPPED
+    }
 
 
 # --- losses, each returning the count its dropper keeps -----------------------------------------------------------
@@ -152,11 +160,14 @@ def fail_redis_writes() -> int:
     return writer.failed
 
 
-@pytest.mark.parametrize("signal,reason,lose", [
-    (DroppedSignal.LOG_LINE, DropReason.QUEUE_FULL, fill_log_queue),
-    (DroppedSignal.REDIS_WRITE, DropReason.QUEUE_FULL, fill_redis_queue),
-    (DroppedSignal.REDIS_WRITE, DropReason.WRITE_FAILED, fail_redis_writes),
-])
+@pytest.mark.parametrize(
+    "signal,reason,lose",
+    [
+        (DroppedSignal.LOG_LINE, DropReason.QUEUE_FULL, fill_log_queue),
+        (DroppedSignal.REDIS_WRITE, DropReason.QUEUE_FULL, fill_redis_queue),
+        (DroppedSignal.REDIS_WRITE, DropReason.WRITE_FAILED, fail_redis_writes),
+    ],
+)
 def test_each_loss_raises_the_dropped_counter_by_what_was_lost(captured, signal, reason, lose):
     """Dropped log lines and Redis writes raise otel_monitor.telemetry.dropped{signal, reason} by the dropped count."""
     before = dropped(captured)[signal, reason]
@@ -168,9 +179,11 @@ def test_each_loss_raises_the_dropped_counter_by_what_was_lost(captured, signal,
 
 def test_every_signal_and_reason_is_exported_before_any_loss(captured):
     """All series exist from set-up on, so the first loss of a process is an increase Prometheus can see."""
-    assert set(dropped(captured)) == {(DroppedSignal.LOG_LINE, DropReason.QUEUE_FULL),
-                                    (DroppedSignal.REDIS_WRITE, DropReason.QUEUE_FULL),
-                                    (DroppedSignal.REDIS_WRITE, DropReason.WRITE_FAILED)}
+    assert set(dropped(captured)) == {
+        (DroppedSignal.LOG_LINE, DropReason.QUEUE_FULL),
+        (DroppedSignal.REDIS_WRITE, DropReason.QUEUE_FULL),
+        (DroppedSignal.REDIS_WRITE, DropReason.WRITE_FAILED),
+    }
 
 
 def test_a_forked_child_starts_with_no_losses_and_counts_its_own():
@@ -196,12 +209,15 @@ def test_a_forked_child_starts_with_no_losses_and_counts_its_own():
 
 
 # --- the OTLP log bridge ------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("depth,raises", [
-    (1, False),  # in a span
-    (2, False),  # in a child span: the innermost one
-    (0, False),  # outside any span: no ids
-    (1, True),  # an exception logged in a span keeps its ids and its exception attributes
-])
+@pytest.mark.parametrize(
+    "depth,raises",
+    [
+        (1, False),  # in a span
+        (2, False),  # in a child span: the innermost one
+        (0, False),  # outside any span: no ids
+        (1, True),  # an exception logged in a span keeps its ids and its exception attributes
+    ],
+)
 def test_otlp_log_record_carries_the_span_active_at_the_call(telemetry, captured, app_logger, depth, raises):
     """An OTLP log record, translated on the writer thread, has the trace_id/span_id of the span that logged it."""
     message = f"logged at depth {depth}"
@@ -227,10 +243,15 @@ def test_otlp_log_record_carries_the_span_active_at_the_call(telemetry, captured
     assert not any(key.startswith("_") for key in record.attributes)
 
 
-@pytest.mark.parametrize("stuck", [
-    pytest.param(BlockingProcessor, id="processor blocks"),
-    pytest.param(lambda blocker: SimpleLogRecordProcessor(BlockingExporter(blocker)), id="synchronous export blocks"),
-])
+@pytest.mark.parametrize(
+    "stuck",
+    [
+        pytest.param(BlockingProcessor, id="processor blocks"),
+        pytest.param(
+            lambda blocker: SimpleLogRecordProcessor(BlockingExporter(blocker)), id="synchronous export blocks"
+        ),
+    ],
+)
 def test_blocked_otlp_path_costs_the_caller_only_an_enqueue(telemetry, captured, app_logger, stuck):
     """While the OTLP log path is blocked, a logging call returns; the record is exported once the path frees up."""
     blocker = Blocker()
@@ -282,8 +303,14 @@ def test_a_failing_otlp_path_does_not_end_the_bridge(telemetry, captured, app_lo
 def test_dropped_lines_reach_prometheus_and_fire_the_shipped_rule(stack, tmp_path):
     """Dropped lines arrive as otel_monitor_telemetry_dropped_total{job, signal} and TelemetryDropped fires for it."""
     job = f"loss-{uuid.uuid4().hex[:8]}"
-    settings = TelemetrySettings(service_name=job, otlp_endpoint=stack.otlp_http_endpoint, log_dir=str(tmp_path),
-                                 console_logs=False, export_logs=False, metric_export_interval_seconds=1)
+    settings = TelemetrySettings(
+        service_name=job,
+        otlp_endpoint=stack.otlp_http_endpoint,
+        log_dir=str(tmp_path),
+        console_logs=False,
+        export_logs=False,
+        metric_export_interval_seconds=1,
+    )
     telemetry = setup_telemetry(settings, set_global=False, configure_logs=False, instrument_httpx=False)
     series = f'{PromNames.TELEMETRY_DROPPED}{{job="{job}", signal="{DroppedSignal.LOG_LINE}"}}'
     [rule] = [rule for rule in load_rules(SHIPPED_RULES, promtool=None) if rule.name == "TelemetryDropped"]

@@ -32,16 +32,28 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 
 def _settings(**overrides) -> TelemetrySettings:
     """Settings that reach no collector or Redis, whatever the environment says."""
-    return TelemetrySettings(**{"service_name": "testing-module", "redis_url": None, "host_metrics": False,
-                                "otlp_endpoint": "http://127.0.0.1:9", **overrides})
+    return TelemetrySettings(
+        **{
+            "service_name": "testing-module",
+            "redis_url": None,
+            "host_metrics": False,
+            "otlp_endpoint": "http://127.0.0.1:9",
+            **overrides,
+        }
+    )
 
 
 def _previous(instrument_httpx: bool = False, **settings) -> tuple[Telemetry, InMemorySpanExporter]:
     """Telemetry set up before a capture (as the app under test would), exporting its spans to memory."""
     spans = InMemorySpanExporter()
-    telemetry = setup_telemetry(_settings(export_logs=False, **settings), span_exporter=spans,
-                                metric_reader=InMemoryMetricReader(), set_global=False, configure_logs=False,
-                                instrument_httpx=instrument_httpx)
+    telemetry = setup_telemetry(
+        _settings(export_logs=False, **settings),
+        span_exporter=spans,
+        metric_reader=InMemoryMetricReader(),
+        set_global=False,
+        configure_logs=False,
+        instrument_httpx=instrument_httpx,
+    )
     return telemetry, spans
 
 
@@ -62,8 +74,9 @@ def test_spans_are_found_by_name_and_attributes():
         pass
     assert [s.name for s in captured.spans()] == ["call", "call", "call", "other"]
     assert len(captured.spans("call", **{"external_api.service": "gemini"})) == 2
-    assert captured.span("call", **{"external_api.service": "stability"}).attributes["external_api.service"] == \
-        "stability"
+    assert (
+        captured.span("call", **{"external_api.service": "stability"}).attributes["external_api.service"] == "stability"
+    )
     assert captured.span("other").name == "other"
 
 
@@ -102,7 +115,8 @@ def test_metric_points_by_name_and_labels():
         duration.record(seconds, {"service": "gemini"})
     assert captured.points("test.errors") == {
         (("error_code", "GEMINI_QUOTA_EXCEEDED"), ("service", "gemini")): 2,
-        (("error_code", "STABILITY_SERVER_ERROR"), ("service", "stability")): 1}
+        (("error_code", "STABILITY_SERVER_ERROR"), ("service", "stability")): 1,
+    }
     assert captured.metric_value("test.errors", service="gemini", error_code="GEMINI_QUOTA_EXCEEDED") == 2
     assert captured.metric_value("test.errors", service="gemini") is None
     assert captured.metric_value("test.duration", service="gemini") == 3
@@ -173,8 +187,10 @@ def test_provider_calls_over_httpx_are_captured_and_the_instrumentation_restored
     hosts = {service: [fakes.base_url(service).split("://", 1)[1]] for service in SERVICE_KEYS}
     previous, previous_spans = _previous(previously_instrumented, provider_hosts=hosts)
     url = f"{fakes.base_url('gemini')}/v1beta/models/gemini-2.5-flash:generateContent"
-    call = {"headers": {"x-goog-api-key": DEMO_SECRETS["gemini_api_key"]},
-            "json": {"contents": [{"parts": [{"text": "x"}]}]}}
+    call = {
+        "headers": {"x-goog-api-key": DEMO_SECRETS["gemini_api_key"]},
+        "json": {"contents": [{"parts": [{"text": "x"}]}]},
+    }
     try:
         fakes.set_fault("gemini", mode="ok", latencies=[0])
         with capture_telemetry(_settings(export_logs=False, provider_hosts=hosts)) as captured:
@@ -222,10 +238,13 @@ def test_capture_logs_gives_the_json_lines_as_dicts():
             logger.exception("Generation failed")
     first, second = lines
     context = span.get_span_context()
-    assert (first["trace_id"], first["span_id"]) == (format_trace_id(context.trace_id),
-                                                     format_span_id(context.span_id))
-    assert (first["level"], first["message"], first["service"], first["used"]) == ("info", "Quota warning",
-                                                                                  "gemini", 85)
+    assert (first["trace_id"], first["span_id"]) == (format_trace_id(context.trace_id), format_span_id(context.span_id))
+    assert (first["level"], first["message"], first["service"], first["used"]) == (
+        "info",
+        "Quota warning",
+        "gemini",
+        85,
+    )
     assert list(first)[:6] == ["trace_id", "span_id", "timestamp", "level", "message", "logger"]
     assert (second["level"], second["trace_id"], second["exception"]["type"]) == ("error", None, "RuntimeError")
     assert second["exception"]["message"] == f"refused with {REDACTED}"
@@ -282,6 +301,5 @@ def test_importable_without_the_services_dependencies():
         assert lines[0]["message"] == "imported"
     """)
     environment = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=environment,
-                          timeout=120)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=environment, timeout=120)
     assert done.returncode == 0, done.stderr

@@ -42,7 +42,9 @@ def create_app() -> FastAPI:
         if unknown:
             from fastapi import HTTPException
 
-            raise HTTPException(422, detail={"error": "unknown steps", "unknown": unknown, "known": list(PIPELINE_STEPS)})
+            raise HTTPException(
+                422, detail={"error": "unknown steps", "unknown": unknown, "known": list(PIPELINE_STEPS)}
+            )
         project_id = new_project_id()
         task = generate_video.delay(project_id, request.topic, request.user_id, request.steps)
         trace_id = trace.format_trace_id(trace.get_current_span().get_span_context().trace_id)

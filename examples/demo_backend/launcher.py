@@ -9,10 +9,10 @@ import sys
 import time
 from pathlib import Path
 
+from otel_monitor.logs.files import read_log_records
 from tools.devstack import DevStack, ManagedProcess, free_port
 from tools.devstack.processes import http_ok
 from tools.devstack.stack import REPO_ROOT
-from otel_monitor.logs.files import read_log_records
 
 __all__ = ["DemoBackend", "DEMO_SECRETS", "fake_provider_credentials"]
 
@@ -40,17 +40,27 @@ def fake_provider_credentials(secrets: dict[str, str] = DEMO_SECRETS) -> dict[st
 
 
 def _iso(epoch: float) -> str:
-    return dt.datetime.fromtimestamp(epoch, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+    return dt.datetime.fromtimestamp(epoch, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
 
 
 class DemoBackend:
     """The API on a free port and ``worker_processes`` Celery children, all logging to ``workdir/logs``."""
 
-    def __init__(self, stack: DevStack, provider_urls: dict[str, str], workdir: Path, *,
-                 metric_export_interval: float = 2.0, worker_processes: int = 2, api_port: int | None = None,
-                 secrets: dict[str, str] | None = None, extra_env: dict[str, str] | None = None,
-                 service_prefix: str = "video", log_dir: Path | None = None,
-                 ca_bundle: Path | None = None) -> None:
+    def __init__(
+        self,
+        stack: DevStack,
+        provider_urls: dict[str, str],
+        workdir: Path,
+        *,
+        metric_export_interval: float = 2.0,
+        worker_processes: int = 2,
+        api_port: int | None = None,
+        secrets: dict[str, str] | None = None,
+        extra_env: dict[str, str] | None = None,
+        service_prefix: str = "video",
+        log_dir: Path | None = None,
+        ca_bundle: Path | None = None,
+    ) -> None:
         self.stack = stack
         self.service_prefix = service_prefix
         self.workdir = Path(workdir)
@@ -96,25 +106,62 @@ class DemoBackend:
         return f"http://127.0.0.1:{self.api_port}"
 
     def api(self) -> ManagedProcess:
-        argv = [sys.executable, "-m", "uvicorn", "examples.demo_backend.app:create_app", "--factory",
-                "--host", "127.0.0.1", "--port", str(self.api_port), "--no-access-log"]
-        return ManagedProcess("video-api", argv, self.workdir / "video-api.out", cwd=REPO_ROOT,
-                              env={**self.env, "OTEL_MONITOR_SERVICE_NAME": self.api_service},
-                              ready=http_ok(f"{self.api_url}/livez"))
+        argv = [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "examples.demo_backend.app:create_app",
+            "--factory",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.api_port),
+            "--no-access-log",
+        ]
+        return ManagedProcess(
+            "video-api",
+            argv,
+            self.workdir / "video-api.out",
+            cwd=REPO_ROOT,
+            env={**self.env, "OTEL_MONITOR_SERVICE_NAME": self.api_service},
+            ready=http_ok(f"{self.api_url}/livez"),
+        )
 
     def worker(self) -> ManagedProcess:
-        argv = [sys.executable, "-m", "celery", "-A", "examples.demo_backend.tasks", "worker", "--loglevel=INFO",
-                "--pool=prefork", f"--concurrency={self.worker_processes}", "-n", f"demo-{os.getpid()}@%h",
-                "--without-gossip", "--without-mingle"]
+        argv = [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "examples.demo_backend.tasks",
+            "worker",
+            "--loglevel=INFO",
+            "--pool=prefork",
+            f"--concurrency={self.worker_processes}",
+            "-n",
+            f"demo-{os.getpid()}@%h",
+            "--without-gossip",
+            "--without-mingle",
+        ]
         output = self.workdir / "video-worker.out"
         started = time.time()
 
         def ready() -> bool:  # Celery logs "<name> ready." once it consumes; console logs may be off
-            return any(r.get("logger") == "celery.apps.worker" and r.get("message", "").endswith(" ready.")
-                       and r.get("timestamp", "") >= _iso(started) for r in read_log_records(self.log_dir))
+            return any(
+                r.get("logger") == "celery.apps.worker"
+                and r.get("message", "").endswith(" ready.")
+                and r.get("timestamp", "") >= _iso(started)
+                for r in read_log_records(self.log_dir)
+            )
 
-        return ManagedProcess("video-worker", argv, output, cwd=REPO_ROOT,
-                              env={**self.env, "OTEL_MONITOR_SERVICE_NAME": self.worker_service}, ready=ready)
+        return ManagedProcess(
+            "video-worker",
+            argv,
+            output,
+            cwd=REPO_ROOT,
+            env={**self.env, "OTEL_MONITOR_SERVICE_NAME": self.worker_service},
+            ready=ready,
+        )
 
     def start(self) -> DemoBackend:
         self.processes["worker"] = self.worker().start()

@@ -1,4 +1,4 @@
-"""Clients of the four paid providers as the backend uses them: httpx for three, google-api-python-client for YouTube."""
+"""The backend's clients of the four paid providers: httpx for three, google-api-python-client for YouTube."""
 
 from __future__ import annotations
 
@@ -53,7 +53,8 @@ class ProviderClients:
         requested = s.images_per_project
         with track_external_call("stability", "text-to-image") as call:
             response = self._post_with_retries(
-                url, headers={"Authorization": f"Bearer {s.stability_api_key}", "Accept": "application/json"},
+                url,
+                headers={"Authorization": f"Bearer {s.stability_api_key}", "Accept": "application/json"},
                 json={"text_prompts": [{"text": prompt[:500]}], "samples": requested},
             )
             artifacts = response.json().get("artifacts", [])
@@ -66,8 +67,12 @@ class ProviderClients:
         auth = {"Authorization": f"Basic {s.did_api_key}"}
         with track_external_call("d-id", "talks.create"):
             response = self._post_with_retries(
-                f"{s.did_url}/talks", headers=auth,
-                json={"source_url": "https://example.com/presenter.jpg", "script": {"type": "text", "input": script[:1000]}},
+                f"{s.did_url}/talks",
+                headers=auth,
+                json={
+                    "source_url": "https://example.com/presenter.jpg",
+                    "script": {"type": "text", "input": script[:1000]},
+                },
             )
             talk_id = response.json()["id"]
             for _ in range(max_polls):
@@ -91,18 +96,31 @@ class ProviderClients:
 
         s = self.settings
         credentials = google.oauth2.credentials.Credentials(
-            token=None, refresh_token=s.youtube_refresh_token, client_id=s.youtube_client_id,
-            client_secret=s.youtube_client_secret, token_uri=s.youtube_token_url,
+            token=None,
+            refresh_token=s.youtube_refresh_token,
+            client_id=s.youtube_client_id,
+            client_secret=s.youtube_client_secret,
+            token_uri=s.youtube_token_url,
         )
         with track_external_call("youtube", "videos.insert") as call:
             with call.token_refresh():
                 credentials.refresh(google_auth_httplib2.Request(httplib2.Http(timeout=s.request_timeout_seconds)))
-            youtube = build("youtube", "v3", credentials=credentials, static_discovery=True,
-                            client_options={"api_endpoint": s.youtube_url}, cache_discovery=False)
+            youtube = build(
+                "youtube",
+                "v3",
+                credentials=credentials,
+                static_discovery=True,
+                client_options={"api_endpoint": s.youtube_url},
+                cache_discovery=False,
+            )
             media = MediaFileUpload(str(path), mimetype="video/mp4", resumable=False)
-            video = youtube.videos().insert(
-                part="snippet,status",
-                body={"snippet": {"title": title}, "status": {"privacyStatus": "private"}},
-                media_body=media,
-            ).execute()
+            video = (
+                youtube.videos()
+                .insert(
+                    part="snippet,status",
+                    body={"snippet": {"title": title}, "status": {"privacyStatus": "private"}},
+                    media_body=media,
+                )
+                .execute()
+            )
             return video["id"]

@@ -41,9 +41,24 @@ def _render(work_dir: Path, project_id: str) -> Path:
     out = work_dir / f"{project_id}.mp4"
     with _tracer.start_as_current_span("ffmpeg render") as span:
         span.set_attribute("video.project_id", project_id)
-        subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-f", "lavfi", "-i",
-                        "testsrc=duration=1:size=160x120:rate=10", "-pix_fmt", "yuv420p", str(out)],
-                       check=True, capture_output=True, timeout=60)
+        subprocess.run(
+            [
+                "ffmpeg",
+                "-loglevel",
+                "error",
+                "-y",
+                "-f",
+                "lavfi",
+                "-i",
+                "testsrc=duration=1:size=160x120:rate=10",
+                "-pix_fmt",
+                "yuv420p",
+                str(out),
+            ],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
     return out
 
 

@@ -1,4 +1,4 @@
-"""Business metrics of the spec's business table: projects started/succeeded/failed, generation time, active users."""
+"""Business metrics: projects started/succeeded/failed, generation time, active users (docs/requirements.md)."""
 
 from __future__ import annotations
 
@@ -7,11 +7,17 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 from opentelemetry import metrics
+from opentelemetry.metrics import MeterProvider
 
 from otel_monitor.instrument.metrics import METER_NAME, BusinessInstruments
 from otel_monitor.instrument.redis_writer import RedisWriter
+
+if TYPE_CHECKING:
+    from redis import Redis
+    from redis.client import Pipeline
 
 __all__ = ["BusinessMetrics", "ActiveUsers"]
 
@@ -24,8 +30,13 @@ class ActiveUsers:
     Without Redis nothing is recorded: no process could count the users of the others.
     """
 
-    def __init__(self, redis_client=None, *, prefix: str = "otel_monitor:active_users",
-                 clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.timezone.utc)) -> None:
+    def __init__(
+        self,
+        redis_client: Redis | None = None,
+        *,
+        prefix: str = "otel_monitor:active_users",
+        clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+    ) -> None:
         self._redis = redis_client
         self._writer = RedisWriter(redis_client) if redis_client is not None else None
         self._prefix = prefix
@@ -39,7 +50,7 @@ class ActiveUsers:
             return
         key = self._key(self._clock().date())
 
-        def add(pipe) -> None:
+        def add(pipe: Pipeline) -> None:
             pipe.pfadd(key, user_id)
             pipe.expire(key, 40 * 86400)
 
@@ -61,8 +72,12 @@ class ActiveUsers:
 class BusinessMetrics:
     """Records the life of video projects; inject the meter provider (the global one by default)."""
 
-    def __init__(self, meter_provider=None, active_users: ActiveUsers | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        meter_provider: MeterProvider | None = None,
+        active_users: ActiveUsers | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         meter = metrics.get_meter(METER_NAME, meter_provider=meter_provider)
         self._instruments = BusinessInstruments.create(meter)
         self.active_users = active_users or ActiveUsers()
@@ -89,9 +104,15 @@ class BusinessMetrics:
         finally:
             duration = self._clock() - started
             self.project_finished(succeeded, duration)
-            _log.log(logging.INFO if succeeded else logging.ERROR, "Video project finished",
-                     extra={"project_id": project_id, "outcome": "success" if succeeded else "failure",
-                            "duration_ms": round(duration * 1000, 1)})
+            _log.log(
+                logging.INFO if succeeded else logging.ERROR,
+                "Video project finished",
+                extra={
+                    "project_id": project_id,
+                    "outcome": "success" if succeeded else "failure",
+                    "duration_ms": round(duration * 1000, 1),
+                },
+            )
 
     def user_active(self, user_id: str) -> None:
         try:

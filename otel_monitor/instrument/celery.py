@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import Any
 
 from otel_monitor.instrument.publish_stamp import stamp_published_at
 from otel_monitor.instrument.settings import TelemetrySettings
-from otel_monitor.logs.configure import configure_logging
 from otel_monitor.instrument.telemetry import Telemetry, get_telemetry, setup_telemetry
+from otel_monitor.logs.configure import configure_logging
 
 __all__ = ["instrument_celery"]
 
@@ -24,7 +25,7 @@ def _instrument(telemetry: Telemetry) -> None:
         instrumentor.instrument(tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider)
 
 
-def _is_prefork(pool) -> bool:
+def _is_prefork(pool: type | str | None) -> bool:
     """Whether a worker's pool (a class, or a name or alias such as "processes", not yet resolved at
     worker_init) forks child processes."""
     from celery.concurrency import get_implementation
@@ -59,32 +60,33 @@ def instrument_celery(settings_factory: Callable[[], TelemetrySettings] = Teleme
     signals.before_task_publish.connect(stamp_published_at, weak=False)
 
     @signals.setup_logging.connect(weak=False)
-    def _logging(**_kwargs) -> None:
+    def _logging(**_kwargs: Any) -> None:
         settings = settings_factory()
-        configure_logging(log_dir=settings.log_dir, level=settings.log_level, console=settings.console_logs,
-                          background=True)
+        configure_logging(
+            log_dir=settings.log_dir, level=settings.log_level, console=settings.console_logs, background=True
+        )
 
     def _start() -> None:
         if get_telemetry() is None:
             _instrument(setup_telemetry(settings_factory()))
 
     @signals.worker_process_init.connect(weak=False)
-    def _child_started(**_kwargs) -> None:
+    def _child_started(**_kwargs: Any) -> None:
         _start()
 
     @signals.worker_init.connect(weak=False)
-    def _worker_started(sender=None, **_kwargs) -> None:
+    def _worker_started(sender: Any = None, **_kwargs: Any) -> None:
         if not _is_prefork(getattr(sender, "pool_cls", None)):  # solo/threads pools: no child init comes
             _start()
 
     @signals.worker_process_shutdown.connect(weak=False)
-    def _child_exiting(**_kwargs) -> None:
+    def _child_exiting(**_kwargs: Any) -> None:
         telemetry = get_telemetry()
         if telemetry is not None:
             telemetry.shutdown()
 
     @signals.worker_shutdown.connect(weak=False)
-    def _worker_exiting(**_kwargs) -> None:
+    def _worker_exiting(**_kwargs: Any) -> None:
         telemetry = get_telemetry()
         if telemetry is not None:
             telemetry.shutdown()

@@ -1,4 +1,4 @@
-"""Classifies provider responses and exceptions into the spec's outcomes and error codes (pure functions)."""
+"""Classifies provider responses and exceptions into call outcomes and provider error codes (pure functions)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import json
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from otel_monitor.instrument.error_codes import ProviderFailure, provider_error_code
 from otel_monitor.instrument.metrics import Outcome
@@ -52,7 +53,7 @@ def _parse(body: bytes | str | Mapping | None) -> Mapping:
     return parsed if isinstance(parsed, Mapping) else {}
 
 
-def _items(value) -> list:
+def _items(value: object) -> list[Any]:
     """A JSON list as a list; anything else (a malformed body) as empty."""
     return value if isinstance(value, list) else []
 
@@ -79,12 +80,29 @@ def _google_error(body: Mapping) -> tuple[str, set[str], list[str]]:
     return (str(error.get("status") or ""), reasons, quota_ids)
 
 
-_INVALID_CREDENTIAL_REASONS = {"API_KEY_INVALID", "authError", "invalid_grant", "invalid_client", "unauthorized_client",
-                               "API_KEY_SERVICE_BLOCKED", "CONSUMER_INVALID"}
-_QUOTA_REASONS = {"quotaExceeded", "dailyLimitExceeded", "insufficient_balance", "payment_required",
-                  "InsufficientCreditsError"}
-_RATE_REASONS = {"rateLimitExceeded", "userRateLimitExceeded", "rate_limit_exceeded", "TooManyRequestsError",
-                 "RATE_LIMIT_EXCEEDED"}
+_INVALID_CREDENTIAL_REASONS = {
+    "API_KEY_INVALID",
+    "authError",
+    "invalid_grant",
+    "invalid_client",
+    "unauthorized_client",
+    "API_KEY_SERVICE_BLOCKED",
+    "CONSUMER_INVALID",
+}
+_QUOTA_REASONS = {
+    "quotaExceeded",
+    "dailyLimitExceeded",
+    "insufficient_balance",
+    "payment_required",
+    "InsufficientCreditsError",
+}
+_RATE_REASONS = {
+    "rateLimitExceeded",
+    "userRateLimitExceeded",
+    "rate_limit_exceeded",
+    "TooManyRequestsError",
+    "RATE_LIMIT_EXCEEDED",
+}
 
 
 def classify_response(service: str, status_code: int, body: bytes | str | Mapping | None = None) -> Classification:
@@ -97,8 +115,11 @@ def classify_response(service: str, status_code: int, body: bytes | str | Mappin
     for key in ("name", "kind"):
         if isinstance(parsed.get(key), str):
             reasons.add(parsed[key])
-    if reasons & _INVALID_CREDENTIAL_REASONS or parsed.get("kind") == "AuthorizationError" \
-            or parsed.get("name") == "unauthorized":
+    if (
+        reasons & _INVALID_CREDENTIAL_REASONS
+        or parsed.get("kind") == "AuthorizationError"
+        or parsed.get("name") == "unauthorized"
+    ):
         return _error(ProviderFailure.INVALID_API_KEY)
     if reasons & _QUOTA_REASONS or status_code == 402:
         return _error(ProviderFailure.QUOTA_EXCEEDED)

@@ -1,12 +1,19 @@
-"""Error codes of the specification: the one place they are spelled."""
+"""Error codes (docs/requirements.md, Priorities and Thresholds): the one place they are spelled."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from enum import Enum
 
-__all__ = ["ProviderFailure", "provider_error_code", "SystemErrorCode", "ApiErrorCode", "ThresholdErrorCode",
-           "TelemetryErrorCode", "defined_error_codes"]
+__all__ = [
+    "ProviderFailure",
+    "provider_error_code",
+    "SystemErrorCode",
+    "ApiErrorCode",
+    "ThresholdErrorCode",
+    "TelemetryErrorCode",
+    "defined_error_codes",
+]
 
 
 class ProviderFailure(str, Enum):
@@ -54,7 +61,7 @@ class ApiErrorCode(str, Enum):
 
 
 class ThresholdErrorCode(str, Enum):
-    """Thresholds of the spec's metric tables for the host, the database, the task queue and the product."""
+    """Thresholds for the host, the database, the task queue and the product (docs/requirements.md, Thresholds)."""
 
     CPU_USAGE_HIGH = "CPU_USAGE_HIGH"
     MEMORY_USAGE_HIGH = "MEMORY_USAGE_HIGH"
@@ -76,6 +83,11 @@ def defined_error_codes(services: Iterable[str]) -> frozenset[str]:
     """Every code spelled here: each provider failure of each of ``services``, then the system, API, threshold and
     telemetry codes. The shipped rules use only these (a test holds them to it); a user's own rules file may use
     codes of its own, so loading rules does not check against this set."""
-    return frozenset({provider_error_code(service, failure) for service in services for failure in ProviderFailure}
-                     | {code.value for group in (SystemErrorCode, ApiErrorCode, ThresholdErrorCode, TelemetryErrorCode)
-                        for code in group})
+    return frozenset(
+        {provider_error_code(service, failure) for service in services for failure in ProviderFailure}
+        | {
+            code.value
+            for group in (SystemErrorCode, ApiErrorCode, ThresholdErrorCode, TelemetryErrorCode)
+            for code in group
+        }
+    )

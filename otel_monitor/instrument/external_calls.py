@@ -9,19 +9,28 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar, Token
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from opentelemetry import metrics, trace
-from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry.context import Context
+from opentelemetry.metrics import MeterProvider
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode, TracerProvider
+from opentelemetry.util.types import AttributeValue
 
 from otel_monitor.instrument.classification import SUCCESS, Classification, classify_exception
 from otel_monitor.instrument.error_codes import ProviderFailure
-from otel_monitor.instrument.failure_streaks import LocalFailureStreaks
+from otel_monitor.instrument.failure_streaks import FailureStreaks, LocalFailureStreaks
 from otel_monitor.instrument.metrics import METER_NAME, ExternalApiInstruments, Outcome
+
+if TYPE_CHECKING:
+    from otel_monitor.instrument.usage_counter import UsageCounter
 
 __all__ = ["ExternalCall", "ExternalCallRecorder", "current_external_call"]
 
 _log = logging.getLogger("otel_monitor.external_calls")
 _current: ContextVar[ExternalCall | None] = ContextVar("otel_monitor_external_call", default=None)
+_Decorated = TypeVar("_Decorated", bound=Callable[..., Any])
 
 
 def current_external_call() -> ExternalCall | None:
@@ -32,19 +41,25 @@ def current_external_call() -> ExternalCall | None:
 class ExternalCallRecorder:
     """Creates tracked provider calls; holds the tracer, instruments and failure streaks they report to."""
 
-    def __init__(self, tracer_provider=None, meter_provider=None, streaks=None,
-                 clock: Callable[[], float] = time.perf_counter, usage=None):
+    def __init__(
+        self,
+        tracer_provider: TracerProvider | None = None,
+        meter_provider: MeterProvider | None = None,
+        streaks: FailureStreaks | None = None,
+        clock: Callable[[], float] = time.perf_counter,
+        usage: UsageCounter | None = None,
+    ) -> None:
         self.tracer = trace.get_tracer(METER_NAME, tracer_provider=tracer_provider)
         self.instruments = ExternalApiInstruments.create(metrics.get_meter(METER_NAME, meter_provider=meter_provider))
-        self.streaks = streaks if streaks is not None else LocalFailureStreaks()
+        self.streaks: FailureStreaks = streaks if streaks is not None else LocalFailureStreaks()
         self.clock = clock
         self.usage = usage  # a UsageCounter: quota units of providers with no usage API, and quota refusals
 
-    def track(self, service: str, operation: str | None = None, **attributes) -> ExternalCall:
+    def track(self, service: str, operation: str | None = None, **attributes: AttributeValue) -> ExternalCall:
         """A context manager (sync or async) and decorator tracking one logical call to ``service``."""
         return ExternalCall(self, service, operation or "call", attributes)
 
-    def adopt(self, span, service: str, operation: str) -> ExternalCall:
+    def adopt(self, span: Span, service: str, operation: str) -> ExternalCall:
         """Tracks a call on a span someone else owns (the upstream HTTP client span): no second span."""
         return ExternalCall(self, service, operation, {}, adopted_span=span)
 
@@ -56,8 +71,14 @@ class ExternalCall:
     that follows a failed attempt is a retry. Errors of the host are recorded and re-raised unchanged.
     """
 
-    def __init__(self, recorder: ExternalCallRecorder, service: str, operation: str, attributes: dict,
-                 adopted_span=None):
+    def __init__(
+        self,
+        recorder: ExternalCallRecorder,
+        service: str,
+        operation: str,
+        attributes: dict[str, AttributeValue],
+        adopted_span: Span | None = None,
+    ) -> None:
         self.recorder = recorder
         self.service = service
         self.operation = operation
@@ -69,28 +90,31 @@ class ExternalCall:
         self._items: tuple[int, int] | None = None
         self._span = adopted_span
         self._owns_span = adopted_span is None
-        self._context_token = None
-        self._token: Token | None = None
+        self._context_token: Token[Context] | None = None
+        self._token: Token[ExternalCall | None] | None = None
         self._started = 0.0
         self.classification: Classification | None = None
 
     # -- use as a decorator: a fresh call per invocation ------------------------------------------
-    def __call__(self, func):
+    def __call__(self, func: _Decorated) -> _Decorated:
         def fresh() -> ExternalCall:
             return ExternalCall(self.recorder, self.service, self.operation, self._attributes)
 
         if inspect.iscoroutinefunction(func):
+
             @functools.wraps(func)
             async def async_wrapper(*args, **kwargs):
                 async with fresh():
                     return await func(*args, **kwargs)
-            return async_wrapper
+
+            return cast(_Decorated, async_wrapper)
 
         @functools.wraps(func)
         def wrapper(*args, **kwargs):
             with fresh():
                 return func(*args, **kwargs)
-        return wrapper
+
+        return cast(_Decorated, wrapper)
 
     # -- what the caller reports -------------------------------------------------------------------
     @property
@@ -132,20 +156,26 @@ class ExternalCall:
             self._explicit_failure = classified.failure or ProviderFailure.TOKEN_REFRESH_FAILED
             raise
         finally:
-            self._safely(self.recorder.instruments.token_refreshes.add, 1,
-                         {"service": self.service, "outcome": outcome})
+            self._safely(
+                self.recorder.instruments.token_refreshes.add, 1, {"service": self.service, "outcome": outcome}
+            )
 
     # -- lifecycle ------------------------------------------------------------------------------------
     def _start(self) -> ExternalCall:
         self._started = self.recorder.clock()
-        attributes = {"peer.service": self.service, "external_api.service": self.service,
-                      "external_api.operation": self.operation, **self._attributes}
+        attributes = {
+            "peer.service": self.service,
+            "external_api.service": self.service,
+            "external_api.operation": self.operation,
+            **self._attributes,
+        }
         try:
             if self._owns_span:
                 self._span = self.recorder.tracer.start_span(
-                    f"{self.service} {self.operation}", kind=SpanKind.CLIENT, attributes=attributes)
+                    f"{self.service} {self.operation}", kind=SpanKind.CLIENT, attributes=attributes
+                )
                 self._context_token = trace.context_api.attach(trace.set_span_in_context(self._span))
-            elif self._span.is_recording():
+            elif self._span is not None and self._span.is_recording():
                 self._span.set_attributes(attributes)
         except Exception:  # pragma: no cover - a broken SDK must not break the host
             _log.debug("could not start external call span", exc_info=True)
@@ -210,8 +240,11 @@ class ExternalCall:
             streak = self.recorder.streaks.record(service, result.failed, self.trace_id if result.failed else None)
         span = self._span
         if span is not None and span.is_recording():
-            attributes = {"external_api.outcome": result.outcome, "external_api.attempts": max(self.attempts, 1),
-                          "external_api.retries": self.retries}
+            attributes: dict[str, AttributeValue] = {
+                "external_api.outcome": result.outcome,
+                "external_api.attempts": max(self.attempts, 1),
+                "external_api.retries": self.retries,
+            }
             if self._items is not None:
                 attributes["external_api.items.succeeded"], attributes["external_api.items.requested"] = self._items
             if error_code:
@@ -222,11 +255,16 @@ class ExternalCall:
                     span.record_exception(exc)
                 span.set_status(Status(StatusCode.ERROR, error_code))
         # Failures are what operators search the log for (with their trace_id); successful calls are in the
-        # traces and metrics already, and a line for each would be the "log explosion" the spec warns against.
+        # traces and metrics already, and a line for each would flood the log.
         level = logging.WARNING if result.outcome != Outcome.SUCCESS else logging.DEBUG
         if _log.isEnabledFor(level):
-            fields = {"service": service, "operation": self.operation, "outcome": result.outcome,
-                      "duration_ms": round(elapsed * 1000, 1), "retries": self.retries}
+            fields = {
+                "service": service,
+                "operation": self.operation,
+                "outcome": result.outcome,
+                "duration_ms": round(elapsed * 1000, 1),
+                "retries": self.retries,
+            }
             if error_code:
                 fields["error_code"] = error_code
             if streak:
@@ -234,7 +272,7 @@ class ExternalCall:
             _log.log(level, "External API call finished", extra=fields)
 
     @staticmethod
-    def _safely(func, *args) -> None:
+    def _safely(func: Callable[..., object], *args: Any) -> None:
         try:
             func(*args)
         except Exception:
@@ -243,11 +281,15 @@ class ExternalCall:
     def __enter__(self) -> ExternalCall:
         return self._start()
 
-    def __exit__(self, exc_type, exc, tb) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self._finish(exc)
 
     async def __aenter__(self) -> ExternalCall:
         return self._start()
 
-    async def __aexit__(self, exc_type, exc, tb) -> None:
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self._finish(exc)

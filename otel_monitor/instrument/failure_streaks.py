@@ -7,11 +7,22 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
 
 from otel_monitor.instrument.redis_writer import RedisWriter
 
-__all__ = ["Streak", "LocalFailureStreaks", "RedisFailureStreaks", "failure_streaks_from_url",
-           "DEFAULT_PEAK_TTL_SECONDS"]
+if TYPE_CHECKING:
+    from redis import Redis
+    from redis.client import Pipeline
+
+__all__ = [
+    "Streak",
+    "FailureStreaks",
+    "LocalFailureStreaks",
+    "RedisFailureStreaks",
+    "failure_streaks_from_url",
+    "DEFAULT_PEAK_TTL_SECONDS",
+]
 
 _log = logging.getLogger(__name__)
 
@@ -46,6 +57,16 @@ class Streak:
     ended: bool = False
 
 
+class FailureStreaks(Protocol):
+    """What tracked calls report to and the monitor reads: process-local or shared through Redis."""
+
+    def record(self, service: str, failed: bool, trace_id: str | None = None) -> int: ...
+
+    def current(self, service: str) -> Streak: ...
+
+    def shared(self, services: Sequence[str]) -> dict[str, Streak]: ...
+
+
 def _larger(running: Streak, peak: Streak) -> Streak:
     """What ``current`` answers: the running streak, or a recent peak larger than it."""
     return peak if peak.count > running.count else running
@@ -54,8 +75,9 @@ def _larger(running: Streak, peak: Streak) -> Streak:
 class LocalFailureStreaks:
     """Streaks of this process only; for one-process backends and as the fallback when Redis is away."""
 
-    def __init__(self, *, peak_ttl: float = DEFAULT_PEAK_TTL_SECONDS,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, *, peak_ttl: float = DEFAULT_PEAK_TTL_SECONDS, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._lock = threading.Lock()
         self._streaks: dict[str, Streak] = {}
         self._peaks: dict[str, tuple[Streak, float]] = {}  # service -> (peak of an ended streak, expires at)
@@ -67,8 +89,10 @@ class LocalFailureStreaks:
             previous = self._streaks.get(service, Streak(0))
             if not failed:
                 if previous.count and previous.count >= self._peak(service).count:
-                    self._peaks[service] = (Streak(previous.count, previous.last_trace_id, ended=True),
-                                            self._clock() + self._peak_ttl)
+                    self._peaks[service] = (
+                        Streak(previous.count, previous.last_trace_id, ended=True),
+                        self._clock() + self._peak_ttl,
+                    )
                 self._streaks[service] = Streak(0)
                 return 0
             streak = Streak(previous.count + 1, trace_id or previous.last_trace_id)
@@ -101,9 +125,16 @@ class RedisFailureStreaks:
     Redis too, for the monitor, and raises when Redis does not answer (an unknown streak is not a streak of 0).
     """
 
-    def __init__(self, client, *, prefix: str = "otel_monitor:failure_streak", retry_after: float = 30.0,
-                 peak_ttl: float = DEFAULT_PEAK_TTL_SECONDS, clock: Callable[[], float] = time.monotonic,
-                 writer: RedisWriter | None = None) -> None:
+    def __init__(
+        self,
+        client: Redis,
+        *,
+        prefix: str = "otel_monitor:failure_streak",
+        retry_after: float = 30.0,
+        peak_ttl: float = DEFAULT_PEAK_TTL_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+        writer: RedisWriter | None = None,
+    ) -> None:
         self._client = client
         self._prefix = prefix
         self._retry_after = retry_after
@@ -121,7 +152,7 @@ class RedisFailureStreaks:
         local = self._fallback.record(service, failed, trace_id)
         keys = self._keys(service)
 
-        def update(pipe) -> None:
+        def update(pipe: Pipeline) -> None:
             if not failed:
                 # EVAL with the text: one command in the writer's pipeline (Redis caches the compiled script).
                 pipe.eval(_END_STREAK_LUA, len(keys), *keys, self._peak_ttl_ms)
@@ -140,7 +171,7 @@ class RedisFailureStreaks:
         """Each service's streak in Redis (running, or a larger recent peak); raises if Redis does not answer."""
         keys = [key for service in services for key in self._keys(service)]
         values = self._client.mget(keys) if keys else []
-        return {service: _from_redis(values[4 * i:4 * i + 4]) for i, service in enumerate(services)}
+        return {service: _from_redis(values[4 * i : 4 * i + 4]) for i, service in enumerate(services)}
 
     def current(self, service: str) -> Streak:
         if self._clock() < self._down_until:
@@ -149,8 +180,11 @@ class RedisFailureStreaks:
             return self.shared([service])[service]
         except Exception as exc:
             self._down_until = self._clock() + self._retry_after
-            _log.warning("failure streaks: Redis unavailable (%s); answering this process's count for %.0f s",
-                         type(exc).__name__, self._retry_after)
+            _log.warning(
+                "failure streaks: Redis unavailable (%s); answering this process's count for %.0f s",
+                type(exc).__name__,
+                self._retry_after,
+            )
             return self._fallback.current(service)
 
     def reset(self, services: Iterable[str]) -> None:
@@ -158,18 +192,20 @@ class RedisFailureStreaks:
             self._client.delete(*self._keys(service))
 
 
-def _text(value) -> str | None:
+def _text(value: bytes | str | None) -> str | None:
     return value.decode() if isinstance(value, bytes) else value
 
 
-def _from_redis(values: Sequence) -> Streak:
-    count, trace_id, peak, peak_trace_id = values
-    count, peak = int(count or 0), int(peak or 0)
+def _from_redis(values: Sequence[bytes | str | None]) -> Streak:
+    count_text, trace_id, peak_text, peak_trace_id = values
+    count, peak = int(count_text or 0), int(peak_text or 0)
     running = Streak(count, _text(trace_id) if count else None)
     return _larger(running, Streak(peak, _text(peak_trace_id) or None, ended=True))
 
 
-def failure_streaks_from_url(redis_url: str | None, *, timeout: float = 0.25):
+def failure_streaks_from_url(
+    redis_url: str | None, *, timeout: float = 0.25
+) -> LocalFailureStreaks | RedisFailureStreaks:
     """Redis-backed streaks for a URL, or process-local ones when no URL is given."""
     if not redis_url:
         return LocalFailureStreaks()

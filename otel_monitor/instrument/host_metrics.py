@@ -20,6 +20,7 @@ the system dashboard and the daily summary's per-host peaks use them).
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import socket
@@ -35,8 +36,18 @@ if TYPE_CHECKING:
     from otel_monitor.instrument.settings import TelemetrySettings
 
 __all__ = [
-    "HOST_CPU", "HOST_MEMORY", "HOST_DISK_FREE", "HOST_CPU_PEAK", "HOST_MEMORY_PEAK", "HOST_DISK_FREE_LOWEST",
-    "HostMetrics", "export_host_metrics", "CpuUsage", "memory_usage_ratio", "disk_free_ratio", "mount_points",
+    "HOST_CPU",
+    "HOST_MEMORY",
+    "HOST_DISK_FREE",
+    "HOST_CPU_PEAK",
+    "HOST_MEMORY_PEAK",
+    "HOST_DISK_FREE_LOWEST",
+    "HostMetrics",
+    "export_host_metrics",
+    "CpuUsage",
+    "memory_usage_ratio",
+    "disk_free_ratio",
+    "mount_points",
     "default_disk_paths",
 ]
 
@@ -50,10 +61,10 @@ HOST_DISK_FREE = f"min by ({HostLabel.HOST}, {HostLabel.PATH}) ({PromNames.HOST_
 # Peaks over a window, for the daily summary's system section: ``.format(window="1d", selector="")``, or with
 # matchers, e.g. ``selector='{job=~"video-.*"}'``.
 HOST_CPU_PEAK = f"max by ({HostLabel.HOST}) (max_over_time({PromNames.HOST_CPU_USAGE}{{selector}}[{{window}}]))"
-HOST_MEMORY_PEAK = (f"max by ({HostLabel.HOST}) "
-                    f"(max_over_time({PromNames.HOST_MEMORY_USAGE}{{selector}}[{{window}}]))")
-HOST_DISK_FREE_LOWEST = (f"min by ({HostLabel.HOST}, {HostLabel.PATH}) "
-                         f"(min_over_time({PromNames.HOST_DISK_FREE}{{selector}}[{{window}}]))")
+HOST_MEMORY_PEAK = f"max by ({HostLabel.HOST}) (max_over_time({PromNames.HOST_MEMORY_USAGE}{{selector}}[{{window}}]))"
+HOST_DISK_FREE_LOWEST = (
+    f"min by ({HostLabel.HOST}, {HostLabel.PATH}) (min_over_time({PromNames.HOST_DISK_FREE}{{selector}}[{{window}}]))"
+)
 
 
 def _busy_and_total(times: Any) -> tuple[float, float]:
@@ -130,17 +141,27 @@ class HostMetrics:
     path or a psutil error never reaches the export thread, let alone the host's code.
     """
 
-    def __init__(self, meter_provider: MeterProvider, host_name: str, disk_paths: Iterable[str], *,
-                 cpu_usage: Callable[[], float | None] | None = None,
-                 memory_usage: Callable[[], float | None] = memory_usage_ratio,
-                 disk_free: Callable[[str], float | None] = disk_free_ratio) -> None:
+    def __init__(
+        self,
+        meter_provider: MeterProvider,
+        host_name: str,
+        disk_paths: Iterable[str],
+        *,
+        cpu_usage: Callable[[], float | None] | None = None,
+        memory_usage: Callable[[], float | None] = memory_usage_ratio,
+        disk_free: Callable[[str], float | None] = disk_free_ratio,
+    ) -> None:
         self.host_name = host_name
         self.mount_points = mount_points(disk_paths)
         self._cpu_usage = cpu_usage or CpuUsage()
         self._memory_usage = memory_usage
         self._disk_free = disk_free
-        self.gauges = observe_host_usage(meter_provider.get_meter(METER_NAME), cpu=self._observe_cpu,
-                                         memory=self._observe_memory, disk_free=self._observe_disk)
+        self.gauges = observe_host_usage(
+            meter_provider.get_meter(METER_NAME),
+            cpu=self._observe_cpu,
+            memory=self._observe_memory,
+            disk_free=self._observe_disk,
+        )
 
     def _labels(self, **extra: str) -> dict[str, str]:
         return {HostLabel.HOST: self.host_name, **extra}
@@ -164,7 +185,7 @@ class HostMetrics:
     def _observe_disk(self, _options: CallbackOptions) -> list[Observation]:
         observations = []
         for mount in self.mount_points:
-            value = self._read(f"disk {mount}", lambda mount=mount: self._disk_free(mount))
+            value = self._read(f"disk {mount}", functools.partial(self._disk_free, mount))
             if value is not None:
                 observations.append(Observation(value, self._labels(**{HostLabel.PATH: mount})))
         return observations
@@ -177,8 +198,11 @@ def export_host_metrics(settings: TelemetrySettings, meter_provider: MeterProvid
     if not settings.host_metrics:
         return None
     try:
-        return HostMetrics(meter_provider, settings.host_name or socket.gethostname(),
-                           settings.disk_paths or default_disk_paths(settings.log_dir))
+        return HostMetrics(
+            meter_provider,
+            settings.host_name or socket.gethostname(),
+            settings.disk_paths or default_disk_paths(settings.log_dir),
+        )
     except Exception:
         _log.warning("host metrics not exported: reading the host failed", exc_info=True)
         return None

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from opentelemetry import trace
@@ -25,15 +25,28 @@ from opentelemetry.instrumentation.utils import unwrap
 from opentelemetry.trace import SpanKind
 from wrapt import wrap_function_wrapper
 
-from otel_monitor.instrument.classification import MAX_CLASSIFIED_BODY, Classification, classify_exception, classify_response
+from otel_monitor.instrument.classification import (
+    MAX_CLASSIFIED_BODY,
+    Classification,
+    classify_exception,
+    classify_response,
+)
 from otel_monitor.instrument.error_codes import ProviderFailure
 from otel_monitor.instrument.external_calls import ExternalCall, ExternalCallRecorder, current_external_call
 from otel_monitor.instrument.metrics import Outcome
-from otel_monitor.redaction.scrubber import SecretScrubber, request_credentials
 from otel_monitor.instrument.providers import ProviderRegistry
+from otel_monitor.redaction.scrubber import SecretScrubber, request_credentials
 
-__all__ = ["ProviderRequests", "instrument_http_clients", "uninstrument_http_clients", "instrument_provider_calls",
-           "uninstrument_provider_calls"]
+if TYPE_CHECKING:
+    from otel_monitor.instrument.telemetry import Telemetry
+
+__all__ = [
+    "ProviderRequests",
+    "instrument_http_clients",
+    "uninstrument_http_clients",
+    "instrument_provider_calls",
+    "uninstrument_provider_calls",
+]
 
 _log = logging.getLogger(__name__)
 # The httpx-compatible modules whose transports are wrapped, when installed (google-genai sends over httpx2).
@@ -50,14 +63,16 @@ def _installed(module: str) -> bool:
 class ProviderRequests:
     """The one path of every client: which provider call a request is an attempt of, and what it answered."""
 
-    def __init__(self, recorder: ExternalCallRecorder, registry: ProviderRegistry,
-                 scrubber: SecretScrubber | None = None) -> None:
+    def __init__(
+        self, recorder: ExternalCallRecorder, registry: ProviderRegistry, scrubber: SecretScrubber | None = None
+    ) -> None:
         self._recorder = recorder
         self._registry = registry
         self._scrubber = scrubber
 
-    def call_for(self, host: str | None, port: int | None, method: str, query: str,
-                 header) -> tuple[ExternalCall | None, bool]:
+    def call_for(
+        self, host: str | None, port: int | None, method: str, query: str, header: Callable[[str], str | None]
+    ) -> tuple[ExternalCall | None, bool]:
         """(the call this request is an attempt of, whether the caller opens it); (None, False) if no provider.
         ``query`` is the raw query string, ``header(name)`` a case-insensitive header getter."""
         try:
@@ -99,7 +114,7 @@ class ProviderRequests:
         call.record_attempt(classified)
 
 
-def _reads_error_body(status_code: int, headers) -> bool:
+def _reads_error_body(status_code: int, headers: Mapping[str, str]) -> bool:
     """Whether to read the error body: not when it announces more than the classifier reads (error JSON is
     small; a chunked one, with no length, is read)."""
     if status_code < 400:
@@ -108,8 +123,13 @@ def _reads_error_body(status_code: int, headers) -> bool:
     return length is None or not length.isdigit() or int(length) <= MAX_CLASSIFIED_BODY
 
 
-def _send(requests: ProviderRequests, call: ExternalCall | None, opens: bool, send: Callable[[], Any],
-          read_body: Callable[[Any], bytes]) -> Any:
+def _send(
+    requests: ProviderRequests,
+    call: ExternalCall | None,
+    opens: bool,
+    send: Callable[[], Any],
+    read_body: Callable[[Any], bytes],
+) -> Any:
     """Sends one request with ``send()``: as an attempt of ``call`` (opened here when this request starts it), its
     error body read with ``read_body`` for the classifier; any other request untouched."""
     if call is None:
@@ -120,8 +140,9 @@ def _send(requests: ProviderRequests, call: ExternalCall | None, opens: bool, se
     return _attempt(requests, call, send, read_body)
 
 
-def _attempt(requests: ProviderRequests, call: ExternalCall, send: Callable[[], Any],
-             read_body: Callable[[Any], bytes]) -> Any:
+def _attempt(
+    requests: ProviderRequests, call: ExternalCall, send: Callable[[], Any], read_body: Callable[[Any], bytes]
+) -> Any:
     try:
         response = send()
     except Exception as exc:
@@ -144,7 +165,7 @@ class _HttpxTransportWrapper:
     def __init__(self, requests: ProviderRequests) -> None:
         self._requests = requests
 
-    def _call_for(self, args, kwargs) -> tuple[ExternalCall | None, bool]:
+    def _call_for(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[ExternalCall | None, bool]:
         try:
             request = args[0] if args else kwargs["request"]
             url = request.url
@@ -156,8 +177,12 @@ class _HttpxTransportWrapper:
 
     def sync(self, wrapped, instance, args, kwargs):
         # error bodies are small and name the failure (invalid key vs quota); read, they stay for the caller
-        return _send(self._requests, *self._call_for(args, kwargs), lambda: wrapped(*args, **kwargs),
-                     lambda response: response.read())
+        return _send(
+            self._requests,
+            *self._call_for(args, kwargs),
+            lambda: wrapped(*args, **kwargs),
+            lambda response: response.read(),
+        )
 
     async def asynchronous(self, wrapped, instance, args, kwargs):
         call, opens = self._call_for(args, kwargs)
@@ -168,7 +193,9 @@ class _HttpxTransportWrapper:
                 return await self._async_attempt(call, wrapped, args, kwargs)
         return await self._async_attempt(call, wrapped, args, kwargs)
 
-    async def _async_attempt(self, call: ExternalCall, wrapped, args, kwargs):
+    async def _async_attempt(
+        self, call: ExternalCall, wrapped: Callable[..., Awaitable[Any]], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
         try:
             response = await wrapped(*args, **kwargs)
         except Exception as exc:
@@ -195,8 +222,9 @@ class _RequestsAdapterWrapper:
         try:
             request = args[0] if args else kwargs["request"]
             url = urlsplit(request.url)
-            call, opens = self._requests.call_for(url.hostname, url.port, request.method, url.query,
-                                                  request.headers.get)
+            call, opens = self._requests.call_for(
+                url.hostname, url.port, request.method, url.query, request.headers.get
+            )
         except Exception:
             _log.debug("could not read a request", exc_info=True)
             call, opens = None, False
@@ -208,8 +236,9 @@ class _RequestsAdapterWrapper:
 _wrapped: list[tuple[object, str]] = []
 
 
-def instrument_provider_calls(recorder: ExternalCallRecorder, registry: ProviderRegistry,
-                              scrubber: SecretScrubber | None = None) -> None:
+def instrument_provider_calls(
+    recorder: ExternalCallRecorder, registry: ProviderRegistry, scrubber: SecretScrubber | None = None
+) -> None:
     """Wraps the transports of httpx and httpx2 and requests' adapter, those installed (idempotent). Install it
     before the upstream instrumentations, so their spans are current when these run (``instrument_http_clients``
     does); ``scrubber`` learns the credentials of provider requests."""
@@ -235,8 +264,8 @@ def uninstrument_provider_calls() -> None:
         unwrap(owner, name)
 
 
-def _upstream_instrumentors() -> list:
-    """The upstream instrumentors of the clients installed here."""
+def _upstream_instrumentors() -> list[Any]:
+    """The upstream instrumentors of the clients installed here (their base class is untyped upstream)."""
     from opentelemetry.instrumentation.httpx import HTTPX2ClientInstrumentor, HTTPXClientInstrumentor
 
     found = [HTTPXClientInstrumentor()]
@@ -263,7 +292,7 @@ async def _keep_provider_error_type_async(span, request, response) -> None:
     _keep_provider_error_type(span, request, response)
 
 
-def instrument_http_clients(telemetry) -> None:
+def instrument_http_clients(telemetry: Telemetry) -> None:
     """Provider wrappers first, upstream instrumentations on top: the provider code runs inside the HTTP span."""
     uninstrument_http_clients()
     instrument_provider_calls(telemetry.recorder, telemetry.registry, telemetry.scrubber)

@@ -9,9 +9,16 @@ import threading
 import time
 import weakref
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from otel_monitor.instrument.loss_counter import LossCounter
+
+if TYPE_CHECKING:
+    from redis import Redis
+    from redis.client import Pipeline
+
+    # What the writer queues: a function adding commands to a pipeline.
+    PipelineCommand = Callable[[Pipeline], None]
 
 __all__ = ["RedisWriter", "LostWrites", "lost_writes"]
 
@@ -41,19 +48,19 @@ class RedisWriter:
     at most once a minute. After a fork the child starts with an empty queue of its own.
     """
 
-    def __init__(self, client, *, max_queued: int = 10_000, batch: int = 500) -> None:
+    def __init__(self, client: Redis, *, max_queued: int = 10_000, batch: int = 500) -> None:
         self._client = client
         self._max_queued = max_queued
         self._batch = batch
         self.dropped = 0
         self.failed = 0
         self._last_warning = 0.0
-        self._queue: queue.Queue = queue.Queue(max_queued)
+        self._queue: queue.Queue[PipelineCommand] = queue.Queue(max_queued)
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         _writers.add(self)
 
-    def submit(self, command: Callable[[object], None]) -> bool:
+    def submit(self, command: PipelineCommand) -> bool:
         """Queues ``command(pipeline)``; False if it was dropped because the queue is full."""
         if self._thread is None or not self._thread.is_alive():
             self._start()
@@ -98,8 +105,12 @@ class RedisWriter:
     def flush(self, timeout: float = 5.0) -> None:
         """Waits until every queued command is sent, at most ``timeout`` seconds."""
         deadline = time.monotonic() + timeout
-        while (self._thread is not None and self._thread.is_alive() and self._queue.unfinished_tasks
-               and time.monotonic() < deadline):
+        while (
+            self._thread is not None
+            and self._thread.is_alive()
+            and self._queue.unfinished_tasks
+            and time.monotonic() < deadline
+        ):
             time.sleep(0.005)
 
     def _after_fork_in_child(self) -> None:

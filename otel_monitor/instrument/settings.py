@@ -104,8 +104,9 @@ class TelemetrySettings(BaseSettings):
     redis_url: str | None = None
     # Quota units per call, by provider and operation ("*": any other), counted in Redis for the quota of
     # providers without a usage API (Gemini requests per day, YouTube units). Needs redis_url.
-    quota_unit_costs: dict[str, dict[str, float]] = Field(default_factory=lambda: {
-        service: dict(table) for service, table in DEFAULT_UNIT_COSTS.items()})
+    quota_unit_costs: dict[str, dict[str, float]] = Field(
+        default_factory=lambda: {service: dict(table) for service, table in DEFAULT_UNIT_COSTS.items()}
+    )
     # Hosts per provider key, overriding the public ones (e.g. local fakes): {"gemini": ["127.0.0.1:18001"]}.
     provider_hosts: dict[str, list[str]] = Field(default_factory=dict)
     # Paths whose requests are not traced (health probes).
@@ -119,11 +120,14 @@ class TelemetrySettings(BaseSettings):
     disk_paths: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
     @classmethod
-    def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
-                                   env_settings: PydanticBaseSettingsSource,
-                                   dotenv_settings: PydanticBaseSettingsSource,
-                                   file_secret_settings: PydanticBaseSettingsSource,
-                                   ) -> tuple[PydanticBaseSettingsSource, ...]:
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
         # Below every OTEL_MONITOR_* source: a variable of this library's own says what it wants for it.
         return init_settings, env_settings, dotenv_settings, file_secret_settings, StandardOtelVariables(settings_cls)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from opentelemetry import context as otel_context
 from opentelemetry import metrics, trace
@@ -25,21 +26,25 @@ from opentelemetry.semconv.attributes.exception_attributes import (
     EXCEPTION_STACKTRACE,
     EXCEPTION_TYPE,
 )
+from opentelemetry.util.types import AnyValue, AttributeValue
 
 from otel_monitor.instrument.business_metrics import ActiveUsers, BusinessMetrics
 from otel_monitor.instrument.external_calls import ExternalCall, ExternalCallRecorder
 from otel_monitor.instrument.failure_streaks import failure_streaks_from_url
 from otel_monitor.instrument.host_metrics import export_host_metrics
-from otel_monitor.instrument.metrics import METER_NAME, DropReason, DroppedSignal, observe_dropped_telemetry
-from otel_monitor.redaction.exporters import RedactingLogRecordProcessor, RedactingSpanExporter
-from otel_monitor.redaction.scrubber import SecretScrubber, default_scrubber
-from otel_monitor.instrument.redis_writer import lost_writes
+from otel_monitor.instrument.metrics import METER_NAME, DroppedSignal, DropReason, observe_dropped_telemetry
 from otel_monitor.instrument.providers import ProviderRegistry
+from otel_monitor.instrument.redis_writer import lost_writes
 from otel_monitor.instrument.settings import TelemetrySettings
+from otel_monitor.instrument.usage_counter import UsageCounter
 from otel_monitor.logs.background import BackgroundLogHandler, dropped_log_lines
 from otel_monitor.logs.configure import configure_logging
 from otel_monitor.logs.records import record_exception, record_span_context
-from otel_monitor.instrument.usage_counter import UsageCounter
+from otel_monitor.redaction.exporters import RedactingLogRecordProcessor, RedactingSpanExporter
+from otel_monitor.redaction.scrubber import SecretScrubber, default_scrubber
+
+if TYPE_CHECKING:
+    from redis import Redis
 
 __all__ = ["Telemetry", "setup_telemetry", "get_telemetry", "track_external_call"]
 
@@ -122,7 +127,7 @@ class _OtlpLoggingHandler(LoggingHandler):
         except Exception:
             self.handleError(record)
 
-    def _get_attributes(self, record: logging.LogRecord):
+    def _get_attributes(self, record: logging.LogRecord) -> tuple[dict[str, AnyValue], str | None]:
         attributes, event_name = super()._get_attributes(record)
         attributes = {k: v for k, v in attributes.items() if not k.startswith("_")}
         exception = record_exception(record)
@@ -150,7 +155,7 @@ def _dropped_telemetry() -> list[tuple[str, str, int]]:
     ]
 
 
-def _redis_client(url: str | None):
+def _redis_client(url: str | None) -> Redis | None:
     if not url:
         return None
     import redis
@@ -184,12 +189,14 @@ def setup_telemetry(
     # New HTTP semantic conventions: seconds, and server.address on the client duration histogram.
     os.environ.setdefault("OTEL_SEMCONV_STABILITY_OPT_IN", "http")
     scrubber.register_from_environment()
-    resource = Resource.create({
-        "service.name": settings.service_name,
-        "service.version": settings.service_version,
-        "deployment.environment": settings.environment,
-        "deployment.environment.name": settings.environment,
-    })
+    resource = Resource.create(
+        {
+            "service.name": settings.service_name,
+            "service.version": settings.service_version,
+            "deployment.environment": settings.environment,
+            "deployment.environment.name": settings.environment,
+        }
+    )
     base = settings.otlp_endpoint.rstrip("/")
     timeout = settings.export_timeout_seconds
 
@@ -206,25 +213,38 @@ def setup_telemetry(
     exporter = span_exporter or OTLPSpanExporter(endpoint=f"{base}/v1/traces", timeout=timeout)
     # The batch processors count their queue drops only in the SDK's own metrics (off unless
     # OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED=true); given this provider, those leave with ours.
-    tracer_provider.add_span_processor(BatchSpanProcessor(
-        RedactingSpanExporter(exporter, scrubber),
-        max_queue_size=settings.span_queue_size,
-        schedule_delay_millis=settings.span_schedule_delay_seconds * 1000,
-        export_timeout_millis=timeout * 1000,
-        meter_provider=meter_provider,
-    ))
+    tracer_provider.add_span_processor(
+        BatchSpanProcessor(
+            RedactingSpanExporter(exporter, scrubber),
+            max_queue_size=settings.span_queue_size,
+            schedule_delay_millis=settings.span_schedule_delay_seconds * 1000,
+            export_timeout_millis=timeout * 1000,
+            meter_provider=meter_provider,
+        )
+    )
 
     logger_provider = None
     handlers: list[logging.Handler] = []
     if configure_logs:
-        handlers.extend(configure_logging(log_dir=settings.log_dir, level=settings.log_level,
-                                          console=settings.console_logs, scrubber=scrubber, background=True))
+        handlers.extend(
+            configure_logging(
+                log_dir=settings.log_dir,
+                level=settings.log_level,
+                console=settings.console_logs,
+                scrubber=scrubber,
+                background=True,
+            )
+        )
     if settings.export_logs and (span_exporter is None or log_exporter is not None):
         logger_provider = LoggerProvider(resource=resource)
         logger_provider.add_log_record_processor(RedactingLogRecordProcessor(scrubber))
-        logger_provider.add_log_record_processor(BatchLogRecordProcessor(
-            log_exporter or OTLPLogExporter(endpoint=f"{base}/v1/logs", timeout=timeout),
-            export_timeout_millis=timeout * 1000, meter_provider=meter_provider))
+        logger_provider.add_log_record_processor(
+            BatchLogRecordProcessor(
+                log_exporter or OTLPLogExporter(endpoint=f"{base}/v1/logs", timeout=timeout),
+                export_timeout_millis=timeout * 1000,
+                meter_provider=meter_provider,
+            )
+        )
         bridge = _otlp_log_bridge(logger_provider)
         logging.getLogger().addHandler(bridge)
         handlers.append(bridge)
@@ -238,12 +258,23 @@ def setup_telemetry(
     registry = ProviderRegistry.with_hosts(settings.provider_hosts)
     redis_client = _redis_client(settings.redis_url)
     usage = UsageCounter(redis_client, costs=settings.quota_unit_costs) if redis_client is not None else None
-    recorder = ExternalCallRecorder(tracer_provider, meter_provider, failure_streaks_from_url(settings.redis_url),
-                                    usage=usage)
+    recorder = ExternalCallRecorder(
+        tracer_provider, meter_provider, failure_streaks_from_url(settings.redis_url), usage=usage
+    )
     # The values these counters share through Redis (streaks, active users) are exported by the monitor.
     business = BusinessMetrics(meter_provider, ActiveUsers(redis_client))
-    telemetry = Telemetry(settings, resource, tracer_provider, meter_provider, logger_provider, registry,
-                          recorder, business, scrubber, handlers)
+    telemetry = Telemetry(
+        settings,
+        resource,
+        tracer_provider,
+        meter_provider,
+        logger_provider,
+        registry,
+        recorder,
+        business,
+        scrubber,
+        handlers,
+    )
     if instrument_httpx:
         from otel_monitor.instrument.provider_http import instrument_http_clients
 
@@ -260,7 +291,7 @@ def get_telemetry() -> Telemetry | None:
 _fallback_recorder: ExternalCallRecorder | None = None
 
 
-def track_external_call(service: str, operation: str | None = None, **attributes) -> ExternalCall:
+def track_external_call(service: str, operation: str | None = None, **attributes: AttributeValue) -> ExternalCall:
     """Tracks one logical provider call (``with``, ``async with`` or decorator) with this process's telemetry.
 
     For clients not instrumented (google-api-python-client over httplib2) and to group retries and

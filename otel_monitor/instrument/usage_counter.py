@@ -5,12 +5,19 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
 
 from otel_monitor.instrument.redis_writer import RedisWriter
 
+if TYPE_CHECKING:
+    from redis import Redis
+    from redis.client import Pipeline
+
+    from otel_monitor.instrument.redis_writer import PipelineCommand
+
 __all__ = ["UsageCounter", "DEFAULT_UNIT_COSTS"]
 
-_UTC = dt.timezone.utc
+_UTC = dt.UTC
 
 # Quota units one call costs, per provider and operation ("*" for any other operation). Gemini's daily limit
 # counts requests; YouTube's Data API costs units per method (an upload 1600 in Google's published table,
@@ -38,9 +45,16 @@ class UsageCounter:
     through a RedisWriter (``background=False`` writes at once, for tools and tests).
     """
 
-    def __init__(self, redis_client, *, costs: Mapping[str, Mapping[str, float]] = DEFAULT_UNIT_COSTS,
-                 prefix: str = "otel_monitor:usage", clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(_UTC),
-                 background: bool = True, writer: RedisWriter | None = None) -> None:
+    def __init__(
+        self,
+        redis_client: Redis,
+        *,
+        costs: Mapping[str, Mapping[str, float]] = DEFAULT_UNIT_COSTS,
+        prefix: str = "otel_monitor:usage",
+        clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(_UTC),
+        background: bool = True,
+        writer: RedisWriter | None = None,
+    ) -> None:
         self._redis = redis_client
         self._costs = {service: dict(table) for service, table in costs.items()}
         self._prefix = prefix
@@ -57,7 +71,7 @@ class UsageCounter:
     def record(self, service: str, units: float, at: dt.datetime | None = None) -> None:
         key, bucket = f"{self._prefix}:{service}", _bucket(at or self._clock())
 
-        def increment(pipe) -> None:
+        def increment(pipe: Pipeline) -> None:
             pipe.hincrbyfloat(key, bucket, units)
             pipe.expire(key, _BUCKET_TTL_SECONDS)
 
@@ -72,13 +86,13 @@ class UsageCounter:
         key = _refusals_key(self._prefix)
         score = (at or self._clock()).timestamp()
 
-        def mark(pipe) -> None:
+        def mark(pipe: Pipeline) -> None:
             pipe.zadd(key, {service: score}, gt=True)
             pipe.expire(key, _BUCKET_TTL_SECONDS)
 
         self._write(mark)
 
-    def _write(self, update) -> None:
+    def _write(self, update: PipelineCommand) -> None:
         """Queues ``update(pipe)`` for the background writer, or runs it now when there is none (the monitor)."""
         if self._writer is not None:
             self._writer.submit(update)

@@ -95,4 +95,3 @@ def configure_logging(
         except Exception:
             pass
     return installed
-

@@ -53,15 +53,15 @@ class JsonLineFormatter(ProcessorFormatter):
             add_trace_ids(None, "", ids)
         except Exception:
             pass
-        line = dict(
-            trace_id=ids.get("trace_id"),
-            span_id=ids.get("span_id"),
-            timestamp=epoch_iso_utc(record.created),
-            level=record.levelname.lower(),
-            message=self._scrub(safe_str(record.msg)),
-            logger=record.name,
-            logging_error=self._scrub(f"{type(error).__name__}: {safe_str(error)}"),
-        )
+        line = {
+            "trace_id": ids.get("trace_id"),
+            "span_id": ids.get("span_id"),
+            "timestamp": epoch_iso_utc(record.created),
+            "level": record.levelname.lower(),
+            "message": self._scrub(safe_str(record.msg)),
+            "logger": record.name,
+            "logging_error": self._scrub(f"{type(error).__name__}: {safe_str(error)}"),
+        }
         return json.dumps(line, ensure_ascii=True, separators=(",", ":"), default=safe_str)
 
     def _scrub(self, text: str) -> str:

@@ -47,41 +47,105 @@ class StructuredLogger:
     def is_enabled_for(self, level: int) -> bool:
         return self._logger.isEnabledFor(level)
 
-    def debug(self, msg: object, /, *, extra: Mapping[str, Any] | None = None, exc_info: Any = None,
-              stack_info: bool = False, **fields: Any) -> None:
+    def debug(
+        self,
+        msg: object,
+        /,
+        *,
+        extra: Mapping[str, Any] | None = None,
+        exc_info: Any = None,
+        stack_info: bool = False,
+        **fields: Any,
+    ) -> None:
         self._log(logging.DEBUG, msg, extra, exc_info, stack_info, fields)
 
-    def info(self, msg: object, /, *, extra: Mapping[str, Any] | None = None, exc_info: Any = None,
-             stack_info: bool = False, **fields: Any) -> None:
+    def info(
+        self,
+        msg: object,
+        /,
+        *,
+        extra: Mapping[str, Any] | None = None,
+        exc_info: Any = None,
+        stack_info: bool = False,
+        **fields: Any,
+    ) -> None:
         self._log(logging.INFO, msg, extra, exc_info, stack_info, fields)
 
-    def warning(self, msg: object, /, *, extra: Mapping[str, Any] | None = None, exc_info: Any = None,
-                stack_info: bool = False, **fields: Any) -> None:
+    def warning(
+        self,
+        msg: object,
+        /,
+        *,
+        extra: Mapping[str, Any] | None = None,
+        exc_info: Any = None,
+        stack_info: bool = False,
+        **fields: Any,
+    ) -> None:
         self._log(logging.WARNING, msg, extra, exc_info, stack_info, fields)
 
-    def error(self, msg: object, /, *, extra: Mapping[str, Any] | None = None, exc_info: Any = None,
-              stack_info: bool = False, **fields: Any) -> None:
+    def error(
+        self,
+        msg: object,
+        /,
+        *,
+        extra: Mapping[str, Any] | None = None,
+        exc_info: Any = None,
+        stack_info: bool = False,
+        **fields: Any,
+    ) -> None:
         self._log(logging.ERROR, msg, extra, exc_info, stack_info, fields)
 
-    def critical(self, msg: object, /, *, extra: Mapping[str, Any] | None = None, exc_info: Any = None,
-                 stack_info: bool = False, **fields: Any) -> None:
+    def critical(
+        self,
+        msg: object,
+        /,
+        *,
+        extra: Mapping[str, Any] | None = None,
+        exc_info: Any = None,
+        stack_info: bool = False,
+        **fields: Any,
+    ) -> None:
         self._log(logging.CRITICAL, msg, extra, exc_info, stack_info, fields)
 
-    def exception(self, msg: object, /, *, extra: Mapping[str, Any] | None = None, exc_info: Any = True,
-                  stack_info: bool = False, **fields: Any) -> None:
+    def exception(
+        self,
+        msg: object,
+        /,
+        *,
+        extra: Mapping[str, Any] | None = None,
+        exc_info: Any = True,
+        stack_info: bool = False,
+        **fields: Any,
+    ) -> None:
         """Logs at ERROR with the exception being handled (or the one passed as exc_info)."""
         self._log(logging.ERROR, msg, extra, exc_info, stack_info, fields)
 
-    def log(self, level: int, msg: object, /, *, extra: Mapping[str, Any] | None = None, exc_info: Any = None,
-            stack_info: bool = False, **fields: Any) -> None:
+    def log(
+        self,
+        level: int,
+        msg: object,
+        /,
+        *,
+        extra: Mapping[str, Any] | None = None,
+        exc_info: Any = None,
+        stack_info: bool = False,
+        **fields: Any,
+    ) -> None:
         self._log(level, msg, extra, exc_info, stack_info, fields)
 
-    def _log(self, level: int, msg: object, extra: Mapping[str, Any] | None, exc_info: Any, stack_info: bool,
-             fields: Mapping[str, Any]) -> None:
+    def _log(
+        self,
+        level: int,
+        msg: object,
+        extra: Mapping[str, Any] | None,
+        exc_info: Any,
+        stack_info: bool,
+        fields: Mapping[str, Any],
+    ) -> None:
         if not self._logger.isEnabledFor(level):
             return
         merged = {**extra, **fields} if extra else fields
         # stacklevel 3 skips this frame and the level method, so funcName/lineno name the caller.
-        self._logger.log(level, msg, extra=_record_extra(merged), exc_info=exc_info, stack_info=stack_info,
-                         stacklevel=3)
-
+        self._logger.log(
+            level, msg, extra=_record_extra(merged), exc_info=exc_info, stack_info=stack_info, stacklevel=3
+        )

@@ -41,8 +41,11 @@ class _LoggedOperation:
     def _emit(self, method: Callable[..., None], suffix: str, exc_info: Any = None, **outcome: Any) -> None:
         # Logging must never replace or hide the host's own outcome.
         try:
-            method(f"{self._operation} {suffix}", extra={"operation": self._operation, **self._fields, **outcome},
-                   exc_info=exc_info)
+            method(
+                f"{self._operation} {suffix}",
+                extra={"operation": self._operation, **self._fields, **outcome},
+                exc_info=exc_info,
+            )
         except Exception:
             pass
 
@@ -60,8 +63,12 @@ class _LoggedOperation:
             self._emit(self._logger.error, "failed", duration_ms=duration_ms, exc_info=(exc_type, exc, tb))
         else:
             # asyncio.CancelledError, KeyboardInterrupt, SystemExit: stopped from outside, not failed.
-            self._emit(self._logger.warning, "cancelled", duration_ms=duration_ms,
-                       exception_type=exception_type_name(exc_type or type(exc)))
+            self._emit(
+                self._logger.warning,
+                "cancelled",
+                duration_ms=duration_ms,
+                exception_type=exception_type_name(exc_type or type(exc)),
+            )
         return False
 
     async def __aenter__(self) -> _LoggedOperation:
@@ -74,6 +81,7 @@ class _LoggedOperation:
 
     def __call__(self, func: Callable[..., Any]) -> Callable[..., Any]:
         if inspect.iscoroutinefunction(func):
+
             @functools.wraps(func)
             async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
                 async with self._fresh():
@@ -103,4 +111,3 @@ def log_operation(
     A `with` object is not re-entrant: create one per block.
     """
     return _LoggedOperation(_as_structured(logger), operation, dict(fields), clock)
-

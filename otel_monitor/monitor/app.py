@@ -10,16 +10,16 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from otel_monitor import __version__
+from otel_monitor.instrument.probe_paths import PROBE_PATHS
 from otel_monitor.monitor.alerting.model import Rule
 from otel_monitor.monitor.alerting.router import build_alerts_router
 from otel_monitor.monitor.alerting.service import AlertingService
-from otel_monitor.instrument.probe_paths import PROBE_PATHS
+from otel_monitor.monitor.config import MonitorConfig
 from otel_monitor.monitor.health.router import build_health_router
 from otel_monitor.monitor.health.service import HealthService
-from otel_monitor.monitor.config import MonitorConfig
-from otel_monitor.monitor.shared_gauges import SharedGauges
 from otel_monitor.monitor.quota.router import build_quota_router
 from otel_monitor.monitor.quota.service import QuotaService
+from otel_monitor.monitor.shared_gauges import SharedGauges
 
 __all__ = ["create_app"]
 
@@ -31,8 +31,15 @@ def _is_probe(scope) -> bool:
     return scope.get("path") in _PROBE_PATHS
 
 
-def create_app(config: MonitorConfig, *, meter_provider=None, health: HealthService | None = None,
-               quota: QuotaService | None = None, telemetry=None, rules: Sequence[Rule] | None = None) -> FastAPI:
+def create_app(
+    config: MonitorConfig,
+    *,
+    meter_provider=None,
+    health: HealthService | None = None,
+    quota: QuotaService | None = None,
+    telemetry=None,
+    rules: Sequence[Rule] | None = None,
+) -> FastAPI:
     """The app; the services are built from the config unless injected (tests). ``telemetry`` (the process's
     own) is shut down with the app: uvicorn re-raises SIGTERM after its graceful shutdown, so atexit never runs.
     With ``alerting.enabled`` and ``rules``, the alerting service runs with the app; the alerts endpoint answers
@@ -40,10 +47,10 @@ def create_app(config: MonitorConfig, *, meter_provider=None, health: HealthServ
     there (consecutive failures, active users) are exported as gauges on ``meter_provider``."""
     health = health or HealthService.from_config(config.health, meter_provider=meter_provider)
     quota = quota or QuotaService.from_config(config.quota, meter_provider=meter_provider)
-    shared_gauges = (SharedGauges.from_url(config.quota.redis_url, meter_provider=meter_provider)
-                     if config.quota.redis_url else None)
-    alerting = (AlertingService.from_config(config, rules, health, quota)
-                if config.alerting.enabled and rules else None)
+    shared_gauges = (
+        SharedGauges.from_url(config.quota.redis_url, meter_provider=meter_provider) if config.quota.redis_url else None
+    )
+    alerting = AlertingService.from_config(config, rules, health, quota) if config.alerting.enabled and rules else None
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
@@ -68,12 +75,12 @@ def create_app(config: MonitorConfig, *, meter_provider=None, health: HealthServ
 
     # FastAPI's native telemetry would trace every probe of the health endpoints (load balancers poll them
     # hard): those requests are excluded, the rest of the API is traced.
-    app = FastAPI(title="otel-monitor", version=__version__, lifespan=lifespan,
-                  telemetry={"exclude": _is_probe})
+    app = FastAPI(title="otel-monitor", version=__version__, lifespan=lifespan, telemetry={"exclude": _is_probe})
     app.include_router(build_health_router(health))
     app.include_router(build_quota_router(quota))
-    app.include_router(build_alerts_router(alerting.history, alerting.incidents) if alerting is not None
-                       else build_alerts_router())
+    app.include_router(
+        build_alerts_router(alerting.history, alerting.incidents) if alerting is not None else build_alerts_router()
+    )
     app.state.health = health
     app.state.quota = quota
     app.state.alerting = alerting

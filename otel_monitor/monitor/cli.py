@@ -11,8 +11,8 @@ from pydantic import ValidationError
 
 from otel_monitor import __version__
 from otel_monitor.monitor.alerting.model import Rule
-from otel_monitor.monitor.config_file import ConfigError, ConfigProblem, load_config_file, problem_at
 from otel_monitor.monitor.config import MonitorConfig, unreachable_alerts, untracked_signals
+from otel_monitor.monitor.config_file import ConfigError, ConfigProblem, load_config_file, problem_at
 
 __all__ = ["main"]
 
@@ -44,8 +44,13 @@ def _load(path: str) -> tuple[MonitorConfig, list[Rule], list[ConfigProblem], st
     has_promql = any(rule.source == "promql" for rule in rules)
     checker = promql_checker() if has_promql else None
     if has_promql and checker is None:
-        warnings.append(problem_at(path, ("alerting", "rules_file"), "PromQL of the rules was not validated: "
-                                   "install Prometheus' promtool or the promql-parser package"))
+        warnings.append(
+            problem_at(
+                path,
+                ("alerting", "rules_file"),
+                "PromQL of the rules was not validated: install Prometheus' promtool or the promql-parser package",
+            )
+        )
     return config, rules, warnings, checker
 
 
@@ -61,9 +66,9 @@ def _check_config(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from otel_monitor.monitor.app import create_app
-    from otel_monitor.logs.logger import StructuredLogger
     from otel_monitor.instrument.telemetry import setup_telemetry
+    from otel_monitor.logs.logger import StructuredLogger
+    from otel_monitor.monitor.app import create_app
 
     config, rules, warnings, _checker = _load(args.config)
     try:
@@ -75,11 +80,18 @@ def _serve(args: argparse.Namespace) -> int:
     telemetry = setup_telemetry(settings, instrument_httpx=False)
     log = StructuredLogger("otel_monitor.cli")
     for warning in warnings:  # what would otherwise go unseen: a WARNING line naming the setting to change
-        log.warning(f"{warning.key}: {warning.message}",
-                    extra={"setting": warning.key, "config_file": f"{warning.path}:{warning.line or ''}"})
+        log.warning(
+            f"{warning.key}: {warning.message}",
+            extra={"setting": warning.key, "config_file": f"{warning.path}:{warning.line or ''}"},
+        )
     app = create_app(config, meter_provider=telemetry.meter_provider, telemetry=telemetry, rules=rules)
-    uvicorn.run(app, host=args.host or config.server.host, port=args.port or config.server.port,
-                log_config=None, access_log=False)
+    uvicorn.run(
+        app,
+        host=args.host or config.server.host,
+        port=args.port or config.server.port,
+        log_config=None,
+        access_log=False,
+    )
     return 0
 
 

@@ -9,16 +9,23 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from otel_monitor.monitor.alerting.routing import DeliveryConfig
-from otel_monitor.monitor.alerting.model import Priority, Rule
+from otel_monitor.instrument.settings import TelemetrySettings
+from otel_monitor.monitor.alerting.delivery.daily_summary import DailySummaryConfig
 from otel_monitor.monitor.alerting.evaluate.sources import DEFAULT_MAX_CONCURRENT_QUERIES
+from otel_monitor.monitor.alerting.model import Priority, Rule
+from otel_monitor.monitor.alerting.routing import DeliveryConfig
 from otel_monitor.monitor.health.config import HealthConfig
 from otel_monitor.monitor.quota.config import QuotaConfig
-from otel_monitor.monitor.alerting.delivery.daily_summary import DailySummaryConfig
-from otel_monitor.instrument.settings import TelemetrySettings
 
-__all__ = ["MonitorConfig", "ServerConfig", "MonitorTelemetryConfig", "AlertingConfig", "Finding",
-           "unreachable_alerts", "untracked_signals"]
+__all__ = [
+    "MonitorConfig",
+    "ServerConfig",
+    "MonitorTelemetryConfig",
+    "AlertingConfig",
+    "Finding",
+    "unreachable_alerts",
+    "untracked_signals",
+]
 
 # (where in the config file, what is wrong): a check across sections, placed on a line by config_file.problem_at.
 Finding = tuple[tuple[str, ...], str]
@@ -76,8 +83,10 @@ class AlertingConfig(BaseModel):
     @classmethod
     def _divides_the_day(cls, value: int) -> int:
         if (24 * 60) % value:
-            raise ValueError(f"must divide the day (1440 minutes) so periods start at the same times daily: "
-                             f"5, 10, 15, 20, 30 or 60, not {value}")
+            raise ValueError(
+                f"must divide the day (1440 minutes) so periods start at the same times daily: "
+                f"5, 10, 15, 20, 30 or 60, not {value}"
+            )
         return value
 
     @property
@@ -146,21 +155,35 @@ def unreachable_alerts(alerting: AlertingConfig, rules: Sequence[Rule] | None) -
         return []
     found: list[Finding] = []
     if not alerting.rules_file:
-        found.append((("alerting", "rules_file"), "alerting is enabled but names no rules file, so nothing would be "
-                      "evaluated: set it (e.g. config/alert-rules.yaml) or set alerting.enabled: false"))
+        found.append(
+            (
+                ("alerting", "rules_file"),
+                "alerting is enabled but names no rules file, so nothing would be "
+                "evaluated: set it (e.g. config/alert-rules.yaml) or set alerting.enabled: false",
+            )
+        )
     elif rules is not None and not rules:
         found.append((("alerting", "rules_file"), "the rules file has no rules, so nothing would be evaluated"))
     routing = alerting.delivery.routing
     if not routing.get(Priority.P0):
-        found.append(((*_ROUTING, "P0"), "alerting is enabled but no channel is routed for P0, so every P0 alert "
-                      "would reach nobody: route P0 to at least one of alerting.delivery.channels"))
+        found.append(
+            (
+                (*_ROUTING, "P0"),
+                "alerting is enabled but no channel is routed for P0, so every P0 alert "
+                "would reach nobody: route P0 to at least one of alerting.delivery.channels",
+            )
+        )
     for priority in (Priority.P1, Priority.P2):
         count = sum(rule.priority is priority for rule in rules or ())
         if count and priority not in routing:
-            found.append(((*_ROUTING, priority.value),
-                          f"{count} {priority.value} rule(s) but no channel routed for {priority.value}, so they "
-                          f"would reach nobody: route {priority.value} to a channel, or write "
-                          f"`{priority.value}: []` to drop them on purpose"))
+            found.append(
+                (
+                    (*_ROUTING, priority.value),
+                    f"{count} {priority.value} rule(s) but no channel routed for {priority.value}, so they "
+                    f"would reach nobody: route {priority.value} to a channel, or write "
+                    f"`{priority.value}: []` to drop them on purpose",
+                )
+            )
     return found
 
 
@@ -172,13 +195,23 @@ def untracked_signals(config: MonitorConfig, rules: Sequence[Rule]) -> list[Find
     read."""
     if config.quota.redis_url:
         return []
-    found: list[Finding] = [(("quota", "redis_url"), "Gemini and YouTube quotas cannot be tracked (they stay "
-                             "unknown and never alert), nor the gauges video_active_users and "
-                             "external_api_consecutive_failures exported: the backend keeps them in Redis; set "
-                             "quota.redis_url to the Redis of the backend's OTEL_MONITOR_REDIS_URL")]
+    found: list[Finding] = [
+        (
+            ("quota", "redis_url"),
+            "Gemini and YouTube quotas cannot be tracked (they stay "
+            "unknown and never alert), nor the gauges video_active_users and "
+            "external_api_consecutive_failures exported: the backend keeps them in Redis; set "
+            "quota.redis_url to the Redis of the backend's OTEL_MONITOR_REDIS_URL",
+        )
+    ]
     streak_rules = [rule.name for rule in rules if rule.source == "check" and rule.expr.strip().startswith("streak.")]
     if config.alerting.enabled and streak_rules:
-        found.append((("quota", "redis_url"), f"rules {', '.join(streak_rules)} (streak.*) can never fire: failure "
-                      "streaks are read from the backend's Redis; set quota.redis_url to the Redis of the "
-                      "backend's OTEL_MONITOR_REDIS_URL"))
+        found.append(
+            (
+                ("quota", "redis_url"),
+                f"rules {', '.join(streak_rules)} (streak.*) can never fire: failure "
+                "streaks are read from the backend's Redis; set quota.redis_url to the Redis of the "
+                "backend's OTEL_MONITOR_REDIS_URL",
+            )
+        )
     return found

@@ -88,6 +88,7 @@ def _key_line(node: yaml.Node | None, loc: tuple) -> int | None:
 def _expand_environment(value: Any, path: tuple, problems: list[tuple[tuple, str]]) -> Any:
     """Replaces ``${NAME}`` and ``${NAME:-default}`` in strings (secrets stay out of the file)."""
     if isinstance(value, str):
+
         def substitute(match: re.Match[str]) -> str:
             name, default = match.group("name"), match.group("default")
             if name in os.environ:
@@ -96,6 +97,7 @@ def _expand_environment(value: Any, path: tuple, problems: list[tuple[tuple, str
                 return default
             problems.append((path, f"environment variable {name} is not set"))
             return ""
+
         return _ENV_REFERENCE.sub(substitute, value)
     if isinstance(value, Mapping):
         return {k: _expand_environment(v, (*path, k), problems) for k, v in value.items()}
@@ -117,11 +119,17 @@ def load_config_file(path: str | os.PathLike[str], model: type[Model]) -> Model:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError([ConfigProblem(path, mark.line + 1 if mark else None, "", f"invalid YAML: {problem}")]) from None
+        raise ConfigError(
+            [ConfigProblem(path, mark.line + 1 if mark else None, "", f"invalid YAML: {problem}")]
+        ) from None
     duplicates = _duplicate_keys(root)
     if duplicates:
-        raise ConfigError([ConfigProblem(path, line, key, "duplicate key (YAML would keep only the last)")
-                           for line, key in duplicates])
+        raise ConfigError(
+            [
+                ConfigProblem(path, line, key, "duplicate key (YAML would keep only the last)")
+                for line, key in duplicates
+            ]
+        )
     if data is None:
         data = {}
     if not isinstance(data, Mapping):
@@ -129,8 +137,12 @@ def load_config_file(path: str | os.PathLike[str], model: type[Model]) -> Model:
     env_problems: list[tuple[tuple, str]] = []
     data = _expand_environment(data, (), env_problems)
     if env_problems:
-        raise ConfigError([ConfigProblem(path, _line_of(root, loc)[0], ".".join(map(str, loc)), message)
-                           for loc, message in env_problems])
+        raise ConfigError(
+            [
+                ConfigProblem(path, _line_of(root, loc)[0], ".".join(map(str, loc)), message)
+                for loc, message in env_problems
+            ]
+        )
     try:
         return model.model_validate(data)
     except ValidationError as exc:
@@ -157,8 +169,11 @@ def problem_at(path: str | os.PathLike[str], loc: tuple[str, ...], message: str)
         node = None
     line, depth = None, 0
     for part in loc:
-        entry = next(((k, v) for k, v in node.value if k.value == str(part)), None) \
-            if isinstance(node, yaml.MappingNode) else None
+        entry = (
+            next(((k, v) for k, v in node.value if k.value == str(part)), None)
+            if isinstance(node, yaml.MappingNode)
+            else None
+        )
         if entry is None:
             break
         line, node, depth = entry[0].start_mark.line + 1, entry[1], depth + 1

@@ -44,8 +44,15 @@ class SharedGauges:
     nothing; it is logged once per outage (WARNING), and again at INFO when Redis answers.
     """
 
-    def __init__(self, streaks: RedisFailureStreaks, active_users: ActiveUsers, *, meter_provider=None,
-                 services: Sequence[str] = SERVICE_KEYS, closers: Iterable[Callable[[], object]] = ()) -> None:
+    def __init__(
+        self,
+        streaks: RedisFailureStreaks,
+        active_users: ActiveUsers,
+        *,
+        meter_provider=None,
+        services: Sequence[str] = SERVICE_KEYS,
+        closers: Iterable[Callable[[], object]] = (),
+    ) -> None:
         self._streaks = streaks
         self._active_users = active_users
         self._services = tuple(services)
@@ -54,25 +61,26 @@ class SharedGauges:
         self._down = False
         self._loop_warned = False
         meter = metrics.get_meter(METER_NAME, meter_provider=meter_provider)
-        observe_shared_values(meter, consecutive_failures=self._observe_streaks,
-                              active_users=self._observe_active_users)
+        observe_shared_values(
+            meter, consecutive_failures=self._observe_streaks, active_users=self._observe_active_users
+        )
 
     @classmethod
-    def from_url(cls, redis_url: str, *, meter_provider=None,
-                 timeout: float = READ_TIMEOUT_SECONDS) -> SharedGauges:
+    def from_url(cls, redis_url: str, *, meter_provider=None, timeout: float = READ_TIMEOUT_SECONDS) -> SharedGauges:
         """The gauges over the backend's Redis at ``redis_url`` (the monitor's ``quota.redis_url``); connects
         nothing until a collection reads."""
         import redis
 
         client = redis.Redis.from_url(redis_url, socket_timeout=timeout, socket_connect_timeout=timeout)
-        return cls(RedisFailureStreaks(client), ActiveUsers(client), meter_provider=meter_provider,
-                   closers=[client.close])
+        return cls(
+            RedisFailureStreaks(client), ActiveUsers(client), meter_provider=meter_provider, closers=[client.close]
+        )
 
     def close(self) -> None:
         for close in self._closers:
             try:
                 close()
-            except Exception:  # noqa: BLE001 - closing at shutdown: nothing left to tell
+            except Exception:
                 pass
 
     # -- collection ---------------------------------------------------------------------------------------------
@@ -92,18 +100,23 @@ class SharedGauges:
             with self._lock:
                 warn, self._loop_warned = not self._loop_warned, True
             if warn:
-                _log.warning("Shared gauges collected on an event loop thread: Redis not read, no value exported; "
-                             "collect them from a metric reader's own thread")
+                _log.warning(
+                    "Shared gauges collected on an event loop thread: Redis not read, no value exported; "
+                    "collect them from a metric reader's own thread"
+                )
             return None
         try:
             value = read()
-        except Exception as exc:  # noqa: BLE001 - telemetry never fails the export
+        except Exception as exc:
             with self._lock:
                 first, self._down = not self._down, True
             if first:
-                _log.warning("Shared gauges: the backend's Redis does not answer; consecutive failures and active "
-                             "users have no value until it does", reason=f"{type(exc).__name__}: {exc}"[:300],
-                             error_code=SystemErrorCode.REDIS_CONNECTION_FAILED.value)
+                _log.warning(
+                    "Shared gauges: the backend's Redis does not answer; consecutive failures and active "
+                    "users have no value until it does",
+                    reason=f"{type(exc).__name__}: {exc}"[:300],
+                    error_code=SystemErrorCode.REDIS_CONNECTION_FAILED.value,
+                )
             return None
         with self._lock:
             recovered, self._down = self._down, False

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import MutableMapping, Sequence
+from typing import cast
 
 from opentelemetry.sdk._logs import LogRecordProcessor, ReadWriteLogRecord
 from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.trace import Status
+from opentelemetry.util.types import AnyValue
 
 from otel_monitor.redaction.scrubber import SecretScrubber
 
@@ -70,8 +72,10 @@ class RedactingLogRecordProcessor(LogRecordProcessor):
         try:
             record.body = self._scrubber.scrub_value(record.body)
             if record.attributes:
-                for key, value in self._scrubber.scrub_mapping(dict(record.attributes)).items():
-                    record.attributes[key] = value
+                # In place: the SDK's bounded attributes stay the record's, with their limits.
+                attributes = cast(MutableMapping[str, AnyValue], record.attributes)
+                for key, value in self._scrubber.scrub_mapping(dict(attributes)).items():
+                    attributes[key] = value
         except Exception:
             record.body = "log record dropped: could not scrub it"
             record.attributes = {}

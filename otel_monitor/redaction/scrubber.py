@@ -9,10 +9,22 @@ import os
 import re
 import threading
 from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, unquote_plus, urlencode, urlsplit, urlunsplit
 
-__all__ = ["REDACTED", "is_sensitive_key", "SENSITIVE_HEADERS", "SENSITIVE_QUERY_PARAMS", "SECRET_ENV_VARS",
-           "SecretScrubber", "default_scrubber", "request_credentials"]
+if TYPE_CHECKING:
+    from opentelemetry.util.types import AnyValue
+
+__all__ = [
+    "REDACTED",
+    "is_sensitive_key",
+    "SENSITIVE_HEADERS",
+    "SENSITIVE_QUERY_PARAMS",
+    "SECRET_ENV_VARS",
+    "SecretScrubber",
+    "default_scrubber",
+    "request_credentials",
+]
 
 REDACTED = "REDACTED"
 
@@ -20,13 +32,32 @@ SENSITIVE_HEADERS = frozenset(
     {"authorization", "proxy-authorization", "x-goog-api-key", "x-api-key", "api-key", "cookie", "set-cookie"}
 )
 SENSITIVE_QUERY_PARAMS = frozenset(
-    {"key", "api_key", "apikey", "access_token", "refresh_token", "id_token", "token", "client_secret",
-     "code", "sig", "signature", "x-goog-signature", "awsaccesskeyid"}
+    {
+        "key",
+        "api_key",
+        "apikey",
+        "access_token",
+        "refresh_token",
+        "id_token",
+        "token",
+        "client_secret",
+        "code",
+        "sig",
+        "signature",
+        "x-goog-signature",
+        "awsaccesskeyid",
+    }
 )
 # Environment variables whose values are secrets of the monitored backend; registered at start-up.
 SECRET_ENV_VARS = (
-    "GEMINI_API_KEY", "GOOGLE_API_KEY", "STABILITY_API_KEY", "DID_API_KEY", "D_ID_API_KEY",
-    "YOUTUBE_CLIENT_SECRET", "YOUTUBE_REFRESH_TOKEN", "YOUTUBE_ACCESS_TOKEN",
+    "GEMINI_API_KEY",
+    "GOOGLE_API_KEY",
+    "STABILITY_API_KEY",
+    "DID_API_KEY",
+    "D_ID_API_KEY",
+    "YOUTUBE_CLIENT_SECRET",
+    "YOUTUBE_REFRESH_TOKEN",
+    "YOUTUBE_ACCESS_TOKEN",
 )
 
 # Credentials recognisable by shape, whether or not their value was registered. Values stop at a backslash
@@ -125,7 +156,7 @@ class SecretScrubber:
         """Whether ``secret`` is scrubbed as a known value (registered or still learned)."""
         return secret in self._secrets
 
-    def _change_known(self, added: set[str], removed: set[str] = frozenset()) -> None:
+    def _change_known(self, added: set[str], removed: frozenset[str] | set[str] = frozenset()) -> None:
         """Under the lock: a new set of known forms (readers see the old one or the new one, never a half)."""
         self._secrets = (self._secrets - removed) | added
         self._stale = True
@@ -169,7 +200,7 @@ class SecretScrubber:
             )
         return self.scrub_text(urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment)))
 
-    def scrub_value(self, value):
+    def scrub_value(self, value: AnyValue) -> AnyValue:
         """Scrubs a telemetry value: text, and the text inside sequences and mappings at any depth (values under
         credential-named keys dropped whole); other types pass unchanged."""
         if isinstance(value, str):
@@ -180,11 +211,11 @@ class SecretScrubber:
             return {k: REDACTED if is_sensitive_key(k) else self.scrub_value(v) for k, v in value.items()}
         return value
 
-    def scrub_mapping(self, attributes: Mapping[str, object] | None) -> dict[str, object]:
+    def scrub_mapping(self, attributes: Mapping[str, AnyValue] | None) -> dict[str, AnyValue]:
         """A scrubbed copy of an attribute mapping; values of sensitive headers are dropped whole."""
         if not attributes:
             return {}
-        cleaned: dict[str, object] = {}
+        cleaned: dict[str, AnyValue] = {}
         for key, value in attributes.items():
             if is_sensitive_key(key):
                 cleaned[key] = REDACTED

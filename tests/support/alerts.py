@@ -4,23 +4,31 @@ from __future__ import annotations
 
 import datetime as dt
 
-from otel_monitor.monitor.alerting.model import Alert, AlertState, Priority, Rule
 from otel_monitor.monitor.alerting.evaluate.sources import Sample
+from otel_monitor.monitor.alerting.model import Alert, AlertState, Priority, Rule
 
 __all__ = ["make_alert", "Conditions", "STARTS", "ENDS"]
 
-STARTS = dt.datetime(2025, 10, 20, 10, 30, 15, tzinfo=dt.timezone.utc)
+STARTS = dt.datetime(2025, 10, 20, 10, 30, 15, tzinfo=dt.UTC)
 ENDS = STARTS + dt.timedelta(minutes=7)
 
 
 def make_alert(state: AlertState = AlertState.FIRING, **changes) -> Alert:
-    values = dict(
-        fingerprint="a1b2c3d4e5f60718", rule="ProviderInvalidKey", priority=Priority.P0, state=state,
-        error_code="GEMINI_INVALID_API_KEY", summary="API Key Invalid",
-        action_required="Check GEMINI_API_KEY in environment variables", runbook="https://runbooks.local/gemini-key",
-        labels={"service": "gemini"}, starts_at=STARTS, ends_at=ENDS if state is AlertState.RESOLVED else None,
-        trace_id="4bf92f3577b34da6a3ce929d0e0e4736", jaeger_url="http://jaeger.local/trace/4bf92f3577b34da6a3ce929d0e0e4736",
-    )
+    values = {
+        "fingerprint": "a1b2c3d4e5f60718",
+        "rule": "ProviderInvalidKey",
+        "priority": Priority.P0,
+        "state": state,
+        "error_code": "GEMINI_INVALID_API_KEY",
+        "summary": "API Key Invalid",
+        "action_required": "Check GEMINI_API_KEY in environment variables",
+        "runbook": "https://runbooks.local/gemini-key",
+        "labels": {"service": "gemini"},
+        "starts_at": STARTS,
+        "ends_at": ENDS if state is AlertState.RESOLVED else None,
+        "trace_id": "4bf92f3577b34da6a3ce929d0e0e4736",
+        "jaeger_url": "http://jaeger.local/trace/4bf92f3577b34da6a3ce929d0e0e4736",
+    }
     values.update(changes)
     return Alert(**values)
 

@@ -7,8 +7,8 @@ import uuid
 
 import httpx
 
-from tools.devstack import wait_until
 from otel_monitor.logs.files import read_log_records as read_log_lines  # noqa: F401 - re-exported for tests
+from tools.devstack import wait_until
 
 
 def prom_query(prometheus_url: str, promql: str) -> list[dict]:
@@ -21,8 +21,10 @@ def prom_query(prometheus_url: str, promql: str) -> list[dict]:
 
 def prom_values(prometheus_url: str, promql: str, by: tuple[str, ...]) -> dict[tuple, float]:
     """{(label values...): value} of an instant query."""
-    return {tuple(r["metric"].get(label, "") for label in by): float(r["value"][1])
-            for r in prom_query(prometheus_url, promql)}
+    return {
+        tuple(r["metric"].get(label, "") for label in by): float(r["value"][1])
+        for r in prom_query(prometheus_url, promql)
+    }
 
 
 def wait_for_prom(prometheus_url: str, promql: str, by: tuple[str, ...], expected: dict, timeout: float = 60):

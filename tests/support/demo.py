@@ -7,10 +7,10 @@ from pathlib import Path
 import httpx
 
 from examples.demo_backend.launcher import DemoBackend
+from otel_monitor.instrument.providers import SERVICE_KEYS
+from otel_monitor.logs.files import read_log_records
 from tools.devstack import DevStack, wait_until
 from tools.devstack.demo import demo_backend_on
-from otel_monitor.logs.files import read_log_records
-from otel_monitor.instrument.providers import SERVICE_KEYS
 
 __all__ = ["demo_backend", "create_project", "wait_finished"]
 
@@ -34,8 +34,13 @@ def create_project(demo: DemoBackend, steps, topic: str = "otters", user_id: str
 
 def wait_finished(demo: DemoBackend, project_ids: set[str], timeout: float = 90) -> dict[str, dict]:
     """The worker's "Video project finished" log line of each project, read from its logs/app.log."""
+
     def finished():
-        lines = {line.get("project_id"): line for line in read_log_records(demo.log_dir)
-                 if line["message"] == "Video project finished"}
+        lines = {
+            line.get("project_id"): line
+            for line in read_log_records(demo.log_dir)
+            if line["message"] == "Video project finished"
+        }
         return lines if project_ids <= set(lines) else None
+
     return wait_until(finished, timeout, interval=0.5, what=f"{len(project_ids)} projects to finish")

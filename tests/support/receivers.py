@@ -19,8 +19,16 @@ from aiosmtpd.controller import Controller
 
 from tools.devstack import free_port, wait_until
 
-__all__ = ["Receiver", "SentryEndpoint", "SmtpInbox", "AlertmanagerServer", "parse_envelope", "SENTRY_KEY",
-           "SENTRY_PROJECT", "ALERTMANAGER"]
+__all__ = [
+    "Receiver",
+    "SentryEndpoint",
+    "SmtpInbox",
+    "AlertmanagerServer",
+    "parse_envelope",
+    "SENTRY_KEY",
+    "SENTRY_PROJECT",
+    "ALERTMANAGER",
+]
 
 SENTRY_KEY = "0123456789abcdef0123456789abcdef"
 SENTRY_PROJECT = "4242"
@@ -60,10 +68,15 @@ class Receiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802
+            def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("content-length", 0)))
-                receiver.requests.append({"path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()},
-                                          "json": json.loads(body or b"null")})
+                receiver.requests.append(
+                    {
+                        "path": self.path,
+                        "headers": {k.lower(): v for k, v in self.headers.items()},
+                        "json": json.loads(body or b"null"),
+                    }
+                )
                 if receiver.hang:
                     receiver.release.wait(30)
                 status = receiver.statuses.popleft() if receiver.statuses else receiver.status
@@ -97,7 +110,7 @@ def parse_envelope(body: bytes) -> tuple[dict, list[tuple[dict, dict]]]:
         item_header_line, _, rest = rest.partition(b"\n")
         item_header = json.loads(item_header_line)
         if "length" in item_header:
-            payload, rest = rest[: item_header["length"]], rest[item_header["length"] + 1:]
+            payload, rest = rest[: item_header["length"]], rest[item_header["length"] + 1 :]
         else:
             payload, _, rest = rest.partition(b"\n")
         items.append((item_header, json.loads(payload)))
@@ -118,25 +131,31 @@ class SentryEndpoint:
 
     def events(self) -> list[dict]:
         """The event payloads of every envelope, in arrival order."""
-        return [payload for envelope in self.envelopes for header, payload in envelope["items"]
-                if header.get("type") == "event"]
+        return [
+            payload
+            for envelope in self.envelopes
+            for header, payload in envelope["items"]
+            if header.get("type") == "event"
+        ]
 
     def start(self) -> SentryEndpoint:
         endpoint = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802
+            def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("content-length", 0)))
                 if self.headers.get("content-encoding") == "gzip":
                     body = gzip.decompress(body)
                 header, items = parse_envelope(body)
-                endpoint.envelopes.append({"path": self.path, "auth": self.headers.get("x-sentry-auth", ""),
-                                           "header": header, "items": items})
+                endpoint.envelopes.append(
+                    {"path": self.path, "auth": self.headers.get("x-sentry-auth", ""), "header": header, "items": items}
+                )
                 self.send_response(endpoint.status)
                 self.send_header("content-type", "application/json")
                 self.end_headers()
-                self.wfile.write(json.dumps({"id": header.get("event_id"), "echo": self.headers.get(
-                    "x-sentry-auth", "")}).encode())
+                self.wfile.write(
+                    json.dumps({"id": header.get("event_id"), "echo": self.headers.get("x-sentry-auth", "")}).encode()
+                )
 
             def log_message(self, *args):
                 pass
@@ -158,7 +177,7 @@ class SmtpInbox:
         self.port = free_port()
         self._controller = Controller(self, hostname="127.0.0.1", port=self.port)
 
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd's hook name)
+    async def handle_DATA(self, server, session, envelope):
         if self.reply:
             return self.reply
         self.messages.append(message_from_bytes(envelope.content, policy=policy.default))
@@ -192,10 +211,16 @@ class AlertmanagerServer:
         if self.resolve_timeout is not None:
             config["global"] = {"resolve_timeout": f"{self.resolve_timeout:g}s"}
         if self.webhook_url is not None:
-            config["route"] = {"receiver": "hook", "group_by": ["..."], "group_wait": "0s",
-                               "group_interval": "1s", "repeat_interval": "1h"}
-            config["receivers"] = [{"name": "hook", "webhook_configs": [{"url": self.webhook_url,
-                                                                         "send_resolved": True}]}]
+            config["route"] = {
+                "receiver": "hook",
+                "group_by": ["..."],
+                "group_wait": "0s",
+                "group_interval": "1s",
+                "repeat_interval": "1h",
+            }
+            config["receivers"] = [
+                {"name": "hook", "webhook_configs": [{"url": self.webhook_url, "send_resolved": True}]}
+            ]
         return json.dumps(config)  # JSON is YAML
 
     @property
@@ -206,9 +231,16 @@ class AlertmanagerServer:
         config = self.workdir / "alertmanager.yml"
         config.write_text(self._config())
         self._process = subprocess.Popen(
-            [ALERTMANAGER, f"--config.file={config}", f"--storage.path={self.workdir / 'data'}",
-             f"--web.listen-address=127.0.0.1:{self.port}", "--cluster.listen-address="],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            [
+                ALERTMANAGER,
+                f"--config.file={config}",
+                f"--storage.path={self.workdir / 'data'}",
+                f"--web.listen-address=127.0.0.1:{self.port}",
+                "--cluster.listen-address=",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
 
         def ready() -> bool:
             if self._process.poll() is not None:

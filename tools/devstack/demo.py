@@ -18,8 +18,13 @@ __all__ = ["DemoRun", "demo_backend_on"]
 def demo_backend_on(stack: DevStack, fakes: FakeProviders, workdir: Path, **options) -> DemoBackend:
     """A (not yet started) demo backend on ``stack`` calling the running ``fakes`` and trusting the fake YouTube's
     certificate; ``options`` go to `DemoBackend`."""
-    return DemoBackend(stack, {service: fakes.base_url(service) for service in SERVICE_KEYS}, workdir,
-                       ca_bundle=fakes.ca_bundle, **options)
+    return DemoBackend(
+        stack,
+        {service: fakes.base_url(service) for service in SERVICE_KEYS},
+        workdir,
+        ca_bundle=fakes.ca_bundle,
+        **options,
+    )
 
 
 class DemoRun:
@@ -31,10 +36,17 @@ class DemoRun:
     of processes.
     """
 
-    def __init__(self, workdir: Path, *, ports: StackPorts | None = None, components: Sequence[str] = (),
-                 scrape_interval: str = "5s", fakes: FakeProviders | None = None,
-                 backend_options: Mapping[str, object] | None = None,
-                 monitor: Callable[[DemoRun], MonitorProcess] | None = None) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        ports: StackPorts | None = None,
+        components: Sequence[str] = (),
+        scrape_interval: str = "5s",
+        fakes: FakeProviders | None = None,
+        backend_options: Mapping[str, object] | None = None,
+        monitor: Callable[[DemoRun], MonitorProcess] | None = None,
+    ) -> None:
         self.workdir = Path(workdir)
         self.stack = DevStack(self.workdir / "stack", ports or StackPorts.free(), scrape_interval=scrape_interval)
         self.components = tuple(components)

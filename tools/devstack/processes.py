@@ -49,7 +49,9 @@ def wait_until(predicate: Callable[[], object], timeout: float, interval: float 
         except Exception as exc:  # the thing polled is not up yet
             last_error = exc
         time.sleep(interval)
-    raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}" + (f" (last error: {last_error})" if last_error else ""))
+    raise TimeoutError(
+        f"timed out after {timeout:.0f} s waiting for {what}" + (f" (last error: {last_error})" if last_error else "")
+    )
 
 
 def http_ok(url: str) -> Callable[[], bool]:
@@ -60,15 +62,25 @@ def tcp_open(port: int) -> Callable[[], bool]:
     def probe() -> bool:
         with socket.create_connection(("127.0.0.1", port), timeout=0.5):
             return True
+
     return probe
 
 
 class ManagedProcess:
     """A server process: started in its own process group, ready when ``ready()`` holds, stopped with SIGTERM."""
 
-    def __init__(self, name: str, argv: Sequence[str], log_path: Path, *, env: Mapping[str, str] | None = None,
-                 cwd: Path | None = None, ready: Callable[[], object] | None = None, user: str | None = None,
-                 start_timeout: float = 60.0) -> None:
+    def __init__(
+        self,
+        name: str,
+        argv: Sequence[str],
+        log_path: Path,
+        *,
+        env: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
+        ready: Callable[[], object] | None = None,
+        user: str | None = None,
+        start_timeout: float = 60.0,
+    ) -> None:
         self.name = name
         self.argv = list(argv)
         self.log_path = Path(log_path)
@@ -90,8 +102,9 @@ class ManagedProcess:
             argv = ["runuser", "-u", self.user, "--", *argv]
         log = open(self.log_path, "ab")
         try:
-            self.process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=self.env, cwd=self.cwd,
-                                            start_new_session=True)
+            self.process = subprocess.Popen(
+                argv, stdout=log, stderr=subprocess.STDOUT, env=self.env, cwd=self.cwd, start_new_session=True
+            )
         finally:
             log.close()
         try:

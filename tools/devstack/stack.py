@@ -41,7 +41,7 @@ class StackPorts:
     @classmethod
     def free(cls) -> StackPorts:
         names = [f.name for f in fields(cls)]
-        return cls(**dict(zip(names, free_ports(len(names)))))
+        return cls(**dict(zip(names, free_ports(len(names)), strict=False)))
 
 
 def server_workdir(prefix: str) -> Path:
@@ -111,9 +111,13 @@ class DevStack:
             "JAEGER_OTLP_GRPC_ENDPOINT": f"127.0.0.1:{p.jaeger_otlp_grpc}",
         }
         binary = _binary("OTEL_MONITOR_COLLECTOR_BIN", "build-collector.sh")
-        return ManagedProcess("otel-collector", [binary, "--config", str(REPO_ROOT / "otel-collector.yaml")],
-                              self.logs / "otel-collector.log", env=env,
-                              ready=http_ok(f"http://127.0.0.1:{p.collector_health}/"))
+        return ManagedProcess(
+            "otel-collector",
+            [binary, "--config", str(REPO_ROOT / "otel-collector.yaml")],
+            self.logs / "otel-collector.log",
+            env=env,
+            ready=http_ok(f"http://127.0.0.1:{p.collector_health}/"),
+        )
 
     def jaeger(self) -> ManagedProcess:
         p = self.ports
@@ -126,9 +130,13 @@ class DevStack:
             "OTEL_TRACES_EXPORTER": "none",  # Jaeger must not trace itself into the collector
         }
         binary = _binary("OTEL_MONITOR_JAEGER_BIN", "build-jaeger.sh")
-        return ManagedProcess("jaeger", [binary, "--config", str(REPO_ROOT / "config" / "jaeger.yaml")],
-                              self.logs / "jaeger.log", env=env,
-                              ready=http_ok(f"http://127.0.0.1:{p.jaeger_health}/status"))
+        return ManagedProcess(
+            "jaeger",
+            [binary, "--config", str(REPO_ROOT / "config" / "jaeger.yaml")],
+            self.logs / "jaeger.log",
+            env=env,
+            ready=http_ok(f"http://127.0.0.1:{p.jaeger_health}/status"),
+        )
 
     def prometheus(self) -> ManagedProcess:
         home = self.workdir / "prometheus"
@@ -139,22 +147,40 @@ class DevStack:
             for sd in job.get("file_sd_configs", ()):
                 sd["refresh_interval"] = self.scrape_interval
         (home / "prometheus.yml").write_text(yaml.safe_dump(config, sort_keys=False))
-        targets = {"otel-collector": self.ports.collector_prometheus,
-                   "otel-collector-internal": self.ports.collector_telemetry}
+        targets = {
+            "otel-collector": self.ports.collector_prometheus,
+            "otel-collector-internal": self.ports.collector_telemetry,
+        }
         for job, port in targets.items():
             (home / "targets" / f"{job}.json").write_text(json.dumps([{"targets": [f"127.0.0.1:{port}"]}]))
-        argv = [shutil.which("prometheus") or "/usr/bin/prometheus",
-                f"--config.file={home / 'prometheus.yml'}", f"--storage.tsdb.path={home / 'data'}",
-                f"--web.listen-address=127.0.0.1:{self.ports.prometheus}", "--web.enable-lifecycle",
-                "--enable-feature=exemplar-storage"]
-        return ManagedProcess("prometheus", argv, self.logs / "prometheus.log",
-                              ready=http_ok(f"{self.prometheus_url}/-/ready"))
+        argv = [
+            shutil.which("prometheus") or "/usr/bin/prometheus",
+            f"--config.file={home / 'prometheus.yml'}",
+            f"--storage.tsdb.path={home / 'data'}",
+            f"--web.listen-address=127.0.0.1:{self.ports.prometheus}",
+            "--web.enable-lifecycle",
+            "--enable-feature=exemplar-storage",
+        ]
+        return ManagedProcess(
+            "prometheus", argv, self.logs / "prometheus.log", ready=http_ok(f"{self.prometheus_url}/-/ready")
+        )
 
     def redis(self) -> ManagedProcess:
         data = self.workdir / "redis"
         data.mkdir(parents=True, exist_ok=True)
-        argv = [shutil.which("redis-server") or "/usr/bin/redis-server", "--port", str(self.ports.redis),
-                "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(data)]
+        argv = [
+            shutil.which("redis-server") or "/usr/bin/redis-server",
+            "--port",
+            str(self.ports.redis),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(data),
+        ]
         return ManagedProcess("redis", argv, self.logs / "redis.log", ready=tcp_open(self.ports.redis))
 
     def postgres(self) -> ManagedProcess:
@@ -166,12 +192,37 @@ class DevStack:
                 shutil.chown(data, user, user)
                 shutil.chown(self.workdir, user)
             initdb = ["runuser", "-u", user, "--"] if user else []
-            subprocess.run([*initdb, str(POSTGRES_BIN / "initdb"), "-D", str(data), "-U", "postgres",
-                            "--auth=trust", "-E", "UTF8"], check=True, capture_output=True)
-        argv = [str(POSTGRES_BIN / "postgres"), "-D", str(data), "-p", str(self.ports.postgres),
-                "-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={data}", "-c", "fsync=off"]
-        return ManagedProcess("postgres", argv, self.logs / "postgres.log", user=user,
-                              ready=tcp_open(self.ports.postgres))
+            subprocess.run(
+                [
+                    *initdb,
+                    str(POSTGRES_BIN / "initdb"),
+                    "-D",
+                    str(data),
+                    "-U",
+                    "postgres",
+                    "--auth=trust",
+                    "-E",
+                    "UTF8",
+                ],
+                check=True,
+                capture_output=True,
+            )
+        argv = [
+            str(POSTGRES_BIN / "postgres"),
+            "-D",
+            str(data),
+            "-p",
+            str(self.ports.postgres),
+            "-c",
+            "listen_addresses=127.0.0.1",
+            "-c",
+            f"unix_socket_directories={data}",
+            "-c",
+            "fsync=off",
+        ]
+        return ManagedProcess(
+            "postgres", argv, self.logs / "postgres.log", user=user, ready=tcp_open(self.ports.postgres)
+        )
 
     # -- lifecycle -----------------------------------------------------------------------------------
     def start(self, *names: str) -> DevStack:

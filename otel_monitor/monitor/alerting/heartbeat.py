@@ -23,8 +23,15 @@ class Heartbeat:
     they start and when the pings succeed again, not on every beat.
     """
 
-    def __init__(self, url: str, *, client: httpx.AsyncClient, interval_seconds: float = 60.0,
-                 method: HeartbeatMethod = "GET", timeout_seconds: float = 10.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        client: httpx.AsyncClient,
+        interval_seconds: float = 60.0,
+        method: HeartbeatMethod = "GET",
+        timeout_seconds: float = 10.0,
+    ) -> None:
         if interval_seconds <= 0:
             raise ValueError("interval_seconds must be positive")
         self.url = url
@@ -55,5 +62,5 @@ class Heartbeat:
             await self.ping()
             try:
                 await asyncio.wait_for(stop.wait(), self.interval_seconds)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass

@@ -9,10 +9,10 @@ from enum import Enum
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from otel_monitor._utc_time import iso_utc
 from otel_monitor.monitor.alerting.model import Alert, Priority
 from otel_monitor.monitor.alerting.state import DEFAULT_HISTORY_LIMIT, SqlStore
 from otel_monitor.monitor.store.schema import IncidentRow as _IncidentRow
-from otel_monitor._utc_time import iso_utc
 
 __all__ = ["IncidentStatus", "Incident", "IncidentStore", "opens_incident", "INCIDENT_ENVIRONMENTS"]
 
@@ -45,15 +45,31 @@ class Incident:
     closed_at: dt.datetime | None
 
     def to_json(self) -> dict[str, object]:
-        return {"id": self.id, "fingerprint": self.fingerprint, "rule": self.rule, "error_code": self.error_code,
-                "service": self.service, "summary": self.summary, "status": self.status.value,
-                "opened_at": iso_utc(self.opened_at, microseconds=True),
-                "closed_at": iso_utc(self.closed_at, microseconds=True)}
+        return {
+            "id": self.id,
+            "fingerprint": self.fingerprint,
+            "rule": self.rule,
+            "error_code": self.error_code,
+            "service": self.service,
+            "summary": self.summary,
+            "status": self.status.value,
+            "opened_at": iso_utc(self.opened_at, microseconds=True),
+            "closed_at": iso_utc(self.closed_at, microseconds=True),
+        }
 
 
 def _incident_of(row: _IncidentRow) -> Incident:
-    return Incident(row.id, row.fingerprint, row.rule, row.error_code, row.service, row.summary,
-                    IncidentStatus(row.status), row.opened_at, row.closed_at)
+    return Incident(
+        row.id,
+        row.fingerprint,
+        row.rule,
+        row.error_code,
+        row.service,
+        row.summary,
+        IncidentStatus(row.status),
+        row.opened_at,
+        row.closed_at,
+    )
 
 
 class IncidentStore(SqlStore):
@@ -64,9 +80,15 @@ class IncidentStore(SqlStore):
         with self._lock, Session(self._ready(), expire_on_commit=False) as session, session.begin():
             if session.scalar(self._open_of(alert.fingerprint)) is not None:
                 return None
-            row = _IncidentRow(fingerprint=alert.fingerprint, rule=alert.rule, error_code=alert.error_code,
-                               service=alert.service, summary=alert.summary, status=IncidentStatus.OPEN.value,
-                               opened_at=alert.starts_at or self._clock())
+            row = _IncidentRow(
+                fingerprint=alert.fingerprint,
+                rule=alert.rule,
+                error_code=alert.error_code,
+                service=alert.service,
+                summary=alert.summary,
+                status=IncidentStatus.OPEN.value,
+                opened_at=alert.starts_at or self._clock(),
+            )
             session.add(row)
             session.flush()
             return _incident_of(row)
@@ -82,8 +104,7 @@ class IncidentStore(SqlStore):
             session.flush()
             return _incident_of(row)
 
-    def incidents(self, *, status: IncidentStatus | None = None,
-                  limit: int = DEFAULT_HISTORY_LIMIT) -> list[Incident]:
+    def incidents(self, *, status: IncidentStatus | None = None, limit: int = DEFAULT_HISTORY_LIMIT) -> list[Incident]:
         """The incidents, newest first."""
         query = select(_IncidentRow).order_by(_IncidentRow.opened_at.desc(), _IncidentRow.id.desc()).limit(limit)
         if status is not None:
@@ -93,5 +114,6 @@ class IncidentStore(SqlStore):
 
     @staticmethod
     def _open_of(fingerprint: str):
-        return select(_IncidentRow).where(_IncidentRow.fingerprint == fingerprint,
-                                          _IncidentRow.status == IncidentStatus.OPEN.value)
+        return select(_IncidentRow).where(
+            _IncidentRow.fingerprint == fingerprint, _IncidentRow.status == IncidentStatus.OPEN.value
+        )

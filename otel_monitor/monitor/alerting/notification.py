@@ -9,9 +9,9 @@ import json
 from dataclasses import asdict, dataclass
 from typing import Protocol, runtime_checkable
 
+from otel_monitor._utc_time import iso_utc
 from otel_monitor.monitor.alerting.delivery.retry import DeliveryResult
 from otel_monitor.monitor.alerting.model import Alert, AlertState, Priority, Transition
-from otel_monitor._utc_time import iso_utc
 
 __all__ = ["Notification", "Notifier", "notification_id"]
 
@@ -24,8 +24,14 @@ def _iso(moment: dt.datetime | None) -> str | None:
 
 def notification_id(alert: Alert, transition: Transition) -> str:
     """A stable id of one transition of one alert: the same alert firing twice from the same start is one id."""
-    key = "|".join((alert.fingerprint, transition, _iso(alert.starts_at) or "",
-                    (_iso(alert.ends_at) or "") if transition == "resolved" else ""))
+    key = "|".join(
+        (
+            alert.fingerprint,
+            transition,
+            _iso(alert.starts_at) or "",
+            (_iso(alert.ends_at) or "") if transition == "resolved" else "",
+        )
+    )
     return hashlib.sha256(key.encode()).hexdigest()[:32]
 
 

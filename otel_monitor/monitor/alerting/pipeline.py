@@ -12,6 +12,8 @@ import datetime as dt
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 
+from otel_monitor._utc_time import utc_now
+from otel_monitor.logs.logger import StructuredLogger
 from otel_monitor.monitor.alerting.delivery.digest import DEFAULT_DIGEST_PERIOD, DigestStore, P1Digest
 from otel_monitor.monitor.alerting.delivery.dispatcher import Dispatcher
 from otel_monitor.monitor.alerting.delivery.outbox import Outbox
@@ -22,8 +24,6 @@ from otel_monitor.monitor.alerting.notification import Notification
 from otel_monitor.monitor.alerting.notifiers.log_file import ALERT_LOGGER, log_notification
 from otel_monitor.monitor.alerting.routing import AT_ONCE, DIGESTED, LOGGED_AS_THEY_HAPPEN, DeliveryConfig
 from otel_monitor.monitor.alerting.state import AlertStore
-from otel_monitor.logs.logger import StructuredLogger
-from otel_monitor._utc_time import utc_now
 
 __all__ = ["AlertPipeline", "Stage"]
 
@@ -50,11 +50,20 @@ class AlertPipeline:
     ``send_summary``.
     """
 
-    def __init__(self, outbox: Outbox, dispatcher: Dispatcher, delivery: DeliveryConfig, *, store: AlertStore,
-                 incidents: IncidentStore, digests: DigestStore, digest_period: dt.timedelta = DEFAULT_DIGEST_PERIOD,
-                 environment: str = "development",
-                 transition_details: Callable[[Alert], Mapping[str, object]] | None = None,
-                 clock: Callable[[], dt.datetime] = utc_now) -> None:
+    def __init__(
+        self,
+        outbox: Outbox,
+        dispatcher: Dispatcher,
+        delivery: DeliveryConfig,
+        *,
+        store: AlertStore,
+        incidents: IncidentStore,
+        digests: DigestStore,
+        digest_period: dt.timedelta = DEFAULT_DIGEST_PERIOD,
+        environment: str = "development",
+        transition_details: Callable[[Alert], Mapping[str, object]] | None = None,
+        clock: Callable[[], dt.datetime] = utc_now,
+    ) -> None:
         self.outbox = outbox
         self.dispatcher = dispatcher
         self.delivery = delivery
@@ -100,8 +109,13 @@ class AlertPipeline:
             channels = self.delivery.channels_for(alert.priority)
             if not channels:
                 if alert.priority is Priority.P0 or alert.priority not in self.delivery.routing:  # `serve` refuses
-                    _log.error("Alert transition routed to no channel", rule=alert.rule, transition=change.transition,
-                               alert_priority=alert.priority.value, error_code=alert.error_code)
+                    _log.error(
+                        "Alert transition routed to no channel",
+                        rule=alert.rule,
+                        transition=change.transition,
+                        alert_priority=alert.priority.value,
+                        error_code=alert.error_code,
+                    )
                 return  # routed to none on purpose (`P2: []`): the WARNING line of log_transitions is its record
             await self.outbox.executor.run(self.outbox.enqueue, alert, change.transition, channels)
             queued = True
@@ -135,8 +149,7 @@ class AlertPipeline:
             if change.kind is ChangeKind.FIRED and opens_incident(self.environment, alert):
                 opened = await self.incidents.executor.run(self.incidents.open, alert)
                 if opened is not None:
-                    _log.warning("Incident opened", incident_id=opened.id, rule=alert.rule,
-                                 error_code=alert.error_code)
+                    _log.warning("Incident opened", incident_id=opened.id, rule=alert.rule, error_code=alert.error_code)
             elif change.kind in (ChangeKind.RESOLVED, ChangeKind.ENDED):
                 closed = await self.incidents.executor.run(self.incidents.close_for, alert)
                 if closed is not None:
@@ -167,7 +180,7 @@ class AlertPipeline:
         if self._transition_details is not None:
             try:
                 details = self._transition_details(notification.alert)
-            except Exception as exc:  # noqa: BLE001 - the line goes out without the extra fields
+            except Exception as exc:
                 _log.warning("Alert details lookup failed", rule=notification.alert.rule, error=repr(exc))
         log_notification(_alert_log, notification, level=logging.WARNING, details=details)
 
@@ -179,8 +192,13 @@ class AlertPipeline:
                 await step(change)
             except Exception as exc:
                 if change.announced:
-                    _log.error("Alert transition step failed", rule=change.alert.rule, transition=change.transition,
-                               step=stage, error=repr(exc))
+                    _log.error(
+                        "Alert transition step failed",
+                        rule=change.alert.rule,
+                        transition=change.transition,
+                        step=stage,
+                        error=repr(exc),
+                    )
                 else:
                     _log.error("Keeping alert state failed", error=repr(exc))
 

@@ -9,18 +9,18 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, WebSocket
 
+from otel_monitor._utc_time import iso_utc
 from otel_monitor.monitor.alerting.incidents import Incident, IncidentStatus
 from otel_monitor.monitor.alerting.model import Alert, AlertState, Priority
 from otel_monitor.monitor.alerting.notifiers.websocket import WebSocketHub, serve_subscriber
 from otel_monitor.monitor.alerting.state import DEFAULT_HISTORY_LIMIT
-from otel_monitor._utc_time import iso_utc
 
 __all__ = ["ALERTS_PATH", "ALERTS_WS_PATH", "INCIDENTS_PATH", "build_alerts_router", "alert_json", "select_alerts"]
 
 ALERTS_PATH = "/api/v1/alerts"
 INCIDENTS_PATH = "/api/v1/incidents"
 ALERTS_WS_PATH = "/api/v1/alerts/ws"
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _MAX_LIMIT = 1000
 
 AlertHistory = Callable[..., Awaitable[list[Alert]]]
@@ -46,17 +46,31 @@ def alert_json(alert: Alert) -> dict[str, object]:
     }
 
 
-def select_alerts(alerts: Iterable[Alert], *, priority: Priority | None = None, service: str | None = None,
-                  state: AlertState | None = None) -> list[Alert]:
+def select_alerts(
+    alerts: Iterable[Alert],
+    *,
+    priority: Priority | None = None,
+    service: str | None = None,
+    state: AlertState | None = None,
+) -> list[Alert]:
     """The alerts matching every filter given: active ones first, most urgent and oldest first; then resolved
     ones, most recently ended first."""
-    chosen = [a for a in alerts
-              if (priority is None or a.priority is priority) and (service is None or a.service == service)
-              and (state is None or a.state is state)]
-    active = sorted((a for a in chosen if a.state is not AlertState.RESOLVED),
-                    key=lambda a: (a.priority.value, a.starts_at or _EPOCH))
-    resolved = sorted((a for a in chosen if a.state is AlertState.RESOLVED),
-                      key=lambda a: a.ends_at or a.starts_at or _EPOCH, reverse=True)
+    chosen = [
+        a
+        for a in alerts
+        if (priority is None or a.priority is priority)
+        and (service is None or a.service == service)
+        and (state is None or a.state is state)
+    ]
+    active = sorted(
+        (a for a in chosen if a.state is not AlertState.RESOLVED),
+        key=lambda a: (a.priority.value, a.starts_at or _EPOCH),
+    )
+    resolved = sorted(
+        (a for a in chosen if a.state is AlertState.RESOLVED),
+        key=lambda a: a.ends_at or a.starts_at or _EPOCH,
+        reverse=True,
+    )
     return active + resolved
 
 
@@ -64,9 +78,11 @@ async def _no_alerts(**_filters) -> list:
     return []
 
 
-def build_alerts_router(alert_history: AlertHistory = _no_alerts,
-                        incident_history: IncidentHistory = _no_alerts,
-                        websocket_hub: WebSocketHub | None = None) -> APIRouter:
+def build_alerts_router(
+    alert_history: AlertHistory = _no_alerts,
+    incident_history: IncidentHistory = _no_alerts,
+    websocket_hub: WebSocketHub | None = None,
+) -> APIRouter:
     """The alerts and incidents routers over the alerting service's stores (nothing while alerting is off); bad
     filter values get FastAPI's 422 JSON. The WebSocket serves ``websocket_hub``, else the hub of the app's
     alerting service (``app.state.alerting``), else an idle one (alerting off: clients connect, nothing comes)."""

@@ -14,13 +14,21 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict
 
-from otel_monitor.monitor.alerting.model import Rule
-from otel_monitor.monitor.config_file import ConfigError, ConfigProblem, load_config_file
 from otel_monitor.instrument.providers import SERVICE_KEYS
 from otel_monitor.monitor.alerting.evaluate.sources import CHECK_EXPR
+from otel_monitor.monitor.alerting.model import Rule
+from otel_monitor.monitor.config_file import ConfigError, ConfigProblem, load_config_file
 
-__all__ = ["RulesFile", "HEALTH_CHECKS", "load_rules", "known_checks", "is_known_check", "check_promql",
-           "promql_checker", "PROMQL_PARSER"]
+__all__ = [
+    "RulesFile",
+    "HEALTH_CHECKS",
+    "load_rules",
+    "known_checks",
+    "is_known_check",
+    "check_promql",
+    "promql_checker",
+    "PROMQL_PARSER",
+]
 
 HEALTH_CHECKS = ("database", "redis", "celery", "disk", "ffmpeg")
 # The PyPI package (Python binding of GreptimeDB's Rust PromQL parser) that checks PromQL where promtool is absent.
@@ -38,8 +46,6 @@ class RulesFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     rules: list[Rule]
-
-
 
 
 def is_known_check(expr: str, service_keys: tuple[str, ...] = SERVICE_KEYS) -> bool:
@@ -60,8 +66,9 @@ def known_checks(service_keys: tuple[str, ...] = SERVICE_KEYS) -> frozenset[str]
     )
 
 
-def load_rules(path: str | os.PathLike[str], *, promtool: str | None = "promtool",
-               service_keys: tuple[str, ...] = SERVICE_KEYS) -> list[Rule]:
+def load_rules(
+    path: str | os.PathLike[str], *, promtool: str | None = "promtool", service_keys: tuple[str, ...] = SERVICE_KEYS
+) -> list[Rule]:
     """The rules of ``path``; raises ConfigError listing every problem, each with file, line and key.
 
     ``promtool`` is the binary checking PromQL (``promtool check rules``, the reference); when it is not on the
@@ -78,8 +85,9 @@ def load_rules(path: str | os.PathLike[str], *, promtool: str | None = "promtool
             if index is None:
                 problems.append(ConfigProblem(path, None, "", message))
             else:
-                problems.append(ConfigProblem(path, lines.of_expr_position(index, message), f"rules.{index}.expr",
-                                              message))
+                problems.append(
+                    ConfigProblem(path, lines.of_expr_position(index, message), f"rules.{index}.expr", message)
+                )
     if problems:
         raise ConfigError(sorted(problems, key=lambda p: (p.line or 0, p.key)))
     return rules
@@ -102,14 +110,22 @@ def check_promql(exprs: dict[int, str], promtool: str = "promtool") -> list[tupl
     if binary is None:
         return _parse_promql(exprs)
     # One alerting rule per expression, named by its index in the rules file, so each error maps back.
-    document = {"groups": [{"name": "otel_monitor_rules",
-                            "rules": [{"alert": f"expr_{i}", "expr": expr} for i, expr in exprs.items()]}]}
+    document = {
+        "groups": [
+            {"name": "otel_monitor_rules", "rules": [{"alert": f"expr_{i}", "expr": expr} for i, expr in exprs.items()]}
+        ]
+    }
     with tempfile.NamedTemporaryFile("w", suffix=".yaml", prefix="otel-monitor-rules-") as scratch:
         json.dump(document, scratch)  # JSON is YAML, and quotes every expression safely
         scratch.flush()
         try:
-            completed = subprocess.run([binary, "check", "rules", scratch.name], capture_output=True, text=True,
-                                       timeout=_PROMTOOL_TIMEOUT_SECONDS, check=False)
+            completed = subprocess.run(
+                [binary, "check", "rules", scratch.name],
+                capture_output=True,
+                text=True,
+                timeout=_PROMTOOL_TIMEOUT_SECONDS,
+                check=False,
+            )
         except (OSError, subprocess.TimeoutExpired) as exc:
             return [(None, f"cannot check PromQL: promtool failed to run ({exc})")]
     if completed.returncode == 0:
@@ -174,8 +190,14 @@ class _RuleLines:
         if node.style == "|":  # literal block: expression lines are file lines
             return first + 1 + expr_line
         # Folded block, plain or quoted scalar: the file's lines are joined by single spaces.
-        content = self._text_lines[first + 1:node.end_mark.line + 1] if node.style == ">" else (
-            [self._text_lines[first][node.start_mark.column:]] + self._text_lines[first + 1:node.end_mark.line + 1])
+        content = (
+            self._text_lines[first + 1 : node.end_mark.line + 1]
+            if node.style == ">"
+            else (
+                [self._text_lines[first][node.start_mark.column :]]
+                + self._text_lines[first + 1 : node.end_mark.line + 1]
+            )
+        )
         offset = 0
         for number, text in enumerate(content):
             offset += len(text.strip()) + 1
@@ -201,14 +223,20 @@ def _name_problems(rules: list[Rule], lines: _RuleLines) -> list[ConfigProblem]:
                 message = "a rule cannot inhibit itself"
             else:
                 continue
-            problems.append(ConfigProblem(lines.path, lines.of(index, "inhibited_by", item),
-                                          f"rules.{index}.inhibited_by.{item}", message))
+            problems.append(
+                ConfigProblem(
+                    lines.path, lines.of(index, "inhibited_by", item), f"rules.{index}.inhibited_by.{item}", message
+                )
+            )
     return problems
 
 
 def _check_problems(rules: list[Rule], lines: _RuleLines, service_keys: tuple[str, ...]) -> list[ConfigProblem]:
     known = ", ".join(sorted(known_checks(service_keys))) + ", quota.*, streak.* (streaks: optional '> N')"
-    return [ConfigProblem(lines.path, lines.of(index, "expr"), f"rules.{index}.expr",
-                          f"unknown check {rule.expr!r}; known: {known}")
-            for index, rule in enumerate(rules)
-            if rule.source == "check" and not is_known_check(rule.expr, service_keys)]
+    return [
+        ConfigProblem(
+            lines.path, lines.of(index, "expr"), f"rules.{index}.expr", f"unknown check {rule.expr!r}; known: {known}"
+        )
+        for index, rule in enumerate(rules)
+        if rule.source == "check" and not is_known_check(rule.expr, service_keys)
+    ]

@@ -11,6 +11,9 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 import httpx
 
+from otel_monitor._utc_time import utc_now
+from otel_monitor.instrument.failure_streaks import failure_streaks_from_url
+from otel_monitor.logs.logger import StructuredLogger
 from otel_monitor.monitor.alerting.delivery.alertmanager_refresh import AlertmanagerRefresher
 from otel_monitor.monitor.alerting.delivery.daily_summary import DailySummary
 from otel_monitor.monitor.alerting.delivery.digest import DEFAULT_DIGEST_PERIOD, DigestStore
@@ -27,11 +30,8 @@ from otel_monitor.monitor.alerting.pipeline import AlertPipeline
 from otel_monitor.monitor.alerting.quota_details import quota_details
 from otel_monitor.monitor.alerting.routing import DeliveryConfig
 from otel_monitor.monitor.alerting.state import DEFAULT_HISTORY_LIMIT, AlertStore
-from otel_monitor.instrument.failure_streaks import failure_streaks_from_url
 from otel_monitor.monitor.config import MonitorConfig
 from otel_monitor.monitor.quota.day_windows import quota_windows_between
-from otel_monitor.logs.logger import StructuredLogger
-from otel_monitor._utc_time import utc_now
 
 __all__ = ["AlertingService"]
 
@@ -48,15 +48,28 @@ class AlertingService:
     from the store, so an alert firing across a restart is not announced again, and resolves once.
     """
 
-    def __init__(self, rules: Sequence[Rule], sources: Mapping[str, Source], outbox: Outbox, dispatcher: Dispatcher,
-                 delivery: DeliveryConfig, *, clock: Callable[[], dt.datetime] = utc_now,
-                 jaeger_base: str | None = None, trace_lookup: Callable[[str], str | None] | None = None,
-                 state: AlertStore | None = None, incidents: IncidentStore | None = None,
-                 environment: str = "development", heartbeat: Heartbeat | None = None,
-                 daily_summary: DailySummary | None = None, digests: DigestStore | None = None,
-                 closers: Sequence[Callable[[], Awaitable[None]]] = (),
-                 websocket_hub: WebSocketHub | None = None, digest_period: dt.timedelta = DEFAULT_DIGEST_PERIOD,
-                 transition_details: Callable[[Alert], Mapping[str, object]] | None = None) -> None:
+    def __init__(
+        self,
+        rules: Sequence[Rule],
+        sources: Mapping[str, Source],
+        outbox: Outbox,
+        dispatcher: Dispatcher,
+        delivery: DeliveryConfig,
+        *,
+        clock: Callable[[], dt.datetime] = utc_now,
+        jaeger_base: str | None = None,
+        trace_lookup: Callable[[str], str | None] | None = None,
+        state: AlertStore | None = None,
+        incidents: IncidentStore | None = None,
+        environment: str = "development",
+        heartbeat: Heartbeat | None = None,
+        daily_summary: DailySummary | None = None,
+        digests: DigestStore | None = None,
+        closers: Sequence[Callable[[], Awaitable[None]]] = (),
+        websocket_hub: WebSocketHub | None = None,
+        digest_period: dt.timedelta = DEFAULT_DIGEST_PERIOD,
+        transition_details: Callable[[Alert], Mapping[str, object]] | None = None,
+    ) -> None:
         self.outbox = outbox
         self.dispatcher = dispatcher
         self.delivery = delivery
@@ -67,9 +80,18 @@ class AlertingService:
         # What the ``websocket`` channels publish to and ``/api/v1/alerts/ws`` serves.
         self.websocket_hub = websocket_hub or WebSocketHub()
         self.evaluator = Evaluator(rules, sources, clock, jaeger_base=jaeger_base, trace_lookup=trace_lookup)
-        self.pipeline = AlertPipeline(outbox, dispatcher, delivery, store=self.state, incidents=self.incident_store,
-                                      digests=digests or DigestStore(clock=clock), digest_period=digest_period,
-                                      environment=environment, transition_details=transition_details, clock=clock)
+        self.pipeline = AlertPipeline(
+            outbox,
+            dispatcher,
+            delivery,
+            store=self.state,
+            incidents=self.incident_store,
+            digests=digests or DigestStore(clock=clock),
+            digest_period=digest_period,
+            environment=environment,
+            transition_details=transition_details,
+            clock=clock,
+        )
         # P1 transitions wait here for their period's digest (kept in ``digests``).
         self.digest = self.pipeline.digest
         self._clock = clock
@@ -78,26 +100,43 @@ class AlertingService:
         self._tasks: list[asyncio.Task] = []
 
     @classmethod
-    def from_config(cls, config: MonitorConfig, rules: Sequence[Rule], health, quota, *,
-                    clock: Callable[[], dt.datetime] = utc_now,
-                    http_client: httpx.AsyncClient | None = None) -> AlertingService:
+    def from_config(
+        cls,
+        config: MonitorConfig,
+        rules: Sequence[Rule],
+        health,
+        quota,
+        *,
+        clock: Callable[[], dt.datetime] = utc_now,
+        http_client: httpx.AsyncClient | None = None,
+    ) -> AlertingService:
         """Sources, stores (``alerting.store_url``, else the quota store: outbox, alerts, incidents, P1 digest
         entries), notifiers and heartbeat of the config."""
         alerting = config.alerting
         client = http_client or httpx.AsyncClient()
         streaks = failure_streaks_from_url(config.quota.redis_url)
-        sources = {"promql": PrometheusSource(alerting.prometheus_url, http_client=client,
-                                              max_concurrent_queries=alerting.max_concurrent_queries),
-                   "check": CheckSource(health_service=health, quota_service=quota, streaks=streaks)}
+        sources = {
+            "promql": PrometheusSource(
+                alerting.prometheus_url, http_client=client, max_concurrent_queries=alerting.max_concurrent_queries
+            ),
+            "check": CheckSource(health_service=health, quota_service=quota, streaks=streaks),
+        }
         store_url = alerting.store_url
         outbox = Outbox(store_url, clock=clock)
         websocket_hub = WebSocketHub()
         notifiers = build_notifiers(alerting.delivery, client=client, websocket_hub=websocket_hub)
         dispatcher = Dispatcher.from_config(outbox, alerting.delivery, notifiers, clock=clock)
-        heartbeat = (Heartbeat(alerting.heartbeat_url, client=client, method=alerting.heartbeat_method,
-                               interval_seconds=alerting.heartbeat_interval_seconds,
-                               timeout_seconds=alerting.heartbeat_timeout_seconds)
-                     if alerting.heartbeat_url else None)
+        heartbeat = (
+            Heartbeat(
+                alerting.heartbeat_url,
+                client=client,
+                method=alerting.heartbeat_method,
+                interval_seconds=alerting.heartbeat_interval_seconds,
+                timeout_seconds=alerting.heartbeat_timeout_seconds,
+            )
+            if alerting.heartbeat_url
+            else None
+        )
         state = AlertStore(store_url, clock=clock)
 
         async def episodes(start: dt.datetime, end: dt.datetime):
@@ -106,30 +145,56 @@ class AlertingService:
         async def quota_windows(start: dt.datetime, end: dt.datetime):
             return await quota_windows_between(quota, start, end)
 
-        daily_summary = DailySummary(alerting.daily_summary, quota_windows=quota_windows, episodes=episodes,
-                                     rules=rules,
-                                     client=client, clock=clock)
-        return cls(rules, sources, outbox, dispatcher, alerting.delivery, clock=clock,
-                   jaeger_base=alerting.jaeger_url, trace_lookup=streak_trace_lookup(streaks),
-                   state=state, incidents=IncidentStore(store_url, clock=clock),
-                   environment=config.environment, heartbeat=heartbeat, daily_summary=daily_summary,
-                   digests=DigestStore(store_url, clock=clock), digest_period=alerting.digest_period,
-                   transition_details=quota_details(quota.latest),
-                   closers=[] if http_client is not None else [client.aclose], websocket_hub=websocket_hub)
+        daily_summary = DailySummary(
+            alerting.daily_summary,
+            quota_windows=quota_windows,
+            episodes=episodes,
+            rules=rules,
+            client=client,
+            clock=clock,
+        )
+        return cls(
+            rules,
+            sources,
+            outbox,
+            dispatcher,
+            alerting.delivery,
+            clock=clock,
+            jaeger_base=alerting.jaeger_url,
+            trace_lookup=streak_trace_lookup(streaks),
+            state=state,
+            incidents=IncidentStore(store_url, clock=clock),
+            environment=config.environment,
+            heartbeat=heartbeat,
+            daily_summary=daily_summary,
+            digests=DigestStore(store_url, clock=clock),
+            digest_period=alerting.digest_period,
+            transition_details=quota_details(quota.latest),
+            closers=[] if http_client is not None else [client.aclose],
+            websocket_hub=websocket_hub,
+        )
 
     # -- reading --------------------------------------------------------------------------------------------------
     def alerts(self) -> list[Alert]:
         """The pending and firing alerts now."""
         return self.evaluator.alerts()
 
-    async def history(self, *, priority: Priority | None = None, service: str | None = None,
-                      state: AlertState | None = None, limit: int = DEFAULT_HISTORY_LIMIT) -> list[Alert]:
+    async def history(
+        self,
+        *,
+        priority: Priority | None = None,
+        service: str | None = None,
+        state: AlertState | None = None,
+        limit: int = DEFAULT_HISTORY_LIMIT,
+    ) -> list[Alert]:
         """Active and recently resolved alerts from the store."""
-        return await self.state.executor.run(self.state.history, priority=priority, service=service, state=state,
-                                             limit=limit)
+        return await self.state.executor.run(
+            self.state.history, priority=priority, service=service, state=state, limit=limit
+        )
 
-    async def incidents(self, *, status: IncidentStatus | None = None,
-                        limit: int = DEFAULT_HISTORY_LIMIT) -> list[Incident]:
+    async def incidents(
+        self, *, status: IncidentStatus | None = None, limit: int = DEFAULT_HISTORY_LIMIT
+    ) -> list[Incident]:
         return await self.incident_store.executor.run(self.incident_store.incidents, status=status, limit=limit)
 
     # -- running --------------------------------------------------------------------------------------------------
@@ -169,16 +234,19 @@ class AlertingService:
         await self.restore()
         self._stop.clear()
         loop = asyncio.get_running_loop()
-        self._tasks = [loop.create_task(self._evaluate(), name="otel-monitor-alert-evaluation"),
-                       loop.create_task(self.dispatcher.run(self._stop), name="otel-monitor-alert-delivery")]
+        self._tasks = [
+            loop.create_task(self._evaluate(), name="otel-monitor-alert-evaluation"),
+            loop.create_task(self.dispatcher.run(self._stop), name="otel-monitor-alert-delivery"),
+        ]
         if self.heartbeat is not None:
             self._tasks.append(loop.create_task(self.heartbeat.run(self._stop), name="otel-monitor-heartbeat"))
         self._tasks.append(loop.create_task(self.digest.run(), name="otel-monitor-p1-digest"))
         refresher = AlertmanagerRefresher.from_config(self.delivery, self.alerts, clock=self._clock)
         self._tasks.append(loop.create_task(refresher.run(self._stop), name="otel-monitor-alertmanager-refresh"))
         if self.daily_summary is not None:
-            self._tasks.append(loop.create_task(self.daily_summary.run(self.pipeline.send_summary),
-                                                name="otel-monitor-daily-summary"))
+            self._tasks.append(
+                loop.create_task(self.daily_summary.run(self.pipeline.send_summary), name="otel-monitor-daily-summary")
+            )
 
     async def stop(self) -> None:
         """Stops the loops, then closes the HTTP client and the stores' database connections."""
@@ -197,5 +265,5 @@ class AlertingService:
                 await store.executor.shutdown_after(store.close)
             except TimeoutError:
                 _log.warning("Alerting store still busy with its database; left behind", store=store.executor.name)
-            except Exception:  # noqa: BLE001 - a store that fails to close is gone with the service anyway
+            except Exception:
                 pass

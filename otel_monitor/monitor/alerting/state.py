@@ -1,4 +1,4 @@
-"""Alerts kept in the store: one row per alert episode, upserted on each change, read back at start-up and by the API."""
+"""Alerts kept in the store: one row per alert episode, upserted on each change, read back at start and by the API."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from sqlalchemy import delete, or_, select
 from sqlalchemy.orm import Session
 
-from otel_monitor.monitor.alerting.model import Alert, AlertState, Priority
 from otel_monitor.monitor.alerting.delivery.outbox import SqlStore, open_store
+from otel_monitor.monitor.alerting.model import Alert, AlertState, Priority
 from otel_monitor.monitor.store.schema import AlertRow as _AlertRow
 
 __all__ = ["AlertStore", "AlertEpisode", "SqlStore", "open_store", "DEFAULT_HISTORY_LIMIT"]
@@ -35,11 +35,23 @@ def _fill(row: _AlertRow, alert: Alert, now: dt.datetime) -> None:
 
 
 def _alert_of(row: _AlertRow) -> Alert:
-    return Alert(fingerprint=row.fingerprint, rule=row.rule, priority=Priority(row.priority),
-                 state=AlertState(row.state), error_code=row.error_code, summary=row.summary,
-                 action_required=row.action_required, runbook=row.runbook, labels=json.loads(row.labels),
-                 value=row.value, starts_at=row.starts_at, ends_at=row.ends_at, trace_id=row.trace_id,
-                 jaeger_url=row.jaeger_url, inhibited=tuple(json.loads(row.inhibited or "[]")))
+    return Alert(
+        fingerprint=row.fingerprint,
+        rule=row.rule,
+        priority=Priority(row.priority),
+        state=AlertState(row.state),
+        error_code=row.error_code,
+        summary=row.summary,
+        action_required=row.action_required,
+        runbook=row.runbook,
+        labels=json.loads(row.labels),
+        value=row.value,
+        starts_at=row.starts_at,
+        ends_at=row.ends_at,
+        trace_id=row.trace_id,
+        jaeger_url=row.jaeger_url,
+        inhibited=tuple(json.loads(row.inhibited or "[]")),
+    )
 
 
 @dataclass(frozen=True)
@@ -61,8 +73,9 @@ class AlertStore(SqlStore):
         now = self._clock()
         starts_at = alert.starts_at or now
         with self._lock, Session(self._ready()) as session, session.begin():
-            row = session.scalar(select(_AlertRow).where(_AlertRow.fingerprint == alert.fingerprint,
-                                                         _AlertRow.starts_at == starts_at))
+            row = session.scalar(
+                select(_AlertRow).where(_AlertRow.fingerprint == alert.fingerprint, _AlertRow.starts_at == starts_at)
+            )
             if row is None:
                 row = _AlertRow(fingerprint=alert.fingerprint, starts_at=starts_at)
                 session.add(row)
@@ -71,9 +84,13 @@ class AlertStore(SqlStore):
     def discard(self, alert: Alert) -> None:
         """Drops a pending episode whose condition cleared before it fired: it never was an alert."""
         with self._lock, Session(self._ready()) as session, session.begin():
-            session.execute(delete(_AlertRow).where(
-                _AlertRow.fingerprint == alert.fingerprint, _AlertRow.state == AlertState.PENDING.value,
-                _AlertRow.starts_at == (alert.starts_at or self._clock())))
+            session.execute(
+                delete(_AlertRow).where(
+                    _AlertRow.fingerprint == alert.fingerprint,
+                    _AlertRow.state == AlertState.PENDING.value,
+                    _AlertRow.starts_at == (alert.starts_at or self._clock()),
+                )
+            )
 
     # -- reading --------------------------------------------------------------------------------------------------
     def load_active(self) -> list[Alert]:
@@ -83,8 +100,14 @@ class AlertStore(SqlStore):
             latest = {row.fingerprint: _alert_of(row) for row in session.scalars(query).all()}
         return list(latest.values())
 
-    def history(self, *, priority: Priority | None = None, service: str | None = None,
-                state: AlertState | None = None, limit: int = DEFAULT_HISTORY_LIMIT) -> list[Alert]:
+    def history(
+        self,
+        *,
+        priority: Priority | None = None,
+        service: str | None = None,
+        state: AlertState | None = None,
+        limit: int = DEFAULT_HISTORY_LIMIT,
+    ) -> list[Alert]:
         """Active and recently resolved alerts matching every filter given, most recently changed first."""
         query = select(_AlertRow).order_by(_AlertRow.updated_at.desc(), _AlertRow.id.desc()).limit(limit)
         if priority is not None:
@@ -98,9 +121,17 @@ class AlertStore(SqlStore):
 
     def episodes_between(self, start: dt.datetime, end: dt.datetime) -> list[AlertEpisode]:
         """The episodes that fired and were firing at some time in ``[start, end)``, oldest first."""
-        query = (select(_AlertRow).where(_AlertRow.fired_at.is_not(None), _AlertRow.fired_at < end,
-                                         or_(_AlertRow.ends_at.is_(None), _AlertRow.ends_at >= start))
-                 .order_by(_AlertRow.fired_at, _AlertRow.id))
+        query = (
+            select(_AlertRow)
+            .where(
+                _AlertRow.fired_at.is_not(None),
+                _AlertRow.fired_at < end,
+                or_(_AlertRow.ends_at.is_(None), _AlertRow.ends_at >= start),
+            )
+            .order_by(_AlertRow.fired_at, _AlertRow.id)
+        )
         with self._lock, Session(self._ready()) as session:
-            return [AlertEpisode(_alert_of(row), row.fired_at, row.min_value, row.max_value)
-                    for row in session.scalars(query).all()]
+            return [
+                AlertEpisode(_alert_of(row), row.fired_at, row.min_value, row.max_value)
+                for row in session.scalars(query).all()
+            ]

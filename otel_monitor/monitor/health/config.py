@@ -107,6 +107,8 @@ class HealthConfig(BaseModel):
     def _inspect_within_timeout(cls, value: float, info: ValidationInfo) -> float:
         timeout = info.data.get("check_timeout_seconds")
         if timeout is not None and value >= timeout:
-            raise ValueError("celery_inspect_timeout_seconds must be below check_timeout_seconds "
-                             "(the inspect waits its whole timeout, inside the check's)")
+            raise ValueError(
+                "celery_inspect_timeout_seconds must be below check_timeout_seconds "
+                "(the inspect waits its whole timeout, inside the check's)"
+            )
         return value

@@ -37,13 +37,14 @@ from typing import Any
 
 from opentelemetry.metrics import CallbackOptions, MeterProvider, Observation
 
+from otel_monitor.instrument.host_metrics import (
+    memory_usage_ratio,  # one reading of memory for the monitor and the backend
+)
+from otel_monitor.instrument.metrics import METER_NAME
 from otel_monitor.monitor.health.checks.disk import BYTES_PER_GB
 from otel_monitor.monitor.health.status import STATUSES, UNHEALTHY
-from otel_monitor.instrument.host_metrics import memory_usage_ratio  # one reading of memory for the monitor and the backend
-from otel_monitor.instrument.metrics import METER_NAME
 
-__all__ = ["HealthMetricNames", "HealthPromNames", "HealthMetrics", "CpuUsageReader", "memory_usage_ratio",
-           "OVERALL"]
+__all__ = ["HealthMetricNames", "HealthPromNames", "HealthMetrics", "CpuUsageReader", "memory_usage_ratio", "OVERALL"]
 
 # The ``check`` label value of the overall status.
 OVERALL = "overall"
@@ -112,34 +113,63 @@ class HealthMetrics:
     ``open_connections()`` (the database check's last count, None: not observed) and the host's CPU and memory
     through ``cpu_usage`` and ``memory_usage`` (ratios, None: not observed)."""
 
-    def __init__(self, meter_provider: MeterProvider, last_report: Callable[[], Report | None], *,
-                 open_connections: Callable[[], int | None] = _no_count,
-                 cpu_usage: Callable[[], float | None] | None = None,
-                 memory_usage: Callable[[], float | None] = memory_usage_ratio) -> None:
+    def __init__(
+        self,
+        meter_provider: MeterProvider,
+        last_report: Callable[[], Report | None],
+        *,
+        open_connections: Callable[[], int | None] = _no_count,
+        cpu_usage: Callable[[], float | None] | None = None,
+        memory_usage: Callable[[], float | None] = memory_usage_ratio,
+    ) -> None:
         self._last_report = last_report
         meter = meter_provider.get_meter(METER_NAME)
         gauges: tuple[tuple[str, Callable[[Report], Iterable[Observation]], str, str], ...] = (
             (HealthMetricNames.UP, self._up, "{up}", "1 when a dependency check is not unhealthy, else 0"),
-            (HealthMetricNames.STATUS, self._status, "{status}",
-             "Dependency check status: 0 healthy, 1 degraded, 2 unhealthy"),
+            (
+                HealthMetricNames.STATUS,
+                self._status,
+                "{status}",
+                "Dependency check status: 0 healthy, 1 degraded, 2 unhealthy",
+            ),
             (HealthMetricNames.LATENCY, self._latency, "s", "Time a dependency took to answer its health check"),
             (HealthMetricNames.DISK_FREE, self._disk_free, "By", "Disk space available to the backend"),
             (HealthMetricNames.DISK_TOTAL, self._disk_total, "By", "Disk capacity"),
             (HealthMetricNames.DISK_FREE_RATIO, self._disk_free_ratio, "1", "Share of the disk available"),
-            (HealthMetricNames.CELERY_QUEUE_LENGTH, self._queue_length, "{task}",
-             "Tasks waiting in the Celery broker's queues"),
-            (HealthMetricNames.CELERY_WORKERS, self._workers, "{worker}",
-             "Celery workers consuming the monitored queues"),
+            (
+                HealthMetricNames.CELERY_QUEUE_LENGTH,
+                self._queue_length,
+                "{task}",
+                "Tasks waiting in the Celery broker's queues",
+            ),
+            (
+                HealthMetricNames.CELERY_WORKERS,
+                self._workers,
+                "{worker}",
+                "Celery workers consuming the monitored queues",
+            ),
         )
         for name, observe, unit, description in gauges:
             meter.create_observable_gauge(name, [self._callback(observe)], unit=unit, description=description)
         live: tuple[tuple[str, Callable[[], float | None], str, str], ...] = (
-            (HealthMetricNames.DATABASE_CONNECTIONS, open_connections, "{connection}",
-             "Open connections on the monitored PostgreSQL server, as the database check last counted them"),
-            (HealthMetricNames.CPU_USAGE_RATIO, cpu_usage or CpuUsageReader(), "1",
-             "Busy share of the monitor host's CPUs since the previous collection"),
-            (HealthMetricNames.MEMORY_USAGE_RATIO, memory_usage, "1",
-             "Share of the monitor host's memory not available to new processes"),
+            (
+                HealthMetricNames.DATABASE_CONNECTIONS,
+                open_connections,
+                "{connection}",
+                "Open connections on the monitored PostgreSQL server, as the database check last counted them",
+            ),
+            (
+                HealthMetricNames.CPU_USAGE_RATIO,
+                cpu_usage or CpuUsageReader(),
+                "1",
+                "Busy share of the monitor host's CPUs since the previous collection",
+            ),
+            (
+                HealthMetricNames.MEMORY_USAGE_RATIO,
+                memory_usage,
+                "1",
+                "Share of the monitor host's memory not available to new processes",
+            ),
         )
         for name, read, unit, description in live:
             meter.create_observable_gauge(name, [self._live_callback(read)], unit=unit, description=description)
@@ -148,6 +178,7 @@ class HealthMetrics:
         def callback(_options: CallbackOptions) -> Iterable[Observation]:
             report = self._last_report()
             return list(observe(report)) if report else []
+
         return callback
 
     @staticmethod
@@ -155,6 +186,7 @@ class HealthMetrics:
         def callback(_options: CallbackOptions) -> Iterable[Observation]:
             value = read()
             return [] if value is None else [Observation(value)]
+
         return callback
 
     @staticmethod

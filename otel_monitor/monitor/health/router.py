@@ -44,8 +44,9 @@ def health_response(report: dict[str, Any], accept: str | None = None) -> JSONRe
     """The report as JSON (or health+json when asked for): 200 healthy or degraded, 503 unhealthy."""
     status_code = http_status_code(report["status"])
     if wants_health_json(accept):
-        return JSONResponse(render_health_json(report), status_code=status_code, media_type=HEALTH_JSON_MEDIA_TYPE,
-                            headers=_NO_STORE)
+        return JSONResponse(
+            render_health_json(report), status_code=status_code, media_type=HEALTH_JSON_MEDIA_TYPE, headers=_NO_STORE
+        )
     return JSONResponse(report, status_code=status_code, headers=_NO_STORE)
 
 

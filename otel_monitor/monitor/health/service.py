@@ -11,13 +11,13 @@ from typing import Any
 from opentelemetry import metrics
 from opentelemetry.metrics import MeterProvider
 
+from otel_monitor._utc_time import epoch_iso_utc
+from otel_monitor.logs.logger import StructuredLogger
 from otel_monitor.monitor.health.checks import HealthCheck, checks_from_config, describe_error
 from otel_monitor.monitor.health.config import HealthConfig
 from otel_monitor.monitor.health.metrics import HealthMetrics
 from otel_monitor.monitor.health.status import DEGRADED, HEALTHY, UNHEALTHY, aggregate_status
 from otel_monitor.redaction.scrubber import SecretScrubber, default_scrubber
-from otel_monitor.logs.logger import StructuredLogger
-from otel_monitor._utc_time import epoch_iso_utc
 
 __all__ = ["HealthService"]
 
@@ -39,10 +39,18 @@ class HealthService:
     host's CPU and memory, read at each collection (see ``metrics.py``).
     """
 
-    def __init__(self, checks: Sequence[HealthCheck], *, timeout: float = 1.0, ttl: float = 300.0,
-                 clock: Callable[[], float] = time.time, meter_provider: MeterProvider | None = None,
-                 scrubber: SecretScrubber = default_scrubber, logger: StructuredLogger | None = None,
-                 sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep) -> None:
+    def __init__(
+        self,
+        checks: Sequence[HealthCheck],
+        *,
+        timeout: float = 1.0,
+        ttl: float = 300.0,
+        clock: Callable[[], float] = time.time,
+        meter_provider: MeterProvider | None = None,
+        scrubber: SecretScrubber = default_scrubber,
+        logger: StructuredLogger | None = None,
+        sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+    ) -> None:
         names = [check.name for check in checks]
         duplicates = sorted({name for name in names if names.count(name) > 1})
         if duplicates:
@@ -62,17 +70,32 @@ class HealthService:
         self._refresher: asyncio.Task[None] | None = None
         self._statuses: dict[str, str] = {}
         counter = next((check for check in self._checks if hasattr(check, "open_connections")), None)
-        HealthMetrics(meter_provider or metrics.get_meter_provider(), lambda: self._report,
-                      open_connections=lambda: getattr(counter, "open_connections", None))
+        HealthMetrics(
+            meter_provider or metrics.get_meter_provider(),
+            lambda: self._report,
+            open_connections=lambda: getattr(counter, "open_connections", None),
+        )
 
     @classmethod
-    def from_config(cls, config: HealthConfig, meter_provider: MeterProvider | None = None, *,
-                    clock: Callable[[], float] = time.time, scrubber: SecretScrubber = default_scrubber,
-                    disk_usage_reader: Callable[[str], Any] | None = None) -> HealthService:
+    def from_config(
+        cls,
+        config: HealthConfig,
+        meter_provider: MeterProvider | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
+        scrubber: SecretScrubber = default_scrubber,
+        disk_usage_reader: Callable[[str], Any] | None = None,
+    ) -> HealthService:
         """The checks the config asks for, with its timeout and cache TTL."""
         checks = checks_from_config(config, clock=clock, scrubber=scrubber, disk_usage_reader=disk_usage_reader)
-        return cls(checks, timeout=config.check_timeout_seconds, ttl=config.cache_ttl_seconds, clock=clock,
-                   meter_provider=meter_provider, scrubber=scrubber)
+        return cls(
+            checks,
+            timeout=config.check_timeout_seconds,
+            ttl=config.cache_ttl_seconds,
+            clock=clock,
+            meter_provider=meter_provider,
+            scrubber=scrubber,
+        )
 
     @property
     def last_report(self) -> Report | None:
@@ -113,7 +136,8 @@ class HealthService:
         """Starts refreshing in the background, now and every ttl (in the running event loop)."""
         if self._refresher is None or self._refresher.done():
             self._refresher = asyncio.get_running_loop().create_task(
-                self._refresh_forever(), name="otel-monitor-health-refresher")
+                self._refresh_forever(), name="otel-monitor-health-refresher"
+            )
 
     async def stop(self) -> None:
         """Stops the background refresh and a run in progress (at shutdown nothing should outlive the app)."""
@@ -135,7 +159,7 @@ class HealthService:
     async def _run_checks(self) -> Report:
         results = await asyncio.gather(*(self._run_check(check) for check in self._checks))
         now = self._clock()
-        checks = {check.name: result for check, result in zip(self._checks, results)}
+        checks = {check.name: result for check, result in zip(self._checks, results, strict=False)}
         report = {"status": aggregate_status(checks), "timestamp": epoch_iso_utc(now), "checks": checks}
         self._report, self._reported_at = report, now
         self._log_changes(checks)
@@ -144,7 +168,7 @@ class HealthService:
     async def _run_check(self, check: HealthCheck) -> dict[str, Any]:
         try:
             result = dict(await asyncio.wait_for(check.run(), self._timeout))
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return self._failed(check, f"timed out after {self._timeout:.1f} s")
         except Exception as exc:
             return self._failed(check, "check failed: " + describe_error(exc, self._scrubber))
@@ -167,8 +191,13 @@ class HealthService:
             if status == previous:
                 continue
             code = getattr(check, "error_code", None)
-            fields = {"check": check.name, "status": status, "previous_status": previous,
-                      "error_code": getattr(code, "value", code), "error": result.get("error")}
+            fields = {
+                "check": check.name,
+                "status": status,
+                "previous_status": previous,
+                "error_code": getattr(code, "value", code),
+                "error": result.get("error"),
+            }
             if status == UNHEALTHY:
                 self._log.error(f"Health check {check.name} unhealthy", **fields)
             elif status == DEGRADED:

@@ -9,10 +9,10 @@ from dataclasses import dataclass, replace
 import httpx
 from pydantic import SecretStr
 
+from otel_monitor._utc_time import utc_now
 from otel_monitor.instrument.classification import classify_exception, classify_response
 from otel_monitor.instrument.error_codes import ProviderFailure, provider_error_code
 from otel_monitor.logs.logger import StructuredLogger
-from otel_monitor._utc_time import utc_now
 
 __all__ = ["Balance", "BalancePoller", "DidCreditsPoller", "StabilityBalancePoller"]
 
@@ -49,8 +49,15 @@ class BalancePoller:
     service = ""
     path = ""
 
-    def __init__(self, base_url: str, api_key: SecretStr | str | None, *, client: httpx.AsyncClient | None = None,
-                 timeout: float = 10.0, clock: Callable[[], dt.datetime] = utc_now) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        api_key: SecretStr | str | None,
+        *,
+        client: httpx.AsyncClient | None = None,
+        timeout: float = 10.0,
+        clock: Callable[[], dt.datetime] = utc_now,
+    ) -> None:
         self._url = base_url.rstrip("/") + self.path
         self._api_key = _secret(api_key)
         self._client = client
@@ -73,8 +80,7 @@ class BalancePoller:
         try:
             response = await self._http().get(self._url, headers=self._headers(self._api_key), timeout=self._timeout)
         except Exception as exc:
-            return self._failed(classify_exception(self.service, exc).error_code(self.service),
-                                f"{type(exc).__name__}")
+            return self._failed(classify_exception(self.service, exc).error_code(self.service), f"{type(exc).__name__}")
         if response.status_code != 200:
             code = classify_response(self.service, response.status_code, response.content).error_code(self.service)
             return self._failed(code, f"HTTP {response.status_code}")
@@ -84,18 +90,32 @@ class BalancePoller:
                 raise _BadBalance("not a JSON object")
             used, total = self._balance(document)
         except (ValueError, TypeError, KeyError, _BadBalance) as exc:
-            return self._failed(provider_error_code(self.service, ProviderFailure.UNKNOWN_ERROR),
-                                f"unexpected balance document ({type(exc).__name__})")
-        self.last = Balance(self.service, used=used, total=total, remaining=max(total - used, 0.0),
-                            fetched_at=self._clock(), stale=False, error_code=None)
+            return self._failed(
+                provider_error_code(self.service, ProviderFailure.UNKNOWN_ERROR),
+                f"unexpected balance document ({type(exc).__name__})",
+            )
+        self.last = Balance(
+            self.service,
+            used=used,
+            total=total,
+            remaining=max(total - used, 0.0),
+            fetched_at=self._clock(),
+            stale=False,
+            error_code=None,
+        )
         return self.last
 
     def _failed(self, error_code: str | None, reason: str) -> Balance:
         self.last = replace(self.last, stale=True, error_code=error_code)
         invalid_key = error_code == provider_error_code(self.service, ProviderFailure.INVALID_API_KEY)
         (_log.error if invalid_key else _log.warning)(
-            "Quota balance poll failed", alert_priority="P0" if invalid_key else "P1", service=self.service,
-            error_code=error_code, reason=reason, last_known_at=self.last.fetched_at)
+            "Quota balance poll failed",
+            alert_priority="P0" if invalid_key else "P1",
+            service=self.service,
+            error_code=error_code,
+            reason=reason,
+            last_known_at=self.last.fetched_at,
+        )
         return self.last
 
     def _http(self) -> httpx.AsyncClient:
@@ -168,4 +188,3 @@ class StabilityBalancePoller(BalancePoller):
         if baseline <= 0:
             raise _BadBalance("no credits bought: configure stability.baseline")
         return min(max(baseline - credits, 0.0), baseline), baseline
-

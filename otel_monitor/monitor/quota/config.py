@@ -1,4 +1,4 @@
-"""Configuration of quota tracking: per-provider totals, reset schedules, poll intervals, balance APIs, store, thresholds."""
+"""Quota tracking's configuration: per-provider totals, reset schedules, polling, balance APIs, store, thresholds."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
+from otel_monitor._utc_time import known_time_zone
 from otel_monitor.monitor.health.config import redis_url_scheme
 from otel_monitor.monitor.quota.reset_schedule import ResetRule
-from otel_monitor._utc_time import known_time_zone
 
 __all__ = [
     "ResetSchedule",
@@ -168,8 +168,10 @@ class QuotaConfig(_Strict):
         try:
             make_url(value)
         except ArgumentError:
-            raise ValueError("not a SQLAlchemy database URL (e.g. 'sqlite:///otel-monitor.db', "
-                             "'postgresql+psycopg://user:password@host/db')") from None
+            raise ValueError(
+                "not a SQLAlchemy database URL (e.g. 'sqlite:///otel-monitor.db', "
+                "'postgresql+psycopg://user:password@host/db')"
+            ) from None
         return value
 
     _redis_scheme = field_validator("redis_url")(redis_url_scheme)
@@ -185,5 +187,9 @@ class QuotaConfig(_Strict):
 
     def reset_rules(self) -> dict[str, ResetRule]:
         """Reset rule per service key (``gemini``, ``stability``, ``d-id``, ``youtube``)."""
-        return {"gemini": self.gemini.reset.rule(), "stability": self.stability.reset.rule(),
-                "d-id": self.d_id.reset.rule(), "youtube": self.youtube.reset.rule()}
+        return {
+            "gemini": self.gemini.reset.rule(),
+            "stability": self.stability.reset.rule(),
+            "d-id": self.d_id.reset.rule(),
+            "youtube": self.youtube.reset.rule(),
+        }

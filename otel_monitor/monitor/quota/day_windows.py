@@ -25,8 +25,9 @@ class WindowPeak:
     checked_at: dt.datetime
 
 
-def window_peaks(samples: Iterable[UsageSample], rule: ResetRule, start: dt.datetime,
-                 end: dt.datetime) -> list[WindowPeak]:
+def window_peaks(
+    samples: Iterable[UsageSample], rule: ResetRule, start: dt.datetime, end: dt.datetime
+) -> list[WindowPeak]:
     """The peak of each quota window among the checks made in ``[start, end)``, oldest window first.
 
     A UTC day holds two windows of a quota reset at midnight Pacific, one of a quota reset at midnight UTC or never;
@@ -40,10 +41,15 @@ def window_peaks(samples: Iterable[UsageSample], rule: ResetRule, start: dt.date
         opened = window_start(rule, sample.timestamp)
         best = peaks.get(opened)
         if best is None or sample.percentage > best.percentage:
-            peaks[opened] = WindowPeak(opened, next_reset(rule, sample.timestamp), sample.used, sample.total,
-                                       sample.percentage, sample.timestamp)
-    return sorted(peaks.values(), key=lambda peak: peak.checked_at if peak.window_start is None
-                  else peak.window_start)
+            peaks[opened] = WindowPeak(
+                opened,
+                next_reset(rule, sample.timestamp),
+                sample.used,
+                sample.total,
+                sample.percentage,
+                sample.timestamp,
+            )
+    return sorted(peaks.values(), key=lambda peak: peak.checked_at if peak.window_start is None else peak.window_start)
 
 
 async def quota_windows_between(quota_service, start: dt.datetime, end: dt.datetime) -> dict[str, list[WindowPeak]]:

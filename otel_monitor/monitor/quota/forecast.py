@@ -11,9 +11,14 @@ __all__ = ["burn_rate", "forecast_exhaustion", "MIN_SPAN"]
 MIN_SPAN = dt.timedelta(minutes=1)
 
 
-def burn_rate(history: Iterable[tuple[dt.datetime, float]], now: dt.datetime, used: float, *,
-              window_start: dt.datetime | None = None,
-              lookback: dt.timedelta = dt.timedelta(hours=3)) -> float | None:
+def burn_rate(
+    history: Iterable[tuple[dt.datetime, float]],
+    now: dt.datetime,
+    used: float,
+    *,
+    window_start: dt.datetime | None = None,
+    lookback: dt.timedelta = dt.timedelta(hours=3),
+) -> float | None:
     """Units used per second: from the oldest recorded use within ``lookback`` (and the current window) to now;
     without such history, the window so far. Points before a drop (a reset, a top-up) are ignored. None: unknown."""
     earliest = now - lookback
@@ -33,10 +38,16 @@ def burn_rate(history: Iterable[tuple[dt.datetime, float]], now: dt.datetime, us
     return None
 
 
-def forecast_exhaustion(used: float, total: float, now: dt.datetime,
-                        history: Iterable[tuple[dt.datetime, float]] = (), *,
-                        window_start: dt.datetime | None = None, next_reset: dt.datetime | None = None,
-                        lookback: dt.timedelta = dt.timedelta(hours=3)) -> dt.datetime | None:
+def forecast_exhaustion(
+    used: float,
+    total: float,
+    now: dt.datetime,
+    history: Iterable[tuple[dt.datetime, float]] = (),
+    *,
+    window_start: dt.datetime | None = None,
+    next_reset: dt.datetime | None = None,
+    lookback: dt.timedelta = dt.timedelta(hours=3),
+) -> dt.datetime | None:
     """The moment ``used`` reaches ``total`` at the current burn rate; ``now`` if it already has; None when nothing
     is being used or the quota resets first."""
     if used >= total:

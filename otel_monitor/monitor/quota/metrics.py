@@ -20,8 +20,8 @@ from typing import Protocol
 from opentelemetry import metrics
 from opentelemetry.metrics import CallbackOptions, Observation
 
-from otel_monitor.instrument.metrics import METER_NAME
 from otel_monitor._utc_time import utc_now
+from otel_monitor.instrument.metrics import METER_NAME
 
 __all__ = ["QuotaMetricNames", "QuotaPromNames", "register_quota_metrics"]
 
@@ -57,8 +57,9 @@ class _QuotaState(Protocol):
     stale: bool
 
 
-def register_quota_metrics(states: Callable[[], Iterable[_QuotaState]], *, meter_provider=None,
-                           clock: Callable[[], dt.datetime] = utc_now) -> None:
+def register_quota_metrics(
+    states: Callable[[], Iterable[_QuotaState]], *, meter_provider=None, clock: Callable[[], dt.datetime] = utc_now
+) -> None:
     """Creates the observable gauges; each collection reads ``states()`` (the latest quota of each service)."""
     meter = metrics.get_meter(METER_NAME, meter_provider=meter_provider)
 
@@ -75,18 +76,39 @@ def register_quota_metrics(states: Callable[[], Iterable[_QuotaState]], *, meter
     def seconds_until(moment: dt.datetime | None, now: dt.datetime) -> float | None:
         return None if moment is None else max((moment - now).total_seconds(), 0.0)
 
-    meter.create_observable_gauge(QuotaMetricNames.USED, [gauge(lambda s, _: s.used)], unit="{unit}",
-                                  description="Quota used in the current window")
-    meter.create_observable_gauge(QuotaMetricNames.LIMIT, [gauge(lambda s, _: s.total)], unit="{unit}",
-                                  description="Quota total of the current window")
     meter.create_observable_gauge(
-        QuotaMetricNames.USAGE, [gauge(lambda s, _: s.used / s.total if s.used is not None and s.total else None)],
-        unit="1", description="Share of the quota used (1 = exhausted)")
-    meter.create_observable_gauge(QuotaMetricNames.TIME_TO_RESET,
-                                  [gauge(lambda s, now: seconds_until(s.reset_date, now))], unit="s",
-                                  description="Time until the quota resets")
-    meter.create_observable_gauge(QuotaMetricNames.TIME_TO_EXHAUSTION,
-                                  [gauge(lambda s, now: seconds_until(s.forecast_exhausted_at, now))], unit="s",
-                                  description="Time until the quota runs out at the current burn rate")
-    meter.create_observable_gauge(QuotaMetricNames.STALE, [gauge(lambda s, _: 1 if s.stale else 0)], unit="",
-                                  description="1 while the quota shown is the last known value (its read failed)")
+        QuotaMetricNames.USED,
+        [gauge(lambda s, _: s.used)],
+        unit="{unit}",
+        description="Quota used in the current window",
+    )
+    meter.create_observable_gauge(
+        QuotaMetricNames.LIMIT,
+        [gauge(lambda s, _: s.total)],
+        unit="{unit}",
+        description="Quota total of the current window",
+    )
+    meter.create_observable_gauge(
+        QuotaMetricNames.USAGE,
+        [gauge(lambda s, _: s.used / s.total if s.used is not None and s.total else None)],
+        unit="1",
+        description="Share of the quota used (1 = exhausted)",
+    )
+    meter.create_observable_gauge(
+        QuotaMetricNames.TIME_TO_RESET,
+        [gauge(lambda s, now: seconds_until(s.reset_date, now))],
+        unit="s",
+        description="Time until the quota resets",
+    )
+    meter.create_observable_gauge(
+        QuotaMetricNames.TIME_TO_EXHAUSTION,
+        [gauge(lambda s, now: seconds_until(s.forecast_exhausted_at, now))],
+        unit="s",
+        description="Time until the quota runs out at the current burn rate",
+    )
+    meter.create_observable_gauge(
+        QuotaMetricNames.STALE,
+        [gauge(lambda s, _: 1 if s.stale else 0)],
+        unit="",
+        description="1 while the quota shown is the last known value (its read failed)",
+    )

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 __all__ = ["Cycle", "ResetRule", "window_start", "next_reset"]
 
 Cycle = Literal["daily", "monthly", "none"]
-_UTC = dt.timezone.utc
+_UTC = dt.UTC
 
 
 @dataclass(frozen=True)
@@ -60,8 +60,9 @@ def _nearby_resets(rule: ResetRule, now: dt.datetime) -> list[dt.datetime]:
     local = now.astimezone(rule.zone)
     if rule.cycle == "daily":
         return [_local_instant(rule, local.date() + dt.timedelta(days=step)) for step in _NEARBY_CYCLES]
-    return [_local_instant(rule, dt.date(*_add_months(local.year, local.month, step), rule.day))
-            for step in _NEARBY_CYCLES]
+    return [
+        _local_instant(rule, dt.date(*_add_months(local.year, local.month, step), rule.day)) for step in _NEARBY_CYCLES
+    ]
 
 
 def window_start(rule: ResetRule, now: dt.datetime) -> dt.datetime | None:

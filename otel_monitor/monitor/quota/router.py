@@ -7,9 +7,9 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
+from otel_monitor.instrument.providers import DEFAULT_PROVIDERS
 from otel_monitor.monitor.quota.service import QuotaService
 from otel_monitor.monitor.quota.store import QuotaStoreError
-from otel_monitor.instrument.providers import DEFAULT_PROVIDERS
 
 __all__ = ["build_quota_router", "QUOTA_PATH", "MAX_HISTORY_HOURS"]
 
@@ -27,9 +27,10 @@ def build_quota_router(quota_service: QuotaService) -> APIRouter:
     @router.get(QUOTA_PATH)
     async def get_quota(
         service: Annotated[ServiceParam | None, Query(description="only this provider")] = None,
-        history_hours: Annotated[int | None, Query(ge=1, le=MAX_HISTORY_HOURS,
-                                                   description="add each provider's stored checks of these hours")]
-        = None,
+        history_hours: Annotated[
+            int | None,
+            Query(ge=1, le=MAX_HISTORY_HOURS, description="add each provider's stored checks of these hours"),
+        ] = None,
     ):
         try:
             return await quota_service.report(service=service, history_hours=history_hours)

@@ -26,8 +26,13 @@ class PollScheduler:
     shrinks (its quota passed 80 %) is polled by the new interval counted from its last poll, not after the old one.
     """
 
-    def __init__(self, jobs: Mapping[str, tuple[Interval, Callable[[], Awaitable[object]]]], *,
-                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep, recheck_seconds: float = 60.0) -> None:
+    def __init__(
+        self,
+        jobs: Mapping[str, tuple[Interval, Callable[[], Awaitable[object]]]],
+        *,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        recheck_seconds: float = 60.0,
+    ) -> None:
         for name, (interval, _poll) in jobs.items():
             if _seconds(interval) <= 0:
                 raise ValueError(f"{name}: poll interval must be positive, got {_seconds(interval)!r}")

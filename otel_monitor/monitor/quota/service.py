@@ -16,7 +16,10 @@ from dataclasses import dataclass
 
 import httpx
 
+from otel_monitor._utc_time import iso_utc, utc_now
 from otel_monitor.instrument.error_codes import SystemErrorCode
+from otel_monitor.instrument.providers import DEFAULT_PROVIDERS, SERVICE_KEYS
+from otel_monitor.logs.logger import StructuredLogger
 from otel_monitor.monitor.quota.balances import DidCreditsPoller, StabilityBalancePoller
 from otel_monitor.monitor.quota.config import HOURLY, QUARTER_HOURLY, QuotaConfig, QuotaThresholds
 from otel_monitor.monitor.quota.forecast import forecast_exhaustion
@@ -27,9 +30,6 @@ from otel_monitor.monitor.quota.status import CRITICAL, EXCEEDED, WARNING, quota
 from otel_monitor.monitor.quota.store import QuotaStore, QuotaStoreError, UsageSample
 from otel_monitor.monitor.quota.usage import BalanceQuotaSource, CounterQuotaSource, QuotaReading, QuotaSource
 from otel_monitor.redaction.scrubber import default_scrubber
-from otel_monitor.instrument.providers import DEFAULT_PROVIDERS, SERVICE_KEYS
-from otel_monitor.logs.logger import StructuredLogger
-from otel_monitor._utc_time import iso_utc, utc_now
 
 __all__ = ["QuotaView", "QuotaService"]
 
@@ -87,18 +87,28 @@ class QuotaService:
     view is checked like a poll (logged "Quota critical", stored).
     """
 
-    def __init__(self, store: QuotaStore, sources: Mapping[str, QuotaSource], *,
-                 poll_intervals: Mapping[str, float] | None = None, thresholds: QuotaThresholds | None = None,
-                 monitor: QuotaMonitor | None = None, meter_provider=None,
-                 forecast_lookback: dt.timedelta = dt.timedelta(hours=3),
-                 clock: Callable[[], dt.datetime] = utc_now,
-                 sleep: Callable[[float], object] = asyncio.sleep, closers: Iterable = (),
-                 high_usage_interval: float = QUARTER_HOURLY, refresh_interval: float | None = None) -> None:
+    def __init__(
+        self,
+        store: QuotaStore,
+        sources: Mapping[str, QuotaSource],
+        *,
+        poll_intervals: Mapping[str, float] | None = None,
+        thresholds: QuotaThresholds | None = None,
+        monitor: QuotaMonitor | None = None,
+        meter_provider=None,
+        forecast_lookback: dt.timedelta = dt.timedelta(hours=3),
+        clock: Callable[[], dt.datetime] = utc_now,
+        sleep: Callable[[float], object] = asyncio.sleep,
+        closers: Iterable = (),
+        high_usage_interval: float = QUARTER_HOURLY,
+        refresh_interval: float | None = None,
+    ) -> None:
         self.store = store
         self.sources = {service_key(name): source for name, source in sources.items()}
         self.thresholds = thresholds or QuotaThresholds()
-        self.monitor = monitor or QuotaMonitor(store, thresholds=self.thresholds, clock=clock,
-                                               reset_rules={k: s.rule for k, s in self.sources.items()})
+        self.monitor = monitor or QuotaMonitor(
+            store, thresholds=self.thresholds, clock=clock, reset_rules={k: s.rule for k, s in self.sources.items()}
+        )
         self._clock = clock
         self._lookback = forecast_lookback
         self._latest: dict[str, QuotaView] = {}
@@ -112,15 +122,26 @@ class QuotaService:
         self._intervals = {key: float(value) for key, value in (poll_intervals or {}).items()}
         self._high_usage_interval = float(high_usage_interval)
         self.scheduler = PollScheduler(
-            {key: (functools.partial(self.poll_interval, key), self._poller(key))
-             for key in self.sources if key in self._intervals}, sleep=sleep)
+            {
+                key: (functools.partial(self.poll_interval, key), self._poller(key))
+                for key in self.sources
+                if key in self._intervals
+            },
+            sleep=sleep,
+        )
         # The gauges show the views as they are: an export must not cause provider requests.
         register_quota_metrics(self._views, meter_provider=meter_provider, clock=clock)
 
     @classmethod
-    def from_config(cls, config: QuotaConfig, meter_provider=None, *, redis_client=None,
-                    http_client: httpx.AsyncClient | None = None,
-                    clock: Callable[[], dt.datetime] | None = None) -> QuotaService:
+    def from_config(
+        cls,
+        config: QuotaConfig,
+        meter_provider=None,
+        *,
+        redis_client=None,
+        http_client: httpx.AsyncClient | None = None,
+        clock: Callable[[], dt.datetime] | None = None,
+    ) -> QuotaService:
         """Store, sources, scheduler and gauges as configured; connects nothing until used."""
         from otel_monitor.instrument.usage_counter import UsageCounter
 
@@ -131,34 +152,53 @@ class QuotaService:
 
             redis_client = redis.Redis.from_url(config.redis_url, socket_connect_timeout=2, socket_timeout=2)
             closers.append(redis_client.close)
-        counter = UsageCounter(redis_client, prefix=config.usage_prefix, background=False, clock=clock) \
-            if redis_client is not None else None
+        counter = (
+            UsageCounter(redis_client, prefix=config.usage_prefix, background=False, clock=clock)
+            if redis_client is not None
+            else None
+        )
         for secret in (config.d_id.api_key, config.stability.api_key):
             if secret is not None:
                 default_scrubber.register(secret.get_secret_value())
         options = {"client": http_client, "timeout": config.request_timeout_seconds, "clock": clock}
         did = DidCreditsPoller(config.d_id.base_url, config.d_id.api_key, total=config.d_id.total, **options)
-        stability = StabilityBalancePoller(config.stability.base_url, config.stability.api_key,
-                                           baseline=config.stability.baseline, **options)
+        stability = StabilityBalancePoller(
+            config.stability.base_url, config.stability.api_key, baseline=config.stability.baseline, **options
+        )
         closers += [did.aclose, stability.aclose]
 
         def balance(poller, reset) -> BalanceQuotaSource:
-            return BalanceQuotaSource(poller, reset.rule(), refusals=counter, wait=config.refresh_wait_seconds,
-                                      stale_after=config.stale_after(poller.service))
+            return BalanceQuotaSource(
+                poller,
+                reset.rule(),
+                refusals=counter,
+                wait=config.refresh_wait_seconds,
+                stale_after=config.stale_after(poller.service),
+            )
 
         sources = {
-            "gemini": CounterQuotaSource("gemini", counter, config.gemini.total, config.gemini.reset.rule(),
-                                         "requests"),
+            "gemini": CounterQuotaSource(
+                "gemini", counter, config.gemini.total, config.gemini.reset.rule(), "requests"
+            ),
             "stability": balance(stability, config.stability.reset),
             "d-id": balance(did, config.d_id.reset),
-            "youtube": CounterQuotaSource("youtube", counter, config.youtube.total, config.youtube.reset.rule(),
-                                          "units"),
+            "youtube": CounterQuotaSource(
+                "youtube", counter, config.youtube.total, config.youtube.reset.rule(), "units"
+            ),
         }
         intervals = {key: config.provider(key).poll_interval_seconds for key in SERVICE_KEYS} if config.poll else {}
-        return cls(QuotaStore(config.store_url), sources, poll_intervals=intervals, thresholds=config.thresholds,
-                   meter_provider=meter_provider, forecast_lookback=dt.timedelta(hours=config.forecast_lookback_hours),
-                   clock=clock, closers=closers, high_usage_interval=config.high_usage_poll_interval_seconds,
-                   refresh_interval=config.refresh_interval_seconds if config.poll else None)
+        return cls(
+            QuotaStore(config.store_url),
+            sources,
+            poll_intervals=intervals,
+            thresholds=config.thresholds,
+            meter_provider=meter_provider,
+            forecast_lookback=dt.timedelta(hours=config.forecast_lookback_hours),
+            clock=clock,
+            closers=closers,
+            high_usage_interval=config.high_usage_poll_interval_seconds,
+            refresh_interval=config.refresh_interval_seconds if config.poll else None,
+        )
 
     # -- lifecycle ------------------------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -227,8 +267,9 @@ class QuotaService:
         reading = await self.sources[key].read(self._clock(), refresh=True)
         if reading.used is not None and reading.total:
             self._note_refusal(key, reading.refused_at)
-            await self.monitor.check_quota(key, reading.used, reading.total, reset_date=reading.reset_date,
-                                           refused_at=reading.refused_at)
+            await self.monitor.check_quota(
+                key, reading.used, reading.total, reset_date=reading.reset_date, refused_at=reading.refused_at
+            )
         try:
             history = await self._history(reading)
         except QuotaStoreError:
@@ -253,9 +294,10 @@ class QuotaService:
         """Every service's view brought up to date as ``report()`` would (store errors logged, not raised); with
         ``stale_ok`` without re-reading stale balances (counted quotas and refusals only: no provider request)."""
         now = self._clock()
-        views = await asyncio.gather(*(self._current(key, now, stale_ok=stale_ok) for key in self.sources),
-                                     return_exceptions=True)
-        for key, view in zip(self.sources, views):
+        views = await asyncio.gather(
+            *(self._current(key, now, stale_ok=stale_ok) for key in self.sources), return_exceptions=True
+        )
+        for key, view in zip(self.sources, views, strict=False):
             if isinstance(view, QuotaStoreError):
                 self._log_store_error(view)
             elif isinstance(view, BaseException) and not isinstance(view, asyncio.CancelledError):
@@ -284,8 +326,9 @@ class QuotaService:
             for view in views:
                 entry = view.as_json()
                 if history_hours is not None:
-                    samples = await self.store.executor.run(self.store.history, view.service,
-                                                            now - dt.timedelta(hours=history_hours), now)
+                    samples = await self.store.executor.run(
+                        self.store.history, view.service, now - dt.timedelta(hours=history_hours), now
+                    )
                     entry["history"] = [_sample_json(s) for s in samples]
                 quotas[_JSON_KEYS[view.service]] = entry
         except QuotaStoreError as error:
@@ -300,8 +343,9 @@ class QuotaService:
         history."""
         reading = await self.sources[key].read(now, refresh=False, stale_ok=stale_ok)
         if reading.used is not None and reading.total and self._note_refusal(key, reading.refused_at):
-            await self.monitor.check_quota(key, reading.used, reading.total, reset_date=reading.reset_date,
-                                           refused_at=reading.refused_at)
+            await self.monitor.check_quota(
+                key, reading.used, reading.total, reset_date=reading.reset_date, refused_at=reading.refused_at
+            )
         view = self._view(reading, await self._history(reading))
         self._latest[key] = view
         return view
@@ -326,21 +370,44 @@ class QuotaService:
         ratio = usage_ratio(reading.used, reading.total) if reading.used is not None and reading.total else None
         forecast = None
         if ratio is not None:
-            forecast = forecast_exhaustion(reading.used, reading.total, reading.read_at,
-                                           [(s.timestamp, s.used) for s in history],
-                                           window_start=reading.window_start, next_reset=reading.reset_date,
-                                           lookback=self._lookback)
-        return QuotaView(reading.service, reading.used, reading.total, reading.unit,
-                         None if ratio is None else ratio * 100, quota_status(ratio, self.thresholds),
-                         reading.reset_date, forecast, reading.stale, reading.error_code, reading.read_at,
-                         reading.refused_at)
+            forecast = forecast_exhaustion(
+                reading.used,
+                reading.total,
+                reading.read_at,
+                [(s.timestamp, s.used) for s in history],
+                window_start=reading.window_start,
+                next_reset=reading.reset_date,
+                lookback=self._lookback,
+            )
+        return QuotaView(
+            reading.service,
+            reading.used,
+            reading.total,
+            reading.unit,
+            None if ratio is None else ratio * 100,
+            quota_status(ratio, self.thresholds),
+            reading.reset_date,
+            forecast,
+            reading.stale,
+            reading.error_code,
+            reading.read_at,
+            reading.refused_at,
+        )
 
     @staticmethod
     def _log_store_error(error: QuotaStoreError) -> None:
-        _log.error("Quota store unavailable", store=error.store, reason=error.reason,
-                   error_code=SystemErrorCode.DATABASE_CONNECTION_FAILED.value)
+        _log.error(
+            "Quota store unavailable",
+            store=error.store,
+            reason=error.reason,
+            error_code=SystemErrorCode.DATABASE_CONNECTION_FAILED.value,
+        )
 
 
 def _sample_json(sample: UsageSample) -> dict:
-    return {"timestamp": iso_utc(sample.timestamp), "used": _number(sample.used), "total": _number(sample.total),
-            "percentage": _number(sample.percentage)}
+    return {
+        "timestamp": iso_utc(sample.timestamp),
+        "used": _number(sample.used),
+        "total": _number(sample.total),
+        "percentage": _number(sample.percentage),
+    }

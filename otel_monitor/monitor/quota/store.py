@@ -19,9 +19,10 @@ from otel_monitor.monitor.store.schema import QuotaUsage
 __all__ = ["QuotaUsage", "UsageSample", "QuotaStore", "QuotaStoreError", "IN_MEMORY_URL"]
 
 IN_MEMORY_URL = "sqlite://"
-_UTC = dt.timezone.utc
+_UTC = dt.UTC
 # Calls are serialised by the store's lock: a second thread only lets the next call wait there, not in the queue.
 _THREADS = 2
+
 
 @dataclass(frozen=True)
 class UsageSample:
@@ -67,8 +68,12 @@ class QuotaStore:
         self._engine: Engine | None = None
         self._migrated = False
         self._in_memory = is_in_memory_sqlite(self._url)
-        self.executor = BlockingExecutor("otel-monitor-quota-store", max_workers=_THREADS,
-                                         start_timeout=STORE_THREAD_WAIT_SECONDS, busy_error=self._busy)
+        self.executor = BlockingExecutor(
+            "otel-monitor-quota-store",
+            max_workers=_THREADS,
+            start_timeout=STORE_THREAD_WAIT_SECONDS,
+            busy_error=self._busy,
+        )
 
     # -- lifecycle ------------------------------------------------------------------------------------------------
     def _busy(self, reason: str) -> QuotaStoreError:
@@ -113,8 +118,9 @@ class QuotaStore:
     # -- rows -----------------------------------------------------------------------------------------------------
     def add(self, service: str, used: float, total: float, percentage: float, timestamp: dt.datetime) -> UsageSample:
         """Persists one check."""
-        row = QuotaUsage(service=service, used=float(used), total=float(total), percentage=float(percentage),
-                         timestamp=timestamp)
+        row = QuotaUsage(
+            service=service, used=float(used), total=float(total), percentage=float(percentage), timestamp=timestamp
+        )
         with self._lock:
             try:
                 with Session(self._ready(), expire_on_commit=False) as session, session.begin():
@@ -123,8 +129,9 @@ class QuotaStore:
             except Exception as exc:
                 raise self._fail(exc) from None
 
-    def history(self, service: str, since: dt.datetime | None = None, until: dt.datetime | None = None,
-                limit: int = 10_000) -> list[UsageSample]:
+    def history(
+        self, service: str, since: dt.datetime | None = None, until: dt.datetime | None = None, limit: int = 10_000
+    ) -> list[UsageSample]:
         """The checks of ``service`` from ``since`` through ``until``, oldest first (the newest ``limit``)."""
         query = select(QuotaUsage).where(QuotaUsage.service == service)
         if since is not None:
@@ -136,8 +143,12 @@ class QuotaStore:
         return [UsageSample.of(row) for row in reversed(rows)]
 
     def latest(self, service: str) -> UsageSample | None:
-        rows = self._select(select(QuotaUsage).where(QuotaUsage.service == service)
-                            .order_by(QuotaUsage.timestamp.desc(), QuotaUsage.id.desc()).limit(1))
+        rows = self._select(
+            select(QuotaUsage)
+            .where(QuotaUsage.service == service)
+            .order_by(QuotaUsage.timestamp.desc(), QuotaUsage.id.desc())
+            .limit(1)
+        )
         return UsageSample.of(rows[0]) if rows else None
 
     def count(self, service: str | None = None) -> int:

@@ -18,8 +18,17 @@ class FixedQuotaSource:
     """A QuotaSource whose ``used`` / ``total`` are set by the test; counts its reads. ``refused_at`` set: the
     provider refused a call for lack of quota then, after any figures this source had (so it reads exceeded)."""
 
-    def __init__(self, service: str, used: float | None, total: float | None, rule: ResetRule | None = None,
-                 unit: str = "units", *, stale: bool = False, error_code: str | None = None) -> None:
+    def __init__(
+        self,
+        service: str,
+        used: float | None,
+        total: float | None,
+        rule: ResetRule | None = None,
+        unit: str = "units",
+        *,
+        stale: bool = False,
+        error_code: str | None = None,
+    ) -> None:
         self.service = service
         self.used = used
         self.total = total
@@ -32,6 +41,15 @@ class FixedQuotaSource:
 
     async def read(self, now: dt.datetime, *, refresh: bool = True, stale_ok: bool = False) -> QuotaReading:
         self.reads += 1
-        reading = QuotaReading(self.service, self.used, self.total, self.unit, window_start(self.rule, now),
-                               next_reset(self.rule, now), now, stale=self.stale, error_code=self.error_code)
+        reading = QuotaReading(
+            self.service,
+            self.used,
+            self.total,
+            self.unit,
+            window_start(self.rule, now),
+            next_reset(self.rule, now),
+            now,
+            stale=self.stale,
+            error_code=self.error_code,
+        )
         return apply_refusal(reading, self.refused_at, None)

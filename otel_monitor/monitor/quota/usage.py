@@ -9,9 +9,9 @@ from dataclasses import dataclass, replace
 from typing import Protocol
 
 from otel_monitor.instrument.error_codes import ProviderFailure, SystemErrorCode, provider_error_code
+from otel_monitor.logs.logger import StructuredLogger
 from otel_monitor.monitor.quota.balances import BalancePoller
 from otel_monitor.monitor.quota.reset_schedule import ResetRule, next_reset, window_start
-from otel_monitor.logs.logger import StructuredLogger
 
 __all__ = ["QuotaReading", "QuotaSource", "CounterQuotaSource", "BalanceQuotaSource", "apply_refusal"]
 
@@ -35,8 +35,9 @@ class QuotaReading:
     refused_at: dt.datetime | None = None
 
 
-def apply_refusal(reading: QuotaReading, refused_at: dt.datetime | None,
-                  evidence_at: dt.datetime | None) -> QuotaReading:
+def apply_refusal(
+    reading: QuotaReading, refused_at: dt.datetime | None, evidence_at: dt.datetime | None
+) -> QuotaReading:
     """The reading once the provider refused a call for lack of quota at ``refused_at``: exceeded (used = total, or
     more if counted so), with ``<SERVICE>_QUOTA_EXCEEDED``. A refusal at or before ``evidence_at`` (when the
     figures were last read from the provider, or the window's start for counted quotas) is overtaken: the figures
@@ -96,10 +97,23 @@ class CounterQuotaSource:
         try:
             used, refused_at = await asyncio.to_thread(count)
         except Exception as exc:
-            _log.warning("Quota usage read failed", service=self.service,
-                         error_code=SystemErrorCode.REDIS_CONNECTION_FAILED.value, reason=type(exc).__name__)
-            return QuotaReading(self.service, self._last_used, self._total, self.unit, start, reset, now,
-                                stale=True, error_code=SystemErrorCode.REDIS_CONNECTION_FAILED.value)
+            _log.warning(
+                "Quota usage read failed",
+                service=self.service,
+                error_code=SystemErrorCode.REDIS_CONNECTION_FAILED.value,
+                reason=type(exc).__name__,
+            )
+            return QuotaReading(
+                self.service,
+                self._last_used,
+                self._total,
+                self.unit,
+                start,
+                reset,
+                now,
+                stale=True,
+                error_code=SystemErrorCode.REDIS_CONNECTION_FAILED.value,
+            )
         self._last_used = used
         reading = QuotaReading(self.service, used, self._total, self.unit, start, reset, now)
         # A refusal after a reset time the backend's clock has passed is this window's; an older one is overtaken.
@@ -113,8 +127,16 @@ class BalanceQuotaSource:
     reader. A refusal recorded after the balance was read makes the quota exceeded (``refusals``: the UsageCounter).
     """
 
-    def __init__(self, poller: BalancePoller, rule: ResetRule, unit: str = "credits", *, refusals=None,
-                 stale_after: float | None = None, wait: float | None = None) -> None:
+    def __init__(
+        self,
+        poller: BalancePoller,
+        rule: ResetRule,
+        unit: str = "credits",
+        *,
+        refusals=None,
+        stale_after: float | None = None,
+        wait: float | None = None,
+    ) -> None:
         self.service = poller.service
         self.unit = unit
         self.rule = rule
@@ -137,11 +159,20 @@ class BalanceQuotaSource:
         if refresh or polling or (self.due(now) and not (stale_ok and self._attempted_at is not None)):
             complete = await self._poll(now, None if refresh else self.wait)
         balance = self.poller.last
-        refused_at = await asyncio.to_thread(_refused_at, self._refusals, self.service) \
-            if self._refusals is not None else None
-        reading = QuotaReading(self.service, balance.used, balance.total, self.unit, window_start(self.rule, now),
-                               next_reset(self.rule, now), now, stale=balance.stale or not complete,
-                               error_code=balance.error_code)
+        refused_at = (
+            await asyncio.to_thread(_refused_at, self._refusals, self.service) if self._refusals is not None else None
+        )
+        reading = QuotaReading(
+            self.service,
+            balance.used,
+            balance.total,
+            self.unit,
+            window_start(self.rule, now),
+            next_reset(self.rule, now),
+            now,
+            stale=balance.stale or not complete,
+            error_code=balance.error_code,
+        )
         return apply_refusal(reading, refused_at, balance.fetched_at)
 
     async def cancel(self) -> None:
@@ -161,8 +192,12 @@ class BalanceQuotaSource:
             return True
         try:
             await asyncio.wait_for(shared, wait)
-        except asyncio.TimeoutError:
-            _log.warning("Quota balance re-read still running; the last balance answers", service=self.service,
-                         last_known_at=self.poller.last.fetched_at, wait_seconds=wait)
+        except TimeoutError:
+            _log.warning(
+                "Quota balance re-read still running; the last balance answers",
+                service=self.service,
+                last_known_at=self.poller.last.fetched_at,
+                wait_seconds=wait,
+            )
             return False
         return True

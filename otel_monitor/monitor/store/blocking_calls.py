@@ -1,4 +1,4 @@
-"""A store's own small pool of daemon threads for its blocking calls, so a hanging database holds only the store's threads.
+"""A store's own small pool of daemon threads for its blocking calls: a hanging database holds only those threads.
 
 ``asyncio.to_thread`` runs on the event loop's default executor, which everything else in the process shares (the
 health checks among them): a database that accepts connections and never answers would occupy every one of its
@@ -66,7 +66,7 @@ class _DaemonPool:
             if future.set_running_or_notify_cancel():
                 try:
                     result = call()
-                except BaseException as exc:  # noqa: BLE001 - handed to the caller, as a ThreadPoolExecutor does
+                except BaseException as exc:
                     future.set_exception(exc)
                     del exc
                 else:
@@ -95,8 +95,14 @@ class BlockingExecutor:
     """Runs blocking calls from async code on ``max_workers`` daemon threads named ``name``; ``shutdown()`` with
     the service. A call after shutdown starts a new pool (a stopped service may be started again)."""
 
-    def __init__(self, name: str, *, max_workers: int = 2, start_timeout: float = 10.0,
-                 busy_error: Callable[[str], Exception] = ExecutorBusyError) -> None:
+    def __init__(
+        self,
+        name: str,
+        *,
+        max_workers: int = 2,
+        start_timeout: float = 10.0,
+        busy_error: Callable[[str], Exception] = ExecutorBusyError,
+    ) -> None:
         if max_workers < 1 or start_timeout <= 0:
             raise ValueError("max_workers must be at least 1 and start_timeout positive")
         self.name = name

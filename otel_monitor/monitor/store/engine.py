@@ -9,10 +9,17 @@ from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.pool import StaticPool
 from sqlalchemy.types import TypeDecorator
 
-__all__ = ["UTCDateTime", "POSTGRES_CONNECT_TIMEOUT_SECONDS", "STORE_THREAD_WAIT_SECONDS", "SQLITE_DEFAULT_BUSY_SECONDS",
-           "postgres_connect_args", "store_engine", "is_in_memory_sqlite"]
+__all__ = [
+    "UTCDateTime",
+    "POSTGRES_CONNECT_TIMEOUT_SECONDS",
+    "STORE_THREAD_WAIT_SECONDS",
+    "SQLITE_DEFAULT_BUSY_SECONDS",
+    "postgres_connect_args",
+    "store_engine",
+    "is_in_memory_sqlite",
+]
 
-_UTC = dt.timezone.utc
+_UTC = dt.UTC
 # A PostgreSQL that accepts connections and never answers fails a store call after this long, not never.
 POSTGRES_CONNECT_TIMEOUT_SECONDS = 5
 # A store call that finds none of its store's threads free within this long fails without running (BlockingExecutor's
@@ -55,8 +62,14 @@ def postgres_connect_args(backend: str) -> dict:
     # notices a peer whose kernel acknowledges everything while nothing replies (a blackhole listener, a hung
     # backend): the connect timeout covers that while connecting; once connected, the call holds one of its store's
     # threads until it ends, and stopping the service leaves it behind.
-    return {"connect_timeout": POSTGRES_CONNECT_TIMEOUT_SECONDS, "keepalives": 1, "keepalives_idle": 10,
-            "keepalives_interval": 5, "keepalives_count": 3, "tcp_user_timeout": 30_000}
+    return {
+        "connect_timeout": POSTGRES_CONNECT_TIMEOUT_SECONDS,
+        "keepalives": 1,
+        "keepalives_idle": 10,
+        "keepalives_interval": 5,
+        "keepalives_count": 3,
+        "tcp_user_timeout": 30_000,
+    }
 
 
 class UTCDateTime(TypeDecorator):

@@ -10,16 +10,26 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from otel_monitor.monitor.store.engine import UTCDateTime
 
-__all__ = ["metadata", "Base", "QuotaUsage", "AlertRow", "IncidentRow", "OutboxRow", "DigestEntryRow",
-           "DigestSentPeriodRow"]
+__all__ = [
+    "metadata",
+    "Base",
+    "QuotaUsage",
+    "AlertRow",
+    "IncidentRow",
+    "OutboxRow",
+    "DigestEntryRow",
+    "DigestSentPeriodRow",
+]
 
 # Constraint and index names follow from the table and columns, the same on SQLite and PostgreSQL, so that a
 # migration can name what it creates and compare a database with these models.
-metadata = MetaData(naming_convention={
-    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
-    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
-    "pk": "pk_%(table_name)s",
-})
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
 
 
 class Base(DeclarativeBase):
@@ -94,8 +104,10 @@ class OutboxRow(Base):
     of a claimed row."""
 
     __tablename__ = "alert_outbox"
-    __table_args__ = (UniqueConstraint("notification_id", "channel"),
-                      Index(None, "channel", "status", "next_attempt_at"))
+    __table_args__ = (
+        UniqueConstraint("notification_id", "channel"),
+        Index(None, "channel", "status", "next_attempt_at"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     notification_id: Mapped[str] = mapped_column(String(64), nullable=False)

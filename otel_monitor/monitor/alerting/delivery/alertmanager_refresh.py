@@ -13,6 +13,8 @@ from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 
 import httpx
 
+from otel_monitor._utc_time import utc_now
+from otel_monitor.logs.logger import StructuredLogger
 from otel_monitor.monitor.alerting.evaluate.inhibition import inhibited_name
 from otel_monitor.monitor.alerting.model import Alert, AlertState, Priority
 from otel_monitor.monitor.alerting.notifiers.alertmanager import (
@@ -22,8 +24,6 @@ from otel_monitor.monitor.alerting.notifiers.alertmanager import (
 )
 from otel_monitor.monitor.alerting.routing import DeliveryConfig
 from otel_monitor.redaction.scrubber import SecretScrubber, default_scrubber
-from otel_monitor.logs.logger import StructuredLogger
-from otel_monitor._utc_time import utc_now
 
 __all__ = ["AlertmanagerRefresher", "RefreshedChannel", "announced_firing", "REFRESHED_PRIORITIES"]
 
@@ -72,18 +72,30 @@ class AlertmanagerRefresher:
     it back to life in Alertmanager.
     """
 
-    def __init__(self, firing: Callable[[], Iterable[Alert]], channels: Sequence[RefreshedChannel], *,
-                 sleep: Sleep = _sleep_unless_stopped, scrubber: SecretScrubber = default_scrubber) -> None:
+    def __init__(
+        self,
+        firing: Callable[[], Iterable[Alert]],
+        channels: Sequence[RefreshedChannel],
+        *,
+        sleep: Sleep = _sleep_unless_stopped,
+        scrubber: SecretScrubber = default_scrubber,
+    ) -> None:
         self._firing = firing
         self.channels = list(channels)
         self._sleep = sleep
         self._scrubber = scrubber
 
     @classmethod
-    def from_config(cls, delivery: DeliveryConfig, alerts: Callable[[], Iterable[Alert]], *,
-                    clock: Callable[[], dt.datetime] = utc_now, client: httpx.AsyncClient | None = None,
-                    scrubber: SecretScrubber = default_scrubber, sleep: Sleep = _sleep_unless_stopped,
-                    ) -> AlertmanagerRefresher:
+    def from_config(
+        cls,
+        delivery: DeliveryConfig,
+        alerts: Callable[[], Iterable[Alert]],
+        *,
+        clock: Callable[[], dt.datetime] = utc_now,
+        client: httpx.AsyncClient | None = None,
+        scrubber: SecretScrubber = default_scrubber,
+        sleep: Sleep = _sleep_unless_stopped,
+    ) -> AlertmanagerRefresher:
         """The refresher of every ``alertmanager`` channel of ``delivery`` routed a priority it posts again;
         ``alerts()`` gives the pending and firing alerts (``AlertingService.alerts``)."""
         channels = []
@@ -108,12 +120,19 @@ class AlertmanagerRefresher:
                 if stopped:
                     result = await channel.notifier.end(stopped)
         except Exception as exc:  # never ends the loop: the next refresh retries
-            _log.warning("Alertmanager refresh failed; the next one retries", channel=channel.name,
-                         reason=self._scrubber.scrub_text(f"{type(exc).__name__}: {exc}")[:300])
+            _log.warning(
+                "Alertmanager refresh failed; the next one retries",
+                channel=channel.name,
+                reason=self._scrubber.scrub_text(f"{type(exc).__name__}: {exc}")[:300],
+            )
             return False
         if not result.ok:
-            _log.warning("Alertmanager refresh failed; the next one retries", channel=channel.name,
-                         alerts=len(alerts), reason=result.detail[:300])
+            _log.warning(
+                "Alertmanager refresh failed; the next one retries",
+                channel=channel.name,
+                alerts=len(alerts),
+                reason=result.detail[:300],
+            )
         return result.ok
 
     async def _run_channel(self, channel: RefreshedChannel, stop: asyncio.Event) -> None:

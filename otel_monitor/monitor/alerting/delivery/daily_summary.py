@@ -17,22 +17,32 @@ from zoneinfo import ZoneInfo
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from otel_monitor._utc_time import iso_utc, known_time_zone, utc_now
+from otel_monitor.instrument.host_metrics import HOST_CPU_PEAK, HOST_DISK_FREE_LOWEST, HOST_MEMORY_PEAK
+from otel_monitor.instrument.metrics import HostLabel, Outcome, PromNames
+from otel_monitor.logs.logger import StructuredLogger
 from otel_monitor.monitor.alerting.model import Alert, AlertState, Priority, Rule
 from otel_monitor.monitor.alerting.notification import Notification
 from otel_monitor.monitor.alerting.state import AlertEpisode
 from otel_monitor.monitor.health.metrics import HealthPromNames
-from otel_monitor.instrument.host_metrics import HOST_CPU_PEAK, HOST_DISK_FREE_LOWEST, HOST_MEMORY_PEAK
-from otel_monitor.instrument.metrics import HostLabel, Outcome, PromNames
 from otel_monitor.monitor.quota.day_windows import WindowPeak
-from otel_monitor.logs.logger import StructuredLogger
-from otel_monitor._utc_time import iso_utc, known_time_zone, utc_now
 
-__all__ = ["DailySummary", "DailySummaryConfig", "daily_increase", "next_send_time", "summary_notification",
-           "alert_entries", "quota_usage", "lower_is_worse", "SUMMARY_MESSAGE", "SUMMARY_ERROR_CODE"]
+__all__ = [
+    "DailySummary",
+    "DailySummaryConfig",
+    "daily_increase",
+    "next_send_time",
+    "summary_notification",
+    "alert_entries",
+    "quota_usage",
+    "lower_is_worse",
+    "SUMMARY_MESSAGE",
+    "SUMMARY_ERROR_CODE",
+]
 
 SUMMARY_MESSAGE = "Daily Summary Report"
 SUMMARY_ERROR_CODE = "DAILY_SUMMARY"
-_UTC = dt.timezone.utc
+_UTC = dt.UTC
 
 
 class DailySummaryConfig(BaseModel):
@@ -83,8 +93,10 @@ def daily_increase(metric: str, by: Iterable[str], window_seconds: int, matchers
     """
     selector = f"{metric}{{{matchers}}}"
     window = f"{window_seconds}s"
-    grown = (f"(last_over_time({selector}[{window}]) - (last_over_time({selector}[5m] offset {window})"
-             f" or last_over_time({selector}[{window}]) * 0))")
+    grown = (
+        f"(last_over_time({selector}[{window}]) - (last_over_time({selector}[5m] offset {window})"
+        f" or last_over_time({selector}[{window}]) * 0))"
+    )
     per_series = f"({grown} unless (resets({selector}[{window}]) > 0)) or increase({selector}[{window}])"
     labels = ", ".join(by)
     return f"sum by ({labels}) ({per_series})" if labels else f"sum ({per_series})"
@@ -107,11 +119,15 @@ def summary_notification(line: dict) -> Notification:
     day = line["date"]
     rate = stats.get("success_rate")
     alert = Alert(
-        fingerprint=f"daily-summary-{day}", rule="daily_summary", priority=Priority.P2, state=AlertState.FIRING,
+        fingerprint=f"daily-summary-{day}",
+        rule="daily_summary",
+        priority=Priority.P2,
+        state=AlertState.FIRING,
         error_code=SUMMARY_ERROR_CODE,
-        summary=f"Daily Summary {day}: {stats['total_projects']} projects, "
-                f"{'-' if rate is None else rate}% successful",
-        action_required="None: informational report", runbook="")
+        summary=f"Daily Summary {day}: {stats['total_projects']} projects, {'-' if rate is None else rate}% successful",
+        action_required="None: informational report",
+        runbook="",
+    )
     summary_id = hashlib.sha256(f"daily-summary|{day}".encode()).hexdigest()[:32]
     return Notification(summary_id, "firing", alert, report=line)
 
@@ -160,12 +176,20 @@ def alert_entries(episodes: Iterable[AlertEpisode], rules: Mapping[str, Rule]) -
         lower = rule is not None and lower_is_worse(rule)
         values = [v for e in kept for v in ((e.min_value,) if lower else (e.max_value,)) if v is not None]
         still_firing = last.state is not AlertState.RESOLVED
-        entries[last.priority.value].append({
-            "rule": last.rule, "service": last.service, "error_code": last.error_code, "summary": last.summary,
-            "labels": last.labels, "first_fired": iso_utc(kept[0].fired_at),
-            "resolved": None if still_firing else iso_utc(last.ends_at), "still_firing": still_firing,
-            "times_fired": len(kept),
-            "worst_value": _round((min(values) if lower else max(values)), 4) if values else None})
+        entries[last.priority.value].append(
+            {
+                "rule": last.rule,
+                "service": last.service,
+                "error_code": last.error_code,
+                "summary": last.summary,
+                "labels": last.labels,
+                "first_fired": iso_utc(kept[0].fired_at),
+                "resolved": None if still_firing else iso_utc(last.ends_at),
+                "still_firing": still_firing,
+                "times_fired": len(kept),
+                "worst_value": _round((min(values) if lower else max(values)), 4) if values else None,
+            }
+        )
     for listed in entries.values():
         listed.sort(key=lambda entry: (entry["first_fired"] or "", entry["rule"]))
     return entries
@@ -178,11 +202,21 @@ def quota_usage(peaks: Mapping[str, list[WindowPeak]]) -> dict[str, dict]:
     for service, windows in peaks.items():
         if not windows:
             continue
-        listed = [{"used": _round(w.used, 2), "total": _round(w.total, 2), "percentage": _round(w.percentage, 1),
-                   "window_start": iso_utc(w.window_start), "reset_date": iso_utc(w.reset_at)} for w in windows]
+        listed = [
+            {
+                "used": _round(w.used, 2),
+                "total": _round(w.total, 2),
+                "percentage": _round(w.percentage, 1),
+                "window_start": iso_utc(w.window_start),
+                "reset_date": iso_utc(w.reset_at),
+            }
+            for w in windows
+        ]
         worst = max(range(len(windows)), key=lambda i: windows[i].percentage)
-        usage[service] = {**{k: listed[worst][k] for k in ("used", "total", "percentage", "reset_date")},
-                          "windows": listed}
+        usage[service] = {
+            **{k: listed[worst][k] for k in ("used", "total", "percentage", "reset_date")},
+            "windows": listed,
+        }
     return usage
 
 
@@ -198,10 +232,17 @@ class DailySummary:
     rules by which the worst value of an alert is judged; the HTTP client is injected.
     """
 
-    def __init__(self, config: DailySummaryConfig = DailySummaryConfig(), *,
-                 quota_windows: QuotaWindows | None = None, episodes: Episodes | None = None,
-                 rules: Iterable[Rule] = (), client: httpx.AsyncClient | None = None,
-                 clock: Callable[[], dt.datetime] = utc_now, logger: StructuredLogger | None = None) -> None:
+    def __init__(
+        self,
+        config: DailySummaryConfig = DailySummaryConfig(),
+        *,
+        quota_windows: QuotaWindows | None = None,
+        episodes: Episodes | None = None,
+        rules: Iterable[Rule] = (),
+        client: httpx.AsyncClient | None = None,
+        clock: Callable[[], dt.datetime] = utc_now,
+        logger: StructuredLogger | None = None,
+    ) -> None:
         self.config = config
         self._quota_windows = quota_windows
         self._episodes = episodes
@@ -227,8 +268,10 @@ class DailySummary:
             self._query(daily_increase(f"{PromNames.PROJECT_DURATION}_count", (), window, m), at),
             self._query(daily_increase(PromNames.ERRORS, ("service", "error_code"), window, m), at),
             *(self._query(f"histogram_quantile({q}, {bucket_increase})", at) for q in _QUANTILES.values()),
-            *(self._query(peak.format(selector=selector, window=f"{window}s"), at)
-              for peak in (HOST_CPU_PEAK, HOST_MEMORY_PEAK, HOST_DISK_FREE_LOWEST)),
+            *(
+                self._query(peak.format(selector=selector, window=f"{window}s"), at)
+                for peak in (HOST_CPU_PEAK, HOST_MEMORY_PEAK, HOST_DISK_FREE_LOWEST)
+            ),
             # The queue length is the monitor's own series: the backend's matchers do not apply.
             self._query(f"max(max_over_time({HealthPromNames.CELERY_QUEUE_LENGTH}[{window}s]))", at),
         )
@@ -239,8 +282,14 @@ class DailySummary:
         episodes = await self._episodes(start, at) if self._episodes is not None else []
         alerts = alert_entries(episodes, self._rules)
         warnings = alerts.pop(Priority.P2.value)
-        return {"message": SUMMARY_MESSAGE, "report_type": "daily_summary", "date": day.isoformat(),
-                "statistics": statistics, "alerts": alerts, "warnings": warnings}
+        return {
+            "message": SUMMARY_MESSAGE,
+            "report_type": "daily_summary",
+            "date": day.isoformat(),
+            "statistics": statistics,
+            "alerts": alerts,
+            "warnings": warnings,
+        }
 
     def _statistics(self, calls, projects, duration_sum, duration_count, errors) -> dict:
         by_outcome = {labels.get("outcome"): value for labels, value in projects}
@@ -257,18 +306,25 @@ class DailySummary:
         for entry in api_calls.values():
             entry["failed"] = entry["total"] - entry["success"]
             entry["success_rate"] = _rate(entry["success"], entry["total"])
-        common = sorted(((round(value), labels.get("service", ""), labels.get("error_code", ""))
-                         for labels, value in errors if round(value) > 0), key=lambda e: (-e[0], e[1], e[2]))
+        common = sorted(
+            (
+                (round(value), labels.get("service", ""), labels.get("error_code", ""))
+                for labels, value in errors
+                if round(value) > 0
+            ),
+            key=lambda e: (-e[0], e[1], e[2]),
+        )
         return {
             "total_projects": total,
             "successful_projects": successful,
             "failed_projects": total - successful,
             "success_rate": _rate(successful, total),
             "average_duration_minutes": _round(seconds / count / 60, 2) if count else None,
-            "api_calls": {service: api_calls[service] for service in sorted(api_calls)
-                          if api_calls[service]["total"]},
-            "most_common_errors": [{"error_code": code, "service": service, "count": n}
-                                   for n, service, code in common[: self.config.top_errors]],
+            "api_calls": {service: api_calls[service] for service in sorted(api_calls) if api_calls[service]["total"]},
+            "most_common_errors": [
+                {"error_code": code, "service": service, "count": n}
+                for n, service, code in common[: self.config.top_errors]
+            ],
         }
 
     async def _query(self, promql: str, at: dt.datetime) -> list[tuple[dict, float]]:
@@ -281,8 +337,9 @@ class DailySummary:
                 response = await client.get(url, params=params, timeout=self.config.timeout_seconds)
         response.raise_for_status()
         body = response.json()
-        return [(r["metric"], float(r["value"][1])) for r in body["data"]["result"]
-                if not math.isnan(float(r["value"][1]))]
+        return [
+            (r["metric"], float(r["value"][1])) for r in body["data"]["result"] if not math.isnan(float(r["value"][1]))
+        ]
 
     # -- producing ------------------------------------------------------------------------------------------------
     async def produce(self, day: dt.date) -> Notification:
@@ -293,8 +350,14 @@ class DailySummary:
 
     async def _made(self, day: dt.date) -> Notification:
         line = await self.build(day)
-        self._logger.info(SUMMARY_MESSAGE, report_type="daily_summary", date=line["date"],
-                          statistics=line["statistics"], alerts=line["alerts"], warnings=line["warnings"])
+        self._logger.info(
+            SUMMARY_MESSAGE,
+            report_type="daily_summary",
+            date=line["date"],
+            statistics=line["statistics"],
+            alerts=line["alerts"],
+            warnings=line["warnings"],
+        )
         return summary_notification(line)
 
     def report_path(self, day: dt.date) -> Path:
@@ -332,16 +395,20 @@ class DailySummary:
             if inspect.isawaitable(result):
                 await result
             await asyncio.to_thread(self._write, notification.report)
-        except Exception as exc:  # noqa: BLE001 - one failed day must not stop the next
+        except Exception as exc:
             self._logger.error("Daily summary failed", date=day.isoformat(), error_type=type(exc).__name__)
 
-    async def run(self, send: Callable[[Notification], Awaitable[object] | object], *,
-                  sleep: Callable[[float], Awaitable[object]] = asyncio.sleep) -> None:
+    async def run(
+        self,
+        send: Callable[[Notification], Awaitable[object] | object],
+        *,
+        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+    ) -> None:
         """Makes the summaries missed while the monitor was down, then, at each send time, summarises the local
         day that just ended and hands it to ``send``; until cancelled."""
         try:
             missed = await asyncio.to_thread(self.missed_days)
-        except Exception as exc:  # noqa: BLE001 - an unreadable reports dir must not stop the daily summaries
+        except Exception as exc:
             self._logger.error("Daily summaries missed while down could not be listed", error_type=type(exc).__name__)
             missed = []
         for day in missed:
@@ -369,7 +436,7 @@ def _system_performance(api_calls: Mapping[str, dict], p50, p90, p99, cpu, memor
     """Per provider P50/P90/P99 (s) and success rate; CPU and memory peaks and the lowest free disk per host (%, and
     per file system); the Celery queue's peak."""
     apis: dict[str, dict] = {service: {"success_rate": calls["success_rate"]} for service, calls in api_calls.items()}
-    for name, results in zip(_QUANTILES, (p50, p90, p99)):
+    for name, results in zip(_QUANTILES, (p50, p90, p99), strict=False):
         for labels, value in results:
             apis.setdefault(labels.get("service", ""), {})[f"{name}_seconds"] = _round(value, 3)
     hosts: dict[str, dict] = {}
@@ -381,6 +448,8 @@ def _system_performance(api_calls: Mapping[str, dict], p50, p90, p99, cpu, memor
         by_path = host.setdefault("disk_free_min_percent_by_path", {})
         by_path[labels.get(HostLabel.PATH, "")] = _round(100 * value, 1)
         host["disk_free_min_percent"] = min(by_path.values())
-    return {"apis": {service: apis[service] for service in sorted(apis)},
-            "hosts": {host: hosts[host] for host in sorted(hosts)},
-            "celery_queue_peak": round(queue[0][1]) if queue else None}
+    return {
+        "apis": {service: apis[service] for service in sorted(apis)},
+        "hosts": {host: hosts[host] for host in sorted(hosts)},
+        "celery_queue_peak": round(queue[0][1]) if queue else None,
+    }

@@ -16,18 +16,27 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from otel_monitor._utc_time import utc_now
+from otel_monitor.logs.logger import StructuredLogger
 from otel_monitor.monitor.alerting.delivery.outbox import SqlStore
 from otel_monitor.monitor.alerting.model import Alert, AlertState, Priority, Transition
 from otel_monitor.monitor.alerting.notification import Notification
 from otel_monitor.monitor.store.schema import DigestEntryRow as _DigestEntryRow
 from otel_monitor.monitor.store.schema import DigestSentPeriodRow as _DigestSentPeriodRow
-from otel_monitor.logs.logger import StructuredLogger
-from otel_monitor._utc_time import utc_now
 
-__all__ = ["P1Digest", "DigestStore", "DigestPeriod", "digest_notification", "digest_entry", "period_start",
-           "DEFAULT_DIGEST_PERIOD", "DIGEST_ERROR_CODE", "DIGEST_MESSAGE"]
+__all__ = [
+    "P1Digest",
+    "DigestStore",
+    "DigestPeriod",
+    "digest_notification",
+    "digest_entry",
+    "period_start",
+    "DEFAULT_DIGEST_PERIOD",
+    "DIGEST_ERROR_CODE",
+    "DIGEST_MESSAGE",
+]
 
-_UTC = dt.timezone.utc
+_UTC = dt.UTC
 DIGEST_ERROR_CODE = "P1_ALERT_DIGEST"
 DIGEST_MESSAGE = "P1 Alert digest"
 _DAY = dt.timedelta(days=1)
@@ -53,8 +62,11 @@ def period_start(moment: dt.datetime, period: dt.timedelta = DEFAULT_DIGEST_PERI
 
 def check_period(period: dt.timedelta) -> dt.timedelta:
     """``period`` if it is 1 to 60 whole minutes and divides the day; ValueError otherwise."""
-    if period % dt.timedelta(minutes=1) or not dt.timedelta(minutes=1) <= period <= dt.timedelta(hours=1) \
-            or _DAY % period:
+    if (
+        period % dt.timedelta(minutes=1)
+        or not dt.timedelta(minutes=1) <= period <= dt.timedelta(hours=1)
+        or _DAY % period
+    ):
         raise ValueError(f"a digest period must be 1 to 60 whole minutes dividing the day, not {period}")
     return period
 
@@ -62,12 +74,23 @@ def check_period(period: dt.timedelta) -> dt.timedelta:
 def digest_entry(notification: Notification) -> dict[str, object]:
     """One alert of the digest: status, error_code, summary and the fields every channel carries."""
     alert = notification.alert
-    return {"status": notification.transition, "error_code": alert.error_code, "summary": alert.summary,
-            "rule": alert.rule, "fingerprint": alert.fingerprint, **notification.details()}
+    return {
+        "status": notification.transition,
+        "error_code": alert.error_code,
+        "summary": alert.summary,
+        "rule": alert.rule,
+        "fingerprint": alert.fingerprint,
+        **notification.details(),
+    }
 
 
-def digest_notification(start: dt.datetime, entries: list[Notification], *, follow_up: bool = False,
-                        period: dt.timedelta = DEFAULT_DIGEST_PERIOD) -> Notification:
+def digest_notification(
+    start: dt.datetime,
+    entries: list[Notification],
+    *,
+    follow_up: bool = False,
+    period: dt.timedelta = DEFAULT_DIGEST_PERIOD,
+) -> Notification:
     """The digest of ``entries``, P1 transitions of the digest period starting at ``start``.
 
     Its id is the period and the ids of its entries: the same entries handed over again (a crash before they were
@@ -100,8 +123,10 @@ def digest_notification(start: dt.datetime, entries: list[Notification], *, foll
         state=AlertState.FIRING,
         error_code=DIGEST_ERROR_CODE,
         summary=summary,
-        action_required="; ".join(f"{entry.alert.error_code}: {entry.alert.action_required}"
-                                  for entry in entries if not entry.resolved) or "None: every alert resolved",
+        action_required="; ".join(
+            f"{entry.alert.error_code}: {entry.alert.action_required}" for entry in entries if not entry.resolved
+        )
+        or "None: every alert resolved",
         runbook=", ".join(codes),
         labels={"service": ",".join(services)} if services else {},
         starts_at=start,
@@ -129,24 +154,43 @@ class DigestStore(SqlStore):
         """Keeps the transition in its period; False when the period already has it."""
         try:
             with self._lock, Session(self._ready()) as session, session.begin():
-                session.add(_DigestEntryRow(period_start=period_start, notification_id=notification.id,
-                                            body=notification.to_json(), added_at=self._clock()))
+                session.add(
+                    _DigestEntryRow(
+                        period_start=period_start,
+                        notification_id=notification.id,
+                        body=notification.to_json(),
+                        added_at=self._clock(),
+                    )
+                )
         except IntegrityError:
             return False
         return True
 
     def periods_before(self, end: dt.datetime) -> list[DigestPeriod]:
         """The kept transitions of every period starting before ``end``, oldest first, each in the order added."""
-        query = (select(_DigestEntryRow).where(_DigestEntryRow.period_start < end)
-                 .order_by(_DigestEntryRow.period_start, _DigestEntryRow.id))
+        query = (
+            select(_DigestEntryRow)
+            .where(_DigestEntryRow.period_start < end)
+            .order_by(_DigestEntryRow.period_start, _DigestEntryRow.id)
+        )
         rows: dict[dt.datetime, list[_DigestEntryRow]] = {}
         with self._lock, Session(self._ready()) as session:
             for row in session.scalars(query).all():
                 rows.setdefault(row.period_start, []).append(row)
-            sent = set(session.scalars(select(_DigestSentPeriodRow.period_start)
-                                       .where(_DigestSentPeriodRow.period_start.in_(list(rows)))).all())
-        return [DigestPeriod(start, tuple(row.id for row in kept), [Notification.from_json(row.body) for row in kept],
-                           follow_up=start in sent) for start, kept in rows.items()]
+            sent = set(
+                session.scalars(
+                    select(_DigestSentPeriodRow.period_start).where(_DigestSentPeriodRow.period_start.in_(list(rows)))
+                ).all()
+            )
+        return [
+            DigestPeriod(
+                start,
+                tuple(row.id for row in kept),
+                [Notification.from_json(row.body) for row in kept],
+                follow_up=start in sent,
+            )
+            for start, kept in rows.items()
+        ]
 
     def count(self) -> int:
         with self._lock, Session(self._ready()) as session:
@@ -158,8 +202,9 @@ class DigestStore(SqlStore):
         now = self._clock()
         with self._lock, Session(self._ready()) as session, session.begin():
             session.execute(delete(_DigestEntryRow).where(_DigestEntryRow.id.in_(row_ids)))
-            session.execute(delete(_DigestSentPeriodRow)
-                            .where(_DigestSentPeriodRow.period_start < now - _SENT_PERIODS_KEPT))
+            session.execute(
+                delete(_DigestSentPeriodRow).where(_DigestSentPeriodRow.period_start < now - _SENT_PERIODS_KEPT)
+            )
             if session.get(_DigestSentPeriodRow, period_start) is None:
                 session.add(_DigestSentPeriodRow(period_start=period_start, sent_at=now))
 
@@ -170,8 +215,9 @@ class P1Digest:
 
     Each closed period with at least one P1 transition gives one notification: logged at WARNING as a P1 alert line
     (``P1 Alert digest``, with the period and its alerts in ``details``) and handed to ``send`` (sync or async; the
-    pipeline enqueues it for the P1 channels). The same alert transition twice in a period counts once. Non-P1 alerts are ignored. Transitions are kept in ``store`` until
-    their period's digest is handed over, so a new P1Digest on the same store resumes the open and unsent periods.
+    pipeline enqueues it for the P1 channels). The same alert transition twice in a period counts once. Non-P1
+    alerts are ignored. Transitions are kept in ``store`` until their period's digest is handed over, so a new
+    P1Digest on the same store resumes the open and unsent periods.
     A transition the store cannot take (it is down) is held in memory, the latest ``_HELD_LIMIT`` of them, and
     saved by the next ``add`` or ``flush``: none is lost while the process lives.
 
@@ -185,8 +231,15 @@ class P1Digest:
     made the store closes it (``store.close()``, then ``store.executor.shutdown()``).
     """
 
-    def __init__(self, send: Send, *, store: DigestStore | None = None, clock: Callable[[], dt.datetime] = utc_now,
-                 period: dt.timedelta = DEFAULT_DIGEST_PERIOD, logger: StructuredLogger | None = None) -> None:
+    def __init__(
+        self,
+        send: Send,
+        *,
+        store: DigestStore | None = None,
+        clock: Callable[[], dt.datetime] = utc_now,
+        period: dt.timedelta = DEFAULT_DIGEST_PERIOD,
+        logger: StructuredLogger | None = None,
+    ) -> None:
         self._send = send
         self._clock = clock
         self.period = check_period(period)
@@ -204,9 +257,12 @@ class P1Digest:
         self._hold(period_start(self._clock(), self.period), Notification.of(alert, transition))
         try:
             await self.store.executor.run(self._save_held)
-        except Exception as exc:  # noqa: BLE001 - held, saved by the next add or flush
-            self._logger.error("P1 digest store unavailable; transitions held in memory", held=len(self._held),
-                               error_type=type(exc).__name__)
+        except Exception as exc:
+            self._logger.error(
+                "P1 digest store unavailable; transitions held in memory",
+                held=len(self._held),
+                error_type=type(exc).__name__,
+            )
         return True
 
     def pending(self) -> int:
@@ -234,8 +290,11 @@ class P1Digest:
             self._held.append((period_start, notification))
             dropped = self._held.popleft() if len(self._held) > _HELD_LIMIT else None
         if dropped is not None:
-            self._logger.error("P1 digest transition dropped: the store was down too long",
-                               error_code=dropped[1].alert.error_code, notification_id=dropped[1].id)
+            self._logger.error(
+                "P1 digest transition dropped: the store was down too long",
+                error_code=dropped[1].alert.error_code,
+                notification_id=dropped[1].id,
+            )
 
     def _save_held(self) -> None:
         """Saves the held transitions to the store, oldest first; blocks, and raises when the store fails."""
@@ -254,22 +313,29 @@ class P1Digest:
         now = self._clock().astimezone(_UTC)
         return max((period_start(now, self.period) + self.period - now).total_seconds(), 0.0)
 
-    async def run(self, *, sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
-                  grace_seconds: float = 1.0) -> None:
+    async def run(
+        self, *, sleep: Callable[[float], Awaitable[object]] = asyncio.sleep, grace_seconds: float = 1.0
+    ) -> None:
         """Flushes at once (periods a restart left unsent), then just after every period's end until cancelled; a
         failing send is logged and retried at the next period's end."""
         while True:
             try:
                 await self.flush()
-            except Exception as exc:  # noqa: BLE001 - the loop must outlive one bad hand-over
+            except Exception as exc:
                 self._logger.error("P1 digest hand-over failed", error_type=type(exc).__name__)
             await sleep(self.seconds_to_next_period() + grace_seconds)
 
     def _log(self, digest: Notification) -> None:
         alert = digest.alert
-        self._logger.warning(DIGEST_MESSAGE, alert_priority=Priority.P1.value, error_code=alert.error_code,
-                             notification_id=digest.id,
-                             details={"period_start": alert.starts_at.isoformat(),
-                                      "period_end": alert.ends_at.isoformat(),
-                                      "count": len(digest.digest),
-                                      "alerts": [digest_entry(entry) for entry in digest.digest]})
+        self._logger.warning(
+            DIGEST_MESSAGE,
+            alert_priority=Priority.P1.value,
+            error_code=alert.error_code,
+            notification_id=digest.id,
+            details={
+                "period_start": alert.starts_at.isoformat(),
+                "period_end": alert.ends_at.isoformat(),
+                "count": len(digest.digest),
+                "alerts": [digest_entry(entry) for entry in digest.digest],
+            },
+        )

@@ -6,13 +6,13 @@ import asyncio
 import datetime as dt
 from collections.abc import Callable, Mapping
 
+from otel_monitor._utc_time import utc_now
+from otel_monitor.logs.logger import StructuredLogger
 from otel_monitor.monitor.alerting.delivery.outbox import LEASE_MARGIN_SECONDS, DeliveryStatus, Outbox, OutboxEntry
 from otel_monitor.monitor.alerting.delivery.retry import DeliveryResult, RetryPolicy
 from otel_monitor.monitor.alerting.notification import Notifier
 from otel_monitor.monitor.alerting.routing import DeliveryConfig
 from otel_monitor.redaction.scrubber import SecretScrubber, default_scrubber
-from otel_monitor.logs.logger import StructuredLogger
-from otel_monitor._utc_time import utc_now
 
 __all__ = ["Dispatcher"]
 
@@ -24,11 +24,20 @@ class Dispatcher:
     after enqueueing, then given up. Other 4xx: failed at once. Failures and give-ups are logged at ERROR.
     """
 
-    def __init__(self, outbox: Outbox, notifiers: Mapping[str, Notifier], *, retry: RetryPolicy = RetryPolicy(),
-                 timeouts: Mapping[str, float] | None = None, concurrency: Mapping[str, int] | None = None,
-                 default_timeout: float = 10.0, clock: Callable[[], dt.datetime] = utc_now,
-                 poll_interval: float = 1.0, logger: StructuredLogger | None = None,
-                 scrubber: SecretScrubber = default_scrubber) -> None:
+    def __init__(
+        self,
+        outbox: Outbox,
+        notifiers: Mapping[str, Notifier],
+        *,
+        retry: RetryPolicy = RetryPolicy(),
+        timeouts: Mapping[str, float] | None = None,
+        concurrency: Mapping[str, int] | None = None,
+        default_timeout: float = 10.0,
+        clock: Callable[[], dt.datetime] = utc_now,
+        poll_interval: float = 1.0,
+        logger: StructuredLogger | None = None,
+        scrubber: SecretScrubber = default_scrubber,
+    ) -> None:
         self._outbox = outbox
         self._notifiers = dict(notifiers)
         self._retry = retry
@@ -42,11 +51,17 @@ class Dispatcher:
         self._wakeups: dict[str, asyncio.Event] = {}
 
     @classmethod
-    def from_config(cls, outbox: Outbox, config: DeliveryConfig, notifiers: Mapping[str, Notifier],
-                    **options) -> Dispatcher:
-        return cls(outbox, notifiers, retry=config.retry,
-                   timeouts={name: c.timeout_seconds for name, c in config.channels.items()},
-                   concurrency={name: c.max_concurrency for name, c in config.channels.items()}, **options)
+    def from_config(
+        cls, outbox: Outbox, config: DeliveryConfig, notifiers: Mapping[str, Notifier], **options
+    ) -> Dispatcher:
+        return cls(
+            outbox,
+            notifiers,
+            retry=config.retry,
+            timeouts={name: c.timeout_seconds for name, c in config.channels.items()},
+            concurrency={name: c.max_concurrency for name, c in config.channels.items()},
+            **options,
+        )
 
     def timeout(self, channel: str) -> float:
         return self._timeouts.get(channel, self._default_timeout)
@@ -67,7 +82,7 @@ class Dispatcher:
         """One pass over every channel with pending rows, all channels at once; returns deliveries tried per channel."""
         channels = sorted(await self._outbox.executor.run(self._outbox.pending_channels))
         counts = await asyncio.gather(*(self.deliver_due(channel) for channel in channels))
-        return dict(zip(channels, counts))
+        return dict(zip(channels, counts, strict=False))
 
     async def _attempt(self, notifier: Notifier, entry: OutboxEntry) -> DeliveryResult:
         timeout = self.timeout(entry.channel)
@@ -76,8 +91,9 @@ class Dispatcher:
         except TimeoutError:
             return DeliveryResult(ok=False, retryable=True, detail=f"timed out after {timeout:g}s")
         except Exception as exc:  # a notifier must not raise; if one does, its channel retries, others go on
-            return DeliveryResult(ok=False, retryable=True,
-                                  detail=f"{type(exc).__name__}: {self._scrubber.scrub_text(str(exc))[:200]}")
+            return DeliveryResult(
+                ok=False, retryable=True, detail=f"{type(exc).__name__}: {self._scrubber.scrub_text(str(exc))[:200]}"
+            )
 
     async def _deliver(self, entry: OutboxEntry) -> None:
         notifier = self._notifiers.get(entry.channel)
@@ -96,29 +112,40 @@ class Dispatcher:
             status = DeliveryStatus.GIVEN_UP
         else:
             retry_at = now + dt.timedelta(seconds=self._retry.backoff(entry.attempts))
-            if await self._record(entry, status=DeliveryStatus.PENDING, now=now, next_attempt_at=retry_at,
-                                  error=detail):
-                self._logger.warning("Alert delivery will be retried", **self._fields(entry), reason=detail,
-                                     retry_at=retry_at.isoformat())
+            if await self._record(
+                entry, status=DeliveryStatus.PENDING, now=now, next_attempt_at=retry_at, error=detail
+            ):
+                self._logger.warning(
+                    "Alert delivery will be retried",
+                    **self._fields(entry),
+                    reason=detail,
+                    retry_at=retry_at.isoformat(),
+                )
             return
         if await self._record(entry, status=status, now=now, error=detail):
-            self._logger.error("Alert delivery failed", **self._fields(entry), delivery_status=status,
-                               reason=detail)
+            self._logger.error("Alert delivery failed", **self._fields(entry), delivery_status=status, reason=detail)
 
     async def _record(self, entry: OutboxEntry, **outcome) -> bool:
         if await self._outbox.executor.run(self._outbox.record, entry, **outcome):
             return True
         # The attempt outlived its lease and another claim owns the row now: that claim's outcome stands.
-        self._logger.warning("Alert delivery outcome dropped: lease taken over", **self._fields(entry),
-                             delivery_status=outcome["status"])
+        self._logger.warning(
+            "Alert delivery outcome dropped: lease taken over", **self._fields(entry), delivery_status=outcome["status"]
+        )
         return False
 
     @staticmethod
     def _fields(entry: OutboxEntry) -> dict[str, object]:
         alert = entry.notification.alert
-        return {"channel": entry.channel, "notification_id": entry.notification.id, "attempts": entry.attempts,
-                "alert_priority": alert.priority.value, "error_code": alert.error_code,
-                "fingerprint": alert.fingerprint, "alert_state": entry.notification.transition}
+        return {
+            "channel": entry.channel,
+            "notification_id": entry.notification.id,
+            "attempts": entry.attempts,
+            "alert_priority": alert.priority.value,
+            "error_code": alert.error_code,
+            "fingerprint": alert.fingerprint,
+            "alert_state": entry.notification.transition,
+        }
 
     # -- running --------------------------------------------------------------------------------------------------
     def wake(self) -> None:
@@ -129,8 +156,10 @@ class Dispatcher:
     async def run(self, stop: asyncio.Event) -> None:
         """One worker per configured channel until ``stop`` is set; a hanging channel only holds up itself."""
         self._wakeups = {channel: asyncio.Event() for channel in self._notifiers}
-        workers = [asyncio.create_task(self._work(channel, stop), name=f"alert-delivery-{channel}")
-                   for channel in self._notifiers]
+        workers = [
+            asyncio.create_task(self._work(channel, stop), name=f"alert-delivery-{channel}")
+            for channel in self._notifiers
+        ]
         try:
             await stop.wait()
         finally:
@@ -147,8 +176,11 @@ class Dispatcher:
                     continue
                 due = await self._outbox.executor.run(self._outbox.next_due, channel)
             except Exception as exc:  # the store is down: log, wait, try again; never end the worker
-                self._logger.error("Alert outbox unavailable", channel=channel,
-                                   reason=self._scrubber.scrub_text(f"{type(exc).__name__}: {exc}")[:300])
+                self._logger.error(
+                    "Alert outbox unavailable",
+                    channel=channel,
+                    reason=self._scrubber.scrub_text(f"{type(exc).__name__}: {exc}")[:300],
+                )
                 due = None
             wait = self._poll_interval
             if due is not None:

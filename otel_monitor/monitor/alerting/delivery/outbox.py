@@ -23,15 +23,13 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from otel_monitor._utc_time import utc_now
 from otel_monitor.monitor.alerting.model import Alert, Transition
 from otel_monitor.monitor.alerting.notification import Notification
 from otel_monitor.monitor.store.blocking_calls import BlockingExecutor
-from otel_monitor.redaction.scrubber import SecretScrubber, default_scrubber
 from otel_monitor.monitor.store.engine import STORE_THREAD_WAIT_SECONDS, store_engine
 from otel_monitor.monitor.store.migration import upgrade_to_head
 from otel_monitor.monitor.store.schema import OutboxRow as _OutboxRow
-from otel_monitor.logs.logger import StructuredLogger
-from otel_monitor._utc_time import utc_now
 
 __all__ = ["Outbox", "OutboxEntry", "DeliveryStatus", "IN_MEMORY_URL", "LEASE_MARGIN_SECONDS", "open_store", "SqlStore"]
 
@@ -58,7 +56,6 @@ LEASE_MARGIN_SECONDS = float(STORE_THREAD_WAIT_SECONDS + _SQLITE_BUSY_SECONDS)
 _MAX_DETAIL = 500
 
 
-
 class SqlStore:
     """A table of the alerting store: its engine opened on first use, calls serialised; they block, and async code
     runs them on ``executor``, the table's own threads (never the event loop's default executor, which a hanging
@@ -69,8 +66,9 @@ class SqlStore:
         self._clock = clock
         self._lock = threading.Lock()
         self._engine: Engine | None = None
-        self.executor = BlockingExecutor(f"otel-monitor-{type(self).__name__.lower()}",
-                                         start_timeout=STORE_THREAD_WAIT_SECONDS)
+        self.executor = BlockingExecutor(
+            f"otel-monitor-{type(self).__name__.lower()}", start_timeout=STORE_THREAD_WAIT_SECONDS
+        )
 
     def _ready(self) -> Engine:
         if self._engine is None:
@@ -107,8 +105,17 @@ class OutboxEntry:
 
     @classmethod
     def of(cls, row: _OutboxRow) -> OutboxEntry:
-        return cls(row.id, Notification.from_json(row.body), row.channel, row.status, row.attempts, row.created_at,
-                   row.next_attempt_at, row.done_at, row.last_error)
+        return cls(
+            row.id,
+            Notification.from_json(row.body),
+            row.channel,
+            row.status,
+            row.attempts,
+            row.created_at,
+            row.next_attempt_at,
+            row.done_at,
+            row.last_error,
+        )
 
 
 class Outbox(SqlStore):
@@ -135,12 +142,20 @@ class Outbox(SqlStore):
             for channel in dict.fromkeys(channels):
                 try:
                     with session.begin():
-                        session.add(_OutboxRow(
-                            notification_id=notification.id, channel=channel,
-                            fingerprint=notification.alert.fingerprint,
-                            priority=notification.alert.priority.value, transition=notification.transition,
-                            body=notification.to_json(), status=DeliveryStatus.PENDING, attempts=0,
-                            created_at=now, next_attempt_at=now))
+                        session.add(
+                            _OutboxRow(
+                                notification_id=notification.id,
+                                channel=channel,
+                                fingerprint=notification.alert.fingerprint,
+                                priority=notification.alert.priority.value,
+                                transition=notification.transition,
+                                body=notification.to_json(),
+                                status=DeliveryStatus.PENDING,
+                                attempts=0,
+                                created_at=now,
+                                next_attempt_at=now,
+                            )
+                        )
                     added.append(channel)
                 except IntegrityError:  # already queued for this channel: never twice
                     session.rollback()
@@ -156,21 +171,41 @@ class Outbox(SqlStore):
         with self._lock, Session(self._ready(), expire_on_commit=False) as session, session.begin():
             now = self._clock()
             lease_until = now + dt.timedelta(seconds=lease_seconds)
-            due = (_OutboxRow.channel == channel, _OutboxRow.status == DeliveryStatus.PENDING,
-                   _OutboxRow.next_attempt_at <= now)
+            due = (
+                _OutboxRow.channel == channel,
+                _OutboxRow.status == DeliveryStatus.PENDING,
+                _OutboxRow.next_attempt_at <= now,
+            )
             # SKIP LOCKED (PostgreSQL; SQLite has no row locks) only spares waiting on rows another claim holds.
             seen = session.execute(
-                select(_OutboxRow.id, _OutboxRow.attempts).where(*due)
-                .order_by(_OutboxRow.next_attempt_at, _OutboxRow.id).limit(limit)
-                .with_for_update(skip_locked=True)).all()
-            won = [row_id for row_id, attempts in seen if session.execute(
-                update(_OutboxRow).where(_OutboxRow.id == row_id, _OutboxRow.attempts == attempts, *due)
-                .values(attempts=attempts + 1, last_attempt_at=now, next_attempt_at=lease_until)).rowcount == 1]
+                select(_OutboxRow.id, _OutboxRow.attempts)
+                .where(*due)
+                .order_by(_OutboxRow.next_attempt_at, _OutboxRow.id)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            ).all()
+            won = [
+                row_id
+                for row_id, attempts in seen
+                if session.execute(
+                    update(_OutboxRow)
+                    .where(_OutboxRow.id == row_id, _OutboxRow.attempts == attempts, *due)
+                    .values(attempts=attempts + 1, last_attempt_at=now, next_attempt_at=lease_until)
+                ).rowcount
+                == 1
+            ]
             rows = {row.id: row for row in session.scalars(select(_OutboxRow).where(_OutboxRow.id.in_(won)))}
             return [OutboxEntry.of(rows[row_id]) for row_id in won]
 
-    def record(self, entry: OutboxEntry, *, status: str, now: dt.datetime,
-               next_attempt_at: dt.datetime | None = None, error: str | None = None) -> bool:
+    def record(
+        self,
+        entry: OutboxEntry,
+        *,
+        status: str,
+        now: dt.datetime,
+        next_attempt_at: dt.datetime | None = None,
+        error: str | None = None,
+    ) -> bool:
         """Writes the outcome of the claimed attempt ``entry`` in one commit: done (delivered/failed/given up) or
         due again later. False, and nothing written, when the lease ran out and the row was claimed again since."""
         values: dict = {"status": status, "last_error": error[:_MAX_DETAIL] if error else None}
@@ -179,9 +214,18 @@ class Outbox(SqlStore):
         else:
             values["done_at"] = now
         with self._lock, Session(self._ready()) as session, session.begin():
-            return session.execute(update(_OutboxRow).where(
-                _OutboxRow.id == entry.id, _OutboxRow.attempts == entry.attempts,
-                _OutboxRow.status == DeliveryStatus.PENDING).values(**values)).rowcount == 1
+            return (
+                session.execute(
+                    update(_OutboxRow)
+                    .where(
+                        _OutboxRow.id == entry.id,
+                        _OutboxRow.attempts == entry.attempts,
+                        _OutboxRow.status == DeliveryStatus.PENDING,
+                    )
+                    .values(**values)
+                ).rowcount
+                == 1
+            )
 
     # -- reading --------------------------------------------------------------------------------------------------
     def entries(self, *, status: str | None = None, channel: str | None = None) -> list[OutboxEntry]:
@@ -195,11 +239,17 @@ class Outbox(SqlStore):
 
     def pending_channels(self) -> set[str]:
         with self._lock, Session(self._ready()) as session:
-            return set(session.scalars(select(_OutboxRow.channel).where(
-                _OutboxRow.status == DeliveryStatus.PENDING).distinct()).all())
+            return set(
+                session.scalars(
+                    select(_OutboxRow.channel).where(_OutboxRow.status == DeliveryStatus.PENDING).distinct()
+                ).all()
+            )
 
     def next_due(self, channel: str) -> dt.datetime | None:
         """When the earliest pending row of ``channel`` is due; None when nothing is pending."""
         with self._lock, Session(self._ready()) as session:
-            return session.scalar(select(func.min(_OutboxRow.next_attempt_at)).where(
-                _OutboxRow.channel == channel, _OutboxRow.status == DeliveryStatus.PENDING))
+            return session.scalar(
+                select(func.min(_OutboxRow.next_attempt_at)).where(
+                    _OutboxRow.channel == channel, _OutboxRow.status == DeliveryStatus.PENDING
+                )
+            )

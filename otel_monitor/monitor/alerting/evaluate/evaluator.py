@@ -7,30 +7,36 @@ import asyncio
 import datetime as dt
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
+from otel_monitor._utc_time import utc_now
+from otel_monitor.instrument.error_codes import SystemErrorCode
+from otel_monitor.logs.logger import StructuredLogger
 from otel_monitor.monitor.alerting.evaluate.changes import Change, ChangeKind
 from otel_monitor.monitor.alerting.evaluate.inhibition import inhibit
 from otel_monitor.monitor.alerting.evaluate.lifecycle import advance
 from otel_monitor.monitor.alerting.evaluate.sources import Sample, Source, SourceBusy, SourceError, SourceUnavailable
 from otel_monitor.monitor.alerting.model import RESOLVED, Alert, AlertState, Priority, Rule, fingerprint
-from otel_monitor._utc_time import utc_now
-from otel_monitor.instrument.error_codes import SystemErrorCode
-from otel_monitor.logs.logger import StructuredLogger
 
 __all__ = ["MONITORING_BACKEND_DOWN", "BACKEND_DOWN_RULE", "DEFAULT_INTERVALS", "default_interval", "Evaluator"]
 
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _log = StructuredLogger("otel_monitor.alerting.evaluation")
 
 MONITORING_BACKEND_DOWN = SystemErrorCode.MONITORING_BACKEND_DOWN.value
 
 # The monitor watching itself: raised by the evaluator while a source's backend (Prometheus) keeps failing.
 BACKEND_DOWN_RULE = Rule(
-    name="monitoring_backend_down", priority=Priority.P0, source="check", expr="monitoring.backend",
-    for_seconds=10, clear_for_seconds=0, error_code=MONITORING_BACKEND_DOWN,
+    name="monitoring_backend_down",
+    priority=Priority.P0,
+    source="check",
+    expr="monitoring.backend",
+    for_seconds=10,
+    clear_for_seconds=0,
+    error_code=MONITORING_BACKEND_DOWN,
     summary="The monitoring backend is unreachable or failing: metric-based alerts cannot be evaluated",
     action_required="Check that Prometheus is running and reachable from otel-monitor",
     runbook="Metric rules keep their last state (nothing resolves) until the backend answers again; "
-            "health and quota checks keep running.")
+    "health and quota checks keep running.",
+)
 
 # How often a rule without ``interval_seconds`` is evaluated. P0 within seconds (the disk P0 too: a P0 must reach a
 # person at once). P1 every minute: their 15-minute error rates are windows, and a P1 must reach its digest within
@@ -71,11 +77,18 @@ class Evaluator:
     each once: the evaluator remembers each alert as last reported.
     """
 
-    def __init__(self, rules: Sequence[Rule], sources: Mapping[str, Source],
-                 clock: Callable[[], dt.datetime] = utc_now, *, jaeger_base: str | None = None,
-                 trace_lookup: Callable[[str], str | None] | None = None,
-                 interval: Callable[[Rule], float] = default_interval, backend_down_rule: Rule = BACKEND_DOWN_RULE,
-                 tick_seconds: float = 1.0) -> None:
+    def __init__(
+        self,
+        rules: Sequence[Rule],
+        sources: Mapping[str, Source],
+        clock: Callable[[], dt.datetime] = utc_now,
+        *,
+        jaeger_base: str | None = None,
+        trace_lookup: Callable[[str], str | None] | None = None,
+        interval: Callable[[Rule], float] = default_interval,
+        backend_down_rule: Rule = BACKEND_DOWN_RULE,
+        tick_seconds: float = 1.0,
+    ) -> None:
         names = [rule.name for rule in rules]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
@@ -132,17 +145,23 @@ class Evaluator:
         resolution, then each new firing, most urgent and oldest first), then the changes that are only kept."""
         now = now or self._clock()
         # Started P0 first, longest due first: a source bounding its queries gives them its slots in this order.
-        due = sorted((rule for rule in self._rules if self._next_due.get(rule.name, now) <= now),
-                     key=lambda rule: (rule.priority.value, self._next_due.get(rule.name, now)))
-        results = await asyncio.gather(*(self._sources[rule.source].evaluate(rule) for rule in due),
-                                       return_exceptions=True)
+        due = sorted(
+            (rule for rule in self._rules if self._next_due.get(rule.name, now) <= now),
+            key=lambda rule: (rule.priority.value, self._next_due.get(rule.name, now)),
+        )
+        results = await asyncio.gather(
+            *(self._sources[rule.source].evaluate(rule) for rule in due), return_exceptions=True
+        )
         resolved: list[Alert] = []
         backends: dict[str, bool] = {}  # backend queried this pass -> failed
-        deferred = [rule.name for rule, result in zip(due, results) if isinstance(result, SourceBusy)]
+        deferred = [rule.name for rule, result in zip(due, results, strict=False) if isinstance(result, SourceBusy)]
         if deferred:
-            _log.warning("Alert rules deferred: no query slot came free in time; they stay due",
-                         rules=len(deferred), first=deferred[0])
-        for rule, result in zip(due, results):
+            _log.warning(
+                "Alert rules deferred: no query slot came free in time; they stay due",
+                rules=len(deferred),
+                first=deferred[0],
+            )
+        for rule, result in zip(due, results, strict=False):
             if isinstance(result, SourceBusy):
                 continue  # not evaluated: still due, so it runs in the next pass ahead of later ones
             self._next_due[rule.name] = now + dt.timedelta(seconds=self._interval[rule.name])
@@ -168,8 +187,9 @@ class Evaluator:
         return announced + self._kept_changes(announced)
 
     # -- steps of a pass --------------------------------------------------------------------------------------------
-    async def _apply(self, rule: Rule, samples: list[Sample], now: dt.datetime,
-                     only: Mapping[str, str] | None = None) -> list[Alert]:
+    async def _apply(
+        self, rule: Rule, samples: list[Sample], now: dt.datetime, only: Mapping[str, str] | None = None
+    ) -> list[Alert]:
         """Advances the rule's alerts with this evaluation; returns those that resolved."""
         resolved = []
         seen = set()
@@ -265,5 +285,4 @@ class Evaluator:
         message = str(error)
         if self._source_errors.get(rule.name) != message:
             self._source_errors[rule.name] = message
-            _log.warning("Alert rule cannot be evaluated; its alerts keep their state", rule=rule.name,
-                         error=message)
+            _log.warning("Alert rule cannot be evaluated; its alerts keep their state", rule=rule.name, error=message)

@@ -44,6 +44,8 @@ def inhibit(alerts: Sequence[Alert], rules: Mapping[str, Rule]) -> tuple[list[Al
                 held_by.setdefault(other.fingerprint, set()).add(inhibited_name(alert))
         else:
             kept.append(alert)
-    kept = [replace(a, inhibited=tuple(sorted(held_by.get(a.fingerprint, ())))) if a.state is AlertState.FIRING
-            else a for a in kept]
+    kept = [
+        replace(a, inhibited=tuple(sorted(held_by.get(a.fingerprint, ())))) if a.state is AlertState.FIRING else a
+        for a in kept
+    ]
     return kept, inhibited

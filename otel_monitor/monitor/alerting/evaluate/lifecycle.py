@@ -11,14 +11,30 @@ __all__ = ["advance"]
 
 
 def _new_alert(rule: Rule, labels: dict[str, str], now: dt.datetime) -> Alert:
-    return Alert(fingerprint=fingerprint(rule.name, labels), rule=rule.name, priority=rule.priority,
-                 state=AlertState.PENDING, error_code=rule.error_code, summary=rule.summary,
-                 action_required=rule.action_required, runbook=rule.runbook, labels=labels, starts_at=now)
+    return Alert(
+        fingerprint=fingerprint(rule.name, labels),
+        rule=rule.name,
+        priority=rule.priority,
+        state=AlertState.PENDING,
+        error_code=rule.error_code,
+        summary=rule.summary,
+        action_required=rule.action_required,
+        runbook=rule.runbook,
+        labels=labels,
+        starts_at=now,
+    )
 
 
-def advance(previous: Alert | None, active: bool, rule: Rule, now: dt.datetime, value: float | None = None,
-            labels: Mapping[str, str] | None = None, trace_id: str | None = None,
-            jaeger_url: str | None = None) -> tuple[Alert | None, Transition | None]:
+def advance(
+    previous: Alert | None,
+    active: bool,
+    rule: Rule,
+    now: dt.datetime,
+    value: float | None = None,
+    labels: Mapping[str, str] | None = None,
+    trace_id: str | None = None,
+    jaeger_url: str | None = None,
+) -> tuple[Alert | None, Transition | None]:
     """The alert after one evaluation of its condition at ``now``, and the transition to notify, if any.
 
     ``starts_at`` is when the condition began to hold (the pending start). The condition must hold
@@ -43,8 +59,9 @@ def advance(previous: Alert | None, active: bool, rule: Rule, now: dt.datetime, 
     return previous.with_state(AlertState.FIRING, ends_at=cleared_at), None
 
 
-def _holding(alert: Alert, rule: Rule, now: dt.datetime, value: float | None, trace_id: str | None,
-             jaeger_url: str | None) -> tuple[Alert, Transition | None]:
+def _holding(
+    alert: Alert, rule: Rule, now: dt.datetime, value: float | None, trace_id: str | None, jaeger_url: str | None
+) -> tuple[Alert, Transition | None]:
     """The alert whose condition holds at ``now``: pending until for_seconds have passed, then firing."""
     changes = {"value": value, "ends_at": None}
     if trace_id is not None:  # keep the last failing trace when this evaluation found none

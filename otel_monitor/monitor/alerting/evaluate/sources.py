@@ -11,18 +11,37 @@ from typing import NamedTuple, Protocol
 
 import httpx
 
+from otel_monitor.instrument.providers import SERVICE_KEYS
 from otel_monitor.monitor.alerting.model import Rule
 from otel_monitor.monitor.health.status import UNHEALTHY
 from otel_monitor.monitor.quota.status import CRITICAL, EXCEEDED
-from otel_monitor.instrument.providers import SERVICE_KEYS
 
-__all__ = ["Sample", "Source", "SourceError", "SourceUnavailable", "SourceBusy", "DEFAULT_MAX_CONCURRENT_QUERIES",
-           "PrometheusSource", "CheckThresholds",
-           "CheckSource", "streak_trace_lookup"]
+__all__ = [
+    "Sample",
+    "Source",
+    "SourceError",
+    "SourceUnavailable",
+    "SourceBusy",
+    "DEFAULT_MAX_CONCURRENT_QUERIES",
+    "PrometheusSource",
+    "CheckThresholds",
+    "CheckSource",
+    "streak_trace_lookup",
+]
 
 # Labels of the scrape target and the OpenTelemetry scope, not of the condition: kept out of fingerprints.
-_TARGET_LABELS = frozenset({"__name__", "job", "instance", "exported_job", "exported_instance",
-                            "otel_scope_name", "otel_scope_version", "otel_scope_schema_url"})
+_TARGET_LABELS = frozenset(
+    {
+        "__name__",
+        "job",
+        "instance",
+        "exported_job",
+        "exported_instance",
+        "otel_scope_name",
+        "otel_scope_version",
+        "otel_scope_schema_url",
+    }
+)
 
 
 class Sample(NamedTuple):
@@ -75,8 +94,14 @@ class PrometheusSource:
 
     name = "prometheus"
 
-    def __init__(self, base_url: str, http_client: httpx.AsyncClient | None = None, timeout: float = 3.0, *,
-                 max_concurrent_queries: int = DEFAULT_MAX_CONCURRENT_QUERIES) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        http_client: httpx.AsyncClient | None = None,
+        timeout: float = 3.0,
+        *,
+        max_concurrent_queries: int = DEFAULT_MAX_CONCURRENT_QUERIES,
+    ) -> None:
         if max_concurrent_queries < 1:
             raise ValueError(f"max_concurrent_queries must be at least 1, not {max_concurrent_queries}")
         self._url = base_url.rstrip("/") + "/api/v1/query"
@@ -100,15 +125,17 @@ class PrometheusSource:
             async with asyncio.timeout_at(deadline):
                 await self._slots.acquire()
         except TimeoutError:
-            raise SourceBusy(f"rule {rule.name}: all {self._max_concurrent} query slots taken for "
-                             f"{self._timeout:g} s") from None
+            raise SourceBusy(
+                f"rule {rule.name}: all {self._max_concurrent} query slots taken for {self._timeout:g} s"
+            ) from None
         try:
             left = deadline - loop.time()
             if left < self._timeout / 2:
                 # A query sent with too little time left would time out on a merely busy Prometheus and be taken
                 # for an outage (MONITORING_BACKEND_DOWN): the rule waits for the next pass instead.
-                raise SourceBusy(f"rule {rule.name}: a query slot came free with {left:.2f} s of "
-                                 f"{self._timeout:g} s left")
+                raise SourceBusy(
+                    f"rule {rule.name}: a query slot came free with {left:.2f} s of {self._timeout:g} s left"
+                )
             return await self._query(rule, left)
         finally:
             self._slots.release()
@@ -175,8 +202,14 @@ class CheckSource:
 
     name = "checks"
 
-    def __init__(self, health_service=None, quota_service=None, streaks=None,
-                 thresholds: CheckThresholds = CheckThresholds(), providers: tuple[str, ...] = SERVICE_KEYS) -> None:
+    def __init__(
+        self,
+        health_service=None,
+        quota_service=None,
+        streaks=None,
+        thresholds: CheckThresholds = CheckThresholds(),
+        providers: tuple[str, ...] = SERVICE_KEYS,
+    ) -> None:
         self._health = health_service
         self._quota = quota_service
         self._streaks = streaks
@@ -239,13 +272,18 @@ class CheckSource:
             streaks = await asyncio.to_thread(self._streaks.shared, providers)
         except Exception as exc:  # unknown is not clear: the rule's alerts keep their state
             raise SourceError(f"rule {rule.name}: failure streaks unavailable: {type(exc).__name__}: {exc}") from None
-        return [Sample({"service": p}, float(streaks[p].count), streaks[p].last_trace_id)
-                for p in providers if streaks[p].count > above]
+        return [
+            Sample({"service": p}, float(streaks[p].count), streaks[p].last_trace_id)
+            for p in providers
+            if streaks[p].count > above
+        ]
 
 
 def streak_trace_lookup(streaks) -> Callable[[str], str | None]:
     """The last failing trace of a provider while it is failing (streak > 0), for the Evaluator's trace_lookup."""
+
     def lookup(service: str) -> str | None:
         streak = streaks.current(service)
         return streak.last_trace_id if streak.count > 0 else None
+
     return lookup

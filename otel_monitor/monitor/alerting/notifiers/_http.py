@@ -16,9 +16,15 @@ __all__ = ["HttpReceiver", "post_json", "truncate", "DEFAULT_TIMEOUT_SECONDS"]
 DEFAULT_TIMEOUT_SECONDS = 10.0
 
 
-async def post_json(client: httpx.AsyncClient, url: str, payload: object, *, timeout: float,
-                    headers: Mapping[str, str] | None = None,
-                    scrubber: SecretScrubber = default_scrubber) -> DeliveryResult:
+async def post_json(
+    client: httpx.AsyncClient,
+    url: str,
+    payload: object,
+    *,
+    timeout: float,
+    headers: Mapping[str, str] | None = None,
+    scrubber: SecretScrubber = default_scrubber,
+) -> DeliveryResult:
     """POSTs ``payload`` as JSON and classifies the outcome; the detail is scrubbed of every registered secret."""
     try:
         response = await client.post(url, json=payload, headers=dict(headers or {}), timeout=timeout)
@@ -32,9 +38,16 @@ async def post_json(client: httpx.AsyncClient, url: str, payload: object, *, tim
 class HttpReceiver:
     """Base of the JSON-over-HTTP notifiers; subclasses build the payload, this posts and classifies it."""
 
-    def __init__(self, name: str, url: str, *, client: httpx.AsyncClient | None = None,
-                 timeout: float = DEFAULT_TIMEOUT_SECONDS, scrubber: SecretScrubber = default_scrubber,
-                 url_is_secret: bool = True) -> None:
+    def __init__(
+        self,
+        name: str,
+        url: str,
+        *,
+        client: httpx.AsyncClient | None = None,
+        timeout: float = DEFAULT_TIMEOUT_SECONDS,
+        scrubber: SecretScrubber = default_scrubber,
+        url_is_secret: bool = True,
+    ) -> None:
         self.name = name
         self._url = url
         self._client = client
@@ -47,15 +60,18 @@ class HttpReceiver:
             for secret in (url, parts.path, parts.query):
                 scrubber.register(secret)
 
-    async def _post(self, payload: object, headers: Mapping[str, str] | None = None,
-                    url: str | None = None) -> DeliveryResult:
+    async def _post(
+        self, payload: object, headers: Mapping[str, str] | None = None, url: str | None = None
+    ) -> DeliveryResult:
         target = url or self._url
         if self._client is not None:
-            return await post_json(self._client, target, payload, timeout=self._timeout, headers=headers,
-                                   scrubber=self._scrubber)
+            return await post_json(
+                self._client, target, payload, timeout=self._timeout, headers=headers, scrubber=self._scrubber
+            )
         async with httpx.AsyncClient() as client:
-            return await post_json(client, target, payload, timeout=self._timeout, headers=headers,
-                                   scrubber=self._scrubber)
+            return await post_json(
+                client, target, payload, timeout=self._timeout, headers=headers, scrubber=self._scrubber
+            )
 
 
 def truncate(text: str, limit: int) -> str:

@@ -9,16 +9,23 @@ from typing import Literal
 import httpx
 from pydantic import Field
 
+from otel_monitor._utc_time import iso_utc, utc_now
 from otel_monitor.monitor.alerting.delivery.retry import DeliveryResult
 from otel_monitor.monitor.alerting.model import Alert
 from otel_monitor.monitor.alerting.notification import Notification
 from otel_monitor.monitor.alerting.notifiers._http import DEFAULT_TIMEOUT_SECONDS, HttpReceiver
+from otel_monitor.monitor.alerting.notifiers._labels import labels_and_annotations
 from otel_monitor.monitor.alerting.notifiers.channel import ChannelSettings
 from otel_monitor.redaction.scrubber import SecretScrubber, default_scrubber
-from otel_monitor._utc_time import iso_utc, utc_now
 
-__all__ = ["AlertmanagerChannel", "alertmanager_notifier", "AlertmanagerNotifier", "alertmanager_alert",
-           "labels_and_annotations", "DEFAULT_RESEND_INTERVAL_SECONDS", "ENDS_AT_INTERVALS"]
+__all__ = [
+    "AlertmanagerChannel",
+    "alertmanager_notifier",
+    "AlertmanagerNotifier",
+    "alertmanager_alert",
+    "DEFAULT_RESEND_INTERVAL_SECONDS",
+    "ENDS_AT_INTERVALS",
+]
 
 # How often a firing alert is posted again (alertmanager_refresh), as Prometheus' --rules.alert.resend-delay.
 DEFAULT_RESEND_INTERVAL_SECONDS = 60.0
@@ -27,39 +34,12 @@ DEFAULT_RESEND_INTERVAL_SECONDS = 60.0
 ENDS_AT_INTERVALS = 4
 
 
-def _description(alert: Alert, runbook_is_url: bool) -> str:
-    where = f"{alert.error_code}, service {alert.service}" if alert.service else alert.error_code
-    text = f"{alert.summary.rstrip('.')} ({where}). Action required: {alert.action_required.rstrip('.')}."
-    if alert.runbook and not runbook_is_url:
-        text += f" Runbook: {alert.runbook}"
-    return text
-
-
-def labels_and_annotations(alert: Alert) -> tuple[dict[str, str], dict[str, str]]:
-    """An alert's Alertmanager labels and annotations (for ``/api/v2/alerts`` and the ``alertmanager`` webhook
-    format alike); empty values are left out.
-
-    Labels identify the alert (Alertmanager dedupes and groups on them): the rule's labels, then ``alertname``,
-    ``severity`` (critical/warning/info for P0/P1/P2), ``priority``, ``error_code``, ``service``, ``fingerprint``.
-    Annotations: ``summary``, ``description``, ``action_required``, ``runbook``, ``runbook_url`` (when the runbook
-    is a link), ``trace_id`` and ``jaeger_url`` of a failing call, and ``inhibited`` (the alerts held back).
-    """
-    labels = {**alert.labels, "alertname": alert.rule, "severity": alert.priority.severity,
-              "priority": alert.priority.value, "error_code": alert.error_code, "fingerprint": alert.fingerprint}
-    if alert.service:
-        labels["service"] = alert.service
-    runbook_is_url = alert.runbook.startswith(("https://", "http://"))
-    annotations = {"summary": alert.summary, "description": _description(alert, runbook_is_url),
-                   "action_required": alert.action_required, "runbook": alert.runbook,
-                   "runbook_url": alert.runbook if runbook_is_url else None,
-                   "trace_id": alert.trace_id, "jaeger_url": alert.jaeger_url,
-                   "inhibited": ", ".join(alert.inhibited) or None}
-    return ({key: str(value) for key, value in labels.items() if value not in (None, "")},
-            {key: str(value) for key, value in annotations.items() if value not in (None, "")})
-
-
-def alertmanager_alert(notification: Notification, now: dt.datetime, *,
-                       valid_seconds: float = ENDS_AT_INTERVALS * DEFAULT_RESEND_INTERVAL_SECONDS) -> dict[str, object]:
+def alertmanager_alert(
+    notification: Notification,
+    now: dt.datetime,
+    *,
+    valid_seconds: float = ENDS_AT_INTERVALS * DEFAULT_RESEND_INTERVAL_SECONDS,
+) -> dict[str, object]:
     """One postable alert. Firing: ``endsAt`` = ``now`` + ``valid_seconds`` (it must be posted again before then to
     stay active); resolved: ``endsAt`` = when it resolved (``now`` if unknown)."""
     alert = notification.alert
@@ -90,11 +70,25 @@ class AlertmanagerNotifier(HttpReceiver):
     ``resend_interval_seconds``), each valid for ``ENDS_AT_INTERVALS`` intervals, so Alertmanager keeps an alert
     active while it fires and ends it by itself if the monitor stops posting (as it does for Prometheus)."""
 
-    def __init__(self, name: str, url: str, *, resend_interval_seconds: float = DEFAULT_RESEND_INTERVAL_SECONDS,
-                 clock: Callable[[], dt.datetime] = utc_now, client: httpx.AsyncClient | None = None,
-                 timeout: float = DEFAULT_TIMEOUT_SECONDS, scrubber: SecretScrubber = default_scrubber) -> None:
-        super().__init__(name, url.rstrip("/") + "/api/v2/alerts", client=client, timeout=timeout,
-                         scrubber=scrubber, url_is_secret=False)
+    def __init__(
+        self,
+        name: str,
+        url: str,
+        *,
+        resend_interval_seconds: float = DEFAULT_RESEND_INTERVAL_SECONDS,
+        clock: Callable[[], dt.datetime] = utc_now,
+        client: httpx.AsyncClient | None = None,
+        timeout: float = DEFAULT_TIMEOUT_SECONDS,
+        scrubber: SecretScrubber = default_scrubber,
+    ) -> None:
+        super().__init__(
+            name,
+            url.rstrip("/") + "/api/v2/alerts",
+            client=client,
+            timeout=timeout,
+            scrubber=scrubber,
+            url_is_secret=False,
+        )
         self.resend_interval_seconds = resend_interval_seconds
         self._clock = clock
 
@@ -110,8 +104,12 @@ class AlertmanagerNotifier(HttpReceiver):
         if not alerts:
             return DeliveryResult(ok=True, detail="nothing firing")
         now = self._clock()
-        return await self._post([alertmanager_alert(Notification.of(alert, "firing"), now,
-                                                    valid_seconds=self.valid_seconds) for alert in alerts])
+        return await self._post(
+            [
+                alertmanager_alert(Notification.of(alert, "firing"), now, valid_seconds=self.valid_seconds)
+                for alert in alerts
+            ]
+        )
 
     async def end(self, alerts: Sequence[Alert]) -> DeliveryResult:
         """Posts ``alerts`` as ended now (a refresh that may have raced their resolution is taken back)."""
@@ -121,11 +119,22 @@ class AlertmanagerNotifier(HttpReceiver):
         return await self._post([alertmanager_alert(Notification.of(alert, "resolved"), now) for alert in alerts])
 
 
-def alertmanager_notifier(name: str, channel: AlertmanagerChannel, *, client: httpx.AsyncClient | None = None,
-                          scrubber: SecretScrubber = default_scrubber,
-                          clock: Callable[[], dt.datetime] | None = None) -> AlertmanagerNotifier:
+def alertmanager_notifier(
+    name: str,
+    channel: AlertmanagerChannel,
+    *,
+    client: httpx.AsyncClient | None = None,
+    scrubber: SecretScrubber = default_scrubber,
+    clock: Callable[[], dt.datetime] | None = None,
+) -> AlertmanagerNotifier:
     """The notifier of one ``alertmanager`` channel (the Dispatcher's and the refresher's are built alike);
     ``clock`` stamps ``endsAt`` (default: the wall clock)."""
-    return AlertmanagerNotifier(name, channel.url, resend_interval_seconds=channel.resend_interval_seconds,
-                                client=client, timeout=channel.timeout_seconds, scrubber=scrubber,
-                                **({"clock": clock} if clock is not None else {}))
+    return AlertmanagerNotifier(
+        name,
+        channel.url,
+        resend_interval_seconds=channel.resend_interval_seconds,
+        client=client,
+        timeout=channel.timeout_seconds,
+        scrubber=scrubber,
+        **({"clock": clock} if clock is not None else {}),
+    )

@@ -16,9 +16,12 @@ __all__ = ["ConsoleChannel", "ConsoleNotifier", "format_console_line"]
 def format_console_line(notification: Notification) -> str:
     """``[P0 FIRING] GEMINI_INVALID_API_KEY service=gemini: API Key Invalid | action: ... | runbook: ...``."""
     alert = notification.alert
-    parts = [f"[{alert.priority.value} {notification.transition.upper()}] {alert.error_code}"
-             f" service={alert.service or '-'}: {alert.summary}",
-             f"action: {alert.action_required}", f"runbook: {alert.runbook}"]
+    parts = [
+        f"[{alert.priority.value} {notification.transition.upper()}] {alert.error_code}"
+        f" service={alert.service or '-'}: {alert.summary}",
+        f"action: {alert.action_required}",
+        f"runbook: {alert.runbook}",
+    ]
     if alert.trace_id:
         parts.append(f"trace: {alert.trace_id}" + (f" {alert.jaeger_url}" if alert.jaeger_url else ""))
     if alert.inhibited:
@@ -33,8 +36,9 @@ class ConsoleChannel(ChannelSettings):
 class ConsoleNotifier:
     """Writes each notification as one line to a stream (stderr unless given)."""
 
-    def __init__(self, name: str = "console", *, stream: TextIO | None = None,
-                 scrubber: SecretScrubber = default_scrubber) -> None:
+    def __init__(
+        self, name: str = "console", *, stream: TextIO | None = None, scrubber: SecretScrubber = default_scrubber
+    ) -> None:
         self.name = name
         self._stream = stream
         self._scrubber = scrubber

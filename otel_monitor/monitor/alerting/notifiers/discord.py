@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import SecretStr
 
-from otel_monitor.monitor.alerting.model import Priority
-from otel_monitor.monitor.alerting.notifiers._http import HttpReceiver, truncate
 from otel_monitor.monitor.alerting.delivery.retry import DeliveryResult
+from otel_monitor.monitor.alerting.model import Priority
 from otel_monitor.monitor.alerting.notification import Notification
+from otel_monitor.monitor.alerting.notifiers._http import HttpReceiver, truncate
 from otel_monitor.monitor.alerting.notifiers.channel import ChannelSettings
-from typing import Literal
 
 __all__ = ["DiscordChannel", "DiscordNotifier", "discord_payload"]
 

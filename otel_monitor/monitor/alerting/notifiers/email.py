@@ -1,4 +1,4 @@
-"""Email over SMTP: alerts as plain text + HTML, the daily summary as HTML tables; 4xx/no answer retry, 5xx permanent."""
+"""Email over SMTP: alerts as plain text + HTML, the daily summary as HTML tables; 4xx/no answer retry, 5xx fail."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr
 
-from otel_monitor.monitor.alerting.model import Priority
 from otel_monitor.monitor.alerting.delivery.retry import DeliveryResult
+from otel_monitor.monitor.alerting.model import Priority
 from otel_monitor.monitor.alerting.notification import Notification
 from otel_monitor.monitor.alerting.notifiers.channel import ChannelSettings
 from otel_monitor.redaction.scrubber import SecretScrubber, default_scrubber
@@ -29,8 +29,9 @@ def classify_smtp_error(exc: BaseException) -> DeliveryResult:
     """No connection or a 4xx reply: retryable; a 5xx reply (550 mailbox refused, 535 auth failed): permanent."""
     if isinstance(exc, smtplib.SMTPRecipientsRefused):
         codes = [code for code, _ in exc.recipients.values()]
-        return DeliveryResult(False, retryable=any(400 <= c < 500 for c in codes),
-                              detail=f"recipients refused: {sorted(set(codes))}")
+        return DeliveryResult(
+            False, retryable=any(400 <= c < 500 for c in codes), detail=f"recipients refused: {sorted(set(codes))}"
+        )
     if isinstance(exc, smtplib.SMTPResponseException):
         return DeliveryResult(False, retryable=400 <= exc.smtp_code < 500, detail=f"SMTP {exc.smtp_code}")
     if isinstance(exc, smtplib.SMTPNotSupportedError):
@@ -44,71 +45,143 @@ def _rows(pairs: Sequence[tuple[str, object]]) -> str:
 
 def _table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     head = "".join(f"<th>{escape(h)}</th>" for h in headers)
-    body = "".join("<tr>" + "".join(f"<td>{escape('-' if c is None else str(c))}</td>" for c in row) + "</tr>"
-                   for row in rows)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{escape('-' if c is None else str(c))}</td>" for c in row) + "</tr>" for row in rows
+    )
     return f"<table border='1' cellpadding='4' cellspacing='0'><tr>{head}</tr>{body}</table>"
 
 
 def _alert_pairs(notification: Notification) -> list[tuple[str, object]]:
     alert = notification.alert
-    return [("Priority", alert.priority.value), ("Status", notification.transition),
-            ("Error code", alert.error_code), *((k.replace("_", " ").capitalize(), v)
-                                                for k, v in notification.details().items())]
+    return [
+        ("Priority", alert.priority.value),
+        ("Status", notification.transition),
+        ("Error code", alert.error_code),
+        *((k.replace("_", " ").capitalize(), v) for k, v in notification.details().items()),
+    ]
 
 
 def _summary_bodies(report: dict) -> tuple[str, str]:
     stats = report["statistics"]
-    overview = [("Total projects", stats["total_projects"]), ("Successful", stats["successful_projects"]),
-                ("Failed", stats["failed_projects"]), ("Success rate %", stats["success_rate"]),
-                ("Average duration (min)", stats["average_duration_minutes"])]
+    overview = [
+        ("Total projects", stats["total_projects"]),
+        ("Successful", stats["successful_projects"]),
+        ("Failed", stats["failed_projects"]),
+        ("Success rate %", stats["success_rate"]),
+        ("Average duration (min)", stats["average_duration_minutes"]),
+    ]
     performance = stats.get("system_performance") or {}
     sections = [
-        ("API calls", ["Service", "Total", "Success", "Failed", "Success rate %"],
-         [(s, c["total"], c["success"], c["failed"], c["success_rate"]) for s, c in stats["api_calls"].items()]),
-        ("Quota usage", ["Service", "Used", "Total", "Percentage", "Reset"],
-         [(s, q["used"], q["total"], q["percentage"], q.get("reset_date")) for s, q in stats["quota_usage"].items()]),
-        ("Most common errors", ["Error code", "Service", "Count"],
-         [(e["error_code"], e["service"], e["count"]) for e in stats.get("most_common_errors", [])]),
-        ("API performance", ["Service", "P50 s", "P90 s", "P99 s", "Success rate %"],
-         [(s, p.get("p50_seconds"), p.get("p90_seconds"), p.get("p99_seconds"), p.get("success_rate"))
-          for s, p in (performance.get("apis") or {}).items()]),
-        ("Hosts", ["Host", "CPU peak %", "Memory peak %", "Lowest free disk %"],
-         [(h, p.get("cpu_peak_percent"), p.get("memory_peak_percent"), p.get("disk_free_min_percent"))
-          for h, p in (performance.get("hosts") or {}).items()]),
+        (
+            "API calls",
+            ["Service", "Total", "Success", "Failed", "Success rate %"],
+            [(s, c["total"], c["success"], c["failed"], c["success_rate"]) for s, c in stats["api_calls"].items()],
+        ),
+        (
+            "Quota usage",
+            ["Service", "Used", "Total", "Percentage", "Reset"],
+            [(s, q["used"], q["total"], q["percentage"], q.get("reset_date")) for s, q in stats["quota_usage"].items()],
+        ),
+        (
+            "Most common errors",
+            ["Error code", "Service", "Count"],
+            [(e["error_code"], e["service"], e["count"]) for e in stats.get("most_common_errors", [])],
+        ),
+        (
+            "API performance",
+            ["Service", "P50 s", "P90 s", "P99 s", "Success rate %"],
+            [
+                (s, p.get("p50_seconds"), p.get("p90_seconds"), p.get("p99_seconds"), p.get("success_rate"))
+                for s, p in (performance.get("apis") or {}).items()
+            ],
+        ),
+        (
+            "Hosts",
+            ["Host", "CPU peak %", "Memory peak %", "Lowest free disk %"],
+            [
+                (h, p.get("cpu_peak_percent"), p.get("memory_peak_percent"), p.get("disk_free_min_percent"))
+                for h, p in (performance.get("hosts") or {}).items()
+            ],
+        ),
     ]
     alert_headers = ["Rule", "Service", "Error code", "First fired", "Resolved", "Times fired", "Worst value"]
-    for title, entries in (("Warnings (P2)", report.get("warnings") or []),
-                           *((f"{p} alerts", (report.get("alerts") or {}).get(p) or []) for p in ("P0", "P1"))):
-        sections.append((title, alert_headers,
-                         [(e["rule"], e["service"], e["error_code"], e["first_fired"],
-                           "still firing" if e["still_firing"] else e["resolved"], e["times_fired"],
-                           e["worst_value"]) for e in entries]))
+    for title, entries in (
+        ("Warnings (P2)", report.get("warnings") or []),
+        *((f"{p} alerts", (report.get("alerts") or {}).get(p) or []) for p in ("P0", "P1")),
+    ):
+        sections.append(
+            (
+                title,
+                alert_headers,
+                [
+                    (
+                        e["rule"],
+                        e["service"],
+                        e["error_code"],
+                        e["first_fired"],
+                        "still firing" if e["still_firing"] else e["resolved"],
+                        e["times_fired"],
+                        e["worst_value"],
+                    )
+                    for e in entries
+                ],
+            )
+        )
     queue_peak = performance.get("celery_queue_peak")
-    html = (f"<h2>Daily Summary Report {escape(report['date'])}</h2><h3>Projects</h3>"
-            f"<table border='1' cellpadding='4' cellspacing='0'>{_rows(overview)}</table>"
-            + "".join(f"<h3>{escape(title)}</h3>{_table(headers, rows)}" for title, headers, rows in sections)
-            + f"<p>Celery queue peak: {escape(str('-' if queue_peak is None else queue_peak))}</p>")
-    text = "\n".join([f"Daily Summary Report {report['date']}", *(f"{k}: {v}" for k, v in overview),
-                      *(line for title, headers, rows in sections
-                        for line in (f"{title}:", *("  " + ", ".join(f"{h}: {'-' if c is None else c}"
-                                                                      for h, c in zip(headers, row))
-                                                    for row in rows))),
-                      f"Celery queue peak: {'-' if queue_peak is None else queue_peak}"])
+    html = (
+        f"<h2>Daily Summary Report {escape(report['date'])}</h2><h3>Projects</h3>"
+        f"<table border='1' cellpadding='4' cellspacing='0'>{_rows(overview)}</table>"
+        + "".join(f"<h3>{escape(title)}</h3>{_table(headers, rows)}" for title, headers, rows in sections)
+        + f"<p>Celery queue peak: {escape(str('-' if queue_peak is None else queue_peak))}</p>"
+    )
+    text = "\n".join(
+        [
+            f"Daily Summary Report {report['date']}",
+            *(f"{k}: {v}" for k, v in overview),
+            *(
+                line
+                for title, headers, rows in sections
+                for line in (
+                    f"{title}:",
+                    *(
+                        "  " + ", ".join(f"{h}: {'-' if c is None else c}" for h, c in zip(headers, row, strict=False))
+                        for row in rows
+                    ),
+                )
+            ),
+            f"Celery queue peak: {'-' if queue_peak is None else queue_peak}",
+        ]
+    )
     return text, html
 
 
 def _alert_bodies(notification: Notification) -> tuple[str, str]:
     pairs = _alert_pairs(notification)
     text = "\n".join([notification.title, "", *(f"{k}: {v}" for k, v in pairs)])
-    html = f"<h2>{escape(notification.title)}</h2><table border='1' cellpadding='4' cellspacing='0'>{_rows(pairs)}</table>"
+    html = (
+        f"<h2>{escape(notification.title)}</h2><table border='1' cellpadding='4' cellspacing='0'>{_rows(pairs)}</table>"
+    )
     if notification.digest:
-        rows = [(e.transition, e.alert.error_code, e.alert.service, e.alert.summary, e.alert.action_required,
-                 e.alert.trace_id, e.alert.jaeger_url) for e in notification.digest]
+        rows = [
+            (
+                e.transition,
+                e.alert.error_code,
+                e.alert.service,
+                e.alert.summary,
+                e.alert.action_required,
+                e.alert.trace_id,
+                e.alert.jaeger_url,
+            )
+            for e in notification.digest
+        ]
         html += "<h3>Alerts</h3>" + _table(
-            ["Status", "Error code", "Service", "Summary", "Action required", "Trace", "Jaeger"], rows)
+            ["Status", "Error code", "Service", "Summary", "Action required", "Trace", "Jaeger"], rows
+        )
         text += "\n\nAlerts:\n" + "\n".join(
             f"- [{r[0]}] {r[1]} service={r[2] or '-'}: {r[3]} | action: {r[4]}"
-            + (f" | trace: {r[5]} {r[6] or ''}".rstrip() if r[5] else "") for r in rows)
+            + (f" | trace: {r[5]} {r[6] or ''}".rstrip() if r[5] else "")
+            for r in rows
+        )
     return text, html
 
 
@@ -144,9 +217,20 @@ class EmailChannel(ChannelSettings):
 class EmailNotifier:
     """Sends each notification as one email; smtplib runs in a thread. STARTTLS and login are optional."""
 
-    def __init__(self, name: str, host: str, port: int, sender: str, recipients: Sequence[str], *,
-                 username: str | None = None, password: str | None = None, starttls: bool = False,
-                 timeout: float = 10.0, scrubber: SecretScrubber = default_scrubber) -> None:
+    def __init__(
+        self,
+        name: str,
+        host: str,
+        port: int,
+        sender: str,
+        recipients: Sequence[str],
+        *,
+        username: str | None = None,
+        password: str | None = None,
+        starttls: bool = False,
+        timeout: float = 10.0,
+        scrubber: SecretScrubber = default_scrubber,
+    ) -> None:
         self.name = name
         self._host, self._port = host, port
         self._sender, self._recipients = sender, list(recipients)

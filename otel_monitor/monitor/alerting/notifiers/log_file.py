@@ -7,11 +7,11 @@ import logging
 from collections.abc import Mapping
 from typing import Literal
 
+from otel_monitor.logs.logger import StructuredLogger
 from otel_monitor.monitor.alerting.delivery.retry import DeliveryResult
 from otel_monitor.monitor.alerting.model import Priority
 from otel_monitor.monitor.alerting.notification import Notification
 from otel_monitor.monitor.alerting.notifiers.channel import ChannelSettings
-from otel_monitor.logs.logger import StructuredLogger
 
 __all__ = ["LogFileChannel", "LogFileNotifier", "LOG_LEVELS", "ALERT_LOGGER", "log_level", "log_notification"]
 
@@ -28,15 +28,26 @@ def log_level(notification: Notification) -> int:
     return LOG_LEVELS[notification.alert.priority]
 
 
-def log_notification(logger: StructuredLogger, notification: Notification, *, level: int | None = None,
-                     details: Mapping[str, object] | None = None) -> None:
+def log_notification(
+    logger: StructuredLogger,
+    notification: Notification,
+    *,
+    level: int | None = None,
+    details: Mapping[str, object] | None = None,
+) -> None:
     """Logs ``{"message":"P0 Alert: ...","alert_priority":"P0","error_code":...,"details":{...}}``; ``details``
     adds fields to the notification's own (e.g. a quota's remaining share)."""
     alert = notification.alert
-    logger.log(log_level(notification) if level is None else level, notification.title,
-               alert_priority=alert.priority.value, error_code=alert.error_code,
-               alert_state=notification.transition, fingerprint=alert.fingerprint,
-               notification_id=notification.id, details={**notification.details(), **(details or {})})
+    logger.log(
+        log_level(notification) if level is None else level,
+        notification.title,
+        alert_priority=alert.priority.value,
+        error_code=alert.error_code,
+        alert_state=notification.transition,
+        fingerprint=alert.fingerprint,
+        notification_id=notification.id,
+        details={**notification.details(), **(details or {})},
+    )
 
 
 class LogFileChannel(ChannelSettings):

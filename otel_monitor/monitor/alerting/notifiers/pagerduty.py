@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import httpx
 from typing import Literal
+
+import httpx
 from pydantic import SecretStr
 
-from otel_monitor.monitor.alerting.notifiers._http import DEFAULT_TIMEOUT_SECONDS, HttpReceiver, truncate
 from otel_monitor.monitor.alerting.delivery.retry import DeliveryResult
 from otel_monitor.monitor.alerting.notification import Notification
+from otel_monitor.monitor.alerting.notifiers._http import DEFAULT_TIMEOUT_SECONDS, HttpReceiver, truncate
 from otel_monitor.monitor.alerting.notifiers.channel import ChannelSettings
 from otel_monitor.redaction.scrubber import SecretScrubber, default_scrubber
 
@@ -32,8 +33,7 @@ def pagerduty_event(notification: Notification, routing_key: str, source: str) -
         "source": source,
         "severity": alert.priority.severity,
         "class": alert.error_code,
-        "custom_details": {"error_code": alert.error_code, "priority": alert.priority.value,
-                           **notification.details()},
+        "custom_details": {"error_code": alert.error_code, "priority": alert.priority.value, **notification.details()},
     }
     if alert.service:
         payload["component"] = alert.service
@@ -55,11 +55,25 @@ class PagerDutyChannel(ChannelSettings):
 class PagerDutyNotifier(HttpReceiver):
     """POSTs to ``{base}/v2/enqueue``; the routing key is a secret."""
 
-    def __init__(self, name: str, routing_key: str, *, url: str = EVENTS_URL, source: str = "otel-monitor",
-                 client: httpx.AsyncClient | None = None, timeout: float = DEFAULT_TIMEOUT_SECONDS,
-                 scrubber: SecretScrubber = default_scrubber) -> None:
-        super().__init__(name, url.rstrip("/") + "/v2/enqueue", client=client, timeout=timeout, scrubber=scrubber,
-                         url_is_secret=False)
+    def __init__(
+        self,
+        name: str,
+        routing_key: str,
+        *,
+        url: str = EVENTS_URL,
+        source: str = "otel-monitor",
+        client: httpx.AsyncClient | None = None,
+        timeout: float = DEFAULT_TIMEOUT_SECONDS,
+        scrubber: SecretScrubber = default_scrubber,
+    ) -> None:
+        super().__init__(
+            name,
+            url.rstrip("/") + "/v2/enqueue",
+            client=client,
+            timeout=timeout,
+            scrubber=scrubber,
+            url_is_secret=False,
+        )
         self._routing_key = routing_key
         self._source = source
         scrubber.register(routing_key)

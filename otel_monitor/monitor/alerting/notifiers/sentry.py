@@ -31,10 +31,17 @@ def sentry_event(notification: Notification) -> dict[str, object]:
     The event id is the notification id, so a retry after an unanswered attempt is the same event to Sentry."""
     alert = notification.alert
     details = notification.details()
-    tags = {"error_code": alert.error_code, "priority": alert.priority.value, "rule": alert.rule,
-            "service": alert.service}
-    extra = {key: details[key] for key in ("action_required", "runbook", "trace_id", "jaeger_url", "inhibited")
-             if key in details}
+    tags = {
+        "error_code": alert.error_code,
+        "priority": alert.priority.value,
+        "rule": alert.rule,
+        "service": alert.service,
+    }
+    extra = {
+        key: details[key]
+        for key in ("action_required", "runbook", "trace_id", "jaeger_url", "inhibited")
+        if key in details
+    }
     return {
         "event_id": notification.id,
         "message": notification.title,
@@ -80,8 +87,16 @@ class SentryNotifier:
     429/5xx and no answer retried, other 4xx permanent. Resolved transitions are not sent: Sentry resolves issues
     in its own workflow, and another event would reopen the issue."""
 
-    def __init__(self, name: str, dsn: str, *, environment: str = "production", client: httpx.AsyncClient | None = None,
-                 timeout: float = DEFAULT_TIMEOUT_SECONDS, scrubber: SecretScrubber = default_scrubber) -> None:
+    def __init__(
+        self,
+        name: str,
+        dsn: str,
+        *,
+        environment: str = "production",
+        client: httpx.AsyncClient | None = None,
+        timeout: float = DEFAULT_TIMEOUT_SECONDS,
+        scrubber: SecretScrubber = default_scrubber,
+    ) -> None:
         scrubber.register(dsn)
         try:
             parsed = Dsn(dsn)
@@ -93,9 +108,16 @@ class SentryNotifier:
         self._auth = parsed.to_auth(client=_CLIENT_NAME)
         self._collector = _EnvelopeCollector()
         self._sdk = sentry_sdk.Client(
-            dsn, environment=environment, transport=self._collector, default_integrations=False,
-            auto_enabling_integrations=False, integrations=[], enable_backpressure_handling=False,
-            max_breadcrumbs=0, sample_rate=1.0)
+            dsn,
+            environment=environment,
+            transport=self._collector,
+            default_integrations=False,
+            auto_enabling_integrations=False,
+            integrations=[],
+            enable_backpressure_handling=False,
+            max_breadcrumbs=0,
+            sample_rate=1.0,
+        )
         self._client = client
         self._timeout = timeout
         self._scrubber = scrubber
@@ -120,8 +142,11 @@ class SentryNotifier:
         return DeliveryResult(result.ok, result.retryable, self._scrubber.scrub_text(result.detail))
 
     async def _post(self, body: bytes) -> DeliveryResult:
-        headers = {"Content-Type": "application/x-sentry-envelope", "X-Sentry-Auth": self._auth.to_header(),
-                   "User-Agent": _CLIENT_NAME}
+        headers = {
+            "Content-Type": "application/x-sentry-envelope",
+            "X-Sentry-Auth": self._auth.to_header(),
+            "User-Agent": _CLIENT_NAME,
+        }
         url = self._auth.get_api_url()
         try:
             if self._client is not None:

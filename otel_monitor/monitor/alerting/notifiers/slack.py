@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import SecretStr
 
-from otel_monitor.monitor.alerting.notifiers._http import HttpReceiver, truncate
 from otel_monitor.monitor.alerting.delivery.retry import DeliveryResult
 from otel_monitor.monitor.alerting.notification import Notification
+from otel_monitor.monitor.alerting.notifiers._http import HttpReceiver, truncate
 from otel_monitor.monitor.alerting.notifiers.channel import ChannelSettings
-from typing import Literal
 
 __all__ = ["SlackChannel", "SlackNotifier", "slack_payload"]
 
@@ -23,13 +24,22 @@ def slack_payload(notification: Notification) -> dict[str, object]:
     """The message: ``text`` is the fallback shown in notifications; ``blocks`` the formatted body."""
     alert = notification.alert
     details = notification.details()
-    fields = [_field("Priority", alert.priority.value), _field("Error code", alert.error_code),
-              _field("Service", str(details.get("service", "-"))), _field("Status", notification.transition)]
+    fields = [
+        _field("Priority", alert.priority.value),
+        _field("Error code", alert.error_code),
+        _field("Service", str(details.get("service", "-"))),
+        _field("Status", notification.transition),
+    ]
     blocks: list[dict[str, object]] = [
         {"type": "header", "text": {"type": "plain_text", "text": truncate(notification.title, 150)}},
         {"type": "section", "fields": fields},
-        {"type": "section", "text": {"type": "mrkdwn", "text": truncate(
-            f"*Action required*: {alert.action_required}\n*Runbook*: {alert.runbook}", 3000)}},
+        {
+            "type": "section",
+            "text": {
+                "type": "mrkdwn",
+                "text": truncate(f"*Action required*: {alert.action_required}\n*Runbook*: {alert.runbook}", 3000),
+            },
+        },
     ]
     if alert.trace_id:
         trace = f"<{alert.jaeger_url}|{alert.trace_id}>" if alert.jaeger_url else alert.trace_id

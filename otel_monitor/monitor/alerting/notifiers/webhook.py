@@ -10,13 +10,13 @@ from typing import Literal
 import httpx
 from pydantic import Field, SecretStr, ValidationInfo, field_validator
 
+from otel_monitor._utc_time import iso_utc
 from otel_monitor.monitor.alerting.delivery.retry import DeliveryResult
 from otel_monitor.monitor.alerting.notification import Notification
 from otel_monitor.monitor.alerting.notifiers._http import DEFAULT_TIMEOUT_SECONDS, HttpReceiver
-from otel_monitor.monitor.alerting.notifiers.alertmanager import labels_and_annotations
+from otel_monitor.monitor.alerting.notifiers._labels import labels_and_annotations
 from otel_monitor.monitor.alerting.notifiers.channel import ChannelSettings
 from otel_monitor.redaction.scrubber import SecretScrubber, default_scrubber
-from otel_monitor._utc_time import iso_utc
 
 __all__ = ["WebhookChannel", "WebhookNotifier", "WebhookFormat", "webhook_payload", "alertmanager_webhook_payload"]
 
@@ -84,16 +84,16 @@ def _webhook_alert(notification: Notification) -> dict[str, object]:
     }
 
 
-def alertmanager_webhook_payload(notification: Notification, receiver: str,
-                                 external_url: str = "") -> dict[str, object]:
+def alertmanager_webhook_payload(
+    notification: Notification, receiver: str, external_url: str = ""
+) -> dict[str, object]:
     """Alertmanager's webhook payload (version 4), so receivers written for Alertmanager take our notifications.
 
     A notification is one group: its alert, or for a P1 digest the latest transition of each alert of its period.
     The group is keyed by the labels its alerts share (one alert: all its labels, as ``group_by: ['...']``), so
     the firing and resolved notifications of an alert have the same ``groupKey``.
     """
-    entries = list({entry.alert.fingerprint: entry for entry in notification.digest}.values()) \
-        or [notification]
+    entries = list({entry.alert.fingerprint: entry for entry in notification.digest}.values()) or [notification]
     alerts = [_webhook_alert(entry) for entry in entries]
     common_labels = _common([alert["labels"] for alert in alerts])
     return {
@@ -132,10 +132,18 @@ class WebhookNotifier(HttpReceiver):
     """POSTs :func:`webhook_payload` (or :func:`alertmanager_webhook_payload` with ``payload_format="alertmanager"``,
     ``external_url`` as its ``externalURL``); extra headers (e.g. an Authorization token) are secrets."""
 
-    def __init__(self, name: str, url: str, *, headers: Mapping[str, str] | None = None,
-                 payload_format: WebhookFormat = "otel-monitor", external_url: str = "",
-                 client: httpx.AsyncClient | None = None, timeout: float = DEFAULT_TIMEOUT_SECONDS,
-                 scrubber: SecretScrubber = default_scrubber) -> None:
+    def __init__(
+        self,
+        name: str,
+        url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        payload_format: WebhookFormat = "otel-monitor",
+        external_url: str = "",
+        client: httpx.AsyncClient | None = None,
+        timeout: float = DEFAULT_TIMEOUT_SECONDS,
+        scrubber: SecretScrubber = default_scrubber,
+    ) -> None:
         super().__init__(name, url, client=client, timeout=timeout, scrubber=scrubber)
         self._headers = dict(headers or {})
         self._format = payload_format

@@ -8,11 +8,11 @@ import threading
 from collections.abc import Iterator
 from typing import Any, Literal, Protocol
 
+from otel_monitor.logs.logger import StructuredLogger
 from otel_monitor.monitor.alerting.delivery.retry import DeliveryResult
 from otel_monitor.monitor.alerting.notification import Notification
 from otel_monitor.monitor.alerting.notifiers.channel import ChannelSettings
 from otel_monitor.redaction.scrubber import SecretScrubber, default_scrubber
-from otel_monitor.logs.logger import StructuredLogger
 
 __all__ = ["WebSocketChannel", "WebSocketHub", "WebSocketNotifier", "serve_subscriber"]
 

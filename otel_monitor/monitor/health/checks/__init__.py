@@ -60,26 +60,47 @@ __all__ = [
 ]
 
 
-def checks_from_config(config: HealthConfig, *, clock: Callable[[], float] = time.time,
-                       scrubber: SecretScrubber = default_scrubber,
-                       disk_usage_reader: Callable[[str], Any] | None = None) -> list[HealthCheck]:
+def checks_from_config(
+    config: HealthConfig,
+    *,
+    clock: Callable[[], float] = time.time,
+    scrubber: SecretScrubber = default_scrubber,
+    disk_usage_reader: Callable[[str], Any] | None = None,
+) -> list[HealthCheck]:
     """The checks a config asks for, in report order; a dependency whose URL is None is not checked."""
     checks: list[HealthCheck] = []
     if config.database_url is not None:
-        checks.append(DatabaseCheck(config.database_url, latency_degraded_ms=config.database_latency_degraded_ms,
-                                    scrubber=scrubber))
+        checks.append(
+            DatabaseCheck(
+                config.database_url, latency_degraded_ms=config.database_latency_degraded_ms, scrubber=scrubber
+            )
+        )
     if config.redis_url is not None:
-        checks.append(RedisCheck(config.redis_url, latency_degraded_ms=config.redis_latency_degraded_ms,
-                                 scrubber=scrubber))
+        checks.append(
+            RedisCheck(config.redis_url, latency_degraded_ms=config.redis_latency_degraded_ms, scrubber=scrubber)
+        )
     if config.celery_broker_url is not None:
-        checks.append(CeleryCheck(
-            config.celery_broker_url, queues=config.celery_queues,
-            inspect_timeout=config.celery_inspect_timeout_seconds,
-            degraded_above=config.celery_queue_degraded_above, critical_above=config.celery_queue_critical_above,
-            critical_status=config.celery_queue_critical_status, stall_seconds=config.celery_stall_seconds,
-            clock=clock, scrubber=scrubber))
-    checks.append(DiskCheck(config.disk_path, degraded_below_percent=config.disk_free_degraded_below_percent,
-                            unhealthy_below_percent=config.disk_free_unhealthy_below_percent,
-                            usage_reader=disk_usage_reader, scrubber=scrubber))
+        checks.append(
+            CeleryCheck(
+                config.celery_broker_url,
+                queues=config.celery_queues,
+                inspect_timeout=config.celery_inspect_timeout_seconds,
+                degraded_above=config.celery_queue_degraded_above,
+                critical_above=config.celery_queue_critical_above,
+                critical_status=config.celery_queue_critical_status,
+                stall_seconds=config.celery_stall_seconds,
+                clock=clock,
+                scrubber=scrubber,
+            )
+        )
+    checks.append(
+        DiskCheck(
+            config.disk_path,
+            degraded_below_percent=config.disk_free_degraded_below_percent,
+            unhealthy_below_percent=config.disk_free_unhealthy_below_percent,
+            usage_reader=disk_usage_reader,
+            scrubber=scrubber,
+        )
+    )
     checks.append(FfmpegCheck(config.ffmpeg_binary, scrubber=scrubber))
     return checks

@@ -61,16 +61,28 @@ class CeleryCheck(BaseCheck):
     error_code = SystemErrorCode.CELERY_WORKER_DOWN
     _fields = ("active_workers", "pending_tasks")
 
-    def __init__(self, broker_url: str, *, queues: Sequence[str] = ("celery",), inspect_timeout: float = 0.5,
-                 degraded_above: int = 50, critical_above: int = 100, critical_status: str = DEGRADED,
-                 stall_seconds: float = 900.0, clock: Callable[[], float] = time.time, app: Any = None,
-                 scrubber: SecretScrubber = default_scrubber) -> None:
+    def __init__(
+        self,
+        broker_url: str,
+        *,
+        queues: Sequence[str] = ("celery",),
+        inspect_timeout: float = 0.5,
+        degraded_above: int = 50,
+        critical_above: int = 100,
+        critical_status: str = DEGRADED,
+        stall_seconds: float = 900.0,
+        clock: Callable[[], float] = time.time,
+        app: Any = None,
+        scrubber: SecretScrubber = default_scrubber,
+    ) -> None:
         from celery import Celery
 
         self._broker_url = broker_url
         self._queues = tuple(queues)
-        self._lists = {queue: (queue, *(f"{queue}{_PRIORITY_SEPARATOR}{step}" for step in _PRIORITY_STEPS))
-                       for queue in self._queues}
+        self._lists = {
+            queue: (queue, *(f"{queue}{_PRIORITY_SEPARATOR}{step}" for step in _PRIORITY_STEPS))
+            for queue in self._queues
+        }
         self._inspect_timeout = inspect_timeout
         self._degraded_above = degraded_above
         self._critical_above = critical_above
@@ -111,8 +123,8 @@ class CeleryCheck(BaseCheck):
         finally:
             await client.aclose()
         now = self._clock()
-        lengths = dict(zip(names, replies[0::2]))
-        ages = {name: self._age(name, head, now) for name, head in zip(names, replies[1::2])}
+        lengths = dict(zip(names, replies[0::2], strict=False))
+        ages = {name: self._age(name, head, now) for name, head in zip(names, replies[1::2], strict=False)}
         oldest = {}
         for queue, lists in self._lists.items():
             queue_ages = [ages[name] for name in lists if ages[name] is not None]
@@ -143,8 +155,10 @@ class CeleryCheck(BaseCheck):
         with self._inspect_lock, self._app.connection_for_write(transport_options=options) as connection:
             inspector = self._app.control.inspect(timeout=self._inspect_timeout, connection=connection)
             replies = inspector.active_queues() or {}
-        return {worker: {queue.get("name") for queue in queues or () if isinstance(queue, dict)}
-                for worker, queues in replies.items()}
+        return {
+            worker: {queue.get("name") for queue in queues or () if isinstance(queue, dict)}
+            for worker, queues in replies.items()
+        }
 
     def _judge(self, pending: int, oldest_age: dict[str, float], consumers: dict[str, set[str]]) -> dict[str, Any]:
         active = [worker for worker, queues in consumers.items() if queues & set(self._queues)]
@@ -161,8 +175,9 @@ class CeleryCheck(BaseCheck):
             for queue, age in oldest_age.items():
                 if age > self._stall_seconds:
                     status = UNHEALTHY
-                    problems.append(f"queue {queue} stalled: oldest message waiting {age:.0f} s "
-                                    f"(over {self._stall_seconds:g} s)")
+                    problems.append(
+                        f"queue {queue} stalled: oldest message waiting {age:.0f} s (over {self._stall_seconds:g} s)"
+                    )
         if pending > self._critical_above:
             status = worst_status(status, self._critical_status)
             problems.append(f"{pending} pending tasks (critical over {self._critical_above})")

@@ -44,8 +44,9 @@ class DatabaseCheck(BaseCheck):
     # Backends connected to a database (clients, autovacuum workers), not the server's own background processes.
     _CONNECTIONS_QUERY = "SELECT coalesce(sum(numbackends), 0)::int FROM pg_stat_database"
 
-    def __init__(self, url: str, *, latency_degraded_ms: float = 500.0,
-                 scrubber: SecretScrubber = default_scrubber) -> None:
+    def __init__(
+        self, url: str, *, latency_degraded_ms: float = 500.0, scrubber: SecretScrubber = default_scrubber
+    ) -> None:
         import psycopg  # noqa: F401 - fail at construction, not at the first check
 
         self._conninfo = _libpq_url(url)

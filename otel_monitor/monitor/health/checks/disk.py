@@ -43,9 +43,15 @@ class DiskCheck(BaseCheck):
     error_code = SystemErrorCode.DISK_SPACE_INSUFFICIENT
     _fields = ("free_gb", "total_gb", "percentage_used")
 
-    def __init__(self, path: str = "/", *, degraded_below_percent: float = 20.0,
-                 unhealthy_below_percent: float = 10.0, usage_reader: Callable[[str], Any] | None = None,
-                 scrubber: SecretScrubber = default_scrubber) -> None:
+    def __init__(
+        self,
+        path: str = "/",
+        *,
+        degraded_below_percent: float = 20.0,
+        unhealthy_below_percent: float = 10.0,
+        usage_reader: Callable[[str], Any] | None = None,
+        scrubber: SecretScrubber = default_scrubber,
+    ) -> None:
         self._path = path
         self._degraded_below = degraded_below_percent
         self._unhealthy_below = unhealthy_below_percent

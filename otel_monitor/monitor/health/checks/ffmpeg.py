@@ -36,8 +36,12 @@ class FfmpegCheck(BaseCheck):
     async def run(self) -> dict[str, Any]:
         try:
             process = await asyncio.create_subprocess_exec(
-                self._binary, "-version", stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.STDOUT)
+                self._binary,
+                "-version",
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT,
+            )
         except FileNotFoundError:
             return self.failed(f"{self._binary} not found")
         except OSError as exc:

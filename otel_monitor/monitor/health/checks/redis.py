@@ -26,8 +26,9 @@ def redis_client(url: str):
     from redis.backoff import NoBackoff
 
     # No retries: a check reports what it sees now; the next check is the retry.
-    return Redis.from_url(url, socket_connect_timeout=BACKSTOP_SECONDS, socket_timeout=BACKSTOP_SECONDS,
-                          retry=Retry(NoBackoff(), 0))
+    return Redis.from_url(
+        url, socket_connect_timeout=BACKSTOP_SECONDS, socket_timeout=BACKSTOP_SECONDS, retry=Retry(NoBackoff(), 0)
+    )
 
 
 class RedisCheck(BaseCheck):
@@ -37,8 +38,9 @@ class RedisCheck(BaseCheck):
     error_code = SystemErrorCode.REDIS_CONNECTION_FAILED
     _fields = ("latency_ms",)
 
-    def __init__(self, url: str, *, latency_degraded_ms: float = 100.0,
-                 scrubber: SecretScrubber = default_scrubber) -> None:
+    def __init__(
+        self, url: str, *, latency_degraded_ms: float = 100.0, scrubber: SecretScrubber = default_scrubber
+    ) -> None:
         self._url = url
         self._latency_degraded_ms = latency_degraded_ms
         self._scrubber = scrubber

@@ -92,8 +92,9 @@ def _alert_digest_entries() -> list:
         sa.Column("body", sa.Text(), nullable=False),
         sa.Column("added_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_alert_digest_entries"),
-        sa.UniqueConstraint("period_start", "notification_id",
-                            name="uq_alert_digest_entries_period_start_notification_id"),
+        sa.UniqueConstraint(
+            "period_start", "notification_id", name="uq_alert_digest_entries_period_start_notification_id"
+        ),
     ]
 
 
@@ -109,8 +110,10 @@ def _alert_digest_sent_hours() -> list:
 _TABLES: dict[str, tuple[Callable[[], list], dict[str, list[str]]]] = {
     "alerts": (_alerts, {"ix_alerts_state_updated_at": ["state", "updated_at"]}),
     "incidents": (_incidents, {"ix_incidents_fingerprint_status": ["fingerprint", "status"]}),
-    "alert_outbox": (_alert_outbox, {"ix_alert_outbox_channel_status_next_attempt_at":
-                                     ["channel", "status", "next_attempt_at"]}),
+    "alert_outbox": (
+        _alert_outbox,
+        {"ix_alert_outbox_channel_status_next_attempt_at": ["channel", "status", "next_attempt_at"]},
+    ),
     "alert_digest_entries": (_alert_digest_entries, {}),
     "alert_digest_sent_hours": (_alert_digest_sent_hours, {}),
 }
@@ -121,8 +124,11 @@ def upgrade() -> None:
     present: dict[str, set[str]] = {}
     if not context.is_offline_mode():
         inspector = sa.inspect(op.get_bind())
-        present = {name: {column["name"] for column in inspector.get_columns(name)}
-                   for name in inspector.get_table_names() if name in _TABLES}
+        present = {
+            name: {column["name"] for column in inspector.get_columns(name)}
+            for name in inspector.get_table_names()
+            if name in _TABLES
+        }
     for name, (definition, indexes) in _TABLES.items():
         if name not in present:
             op.create_table(name, *definition())
@@ -133,8 +139,10 @@ def upgrade() -> None:
             if not isinstance(column, sa.Column) or column.name in present[name]:
                 continue
             if not column.nullable:
-                raise RuntimeError(f"table {name} lacks the required column {column.name}: not a table this "
-                                   "monitor made, or damaged; it cannot be migrated")
+                raise RuntimeError(
+                    f"table {name} lacks the required column {column.name}: not a table this "
+                    "monitor made, or damaged; it cannot be migrated"
+                )
             op.add_column(name, column)
 
 
