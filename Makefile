@@ -10,10 +10,8 @@ export OTEL_MONITOR_CACHE ?= $(HOME)/.cache/otel-monitor
 BINARIES = OTEL_MONITOR_COLLECTOR_BIN="$$(scripts/build-collector.sh)" OTEL_MONITOR_JAEGER_BIN="$$(scripts/build-jaeger.sh)"
 # The other Python versions the library claims (requires-python): its unit tests run on each of them too.
 OTHER_PYTHONS := 3.12 3.13
-# The library's unit tests: files that need none of the service's dependencies, without their real-server tests
-# (marked `stack`).
-LIBRARY_UNIT_TESTS := tests/test_classification.py tests/test_settings.py tests/test_structured_logging.py \
-	tests/test_host_metrics.py
+# The library's unit tests (tests/unit/ mirrors the package): the in-backend half and the testing module.
+LIBRARY_UNIT_TESTS := tests/unit/instrument tests/unit/logs tests/unit/test_testing_module.py
 
 .PHONY: help setup system-packages python binaries lint test test-python-versions $(OTHER_PYTHONS:%=test-py%) \
 	demo bench constraints clean
@@ -70,8 +68,7 @@ lint: python
 # Each version's venv is cached by the dependencies and constraints.txt (scripts/python-venv.sh); the checkout's
 # code is tested through PYTHONPATH.
 $(OTHER_PYTHONS:%=test-py%): test-py%: system-packages
-	PYTHONPATH=$(CURDIR) "$$(scripts/python-venv.sh $*)" -m pytest -q -p no:cacheprovider -m "not stack" \
-		$(LIBRARY_UNIT_TESTS)
+	PYTHONPATH=$(CURDIR) "$$(scripts/python-venv.sh $*)" -m pytest -q -p no:cacheprovider $(LIBRARY_UNIT_TESTS)
 
 test-python-versions: $(OTHER_PYTHONS:%=test-py%)
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# A venv of Python VERSION (e.g. 3.12) holding the library's dependencies and the test tools, at constraints.txt's
-# versions; cached outside the checkout by its inputs. Prints the venv's python on stdout; everything else goes to
+# A venv of Python VERSION (e.g. 3.12) holding the library's dependencies, the test tools and the fake providers,
+# at constraints.txt's versions; cached outside the checkout by its inputs. Prints the venv's python on stdout; everything else goes to
 # stderr. The project itself is not installed: the tests run the checkout's code (PYTHONPATH), so checkouts with the
 # same dependencies share one venv.
 set -euo pipefail
@@ -20,17 +20,33 @@ if [ -z "$interpreter" ]; then
   exit 1
 fi
 
-# The library's dependencies and the [test] extra, read from pyproject.toml (tomllib: Python 3.11+). They, the pins
-# and the interpreter are the venv's key: editing another part of pyproject.toml keeps the venv.
+# The library's dependencies, the [test] extra and the [demo] extra (the fake providers the provider-call tests
+# talk to are FastAPI apps), read from pyproject.toml (tomllib: Python 3.11+), the project's own extras they name
+# resolved. They, the pins and the interpreter are the venv's key: editing another part of pyproject.toml keeps it.
 read_requirements='
+import re
 import sys
 import tomllib
 
 project = tomllib.load(open(sys.argv[1], "rb"))["project"]
-for requirement in project["dependencies"] + project["optional-dependencies"]["test"]:
-    if requirement.lower().startswith(project["name"]):
-        sys.exit(f"{requirement}: the [test] extra must list packages, not the project'"'"'s own extras")
-    print(requirement)
+extras = project["optional-dependencies"]
+own = re.compile(re.escape(project["name"]) + r"\[([a-z,]+)\]$", re.IGNORECASE)
+
+
+def requirements(names, seen=set()):
+    for name in names:
+        if name in seen:
+            continue
+        seen.add(name)
+        for requirement in extras[name]:
+            match = own.match(requirement)
+            if match:
+                yield from requirements(match.group(1).split(","))
+            else:
+                yield requirement
+
+
+print("\n".join(dict.fromkeys([*project["dependencies"], *requirements(["test", "demo"])])))
 '
 requirements=$("$interpreter" -c "$read_requirements" "$root/pyproject.toml")
 key=$( (echo "$requirements"; cat "$root/constraints.txt"; "$interpreter" -VV) | sha256sum | cut -c1-16)

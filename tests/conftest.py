@@ -15,6 +15,17 @@ os.environ.setdefault("OTEL_SEMCONV_STABILITY_OPT_IN", "http")
 from tests.support.stacks import private_stack, server_workdir
 
 
+def pytest_collection_modifyitems(config, items):
+    """Marks each test by its directory: ``unit`` (tests/unit, no real server) or ``integration`` (tests/integration,
+    real servers started by the tests), so ``pytest -m unit`` runs the fast half."""
+    for item in items:
+        parts = item.path.relative_to(config.rootpath).parts
+        if parts[:2] == ("tests", "unit"):
+            item.add_marker(pytest.mark.unit)
+        elif parts[:2] == ("tests", "integration"):
+            item.add_marker(pytest.mark.integration)
+
+
 @pytest.fixture(scope="session")
 def stack():
     """The collector, Jaeger, Prometheus (scraping every second), Redis and PostgreSQL, on free ports."""

@@ -1,0 +1,346 @@
+"""Provider calls made with the real google-genai SDK (over httpx2) and with requests are tracked like httpx calls."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import socket
+import uuid
+
+import pytest
+import redis
+import requests
+from google import genai
+from google.genai import errors, types
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from examples.demo_backend.launcher import DEMO_SECRETS
+from otel_monitor.instrument.failure_streaks import RedisFailureStreaks
+from otel_monitor.instrument.provider_http import instrument_http_clients, uninstrument_http_clients
+from otel_monitor.instrument.providers import SERVICE_KEYS, ProviderRegistry
+from otel_monitor.instrument.settings import TelemetrySettings
+from otel_monitor.instrument.telemetry import setup_telemetry
+from otel_monitor.instrument.usage_counter import UsageCounter
+from otel_monitor.monitor.alerting.evaluate.evaluator import Evaluator
+from otel_monitor.monitor.alerting.evaluate.sources import PrometheusSource, streak_trace_lookup
+from otel_monitor.monitor.alerting.model import AlertState
+from otel_monitor.monitor.alerting.rules import load_rules
+from otel_monitor.redaction.scrubber import SecretScrubber
+from tests.support.backends import prom_values
+from tests.support.provider_calls import Telemetry
+from tools.devstack import wait_until
+
+MODEL = "gemini-2.5-flash"
+GEMINI_KEY = DEMO_SECRETS["gemini_api_key"]
+STABILITY_AUTH = {"Authorization": f"Bearer {DEMO_SECRETS['stability_api_key']}"}
+DID_AUTH = {"Authorization": f"Basic {DEMO_SECRETS['did_api_key']}"}
+IMAGE = {"text_prompts": [{"text": "an otter"}], "samples": 1}
+TALK = {"source_url": "https://example.test/otter.jpg", "script": {"type": "text", "input": "hello"}}
+RULES_FILE = "config/alert-rules.yaml"
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def provider_hosts(fakes) -> dict[str, list[str]]:
+    """The fakes as provider hosts; YouTube on a port that refuses connections."""
+    hosts = {s: [fakes.base_url(s).split("://", 1)[1]] for s in SERVICE_KEYS}
+    hosts["youtube"] = [f"127.0.0.1:{closed_port()}"]
+    return hosts
+
+
+@pytest.fixture
+def telemetry(fakes):
+    """Every HTTP client instrumented on in-memory exporters, as ``setup_telemetry`` does."""
+    recorded = Telemetry()
+    recorded.hosts = provider_hosts(fakes)
+    recorded.registry = ProviderRegistry.with_hosts(recorded.hosts)
+    instrument_http_clients(recorded)
+    for service in SERVICE_KEYS:
+        fakes.set_fault(service, mode="ok", latencies=[0])
+    yield recorded
+    uninstrument_http_clients()
+
+
+def gemini(fakes, key: str = GEMINI_KEY) -> genai.Client:
+    """The official SDK pointed at the fake Gemini."""
+    return genai.Client(api_key=key, http_options=types.HttpOptions(base_url=fakes.base_url("gemini")))
+
+
+def http_span(telemetry):
+    """The one upstream HTTP client span of the test."""
+    (span,) = [s for s in telemetry.captured.spans() if s.name in ("GET", "POST")]
+    return span
+
+
+def trace_id_of(span) -> str:
+    return format(span.context.trace_id, "032x")
+
+
+# -- google-genai over httpx2 --------------------------------------------------------------------------------------
+def test_gemini_sdk_call_is_tracked_on_its_http_span(telemetry, fakes):
+    """A google-genai call is one provider call on the upstream httpx2 span: attributes and metrics by service."""
+    client = gemini(fakes)  # held: a client collected mid-call closes its connection pool
+    reply = client.models.generate_content(model=MODEL, contents="a script about otters")
+    assert "otters" in reply.text
+    span = http_span(telemetry)
+    assert (span.attributes["external_api.service"], span.attributes["external_api.outcome"]) == ("gemini", "success")
+    assert span.instrumentation_scope.name == "opentelemetry.instrumentation.httpx"
+    assert telemetry.calls("gemini") == {("success", ""): 1}
+
+
+@pytest.mark.parametrize(
+    "mode,error,code",
+    [
+        ("invalid_key", errors.ClientError, "GEMINI_INVALID_API_KEY"),
+        ("quota", errors.ClientError, "GEMINI_QUOTA_EXCEEDED"),
+        ("rate_limit", errors.ClientError, "GEMINI_RATE_LIMITED"),
+        ("server_error", errors.ServerError, "GEMINI_SERVER_ERROR"),
+    ],
+)
+def test_gemini_sdk_errors_are_classified_from_the_error_body(telemetry, fakes, mode, error, code):
+    """The SDK's refused call gets the error code its body names (an invalid key is a 400 that only the body tells
+    apart), on the span, in the metrics and in the failure streak with its trace; the SDK still reads the body."""
+    fakes.set_fault("gemini", mode=mode)
+    client = gemini(fakes)
+    with pytest.raises(error) as raised:
+        client.models.generate_content(model=MODEL, contents="otters")
+    assert raised.value.status  # the SDK parsed the provider's error body after the wrapper read it
+    span = http_span(telemetry)
+    assert span.attributes["error.type"] == code and span.status.status_code.name == "ERROR"
+    assert telemetry.calls("gemini") == {("error", code): 1}
+    streak = telemetry.recorder.streaks.current("gemini")
+    assert (streak.count, streak.last_trace_id) == (1, trace_id_of(span))
+
+
+def test_gemini_sdk_async_calls_are_tracked(telemetry, fakes):
+    """The SDK's async client (httpx2.AsyncClient) is tracked like the sync one."""
+    fakes.set_fault("gemini", mode="invalid_key")
+
+    client = gemini(fakes)
+
+    async def call():
+        return await client.aio.models.generate_content(model=MODEL, contents="otters")
+
+    with pytest.raises(errors.ClientError):
+        asyncio.run(call())
+    assert telemetry.calls("gemini") == {("error", "GEMINI_INVALID_API_KEY"): 1}
+
+
+def test_gemini_sdk_attempts_in_a_tracked_call_are_retries(telemetry, fakes):
+    """Inside track_external_call, an SDK call after a refused one is a retry of the same logical call."""
+    refused, accepted = gemini(fakes, key="AIzaWrongKey-0123456789abcdefghijklm"), gemini(fakes)
+    with telemetry.recorder.track("gemini", "generateContent") as call:
+        with pytest.raises(errors.ClientError):
+            refused.models.generate_content(model=MODEL, contents="x")
+        accepted.models.generate_content(model=MODEL, contents="x")
+    assert (call.attempts, call.retries, call.classification.outcome) == (2, 1, "success")
+    assert telemetry.captured.points("external_api.retries") == {(("service", "gemini"),): 1}
+    call_span = telemetry.captured.span("gemini generateContent")
+    attempts = telemetry.captured.spans("POST")
+    assert len(attempts) == 2 and {s.parent.span_id for s in attempts} == {call_span.context.span_id}
+
+
+# -- requests ------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "service,method,path,body,auth,mode,expected,field",
+    [
+        (
+            "stability",
+            "POST",
+            "/v1/generation/sdxl/text-to-image",
+            IMAGE,
+            STABILITY_AUTH,
+            "ok",
+            ("success", ""),
+            "artifacts",
+        ),
+        (
+            "stability",
+            "POST",
+            "/v1/generation/sdxl/text-to-image",
+            IMAGE,
+            STABILITY_AUTH,
+            "invalid_key",
+            ("error", "STABILITY_INVALID_API_KEY"),
+            "name",
+        ),
+        (
+            "stability",
+            "POST",
+            "/v1/generation/sdxl/text-to-image",
+            IMAGE,
+            STABILITY_AUTH,
+            "quota",
+            ("error", "STABILITY_QUOTA_EXCEEDED"),
+            "name",
+        ),
+        ("d-id", "POST", "/talks", TALK, DID_AUTH, "ok", ("success", ""), "id"),
+        ("d-id", "GET", "/credits", None, DID_AUTH, "invalid_key", ("error", "D_ID_INVALID_API_KEY"), "kind"),
+        ("d-id", "GET", "/credits", None, DID_AUTH, "rate_limit", ("error", "D_ID_RATE_LIMITED"), "kind"),
+        ("d-id", "POST", "/talks", TALK, DID_AUTH, "server_error", ("error", "D_ID_SERVER_ERROR"), "kind"),
+    ],
+)
+@pytest.mark.parametrize("stream", [False, True])
+def test_requests_calls_are_tracked_and_classified(
+    telemetry, fakes, service, method, path, body, auth, mode, expected, field, stream
+):
+    """A requests call to Stability or D-ID is one provider call on the upstream requests span, classified from
+    the provider's error body; the caller still reads that body, streamed or not."""
+    fakes.set_fault(service, mode=mode)
+    response = requests.request(
+        method, fakes.base_url(service) + path, json=body, headers=auth, timeout=10, stream=stream
+    )
+    assert field in response.json()
+    span = http_span(telemetry)
+    assert span.name == method and span.instrumentation_scope.name == "opentelemetry.instrumentation.requests"
+    assert (span.attributes["external_api.service"], span.attributes["external_api.outcome"]) == (service, expected[0])
+    assert span.attributes.get("error.type", "") == expected[1]
+    assert telemetry.calls(service) == {expected: 1}
+
+
+@pytest.mark.parametrize(
+    "service,call,raised,expected",
+    [
+        (
+            "d-id",
+            lambda url: requests.get(f"{url}/credits", headers=DID_AUTH, timeout=0.3),
+            requests.ReadTimeout,
+            ("timeout", "D_ID_TIMEOUT"),
+        ),
+        (
+            "youtube",
+            lambda url: requests.get(f"{url}/youtube/v3/channels", timeout=2),
+            requests.ConnectionError,
+            ("error", "YOUTUBE_CONNECTION_FAILED"),
+        ),
+    ],
+)
+def test_requests_failures_without_an_answer_are_classified(telemetry, fakes, service, call, raised, expected):
+    """A requests call that times out or cannot connect is counted by its outcome; the host's exception is
+    re-raised unchanged."""
+    fakes.set_fault("d-id", mode="timeout", hang_seconds=2)
+    url = f"http://{telemetry.hosts[service][0]}" if service == "youtube" else fakes.base_url(service)
+    with pytest.raises(raised):
+        call(url)
+    assert telemetry.calls(service) == {expected: 1}
+    assert http_span(telemetry).attributes["external_api.error_code"] == expected[1]
+
+
+def test_requests_attempts_in_a_tracked_call_are_retries(telemetry, fakes):
+    """Inside track_external_call, a requests call after a refused one is a retry, below the call's own span."""
+    url = f"{fakes.base_url('stability')}/v1/generation/sdxl/text-to-image"
+    wrong = {"Authorization": "Bearer sk-wrong-0123456789"}
+    with telemetry.recorder.track("stability", "text-to-image") as call:
+        assert requests.post(url, json=IMAGE, headers=wrong).status_code == 401
+        requests.post(url, json=IMAGE, headers=STABILITY_AUTH).raise_for_status()
+    assert (call.attempts, call.retries, call.classification.outcome) == (2, 1, "success")
+    call_span = telemetry.captured.span("stability text-to-image")
+    attempts = telemetry.captured.spans("POST")
+    assert len(attempts) == 2 and {s.parent.span_id for s in attempts} == {call_span.context.span_id}
+
+
+def test_requests_to_other_hosts_are_not_provider_calls(telemetry, fakes):
+    """A requests call to a host outside the registry gets the upstream span only."""
+    requests.get(f"{fakes.base_url('gemini').replace('127.0.0.1', 'localhost')}/_fake/stats", timeout=5)
+    assert "external_api.service" not in http_span(telemetry).attributes
+    assert telemetry.captured.points("external_api.call.duration") == {}
+
+
+# -- the stack: an invalid key through either client is the provider's P0, with the failing call's trace ---------
+async def firing(evaluator: Evaluator, rules: set[str], timeout: float = 60) -> dict:
+    """{rule: alert} once every rule fires (evaluated once a second on the real Prometheus)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        await evaluator.evaluate_once()
+        alerts = {a.rule: a for a in evaluator.alerts() if a.state is AlertState.FIRING}
+        if rules <= set(alerts) or asyncio.get_running_loop().time() > deadline:
+            return alerts
+        await asyncio.sleep(1)
+
+
+@pytest.mark.stack
+def test_invalid_key_through_the_sdk_and_requests_raises_the_p0_with_its_trace(stack, fakes, tmp_path):
+    """google-genai and requests calls refused for an invalid key raise GeminiInvalidApiKey and
+    StabilityInvalidApiKey (shipped rules, real Prometheus) carrying the failing call's trace_id; Gemini's
+    requests are counted for its quota."""
+    name = f"clients-{uuid.uuid4().hex[:8]}"
+    client = redis.Redis.from_url(stack.redis_url)
+    streaks = RedisFailureStreaks(client)
+    streaks.reset(["gemini", "stability"])
+    usage = UsageCounter(client, background=False)
+    since = dt.datetime.now(dt.UTC)
+    gemini_used = usage.used("gemini", since)
+    spans = InMemorySpanExporter()
+    settings = TelemetrySettings(
+        service_name=name,
+        otlp_endpoint=stack.otlp_http_endpoint,
+        metric_export_interval_seconds=1,
+        redis_url=stack.redis_url,
+        provider_hosts=provider_hosts(fakes),
+        log_dir=str(tmp_path),
+        console_logs=False,
+    )
+    telemetry = setup_telemetry(settings, span_exporter=spans, scrubber=SecretScrubber(), set_global=False)
+    try:
+        fakes.set_fault("gemini", mode="invalid_key")
+        fakes.set_fault("stability", mode="invalid_key")
+        client = gemini(fakes)
+        with pytest.raises(errors.ClientError):
+            client.models.generate_content(model=MODEL, contents="otters")
+        response = requests.post(
+            f"{fakes.base_url('stability')}/v1/generation/sdxl/text-to-image",
+            json=IMAGE,
+            headers=STABILITY_AUTH,
+            timeout=10,
+        )
+        assert response.status_code == 401
+        telemetry.force_flush()
+        telemetry.recorder.streaks.flush()
+        telemetry.recorder.usage.flush()
+        failing = {
+            s.attributes["external_api.service"]: trace_id_of(s)
+            for s in spans.get_finished_spans()
+            if "external_api.service" in s.attributes
+        }
+        assert set(failing) == {"gemini", "stability"}
+
+        ours = f'sum by (error_code) (external_api_errors_total{{job="{name}"}})'
+        wait_until(
+            lambda: len(prom_values(stack.prometheus_url, ours, ("error_code",))) == 2,
+            60,
+            interval=1,
+            what="both error counters in Prometheus",
+        )
+        assert prom_values(stack.prometheus_url, ours, ("error_code",)) == {
+            ("GEMINI_INVALID_API_KEY",): 1.0,
+            ("STABILITY_INVALID_API_KEY",): 1.0,
+        }
+
+        wanted = {"GeminiInvalidApiKey", "StabilityInvalidApiKey"}
+        rules = [r for r in load_rules(RULES_FILE, promtool=None) if r.name in wanted]
+
+        async def evaluate() -> dict:
+            source = PrometheusSource(stack.prometheus_url)
+            try:
+                return await firing(
+                    Evaluator(rules, {"promql": source}, trace_lookup=streak_trace_lookup(streaks)), wanted
+                )
+            finally:
+                await source.aclose()
+
+        alerts = asyncio.run(evaluate())
+        assert {rule: (a.priority.name, a.labels["service"], a.trace_id) for rule, a in alerts.items()} == {
+            "GeminiInvalidApiKey": ("P0", "gemini", failing["gemini"]),
+            "StabilityInvalidApiKey": ("P0", "stability", failing["stability"]),
+        }
+        assert usage.used("gemini", since) == gemini_used + 1
+    finally:
+        telemetry.shutdown()
+        uninstrument_http_clients()
+        fakes.set_fault("gemini", mode="ok")
+        fakes.set_fault("stability", mode="ok")
