@@ -148,3 +148,11 @@ def test_installed_without_extras_it_brings_no_service_dependency_and_sets_up_te
     lines = [json.loads(line) for line in (log_dir / "app.log").read_text().splitlines()]
     (line,) = [line for line in lines if line.get("message") == "library works without extras"]
     assert line["trace_id"] == report["trace_id"]
+
+
+def test_the_command_without_the_monitor_extra_says_which_extra_to_install(library_venv):
+    """`otel-monitor` in a library-only install exits 2 naming the [monitor] extra, not with a traceback."""
+    command = library_venv.parent / "otel-monitor"
+    done = subprocess.run([command, "--version"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2, done
+    assert "pip install 'otel-monitor[monitor]'" in done.stderr and "Traceback" not in done.stderr
