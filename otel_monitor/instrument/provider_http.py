@@ -1,4 +1,4 @@
-"""Instruments httpx, httpx2 and requests: upstream spans for every request, provider calls tracked within them.
+"""Instruments httpx, httpx2 and requests (HttpClientsInstrumentor): upstream spans, provider calls tracked within.
 
 A request to a known provider host gets the provider's attributes, metrics and error classification, and the
 credentials it carries are learned by the secret scrubber. The three clients share one path (`ProviderRequests`);
@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Generator, Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from opentelemetry import trace
+from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]  # untyped upstream module
 from opentelemetry.instrumentation.utils import unwrap
 from opentelemetry.trace import SpanKind
 from wrapt import wrap_function_wrapper
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
     from otel_monitor.instrument.telemetry import Telemetry
 
 __all__ = [
+    "HttpClientsInstrumentor",
     "ProviderRequests",
     "instrument_http_clients",
     "uninstrument_http_clients",
@@ -140,22 +142,82 @@ def _send(
     return _attempt(requests, call, send, read_body)
 
 
-def _attempt(
-    requests: ProviderRequests, call: ExternalCall, send: Callable[[], Any], read_body: Callable[[Any], bytes]
+async def _send_async(
+    requests: ProviderRequests,
+    call: ExternalCall | None,
+    opens: bool,
+    send: Callable[[], Awaitable[Any]],
+    read_body: Callable[[Any], Awaitable[bytes]],
 ) -> Any:
+    """``_send`` for an async client."""
+    if call is None:
+        return await send()
+    if opens:
+        async with call:
+            return await _attempt_async(requests, call, send, read_body)
+    return await _attempt_async(requests, call, send, read_body)
+
+
+def _attempt_steps(requests: ProviderRequests, call: ExternalCall) -> Generator[Any, Any, Any]:
+    """The one path of an attempt, driven alike by a sync and an async client (they differ only in how they send
+    and read): it takes the response (an exception thrown in is classified and re-raised), asks for the error body
+    when it is worth reading (None when it could not be read), classifies the answer and returns the response."""
     try:
-        response = send()
+        response = yield
     except Exception as exc:
         requests.raised(call, exc)
         raise
-    body = None
-    if _reads_error_body(response.status_code, response.headers):
-        try:
-            body = read_body(response)
-        except Exception:
-            _log.debug("could not read error body", exc_info=True)
+    body = (yield response) if _reads_error_body(response.status_code, response.headers) else None
     requests.answered(call, response.status_code, body)
     return response
+
+
+def _attempt(
+    requests: ProviderRequests, call: ExternalCall, send: Callable[[], Any], read_body: Callable[[Any], bytes]
+) -> Any:
+    steps = _attempt_steps(requests, call)
+    next(steps)
+    try:
+        response = send()
+    except Exception as exc:
+        steps.throw(exc)  # classified, and raised again from here
+    try:
+        wanted = steps.send(response)
+        steps.send(_quietly(read_body, wanted))
+    except StopIteration as done:
+        return done.value
+
+
+async def _attempt_async(
+    requests: ProviderRequests,
+    call: ExternalCall,
+    send: Callable[[], Awaitable[Any]],
+    read_body: Callable[[Any], Awaitable[bytes]],
+) -> Any:
+    steps = _attempt_steps(requests, call)
+    next(steps)
+    try:
+        response = await send()
+    except Exception as exc:
+        steps.throw(exc)  # classified, and raised again from here
+    try:
+        wanted = steps.send(response)
+        try:
+            body = await read_body(wanted)
+        except Exception:
+            _log.debug("could not read error body", exc_info=True)
+            body = None
+        steps.send(body)
+    except StopIteration as done:
+        return done.value
+
+
+def _quietly(read_body: Callable[[Any], bytes], response: Any) -> bytes | None:
+    try:
+        return read_body(response)
+    except Exception:
+        _log.debug("could not read error body", exc_info=True)
+        return None
 
 
 # -- httpx and httpx2: their transports ---------------------------------------------------------------------------
@@ -185,30 +247,12 @@ class _HttpxTransportWrapper:
         )
 
     async def asynchronous(self, wrapped, instance, args, kwargs):
-        call, opens = self._call_for(args, kwargs)
-        if call is None:
-            return await wrapped(*args, **kwargs)
-        if opens:
-            async with call:
-                return await self._async_attempt(call, wrapped, args, kwargs)
-        return await self._async_attempt(call, wrapped, args, kwargs)
-
-    async def _async_attempt(
-        self, call: ExternalCall, wrapped: Callable[..., Awaitable[Any]], args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> Any:
-        try:
-            response = await wrapped(*args, **kwargs)
-        except Exception as exc:
-            self._requests.raised(call, exc)
-            raise
-        body = None
-        if _reads_error_body(response.status_code, response.headers):
-            try:
-                body = await response.aread()
-            except Exception:
-                _log.debug("could not read error body", exc_info=True)
-        self._requests.answered(call, response.status_code, body)
-        return response
+        return await _send_async(
+            self._requests,
+            *self._call_for(args, kwargs),
+            lambda: wrapped(*args, **kwargs),
+            lambda response: response.aread(),
+        )
 
 
 # -- requests: its adapter ----------------------------------------------------------------------------------------
@@ -278,7 +322,7 @@ def _upstream_instrumentors() -> list[Any]:
     return found
 
 
-def _keep_provider_error_type(span, _request, _response) -> None:
+def _keep_provider_error_type(span: Any, _request: Any, _response: Any) -> None:
     """Upstream's response hook: in the stable HTTP conventions (which setup_telemetry opts into) the upstream
     instrumentation sets ``error.type`` to the status code after the provider wrapper classified the call; the
     provider's error code (e.g. GEMINI_INVALID_API_KEY) is the more telling value and is put back."""
@@ -288,29 +332,56 @@ def _keep_provider_error_type(span, _request, _response) -> None:
         span.set_attribute("error.type", code)
 
 
-async def _keep_provider_error_type_async(span, request, response) -> None:
+async def _keep_provider_error_type_async(span: Any, request: Any, response: Any) -> None:
     _keep_provider_error_type(span, request, response)
 
 
-def instrument_http_clients(telemetry: Telemetry) -> None:
-    """Provider wrappers first, upstream instrumentations on top: the provider code runs inside the HTTP span."""
-    uninstrument_http_clients()
-    instrument_provider_calls(telemetry.recorder, telemetry.registry, telemetry.scrubber)
-    instrument_upstream_clients(telemetry.tracer_provider, telemetry.meter_provider)
-
-
-def instrument_upstream_clients(tracer_provider, meter_provider) -> None:
+def instrument_upstream_clients(tracer_provider: Any, meter_provider: Any) -> None:
     """The upstream instrumentations of the installed clients, with the hook that keeps the provider's error type."""
     for instrumentor in _upstream_instrumentors():
-        hooks = {"response_hook": _keep_provider_error_type}
+        hooks: dict[str, Any] = {"response_hook": _keep_provider_error_type}
         if type(instrumentor).__name__ != "RequestsInstrumentor":  # requests has no async hook
             hooks["async_response_hook"] = _keep_provider_error_type_async
         instrumentor.instrument(tracer_provider=tracer_provider, meter_provider=meter_provider, **hooks)
 
 
-def uninstrument_http_clients() -> None:
+def _remove_all() -> None:
     """Removes both kinds of wrapper, the outer (upstream) ones first."""
     for instrumentor in _upstream_instrumentors():
         if instrumentor.is_instrumented_by_opentelemetry:
             instrumentor.uninstrument()
     uninstrument_provider_calls()
+
+
+class HttpClientsInstrumentor(BaseInstrumentor):
+    """httpx, httpx2 and requests, those installed, instrumented as the contrib packages instrument a library:
+    ``HttpClientsInstrumentor().instrument(telemetry=...)`` puts the provider wrapper first and the upstream
+    instrumentations on top (so the provider code runs inside the upstream HTTP span); ``uninstrument()`` removes
+    both. A process has one instance, as every ``BaseInstrumentor``."""
+
+    def instrumentation_dependencies(self) -> Collection[str]:
+        return ()  # each client is instrumented when installed; none is required
+
+    def _instrument(self, **kwargs: Any) -> None:
+        telemetry: Telemetry = kwargs["telemetry"]
+        instrument_provider_calls(telemetry.recorder, telemetry.registry, telemetry.scrubber)
+        instrument_upstream_clients(telemetry.tracer_provider, telemetry.meter_provider)
+
+    def _uninstrument(self, **kwargs: Any) -> None:
+        _remove_all()
+
+
+def instrument_http_clients(telemetry: Telemetry) -> None:
+    """Instruments the HTTP clients for ``telemetry``, replacing an earlier instrumentation of another one."""
+    uninstrument_http_clients()
+    HttpClientsInstrumentor().instrument(telemetry=telemetry)
+
+
+def uninstrument_http_clients() -> None:
+    """Removes every wrapper, including those installed piecemeal (``instrument_provider_calls``,
+    ``instrument_upstream_clients``)."""
+    instrumentor = HttpClientsInstrumentor()
+    if instrumentor.is_instrumented_by_opentelemetry:
+        instrumentor.uninstrument()
+    else:
+        _remove_all()
