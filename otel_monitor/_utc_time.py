@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import overload
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 __all__ = ["utc_now", "iso_utc", "epoch_iso_utc", "known_time_zone"]
@@ -13,6 +14,18 @@ _UTC = dt.UTC
 def utc_now() -> dt.datetime:
     """The current time, time-zone aware in UTC: the default clock every component takes as an argument."""
     return dt.datetime.now(_UTC)
+
+
+@overload
+def iso_utc(
+    moment: dt.datetime, *, milliseconds: bool = False, microseconds: bool = False, utc_suffix: str = "Z"
+) -> str: ...
+
+
+@overload
+def iso_utc(
+    moment: dt.datetime | None, *, milliseconds: bool = False, microseconds: bool = False, utc_suffix: str = "Z"
+) -> str | None: ...
 
 
 def iso_utc(

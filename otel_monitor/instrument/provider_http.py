@@ -39,6 +39,9 @@ from otel_monitor.instrument.providers import ProviderRegistry
 from otel_monitor.redaction.scrubber import SecretScrubber, request_credentials
 
 if TYPE_CHECKING:
+    from opentelemetry.metrics import MeterProvider
+    from opentelemetry.trace import Span, TracerProvider
+
     from otel_monitor.instrument.telemetry import Telemetry
 
 __all__ = [
@@ -322,7 +325,7 @@ def _upstream_instrumentors() -> list[Any]:
     return found
 
 
-def _keep_provider_error_type(span: Any, _request: Any, _response: Any) -> None:
+def _keep_provider_error_type(span: Span, _request: object, _response: object) -> None:
     """Upstream's response hook: in the stable HTTP conventions (which setup_telemetry opts into) the upstream
     instrumentation sets ``error.type`` to the status code after the provider wrapper classified the call; the
     provider's error code (e.g. GEMINI_INVALID_API_KEY) is the more telling value and is put back."""
@@ -332,14 +335,14 @@ def _keep_provider_error_type(span: Any, _request: Any, _response: Any) -> None:
         span.set_attribute("error.type", code)
 
 
-async def _keep_provider_error_type_async(span: Any, request: Any, response: Any) -> None:
+async def _keep_provider_error_type_async(span: Span, request: object, response: object) -> None:
     _keep_provider_error_type(span, request, response)
 
 
-def instrument_upstream_clients(tracer_provider: Any, meter_provider: Any) -> None:
+def instrument_upstream_clients(tracer_provider: TracerProvider | None, meter_provider: MeterProvider | None) -> None:
     """The upstream instrumentations of the installed clients, with the hook that keeps the provider's error type."""
     for instrumentor in _upstream_instrumentors():
-        hooks: dict[str, Any] = {"response_hook": _keep_provider_error_type}
+        hooks: dict[str, Callable[[Span, object, object], object]] = {"response_hook": _keep_provider_error_type}
         if type(instrumentor).__name__ != "RequestsInstrumentor":  # requests has no async hook
             hooks["async_response_hook"] = _keep_provider_error_type_async
         instrumentor.instrument(tracer_provider=tracer_provider, meter_provider=meter_provider, **hooks)

@@ -56,7 +56,7 @@ class DailyRotatingFileHandler(ConcurrentTimedRotatingFileHandler):
         return int(self._clock())
 
 
-def read_log_records(log_dir, filename: str = "app.log") -> list[dict]:
+def read_log_records(log_dir: str | os.PathLike[str], filename: str = "app.log") -> list[dict]:
     """Every JSON line of ``filename`` and its rotated files (``filename.YYYY-MM-DD``), oldest file first."""
     import json
     from pathlib import Path

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import gc
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
+from opentelemetry.metrics import MeterProvider
 
 from otel_monitor import __version__
 from otel_monitor.instrument.probe_paths import PROBE_PATHS
@@ -21,23 +23,28 @@ from otel_monitor.monitor.quota.router import build_quota_router
 from otel_monitor.monitor.quota.service import QuotaService
 from otel_monitor.monitor.shared_gauges import SharedGauges
 
+if TYPE_CHECKING:
+    from starlette.types import Scope
+
+    from otel_monitor.instrument.telemetry import Telemetry
+
 __all__ = ["create_app"]
 
 
 _PROBE_PATHS = frozenset(PROBE_PATHS)
 
 
-def _is_probe(scope) -> bool:
+def _is_probe(scope: Scope) -> bool:
     return scope.get("path") in _PROBE_PATHS
 
 
 def create_app(
     config: MonitorConfig,
     *,
-    meter_provider=None,
+    meter_provider: MeterProvider | None = None,
     health: HealthService | None = None,
     quota: QuotaService | None = None,
-    telemetry=None,
+    telemetry: Telemetry | None = None,
     rules: Sequence[Rule] | None = None,
 ) -> FastAPI:
     """The app; the services are built from the config unless injected (tests). ``telemetry`` (the process's
@@ -53,7 +60,7 @@ def create_app(
     alerting = AlertingService.from_config(config, rules, health, quota) if config.alerting.enabled and rules else None
 
     @asynccontextmanager
-    async def lifespan(_app: FastAPI):
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await health.start()
         await quota.start()
         if alerting is not None:

@@ -6,9 +6,10 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Callable, Iterable, Sequence
+from typing import TypeVar
 
 from opentelemetry import metrics
-from opentelemetry.metrics import CallbackOptions, Observation
+from opentelemetry.metrics import CallbackOptions, MeterProvider, Observation
 
 from otel_monitor.instrument.business_metrics import ActiveUsers
 from otel_monitor.instrument.error_codes import SystemErrorCode
@@ -23,6 +24,8 @@ _log = StructuredLogger("otel_monitor.shared_gauges")
 
 # Seconds the monitor waits on the backend's Redis per read (connect and answer): a collection is never held longer.
 READ_TIMEOUT_SECONDS = 0.25
+
+_Value = TypeVar("_Value")
 
 
 def _on_event_loop() -> bool:
@@ -49,7 +52,7 @@ class SharedGauges:
         streaks: RedisFailureStreaks,
         active_users: ActiveUsers,
         *,
-        meter_provider=None,
+        meter_provider: MeterProvider | None = None,
         services: Sequence[str] = SERVICE_KEYS,
         closers: Iterable[Callable[[], object]] = (),
     ) -> None:
@@ -66,7 +69,9 @@ class SharedGauges:
         )
 
     @classmethod
-    def from_url(cls, redis_url: str, *, meter_provider=None, timeout: float = READ_TIMEOUT_SECONDS) -> SharedGauges:
+    def from_url(
+        cls, redis_url: str, *, meter_provider: MeterProvider | None = None, timeout: float = READ_TIMEOUT_SECONDS
+    ) -> SharedGauges:
         """The gauges over the backend's Redis at ``redis_url`` (the monitor's ``quota.redis_url``); connects
         nothing until a collection reads."""
         import redis
@@ -94,7 +99,7 @@ class SharedGauges:
         users = self._read(self._active_users.count)
         return [] if users is None else [Observation(users)]
 
-    def _read(self, read: Callable[[], object]):
+    def _read(self, read: Callable[[], _Value]) -> _Value | None:
         """``read()``, or None when it cannot be done here or Redis does not answer (logged once per outage)."""
         if _on_event_loop():
             with self._lock:

@@ -6,7 +6,7 @@ import datetime as dt
 from dataclasses import dataclass
 from enum import Enum
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from otel_monitor._utc_time import iso_utc
@@ -113,7 +113,7 @@ class IncidentStore(SqlStore):
             return [_incident_of(row) for row in session.scalars(query).all()]
 
     @staticmethod
-    def _open_of(fingerprint: str):
+    def _open_of(fingerprint: str) -> Select[_IncidentRow]:
         return select(_IncidentRow).where(
             _IncidentRow.fingerprint == fingerprint, _IncidentRow.status == IncidentStatus.OPEN.value
         )

@@ -7,11 +7,11 @@ import hashlib
 import json
 from dataclasses import dataclass, field, replace
 from enum import Enum
-from typing import Literal
+from typing import Literal, TypedDict, Unpack
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["Priority", "AlertState", "Rule", "Alert", "fingerprint", "Transition", "FIRING", "RESOLVED"]
+__all__ = ["Priority", "AlertState", "Rule", "Alert", "AlertChanges", "fingerprint", "Transition", "FIRING", "RESOLVED"]
 
 # What is announced of an alert: it started firing, or it resolved.
 Transition = Literal["firing", "resolved"]
@@ -76,6 +76,16 @@ def fingerprint(rule_name: str, labels: dict[str, str]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
+class AlertChanges(TypedDict, total=False):
+    """What may change of an alert along with its state (``Alert.with_state``)."""
+
+    value: float | None
+    starts_at: dt.datetime | None
+    ends_at: dt.datetime | None
+    trace_id: str | None
+    jaeger_url: str | None
+
+
 @dataclass(frozen=True)
 class Alert:
     """One alert instance of a rule; notifications carry everything an operator needs."""
@@ -101,5 +111,5 @@ class Alert:
     def service(self) -> str | None:
         return self.labels.get("service")
 
-    def with_state(self, state: AlertState, **changes) -> Alert:
+    def with_state(self, state: AlertState, **changes: Unpack[AlertChanges]) -> Alert:
         return replace(self, state=state, **changes)

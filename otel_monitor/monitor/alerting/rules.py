@@ -131,7 +131,7 @@ def check_promql(exprs: dict[int, str], promtool: str = "promtool") -> list[tupl
     if completed.returncode == 0:
         return []
     output = completed.stdout + completed.stderr
-    failures = []
+    failures: list[tuple[int | None, str]] = []
     for line in output.splitlines():
         match = _PROMTOOL_FAILURE.search(line)
         if match and int(match["index"]) in exprs:
@@ -207,7 +207,8 @@ class _RuleLines:
 
 
 def _name_problems(rules: list[Rule], lines: _RuleLines) -> list[ConfigProblem]:
-    problems, first_index = [], {}
+    problems: list[ConfigProblem] = []
+    first_index: dict[str, int] = {}
     for index, rule in enumerate(rules):
         if rule.name in first_index:
             first = first_index[rule.name]

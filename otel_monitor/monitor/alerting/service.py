@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import datetime as dt
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import httpx
 
@@ -29,9 +30,13 @@ from otel_monitor.monitor.alerting.notifiers import WebSocketHub, build_notifier
 from otel_monitor.monitor.alerting.pipeline import AlertPipeline
 from otel_monitor.monitor.alerting.quota_details import quota_details
 from otel_monitor.monitor.alerting.routing import DeliveryConfig
-from otel_monitor.monitor.alerting.state import DEFAULT_HISTORY_LIMIT, AlertStore
+from otel_monitor.monitor.alerting.state import DEFAULT_HISTORY_LIMIT, AlertEpisode, AlertStore
 from otel_monitor.monitor.config import MonitorConfig
-from otel_monitor.monitor.quota.day_windows import quota_windows_between
+from otel_monitor.monitor.quota.day_windows import WindowPeak, quota_windows_between
+
+if TYPE_CHECKING:
+    from otel_monitor.monitor.health.service import HealthService
+    from otel_monitor.monitor.quota.service import QuotaService
 
 __all__ = ["AlertingService"]
 
@@ -104,8 +109,8 @@ class AlertingService:
         cls,
         config: MonitorConfig,
         rules: Sequence[Rule],
-        health,
-        quota,
+        health: HealthService,
+        quota: QuotaService,
         *,
         clock: Callable[[], dt.datetime] = utc_now,
         http_client: httpx.AsyncClient | None = None,
@@ -115,13 +120,14 @@ class AlertingService:
         alerting = config.alerting
         client = http_client or httpx.AsyncClient()
         streaks = failure_streaks_from_url(config.quota.redis_url)
-        sources = {
+        sources: dict[str, Source] = {
             "promql": PrometheusSource(
                 alerting.prometheus_url, http_client=client, max_concurrent_queries=alerting.max_concurrent_queries
             ),
             "check": CheckSource(health_service=health, quota_service=quota, streaks=streaks),
         }
         store_url = alerting.store_url
+        assert store_url is not None  # MonitorConfig fills it in: the quota store's database unless one is named
         outbox = Outbox(store_url, clock=clock)
         websocket_hub = WebSocketHub()
         notifiers = build_notifiers(alerting.delivery, client=client, websocket_hub=websocket_hub)
@@ -139,10 +145,10 @@ class AlertingService:
         )
         state = AlertStore(store_url, clock=clock)
 
-        async def episodes(start: dt.datetime, end: dt.datetime):
+        async def episodes(start: dt.datetime, end: dt.datetime) -> list[AlertEpisode]:
             return await state.executor.run(state.episodes_between, start, end)
 
-        async def quota_windows(start: dt.datetime, end: dt.datetime):
+        async def quota_windows(start: dt.datetime, end: dt.datetime) -> dict[str, list[WindowPeak]]:
             return await quota_windows_between(quota, start, end)
 
         daily_summary = DailySummary(

@@ -132,6 +132,7 @@ class AlertStore(SqlStore):
         )
         with self._lock, Session(self._ready()) as session:
             return [
-                AlertEpisode(_alert_of(row), row.fired_at, row.min_value, row.max_value)
+                AlertEpisode(_alert_of(row), fired_at, row.min_value, row.max_value)
                 for row in session.scalars(query).all()
+                if (fired_at := row.fired_at) is not None  # as the query asks: narrows the type
             ]

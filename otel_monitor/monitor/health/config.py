@@ -96,6 +96,7 @@ class HealthConfig(BaseModel):
     @field_validator(*_THRESHOLD_PAIRS)
     @classmethod
     def _pair_in_order(cls, value: float, info: ValidationInfo) -> float:
+        assert info.field_name is not None  # pydantic names the field a field validator runs for
         milder_name, holds, relation = _THRESHOLD_PAIRS[info.field_name]
         milder = info.data.get(milder_name)
         if milder is not None and not holds(value, milder):

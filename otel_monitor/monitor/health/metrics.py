@@ -174,7 +174,9 @@ class HealthMetrics:
         for name, read, unit, description in live:
             meter.create_observable_gauge(name, [self._live_callback(read)], unit=unit, description=description)
 
-    def _callback(self, observe: Callable[[Report], Iterable[Observation]]):
+    def _callback(
+        self, observe: Callable[[Report], Iterable[Observation]]
+    ) -> Callable[[CallbackOptions], Iterable[Observation]]:
         def callback(_options: CallbackOptions) -> Iterable[Observation]:
             report = self._last_report()
             return list(observe(report)) if report else []
@@ -182,7 +184,7 @@ class HealthMetrics:
         return callback
 
     @staticmethod
-    def _live_callback(read: Callable[[], float | None]):
+    def _live_callback(read: Callable[[], float | None]) -> Callable[[CallbackOptions], Iterable[Observation]]:
         def callback(_options: CallbackOptions) -> Iterable[Observation]:
             value = read()
             return [] if value is None else [Observation(value)]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
+from typing import TypedDict, Unpack
 
 import httpx
 from pydantic import SecretStr
@@ -14,7 +15,7 @@ from otel_monitor.instrument.classification import classify_exception, classify_
 from otel_monitor.instrument.error_codes import ProviderFailure, provider_error_code
 from otel_monitor.logs.logger import StructuredLogger
 
-__all__ = ["Balance", "BalancePoller", "DidCreditsPoller", "StabilityBalancePoller"]
+__all__ = ["Balance", "BalancePoller", "PollerOptions", "DidCreditsPoller", "StabilityBalancePoller"]
 
 _log = StructuredLogger("otel_monitor.quota.balances")
 
@@ -41,6 +42,14 @@ def _secret(value: SecretStr | str | None) -> str | None:
     if isinstance(value, SecretStr):
         value = value.get_secret_value()
     return value or None
+
+
+class PollerOptions(TypedDict, total=False):
+    """The keyword options every poller takes, as ``BalancePoller`` defines them."""
+
+    client: httpx.AsyncClient | None
+    timeout: float
+    clock: Callable[[], dt.datetime]
 
 
 class BalancePoller:
@@ -141,7 +150,14 @@ class DidCreditsPoller(BalancePoller):
     service = "d-id"
     path = "/credits"
 
-    def __init__(self, base_url: str, api_key: SecretStr | str | None, *, total: float | None = None, **options):
+    def __init__(
+        self,
+        base_url: str,
+        api_key: SecretStr | str | None,
+        *,
+        total: float | None = None,
+        **options: Unpack[PollerOptions],
+    ) -> None:
         super().__init__(base_url, api_key, **options)
         self._total = total
 
@@ -165,7 +181,14 @@ class StabilityBalancePoller(BalancePoller):
     service = "stability"
     path = "/v1/user/balance"
 
-    def __init__(self, base_url: str, api_key: SecretStr | str | None, *, baseline: float | None = None, **options):
+    def __init__(
+        self,
+        base_url: str,
+        api_key: SecretStr | str | None,
+        *,
+        baseline: float | None = None,
+        **options: Unpack[PollerOptions],
+    ) -> None:
         super().__init__(base_url, api_key, **options)
         self._configured_baseline = baseline
         self._seen_baseline: float | None = None

@@ -5,9 +5,13 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from otel_monitor.monitor.quota.reset_schedule import ResetRule, next_reset, window_start
 from otel_monitor.monitor.quota.store import UsageSample
+
+if TYPE_CHECKING:
+    from otel_monitor.monitor.quota.service import QuotaService
 
 __all__ = ["WindowPeak", "window_peaks", "quota_windows_between"]
 
@@ -52,8 +56,10 @@ def window_peaks(
     return sorted(peaks.values(), key=lambda peak: peak.checked_at if peak.window_start is None else peak.window_start)
 
 
-async def quota_windows_between(quota_service, start: dt.datetime, end: dt.datetime) -> dict[str, list[WindowPeak]]:
-    """The window peaks of every provider of ``quota_service`` (a QuotaService) in ``[start, end)``, from its store."""
+async def quota_windows_between(
+    quota_service: QuotaService, start: dt.datetime, end: dt.datetime
+) -> dict[str, list[WindowPeak]]:
+    """The window peaks of every provider of ``quota_service`` in ``[start, end)``, from its store."""
     store = quota_service.store
     peaks: dict[str, list[WindowPeak]] = {}
     for service, source in quota_service.sources.items():

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Protocol
 
 from opentelemetry import metrics
-from opentelemetry.metrics import CallbackOptions, Observation
+from opentelemetry.metrics import CallbackOptions, MeterProvider, Observation
 
 from otel_monitor._utc_time import utc_now
 from otel_monitor.instrument.metrics import METER_NAME
@@ -49,21 +49,34 @@ class QuotaPromNames:
 
 
 class _QuotaState(Protocol):
-    service: str
-    used: float | None
-    total: float | None
-    reset_date: dt.datetime | None
-    forecast_exhausted_at: dt.datetime | None
-    stale: bool
+    """What the gauges read of a quota (a QuotaView has it); read-only, so frozen dataclasses qualify."""
+
+    @property
+    def service(self) -> str: ...
+    @property
+    def used(self) -> float | None: ...
+    @property
+    def total(self) -> float | None: ...
+    @property
+    def reset_date(self) -> dt.datetime | None: ...
+    @property
+    def forecast_exhausted_at(self) -> dt.datetime | None: ...
+    @property
+    def stale(self) -> bool: ...
 
 
 def register_quota_metrics(
-    states: Callable[[], Iterable[_QuotaState]], *, meter_provider=None, clock: Callable[[], dt.datetime] = utc_now
+    states: Callable[[], Iterable[_QuotaState]],
+    *,
+    meter_provider: MeterProvider | None = None,
+    clock: Callable[[], dt.datetime] = utc_now,
 ) -> None:
     """Creates the observable gauges; each collection reads ``states()`` (the latest quota of each service)."""
     meter = metrics.get_meter(METER_NAME, meter_provider=meter_provider)
 
-    def gauge(value_of: Callable[[_QuotaState, dt.datetime], float | None]):
+    def gauge(
+        value_of: Callable[[_QuotaState, dt.datetime], float | None],
+    ) -> Callable[[CallbackOptions], Iterator[Observation]]:
         def observe(_options: CallbackOptions) -> Iterator[Observation]:
             now = clock()
             for state in states():

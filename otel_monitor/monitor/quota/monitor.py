@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import enum
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Literal
 
 from otel_monitor._utc_time import iso_utc, utc_now
 from otel_monitor.instrument.error_codes import ProviderFailure, SystemErrorCode, provider_error_code
@@ -17,7 +19,14 @@ from otel_monitor.monitor.quota.store import QuotaStore, QuotaStoreError
 
 __all__ = ["QuotaCheck", "QuotaMonitor", "service_key"]
 
-_UNSET = object()
+
+class _Unset(enum.Enum):
+    """No reset date given (None means: the quota has none)."""
+
+    UNSET = enum.auto()
+
+
+_UNSET = _Unset.UNSET
 logger = StructuredLogger(__name__)
 
 
@@ -67,7 +76,7 @@ class QuotaMonitor:
         used: float,
         total: float,
         *,
-        reset_date: dt.datetime | None | object = _UNSET,
+        reset_date: dt.datetime | None | Literal[_Unset.UNSET] = _UNSET,
         refused_at: dt.datetime | None = None,
     ) -> QuotaCheck:
         """Logs the check when over a threshold and persists it; a store failure is logged, never raised.

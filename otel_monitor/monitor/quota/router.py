@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
@@ -16,22 +16,26 @@ __all__ = ["build_quota_router", "QUOTA_PATH", "MAX_HISTORY_HOURS"]
 QUOTA_PATH = "/api/v1/system/quota"
 MAX_HISTORY_HOURS = 720  # 30 days: a D-ID month
 
-# A service key or its JSON spelling: d-id or d_id.
-ServiceParam = Literal[tuple(dict.fromkeys(name for p in DEFAULT_PROVIDERS for name in (p.key, p.json_key)))]
+# A service key or its JSON spelling: d-id or d_id. The Literal is built from the providers at run time, which a
+# type checker cannot follow: it sees the plain string the values are.
+if TYPE_CHECKING:
+    ServiceParam = str
+else:
+    ServiceParam = Literal[tuple(dict.fromkeys(name for p in DEFAULT_PROVIDERS for name in (p.key, p.json_key)))]
 
 
 def build_quota_router(quota_service: QuotaService) -> APIRouter:
     """The quota router over ``quota_service``; bad query values get FastAPI's 422 JSON body."""
     router = APIRouter(tags=["quota"])
 
-    @router.get(QUOTA_PATH)
+    @router.get(QUOTA_PATH, response_model=None)  # the report's dict as it is, or the 503 response
     async def get_quota(
         service: Annotated[ServiceParam | None, Query(description="only this provider")] = None,
         history_hours: Annotated[
             int | None,
             Query(ge=1, le=MAX_HISTORY_HOURS, description="add each provider's stored checks of these hours"),
         ] = None,
-    ):
+    ) -> dict[str, Any] | JSONResponse:
         try:
             return await quota_service.report(service=service, history_hours=history_hours)
         except QuotaStoreError as error:

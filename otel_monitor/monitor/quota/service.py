@@ -11,17 +11,19 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import functools
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import httpx
+from opentelemetry.metrics import MeterProvider
 
 from otel_monitor._utc_time import iso_utc, utc_now
 from otel_monitor.instrument.error_codes import SystemErrorCode
 from otel_monitor.instrument.providers import DEFAULT_PROVIDERS, SERVICE_KEYS
 from otel_monitor.logs.logger import StructuredLogger
-from otel_monitor.monitor.quota.balances import DidCreditsPoller, StabilityBalancePoller
-from otel_monitor.monitor.quota.config import HOURLY, QUARTER_HOURLY, QuotaConfig, QuotaThresholds
+from otel_monitor.monitor.quota.balances import BalancePoller, DidCreditsPoller, PollerOptions, StabilityBalancePoller
+from otel_monitor.monitor.quota.config import HOURLY, QUARTER_HOURLY, QuotaConfig, QuotaThresholds, ResetSchedule
 from otel_monitor.monitor.quota.forecast import forecast_exhaustion
 from otel_monitor.monitor.quota.metrics import register_quota_metrics
 from otel_monitor.monitor.quota.monitor import QuotaMonitor, service_key
@@ -30,6 +32,9 @@ from otel_monitor.monitor.quota.status import CRITICAL, EXCEEDED, WARNING, quota
 from otel_monitor.monitor.quota.store import QuotaStore, QuotaStoreError, UsageSample
 from otel_monitor.monitor.quota.usage import BalanceQuotaSource, CounterQuotaSource, QuotaReading, QuotaSource
 from otel_monitor.redaction.scrubber import default_scrubber
+
+if TYPE_CHECKING:
+    from redis import Redis
 
 __all__ = ["QuotaView", "QuotaService"]
 
@@ -95,11 +100,11 @@ class QuotaService:
         poll_intervals: Mapping[str, float] | None = None,
         thresholds: QuotaThresholds | None = None,
         monitor: QuotaMonitor | None = None,
-        meter_provider=None,
+        meter_provider: MeterProvider | None = None,
         forecast_lookback: dt.timedelta = dt.timedelta(hours=3),
         clock: Callable[[], dt.datetime] = utc_now,
-        sleep: Callable[[float], object] = asyncio.sleep,
-        closers: Iterable = (),
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        closers: Iterable[Callable[[], object]] = (),
         high_usage_interval: float = QUARTER_HOURLY,
         refresh_interval: float | None = None,
     ) -> None:
@@ -136,9 +141,9 @@ class QuotaService:
     def from_config(
         cls,
         config: QuotaConfig,
-        meter_provider=None,
+        meter_provider: MeterProvider | None = None,
         *,
-        redis_client=None,
+        redis_client: Redis | None = None,
         http_client: httpx.AsyncClient | None = None,
         clock: Callable[[], dt.datetime] | None = None,
     ) -> QuotaService:
@@ -146,7 +151,7 @@ class QuotaService:
         from otel_monitor.instrument.usage_counter import UsageCounter
 
         clock = clock or utc_now
-        closers = []
+        closers: list[Callable[[], object]] = []
         if redis_client is None and config.redis_url is not None:
             import redis
 
@@ -160,14 +165,14 @@ class QuotaService:
         for secret in (config.d_id.api_key, config.stability.api_key):
             if secret is not None:
                 default_scrubber.register(secret.get_secret_value())
-        options = {"client": http_client, "timeout": config.request_timeout_seconds, "clock": clock}
+        options: PollerOptions = {"client": http_client, "timeout": config.request_timeout_seconds, "clock": clock}
         did = DidCreditsPoller(config.d_id.base_url, config.d_id.api_key, total=config.d_id.total, **options)
         stability = StabilityBalancePoller(
             config.stability.base_url, config.stability.api_key, baseline=config.stability.baseline, **options
         )
         closers += [did.aclose, stability.aclose]
 
-        def balance(poller, reset) -> BalanceQuotaSource:
+        def balance(poller: BalancePoller, reset: ResetSchedule) -> BalanceQuotaSource:
             return BalanceQuotaSource(
                 poller,
                 reset.rule(),
@@ -176,7 +181,7 @@ class QuotaService:
                 stale_after=config.stale_after(poller.service),
             )
 
-        sources = {
+        sources: dict[str, QuotaSource] = {
             "gemini": CounterQuotaSource(
                 "gemini", counter, config.gemini.total, config.gemini.reset.rule(), "requests"
             ),
@@ -245,7 +250,7 @@ class QuotaService:
             poller.seed_baseline(last.total if last else None)
 
     # -- polling --------------------------------------------------------------------------------------------------
-    def _poller(self, key: str):
+    def _poller(self, key: str) -> Callable[[], Awaitable[QuotaView]]:
         async def poll() -> QuotaView:
             return await self.poll(key)
 
@@ -367,9 +372,10 @@ class QuotaService:
         return await self.store.executor.run(self.store.history, reading.service, since, reading.read_at)
 
     def _view(self, reading: QuotaReading, history: list[UsageSample]) -> QuotaView:
-        ratio = usage_ratio(reading.used, reading.total) if reading.used is not None and reading.total else None
+        ratio = None
         forecast = None
-        if ratio is not None:
+        if reading.used is not None and reading.total:
+            ratio = usage_ratio(reading.used, reading.total)
             forecast = forecast_exhaustion(
                 reading.used,
                 reading.total,

@@ -7,7 +7,7 @@ import datetime as dt
 import threading
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import Session
 
@@ -162,7 +162,7 @@ class QuotaStore:
             except Exception as exc:
                 raise self._fail(exc) from None
 
-    def _select(self, query) -> list[QuotaUsage]:
+    def _select(self, query: Select[QuotaUsage]) -> list[QuotaUsage]:
         with self._lock:
             try:
                 with Session(self._ready(), expire_on_commit=False) as session:

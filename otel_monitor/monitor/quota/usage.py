@@ -51,6 +51,18 @@ def apply_refusal(
     return replace(reading, used=used, error_code=code, refused_at=refused_at)
 
 
+class RefusalRecord(Protocol):
+    """Where the backend records a provider's refusals for lack of quota (the UsageCounter)."""
+
+    def refused_at(self, service: str) -> dt.datetime | None: ...
+
+
+class UsageCounts(RefusalRecord, Protocol):
+    """The units used per service as counted where calls happen (the UsageCounter), and its refusals."""
+
+    def used(self, service: str, since: dt.datetime, until: dt.datetime | None = None) -> float: ...
+
+
 class QuotaSource(Protocol):
     service: str
     unit: str
@@ -61,7 +73,7 @@ class QuotaSource(Protocol):
         and with ``stale_ok`` also after (no provider request at all)."""
 
 
-def _refused_at(refusals, service: str) -> dt.datetime | None:
+def _refused_at(refusals: RefusalRecord | None, service: str) -> dt.datetime | None:
     """The provider's last quota refusal as recorded in Redis by the backend (None: none, or unreadable)."""
     if refusals is None:
         return None
@@ -76,7 +88,7 @@ class CounterQuotaSource:
     """A quota counted where calls happen: the units the UsageCounter holds since the window started; a refusal by
     the provider within the window makes it exceeded until the window resets."""
 
-    def __init__(self, service: str, counter, total: float, rule: ResetRule, unit: str) -> None:
+    def __init__(self, service: str, counter: UsageCounts | None, total: float, rule: ResetRule, unit: str) -> None:
         self.service = service
         self.unit = unit
         self.rule = rule
@@ -86,13 +98,14 @@ class CounterQuotaSource:
 
     async def read(self, now: dt.datetime, *, refresh: bool = True, stale_ok: bool = False) -> QuotaReading:
         start, reset = window_start(self.rule, now), next_reset(self.rule, now)
-        if self._counter is None:
+        counter = self._counter
+        if counter is None:
             return QuotaReading(self.service, None, self._total, self.unit, start, reset, now)
         since = start if start is not None else now - dt.timedelta(days=30)
 
         def count() -> tuple[float, dt.datetime | None]:
-            used = self._counter.used(self.service, since, now)
-            return used, _refused_at(self._counter, self.service)
+            used = counter.used(self.service, since, now)
+            return used, _refused_at(counter, self.service)
 
         try:
             used, refused_at = await asyncio.to_thread(count)
@@ -133,7 +146,7 @@ class BalanceQuotaSource:
         rule: ResetRule,
         unit: str = "credits",
         *,
-        refusals=None,
+        refusals: RefusalRecord | None = None,
         stale_after: float | None = None,
         wait: float | None = None,
     ) -> None:

@@ -222,6 +222,8 @@ def quota_usage(peaks: Mapping[str, list[WindowPeak]]) -> dict[str, dict]:
 
 QuotaWindows = Callable[[dt.datetime, dt.datetime], Awaitable[Mapping[str, list[WindowPeak]]]]
 Episodes = Callable[[dt.datetime, dt.datetime], Awaitable[list[AlertEpisode]]]
+# An instant query's answer: each series' labels and value.
+_QueryResult = list[tuple[dict, float]]
 
 
 class DailySummary:
@@ -291,7 +293,14 @@ class DailySummary:
             "warnings": warnings,
         }
 
-    def _statistics(self, calls, projects, duration_sum, duration_count, errors) -> dict:
+    def _statistics(
+        self,
+        calls: _QueryResult,
+        projects: _QueryResult,
+        duration_sum: _QueryResult,
+        duration_count: _QueryResult,
+        errors: _QueryResult,
+    ) -> dict:
         by_outcome = {labels.get("outcome"): value for labels, value in projects}
         successful = round(by_outcome.get("success", 0.0))
         total = round(sum(by_outcome.values()))
@@ -327,7 +336,7 @@ class DailySummary:
             ],
         }
 
-    async def _query(self, promql: str, at: dt.datetime) -> list[tuple[dict, float]]:
+    async def _query(self, promql: str, at: dt.datetime) -> _QueryResult:
         params = {"query": promql, "time": f"{at.timestamp():.3f}"}
         url = f"{self.config.prometheus_url.rstrip('/')}/api/v1/query"
         if self._client is not None:
@@ -344,11 +353,12 @@ class DailySummary:
     # -- producing ------------------------------------------------------------------------------------------------
     async def produce(self, day: dt.date) -> Notification:
         """Builds the day's summary, logs it at INFO, writes the report file and returns the P2 notification."""
-        notification = await self._made(day)
-        await asyncio.to_thread(self._write, notification.report)
+        notification, report = await self._made(day)
+        await asyncio.to_thread(self._write, report)
         return notification
 
-    async def _made(self, day: dt.date) -> Notification:
+    async def _made(self, day: dt.date) -> tuple[Notification, dict]:
+        """The day's summary notification, logged, and the report it carries."""
         line = await self.build(day)
         self._logger.info(
             SUMMARY_MESSAGE,
@@ -358,7 +368,7 @@ class DailySummary:
             alerts=line["alerts"],
             warnings=line["warnings"],
         )
-        return summary_notification(line)
+        return summary_notification(line), line
 
     def report_path(self, day: dt.date) -> Path:
         return self.config.reports_dir / f"daily-summary-{day.isoformat()}.json"
@@ -390,11 +400,11 @@ class DailySummary:
         """Makes the day's summary and hands it to ``send``; the report file is kept only once it is handed over, so
         a day whose hand-over failed is made again at the next start."""
         try:
-            notification = await self._made(day)
+            notification, report = await self._made(day)
             result = send(notification)
             if inspect.isawaitable(result):
                 await result
-            await asyncio.to_thread(self._write, notification.report)
+            await asyncio.to_thread(self._write, report)
         except Exception as exc:
             self._logger.error("Daily summary failed", date=day.isoformat(), error_type=type(exc).__name__)
 
@@ -432,7 +442,16 @@ def _report_date(path: Path) -> dt.date | None:
         return None
 
 
-def _system_performance(api_calls: Mapping[str, dict], p50, p90, p99, cpu, memory, disk, queue) -> dict:
+def _system_performance(
+    api_calls: Mapping[str, dict],
+    p50: _QueryResult,
+    p90: _QueryResult,
+    p99: _QueryResult,
+    cpu: _QueryResult,
+    memory: _QueryResult,
+    disk: _QueryResult,
+    queue: _QueryResult,
+) -> dict:
     """Per provider P50/P90/P99 (s) and success rate; CPU and memory peaks and the lowest free disk per host (%, and
     per file system); the Celery queue's peak."""
     apis: dict[str, dict] = {service: {"success_rate": calls["success_rate"]} for service, calls in api_calls.items()}

@@ -327,6 +327,7 @@ class P1Digest:
 
     def _log(self, digest: Notification) -> None:
         alert = digest.alert
+        assert alert.starts_at is not None and alert.ends_at is not None  # a digest's alert spans its period
         self._logger.warning(
             DIGEST_MESSAGE,
             alert_priority=Priority.P1.value,

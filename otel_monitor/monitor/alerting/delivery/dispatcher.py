@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 from collections.abc import Callable, Mapping
+from typing import TypedDict, Unpack
 
 from otel_monitor._utc_time import utc_now
 from otel_monitor.logs.logger import StructuredLogger
@@ -14,7 +15,29 @@ from otel_monitor.monitor.alerting.notification import Notifier
 from otel_monitor.monitor.alerting.routing import DeliveryConfig
 from otel_monitor.redaction.scrubber import SecretScrubber, default_scrubber
 
-__all__ = ["Dispatcher"]
+__all__ = ["Dispatcher", "DispatcherOptions"]
+
+
+class DispatcherOptions(TypedDict, total=False):
+    """The keyword options ``Dispatcher.from_config`` passes on, as ``Dispatcher`` defines them."""
+
+    default_timeout: float
+    clock: Callable[[], dt.datetime]
+    poll_interval: float
+    logger: StructuredLogger | None
+    scrubber: SecretScrubber
+
+
+class _DeliveryLogFields(TypedDict):
+    """What every log line about a delivery says of it."""
+
+    channel: str
+    notification_id: str
+    attempts: int
+    alert_priority: str
+    error_code: str
+    fingerprint: str
+    alert_state: str
 
 
 class Dispatcher:
@@ -52,7 +75,11 @@ class Dispatcher:
 
     @classmethod
     def from_config(
-        cls, outbox: Outbox, config: DeliveryConfig, notifiers: Mapping[str, Notifier], **options
+        cls,
+        outbox: Outbox,
+        config: DeliveryConfig,
+        notifiers: Mapping[str, Notifier],
+        **options: Unpack[DispatcherOptions],
     ) -> Dispatcher:
         return cls(
             outbox,
@@ -125,17 +152,27 @@ class Dispatcher:
         if await self._record(entry, status=status, now=now, error=detail):
             self._logger.error("Alert delivery failed", **self._fields(entry), delivery_status=status, reason=detail)
 
-    async def _record(self, entry: OutboxEntry, **outcome) -> bool:
-        if await self._outbox.executor.run(self._outbox.record, entry, **outcome):
+    async def _record(
+        self,
+        entry: OutboxEntry,
+        *,
+        status: str,
+        now: dt.datetime,
+        next_attempt_at: dt.datetime | None = None,
+        error: str | None = None,
+    ) -> bool:
+        if await self._outbox.executor.run(
+            self._outbox.record, entry, status=status, now=now, next_attempt_at=next_attempt_at, error=error
+        ):
             return True
         # The attempt outlived its lease and another claim owns the row now: that claim's outcome stands.
         self._logger.warning(
-            "Alert delivery outcome dropped: lease taken over", **self._fields(entry), delivery_status=outcome["status"]
+            "Alert delivery outcome dropped: lease taken over", **self._fields(entry), delivery_status=status
         )
         return False
 
     @staticmethod
-    def _fields(entry: OutboxEntry) -> dict[str, object]:
+    def _fields(entry: OutboxEntry) -> _DeliveryLogFields:
         alert = entry.notification.alert
         return {
             "channel": entry.channel,

@@ -17,9 +17,10 @@ import datetime as dt
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any, cast
 
 from sqlalchemy import func, select, update
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import URL, CursorResult, Engine, Result, make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -38,7 +39,7 @@ IN_MEMORY_URL = "sqlite://"
 _SQLITE_BUSY_SECONDS = 30
 
 
-def open_store(url) -> Engine:
+def open_store(url: URL | str) -> Engine:
     """An engine on the alerting store (SQLite or PostgreSQL), its schema brought to the latest migration."""
     engine = store_engine(url, sqlite_busy_seconds=_SQLITE_BUSY_SECONDS)
     try:
@@ -56,12 +57,17 @@ LEASE_MARGIN_SECONDS = float(STORE_THREAD_WAIT_SECONDS + _SQLITE_BUSY_SECONDS)
 _MAX_DETAIL = 500
 
 
+def _rows_updated(result: Result[*tuple[Any, ...]]) -> int:
+    """The rows an UPDATE changed: its result is a CursorResult, though Session.execute is typed as a plain Result."""
+    return cast("CursorResult[*tuple[Any, ...]]", result).rowcount
+
+
 class SqlStore:
     """A table of the alerting store: its engine opened on first use, calls serialised; they block, and async code
     runs them on ``executor``, the table's own threads (never the event loop's default executor, which a hanging
     database would otherwise fill, starving the health checks); ``executor.shutdown()`` after ``close()``."""
 
-    def __init__(self, url=IN_MEMORY_URL, *, clock: Callable[[], dt.datetime] = utc_now) -> None:
+    def __init__(self, url: URL | str = IN_MEMORY_URL, *, clock: Callable[[], dt.datetime] = utc_now) -> None:
         self._url = url
         self._clock = clock
         self._lock = threading.Lock()
@@ -127,8 +133,9 @@ class Outbox(SqlStore):
     """
 
     def __init__(self, url: str = IN_MEMORY_URL, *, clock: Callable[[], dt.datetime] = utc_now) -> None:
-        super().__init__(make_url(url), clock=clock)
-        self.name = self._url.render_as_string(hide_password=True)
+        parsed = make_url(url)
+        super().__init__(parsed, clock=clock)
+        self.name = parsed.render_as_string(hide_password=True)
 
     # -- writing --------------------------------------------------------------------------------------------------
     def enqueue(self, alert: Alert, transition: Transition, channels: Iterable[str]) -> tuple[str, ...]:
@@ -187,11 +194,13 @@ class Outbox(SqlStore):
             won = [
                 row_id
                 for row_id, attempts in seen
-                if session.execute(
-                    update(_OutboxRow)
-                    .where(_OutboxRow.id == row_id, _OutboxRow.attempts == attempts, *due)
-                    .values(attempts=attempts + 1, last_attempt_at=now, next_attempt_at=lease_until)
-                ).rowcount
+                if _rows_updated(
+                    session.execute(
+                        update(_OutboxRow)
+                        .where(_OutboxRow.id == row_id, _OutboxRow.attempts == attempts, *due)
+                        .values(attempts=attempts + 1, last_attempt_at=now, next_attempt_at=lease_until)
+                    )
+                )
                 == 1
             ]
             rows = {row.id: row for row in session.scalars(select(_OutboxRow).where(_OutboxRow.id.in_(won)))}
@@ -215,15 +224,17 @@ class Outbox(SqlStore):
             values["done_at"] = now
         with self._lock, Session(self._ready()) as session, session.begin():
             return (
-                session.execute(
-                    update(_OutboxRow)
-                    .where(
-                        _OutboxRow.id == entry.id,
-                        _OutboxRow.attempts == entry.attempts,
-                        _OutboxRow.status == DeliveryStatus.PENDING,
+                _rows_updated(
+                    session.execute(
+                        update(_OutboxRow)
+                        .where(
+                            _OutboxRow.id == entry.id,
+                            _OutboxRow.attempts == entry.attempts,
+                            _OutboxRow.status == DeliveryStatus.PENDING,
+                        )
+                        .values(**values)
                     )
-                    .values(**values)
-                ).rowcount
+                )
                 == 1
             )
 

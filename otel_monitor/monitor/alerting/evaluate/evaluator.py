@@ -191,14 +191,15 @@ class Evaluator:
         self, rule: Rule, samples: list[Sample], now: dt.datetime, only: Mapping[str, str] | None = None
     ) -> list[Alert]:
         """Advances the rule's alerts with this evaluation; returns those that resolved."""
-        resolved = []
-        seen = set()
+        resolved: list[Alert] = []
+        seen: set[str] = set()
         for sample in samples:
             labels = {**rule.labels, **sample.labels}
             previous = self._alerts.get(fingerprint(rule.name, labels))
             trace_id = sample.trace_id or await self._lookup_trace(labels, previous)
             jaeger_url = f"{self._jaeger_base}/trace/{trace_id}" if trace_id and self._jaeger_base else None
             alert, _ = advance(previous, True, rule, now, sample.value, labels, trace_id, jaeger_url)
+            assert alert is not None  # a condition that holds always leaves an alert
             seen.add(alert.fingerprint)
             self._alerts[alert.fingerprint] = alert
         for fp, previous in list(self._alerts.items()):
@@ -212,6 +213,7 @@ class Evaluator:
             else:
                 self._alerts[fp] = alert
             if transition == RESOLVED:
+                assert alert is not None  # a resolution is announced with the resolved alert
                 resolved.append(alert)
         return resolved
 

@@ -5,7 +5,16 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping
 
-from otel_monitor.monitor.alerting.model import FIRING, RESOLVED, Alert, AlertState, Rule, Transition, fingerprint
+from otel_monitor.monitor.alerting.model import (
+    FIRING,
+    RESOLVED,
+    Alert,
+    AlertChanges,
+    AlertState,
+    Rule,
+    Transition,
+    fingerprint,
+)
 
 __all__ = ["advance"]
 
@@ -63,9 +72,9 @@ def _holding(
     alert: Alert, rule: Rule, now: dt.datetime, value: float | None, trace_id: str | None, jaeger_url: str | None
 ) -> tuple[Alert, Transition | None]:
     """The alert whose condition holds at ``now``: pending until for_seconds have passed, then firing."""
-    changes = {"value": value, "ends_at": None}
+    changes: AlertChanges = {"value": value, "ends_at": None}
     if trace_id is not None:  # keep the last failing trace when this evaluation found none
-        changes.update(trace_id=trace_id, jaeger_url=jaeger_url)
+        changes.update({"trace_id": trace_id, "jaeger_url": jaeger_url})
     if alert.state is AlertState.FIRING:
         return alert.with_state(AlertState.FIRING, **changes), None
     held = (now - alert.starts_at).total_seconds() if alert.starts_at else 0.0

@@ -5,16 +5,20 @@ from __future__ import annotations
 import asyncio
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 import httpx
 
+from otel_monitor.instrument.failure_streaks import FailureStreaks
 from otel_monitor.instrument.providers import SERVICE_KEYS
 from otel_monitor.monitor.alerting.model import Rule
 from otel_monitor.monitor.health.status import UNHEALTHY
 from otel_monitor.monitor.quota.status import CRITICAL, EXCEEDED
+
+if TYPE_CHECKING:
+    from otel_monitor.monitor.quota.service import QuotaView
 
 __all__ = [
     "Sample",
@@ -26,6 +30,8 @@ __all__ = [
     "PrometheusSource",
     "CheckThresholds",
     "CheckSource",
+    "HealthReports",
+    "QuotaViews",
     "streak_trace_lookup",
 ]
 
@@ -117,8 +123,9 @@ class PrometheusSource:
             self._client = None
 
     async def evaluate(self, rule: Rule) -> list[Sample]:
-        if self._client is None:
-            self._client = httpx.AsyncClient()
+        client = self._client
+        if client is None:
+            client = self._client = httpx.AsyncClient()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._timeout
         try:
@@ -136,13 +143,13 @@ class PrometheusSource:
                 raise SourceBusy(
                     f"rule {rule.name}: a query slot came free with {left:.2f} s of {self._timeout:g} s left"
                 )
-            return await self._query(rule, left)
+            return await self._query(client, rule, left)
         finally:
             self._slots.release()
 
-    async def _query(self, rule: Rule, timeout: float) -> list[Sample]:
+    async def _query(self, client: httpx.AsyncClient, rule: Rule, timeout: float) -> list[Sample]:
         try:
-            response = await self._client.get(self._url, params={"query": rule.expr}, timeout=timeout)
+            response = await client.get(self._url, params={"query": rule.expr}, timeout=timeout)
         except httpx.TimeoutException:
             raise SourceUnavailable(self.name, f"no answer within {timeout:.2g} s") from None
         except httpx.HTTPError as exc:
@@ -189,6 +196,18 @@ _P0_MAX_AGE = 5.0
 CHECK_EXPR = re.compile(r"^(?P<kind>health|quota|streak)\.(?P<target>[A-Za-z0-9_*-]+)(?:\s*>\s*(?P<above>\d+))?$")
 
 
+class HealthReports(Protocol):
+    """The health service as check rules read it; one with ``fresh_report(max_age)`` is asked for that instead."""
+
+    async def report(self) -> Mapping[str, Any]: ...
+
+
+class QuotaViews(Protocol):
+    """The quota service as check rules read it: the last view of each provider."""
+
+    def latest(self) -> Iterable[QuotaView]: ...
+
+
 class CheckSource:
     """Evaluates ``check`` rules over the service's own objects.
 
@@ -204,9 +223,9 @@ class CheckSource:
 
     def __init__(
         self,
-        health_service=None,
-        quota_service=None,
-        streaks=None,
+        health_service: HealthReports | None = None,
+        quota_service: QuotaViews | None = None,
+        streaks: FailureStreaks | None = None,
         thresholds: CheckThresholds = CheckThresholds(),
         providers: tuple[str, ...] = SERVICE_KEYS,
     ) -> None:
@@ -279,7 +298,7 @@ class CheckSource:
         ]
 
 
-def streak_trace_lookup(streaks) -> Callable[[str], str | None]:
+def streak_trace_lookup(streaks: FailureStreaks) -> Callable[[str], str | None]:
     """The last failing trace of a provider while it is failing (streak > 0), for the Evaluator's trace_lookup."""
 
     def lookup(service: str) -> str | None:

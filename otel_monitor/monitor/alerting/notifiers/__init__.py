@@ -11,6 +11,7 @@ from pydantic import Field
 
 from otel_monitor.logs.logger import StructuredLogger
 from otel_monitor.monitor.alerting.notification import Notifier
+from otel_monitor.monitor.alerting.notifiers._http import HttpOptions
 from otel_monitor.monitor.alerting.notifiers._labels import labels_and_annotations
 from otel_monitor.monitor.alerting.notifiers.alertmanager import (
     AlertmanagerChannel,
@@ -112,7 +113,7 @@ def build_notifiers(
     given, reachable as the notifier's ``hub``)."""
     notifiers: dict[str, Notifier] = {}
     for name, channel in config.channels.items():
-        http = {"client": client, "timeout": channel.timeout_seconds, "scrubber": scrubber}
+        http: HttpOptions = {"client": client, "timeout": channel.timeout_seconds, "scrubber": scrubber}
         match channel:
             case ConsoleChannel():
                 notifiers[name] = ConsoleNotifier(name, stream=stream, scrubber=scrubber)

@@ -4,6 +4,7 @@ of JSON whose outcome is classified by the retry policy's rules."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TypedDict
 from urllib.parse import urlsplit
 
 import httpx
@@ -11,7 +12,7 @@ import httpx
 from otel_monitor.monitor.alerting.delivery.retry import DeliveryResult, classify_status, classify_transport_error
 from otel_monitor.redaction.scrubber import SecretScrubber, default_scrubber
 
-__all__ = ["HttpReceiver", "post_json", "truncate", "DEFAULT_TIMEOUT_SECONDS"]
+__all__ = ["HttpReceiver", "HttpOptions", "post_json", "truncate", "DEFAULT_TIMEOUT_SECONDS"]
 
 DEFAULT_TIMEOUT_SECONDS = 10.0
 
@@ -33,6 +34,14 @@ async def post_json(
     else:
         result = classify_status(response.status_code, response.text)
     return DeliveryResult(result.ok, result.retryable, scrubber.scrub_text(result.detail))
+
+
+class HttpOptions(TypedDict, total=False):
+    """The keyword options every HTTP receiver takes, as ``HttpReceiver`` defines them."""
+
+    client: httpx.AsyncClient | None
+    timeout: float
+    scrubber: SecretScrubber
 
 
 class HttpReceiver:

@@ -71,7 +71,8 @@ def _summary_bodies(report: dict) -> tuple[str, str]:
         ("Average duration (min)", stats["average_duration_minutes"]),
     ]
     performance = stats.get("system_performance") or {}
-    sections = [
+    # (title, column headers, rows)
+    sections: list[tuple[str, list[str], list[tuple[object, ...]]]] = [
         (
             "API calls",
             ["Service", "Total", "Success", "Failed", "Success rate %"],

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import httpx
 import sentry_sdk
@@ -19,13 +19,16 @@ from otel_monitor.monitor.alerting.notifiers._http import DEFAULT_TIMEOUT_SECOND
 from otel_monitor.monitor.alerting.notifiers.channel import ChannelSettings
 from otel_monitor.redaction.scrubber import SecretScrubber, default_scrubber
 
+if TYPE_CHECKING:  # the SDK defines its event and level types for type checkers only
+    from sentry_sdk._types import Event, LogLevelStr
+
 __all__ = ["SentryChannel", "SentryNotifier", "sentry_event"]
 
-_LEVELS = {Priority.P0: "fatal", Priority.P1: "error", Priority.P2: "warning"}
+_LEVELS: dict[Priority, LogLevelStr] = {Priority.P0: "fatal", Priority.P1: "error", Priority.P2: "warning"}
 _CLIENT_NAME = f"otel-monitor/sentry-sdk-{sentry_sdk.VERSION}"
 
 
-def sentry_event(notification: Notification) -> dict[str, object]:
+def sentry_event(notification: Notification) -> Event:
     """The event: ``fingerprint=[alert fingerprint]``, level by priority, tags and the operator's extras.
 
     The event id is the notification id, so a retry after an unanswered attempt is the same event to Sentry."""
@@ -37,7 +40,7 @@ def sentry_event(notification: Notification) -> dict[str, object]:
         "rule": alert.rule,
         "service": alert.service,
     }
-    extra = {
+    extra: dict[str, object] = {
         key: details[key]
         for key in ("action_required", "runbook", "trace_id", "jaeger_url", "inhibited")
         if key in details

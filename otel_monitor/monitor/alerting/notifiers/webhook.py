@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Literal
+from typing import Literal, TypedDict
 
 import httpx
 from pydantic import Field, SecretStr, ValidationInfo, field_validator
@@ -70,7 +70,19 @@ def _label_fingerprint(labels: Mapping[str, str]) -> str:
     return f"{digest:016x}"
 
 
-def _webhook_alert(notification: Notification) -> dict[str, object]:
+class _WebhookAlert(TypedDict):
+    """One alert of Alertmanager's webhook payload."""
+
+    status: str
+    labels: dict[str, str]
+    annotations: dict[str, str]
+    startsAt: str
+    endsAt: str
+    generatorURL: str
+    fingerprint: str
+
+
+def _webhook_alert(notification: Notification) -> _WebhookAlert:
     alert = notification.alert
     labels, annotations = labels_and_annotations(alert)
     return {

@@ -127,7 +127,7 @@ class CeleryCheck(BaseCheck):
         ages = {name: self._age(name, head, now) for name, head in zip(names, replies[1::2], strict=False)}
         oldest = {}
         for queue, lists in self._lists.items():
-            queue_ages = [ages[name] for name in lists if ages[name] is not None]
+            queue_ages = [age for name in lists if (age := ages[name]) is not None]
             if queue_ages:
                 oldest[queue] = max(queue_ages)
         return sum(int(length) for length in lengths.values()), oldest
@@ -156,7 +156,10 @@ class CeleryCheck(BaseCheck):
             inspector = self._app.control.inspect(timeout=self._inspect_timeout, connection=connection)
             replies = inspector.active_queues() or {}
         return {
-            worker: {queue.get("name") for queue in queues or () if isinstance(queue, dict)}
+            # A queue without a name matches no configured queue: it is left out.
+            worker: {
+                name for queue in queues or () if isinstance(queue, dict) and isinstance(name := queue.get("name"), str)
+            }
             for worker, queues in replies.items()
         }
 

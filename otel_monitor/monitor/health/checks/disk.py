@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from otel_monitor.instrument.error_codes import SystemErrorCode
 from otel_monitor.monitor.health.checks.base import BaseCheck, describe_error
@@ -20,6 +20,16 @@ __all__ = ["DiskCheck", "BYTES_PER_GB", "disk_status"]
 BYTES_PER_GB = 1024**3
 
 
+class _DiskUsage(Protocol):
+    """What the check reads of a usage reader's answer (psutil's ``sdiskusage`` has it), in bytes."""
+
+    @property
+    def total(self) -> float: ...
+
+    @property
+    def free(self) -> float: ...
+
+
 def disk_status(free_percent: float, degraded_below: float = 20.0, unhealthy_below: float = 10.0) -> str:
     """Unhealthy below ``unhealthy_below`` % free, degraded below ``degraded_below`` %, else healthy."""
     if free_percent < unhealthy_below:
@@ -29,7 +39,7 @@ def disk_status(free_percent: float, degraded_below: float = 20.0, unhealthy_bel
     return HEALTHY
 
 
-def _psutil_disk_usage(path: str):
+def _psutil_disk_usage(path: str) -> _DiskUsage:
     import psutil
 
     return psutil.disk_usage(path)
@@ -49,7 +59,7 @@ class DiskCheck(BaseCheck):
         *,
         degraded_below_percent: float = 20.0,
         unhealthy_below_percent: float = 10.0,
-        usage_reader: Callable[[str], Any] | None = None,
+        usage_reader: Callable[[str], _DiskUsage] | None = None,
         scrubber: SecretScrubber = default_scrubber,
     ) -> None:
         self._path = path

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from otel_monitor.instrument.error_codes import SystemErrorCode
 from otel_monitor.monitor.health.checks.base import (
@@ -16,10 +16,13 @@ from otel_monitor.monitor.health.checks.base import (
 )
 from otel_monitor.redaction.scrubber import SecretScrubber, default_scrubber
 
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
 __all__ = ["RedisCheck", "redis_client"]
 
 
-def redis_client(url: str):
+def redis_client(url: str) -> Redis:
     """A redis.asyncio client for one check: bounded sockets, no retries."""
     from redis.asyncio import Redis
     from redis.asyncio.retry import Retry

@@ -3,12 +3,13 @@ sqlalchemy.url (the alembic command line)."""
 
 from alembic import context
 from sqlalchemy import create_engine
+from sqlalchemy.engine import Connection
 
 from otel_monitor.monitor.store.migration import VERSION_TABLE
 from otel_monitor.monitor.store.schema import metadata
 
 
-def _run(connection) -> None:
+def _run(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=metadata,
