@@ -1,5 +1,6 @@
 """Every shipped rule is proven to fire above its threshold and stay quiet below it: PromQL rules by promtool's
-rule unit tests on the cases of tests/rule_cases/*.yaml, check rules through CheckSource on in-memory objects."""
+rule unit tests on the cases of tests/integration/rule_cases/*.yaml, check rules through CheckSource on in-memory
+objects."""
 
 from __future__ import annotations
 
@@ -39,7 +40,7 @@ class InputSeries(BaseModel):
 
 
 class RuleCase(BaseModel):
-    """One case of tests/rule_cases/*.yaml: series in, eval times where the rule fires and where it is quiet."""
+    """One case of rule_cases/*.yaml: series in, eval times where the rule fires and where it is quiet."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -140,7 +141,7 @@ def test_every_promql_rule_is_proven(name):
     """Each shipped PromQL rule has a case that shows it firing and one time where it stays quiet (a new rule
     cannot ship unproven)."""
     proven = [case for _, case in CASE_LIST if case.rule == name and case.fires_at and case.quiet_at]
-    assert proven, f"{name}: add a case with fires_at and quiet_at to tests/rule_cases/"
+    assert proven, f"{name}: add a case with fires_at and quiet_at to tests/integration/rule_cases/"
 
 
 @needs_promtool
