@@ -7,6 +7,7 @@ import datetime as dt
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
+from otel_monitor._utc_time import utc_now
 from otel_monitor.instrument.redis_writer import RedisWriter
 
 if TYPE_CHECKING:
@@ -51,7 +52,7 @@ class UsageCounter:
         *,
         costs: Mapping[str, Mapping[str, float]] = DEFAULT_UNIT_COSTS,
         prefix: str = "otel_monitor:usage",
-        clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(_UTC),
+        clock: Callable[[], dt.datetime] = utc_now,
         background: bool = True,
         writer: RedisWriter | None = None,
     ) -> None:
