@@ -14,6 +14,7 @@ from opentelemetry.metrics import MeterProvider
 from otel_monitor import __version__
 from otel_monitor.instrument.probe_paths import PROBE_PATHS
 from otel_monitor.monitor.alerting.model import Rule
+from otel_monitor.monitor.alerting.notifications_router import build_notifications_router
 from otel_monitor.monitor.alerting.router import build_alerts_router
 from otel_monitor.monitor.alerting.service import AlertingService
 from otel_monitor.monitor.config import MonitorConfig
@@ -88,6 +89,7 @@ def create_app(
     app.include_router(
         build_alerts_router(alerting.history, alerting.incidents) if alerting is not None else build_alerts_router()
     )
+    app.include_router(build_notifications_router())
     app.state.health = health
     app.state.quota = quota
     app.state.alerting = alerting

@@ -1,4 +1,5 @@
-"""The `otel-monitor` command: `serve --config FILE` runs the monitor service, `check-config FILE` validates."""
+"""The `otel-monitor` command: `serve --config FILE` runs the monitor service, `check-config FILE` validates,
+`notify-test --config FILE` runs a fire drill of the alert channels."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
@@ -13,6 +15,9 @@ from otel_monitor import __version__
 from otel_monitor.monitor.alerting.model import Rule
 from otel_monitor.monitor.config import MonitorConfig, unreachable_alerts, untracked_signals
 from otel_monitor.monitor.config_file import ConfigError, ConfigProblem, load_config_file, problem_at
+
+if TYPE_CHECKING:
+    from otel_monitor.monitor.alerting.delivery.drill import ChannelDrill
 
 __all__ = ["main"]
 
@@ -95,6 +100,49 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _notify_test(args: argparse.Namespace) -> int:
+    """The fire drill in this process, on the config's channels and alerting store: it needs no running monitor
+    (a drill before deploying, or while the monitor is down, is when it matters), and its rows land in the store the
+    monitor's ledger reads. Exit 0: every channel delivered; 1: one failed or is retrying; 2: config or channel."""
+    import asyncio
+
+    from otel_monitor.monitor.alerting.delivery.drill import DrillOutcome, UnknownChannelError, drill_channels
+
+    config, _rules, _warnings, _checker = _load(args.config)
+    try:
+        channels = drill_channels(config.alerting.delivery, args.channel)
+    except UnknownChannelError as error:
+        print(f"otel-monitor: {error}", file=sys.stderr)
+        return EXIT_CONFIG_ERROR
+    if not channels:
+        print("otel-monitor: no channel is routed (alerting.delivery.routing)", file=sys.stderr)
+        return EXIT_CONFIG_ERROR
+    results = asyncio.run(_drill(config, channels, args.settle_seconds))
+    for result in results:
+        print(f"{result.channel}: {result.outcome}: {result.reason}")
+    return 0 if all(result.outcome == DrillOutcome.DELIVERED for result in results) else 1
+
+
+async def _drill(config: MonitorConfig, channels: tuple[str, ...], settle_seconds: float) -> list[ChannelDrill]:
+    import httpx
+
+    from otel_monitor.monitor.alerting.delivery.dispatcher import Dispatcher
+    from otel_monitor.monitor.alerting.delivery.drill import run_fire_drill
+    from otel_monitor.monitor.alerting.delivery.outbox import Outbox
+    from otel_monitor.monitor.alerting.notifiers import WebSocketHub, build_notifiers
+
+    delivery = config.alerting.delivery
+    assert config.alerting.store_url is not None  # MonitorConfig fills it in
+    outbox = Outbox(config.alerting.store_url)
+    async with httpx.AsyncClient() as client:
+        notifiers = build_notifiers(delivery, client=client, websocket_hub=WebSocketHub())
+        dispatcher = Dispatcher.from_config(outbox, delivery, notifiers)
+        try:
+            return await run_fire_drill(outbox, dispatcher, channels, settle_seconds=settle_seconds)
+        finally:
+            await outbox.executor.shutdown_after(outbox.close)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="otel-monitor", description=__doc__)
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -107,6 +155,18 @@ def main(argv: list[str] | None = None) -> int:
     check = commands.add_parser("check-config", help="validate a config file; exit 2 naming file, line and key")
     check.add_argument("file")
     check.set_defaults(run=_check_config)
+    drill = commands.add_parser(
+        "notify-test", help="send a test alert through each routed channel (or one); exit 1 if any is not delivered"
+    )
+    drill.add_argument("--config", required=True, help="the monitor's YAML config file")
+    drill.add_argument("--channel", help="only this channel (default: every channel a priority is routed to)")
+    drill.add_argument(
+        "--settle-seconds",
+        type=float,
+        default=0.0,
+        help="also wait for retries due within this long (default 0: report each channel's first outcome)",
+    )
+    drill.set_defaults(run=_notify_test)
     args = parser.parse_args(argv)
     try:
         return args.run(args)

@@ -61,7 +61,7 @@ def test_migrations_create_the_schema(store_url):
         }
         with engine.connect() as connection:
             version = connection.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).scalar()
-            assert version == "0002_alerting_tables"
+            assert version == "0003_delivery_attempts"
             from alembic.autogenerate import compare_metadata
             from alembic.migration import MigrationContext
 

@@ -32,7 +32,14 @@ REPO = REPO_ROOT
 PREVIOUS_RELEASE = REPO / "tests" / "testdata" / "store"
 UTC = dt.UTC
 T0 = dt.datetime(2025, 10, 20, 10, 30, tzinfo=UTC)
-ALERTING_TABLES = {"alerts", "incidents", "alert_outbox", "alert_digest_entries", "alert_digest_sent_hours"}
+ALERTING_TABLES = {
+    "alerts",
+    "incidents",
+    "alert_outbox",
+    "alert_delivery_attempts",
+    "alert_digest_entries",
+    "alert_digest_sent_hours",
+}
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +112,7 @@ def test_fresh_database_gets_every_table(database_url):
     migrate(database_url)
     migrate(database_url)  # at head: nothing to do
     revision, tables = revision_and_tables(database_url)
-    assert revision == head_revision() == "0002_alerting_tables"
+    assert revision == head_revision() == "0003_delivery_attempts"
     assert tables == {VERSION_TABLE, "quota_usage", *ALERTING_TABLES}
     assert schema_differences(database_url) == []
 

@@ -17,6 +17,7 @@ __all__ = [
     "AlertRow",
     "IncidentRow",
     "OutboxRow",
+    "DeliveryAttemptRow",
     "DigestEntryRow",
     "DigestSentPeriodRow",
 ]
@@ -123,6 +124,22 @@ class OutboxRow(Base):
     last_attempt_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     done_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class DeliveryAttemptRow(Base):
+    """One finished attempt at an outbox row (the delivery ledger): when its outcome came, ``result`` (ok, retry or
+    failed), the receiver's HTTP status when it answered, and the scrubbed error text."""
+
+    __tablename__ = "alert_delivery_attempts"
+    __table_args__ = (UniqueConstraint("outbox_id", "attempt"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    outbox_id: Mapped[int] = mapped_column(Integer, nullable=False)
+    attempt: Mapped[int] = mapped_column(Integer, nullable=False)
+    attempted_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False)
+    result: Mapped[str] = mapped_column(String(8), nullable=False)
+    status_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class DigestEntryRow(Base):

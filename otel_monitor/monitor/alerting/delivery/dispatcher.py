@@ -130,8 +130,9 @@ class Dispatcher:
             result = await self._attempt(notifier, entry)
         now = self._clock()
         detail = self._scrubber.scrub_text(result.detail)
+        code = result.status_code
         if result.ok:
-            await self._record(entry, status=DeliveryStatus.DELIVERED, now=now)
+            await self._record(entry, status=DeliveryStatus.DELIVERED, now=now, status_code=code)
             return
         if not result.retryable:
             status = DeliveryStatus.FAILED
@@ -140,7 +141,7 @@ class Dispatcher:
         else:
             retry_at = now + dt.timedelta(seconds=self._retry.backoff(entry.attempts))
             if await self._record(
-                entry, status=DeliveryStatus.PENDING, now=now, next_attempt_at=retry_at, error=detail
+                entry, status=DeliveryStatus.PENDING, now=now, next_attempt_at=retry_at, error=detail, status_code=code
             ):
                 self._logger.warning(
                     "Alert delivery will be retried",
@@ -149,7 +150,7 @@ class Dispatcher:
                     retry_at=retry_at.isoformat(),
                 )
             return
-        if await self._record(entry, status=status, now=now, error=detail):
+        if await self._record(entry, status=status, now=now, error=detail, status_code=code):
             self._logger.error("Alert delivery failed", **self._fields(entry), delivery_status=status, reason=detail)
 
     async def _record(
@@ -160,9 +161,16 @@ class Dispatcher:
         now: dt.datetime,
         next_attempt_at: dt.datetime | None = None,
         error: str | None = None,
+        status_code: int | None = None,
     ) -> bool:
         if await self._outbox.executor.run(
-            self._outbox.record, entry, status=status, now=now, next_attempt_at=next_attempt_at, error=error
+            self._outbox.record,
+            entry,
+            status=status,
+            now=now,
+            next_attempt_at=next_attempt_at,
+            error=error,
+            status_code=status_code,
         ):
             return True
         # The attempt outlived its lease and another claim owns the row now: that claim's outcome stands.

@@ -25,14 +25,26 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from otel_monitor._utc_time import utc_now
+from otel_monitor.monitor.alerting.delivery.ledger import AttemptResult, DeliveryAttempt, attempts_of
 from otel_monitor.monitor.alerting.model import Alert, Transition
 from otel_monitor.monitor.alerting.notification import Notification
 from otel_monitor.monitor.store.blocking_calls import BlockingExecutor
 from otel_monitor.monitor.store.engine import STORE_THREAD_WAIT_SECONDS, store_engine
 from otel_monitor.monitor.store.migration import upgrade_to_head
+from otel_monitor.monitor.store.schema import DeliveryAttemptRow as _DeliveryAttemptRow
 from otel_monitor.monitor.store.schema import OutboxRow as _OutboxRow
 
-__all__ = ["Outbox", "OutboxEntry", "DeliveryStatus", "IN_MEMORY_URL", "LEASE_MARGIN_SECONDS", "open_store", "SqlStore"]
+__all__ = [
+    "Outbox",
+    "OutboxEntry",
+    "Delivery",
+    "DeliveryStatus",
+    "DELIVERY_STATUSES",
+    "IN_MEMORY_URL",
+    "LEASE_MARGIN_SECONDS",
+    "open_store",
+    "SqlStore",
+]
 
 IN_MEMORY_URL = "sqlite://"
 # How long SQLite waits for another writer's lock before a write fails.
@@ -76,6 +88,11 @@ class SqlStore:
             f"otel-monitor-{type(self).__name__.lower()}", start_timeout=STORE_THREAD_WAIT_SECONDS
         )
 
+    @property
+    def clock(self) -> Callable[[], dt.datetime]:
+        """What dates the table's rows."""
+        return self._clock
+
     def _ready(self) -> Engine:
         if self._engine is None:
             self._engine = open_store(self._url)
@@ -93,6 +110,11 @@ class DeliveryStatus:
     DELIVERED = "delivered"
     FAILED = "failed"  # permanent: the receiver refused it (other 4xx)
     GIVEN_UP = "given_up"  # retryable failures until max_age
+
+
+DELIVERY_STATUSES = (DeliveryStatus.PENDING, DeliveryStatus.DELIVERED, DeliveryStatus.FAILED, DeliveryStatus.GIVEN_UP)
+# What an attempt that leaves its row in a status came to (every other status ends the delivery: failed).
+_ATTEMPT_RESULTS = {DeliveryStatus.DELIVERED: AttemptResult.OK, DeliveryStatus.PENDING: AttemptResult.RETRY}
 
 
 @dataclass(frozen=True)
@@ -122,6 +144,14 @@ class OutboxEntry:
             row.done_at,
             row.last_error,
         )
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One outbox row with its finished attempts (the ledger's), oldest first."""
+
+    entry: OutboxEntry
+    attempts: tuple[DeliveryAttempt, ...]
 
 
 class Outbox(SqlStore):
@@ -214,29 +244,40 @@ class Outbox(SqlStore):
         now: dt.datetime,
         next_attempt_at: dt.datetime | None = None,
         error: str | None = None,
+        status_code: int | None = None,
     ) -> bool:
         """Writes the outcome of the claimed attempt ``entry`` in one commit: done (delivered/failed/given up) or
-        due again later. False, and nothing written, when the lease ran out and the row was claimed again since."""
-        values: dict = {"status": status, "last_error": error[:_MAX_DETAIL] if error else None}
+        due again later, and the attempt in the ledger. False, and nothing written, when the lease ran out and the
+        row was claimed again since."""
+        error = error[:_MAX_DETAIL] if error else None
+        values: dict = {"status": status, "last_error": error}
         if status == DeliveryStatus.PENDING:
             values["next_attempt_at"] = next_attempt_at or now
         else:
             values["done_at"] = now
         with self._lock, Session(self._ready()) as session, session.begin():
-            return (
-                _rows_updated(
-                    session.execute(
-                        update(_OutboxRow)
-                        .where(
-                            _OutboxRow.id == entry.id,
-                            _OutboxRow.attempts == entry.attempts,
-                            _OutboxRow.status == DeliveryStatus.PENDING,
-                        )
-                        .values(**values)
-                    )
+            updated = session.execute(
+                update(_OutboxRow)
+                .where(
+                    _OutboxRow.id == entry.id,
+                    _OutboxRow.attempts == entry.attempts,
+                    _OutboxRow.status == DeliveryStatus.PENDING,
                 )
-                == 1
+                .values(**values)
             )
+            if _rows_updated(updated) != 1:
+                return False
+            session.add(
+                _DeliveryAttemptRow(
+                    outbox_id=entry.id,
+                    attempt=entry.attempts,
+                    attempted_at=now,
+                    result=_ATTEMPT_RESULTS.get(status, AttemptResult.FAILED),
+                    status_code=status_code,
+                    error=error,
+                )
+            )
+            return True
 
     # -- reading --------------------------------------------------------------------------------------------------
     def entries(self, *, status: str | None = None, channel: str | None = None) -> list[OutboxEntry]:
@@ -247,6 +288,31 @@ class Outbox(SqlStore):
             query = query.where(_OutboxRow.channel == channel)
         with self._lock, Session(self._ready()) as session:
             return [OutboxEntry.of(row) for row in session.scalars(query).all()]
+
+    def deliveries(
+        self,
+        *,
+        channel: str | None = None,
+        status: str | None = None,
+        since: dt.datetime | None = None,
+        notification_ids: Iterable[str] | None = None,
+        limit: int | None = None,
+    ) -> list[Delivery]:
+        """The ledger: the rows matching every filter given (``since``: queued at or after), newest first, each with
+        its attempts."""
+        query = select(_OutboxRow).order_by(_OutboxRow.id.desc()).limit(limit)
+        if channel is not None:
+            query = query.where(_OutboxRow.channel == channel)
+        if status is not None:
+            query = query.where(_OutboxRow.status == status)
+        if since is not None:
+            query = query.where(_OutboxRow.created_at >= since)
+        if notification_ids is not None:
+            query = query.where(_OutboxRow.notification_id.in_(list(notification_ids)))
+        with self._lock, Session(self._ready()) as session:
+            entries = [OutboxEntry.of(row) for row in session.scalars(query).all()]
+            attempts = attempts_of(session, [entry.id for entry in entries])
+        return [Delivery(entry, tuple(attempts[entry.id])) for entry in entries]
 
     def pending_channels(self) -> set[str]:
         with self._lock, Session(self._ready()) as session:

@@ -3,7 +3,7 @@ their absence) are classified here, and the retry policy spaces the attempts."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
@@ -15,20 +15,26 @@ _BODY_EXCERPT = 200
 
 @dataclass(frozen=True)
 class DeliveryResult:
-    """``ok``: delivered; otherwise ``retryable`` says whether trying again may help. ``detail`` is scrubbed text."""
+    """``ok``: delivered; otherwise ``retryable`` says whether trying again may help. ``detail`` is scrubbed text;
+    ``status_code`` the receiver's HTTP status, when it answered one."""
 
     ok: bool
     retryable: bool = False
     detail: str = ""
+    status_code: int | None = None
+
+    def with_detail(self, detail: str) -> DeliveryResult:
+        """The same outcome with ``detail`` (e.g. scrubbed) instead."""
+        return replace(self, detail=detail)
 
 
 def classify_status(status: int, body: str = "") -> DeliveryResult:
     """2xx ok; 429 and 5xx retryable; every other status (other 4xx, odd 1xx/3xx) permanent."""
     if 200 <= status < 300:
-        return DeliveryResult(ok=True, detail=f"HTTP {status}")
+        return DeliveryResult(ok=True, detail=f"HTTP {status}", status_code=status)
     excerpt = " ".join(body.split())[:_BODY_EXCERPT]
     detail = f"HTTP {status}" + (f": {excerpt}" if excerpt else "")
-    return DeliveryResult(ok=False, retryable=status == 429 or 500 <= status < 600, detail=detail)
+    return DeliveryResult(ok=False, retryable=status == 429 or 500 <= status < 600, detail=detail, status_code=status)
 
 
 def classify_transport_error(exc: BaseException) -> DeliveryResult:

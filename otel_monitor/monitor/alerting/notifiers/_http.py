@@ -33,7 +33,7 @@ async def post_json(
         result = classify_transport_error(exc)
     else:
         result = classify_status(response.status_code, response.text)
-    return DeliveryResult(result.ok, result.retryable, scrubber.scrub_text(result.detail))
+    return result.with_detail(scrubber.scrub_text(result.detail))
 
 
 class HttpOptions(TypedDict, total=False):

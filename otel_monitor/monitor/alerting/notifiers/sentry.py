@@ -142,7 +142,7 @@ class SentryNotifier:
             result = await self._post(envelope.serialize())
             if not result.ok:
                 break
-        return DeliveryResult(result.ok, result.retryable, self._scrubber.scrub_text(result.detail))
+        return result.with_detail(self._scrubber.scrub_text(result.detail))
 
     async def _post(self, body: bytes) -> DeliveryResult:
         headers = {
