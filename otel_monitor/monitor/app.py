@@ -58,7 +58,11 @@ def create_app(
     shared_gauges = (
         SharedGauges.from_url(config.quota.redis_url, meter_provider=meter_provider) if config.quota.redis_url else None
     )
-    alerting = AlertingService.from_config(config, rules, health, quota) if config.alerting.enabled and rules else None
+    alerting = (
+        AlertingService.from_config(config, rules, health, quota, meter_provider=meter_provider)
+        if config.alerting.enabled and rules
+        else None
+    )
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from otel_monitor.instrument.metrics import PromNames
+from otel_monitor.monitor.alerting.metrics import AlertingPromNames
 from otel_monitor.monitor.health.metrics import HealthPromNames
 from otel_monitor.monitor.quota.metrics import QuotaPromNames
 from tools.devstack.stack import REPO_ROOT
@@ -187,7 +188,7 @@ def metric_names(expr: str) -> set[str]:
 def _allowed(name: str) -> bool:
     base = {
         value
-        for names in (PromNames, HealthPromNames, QuotaPromNames)
+        for names in (PromNames, HealthPromNames, QuotaPromNames, AlertingPromNames)
         for key, value in vars(names).items()
         if key.isupper() and isinstance(value, str)
     }
@@ -442,8 +443,8 @@ def test_system_dashboard_draws_every_system_series():
 
 @pytest.mark.parametrize("expr", _promql_cases())
 def test_promql_uses_only_known_metrics(expr):
-    """Each query selects only series the code names (PromNames, HealthPromNames, QuotaPromNames, or their
-    histogram parts), span metrics or otelcol_* series."""
+    """Each query selects only series the code names (PromNames, HealthPromNames, QuotaPromNames,
+    AlertingPromNames, or their histogram parts), span metrics or otelcol_* series."""
     names = metric_names(expr)
     assert names, "no metric name found in the expression"
     unknown = sorted(name for name in names if not _allowed(name))

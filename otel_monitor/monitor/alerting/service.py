@@ -25,6 +25,7 @@ from otel_monitor.monitor.alerting.evaluate.evaluator import Evaluator
 from otel_monitor.monitor.alerting.evaluate.sources import CheckSource, PrometheusSource, Source, streak_trace_lookup
 from otel_monitor.monitor.alerting.heartbeat import Heartbeat
 from otel_monitor.monitor.alerting.incidents import Incident, IncidentStatus, IncidentStore
+from otel_monitor.monitor.alerting.metrics import AlertingMetrics, OutboxDepth, OutboxDepthReader
 from otel_monitor.monitor.alerting.model import Alert, AlertState, Priority, Rule
 from otel_monitor.monitor.alerting.notifiers import WebSocketHub, build_notifiers
 from otel_monitor.monitor.alerting.pipeline import AlertPipeline
@@ -35,6 +36,8 @@ from otel_monitor.monitor.config import MonitorConfig
 from otel_monitor.monitor.quota.day_windows import WindowPeak, quota_windows_between
 
 if TYPE_CHECKING:
+    from opentelemetry.metrics import MeterProvider
+
     from otel_monitor.monitor.health.service import HealthService
     from otel_monitor.monitor.quota.service import QuotaService
 
@@ -74,6 +77,7 @@ class AlertingService:
         websocket_hub: WebSocketHub | None = None,
         digest_period: dt.timedelta = DEFAULT_DIGEST_PERIOD,
         transition_details: Callable[[Alert], Mapping[str, object]] | None = None,
+        metrics: AlertingMetrics | None = None,
     ) -> None:
         self.outbox = outbox
         self.dispatcher = dispatcher
@@ -84,7 +88,12 @@ class AlertingService:
         self.daily_summary = daily_summary
         # What the ``websocket`` channels publish to and ``/api/v1/alerts/ws`` serves.
         self.websocket_hub = websocket_hub or WebSocketHub()
-        self.evaluator = Evaluator(rules, sources, clock, jaeger_base=jaeger_base, trace_lookup=trace_lookup)
+        # The alerting's own metrics (None: not exported): the evaluator's and Dispatcher's, the active alerts and
+        # the outbox's depth.
+        self.metrics = metrics
+        self.evaluator = Evaluator(
+            rules, sources, clock, jaeger_base=jaeger_base, trace_lookup=trace_lookup, metrics=metrics
+        )
         self.pipeline = AlertPipeline(
             outbox,
             dispatcher,
@@ -114,9 +123,11 @@ class AlertingService:
         *,
         clock: Callable[[], dt.datetime] = utc_now,
         http_client: httpx.AsyncClient | None = None,
+        meter_provider: MeterProvider | None = None,
     ) -> AlertingService:
         """Sources, stores (``alerting.store_url``, else the quota store: outbox, alerts, incidents, P1 digest
-        entries), notifiers and heartbeat of the config."""
+        entries), notifiers and heartbeat of the config; its own metrics on ``meter_provider`` (the global one when
+        None)."""
         alerting = config.alerting
         client = http_client or httpx.AsyncClient()
         streaks = failure_streaks_from_url(config.quota.redis_url)
@@ -131,7 +142,8 @@ class AlertingService:
         outbox = Outbox(store_url, clock=clock)
         websocket_hub = WebSocketHub()
         notifiers = build_notifiers(alerting.delivery, client=client, websocket_hub=websocket_hub)
-        dispatcher = Dispatcher.from_config(outbox, alerting.delivery, notifiers, clock=clock)
+        metrics = AlertingMetrics(meter_provider, clock=clock)
+        dispatcher = Dispatcher.from_config(outbox, alerting.delivery, notifiers, clock=clock, metrics=metrics)
         heartbeat = (
             Heartbeat(
                 alerting.heartbeat_url,
@@ -178,6 +190,7 @@ class AlertingService:
             transition_details=quota_details(quota.latest),
             closers=[] if http_client is not None else [client.aclose],
             websocket_hub=websocket_hub,
+            metrics=metrics,
         )
 
     # -- reading --------------------------------------------------------------------------------------------------
@@ -207,8 +220,18 @@ class AlertingService:
     async def evaluate_once(self, now: dt.datetime | None = None) -> list[Change]:
         """One pass of the evaluation loop at ``now`` (default: the clock); returns its changes."""
         changes = await self.evaluator.evaluate_once(now)
+        self._keep_alerts()
         await self.pipeline.run(changes)
         return changes
+
+    def _keep_alerts(self) -> None:
+        if self.metrics is not None:
+            self.metrics.keep_alerts(self.evaluator.alerts())
+
+    async def outbox_depth(self) -> OutboxDepth:
+        """The outbox's pending deliveries, read from the store on its own threads."""
+        pending, oldest = await self.outbox.executor.run(self.outbox.pending_depth)
+        return OutboxDepth(pending, oldest)
 
     async def _evaluate(self) -> None:
         """Evaluation passes, each when the next rule is due, until stop(); a failing pass is logged and the loop
@@ -229,6 +252,7 @@ class AlertingService:
             _log.error("Restoring alerts failed; starting with none", error=repr(exc))
             active = []
         self.evaluator.restore(active)
+        self._keep_alerts()
         if active:
             _log.info("Alerts restored", count=len(self.evaluator.alerts()))
 
@@ -246,6 +270,9 @@ class AlertingService:
         ]
         if self.heartbeat is not None:
             self._tasks.append(loop.create_task(self.heartbeat.run(self._stop), name="otel-monitor-heartbeat"))
+        if self.metrics is not None:
+            depth = OutboxDepthReader(self.outbox_depth, self.metrics)
+            self._tasks.append(loop.create_task(depth.run(self._stop), name="otel-monitor-outbox-depth"))
         self._tasks.append(loop.create_task(self.digest.run(), name="otel-monitor-p1-digest"))
         refresher = AlertmanagerRefresher.from_config(self.delivery, self.alerts, clock=self._clock)
         self._tasks.append(loop.create_task(refresher.run(self._stop), name="otel-monitor-alertmanager-refresh"))

@@ -11,6 +11,7 @@ from otel_monitor._utc_time import utc_now
 from otel_monitor.logs.logger import StructuredLogger
 from otel_monitor.monitor.alerting.delivery.outbox import LEASE_MARGIN_SECONDS, DeliveryStatus, Outbox, OutboxEntry
 from otel_monitor.monitor.alerting.delivery.retry import DeliveryResult, RetryPolicy
+from otel_monitor.monitor.alerting.metrics import AlertingMetrics, NotificationResult
 from otel_monitor.monitor.alerting.notification import Notifier
 from otel_monitor.monitor.alerting.routing import DeliveryConfig
 from otel_monitor.redaction.scrubber import SecretScrubber, default_scrubber
@@ -26,6 +27,16 @@ class DispatcherOptions(TypedDict, total=False):
     poll_interval: float
     logger: StructuredLogger | None
     scrubber: SecretScrubber
+    metrics: AlertingMetrics | None
+
+
+# The ``result`` each outcome written to the outbox counts as.
+_RESULTS = {
+    DeliveryStatus.DELIVERED: NotificationResult.DELIVERED,
+    DeliveryStatus.PENDING: NotificationResult.RETRY,
+    DeliveryStatus.FAILED: NotificationResult.FAILED,
+    DeliveryStatus.GIVEN_UP: NotificationResult.FAILED,
+}
 
 
 class _DeliveryLogFields(TypedDict):
@@ -60,6 +71,7 @@ class Dispatcher:
         poll_interval: float = 1.0,
         logger: StructuredLogger | None = None,
         scrubber: SecretScrubber = default_scrubber,
+        metrics: AlertingMetrics | None = None,
     ) -> None:
         self._outbox = outbox
         self._notifiers = dict(notifiers)
@@ -71,6 +83,7 @@ class Dispatcher:
         self._poll_interval = poll_interval
         self._logger = logger or StructuredLogger("otel_monitor.alerting.delivery")
         self._scrubber = scrubber
+        self._metrics = metrics
         self._wakeups: dict[str, asyncio.Event] = {}
 
     @classmethod
@@ -172,6 +185,8 @@ class Dispatcher:
             error=error,
             status_code=status_code,
         ):
+            if self._metrics is not None:
+                self._metrics.notification(entry.channel, _RESULTS[status])
             return True
         # The attempt outlived its lease and another claim owns the row now: that claim's outcome stands.
         self._logger.warning(

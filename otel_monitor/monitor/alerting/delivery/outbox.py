@@ -322,6 +322,16 @@ class Outbox(SqlStore):
                 ).all()
             )
 
+    def pending_depth(self) -> tuple[int, dt.datetime | None]:
+        """How many rows are pending, and when the oldest of them was queued (None when none)."""
+        with self._lock, Session(self._ready()) as session:
+            count, oldest = session.execute(
+                select(func.count(_OutboxRow.id), func.min(_OutboxRow.created_at)).where(
+                    _OutboxRow.status == DeliveryStatus.PENDING
+                )
+            ).one()
+            return count, oldest
+
     def next_due(self, channel: str) -> dt.datetime | None:
         """When the earliest pending row of ``channel`` is due; None when nothing is pending."""
         with self._lock, Session(self._ready()) as session:

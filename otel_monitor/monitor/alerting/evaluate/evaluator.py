@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from otel_monitor._utc_time import utc_now
@@ -14,6 +15,7 @@ from otel_monitor.monitor.alerting.evaluate.changes import Change, ChangeKind
 from otel_monitor.monitor.alerting.evaluate.inhibition import inhibit
 from otel_monitor.monitor.alerting.evaluate.lifecycle import advance
 from otel_monitor.monitor.alerting.evaluate.sources import Sample, Source, SourceBusy, SourceError, SourceUnavailable
+from otel_monitor.monitor.alerting.metrics import AlertingMetrics
 from otel_monitor.monitor.alerting.model import RESOLVED, Alert, AlertState, Priority, Rule, fingerprint
 
 __all__ = ["MONITORING_BACKEND_DOWN", "BACKEND_DOWN_RULE", "DEFAULT_INTERVALS", "default_interval", "Evaluator"]
@@ -88,6 +90,7 @@ class Evaluator:
         interval: Callable[[Rule], float] = default_interval,
         backend_down_rule: Rule = BACKEND_DOWN_RULE,
         tick_seconds: float = 1.0,
+        metrics: AlertingMetrics | None = None,
     ) -> None:
         names = [rule.name for rule in rules]
         duplicates = sorted({n for n in names if names.count(n) > 1})
@@ -107,6 +110,7 @@ class Evaluator:
         self._interval = {rule.name: interval(rule) for rule in rules}
         self._backend_down = backend_down_rule
         self._tick = tick_seconds
+        self._metrics = metrics
         self._alerts: dict[str, Alert] = {}
         self._announced: set[str] = set()  # fingerprints whose firing was announced
         self._reported: dict[str, Alert] = {}  # each alert as the last change reported it
@@ -149,9 +153,7 @@ class Evaluator:
             (rule for rule in self._rules if self._next_due.get(rule.name, now) <= now),
             key=lambda rule: (rule.priority.value, self._next_due.get(rule.name, now)),
         )
-        results = await asyncio.gather(
-            *(self._sources[rule.source].evaluate(rule) for rule in due), return_exceptions=True
-        )
+        results = await asyncio.gather(*(self._evaluate_rule(rule) for rule in due), return_exceptions=True)
         resolved: list[Alert] = []
         backends: dict[str, bool] = {}  # backend queried this pass -> failed
         deferred = [rule.name for rule, result in zip(due, results, strict=False) if isinstance(result, SourceBusy)]
@@ -168,9 +170,11 @@ class Evaluator:
             source_name = getattr(self._sources[rule.source], "name", rule.source)
             if isinstance(result, SourceUnavailable):
                 backends[result.backend] = True
+                self._count_error(rule)
                 self._note_error(rule, result)
                 continue
             if isinstance(result, BaseException):
+                self._count_error(rule)
                 if not isinstance(result, SourceError):
                     _log.error("Alert rule evaluation raised", rule=rule.name, error=repr(result))
                 else:
@@ -185,6 +189,23 @@ class Evaluator:
             resolved += await self._apply(self._backend_down, samples, now, only={"backend": backend})
         announced = self._announce(resolved)
         return announced + self._kept_changes(announced)
+
+    async def _evaluate_rule(self, rule: Rule) -> list[Sample]:
+        """The rule's samples from its source, the time it took reported (unless no query slot came free)."""
+        started = time.perf_counter()
+        busy = False
+        try:
+            return await self._sources[rule.source].evaluate(rule)
+        except SourceBusy:
+            busy = True
+            raise
+        finally:
+            if self._metrics is not None and not busy:
+                self._metrics.rule_evaluated(rule.name, time.perf_counter() - started)
+
+    def _count_error(self, rule: Rule) -> None:
+        if self._metrics is not None:
+            self._metrics.rule_failed(rule.name)
 
     # -- steps of a pass --------------------------------------------------------------------------------------------
     async def _apply(
