@@ -272,3 +272,34 @@ def test_stores_of_one_monitor_opening_at_once(database_url):
             store.executor.shutdown()
     assert failures == []
     assert revision_and_tables(database_url)[0] == head_revision()
+
+
+def test_stores_on_different_databases_migrate_at_once_in_one_process(tmp_path):
+    """Stores of one process on different databases (in-memory and files) opening at once on their own threads
+    each reach head with the whole schema: one migration's DDL never runs on another's connection."""
+    urls = ["sqlite://"] * 4 + [f"sqlite:///{tmp_path / f'store-{n}.db'}" for n in range(4)]
+    for _ in range(3):
+        engines = [store_engine(url) for url in urls]
+        start = threading.Barrier(len(engines))
+        failures: list[BaseException] = []
+
+        def migrate(engine, start=start, failures=failures):
+            start.wait()
+            try:
+                upgrade_to_head(engine)
+            except BaseException as exc:
+                failures.append(exc)
+
+        threads = [threading.Thread(target=migrate, args=(engine,)) for engine in engines]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        assert failures == []
+        for engine in engines:
+            with engine.connect() as connection:
+                assert current_revision(connection) == head_revision()
+                assert set(metadata.tables) <= set(inspect(connection).get_table_names())
+            engine.dispose()
+        for path in tmp_path.glob("store-*.db"):
+            path.unlink()

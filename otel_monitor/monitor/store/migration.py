@@ -4,6 +4,7 @@ and PostgreSQL, when several monitors start on one database at once too."""
 from __future__ import annotations
 
 import functools
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -25,6 +26,10 @@ _POSTGRES_MIGRATION_LOCK = 0x6F74_656C_6D6F_6E31
 # How long a migration on PostgreSQL waits for that lock, or for a table another session holds, before it fails (and
 # the store's next call tries again), instead of holding one of the store's threads behind a stuck monitor forever.
 _POSTGRES_LOCK_WAIT = "60s"
+# Alembic's ``op`` and ``context`` are module-level proxies: two migrations at once in one process (the alerting
+# stores open on their own threads) would run one's DDL on the other's connection, which SQLite answers with a
+# crash. A process runs one migration at a time; the database lock below serialises the processes.
+_ONE_MIGRATION_AT_A_TIME = threading.Lock()
 
 
 def _alembic_config(connection: Connection | None = None) -> Config:
@@ -68,7 +73,7 @@ def upgrade_to_head(engine: Engine) -> None:
             return
     from alembic import command
 
-    with engine.connect() as connection:
+    with _ONE_MIGRATION_AT_A_TIME, engine.connect() as connection:
         _wait_for_other_migrations(connection)
         command.upgrade(_alembic_config(connection), "head")
         connection.commit()
