@@ -107,7 +107,9 @@ def test_live_p0_stays_active_past_resolve_timeout_and_ends_when_resolved(
         await service.start()
         try:
             conditions.holding.add(LIVE_P0.name)
+            listed_by = time.monotonic() + 60
             while not service.alerts() or not held(short_alertmanager, service.alerts()[0].fingerprint):
+                assert time.monotonic() < listed_by, "the firing P0 never reached Alertmanager"
                 await asyncio.sleep(0.1)
             fingerprint = service.alerts()[0].fingerprint
             listed = []
