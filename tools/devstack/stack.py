@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 from dataclasses import dataclass, field, fields
@@ -192,20 +194,8 @@ class DevStack:
                 shutil.chown(data, user, user)
                 shutil.chown(self.workdir, user)
             initdb = ["runuser", "-u", user, "--"] if user else []
-            subprocess.run(
-                [
-                    *initdb,
-                    str(POSTGRES_BIN / "initdb"),
-                    "-D",
-                    str(data),
-                    "-U",
-                    "postgres",
-                    "--auth=trust",
-                    "-E",
-                    "UTF8",
-                ],
-                check=True,
-                capture_output=True,
+            _run_whole_group(
+                [*initdb, str(POSTGRES_BIN / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8"]
             )
         argv = [
             str(POSTGRES_BIN / "postgres"),
@@ -245,3 +235,18 @@ class DevStack:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def _run_whole_group(argv: list[str]) -> None:
+    """Runs ``argv`` to completion in a process group of its own; interrupted (a stop signal during start-up), the
+    whole group is killed, so no grandchild (initdb under runuser) outlives the stack. Raises CalledProcessError."""
+    process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        out, err = process.communicate()
+    except BaseException:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        raise
+    if process.returncode:
+        raise subprocess.CalledProcessError(process.returncode, argv, out, err)
