@@ -9,6 +9,8 @@ declare -A wanted=(
   [ffmpeg]=ffmpeg
   [jq]=jq
   [wrk]=wrk
+  [chromium]=chromium
+  [chromedriver]=chromium-driver
   [/usr/lib/postgresql/15/bin/postgres]=postgresql-15
 )
 missing=()
