@@ -23,6 +23,8 @@ from otel_monitor.monitor.health.service import HealthService
 from otel_monitor.monitor.quota.router import build_quota_router
 from otel_monitor.monitor.quota.service import QuotaService
 from otel_monitor.monitor.shared_gauges import SharedGauges
+from otel_monitor.monitor.status.router import build_status_router
+from otel_monitor.monitor.status.service import StatusService
 
 if TYPE_CHECKING:
     from starlette.types import Scope
@@ -63,6 +65,7 @@ def create_app(
         if config.alerting.enabled and rules
         else None
     )
+    status = StatusService.from_config(config, health, quota, alerting)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -70,12 +73,14 @@ def create_app(
         await quota.start()
         if alerting is not None:
             await alerting.start()
+        await status.start()
         # Everything loaded so far lives as long as the process: keep it out of the collector's full passes,
         # which otherwise stall the event loop for tens of milliseconds under load.
         gc.freeze()
         try:
             yield
         finally:
+            await status.stop()
             if alerting is not None:
                 await alerting.stop()
             await quota.stop()
@@ -91,10 +96,14 @@ def create_app(
     app.include_router(build_health_router(health))
     app.include_router(build_quota_router(quota))
     app.include_router(
-        build_alerts_router(alerting.history, alerting.incidents) if alerting is not None else build_alerts_router()
+        build_alerts_router(alerting.history, alerting.incidents, status_hub=status.hub)
+        if alerting is not None
+        else build_alerts_router(status_hub=status.hub)
     )
+    app.include_router(build_status_router(status))
     app.include_router(build_notifications_router())
     app.state.health = health
     app.state.quota = quota
     app.state.alerting = alerting
+    app.state.status = status
     return app

@@ -112,8 +112,8 @@ def test_fresh_database_gets_every_table(database_url):
     migrate(database_url)
     migrate(database_url)  # at head: nothing to do
     revision, tables = revision_and_tables(database_url)
-    assert revision == head_revision() == "0003_delivery_attempts"
-    assert tables == {VERSION_TABLE, "quota_usage", *ALERTING_TABLES}
+    assert revision == head_revision() == "0004_status_uptime"
+    assert tables == {VERSION_TABLE, "quota_usage", *ALERTING_TABLES, "status_uptime_days"}
     assert schema_differences(database_url) == []
 
 

@@ -121,6 +121,11 @@ def test_the_wheel_holds_the_package_only(wheel):
     assert {top for top in tops if not top.endswith(".dist-info")} == {"otel_monitor"}
 
 
+def test_the_wheel_ships_the_status_page_template(wheel):
+    """The status page's template is package data: the installed monitor renders its page from the wheel."""
+    assert "otel_monitor/monitor/status/templates/status.html" in zipfile.ZipFile(wheel).namelist()
+
+
 def test_installed_without_extras_it_brings_no_service_dependency_and_sets_up_telemetry(library_venv, tmp_path):
     """None of the service's dependencies is installed; setup_telemetry works, pointed at a collector that is not
     there, and a log line written in a span carries its trace id; the version is the project's."""

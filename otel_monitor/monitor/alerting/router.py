@@ -82,10 +82,13 @@ def build_alerts_router(
     alert_history: AlertHistory = _no_alerts,
     incident_history: IncidentHistory = _no_alerts,
     websocket_hub: WebSocketHub | None = None,
+    status_hub: WebSocketHub | None = None,
 ) -> APIRouter:
     """The alerts and incidents routers over the alerting service's stores (nothing while alerting is off); bad
     filter values get FastAPI's 422 JSON. The WebSocket serves ``websocket_hub``, else the hub of the app's
-    alerting service (``app.state.alerting``), else an idle one (alerting off: clients connect, nothing comes)."""
+    alerting service (``app.state.alerting``), else an idle one (alerting off: clients connect, nothing comes). A client
+    connecting with ``?include=status`` gets the status page's messages of ``status_hub`` too (``"type": "status"``);
+    the others get the notifications alone, as ever."""
     router = APIRouter(tags=["alerts"])
     idle_hub = WebSocketHub()
 
@@ -93,7 +96,8 @@ def build_alerts_router(
     async def alerts_ws(websocket: WebSocket) -> None:
         alerting = getattr(websocket.app.state, "alerting", None)
         hub = websocket_hub or getattr(alerting, "websocket_hub", None) or idle_hub
-        await serve_subscriber(hub, websocket)
+        wants_status = status_hub is not None and websocket.query_params.get("include") == "status"
+        await serve_subscriber(hub, websocket, also=[status_hub] if wants_status and status_hub else [])
 
     @router.get(ALERTS_PATH)
     async def get_alerts(

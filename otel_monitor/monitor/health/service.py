@@ -69,6 +69,7 @@ class HealthService:
         self._running: asyncio.Task[Report] | None = None
         self._refresher: asyncio.Task[None] | None = None
         self._statuses: dict[str, str] = {}
+        self._listeners: list[Callable[[Report], None]] = []
         counter = next((check for check in self._checks if hasattr(check, "open_connections")), None)
         HealthMetrics(
             meter_provider or metrics.get_meter_provider(),
@@ -96,6 +97,11 @@ class HealthService:
             meter_provider=meter_provider,
             scrubber=scrubber,
         )
+
+    def add_listener(self, listener: Callable[[Report], None]) -> None:
+        """Calls ``listener`` with each new report, on the event loop, as soon as it is made: it must be quick; what
+        it raises is logged, never passed on to the checks."""
+        self._listeners.append(listener)
 
     @property
     def last_report(self) -> Report | None:
@@ -163,6 +169,11 @@ class HealthService:
         report = {"status": aggregate_status(checks), "timestamp": epoch_iso_utc(now), "checks": checks}
         self._report, self._reported_at = report, now
         self._log_changes(checks)
+        for listener in self._listeners:
+            try:
+                listener(report)
+            except Exception:
+                self._log.exception("Health report listener failed")
         return report
 
     async def _run_check(self, check: HealthCheck) -> dict[str, Any]:

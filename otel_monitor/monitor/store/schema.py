@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import Float, Index, Integer, MetaData, String, Text, UniqueConstraint
+from sqlalchemy import Date, Float, Index, Integer, MetaData, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from otel_monitor.monitor.store.engine import UTCDateTime
@@ -20,6 +20,7 @@ __all__ = [
     "DeliveryAttemptRow",
     "DigestEntryRow",
     "DigestSentPeriodRow",
+    "UptimeDayRow",
 ]
 
 # Constraint and index names follow from the table and columns, the same on SQLite and PostgreSQL, so that a
@@ -163,3 +164,14 @@ class DigestSentPeriodRow(Base):
 
     period_start: Mapped[dt.datetime] = mapped_column(UTCDateTime, primary_key=True)
     sent_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False)
+
+
+class UptimeDayRow(Base):
+    """One component's health checks of one UTC day, for the status page's uptime bars: how many found it up."""
+
+    __tablename__ = "status_uptime_days"
+
+    component: Mapped[str] = mapped_column(String(128), primary_key=True)
+    day: Mapped[dt.date] = mapped_column(Date, primary_key=True)
+    checks_up: Mapped[int] = mapped_column(Integer, nullable=False)
+    checks_total: Mapped[int] = mapped_column(Integer, nullable=False)

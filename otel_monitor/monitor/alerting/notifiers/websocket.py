@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any, Literal, Protocol
 
 from otel_monitor.logs.logger import StructuredLogger
@@ -23,9 +23,9 @@ _log = StructuredLogger("otel_monitor.alerting.websocket")
 
 
 class _Subscriber:
-    def __init__(self, loop: asyncio.AbstractEventLoop, backlog: int) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, backlog: int, queue: asyncio.Queue[str] | None = None) -> None:
         self.loop = loop
-        self.queue: asyncio.Queue[str] = asyncio.Queue(maxsize=backlog)
+        self.queue: asyncio.Queue[str] = queue if queue is not None else asyncio.Queue(maxsize=backlog)
 
     def offer(self, message: str) -> None:
         """Runs on the subscriber's loop: a full backlog loses its oldest message, never blocks the publisher."""
@@ -52,9 +52,10 @@ class WebSocketHub:
             return len(self._subscribers)
 
     @contextlib.contextmanager
-    def subscribe(self) -> Iterator[asyncio.Queue[str]]:
-        """A queue of the messages published while the block runs (call it on the loop that reads the queue)."""
-        subscriber = _Subscriber(asyncio.get_running_loop(), self._backlog)
+    def subscribe(self, queue: asyncio.Queue[str] | None = None) -> Iterator[asyncio.Queue[str]]:
+        """A queue of the messages published while the block runs (call it on the loop that reads the queue);
+        ``queue``: that one, which another hub's subscription may feed too."""
+        subscriber = _Subscriber(asyncio.get_running_loop(), self._backlog, queue)
         with self._lock:
             self._subscribers.add(subscriber)
         try:
@@ -88,10 +89,14 @@ async def _until_disconnected(websocket: _WebSocket) -> None:
             return
 
 
-async def serve_subscriber(hub: WebSocketHub, websocket: _WebSocket) -> None:
+async def serve_subscriber(hub: WebSocketHub, websocket: _WebSocket, *, also: Sequence[WebSocketHub] = ()) -> None:
     """Subscribes, then accepts (so nothing published after the handshake is missed), then sends the hub's
-    messages until the client disconnects; the client's own frames are read only to notice its going away."""
-    with hub.subscribe() as queue:
+    messages (and those of the hubs ``also`` names) until the client disconnects; the client's own frames are read
+    only to notice its going away."""
+    with contextlib.ExitStack() as subscriptions:
+        queue = subscriptions.enter_context(hub.subscribe())
+        for other in also:
+            subscriptions.enter_context(other.subscribe(queue))
         await websocket.accept()
         await _pump(queue, websocket)
 

@@ -1,0 +1,61 @@
+"""Renders the status summary as the HTML page (Jinja2, autoescaped, the template shipped in the package)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+
+from jinja2 import Environment, PackageLoader, select_autoescape
+
+from otel_monitor.monitor.status.model import StatusSummary
+from otel_monitor.monitor.status.svg import quota_bar_svg, sparkline_svg, uptime_bars_svg
+
+__all__ = ["render_status_page", "format_duration", "format_latency_ms", "format_share"]
+
+
+def format_duration(seconds: float | None) -> str:
+    """``2 d 3 h``, ``3 h 12 min``, ``5 min``, ``40 s``; an em dash when unknown."""
+    if seconds is None:
+        return "\u2014"
+    seconds = int(seconds)
+    days, hours, minutes = seconds // 86400, seconds % 86400 // 3600, seconds % 3600 // 60
+    if days:
+        return f"{days} d {hours} h"
+    if hours:
+        return f"{hours} h {minutes} min"
+    return f"{minutes} min" if minutes else f"{seconds} s"
+
+
+def format_latency_ms(milliseconds: float | None) -> str:
+    return "\u2014" if milliseconds is None else f"{milliseconds:.1f} ms"
+
+
+def format_share(ratio: float | None) -> str:
+    return "\u2014" if ratio is None else f"{100 * ratio:.1f} %"
+
+
+def _iso(moment: dt.datetime | None) -> str:
+    return "" if moment is None else moment.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+@functools.cache
+def _environment() -> Environment:
+    environment = Environment(
+        loader=PackageLoader("otel_monitor.monitor.status", "templates"),
+        autoescape=select_autoescape(default=True, default_for_string=True),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    environment.filters.update(duration=format_duration, latency=format_latency_ms, share=format_share, iso=_iso)
+    environment.globals.update(sparkline=sparkline_svg, quota_bar=quota_bar_svg, uptime_bars=uptime_bars_svg)
+    return environment
+
+
+def render_status_page(summary: StatusSummary, *, websocket_path: str, websocket_protocol: str | None = None) -> str:
+    """The page; its script follows ``websocket_path`` live, offering ``websocket_protocol`` as the WebSocket
+    subprotocol when given (how a page carries a credential the WebSocket asks for)."""
+    return (
+        _environment()
+        .get_template("status.html")
+        .render(summary=summary, websocket_path=websocket_path, websocket_protocol=websocket_protocol or "")
+    )

@@ -1,0 +1,129 @@
+"""The status page in a real browser (Debian's headless Chromium) against a served monitor: every component shown,
+Redis stopping turns red and raises its P0 without a reload, and the page reads the same without JavaScript."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.options import Options
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
+
+from tests.support.monitor import alerting_monitor
+from tools.devstack import wait_until
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+# Every wait on the page is bounded by this.
+PAGE_TIMEOUT_SECONDS = 30
+
+REDIS_DOWN = {
+    "name": "RedisDown",
+    "priority": "P0",
+    "source": "check",
+    "expr": "health.redis",
+    "interval_seconds": 1,
+    "for_seconds": 0,
+    "clear_for_seconds": 2,
+    "error_code": "REDIS_CONNECTION_FAILED",
+    "summary": "Redis does not answer",
+    "action_required": "Check that Redis is running",
+    "runbook": "redis-cli ping",
+}
+
+
+@contextlib.contextmanager
+def chromium(*, javascript: bool = True) -> Iterator[webdriver.Chrome]:
+    """Headless Chromium driven by Debian's chromedriver (given by path: selenium-manager never runs); JavaScript
+    off through Chrome's content settings when asked; quit whatever happens."""
+    for binary in (CHROMIUM, CHROMEDRIVER):
+        if not binary.exists():
+            pytest.fail(f"{binary} is not installed (scripts/install-system-packages.sh installs it)")
+    options = Options()
+    options.binary_location = str(CHROMIUM)
+    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,1800"):
+        options.add_argument(argument)
+    if not javascript:
+        options.add_experimental_option("prefs", {"profile.managed_default_content_settings.javascript": 2})
+    driver = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=options)
+    try:
+        driver.set_page_load_timeout(PAGE_TIMEOUT_SECONDS)
+        yield driver
+    finally:
+        driver.quit()
+
+
+def row_ids(url: str) -> list[str]:
+    """The rows the page must show: one per check and per provider of the JSON summary."""
+    summary = httpx.get(f"{url}/api/v1/status", timeout=10).json()
+    return [f"component-{c['name']}" for c in summary["components"]] + [
+        f"provider-{p['key']}" for p in summary["providers"]
+    ]
+
+
+def state_of(driver: webdriver.Chrome, row_id: str) -> str | None:
+    return driver.find_element(By.ID, row_id).get_attribute("data-state")
+
+
+def test_status_page_live_and_static(stack, own_redis, receiver, workdir, tmp_path):
+    """With JavaScript: every component shown; Redis stopped, its row turns down and the P0 joins the active alerts
+    in the same page (no reload); a screenshot is kept. Without JavaScript: every component shown, rendered by the
+    server, Redis down."""
+    monitor = alerting_monitor(
+        stack,
+        workdir,
+        {"rules": [REDIS_DOWN]},
+        {"ops-hook": {"type": "webhook", "url": f"{receiver.url}/hook", "timeout_seconds": 2}},
+        service_name="status-page-under-test",
+        health={"redis_url": own_redis.redis_url},
+    )
+    monitor.start()
+    try:
+        wait_until(
+            lambda: (
+                httpx.get(f"{monitor.url}/api/v1/system/health", timeout=10).json()["checks"]["redis"]["status"]
+                == "healthy"
+            ),
+            60,
+            what="Redis healthy",
+        )
+        rows = row_ids(monitor.url)
+        assert "component-redis" in rows and "provider-gemini" in rows
+
+        with chromium() as driver:
+            driver.get(f"{monitor.url}/")
+            wait = WebDriverWait(driver, PAGE_TIMEOUT_SECONDS)
+            for row in rows:
+                assert driver.find_element(By.ID, row).is_displayed(), row
+            assert state_of(driver, "component-redis") == "up"
+            wait.until(lambda d: "live" in d.find_element(By.ID, "live").text)  # the WebSocket is open
+            driver.execute_script("window.loadedOnce = true;")  # gone if the page were loaded again
+
+            own_redis.stop()
+            wait.until(lambda d: state_of(d, "component-redis") == "down")
+            wait.until(
+                lambda d: any(
+                    "RedisDown" in item.text and "P0" in item.text
+                    for item in d.find_elements(By.CSS_SELECTOR, "#alerts li.alert")
+                )
+            )
+            assert driver.execute_script("return window.loadedOnce === true;")
+            assert driver.find_element(By.ID, "overall").get_attribute("data-state") == "down"
+            assert driver.save_screenshot(str(tmp_path / "status-page.png"))
+
+        with chromium(javascript=False) as driver:
+            driver.get(f"{monitor.url}/")
+            for row in rows:
+                assert driver.find_element(By.ID, row).is_displayed(), row
+            assert driver.find_element(By.ID, "live").text == ""  # the script never ran
+            assert state_of(driver, "component-redis") == "down"
+            assert "RedisDown" in driver.find_element(By.ID, "alerts").text
+            assert driver.save_screenshot(str(tmp_path / "status-page-static.png"))
+    finally:
+        monitor.stop()
