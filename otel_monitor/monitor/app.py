@@ -17,6 +17,7 @@ from otel_monitor.monitor.alerting.model import Rule
 from otel_monitor.monitor.alerting.notifications_router import build_notifications_router
 from otel_monitor.monitor.alerting.router import build_alerts_router
 from otel_monitor.monitor.alerting.service import AlertingService
+from otel_monitor.monitor.alerting.silences.router import build_silences_router
 from otel_monitor.monitor.config import MonitorConfig
 from otel_monitor.monitor.health.router import build_health_router
 from otel_monitor.monitor.health.service import HealthService
@@ -102,6 +103,7 @@ def create_app(
     )
     app.include_router(build_status_router(status))
     app.include_router(build_notifications_router())
+    app.include_router(build_silences_router())
     app.state.health = health
     app.state.quota = quota
     app.state.alerting = alerting

@@ -1,5 +1,6 @@
 """The `otel-monitor` command: `serve --config FILE` runs the monitor service, `check-config FILE` validates,
-`notify-test --config FILE` runs a fire drill of the alert channels."""
+`notify-test --config FILE` runs a fire drill of the alert channels, `silence add|list|expire` acts on the silences
+of a running monitor."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from pydantic import ValidationError
 
 from otel_monitor import __version__
 from otel_monitor.monitor.alerting.model import Rule
+from otel_monitor.monitor.alerting.silences.cli import add_silence_commands
 from otel_monitor.monitor.config import MonitorConfig, unreachable_alerts, untracked_signals
 from otel_monitor.monitor.config_file import ConfigError, ConfigProblem, load_config_file, problem_at
 
@@ -167,6 +169,7 @@ def main(argv: list[str] | None = None) -> int:
         help="also wait for retries due within this long (default 0: report each channel's first outcome)",
     )
     drill.set_defaults(run=_notify_test)
+    add_silence_commands(commands)
     args = parser.parse_args(argv)
     try:
         return args.run(args)

@@ -14,6 +14,7 @@ from otel_monitor.monitor.alerting.delivery.daily_summary import DailySummaryCon
 from otel_monitor.monitor.alerting.evaluate.sources import DEFAULT_MAX_CONCURRENT_QUERIES
 from otel_monitor.monitor.alerting.model import Priority, Rule
 from otel_monitor.monitor.alerting.routing import DeliveryConfig
+from otel_monitor.monitor.alerting.silences.windows import MaintenanceWindow
 from otel_monitor.monitor.health.config import HealthConfig
 from otel_monitor.monitor.quota.config import QuotaConfig
 
@@ -78,6 +79,17 @@ class AlertingConfig(BaseModel):
     # P2: the daily summary (send time and zone, reports dir); its Prometheus is ``prometheus_url`` unless set
     # (filled in at load).
     daily_summary: DailySummaryConfig = DailySummaryConfig()
+    # Recurring windows holding the notifications of the alerts they match, like a silence (none by default).
+    maintenance_windows: tuple[MaintenanceWindow, ...] = ()
+
+    @field_validator("maintenance_windows")
+    @classmethod
+    def _window_names_unique(cls, value: tuple[MaintenanceWindow, ...]) -> tuple[MaintenanceWindow, ...]:
+        names = [window.name for window in value]
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        if repeated:
+            raise ValueError(f"window names must be unique; repeated: {repeated}")
+        return value
 
     @field_validator("digest_period_minutes")
     @classmethod

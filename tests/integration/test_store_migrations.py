@@ -39,6 +39,7 @@ ALERTING_TABLES = {
     "alert_delivery_attempts",
     "alert_digest_entries",
     "alert_digest_sent_hours",
+    "silences",
 }
 
 
@@ -112,7 +113,7 @@ def test_fresh_database_gets_every_table(database_url):
     migrate(database_url)
     migrate(database_url)  # at head: nothing to do
     revision, tables = revision_and_tables(database_url)
-    assert revision == head_revision() == "0004_status_uptime"
+    assert revision == head_revision() == "0005_silences"
     assert tables == {VERSION_TABLE, "quota_usage", *ALERTING_TABLES, "status_uptime_days"}
     assert schema_differences(database_url) == []
 

@@ -3,7 +3,8 @@
 Instrument (unit) -> Prometheus series from the collector's exporter:
 
 - ``otel_monitor.alerts`` ({alert}) -> ``otel_monitor_alerts`` {rule, priority, service, state}: the active
-  alerts (state ``pending`` or ``firing``), like Prometheus's ``ALERTS``; ``service`` only on alerts that have one.
+  alerts (state ``pending``, ``firing``, or ``silenced``: firing while a silence or maintenance window holds it),
+  like Prometheus's ``ALERTS``; ``service`` only on alerts that have one.
   A series whose alerts are gone (resolved, or pending turned firing) reads 0 for ``ENDED_SERIES_SECONDS``, then
   is no longer observed: the collector's exporter keeps a series' last value until it expires, so the 0 is what
   tells dashboards it ended. Current alerts: ``otel_monitor_alerts > 0``.
@@ -29,7 +30,7 @@ import contextlib
 import datetime as dt
 import threading
 from collections import Counter as _Tally
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass
 
 from opentelemetry import metrics
@@ -38,7 +39,7 @@ from opentelemetry.metrics import CallbackOptions, MeterProvider, Observation
 from otel_monitor._utc_time import utc_now
 from otel_monitor.instrument.metrics import CALL_DURATION_BUCKETS, METER_NAME
 from otel_monitor.logs.logger import StructuredLogger
-from otel_monitor.monitor.alerting.model import Alert
+from otel_monitor.monitor.alerting.model import Alert, AlertState
 
 __all__ = [
     "AlertingMetricNames",
@@ -103,8 +104,14 @@ class OutboxDepth:
 _SeriesKey = tuple[tuple[str, str], ...]
 
 
-def _series_of(alert: Alert) -> _SeriesKey:
-    labels = {"rule": alert.rule, "priority": alert.priority.value, "state": alert.state.value}
+SILENCED_STATE = "silenced"
+
+
+def _series_of(alert: Alert, silenced: Collection[str] = ()) -> _SeriesKey:
+    state = alert.state.value
+    if alert.state is AlertState.FIRING and alert.fingerprint in silenced:
+        state = SILENCED_STATE
+    labels = {"rule": alert.rule, "priority": alert.priority.value, "state": state}
     if alert.service:
         labels["service"] = alert.service
     return tuple(sorted(labels.items()))
@@ -174,10 +181,11 @@ class AlertingMetrics:
     def rule_failed(self, rule: str) -> None:
         self._errors.add(1, {"rule": rule})
 
-    def keep_alerts(self, alerts: Iterable[Alert]) -> None:
-        """The active (pending and firing) alerts now; series of alerts gone since read 0 for a while."""
+    def keep_alerts(self, alerts: Iterable[Alert], silenced: Collection[str] = ()) -> None:
+        """The active (pending and firing) alerts now, those of ``silenced`` fingerprints firing as ``silenced``;
+        series of alerts gone since read 0 for a while."""
         now = self._clock()
-        current = dict(_Tally(_series_of(alert) for alert in alerts))
+        current = dict(_Tally(_series_of(alert, silenced) for alert in alerts))
         with self._lock:
             for series in self._alerts.keys() - current.keys():
                 self._ended[series] = now

@@ -23,6 +23,7 @@ from otel_monitor.monitor.alerting.model import Alert, Priority
 from otel_monitor.monitor.alerting.notification import Notification
 from otel_monitor.monitor.alerting.notifiers.log_file import ALERT_LOGGER, log_notification
 from otel_monitor.monitor.alerting.routing import AT_ONCE, DIGESTED, LOGGED_AS_THEY_HAPPEN, DeliveryConfig
+from otel_monitor.monitor.alerting.silences.gate import SilenceGate
 from otel_monitor.monitor.alerting.state import AlertStore
 
 __all__ = ["AlertPipeline", "Stage"]
@@ -38,6 +39,8 @@ Step = Callable[[Change], Awaitable[None]]
 class AlertPipeline:
     """Announces, delivers and keeps the changes of each evaluation pass:
 
+    0. ``hold_silenced``: the firing transitions of alerts a silence or maintenance window holds are only kept
+       (``silences``, a ``SilenceGate``), and the held ones nothing holds any more are announced.
     1. ``log_transitions``: P1 and P2 transitions logged at WARNING as they happen (their channels may hear of them
        only in a digest or the daily summary).
     2. ``hold_for_digest``: P1 transitions kept for their period's digest (``digest``), sent at the period's close.
@@ -63,8 +66,10 @@ class AlertPipeline:
         environment: str = "development",
         transition_details: Callable[[Alert], Mapping[str, object]] | None = None,
         clock: Callable[[], dt.datetime] = utc_now,
+        silences: SilenceGate | None = None,
     ) -> None:
         self.outbox = outbox
+        self.silences = silences
         self.dispatcher = dispatcher
         self.delivery = delivery
         self.store = store
@@ -75,6 +80,7 @@ class AlertPipeline:
         self._transition_details = transition_details
         self._unwritten: dict[str, Change] = {}  # changes the store refused, by fingerprint, for the next run
         self.stages: tuple[Stage, ...] = (
+            self.hold_silenced,
             self.log_transitions,
             self.hold_for_digest,
             self.queue,
@@ -89,6 +95,9 @@ class AlertPipeline:
             passing = await stage(passing)
 
     # -- the stages -----------------------------------------------------------------------------------------------
+    async def hold_silenced(self, changes: list[Change]) -> list[Change]:
+        return changes if self.silences is None else await self.silences.run(changes)
+
     async def log_transitions(self, changes: list[Change]) -> list[Change]:
         await self._each("log_transitions", _transitions(changes, LOGGED_AS_THEY_HAPPEN), self._log_transition)
         return changes

@@ -7,7 +7,7 @@ import datetime as dt
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, WebSocket
+from fastapi import APIRouter, Query, Request, WebSocket
 
 from otel_monitor._utc_time import iso_utc
 from otel_monitor.monitor.alerting.incidents import Incident, IncidentStatus
@@ -101,13 +101,19 @@ def build_alerts_router(
 
     @router.get(ALERTS_PATH)
     async def get_alerts(
+        request: Request,
         priority: Annotated[Priority | None, Query(description="only this priority")] = None,
         service: Annotated[str | None, Query(description="only alerts of this service label")] = None,
         state: Annotated[AlertState | None, Query(description="only alerts in this state")] = None,
         limit: Annotated[int, Query(ge=1, le=_MAX_LIMIT, description="at most this many")] = DEFAULT_HISTORY_LIMIT,
     ) -> dict[str, object]:
         alerts = await alert_history(priority=priority, service=service, state=state, limit=limit)
-        return {"alerts": [alert_json(alert) for alert in select_alerts(alerts)]}
+        silences = getattr(getattr(request.app.state, "alerting", None), "silences", None)
+
+        def silenced_by(alert: Alert) -> list[str]:  # what holds its notifications now (a resolved one: nothing)
+            return [] if silences is None or alert.state is AlertState.RESOLVED else silences.holding(alert)
+
+        return {"alerts": [{**alert_json(alert), "silenced_by": silenced_by(alert)} for alert in select_alerts(alerts)]}
 
     @router.get(INCIDENTS_PATH)
     async def get_incidents(

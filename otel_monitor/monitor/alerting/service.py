@@ -31,6 +31,9 @@ from otel_monitor.monitor.alerting.notifiers import WebSocketHub, build_notifier
 from otel_monitor.monitor.alerting.pipeline import AlertPipeline
 from otel_monitor.monitor.alerting.quota_details import quota_details
 from otel_monitor.monitor.alerting.routing import DeliveryConfig
+from otel_monitor.monitor.alerting.silences.gate import SilenceGate
+from otel_monitor.monitor.alerting.silences.store import SilenceStore
+from otel_monitor.monitor.alerting.silences.windows import MaintenanceWindow
 from otel_monitor.monitor.alerting.state import DEFAULT_HISTORY_LIMIT, AlertEpisode, AlertStore
 from otel_monitor.monitor.config import MonitorConfig
 from otel_monitor.monitor.quota.day_windows import WindowPeak, quota_windows_between
@@ -78,6 +81,8 @@ class AlertingService:
         digest_period: dt.timedelta = DEFAULT_DIGEST_PERIOD,
         transition_details: Callable[[Alert], Mapping[str, object]] | None = None,
         metrics: AlertingMetrics | None = None,
+        silences: SilenceStore | None = None,
+        maintenance_windows: Sequence[MaintenanceWindow] = (),
     ) -> None:
         self.outbox = outbox
         self.dispatcher = dispatcher
@@ -94,6 +99,14 @@ class AlertingService:
         self.evaluator = Evaluator(
             rules, sources, clock, jaeger_base=jaeger_base, trace_lookup=trace_lookup, metrics=metrics
         )
+        # What holds alerts' notifications: the silences of the API and the config's maintenance windows.
+        self.silences = SilenceGate(
+            silences or SilenceStore(clock=clock),
+            self.state,
+            current_alerts=self.evaluator.alerts,
+            windows=maintenance_windows,
+            clock=clock,
+        )
         self.pipeline = AlertPipeline(
             outbox,
             dispatcher,
@@ -105,6 +118,7 @@ class AlertingService:
             environment=environment,
             transition_details=transition_details,
             clock=clock,
+            silences=self.silences,
         )
         # P1 transitions wait here for their period's digest (kept in ``digests``).
         self.digest = self.pipeline.digest
@@ -191,6 +205,8 @@ class AlertingService:
             closers=[] if http_client is not None else [client.aclose],
             websocket_hub=websocket_hub,
             metrics=metrics,
+            silences=SilenceStore(store_url, clock=clock),
+            maintenance_windows=alerting.maintenance_windows,
         )
 
     # -- reading --------------------------------------------------------------------------------------------------
@@ -220,13 +236,14 @@ class AlertingService:
     async def evaluate_once(self, now: dt.datetime | None = None) -> list[Change]:
         """One pass of the evaluation loop at ``now`` (default: the clock); returns its changes."""
         changes = await self.evaluator.evaluate_once(now)
-        self._keep_alerts()
         await self.pipeline.run(changes)
+        self._keep_alerts()
         return changes
 
     def _keep_alerts(self) -> None:
         if self.metrics is not None:
-            self.metrics.keep_alerts(self.evaluator.alerts())
+            alerts = self.evaluator.alerts()
+            self.metrics.keep_alerts(alerts, silenced={a.fingerprint for a in alerts if self.silences.holding(a)})
 
     async def outbox_depth(self) -> OutboxDepth:
         """The outbox's pending deliveries, read from the store on its own threads."""
@@ -252,6 +269,7 @@ class AlertingService:
             _log.error("Restoring alerts failed; starting with none", error=repr(exc))
             active = []
         self.evaluator.restore(active)
+        await self.silences.restore()
         self._keep_alerts()
         if active:
             _log.info("Alerts restored", count=len(self.evaluator.alerts()))
@@ -293,7 +311,7 @@ class AlertingService:
         for close in self._closers:
             with contextlib.suppress(Exception):
                 await close()
-        for store in (self.outbox, self.state, self.incident_store, self.digest.store):
+        for store in (self.outbox, self.state, self.incident_store, self.digest.store, self.silences.store):
             try:  # close waits for the store's lock: behind a call hanging on the database, only a few seconds
                 await store.executor.shutdown_after(store.close)
             except TimeoutError:

@@ -68,8 +68,9 @@ class AlertStore(SqlStore):
     """The ``alerts`` table, in the outbox's database (same URL)."""
 
     # -- writing --------------------------------------------------------------------------------------------------
-    def upsert(self, alert: Alert) -> None:
-        """Writes the alert's episode (fingerprint and start) as it is now."""
+    def upsert(self, alert: Alert, *, firing_held: bool | None = None) -> None:
+        """Writes the alert's episode (fingerprint and start) as it is now; ``firing_held`` (when given) records
+        whether its firing notification is held by a silence."""
         now = self._clock()
         starts_at = alert.starts_at or now
         with self._lock, Session(self._ready()) as session, session.begin():
@@ -80,6 +81,8 @@ class AlertStore(SqlStore):
                 row = _AlertRow(fingerprint=alert.fingerprint, starts_at=starts_at)
                 session.add(row)
             _fill(row, alert, now)
+            if firing_held is not None:
+                row.firing_held = firing_held
 
     def discard(self, alert: Alert) -> None:
         """Drops a pending episode whose condition cleared before it fired: it never was an alert."""
@@ -99,6 +102,13 @@ class AlertStore(SqlStore):
         with self._lock, Session(self._ready()) as session:
             latest = {row.fingerprint: _alert_of(row) for row in session.scalars(query).all()}
         return list(latest.values())
+
+    def load_held(self) -> list[str]:
+        """The fingerprints of the firing alerts whose firing notification is held (latest episode of each)."""
+        query = select(_AlertRow).where(_AlertRow.state.in_(_ACTIVE)).order_by(_AlertRow.starts_at)
+        with self._lock, Session(self._ready()) as session:
+            latest = {row.fingerprint: row.firing_held for row in session.scalars(query).all()}
+        return [fp for fp, held in latest.items() if held]
 
     def history(
         self,

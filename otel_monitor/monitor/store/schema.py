@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import Date, Float, Index, Integer, MetaData, String, Text, UniqueConstraint
+from sqlalchemy import Boolean, Date, Float, Index, Integer, MetaData, String, Text, UniqueConstraint, false
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from otel_monitor.monitor.store.engine import UTCDateTime
@@ -21,6 +21,7 @@ __all__ = [
     "DigestEntryRow",
     "DigestSentPeriodRow",
     "UptimeDayRow",
+    "SilenceRow",
 ]
 
 # Constraint and index names follow from the table and columns, the same on SQLite and PostgreSQL, so that a
@@ -82,6 +83,9 @@ class AlertRow(Base):
     fired_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     min_value: Mapped[float | None] = mapped_column(Float, nullable=True)
     max_value: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # The episode's firing notification was held by a silence or maintenance window, not sent yet: it goes out
+    # when nothing holds the alert any more (kept here so that a restart does not forget it).
+    firing_held: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False, server_default=false())
 
 
 class IncidentRow(Base):
@@ -175,3 +179,18 @@ class UptimeDayRow(Base):
     day: Mapped[dt.date] = mapped_column(Date, primary_key=True)
     checks_up: Mapped[int] = mapped_column(Integer, nullable=False)
     checks_total: Mapped[int] = mapped_column(Integer, nullable=False)
+
+
+class SilenceRow(Base):
+    """One silence: ``matchers`` is JSON (name, value, operator); expiring it sets ``ends_at`` to the moment."""
+
+    __tablename__ = "silences"
+    __table_args__ = (Index(None, "ends_at"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    matchers: Mapped[str] = mapped_column(Text, nullable=False)
+    starts_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False)
+    ends_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False)
+    comment: Mapped[str] = mapped_column(Text, nullable=False)
+    author: Mapped[str] = mapped_column(String(255), nullable=False)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False)
