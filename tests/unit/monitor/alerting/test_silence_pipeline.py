@@ -9,6 +9,7 @@ import logging
 
 import pytest
 
+from otel_monitor.monitor.alerting.delivery.digest import DigestStore
 from otel_monitor.monitor.alerting.delivery.dispatcher import Dispatcher
 from otel_monitor.monitor.alerting.delivery.outbox import Outbox
 from otel_monitor.monitor.alerting.metrics import AlertingMetricNames, AlertingMetrics
@@ -49,19 +50,22 @@ class Monitor:
     """An alerting service on a SQLite file, its condition and clock driven by the test; nothing delivered (the
     outbox shows what was queued)."""
 
-    def __init__(self, url: str, clock: Clock, windows: tuple[MaintenanceWindow, ...] = (), metrics=None) -> None:
+    def __init__(
+        self, url: str, clock: Clock, windows: tuple[MaintenanceWindow, ...] = (), metrics=None, rule: Rule = RULE
+    ) -> None:
         self.clock = clock
         self.conditions = Conditions()
         self.outbox = Outbox(url, clock=clock)
         self.silences = SilenceStore(url, clock=clock)
         self.service = AlertingService(
-            [RULE],
+            [rule],
             {"check": self.conditions},
             self.outbox,
             Dispatcher.from_config(self.outbox, DELIVERY, {}),
             DELIVERY,
             clock=clock,
             state=AlertStore(url, clock=clock),
+            digests=DigestStore(url, clock=clock),
             silences=self.silences,
             maintenance_windows=windows,
             metrics=metrics,
@@ -213,4 +217,19 @@ async def test_alerts_gauge_shows_a_silenced_alert_as_silenced(url, clock):
     await monitor.passes()
     states = {dict(series)["state"]: value for series, value in captured.points(AlertingMetricNames.ALERTS).items()}
     assert states == {"silenced": 0, "firing": 1}
+    await monitor.service.stop()
+
+
+@pytest.mark.asyncio
+async def test_held_p1_is_kept_out_of_the_digest_until_released(url, clock):
+    """A silenced P1 is not put in its period's digest; once the silence is expired it is, once."""
+    monitor = Monitor(url, clock, rule=RULE.model_copy(update={"priority": Priority.P1, "interval_seconds": STEP}))
+    silence = monitor.silence()
+    monitor.conditions.holding.add(RULE.name)
+    await monitor.passes(3)
+    assert monitor.service.digest.pending() == 0
+    monitor.expire(silence.id)
+    await monitor.passes(3)
+    assert monitor.service.digest.pending() == 1
+    assert monitor.queued() == []
     await monitor.service.stop()
