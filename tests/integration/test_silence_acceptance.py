@@ -4,7 +4,7 @@ invalid-key and Redis P0 rules, driven through the ``otel-monitor silence`` CLI:
 - a silence on ``service=gemini`` holds the Gemini invalid-key P0: silenced in ``/api/v1/alerts``, nothing at the
   receiver; expiring it while the key is still invalid delivers the firing once;
 - the Redis P0, fired and delivered, then resolved under a silence: its resolved notification goes out;
-- the CLI exits non-zero, saying why, on an unknown silence and on a monitor it cannot reach.
+- the CLI exits non-zero, saying why, on an unknown silence, on bad input and on a monitor it cannot reach.
 """
 
 from __future__ import annotations
@@ -132,9 +132,15 @@ def test_silences_hold_release_and_let_resolutions_through(own_stack, own_demo, 
             assert resolved["alert"]["error_code"] == REDIS_CODE
             assert len(hooks(receiver, "firing", REDIS_CODE)) == 1
 
-            # The CLI's errors: an unknown silence (404) and a monitor it cannot reach.
+            # The CLI's errors: an unknown silence (404), a silence ending before it starts (422), and (below) a
+            # monitor it cannot reach.
             status, _, err = cli(capsys, "silence", "expire", "--url", url, "no-such-silence")
             assert status == 1 and "404" in err and "no-such-silence" in err
+            status, _, err = cli(
+                capsys, "silence", "add", "--url", url, "--matcher", "service=gemini", "--start",
+                "2030-01-02T00:00:00Z", "--end", "2030-01-01T00:00:00Z", "--comment", "backwards",
+            )  # fmt: skip
+            assert status == 1 and "422" in err and "ends_at: Value error, must be after starts_at" in err
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     status, _, err = cli(capsys, "silence", "list", "--url", url)

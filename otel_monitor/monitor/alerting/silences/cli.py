@@ -87,6 +87,8 @@ def _call(args: argparse.Namespace, method: str, path: str, **request: object) -
         body = None
     if response.is_error:
         detail = body.get("detail") if isinstance(body, dict) else response.text[:500]
+        if isinstance(detail, list):  # FastAPI's validation errors: each names its field
+            detail = "; ".join(f"{'.'.join(map(str, error['loc'][1:]))}: {error['msg']}" for error in detail)
         print(f"otel-monitor: the monitor answered {response.status_code}: {detail}", file=sys.stderr)
         return None
     return body if isinstance(body, dict) else {}
