@@ -13,6 +13,8 @@ from otel_monitor.instrument.providers import ProviderRegistry
 from otel_monitor.logs.logger import StructuredLogger
 from otel_monitor.monitor.alerting.incidents import IncidentStatus
 from otel_monitor.monitor.alerting.notifiers.websocket import WebSocketHub
+from otel_monitor.monitor.alerting.silences.model import SilenceState
+from otel_monitor.monitor.alerting.silences.router import silence_views
 from otel_monitor.monitor.status.collect import StatusCollector, check_state, provider_component
 from otel_monitor.monitor.status.model import DOWN, UNKNOWN, StatusSummary, worst_state
 from otel_monitor.monitor.status.provider_metrics import ProviderMetricsReader
@@ -65,14 +67,19 @@ class StatusService:
         alerting: AlertingService | None,
     ) -> StatusService:
         """Over the app's services: the providers' metrics from ``alerting.prometheus_url``, the uptime history in
-        ``alerting.store_url``; alerts and incidents from ``alerting`` (none while it is off). Silences: none until
-        ``collector.silences`` is set to their source."""
+        ``alerting.store_url``; alerts, incidents and active silences from ``alerting`` (none while it is off)."""
         store = UptimeStore(config.alerting.store_url) if config.alerting.store_url else None
 
         async def open_incidents() -> list[dict[str, Any]]:
             if alerting is None:
                 return []
             return [incident.to_json() for incident in await alerting.incidents(status=IncidentStatus.OPEN)]
+
+        async def active_silences() -> list[dict[str, Any]]:
+            if alerting is None:
+                return []
+            views = await silence_views(alerting.silences, state=SilenceState.ACTIVE)
+            return [view.model_dump(mode="json") for view in views]
 
         collector = StatusCollector(
             health_report=lambda: health.last_report,
@@ -81,6 +88,7 @@ class StatusService:
             metrics_reader=ProviderMetricsReader(config.alerting.prometheus_url),
             active_alerts=alerting.alerts if alerting is not None else list,
             open_incidents=open_incidents,
+            silences=active_silences,
             uptime_store=store,
         )
         service = cls(collector, WebSocketHub(), uptime_store=store)

@@ -19,7 +19,7 @@ from otel_monitor.monitor.api_errors import error_responses
 if TYPE_CHECKING:
     from otel_monitor.monitor.alerting.silences.gate import SilenceGate
 
-__all__ = ["SILENCES_PATH", "SilenceRequest", "SilenceView", "SilenceList", "build_silences_router"]
+__all__ = ["SILENCES_PATH", "SilenceRequest", "SilenceView", "SilenceList", "build_silences_router", "silence_views"]
 
 SILENCES_PATH = "/api/v1/silences"
 _MAX_LIMIT = 1000
@@ -100,6 +100,20 @@ def _invalid_ends_at(message: str, value: dt.datetime) -> RequestValidationError
     return RequestValidationError([error])
 
 
+async def silence_views(
+    gate: SilenceGate, *, state: SilenceState | None = None, limit: int = DEFAULT_SILENCE_LIMIT
+) -> list[SilenceView]:
+    """The stored silences in ``state`` (all: None), newest first, after the open maintenance windows when active
+    ones are asked for."""
+    store = gate.store
+    now = store.clock()
+    silences = await store.executor.run(store.silences, state=state, limit=limit)
+    views = [SilenceView.of_silence(silence, now) for silence in silences]
+    if state in (None, SilenceState.ACTIVE):
+        views = [SilenceView.of_window(window) for window in gate.open_windows(now)] + views
+    return views
+
+
 def build_silences_router() -> APIRouter:
     """The silences of ``app.state.alerting`` (while alerting is off: none listed, adding or expiring one answers
     409). Bad input answers FastAPI's 422 JSON, each error's ``loc`` naming the field; an unknown id 404."""
@@ -138,15 +152,7 @@ def build_silences_router() -> APIRouter:
         ),
     ) -> SilenceList:
         gate = _gate(request)
-        if gate is None:
-            return SilenceList(silences=[])
-        store = gate.store
-        now = store.clock()
-        silences = await store.executor.run(store.silences, state=state, limit=limit)
-        views = [SilenceView.of_silence(silence, now) for silence in silences]
-        if state in (None, SilenceState.ACTIVE):
-            views = [SilenceView.of_window(window) for window in gate.open_windows(now)] + views
-        return SilenceList(silences=views)
+        return SilenceList(silences=[] if gate is None else await silence_views(gate, state=state, limit=limit))
 
     @router.get(SILENCES_PATH + "/{silence_id}", responses=error_responses(404))
     async def get_silence(request: Request, silence_id: str) -> SilenceView:

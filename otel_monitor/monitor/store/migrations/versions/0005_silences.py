@@ -1,7 +1,7 @@
 """Silences: the silences table, and alerts.firing_held (a firing notification held by a silence, not sent yet).
 
 Revision ID: 0005_silences
-Revises: 0003_delivery_attempts
+Revises: 0004_status_uptime
 Create Date: 2026-12-01
 """
 
