@@ -1,4 +1,5 @@
-"""The monitor service's FastAPI app: health, quota and alerts routers over services started with the app."""
+"""The monitor service's FastAPI app: health, quota and alerts routers over services started with the app, behind the
+API token authorization of the config's `auth` section."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from otel_monitor.monitor.alerting.notifications_router import build_notificatio
 from otel_monitor.monitor.alerting.router import build_alerts_router
 from otel_monitor.monitor.alerting.service import AlertingService
 from otel_monitor.monitor.alerting.silences.router import build_silences_router
+from otel_monitor.monitor.auth.middleware import install_auth
 from otel_monitor.monitor.config import MonitorConfig
 from otel_monitor.monitor.health.router import build_health_router
 from otel_monitor.monitor.health.service import HealthService
@@ -104,6 +106,7 @@ def create_app(
     app.include_router(build_status_router(status))
     app.include_router(build_notifications_router())
     app.include_router(build_silences_router())
+    install_auth(app, config.auth)  # every route, by its method; open paths and no-token mode in auth/
     app.state.health = health
     app.state.quota = quota
     app.state.alerting = alerting

@@ -1,6 +1,6 @@
 """The `otel-monitor` command: `serve --config FILE` runs the monitor service, `check-config FILE` validates,
 `notify-test --config FILE` runs a fire drill of the alert channels, `silence add|list|expire` acts on the silences
-of a running monitor."""
+of a running monitor, `hash-token` prints an API token's hash."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from otel_monitor import __version__
 from otel_monitor.monitor.alerting.model import Rule
 from otel_monitor.monitor.alerting.silences.cli import add_silence_commands
+from otel_monitor.monitor.auth.config import hash_token, unauthenticated_exposure
 from otel_monitor.monitor.config import MonitorConfig, unreachable_alerts, untracked_signals
 from otel_monitor.monitor.config_file import ConfigError, ConfigProblem, load_config_file, problem_at
 
@@ -44,6 +45,9 @@ def _load(path: str) -> tuple[MonitorConfig, list[Rule], list[ConfigProblem], st
             problems += error.problems
             rules = None
     problems += [problem_at(path, loc, message) for loc, message in unreachable_alerts(config.alerting, rules)]
+    problems += [
+        problem_at(path, loc, message) for loc, message in unauthenticated_exposure(config.auth, config.server.host)
+    ]
     if problems:
         raise ConfigError(problems)
     rules = rules or []
@@ -78,6 +82,9 @@ def _serve(args: argparse.Namespace) -> int:
     from otel_monitor.monitor.app import create_app
 
     config, rules, warnings, _checker = _load(args.config)
+    for _loc, message in unauthenticated_exposure(config.auth, args.host or config.server.host):
+        print(f"otel-monitor: refusing to serve: {message}", file=sys.stderr)
+        return EXIT_CONFIG_ERROR
     try:
         settings = config.telemetry_settings()
     except ValidationError as error:  # an OTEL_MONITOR_* variable of the environment
@@ -90,6 +97,11 @@ def _serve(args: argparse.Namespace) -> int:
         log.warning(
             f"{warning.key}: {warning.message}",
             extra={"setting": warning.key, "config_file": f"{warning.path}:{warning.line or ''}"},
+        )
+    if not config.auth.enabled:
+        log.warning(
+            "auth: no API token is configured: every route of the API is open to anyone who reaches the port",
+            extra={"setting": "auth.tokens"},
         )
     app = create_app(config, meter_provider=telemetry.meter_provider, telemetry=telemetry, rules=rules)
     uvicorn.run(
@@ -145,6 +157,18 @@ async def _drill(config: MonitorConfig, channels: tuple[str, ...], settle_second
             await outbox.executor.shutdown_after(outbox.close)
 
 
+def _hash_token(_args: argparse.Namespace) -> int:
+    """Prints the SHA-256 of the token read on stdin (one line; surrounding whitespace dropped), for auth.tokens."""
+    token = sys.stdin.readline().strip()
+    if not token:
+        print(
+            "otel-monitor: no token on stdin (e.g. `openssl rand -hex 32 | otel-monitor hash-token`)", file=sys.stderr
+        )
+        return EXIT_CONFIG_ERROR
+    print(hash_token(token))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="otel-monitor", description=__doc__)
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -170,6 +194,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     drill.set_defaults(run=_notify_test)
     add_silence_commands(commands)
+    hashing = commands.add_parser(
+        "hash-token", help="read an API token on stdin, print its sha256 for auth.tokens (the token is not kept)"
+    )
+    hashing.set_defaults(run=_hash_token)
     args = parser.parse_args(argv)
     try:
         return args.run(args)

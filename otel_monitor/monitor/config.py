@@ -15,6 +15,7 @@ from otel_monitor.monitor.alerting.evaluate.sources import DEFAULT_MAX_CONCURREN
 from otel_monitor.monitor.alerting.model import Priority, Rule
 from otel_monitor.monitor.alerting.routing import DeliveryConfig
 from otel_monitor.monitor.alerting.silences.windows import MaintenanceWindow
+from otel_monitor.monitor.auth.config import AuthConfig
 from otel_monitor.monitor.health.config import HealthConfig
 from otel_monitor.monitor.quota.config import QuotaConfig
 
@@ -137,6 +138,7 @@ class MonitorConfig(BaseModel):
     health: HealthConfig = HealthConfig()
     quota: QuotaConfig = QuotaConfig()
     alerting: AlertingConfig = AlertingConfig()
+    auth: AuthConfig = AuthConfig()
 
     @model_validator(mode="after")
     def _alerting_stores_default_to_the_quota_store(self) -> MonitorConfig:

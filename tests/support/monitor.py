@@ -9,7 +9,7 @@ import yaml
 from examples.monitor_launcher import MonitorProcess
 from tools.devstack import DevStack
 
-__all__ = ["alerting_monitor"]
+__all__ = ["API_TOKENS", "alerting_monitor", "secured_monitor"]
 
 # Retries fast enough for a test to see a receiver that comes back.
 FAST_RETRY = {"initial_backoff_seconds": 0.2, "max_backoff_seconds": 1}
@@ -44,4 +44,47 @@ def alerting_monitor(
         # P1 and P2 go nowhere on purpose (`[]`): serve refuses rules of a priority left unrouted.
         "delivery": {"channels": channels, "routing": {"P0": list(channels), "P1": [], "P2": []}, "retry": FAST_RETRY},
     }
+    return process
+
+
+# One token per scope (test values: random-looking, never real); the writer's comes from the environment.
+API_TOKENS = {"read": "reader-" + "4f1c" * 8, "write": "writer-" + "9b2e" * 8, "admin": "admin-" + "d07a" * 8}
+WRITER_TOKEN_VARIABLE = "OTEL_MONITOR_TEST_WRITER_TOKEN"
+_ONE_RULE = {
+    "rules": [
+        {
+            "name": "RedisDown",
+            "priority": "P0",
+            "source": "check",
+            "expr": "health.redis",
+            "interval_seconds": 1,
+            "error_code": "REDIS_CONNECTION_FAILED",
+            "summary": "Redis is unreachable",
+            "action_required": "Restart Redis or check its host",
+            "runbook": "Celery and the failure streaks stop while Redis is down.",
+        }
+    ]
+}
+
+
+def secured_monitor(stack: DevStack, workdir: Path, hook_url: str, *, service_name: str) -> MonitorProcess:
+    """A monitor with alerting on (one rule, P0 to a webhook at ``hook_url``) and a token per scope of
+    ``API_TOKENS``: read and admin stored as hashes, write read from the environment."""
+    from otel_monitor.monitor.auth.config import hash_token
+
+    process = alerting_monitor(
+        stack,
+        workdir,
+        _ONE_RULE,
+        {"hook": {"type": "webhook", "url": hook_url, "timeout_seconds": 2}},
+        service_name=service_name,
+    )
+    process.config["auth"] = {
+        "tokens": [
+            {"name": "reader", "scopes": ["read"], "sha256": hash_token(API_TOKENS["read"])},
+            {"name": "writer", "scopes": ["write"], "from_env": WRITER_TOKEN_VARIABLE},
+            {"name": "admin", "scopes": ["admin"], "sha256": hash_token(API_TOKENS["admin"])},
+        ]
+    }
+    process.env = {**process.env, WRITER_TOKEN_VARIABLE: API_TOKENS["write"]}
     return process

@@ -4,11 +4,12 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request
 
 from otel_monitor._utc_time import iso_utc
+from otel_monitor.monitor.alerting.api_models import DrillReport, NotificationList
 from otel_monitor.monitor.alerting.delivery.drill import (
     DrillOutcome,
     UnknownChannelError,
@@ -16,6 +17,7 @@ from otel_monitor.monitor.alerting.delivery.drill import (
     run_fire_drill,
 )
 from otel_monitor.monitor.alerting.delivery.outbox import DELIVERY_STATUSES, Delivery, DeliveryStatus
+from otel_monitor.monitor.api_errors import error_responses
 
 if TYPE_CHECKING:
     from otel_monitor.monitor.alerting.service import AlertingService
@@ -27,6 +29,13 @@ NOTIFICATIONS_TEST_PATH = "/api/v1/notifications/test"
 _DEFAULT_LIMIT = 100
 _MAX_LIMIT = 1000
 _MAX_SETTLE_SECONDS = 300
+
+# The statuses as a Literal, so an unknown one is FastAPI's documented 422; built at run time from the outbox's
+# statuses, which a type checker cannot follow: it sees the plain string they are.
+if TYPE_CHECKING:
+    DeliveryStatusParam = str
+else:
+    DeliveryStatusParam = Literal[DELIVERY_STATUSES]
 
 
 def delivery_json(delivery: Delivery) -> dict[str, object]:
@@ -61,13 +70,11 @@ def build_notifications_router() -> APIRouter:
     answers 409. Bad parameters answer 422 JSON; a drill of an unknown channel 404 JSON."""
     router = APIRouter(tags=["notifications"])
 
-    @router.get(NOTIFICATIONS_PATH)
+    @router.get(NOTIFICATIONS_PATH, response_model=NotificationList)
     async def get_notifications(
         request: Request,
         channel: Annotated[str | None, Query(description="only deliveries on this channel")] = None,
-        status: Annotated[
-            str | None, Query(description=f"only deliveries in this state: {', '.join(DELIVERY_STATUSES)}")
-        ] = None,
+        status: Annotated[DeliveryStatusParam | None, Query(description="only deliveries in this state")] = None,
         since: Annotated[
             dt.datetime | None,
             Query(description="only deliveries queued at or after this ISO 8601 time (UTC if no offset)"),
@@ -76,8 +83,6 @@ def build_notifications_router() -> APIRouter:
             _DEFAULT_LIMIT
         ),
     ) -> dict[str, object]:
-        if status is not None and status not in DELIVERY_STATUSES:
-            raise HTTPException(422, f"unknown status {status!r} (known: {', '.join(DELIVERY_STATUSES)})")
         if since is not None and since.tzinfo is None:
             since = since.replace(tzinfo=dt.UTC)
         alerting = _alerting(request)
@@ -89,7 +94,7 @@ def build_notifications_router() -> APIRouter:
         )
         return {"notifications": [delivery_json(delivery) for delivery in deliveries]}
 
-    @router.post(NOTIFICATIONS_TEST_PATH)
+    @router.post(NOTIFICATIONS_TEST_PATH, response_model=DrillReport, responses=error_responses(404, 409))
     async def post_notification_test(
         request: Request,
         channel: Annotated[str | None, Query(description="only this channel (default: every routed channel)")] = None,

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, WebSocket
 
 from otel_monitor._utc_time import iso_utc
+from otel_monitor.monitor.alerting.api_models import AlertList, IncidentList
 from otel_monitor.monitor.alerting.incidents import Incident, IncidentStatus
 from otel_monitor.monitor.alerting.model import Alert, AlertState, Priority
 from otel_monitor.monitor.alerting.notifiers.websocket import WebSocketHub, serve_subscriber
@@ -99,7 +100,7 @@ def build_alerts_router(
         wants_status = status_hub is not None and websocket.query_params.get("include") == "status"
         await serve_subscriber(hub, websocket, also=[status_hub] if wants_status and status_hub else [])
 
-    @router.get(ALERTS_PATH)
+    @router.get(ALERTS_PATH, response_model=AlertList)
     async def get_alerts(
         request: Request,
         priority: Annotated[Priority | None, Query(description="only this priority")] = None,
@@ -115,7 +116,7 @@ def build_alerts_router(
 
         return {"alerts": [{**alert_json(alert), "silenced_by": silenced_by(alert)} for alert in select_alerts(alerts)]}
 
-    @router.get(INCIDENTS_PATH)
+    @router.get(INCIDENTS_PATH, response_model=IncidentList)
     async def get_incidents(
         status: Annotated[IncidentStatus | None, Query(description="only incidents in this status")] = None,
         limit: Annotated[int, Query(ge=1, le=_MAX_LIMIT, description="at most this many")] = DEFAULT_HISTORY_LIMIT,

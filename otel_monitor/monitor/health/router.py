@@ -2,19 +2,66 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
 
 from otel_monitor.instrument.probe_paths import HEALTH_PATH, LIVENESS_PATH
 from otel_monitor.monitor.health.service import HealthService
 from otel_monitor.monitor.health.status import HEALTH_JSON_MEDIA_TYPE, http_status_code, render_health_json
 
-__all__ = ["HEALTH_PATH", "LIVENESS_PATH", "build_health_router", "health_response", "wants_health_json"]
+__all__ = [
+    "HEALTH_PATH",
+    "LIVENESS_PATH",
+    "CheckResult",
+    "HealthReport",
+    "Liveness",
+    "build_health_router",
+    "health_response",
+    "wants_health_json",
+]
 
 # Probes must see the current state, never a proxy's copy.
 _NO_STORE = {"Cache-Control": "no-store"}
+
+
+class CheckResult(BaseModel):
+    """One dependency check: its status, plus its own measurements (latency_ms, active_workers, ...) and error."""
+
+    model_config = ConfigDict(extra="allow")
+    status: Literal["healthy", "degraded", "unhealthy"]
+
+
+class HealthReport(BaseModel):
+    """The health report: the same body at 200 (healthy or degraded) and 503 (unhealthy)."""
+
+    status: Literal["healthy", "degraded", "unhealthy"]
+    timestamp: str
+    checks: dict[str, CheckResult]
+
+
+class _IetfHealth(BaseModel):
+    """The report as application/health+json (draft-inadarei-api-health-check): "name:measurement" entries."""
+
+    status: Literal["pass", "warn", "fail"]
+    checks: dict[str, list[dict[str, Any]]]
+
+
+class Liveness(BaseModel):
+    """The process serves."""
+
+    status: Literal["ok"]
+
+
+def _report_responses() -> dict[int | str, dict[str, Any]]:
+    """200 and 503 of the health endpoint: the report as JSON, or as health+json when the Accept header asks."""
+    ietf = {HEALTH_JSON_MEDIA_TYPE: {"schema": _IetfHealth.model_json_schema()}}
+    return {
+        200: {"model": HealthReport, "description": "healthy or degraded", "content": ietf},
+        503: {"model": HealthReport, "description": "unhealthy: a dependency fails", "content": ietf},
+    }
 
 
 def _quality(params: list[str]) -> float:
@@ -50,16 +97,21 @@ def health_response(report: dict[str, Any], accept: str | None = None) -> JSONRe
     return JSONResponse(report, status_code=status_code, headers=_NO_STORE)
 
 
+_LIVE = Liveness(status="ok")
+
+
 def build_health_router(service: HealthService) -> APIRouter:
     """The two endpoints over ``service``; include it in the app, and start/stop the service in its lifespan."""
     router = APIRouter(tags=["health"])
 
-    @router.get(HEALTH_PATH, summary="Health of the backend's dependencies")
+    @router.get(
+        HEALTH_PATH, summary="Health of the backend's dependencies", response_model=None, responses=_report_responses()
+    )
     async def system_health(accept: Annotated[str | None, Header()] = None) -> JSONResponse:
         return health_response(await service.report(), accept)
 
     @router.get(LIVENESS_PATH, summary="Liveness: the process serves; depends on nothing external")
-    async def livez() -> dict[str, str]:
-        return {"status": "ok"}
+    async def livez() -> Liveness:
+        return _LIVE
 
     return router

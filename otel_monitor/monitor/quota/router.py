@@ -6,12 +6,13 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 
 from otel_monitor.instrument.providers import DEFAULT_PROVIDERS
 from otel_monitor.monitor.quota.service import QuotaService
 from otel_monitor.monitor.quota.store import QuotaStoreError
 
-__all__ = ["build_quota_router", "QUOTA_PATH", "MAX_HISTORY_HOURS"]
+__all__ = ["build_quota_router", "QUOTA_PATH", "MAX_HISTORY_HOURS", "QuotaReport", "QuotaStoreUnavailable"]
 
 QUOTA_PATH = "/api/v1/system/quota"
 MAX_HISTORY_HOURS = 720  # 30 days: a D-ID month
@@ -24,11 +25,33 @@ else:
     ServiceParam = Literal[tuple(dict.fromkeys(name for p in DEFAULT_PROVIDERS for name in (p.key, p.json_key)))]
 
 
+class QuotaReport(BaseModel):
+    """Each provider's quota (used, total, remaining, reset, forecast, and its stored checks when asked) by its
+    JSON key, at ``timestamp``."""
+
+    timestamp: str
+    quotas: dict[str, dict[str, Any]]
+
+
+class QuotaStoreUnavailable(BaseModel):
+    """The quota store could not be read: what failed, and which store."""
+
+    error: str
+    store: str
+
+
 def build_quota_router(quota_service: QuotaService) -> APIRouter:
     """The quota router over ``quota_service``; bad query values get FastAPI's 422 JSON body."""
     router = APIRouter(tags=["quota"])
 
-    @router.get(QUOTA_PATH, response_model=None)  # the report's dict as it is, or the 503 response
+    @router.get(  # the report's dict as it is, or the 503 response
+        QUOTA_PATH,
+        response_model=None,
+        responses={
+            200: {"model": QuotaReport, "description": "the quotas"},
+            503: {"model": QuotaStoreUnavailable, "description": "the quota store cannot be read"},
+        },
+    )
     async def get_quota(
         service: Annotated[ServiceParam | None, Query(description="only this provider")] = None,
         history_hours: Annotated[

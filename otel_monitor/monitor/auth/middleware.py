@@ -1,0 +1,168 @@
+"""App-wide, default-deny authorization by HTTP method: GET/HEAD need ``read``, any other method ``write``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI
+from starlette.datastructures import Headers
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from otel_monitor.instrument.probe_paths import HEALTH_PATH, LIVENESS_PATH
+from otel_monitor.logs.logger import StructuredLogger
+from otel_monitor.monitor.api_errors import ApiError
+from otel_monitor.monitor.auth.config import AuthConfig
+from otel_monitor.monitor.auth.config import Scope as TokenScope
+from otel_monitor.monitor.auth.tokens import Grant, TokenTable, bearer_token
+
+__all__ = [
+    "AuthMiddleware",
+    "STATUS_PAGE_PATHS",
+    "WEBSOCKET_BEARER_PROTOCOL",
+    "document_auth",
+    "install_auth",
+    "open_paths",
+    "required_scope",
+]
+
+# The status page and its JSON summary: open when ``auth.status_page`` is public.
+STATUS_PAGE_PATHS = ("/", "/api/v1/status")
+# Browsers cannot set headers on a WebSocket: they offer the subprotocols ``bearer`` and ``bearer.<token>``, and
+# the server answers ``bearer`` (never the one holding the token).
+WEBSOCKET_BEARER_PROTOCOL = "bearer"
+_TOKEN_PROTOCOL_PREFIX = f"{WEBSOCKET_BEARER_PROTOCOL}."
+_READ_METHODS = frozenset({"GET", "HEAD"})
+_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="otel-monitor"'}
+_POLICY_VIOLATION = 1008
+_COMPONENTS = "#/components/schemas/"
+
+
+def required_scope(method: str) -> TokenScope:
+    """The scope a request of this HTTP method needs: ``read`` to look, ``write`` for anything else."""
+    return TokenScope.READ if method.upper() in _READ_METHODS else TokenScope.WRITE
+
+
+def open_paths(app: FastAPI, auth: AuthConfig) -> frozenset[str]:
+    """The paths anyone may request: the probes, the API's documentation (no data) and, when public, the status
+    page."""
+    documentation = (app.openapi_url, app.docs_url, app.swagger_ui_oauth2_redirect_url, app.redoc_url)
+    status_page = STATUS_PAGE_PATHS if auth.status_page == "public" else ()
+    return frozenset(path for path in (HEALTH_PATH, LIVENESS_PATH, *documentation, *status_page) if path)
+
+
+def _refusal(grant: Grant | None, needed: TokenScope, what: str) -> tuple[int, str] | None:
+    """(status, detail) refusing ``what``, or None if the grant covers ``needed``. Never names the token itself."""
+    if grant is None:
+        return 401, "a valid API token is required (Authorization: Bearer <token>)"
+    if not grant.scope.includes(needed):
+        return 403, f"token {grant.name!r} has scope {grant.scope.value}; {what} needs scope {needed.value}"
+    return None
+
+
+class AuthMiddleware:
+    """Decided by method, never by a list of routes: a route added later is covered as it is. Open: the probes, the
+    API's documentation and, when public, the status page. Refuses requests without a token of the scope their
+    method needs: 401 (with ``WWW-Authenticate: Bearer``) when the token is missing or unknown, 403 when its scope
+    is too low; both ``{"detail": ...}``. A WebSocket needs ``read``; it is refused during the handshake (HTTP
+    401/403 where the server supports denial responses, else a close with 1008, policy violation, which the server
+    answers as 403)."""
+
+    def __init__(self, app: ASGIApp, *, tokens: TokenTable, open_paths: frozenset[str]) -> None:
+        self.app, self.tokens, self.open_paths = app, tokens, open_paths
+        self._log = StructuredLogger("otel_monitor.monitor.auth")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket") or scope["path"] in self.open_paths:
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        if scope["type"] == "websocket":
+            await self._websocket(scope, receive, send, headers)
+            return
+        method = scope["method"]
+        needed = required_scope(method)
+        refusal = _refusal(self.tokens.grant(bearer_token(headers.get("authorization"))), needed, method)
+        if refusal is None:
+            await self.app(scope, receive, send)
+            return
+        status, detail = refusal
+        self._log.info("API request refused", extra={"path": scope["path"], "method": method, "status": status})
+        response = JSONResponse({"detail": detail}, status_code=status, headers=_CHALLENGE if status == 401 else None)
+        await response(scope, receive, send)
+
+    async def _websocket(self, scope: Scope, receive: Receive, send: Send, headers: Headers) -> None:
+        token = bearer_token(headers.get("authorization"))
+        offered = [p.strip() for p in headers.get("sec-websocket-protocol", "").split(",") if p.strip()]
+        from_protocol = token is None and any(p.startswith(_TOKEN_PROTOCOL_PREFIX) for p in offered)
+        if from_protocol:
+            token = next(p for p in offered if p.startswith(_TOKEN_PROTOCOL_PREFIX))[len(_TOKEN_PROTOCOL_PREFIX) :]
+        refusal = _refusal(self.tokens.grant(token), TokenScope.READ, "the WebSocket")
+        if refusal is not None:
+            status, detail = refusal
+            self._log.info("WebSocket refused", extra={"path": scope["path"], "status": status})
+            await _deny_websocket(scope, send, status, detail)
+            return
+        if not from_protocol:
+            await self.app(scope, receive, send)
+            return
+
+        async def answer_bearer(message: Message) -> None:
+            if message["type"] == "websocket.accept":
+                message = {**message, "subprotocol": WEBSOCKET_BEARER_PROTOCOL}
+            await send(message)
+
+        # The app sees the offer without the token, as if the client had offered ``bearer`` alone.
+        kept = [p for p in offered if not p.startswith(_TOKEN_PROTOCOL_PREFIX)]
+        await self.app({**scope, "subprotocols": kept}, receive, answer_bearer)
+
+
+async def _deny_websocket(scope: Scope, send: Send, status: int, detail: str) -> None:
+    if "websocket.http.response" in scope.get("extensions", {}):
+        response = JSONResponse({"detail": detail}, status_code=status, headers=_CHALLENGE if status == 401 else None)
+        # A denial response is an HTTP response sent on the upgrade (ASGI "websocket.http.response" extension).
+        await send({"type": "websocket.http.response.start", "status": status, "headers": response.raw_headers})
+        await send({"type": "websocket.http.response.body", "body": response.body})
+        return
+    await send({"type": "websocket.close", "code": _POLICY_VIOLATION, "reason": ""})
+
+
+def document_auth(app: FastAPI, is_open: Callable[[str], bool]) -> None:
+    """Adds the 401 and 403 responses (``ApiError`` bodies) to every operation of the app's OpenAPI document whose
+    path is not open, each time the document is served: operations of routes included later are documented too."""
+    build = app.openapi
+    error_ref = {"$ref": f"{_COMPONENTS}ApiError"}
+    refusals = {
+        "401": {
+            "description": HTTPStatus.UNAUTHORIZED.phrase,
+            "headers": {"WWW-Authenticate": {"schema": {"type": "string"}}},
+            "content": {"application/json": {"schema": error_ref}},
+        },
+        "403": {"description": HTTPStatus.FORBIDDEN.phrase, "content": {"application/json": {"schema": error_ref}}},
+    }
+
+    def openapi() -> dict[str, Any]:
+        document = build()  # FastAPI's own, cached: the additions below are made once
+        schemas = document.setdefault("components", {}).setdefault("schemas", {})
+        schemas.setdefault("ApiError", ApiError.model_json_schema(ref_template=_COMPONENTS + "{model}"))
+        for path, operations in document.get("paths", {}).items():
+            if not is_open(path):
+                for operation in operations.values():
+                    for status, response in refusals.items():
+                        operation.setdefault("responses", {}).setdefault(status, response)
+        return document
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def install_auth(app: FastAPI, auth: AuthConfig) -> bool:
+    """Puts the authorization in front of every route of ``app`` when ``auth`` has tokens; returns whether it did
+    (no tokens: the API stays open, as before tokens existed)."""
+    if not auth.enabled:
+        return False
+    paths = open_paths(app, auth)
+    app.add_middleware(AuthMiddleware, tokens=TokenTable(auth.tokens), open_paths=paths)
+    document_auth(app, paths.__contains__)
+    return True
