@@ -98,11 +98,6 @@ def _serve(args: argparse.Namespace) -> int:
             f"{warning.key}: {warning.message}",
             extra={"setting": warning.key, "config_file": f"{warning.path}:{warning.line or ''}"},
         )
-    if not config.auth.enabled:
-        log.warning(
-            "auth: no API token is configured: every route of the API is open to anyone who reaches the port",
-            extra={"setting": "auth.tokens"},
-        )
     app = create_app(config, meter_provider=telemetry.meter_provider, telemetry=telemetry, rules=rules)
     uvicorn.run(
         app,

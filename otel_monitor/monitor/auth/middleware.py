@@ -159,8 +159,11 @@ def document_auth(app: FastAPI, is_open: Callable[[str], bool]) -> None:
 
 def install_auth(app: FastAPI, auth: AuthConfig) -> bool:
     """Puts the authorization in front of every route of ``app`` when ``auth`` has tokens; returns whether it did
-    (no tokens: the API stays open, as before tokens existed)."""
+    (no tokens: the API stays open, as before tokens existed, and a WARNING says so)."""
     if not auth.enabled:
+        StructuredLogger("otel_monitor.monitor.auth").warning(
+            "No API token is configured (auth.tokens): every route of the API is open to anyone who reaches the port"
+        )
         return False
     paths = open_paths(app, auth)
     app.add_middleware(AuthMiddleware, tokens=TokenTable(auth.tokens), open_paths=paths)
