@@ -16,7 +16,7 @@ from otel_monitor import __version__
 from otel_monitor.instrument.probe_paths import PROBE_PATHS
 from otel_monitor.monitor.alerting.model import Rule
 from otel_monitor.monitor.alerting.notifications_router import build_notifications_router
-from otel_monitor.monitor.alerting.router import build_alerts_router
+from otel_monitor.monitor.alerting.router import ALERTS_WS_PATH, build_alerts_router
 from otel_monitor.monitor.alerting.service import AlertingService
 from otel_monitor.monitor.alerting.silences.router import build_silences_router
 from otel_monitor.monitor.auth.middleware import install_auth
@@ -106,7 +106,8 @@ def create_app(
     app.include_router(build_status_router(status))
     app.include_router(build_notifications_router())
     app.include_router(build_silences_router())
-    install_auth(app, config.auth)  # every route, by its method; open paths and no-token mode in auth/
+    # every route, by its method; open paths and no-token mode in auth/
+    install_auth(app, config.auth, status_websocket_path=ALERTS_WS_PATH)
     app.state.health = health
     app.state.quota = quota
     app.state.alerting = alerting

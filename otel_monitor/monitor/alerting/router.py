@@ -15,6 +15,7 @@ from otel_monitor.monitor.alerting.incidents import Incident, IncidentStatus
 from otel_monitor.monitor.alerting.model import Alert, AlertState, Priority
 from otel_monitor.monitor.alerting.notifiers.websocket import WebSocketHub, serve_subscriber
 from otel_monitor.monitor.alerting.state import DEFAULT_HISTORY_LIMIT
+from otel_monitor.monitor.auth.middleware import STATUS_ONLY
 
 __all__ = ["ALERTS_PATH", "ALERTS_WS_PATH", "INCIDENTS_PATH", "build_alerts_router", "alert_json", "select_alerts"]
 
@@ -98,6 +99,9 @@ def build_alerts_router(
         alerting = getattr(websocket.app.state, "alerting", None)
         hub = websocket_hub or getattr(alerting, "websocket_hub", None) or idle_hub
         wants_status = status_hub is not None and websocket.query_params.get("include") == "status"
+        if websocket.scope.get(STATUS_ONLY) and status_hub is not None:
+            await serve_subscriber(status_hub, websocket)  # a public status page's script, without a token
+            return
         await serve_subscriber(hub, websocket, also=[status_hub] if wants_status and status_hub else [])
 
     @router.get(ALERTS_PATH, response_model=AlertList)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any
+from urllib.parse import parse_qs
 
 from fastapi import FastAPI
 from starlette.datastructures import Headers
@@ -21,6 +22,7 @@ from otel_monitor.monitor.auth.tokens import Grant, TokenTable, bearer_token
 __all__ = [
     "AuthMiddleware",
     "STATUS_PAGE_PATHS",
+    "STATUS_ONLY",
     "WEBSOCKET_BEARER_PROTOCOL",
     "document_auth",
     "install_auth",
@@ -30,6 +32,9 @@ __all__ = [
 
 # The status page and its JSON summary: open when ``auth.status_page`` is public.
 STATUS_PAGE_PATHS = ("/", "/api/v1/status")
+# Set in the scope of a WebSocket let in without a token because it asked only for the public status page's live
+# messages (``?include=status`` while ``auth.status_page`` is public): it gets those and no notification.
+STATUS_ONLY = "otel_monitor.status_only"
 # Browsers cannot set headers on a WebSocket: they offer the subprotocols ``bearer`` and ``bearer.<token>``, and
 # the server answers ``bearer`` (never the one holding the token).
 WEBSOCKET_BEARER_PROTOCOL = "bearer"
@@ -70,8 +75,17 @@ class AuthMiddleware:
     401/403 where the server supports denial responses, else a close with 1008, policy violation, which the server
     answers as 403)."""
 
-    def __init__(self, app: ASGIApp, *, tokens: TokenTable, open_paths: frozenset[str]) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        tokens: TokenTable,
+        open_paths: frozenset[str],
+        status_websocket_path: str | None = None,
+    ) -> None:
         self.app, self.tokens, self.open_paths = app, tokens, open_paths
+        # The WebSocket whose status messages a public status page's script reads without a token (None: none).
+        self.status_websocket_path = status_websocket_path
         self._log = StructuredLogger("otel_monitor.monitor.auth")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -100,6 +114,9 @@ class AuthMiddleware:
         if from_protocol:
             token = next(p for p in offered if p.startswith(_TOKEN_PROTOCOL_PREFIX))[len(_TOKEN_PROTOCOL_PREFIX) :]
         refusal = _refusal(self.tokens.grant(token), TokenScope.READ, "the WebSocket")
+        if refusal is not None and token is None and self._status_only(scope):
+            await self.app({**scope, STATUS_ONLY: True}, receive, send)
+            return
         if refusal is not None:
             status, detail = refusal
             self._log.info("WebSocket refused", extra={"path": scope["path"], "status": status})
@@ -117,6 +134,13 @@ class AuthMiddleware:
         # The app sees the offer without the token, as if the client had offered ``bearer`` alone.
         kept = [p for p in offered if not p.startswith(_TOKEN_PROTOCOL_PREFIX)]
         await self.app({**scope, "subprotocols": kept}, receive, answer_bearer)
+
+    def _status_only(self, scope: Scope) -> bool:
+        """Whether this WebSocket asks only for the public status page's messages."""
+        if scope["path"] != self.status_websocket_path:
+            return False
+        query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+        return query.get("include") == ["status"]
 
 
 async def _deny_websocket(scope: Scope, send: Send, status: int, detail: str) -> None:
@@ -157,15 +181,21 @@ def document_auth(app: FastAPI, is_open: Callable[[str], bool]) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
-def install_auth(app: FastAPI, auth: AuthConfig) -> bool:
+def install_auth(app: FastAPI, auth: AuthConfig, *, status_websocket_path: str | None = None) -> bool:
     """Puts the authorization in front of every route of ``app`` when ``auth`` has tokens; returns whether it did
-    (no tokens: the API stays open, as before tokens existed, and a WARNING says so)."""
+    (no tokens: the API stays open, as before tokens existed, and a WARNING says so). With a public status page,
+    ``status_websocket_path`` lets its script in without a token for the status messages alone."""
     if not auth.enabled:
         StructuredLogger("otel_monitor.monitor.auth").warning(
             "No API token is configured (auth.tokens): every route of the API is open to anyone who reaches the port"
         )
         return False
     paths = open_paths(app, auth)
-    app.add_middleware(AuthMiddleware, tokens=TokenTable(auth.tokens), open_paths=paths)
+    app.add_middleware(
+        AuthMiddleware,
+        tokens=TokenTable(auth.tokens),
+        open_paths=paths,
+        status_websocket_path=status_websocket_path if auth.status_page == "public" else None,
+    )
     document_auth(app, paths.__contains__)
     return True

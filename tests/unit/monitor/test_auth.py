@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import hashlib
+import time
 
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from otel_monitor.monitor.alerting.router import ALERTS_WS_PATH
+from otel_monitor.monitor.app import create_app
 from otel_monitor.monitor.auth.config import ApiToken, AuthConfig, Scope, hash_token, unauthenticated_exposure
 from otel_monitor.monitor.auth.middleware import install_auth, required_scope
 from otel_monitor.monitor.auth.tokens import TokenTable, bearer_token
@@ -251,3 +254,35 @@ def test_websocket_without_a_valid_token_is_refused(headers):
     """No token or an unknown one: the handshake is refused."""
     with pytest.raises(WebSocketDisconnect), TestClient(_app()).websocket_connect("/ws", headers=headers):
         pass
+
+
+def _monitor_app(status_page: str) -> FastAPI:
+    """The monitor's own app with a read token and the status page ``status_page`` (alerting off)."""
+    tokens = [ApiToken(name="reader", scopes=[Scope.READ], sha256=hash_token("t" * 40))]
+    return create_app(MonitorConfig(auth=AuthConfig(tokens=tokens, status_page=status_page)))
+
+
+@pytest.mark.parametrize(
+    "status_page, query, let_in",
+    [
+        ("public", "?include=status", True),
+        ("public", "", False),  # the notifications need a token
+        ("protected", "?include=status", False),
+    ],
+)
+def test_public_status_page_script_gets_the_status_messages_without_a_token(status_page, query, let_in):
+    """A public status page's script reads its live messages without a token, and only those: no notification;
+    with the page protected, or without asking for the status messages alone, the WebSocket needs a token."""
+    app = _monitor_app(status_page)
+    with TestClient(app) as client:
+        if not let_in:
+            with pytest.raises(WebSocketDisconnect), client.websocket_connect(f"{ALERTS_WS_PATH}{query}"):
+                pass
+            return
+        with client.websocket_connect(f"{ALERTS_WS_PATH}{query}") as websocket:
+            for _ in range(100):  # the subscription is made by the app's task: publish until it is there
+                if app.state.status.hub.subscriber_count:
+                    break
+                time.sleep(0.05)
+            app.state.status.hub.publish('{"type": "status"}')
+            assert websocket.receive_json() == {"type": "status"}
