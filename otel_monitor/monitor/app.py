@@ -19,6 +19,7 @@ from otel_monitor.monitor.alerting.notifications_router import build_notificatio
 from otel_monitor.monitor.alerting.router import ALERTS_WS_PATH, build_alerts_router
 from otel_monitor.monitor.alerting.service import AlertingService
 from otel_monitor.monitor.alerting.silences.router import build_silences_router
+from otel_monitor.monitor.api_errors import document_unparsable_bodies
 from otel_monitor.monitor.auth.middleware import install_auth
 from otel_monitor.monitor.config import MonitorConfig
 from otel_monitor.monitor.health.router import build_health_router
@@ -106,6 +107,7 @@ def create_app(
     app.include_router(build_status_router(status))
     app.include_router(build_notifications_router())
     app.include_router(build_silences_router())
+    document_unparsable_bodies(app)
     # every route, by its method; open paths and no-token mode in auth/
     install_auth(app, config.auth, status_websocket_path=ALERTS_WS_PATH)
     app.state.health = health
