@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from otel_monitor.monitor.alerting.incidents import IncidentStatus
 from otel_monitor.monitor.alerting.model import AlertState, Priority
@@ -36,6 +36,9 @@ class AlertOut(BaseModel):
     ends_at: str | None
     trace_id: str | None
     jaeger_url: str | None
+    silenced_by: list[str] = Field(
+        default_factory=list, description="the silences and maintenance windows holding its notifications now"
+    )
 
 
 class AlertList(BaseModel):
