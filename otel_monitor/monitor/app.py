@@ -16,6 +16,7 @@ from otel_monitor import __version__
 from otel_monitor.instrument.probe_paths import PROBE_PATHS
 from otel_monitor.monitor.alerting.model import Rule
 from otel_monitor.monitor.alerting.notifications_router import build_notifications_router
+from otel_monitor.monitor.alerting.response_router import build_response_router
 from otel_monitor.monitor.alerting.router import ALERTS_WS_PATH, build_alerts_router
 from otel_monitor.monitor.alerting.service import AlertingService
 from otel_monitor.monitor.alerting.silences.router import build_silences_router
@@ -53,10 +54,12 @@ def create_app(
     quota: QuotaService | None = None,
     telemetry: Telemetry | None = None,
     rules: Sequence[Rule] | None = None,
+    alerting: AlertingService | None = None,
 ) -> FastAPI:
     """The app; the services are built from the config unless injected (tests). ``telemetry`` (the process's
     own) is shut down with the app: uvicorn re-raises SIGTERM after its graceful shutdown, so atexit never runs.
-    With ``alerting.enabled`` and ``rules``, the alerting service runs with the app; the alerts endpoint answers
+    With ``alerting.enabled`` and ``rules`` (or an injected ``alerting``: a service on a test's clock), the
+    alerting service runs with the app; the alerts endpoint answers
     either way (no alerts while alerting is off). With ``quota.redis_url``, the values the backend's processes share
     there (consecutive failures, active users) are exported as gauges on ``meter_provider``."""
     health = health or HealthService.from_config(config.health, meter_provider=meter_provider)
@@ -64,11 +67,8 @@ def create_app(
     shared_gauges = (
         SharedGauges.from_url(config.quota.redis_url, meter_provider=meter_provider) if config.quota.redis_url else None
     )
-    alerting = (
-        AlertingService.from_config(config, rules, health, quota, meter_provider=meter_provider)
-        if config.alerting.enabled and rules
-        else None
-    )
+    if alerting is None and config.alerting.enabled and rules:
+        alerting = AlertingService.from_config(config, rules, health, quota, meter_provider=meter_provider)
     status = StatusService.from_config(config, health, quota, alerting)
 
     @asynccontextmanager
@@ -100,11 +100,14 @@ def create_app(
     app.include_router(build_health_router(health))
     app.include_router(build_quota_router(quota))
     app.include_router(
-        build_alerts_router(alerting.history, alerting.incidents, status_hub=status.hub)
+        build_alerts_router(
+            alerting.history, alerting.incidents, standing_acks=alerting.standing_acks, status_hub=status.hub
+        )
         if alerting is not None
         else build_alerts_router(status_hub=status.hub)
     )
     app.include_router(build_status_router(status))
+    app.include_router(build_response_router())
     app.include_router(build_notifications_router())
     app.include_router(build_silences_router())
     document_unparsable_bodies(app)

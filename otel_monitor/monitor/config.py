@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from otel_monitor.instrument.settings import TelemetrySettings
 from otel_monitor.monitor.alerting.delivery.daily_summary import DailySummaryConfig
+from otel_monitor.monitor.alerting.escalation import DEFAULT_ESCALATION, EscalationPolicy, policies_with_steps
 from otel_monitor.monitor.alerting.evaluate.sources import DEFAULT_MAX_CONCURRENT_QUERIES
 from otel_monitor.monitor.alerting.model import Priority, Rule
 from otel_monitor.monitor.alerting.routing import DeliveryConfig
@@ -35,11 +36,17 @@ _ROUTING = ("alerting", "delivery", "routing")
 
 
 class ServerConfig(BaseModel):
-    """Where the monitor's HTTP API listens."""
+    """Where the monitor's HTTP API listens, and ``public_url``: where people reach it (the links in notifications,
+    e.g. to acknowledge a P0); None: ``http://{host}:{port}``."""
 
     model_config = ConfigDict(extra="forbid")
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=1, le=65535)
+    public_url: str | None = Field(None, pattern=r"^https?://")
+
+    @property
+    def public_base_url(self) -> str:
+        return self.public_url or f"http://{self.host}:{self.port}"
 
 
 class MonitorTelemetryConfig(BaseModel):
@@ -91,6 +98,18 @@ class AlertingConfig(BaseModel):
         if repeated:
             raise ValueError(f"window names must be unique; repeated: {repeated}")
         return value
+
+    # Repeat and escalation of firing alerts nobody acknowledged, per priority (a priority left out: neither).
+    escalation: dict[Priority, EscalationPolicy] = Field(default_factory=lambda: dict(DEFAULT_ESCALATION))
+
+    @model_validator(mode="after")
+    def _escalation_names_known_channels(self) -> AlertingConfig:
+        for where, step in policies_with_steps(self.escalation):
+            for index, name in enumerate(step.channels):
+                if name not in self.delivery.channels:
+                    known = ", ".join(sorted(self.delivery.channels)) or "none"
+                    raise ValueError(f"escalation.{where}.channels[{index}]: unknown channel {name!r} (known: {known})")
+        return self
 
     @field_validator("digest_period_minutes")
     @classmethod

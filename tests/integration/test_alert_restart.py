@@ -74,7 +74,7 @@ def test_restart_while_firing_sends_no_second_firing_and_one_resolved(stack, own
         (resolved,) = wait_until(lambda: _notifications(receiver, "resolved"), 30, what="the resolved webhook")
         assert resolved["alert"]["fingerprint"] == firing["alert"]["fingerprint"]
         (closed,) = wait_until(
-            lambda: _incidents(url, status="closed").json()["incidents"], 30, what="the incident closed"
+            lambda: _incidents(url, status="resolved").json()["incidents"], 30, what="the incident resolved"
         )
         assert closed["id"] == incident["id"] and closed["closed_at"] is not None
         assert _incidents(url, status="open").json() == {"incidents": []}

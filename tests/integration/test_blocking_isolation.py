@@ -16,7 +16,6 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
-import uvicorn
 from sqlalchemy import create_engine, text
 
 from otel_monitor.instrument.probe_paths import HEALTH_PATH
@@ -32,6 +31,7 @@ from otel_monitor.monitor.quota.testing import FixedQuotaSource
 from otel_monitor.monitor.store.blocking_calls import CLOSE_WAIT_SECONDS, BlockingExecutor, ExecutorBusyError
 from tests.support.backends import blackhole_server, fresh_postgres_database
 from tests.support.paths import REPO_ROOT
+from tests.support.served_app import ServedApp
 from tests.support.stacks import private_stack
 
 CHECK_TIMEOUT = 1.0
@@ -46,27 +46,6 @@ HEALTH_ANSWER_BOUND = CHECK_TIMEOUT + 4
 # A process whose main ended exits within this, whatever its stores' threads are doing.
 EXIT_BOUND = 20.0
 REPO = REPO_ROOT
-
-
-class _ServedApp:
-    """The app served by uvicorn on a free port, in a thread with its own event loop (as `otel-monitor serve`)."""
-
-    def __init__(self, app) -> None:
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, lifespan="on", log_config=None))
-        self.thread = threading.Thread(target=self.server.run, name="served-monitor", daemon=True)
-
-    def __enter__(self) -> str:
-        self.thread.start()
-        deadline = time.monotonic() + 60
-        while not self.server.started:
-            assert self.thread.is_alive() and time.monotonic() < deadline, "the monitor did not start"
-            time.sleep(0.05)
-        port = self.server.servers[0].sockets[0].getsockname()[1]
-        return f"http://127.0.0.1:{port}"
-
-    def __exit__(self, *exc) -> None:
-        self.server.should_exit = True
-        self.thread.join(60)
 
 
 @pytest.fixture
@@ -95,7 +74,7 @@ def test_a_hanging_quota_database_starves_neither_health_nor_the_quota_endpoint(
             store_url=f"postgresql+psycopg://monitor:secret@127.0.0.1:{hole}/quota", redis_url=None, poll=False
         ),
     )
-    with _ServedApp(create_app(config)) as base_url, ThreadPoolExecutor(FLOOD) as clients:
+    with ServedApp(create_app(config)) as base_url, ThreadPoolExecutor(FLOOD) as clients:
         quota = [clients.submit(_timed_get, base_url + QUOTA_PATH, QUOTA_ANSWER_BOUND) for _ in range(FLOOD)]
         time.sleep(1.0)  # every quota request is in the store's hands by now
         health = []

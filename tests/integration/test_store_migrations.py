@@ -17,7 +17,7 @@ from sqlalchemy import create_engine, inspect, text
 
 from otel_monitor.monitor.alerting.delivery.digest import DigestStore
 from otel_monitor.monitor.alerting.delivery.outbox import DeliveryStatus, Outbox
-from otel_monitor.monitor.alerting.incidents import IncidentStore
+from otel_monitor.monitor.alerting.incidents import IncidentStatus, IncidentStore
 from otel_monitor.monitor.alerting.state import AlertStore
 from otel_monitor.monitor.quota.store import QuotaStore
 from otel_monitor.monitor.store.engine import store_engine
@@ -40,6 +40,9 @@ ALERTING_TABLES = {
     "alert_digest_entries",
     "alert_digest_sent_hours",
     "silences",
+    "alert_acks",
+    "alert_escalations",
+    "incident_events",
 }
 
 
@@ -113,7 +116,7 @@ def test_fresh_database_gets_every_table(database_url):
     migrate(database_url)
     migrate(database_url)  # at head: nothing to do
     revision, tables = revision_and_tables(database_url)
-    assert revision == head_revision() == "0005_silences"
+    assert revision == head_revision() == "0006_acknowledgement_escalation"
     assert tables == {VERSION_TABLE, "quota_usage", *ALERTING_TABLES, "status_uptime_days"}
     assert schema_differences(database_url) == []
 
@@ -139,6 +142,7 @@ def test_previous_release_database_is_upgraded(database_url, previous):
     run_sql(database_url, *previous)
     quota = QuotaStore(database_url)
     alerts, outbox = AlertStore(database_url, clock=lambda: T0), Outbox(database_url, clock=lambda: T0)
+    incidents = IncidentStore(database_url)
     try:
         quota.migrate()
         assert revision_and_tables(database_url)[0] == head_revision()
@@ -149,6 +153,8 @@ def test_previous_release_database_is_upgraded(database_url, previous):
             assert rows_of(database_url, "SELECT notification_id, channel, status FROM alert_outbox") == [
                 ("previous-release-notification", "hook", DeliveryStatus.PENDING)
             ]
+            [incident] = incidents.incidents()  # "closed" in the previous release
+            assert (incident.fingerprint, incident.status) == ("previous-release-fp", IncidentStatus.RESOLVED)
         # The columns the previous release may have lacked are written and read back.
         alert = make_alert(fingerprint="after-upgrade", value=3.0, starts_at=T0)
         alerts.upsert(alert)
@@ -162,9 +168,9 @@ def test_previous_release_database_is_upgraded(database_url, previous):
         quota.add("gemini", 10, 100, 10.0, T0)
         assert quota.count("gemini") == 1
     finally:
-        for store in (quota, alerts, outbox):
+        for store in (quota, alerts, outbox, incidents):
             store.close()
-        for store in (alerts, outbox):
+        for store in (alerts, outbox, incidents):
             store.executor.shutdown()
 
 

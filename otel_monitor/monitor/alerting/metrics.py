@@ -3,8 +3,8 @@
 Instrument (unit) -> Prometheus series from the collector's exporter:
 
 - ``otel_monitor.alerts`` ({alert}) -> ``otel_monitor_alerts`` {rule, priority, service, state}: the active
-  alerts (state ``pending``, ``firing``, or ``silenced``: firing while a silence or maintenance window holds it),
-  like Prometheus's ``ALERTS``; ``service`` only on alerts that have one.
+  alerts (state ``pending``, ``firing``, ``silenced``: firing while a silence or maintenance window holds it, or
+  ``acknowledged``: firing and acknowledged), like Prometheus's ``ALERTS``; ``service`` only on alerts that have one.
   A series whose alerts are gone (resolved, or pending turned firing) reads 0 for ``ENDED_SERIES_SECONDS``, then
   is no longer observed: the collector's exporter keeps a series' last value until it expires, so the 0 is what
   tells dashboards it ended. Current alerts: ``otel_monitor_alerts > 0``.
@@ -15,6 +15,10 @@ Instrument (unit) -> Prometheus series from the collector's exporter:
 - ``otel_monitor.outbox.oldest_pending`` (s) -> ``otel_monitor_outbox_oldest_pending_seconds``: age of the oldest
   of them (0 when none).
 - ``otel_monitor.rule.evaluation.duration`` (s) -> ``otel_monitor_rule_evaluation_duration_seconds`` {rule}.
+- ``otel_monitor.incident.time_to_acknowledge`` (s) -> ``otel_monitor_incident_time_to_acknowledge_seconds``
+  {rule, priority}: from an incident's opening to its first acknowledgement.
+- ``otel_monitor.incident.time_to_resolve`` (s) -> ``otel_monitor_incident_time_to_resolve_seconds``
+  {rule, priority}: from an incident's opening to its resolution.
 - ``otel_monitor.rule.evaluation.errors`` ({error}) -> ``otel_monitor_rule_evaluation_errors_total`` {rule}: the
   evaluations whose source failed (the rule's alerts keep their state).
 
@@ -30,7 +34,7 @@ import contextlib
 import datetime as dt
 import threading
 from collections import Counter as _Tally
-from collections.abc import Awaitable, Callable, Collection, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Collection, Container, Iterable, Iterator
 from dataclasses import dataclass
 
 from opentelemetry import metrics
@@ -39,7 +43,7 @@ from opentelemetry.metrics import CallbackOptions, MeterProvider, Observation
 from otel_monitor._utc_time import utc_now
 from otel_monitor.instrument.metrics import CALL_DURATION_BUCKETS, METER_NAME
 from otel_monitor.logs.logger import StructuredLogger
-from otel_monitor.monitor.alerting.model import Alert, AlertState
+from otel_monitor.monitor.alerting.model import Alert, AlertState, Priority
 
 __all__ = [
     "AlertingMetricNames",
@@ -48,6 +52,7 @@ __all__ = [
     "NotificationResult",
     "OutboxDepth",
     "OutboxDepthReader",
+    "ACKNOWLEDGED_STATE",
     "ENDED_SERIES_SECONDS",
     "OUTBOX_READ_INTERVAL_SECONDS",
     "OUTBOX_READING_MAX_AGE_SECONDS",
@@ -71,6 +76,8 @@ class AlertingMetricNames:
     OUTBOX_OLDEST_PENDING = "otel_monitor.outbox.oldest_pending"
     RULE_EVALUATION_DURATION = "otel_monitor.rule.evaluation.duration"
     RULE_EVALUATION_ERRORS = "otel_monitor.rule.evaluation.errors"
+    INCIDENT_TIME_TO_ACKNOWLEDGE = "otel_monitor.incident.time_to_acknowledge"
+    INCIDENT_TIME_TO_RESOLVE = "otel_monitor.incident.time_to_resolve"
 
 
 class AlertingPromNames:
@@ -82,6 +89,8 @@ class AlertingPromNames:
     OUTBOX_OLDEST_PENDING = "otel_monitor_outbox_oldest_pending_seconds"
     RULE_EVALUATION_DURATION = "otel_monitor_rule_evaluation_duration_seconds"
     RULE_EVALUATION_ERRORS = "otel_monitor_rule_evaluation_errors_total"
+    INCIDENT_TIME_TO_ACKNOWLEDGE = "otel_monitor_incident_time_to_acknowledge_seconds"
+    INCIDENT_TIME_TO_RESOLVE = "otel_monitor_incident_time_to_resolve_seconds"
 
 
 class NotificationResult:
@@ -105,12 +114,19 @@ _SeriesKey = tuple[tuple[str, str], ...]
 
 
 SILENCED_STATE = "silenced"
+# The ``state`` label of a firing alert someone acknowledged.
+ACKNOWLEDGED_STATE = "acknowledged"
+# Incident durations: from a minute to a day.
+INCIDENT_DURATION_BUCKETS = (60, 300, 900, 1800, 3600, 7200, 14400, 43200, 86400)
 
 
-def _series_of(alert: Alert, silenced: Collection[str] = ()) -> _SeriesKey:
+def _series_of(alert: Alert, silenced: Collection[str] = (), acknowledged: Container[str] = frozenset()) -> _SeriesKey:
+    """A silenced alert shows as silenced even when acknowledged: its notifications are held."""
     state = alert.state.value
     if alert.state is AlertState.FIRING and alert.fingerprint in silenced:
         state = SILENCED_STATE
+    elif alert.state is AlertState.FIRING and alert.fingerprint in acknowledged:
+        state = ACKNOWLEDGED_STATE
     labels = {"rule": alert.rule, "priority": alert.priority.value, "state": state}
     if alert.service:
         labels["service"] = alert.service
@@ -151,6 +167,18 @@ class AlertingMetrics:
             unit="{error}",
             description="Alert rule evaluations that failed; the rule's alerts kept their state",
         )
+        self._time_to_acknowledge = meter.create_histogram(
+            AlertingMetricNames.INCIDENT_TIME_TO_ACKNOWLEDGE,
+            unit="s",
+            description="Time from an incident's opening to its first acknowledgement",
+            explicit_bucket_boundaries_advisory=list(INCIDENT_DURATION_BUCKETS),
+        )
+        self._time_to_resolve = meter.create_histogram(
+            AlertingMetricNames.INCIDENT_TIME_TO_RESOLVE,
+            unit="s",
+            description="Time from an incident's opening to its resolution",
+            explicit_bucket_boundaries_advisory=list(INCIDENT_DURATION_BUCKETS),
+        )
         meter.create_observable_gauge(
             AlertingMetricNames.ALERTS,
             [self._observe_alerts],
@@ -181,11 +209,21 @@ class AlertingMetrics:
     def rule_failed(self, rule: str) -> None:
         self._errors.add(1, {"rule": rule})
 
-    def keep_alerts(self, alerts: Iterable[Alert], silenced: Collection[str] = ()) -> None:
-        """The active (pending and firing) alerts now, those of ``silenced`` fingerprints firing as ``silenced``;
-        series of alerts gone since read 0 for a while."""
+    def incident_acknowledged(self, rule: str, priority: Priority, seconds: float) -> None:
+        """An incident's first acknowledgement, ``seconds`` after it opened."""
+        self._time_to_acknowledge.record(seconds, {"rule": rule, "priority": priority.value})
+
+    def incident_resolved(self, rule: str, priority: Priority, seconds: float) -> None:
+        """An incident's resolution, ``seconds`` after it opened."""
+        self._time_to_resolve.record(seconds, {"rule": rule, "priority": priority.value})
+
+    def keep_alerts(
+        self, alerts: Iterable[Alert], silenced: Collection[str] = (), acknowledged: Container[str] = frozenset()
+    ) -> None:
+        """The active (pending and firing) alerts now, those of ``silenced`` fingerprints firing as ``silenced``, of
+        ``acknowledged`` ones as ``acknowledged``; series of alerts gone since read 0 for a while."""
         now = self._clock()
-        current = dict(_Tally(_series_of(alert, silenced) for alert in alerts))
+        current = dict(_Tally(_series_of(alert, silenced, acknowledged) for alert in alerts))
         with self._lock:
             for series in self._alerts.keys() - current.keys():
                 self._ended[series] = now

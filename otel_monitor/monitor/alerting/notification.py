@@ -13,7 +13,7 @@ from otel_monitor._utc_time import iso_utc
 from otel_monitor.monitor.alerting.delivery.retry import DeliveryResult
 from otel_monitor.monitor.alerting.model import Alert, AlertState, Priority, Transition
 
-__all__ = ["Notification", "Notifier", "notification_id"]
+__all__ = ["Notification", "Notifier", "notification_id", "repeat_id"]
 
 
 def _iso(moment: dt.datetime | None) -> str | None:
@@ -35,6 +35,13 @@ def notification_id(alert: Alert, transition: Transition) -> str:
     return hashlib.sha256(key.encode()).hexdigest()[:32]
 
 
+def repeat_id(alert: Alert, repeat: int) -> str:
+    """The id of the ``repeat``-th repeat of the alert episode's firing: a new id per repeat, so the outbox (which
+    never queues one id twice per channel) sends each one, and the same id for the same repeat (a retry, a restart)."""
+    key = f"{notification_id(alert, 'firing')}|repeat|{repeat}"
+    return hashlib.sha256(key.encode()).hexdigest()[:32]
+
+
 @dataclass(frozen=True)
 class Notification:
     """One alert transition to deliver; ``id`` is what receivers dedupe on (webhook ``Idempotency-Key``).
@@ -42,6 +49,9 @@ class Notification:
     A P1 digest is one notification whose ``alert`` stands for the digest and whose ``digest`` lists the hour's
     transitions; a P2 daily summary carries the day's statistics (the ``daily_summary`` report) in ``report``.
     Receivers that know neither still show the standing alert's summary and action.
+
+    ``ack_url`` is where an operator acknowledges the alert (firing P0s); ``repeat`` counts the re-notifications of
+    a firing alert nobody acknowledged (0: the first notification).
     """
 
     id: str
@@ -49,6 +59,8 @@ class Notification:
     alert: Alert
     digest: tuple[Notification, ...] = ()
     report: dict | None = None
+    ack_url: str | None = None
+    repeat: int = 0
 
     @classmethod
     def of(cls, alert: Alert, transition: Transition | None = None) -> Notification:
@@ -62,8 +74,11 @@ class Notification:
 
     @property
     def title(self) -> str:
-        """``P0 Alert: API Key Invalid`` as alert log lines start, ``P0 Resolved: ...`` once clear."""
+        """``P0 Alert: API Key Invalid`` as alert log lines start, ``P0 Alert (repeat 2): ...`` when repeated,
+        ``P0 Resolved: ...`` once clear."""
         verb = "Resolved" if self.resolved else "Alert"
+        if self.repeat:
+            verb = f"{verb} (repeat {self.repeat})"
         return f"{self.alert.priority.value} {verb}: {self.alert.summary}"
 
     def details(self) -> dict[str, object]:
@@ -77,6 +92,8 @@ class Notification:
             "jaeger_url": alert.jaeger_url,
             "value": alert.value,
             "inhibited": list(alert.inhibited) or None,
+            "repeat": self.repeat or None,
+            "ack_url": self.ack_url,
         }
         return {key: value for key, value in fields.items() if value is not None}
 
@@ -93,6 +110,10 @@ class Notification:
             data["digest"] = [json.loads(entry.to_json()) for entry in self.digest]
         if self.report is not None:
             data["report"] = self.report
+        if self.ack_url is not None:
+            data["ack_url"] = self.ack_url
+        if self.repeat:
+            data["repeat"] = self.repeat
         return json.dumps(data, sort_keys=True)
 
     @classmethod
@@ -108,7 +129,15 @@ class Notification:
             alert[key] = dt.datetime.fromisoformat(alert[key]) if alert.get(key) else None
         alert["inhibited"] = tuple(alert.get("inhibited") or ())
         digest = tuple(cls._from_data(entry) for entry in data.get("digest") or ())
-        return cls(data["id"], data["transition"], Alert(**alert), digest, data.get("report"))
+        return cls(
+            data["id"],
+            data["transition"],
+            Alert(**alert),
+            digest,
+            data.get("report"),
+            ack_url=data.get("ack_url"),
+            repeat=data.get("repeat", 0),
+        )
 
 
 @runtime_checkable

@@ -14,12 +14,14 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 from otel_monitor._utc_time import utc_now
 from otel_monitor.logs.logger import StructuredLogger
+from otel_monitor.monitor.alerting.acknowledgement import paging_notification
 from otel_monitor.monitor.alerting.delivery.digest import DEFAULT_DIGEST_PERIOD, DigestStore, P1Digest
 from otel_monitor.monitor.alerting.delivery.dispatcher import Dispatcher
 from otel_monitor.monitor.alerting.delivery.outbox import Outbox
 from otel_monitor.monitor.alerting.evaluate.changes import Change, ChangeKind
 from otel_monitor.monitor.alerting.incidents import IncidentStore, opens_incident
-from otel_monitor.monitor.alerting.model import Alert, Priority
+from otel_monitor.monitor.alerting.metrics import AlertingMetrics
+from otel_monitor.monitor.alerting.model import RESOLVED, Alert, Priority, Transition
 from otel_monitor.monitor.alerting.notification import Notification
 from otel_monitor.monitor.alerting.notifiers.log_file import ALERT_LOGGER, log_notification
 from otel_monitor.monitor.alerting.routing import AT_ONCE, DIGESTED, LOGGED_AS_THEY_HAPPEN, DeliveryConfig
@@ -44,10 +46,12 @@ class AlertPipeline:
     1. ``log_transitions``: P1 and P2 transitions logged at WARNING as they happen (their channels may hear of them
        only in a digest or the daily summary).
     2. ``hold_for_digest``: P1 transitions kept for their period's digest (``digest``), sent at the period's close.
-    3. ``queue``: P0 and P2 transitions queued in the outbox for their priority's channels, the Dispatcher woken;
-       before the store write, so a crash right after never loses a notification.
+    3. ``queue``: P0 and P2 transitions queued in the outbox for their priority's channels (a resolution also for
+       the channels escalation reached), the Dispatcher woken; before the store write, so a crash right after never
+       loses a notification. With ``public_url``, a firing P0 links to its acknowledgement.
     4. ``record``: every change written to the alert store (a write that fails is tried again with the next run).
-    5. ``track_incidents``: in production a P0 that fires opens an incident; its resolution closes it.
+    5. ``track_incidents``: in production a P0 that fires opens an incident; its resolution resolves it (time to
+       resolve on ``metrics``).
 
     The P1 digest and the P2 daily summary are queued for their priority's channels by ``send_digest`` and
     ``send_summary``.
@@ -67,6 +71,9 @@ class AlertPipeline:
         transition_details: Callable[[Alert], Mapping[str, object]] | None = None,
         clock: Callable[[], dt.datetime] = utc_now,
         silences: SilenceGate | None = None,
+        public_url: str | None = None,
+        escalated_channels: Callable[[Alert], Awaitable[Sequence[str]]] | None = None,
+        metrics: AlertingMetrics | None = None,
     ) -> None:
         self.outbox = outbox
         self.silences = silences
@@ -79,6 +86,9 @@ class AlertPipeline:
         # Fields a transition's log line adds to its details (a quota alert's remaining share and reset).
         self._transition_details = transition_details
         self._unwritten: dict[str, Change] = {}  # changes the store refused, by fingerprint, for the next run
+        self.public_url = public_url
+        self._escalated_channels = escalated_channels
+        self._metrics = metrics
         self.stages: tuple[Stage, ...] = (
             self.hold_silenced,
             self.log_transitions,
@@ -114,7 +124,9 @@ class AlertPipeline:
 
         async def enqueue(change: Change) -> None:
             nonlocal queued
-            alert = change.alert
+            alert, transition = change.alert, change.transition
+            if transition is None:  # announced changes all have one
+                return
             channels = self.delivery.channels_for(alert.priority)
             if not channels:
                 if alert.priority is Priority.P0 or alert.priority not in self.delivery.routing:  # `serve` refuses
@@ -126,7 +138,10 @@ class AlertPipeline:
                         error_code=alert.error_code,
                     )
                 return  # routed to none on purpose (`P2: []`): the WARNING line of log_transitions is its record
-            await self.outbox.executor.run(self.outbox.enqueue, alert, change.transition, channels)
+            if transition == RESOLVED and self._escalated_channels is not None:
+                channels = tuple(dict.fromkeys((*channels, *await self._escalated_channels(alert))))
+            notification = self.notification(alert, transition)
+            await self.outbox.executor.run(self.outbox.enqueue_notification, notification, channels)
             queued = True
 
         await self._each("queue", _transitions(changes, AT_ONCE), enqueue)
@@ -160,14 +175,22 @@ class AlertPipeline:
                 if opened is not None:
                     _log.warning("Incident opened", incident_id=opened.id, rule=alert.rule, error_code=alert.error_code)
             elif change.kind in (ChangeKind.RESOLVED, ChangeKind.ENDED):
-                closed = await self.incidents.executor.run(self.incidents.close_for, alert)
-                if closed is not None:
-                    _log.info("Incident closed", incident_id=closed.id, rule=alert.rule, error_code=alert.error_code)
+                resolved = await self.incidents.executor.run(self.incidents.resolve_for, alert)
+                if resolved is not None:
+                    _log.info(
+                        "Incident resolved", incident_id=resolved.id, rule=alert.rule, error_code=alert.error_code
+                    )
+                    if self._metrics is not None and resolved.time_to_resolve is not None:
+                        self._metrics.incident_resolved(alert.rule, alert.priority, resolved.time_to_resolve)
 
         await self._each("track_incidents", changes, track)
         return changes
 
     # -- notifications of the pipeline's own making ---------------------------------------------------------------
+    def notification(self, alert: Alert, transition: Transition, repeat: int = 0) -> Notification:
+        """The alert's transition as its channels get it (with ``public_url``, a firing P0 links to its ack)."""
+        return paging_notification(alert, transition, public_url=self.public_url, repeat=repeat)
+
     async def send_digest(self, notification: Notification) -> None:
         """Queues a period's P1 digest for the P1 channels."""
         await self._queue_notification(notification, Priority.P1)

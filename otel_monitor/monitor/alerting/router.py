@@ -1,15 +1,17 @@
-"""``GET /api/v1/alerts`` (active and recent alerts, filtered by priority, service and state) and
-``GET /api/v1/incidents`` (filtered by status), and ``/api/v1/alerts/ws`` (WebSocket push of notifications)."""
+"""``GET /api/v1/alerts`` (active and recent alerts, filtered by priority, service and state; a firing one with its
+standing acknowledgement), ``GET /api/v1/incidents`` (filtered by status), and ``/api/v1/alerts/ws`` (WebSocket push
+of notifications)."""
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, WebSocket
 
 from otel_monitor._utc_time import iso_utc
+from otel_monitor.monitor.alerting.acknowledgement import Acknowledgement
 from otel_monitor.monitor.alerting.api_models import AlertList, IncidentList
 from otel_monitor.monitor.alerting.incidents import Incident, IncidentStatus
 from otel_monitor.monitor.alerting.model import Alert, AlertState, Priority
@@ -26,11 +28,15 @@ _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _MAX_LIMIT = 1000
 
 AlertHistory = Callable[..., Awaitable[list[Alert]]]
+StandingAcks = Callable[[Sequence[Alert]], Awaitable[Mapping[str, Acknowledgement]]]
 IncidentHistory = Callable[..., Awaitable[list[Incident]]]
 
 
-def alert_json(alert: Alert) -> dict[str, object]:
-    """One alert as the API shows it."""
+def alert_json(alert: Alert, acknowledgement: Acknowledgement | None = None) -> dict[str, object]:
+    """One alert as the API shows it, ``acknowledged`` (by, at, until) when someone acknowledged it firing."""
+    ack = None
+    if acknowledgement is not None and alert.state is AlertState.FIRING:
+        ack = {key: acknowledgement.to_json()[key] for key in ("by", "at", "until")}
     return {
         "fingerprint": alert.fingerprint,
         "rule": alert.rule,
@@ -45,6 +51,7 @@ def alert_json(alert: Alert) -> dict[str, object]:
         "ends_at": iso_utc(alert.ends_at, microseconds=True),
         "trace_id": alert.trace_id,
         "jaeger_url": alert.jaeger_url,
+        "acknowledged": ack,
     }
 
 
@@ -80,11 +87,16 @@ async def _no_alerts(**_filters: object) -> list[Any]:  # empty: a list of alert
     return []
 
 
+async def _no_acks(_alerts: Sequence[Alert]) -> Mapping[str, Acknowledgement]:
+    return {}
+
+
 def build_alerts_router(
     alert_history: AlertHistory = _no_alerts,
     incident_history: IncidentHistory = _no_alerts,
     websocket_hub: WebSocketHub | None = None,
     status_hub: WebSocketHub | None = None,
+    standing_acks: StandingAcks = _no_acks,
 ) -> APIRouter:
     """The alerts and incidents routers over the alerting service's stores (nothing while alerting is off); bad
     filter values get FastAPI's 422 JSON. The WebSocket serves ``websocket_hub``, else the hub of the app's
@@ -112,13 +124,19 @@ def build_alerts_router(
         state: Annotated[AlertState | None, Query(description="only alerts in this state")] = None,
         limit: Annotated[int, Query(ge=1, le=_MAX_LIMIT, description="at most this many")] = DEFAULT_HISTORY_LIMIT,
     ) -> dict[str, object]:
-        alerts = await alert_history(priority=priority, service=service, state=state, limit=limit)
+        alerts = select_alerts(await alert_history(priority=priority, service=service, state=state, limit=limit))
+        acks = await standing_acks([alert for alert in alerts if alert.state is AlertState.FIRING])
         silences = getattr(getattr(request.app.state, "alerting", None), "silences", None)
 
         def silenced_by(alert: Alert) -> list[str]:  # what holds its notifications now (a resolved one: nothing)
             return [] if silences is None or alert.state is AlertState.RESOLVED else silences.holding(alert)
 
-        return {"alerts": [{**alert_json(alert), "silenced_by": silenced_by(alert)} for alert in select_alerts(alerts)]}
+        return {
+            "alerts": [
+                {**alert_json(alert, acks.get(alert.fingerprint)), "silenced_by": silenced_by(alert)}
+                for alert in alerts
+            ]
+        }
 
     @router.get(INCIDENTS_PATH, response_model=IncidentList)
     async def get_incidents(

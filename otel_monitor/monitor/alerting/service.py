@@ -1,6 +1,6 @@
 """The alerting of the monitor, wired from its config and run as tasks of the app: the evaluation loop (each pass's
-changes through the pipeline), the Dispatcher, the P1 digest, the daily summary, the Alertmanager refresh and the
-heartbeat."""
+changes through the pipeline), the Dispatcher, repeat and escalation, the P1 digest, the daily summary, the
+Alertmanager refresh and the heartbeat; and what operators do: acknowledge an alert, add a note to an incident."""
 
 from __future__ import annotations
 
@@ -15,18 +15,32 @@ import httpx
 from otel_monitor._utc_time import utc_now
 from otel_monitor.instrument.failure_streaks import failure_streaks_from_url
 from otel_monitor.logs.logger import StructuredLogger
+from otel_monitor.monitor.alerting.acknowledgement import Acknowledgement, AcknowledgementStore
 from otel_monitor.monitor.alerting.delivery.alertmanager_refresh import AlertmanagerRefresher
 from otel_monitor.monitor.alerting.delivery.daily_summary import DailySummary
 from otel_monitor.monitor.alerting.delivery.digest import DEFAULT_DIGEST_PERIOD, DigestStore
 from otel_monitor.monitor.alerting.delivery.dispatcher import Dispatcher
 from otel_monitor.monitor.alerting.delivery.outbox import Outbox
+from otel_monitor.monitor.alerting.escalation import (
+    ESCALATION_CHECK_SECONDS,
+    EscalationPolicy,
+    EscalationStore,
+    Escalator,
+)
 from otel_monitor.monitor.alerting.evaluate.changes import Change
 from otel_monitor.monitor.alerting.evaluate.evaluator import Evaluator
 from otel_monitor.monitor.alerting.evaluate.sources import CheckSource, PrometheusSource, Source, streak_trace_lookup
 from otel_monitor.monitor.alerting.heartbeat import Heartbeat
-from otel_monitor.monitor.alerting.incidents import Incident, IncidentStatus, IncidentStore
+from otel_monitor.monitor.alerting.incidents import (
+    Incident,
+    IncidentEvent,
+    IncidentEventKind,
+    IncidentStatus,
+    IncidentStore,
+)
 from otel_monitor.monitor.alerting.metrics import AlertingMetrics, OutboxDepth, OutboxDepthReader
 from otel_monitor.monitor.alerting.model import Alert, AlertState, Priority, Rule
+from otel_monitor.monitor.alerting.notification import Notification
 from otel_monitor.monitor.alerting.notifiers import WebSocketHub, build_notifiers
 from otel_monitor.monitor.alerting.pipeline import AlertPipeline
 from otel_monitor.monitor.alerting.quota_details import quota_details
@@ -44,11 +58,26 @@ if TYPE_CHECKING:
     from otel_monitor.monitor.health.service import HealthService
     from otel_monitor.monitor.quota.service import QuotaService
 
-__all__ = ["AlertingService"]
+__all__ = ["AlertingService", "NotFiring"]
 
 _log = StructuredLogger("otel_monitor.alerting.service")
 # The evaluation loop's lines keep the logger name they had when the loop was the evaluator's.
 _evaluation_log = StructuredLogger("otel_monitor.alerting.evaluation")
+
+
+def _fired_at_of(rules: Sequence[Rule]) -> Callable[[Alert], dt.datetime]:
+    """When an alert fired: its start plus its rule's ``for_seconds`` (the pending time)."""
+    pending = {rule.name: dt.timedelta(seconds=rule.for_seconds) for rule in rules}
+
+    def fired_at(alert: Alert) -> dt.datetime:
+        assert alert.starts_at is not None  # the escalator looks at started alerts only
+        return alert.starts_at + pending.get(alert.rule, dt.timedelta())
+
+    return fired_at
+
+
+class NotFiring(LookupError):
+    """No firing alert has this fingerprint (nothing to acknowledge)."""
 
 
 class AlertingService:
@@ -83,6 +112,11 @@ class AlertingService:
         metrics: AlertingMetrics | None = None,
         silences: SilenceStore | None = None,
         maintenance_windows: Sequence[MaintenanceWindow] = (),
+        acknowledgements: AcknowledgementStore | None = None,
+        escalations: EscalationStore | None = None,
+        escalation: Mapping[Priority, EscalationPolicy] | None = None,
+        public_url: str | None = None,
+        escalation_check_seconds: float = ESCALATION_CHECK_SECONDS,
     ) -> None:
         self.outbox = outbox
         self.dispatcher = dispatcher
@@ -119,6 +153,26 @@ class AlertingService:
             transition_details=transition_details,
             clock=clock,
             silences=self.silences,
+            public_url=public_url,
+            escalated_channels=self._escalated_channels,
+            metrics=metrics,
+        )
+        self.acknowledgements = acknowledgements or AcknowledgementStore(clock=clock)
+        # The standing acknowledgements of the alerts now, by fingerprint (the alerts gauge's ``acknowledged``).
+        self._acknowledged: dict[str, Acknowledgement] = {}
+        self.escalator = Escalator(
+            escalation or {},
+            delivery.channels_for,
+            store=escalations or EscalationStore(clock=clock),
+            alerts=self.alerts,
+            standing_acks=self.standing_acks,
+            end_ack=self._end_stale_ack,
+            enqueue=self._enqueue_now,
+            notification=lambda alert, repeat: self.pipeline.notification(alert, "firing", repeat),
+            record=self._record_on_incident,
+            is_held=lambda alert: bool(self.silences.holding(alert)),  # a silenced alert neither repeats nor escalates
+            fired_at=_fired_at_of(rules),
+            check_seconds=escalation_check_seconds,
         )
         # P1 transitions wait here for their period's digest (kept in ``digests``).
         self.digest = self.pipeline.digest
@@ -207,6 +261,10 @@ class AlertingService:
             metrics=metrics,
             silences=SilenceStore(store_url, clock=clock),
             maintenance_windows=alerting.maintenance_windows,
+            acknowledgements=AcknowledgementStore(store_url, clock=clock),
+            escalations=EscalationStore(store_url, clock=clock),
+            escalation=alerting.escalation,
+            public_url=config.server.public_base_url,
         )
 
     # -- reading --------------------------------------------------------------------------------------------------
@@ -232,6 +290,70 @@ class AlertingService:
     ) -> list[Incident]:
         return await self.incident_store.executor.run(self.incident_store.incidents, status=status, limit=limit)
 
+    async def incident(self, incident_id: int) -> Incident:
+        """One incident with its timeline; raises UnknownIncident."""
+        return await self.incident_store.executor.run(self.incident_store.get, incident_id)
+
+    async def standing_acks(self, alerts: Sequence[Alert]) -> dict[str, Acknowledgement]:
+        """The standing acknowledgement of each given alert's episode that has one, by fingerprint."""
+        return await self.acknowledgements.executor.run(self.acknowledgements.standing, alerts)
+
+    # -- what operators do ----------------------------------------------------------------------------------------
+    async def acknowledge(
+        self, fingerprint: str, *, by: str, comment: str | None = None, until: dt.datetime | None = None
+    ) -> Acknowledgement:
+        """Acknowledges the firing alert ``fingerprint`` (its repeats and escalation stop; its incident, if any, is
+        acknowledged); raises NotFiring, or ValueError for an ``until`` already past."""
+        firing = [a for a in self.alerts() if a.fingerprint == fingerprint and a.state is AlertState.FIRING]
+        if not firing:
+            raise NotFiring(fingerprint)
+        alert = firing[0]
+        if until is not None and until <= self._clock():
+            raise ValueError("until must be in the future")
+        ack = await self.acknowledgements.executor.run(
+            self.acknowledgements.acknowledge, alert, by=by, comment=comment, until=until
+        )
+        self._acknowledged[fingerprint] = ack
+        self._keep_alerts()
+        _log.info("Alert acknowledged", rule=alert.rule, fingerprint=fingerprint, by=by)
+        text = comment or "acknowledged"
+        if until is not None:
+            text = f"{text} (until {ack.to_json()['until']})"
+        incident = await self.incident_store.executor.run(self.incident_store.acknowledge_for, alert, by=by, text=text)
+        if (
+            incident is not None
+            and incident.acknowledged_at == ack.at
+            and self.metrics is not None
+            and incident.time_to_acknowledge is not None
+        ):
+            self.metrics.incident_acknowledged(alert.rule, alert.priority, incident.time_to_acknowledge)
+        return ack
+
+    async def note(self, incident_id: int, *, author: str, text: str) -> IncidentEvent:
+        """Adds a note to an incident's timeline; raises UnknownIncident."""
+        return await self.incident_store.executor.run(self.incident_store.note, incident_id, author=author, text=text)
+
+    # -- repeat and escalation ------------------------------------------------------------------------------------
+    async def _end_stale_ack(self, alert: Alert, ack: Acknowledgement, now: dt.datetime) -> None:
+        await self.acknowledgements.executor.run(self.acknowledgements.end, ack, now)
+        self._acknowledged.pop(alert.fingerprint, None)
+        self._keep_alerts()
+        _log.warning("Alert acknowledgement expired", rule=alert.rule, fingerprint=alert.fingerprint, by=ack.by)
+        await self.incident_store.executor.run(
+            self.incident_store.reopen_for, alert, text=f"acknowledgement by {ack.by} expired; the alert still fires"
+        )
+
+    async def _enqueue_now(self, notification: Notification, channels: Sequence[str]) -> None:
+        await self.outbox.executor.run(self.outbox.enqueue_notification, notification, channels)
+        self.dispatcher.wake()
+
+    async def _record_on_incident(self, alert: Alert, kind: IncidentEventKind, text: str) -> None:
+        await self.incident_store.executor.run(self.incident_store.record_for, alert, kind, text)
+
+    async def _escalated_channels(self, alert: Alert) -> tuple[str, ...]:
+        store = self.escalator.store
+        return await store.executor.run(store.channels_reached, alert)
+
     # -- running --------------------------------------------------------------------------------------------------
     async def evaluate_once(self, now: dt.datetime | None = None) -> list[Change]:
         """One pass of the evaluation loop at ``now`` (default: the clock); returns its changes."""
@@ -241,9 +363,20 @@ class AlertingService:
         return changes
 
     def _keep_alerts(self) -> None:
+        alerts = self.evaluator.alerts()
+        episodes = {(alert.fingerprint, alert.starts_at) for alert in alerts if alert.state is AlertState.FIRING}
+        self._acknowledged = {  # an acknowledgement ends with its episode
+            fingerprint: ack
+            for fingerprint, ack in self._acknowledged.items()
+            if (fingerprint, ack.starts_at) in episodes
+        }
         if self.metrics is not None:
             alerts = self.evaluator.alerts()
-            self.metrics.keep_alerts(alerts, silenced={a.fingerprint for a in alerts if self.silences.holding(a)})
+            self.metrics.keep_alerts(
+                alerts,
+                silenced={a.fingerprint for a in alerts if self.silences.holding(a)},
+                acknowledged=self._acknowledged.keys(),
+            )
 
     async def outbox_depth(self) -> OutboxDepth:
         """The outbox's pending deliveries, read from the store on its own threads."""
@@ -270,13 +403,17 @@ class AlertingService:
             active = []
         self.evaluator.restore(active)
         await self.silences.restore()
+        try:
+            self._acknowledged = await self.standing_acks(self.evaluator.alerts())
+        except Exception as exc:
+            _log.error("Restoring acknowledgements failed", error=repr(exc))
         self._keep_alerts()
         if active:
             _log.info("Alerts restored", count=len(self.evaluator.alerts()))
 
     async def start(self) -> None:
-        """Restores the evaluator from the store, then runs the evaluation loop, the Dispatcher, the heartbeat, the
-        digest, the Alertmanager refresh and the daily summary as tasks."""
+        """Restores the evaluator from the store, then runs the evaluation loop, the Dispatcher, repeat and
+        escalation, the heartbeat, the digest, the Alertmanager refresh and the daily summary as tasks."""
         if self._tasks:
             return
         await self.restore()
@@ -286,6 +423,8 @@ class AlertingService:
             loop.create_task(self._evaluate(), name="otel-monitor-alert-evaluation"),
             loop.create_task(self.dispatcher.run(self._stop), name="otel-monitor-alert-delivery"),
         ]
+        if self.escalator.policies:
+            self._tasks.append(loop.create_task(self.escalator.run(self._stop), name="otel-monitor-alert-escalation"))
         if self.heartbeat is not None:
             self._tasks.append(loop.create_task(self.heartbeat.run(self._stop), name="otel-monitor-heartbeat"))
         if self.metrics is not None:
@@ -311,7 +450,8 @@ class AlertingService:
         for close in self._closers:
             with contextlib.suppress(Exception):
                 await close()
-        for store in (self.outbox, self.state, self.incident_store, self.digest.store, self.silences.store):
+        stores = (self.outbox, self.state, self.incident_store, self.digest.store, self.acknowledgements)
+        for store in (*stores, self.escalator.store, self.silences.store):
             try:  # close waits for the store's lock: behind a call hanging on the database, only a few seconds
                 await store.executor.shutdown_after(store.close)
             except TimeoutError:

@@ -16,6 +16,9 @@ __all__ = [
     "QuotaUsage",
     "AlertRow",
     "IncidentRow",
+    "IncidentEventRow",
+    "AlertAckRow",
+    "AlertEscalationRow",
     "OutboxRow",
     "DeliveryAttemptRow",
     "DigestEntryRow",
@@ -89,7 +92,8 @@ class AlertRow(Base):
 
 
 class IncidentRow(Base):
-    """One incident: opened when a P0 fires in production, closed when it resolves."""
+    """One incident: opened when a P0 fires in production (``open``), ``acknowledged`` when someone acks its alert,
+    ``resolved`` when the alert resolves (``closed_at``)."""
 
     __tablename__ = "incidents"
     __table_args__ = (Index(None, "fingerprint", "status"),)
@@ -100,9 +104,59 @@ class IncidentRow(Base):
     error_code: Mapped[str] = mapped_column(String(128), nullable=False)
     service: Mapped[str | None] = mapped_column(String(255), nullable=True)
     summary: Mapped[str] = mapped_column(Text, nullable=False)
-    status: Mapped[str] = mapped_column(String(8), nullable=False)
+    status: Mapped[str] = mapped_column(String(16), nullable=False)
     opened_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False)
     closed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # The first acknowledgement (time to acknowledge: from opened_at).
+    acknowledged_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class IncidentEventRow(Base):
+    """One entry of an incident's timeline: ``kind`` (opened, alert_firing, acknowledged, note, ...), who and what."""
+
+    __tablename__ = "incident_events"
+    __table_args__ = (Index(None, "incident_id", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    incident_id: Mapped[int] = mapped_column(Integer, nullable=False)
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False)
+    kind: Mapped[str] = mapped_column(String(32), nullable=False)
+    author: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    text: Mapped[str] = mapped_column(Text, nullable=False)
+
+
+class AlertAckRow(Base):
+    """One acknowledgement of one alert episode (fingerprint and start); ``ended_at`` once it went stale (past
+    ``until`` with the alert still firing) or was replaced by a newer acknowledgement."""
+
+    __tablename__ = "alert_acks"
+    __table_args__ = (Index(None, "fingerprint", "starts_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    fingerprint: Mapped[str] = mapped_column(String(255), nullable=False)
+    starts_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False)
+    by: Mapped[str] = mapped_column(String(255), nullable=False)
+    comment: Mapped[str | None] = mapped_column(Text, nullable=True)
+    acknowledged_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False)
+    until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    ended_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class AlertEscalationRow(Base):
+    """What repeat and escalation sent for one alert episode: repeats so far, when it was last notified, from when
+    its escalation steps count, how many steps were reached and the channels they reached (JSON)."""
+
+    __tablename__ = "alert_escalations"
+    __table_args__ = (UniqueConstraint("fingerprint", "starts_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    fingerprint: Mapped[str] = mapped_column(String(255), nullable=False)
+    starts_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False)
+    repeats: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    last_notified_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False)
+    steps_since: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False)
+    steps_reached: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    channels_reached: Mapped[str] = mapped_column(Text, nullable=False, default="[]")
 
 
 class OutboxRow(Base):

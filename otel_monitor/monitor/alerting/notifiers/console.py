@@ -14,7 +14,8 @@ __all__ = ["ConsoleChannel", "ConsoleNotifier", "format_console_line"]
 
 
 def format_console_line(notification: Notification) -> str:
-    """``[P0 FIRING] GEMINI_INVALID_API_KEY service=gemini: API Key Invalid | action: ... | runbook: ...``."""
+    """``[P0 FIRING] GEMINI_INVALID_API_KEY service=gemini: API Key Invalid | action: ... | runbook: ...``, then
+    ``| repeat: 2`` and ``| ack: URL`` when the notification has them."""
     alert = notification.alert
     parts = [
         f"[{alert.priority.value} {notification.transition.upper()}] {alert.error_code}"
@@ -26,6 +27,10 @@ def format_console_line(notification: Notification) -> str:
         parts.append(f"trace: {alert.trace_id}" + (f" {alert.jaeger_url}" if alert.jaeger_url else ""))
     if alert.inhibited:
         parts.append("holding back: " + ", ".join(alert.inhibited))
+    if notification.repeat:
+        parts.append(f"repeat: {notification.repeat}")
+    if notification.ack_url:
+        parts.append(f"ack: {notification.ack_url}")
     return " | ".join(parts)
 
 

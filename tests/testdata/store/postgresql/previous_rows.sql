@@ -6,3 +6,5 @@ VALUES ('previous-release-fp', 'quota_critical', 'P0', 'firing', 'gemini', '{"se
 INSERT INTO alert_outbox (notification_id, channel, fingerprint, priority, transition, body, status, attempts,
                           created_at, next_attempt_at)
 VALUES ('previous-release-notification', 'hook', 'previous-release-fp', 'P0', 'firing', '{}', 'pending', 0, '2025-10-20 10:30:00+00', '2025-10-20 10:30:00+00');
+INSERT INTO incidents (fingerprint, rule, error_code, service, summary, status, opened_at, closed_at)
+VALUES ('previous-release-fp', 'quota_critical', 'QUOTA_CRITICAL', 'gemini', 'gemini quota above 95 percent', 'closed', '2025-10-20 10:30:00+00', '2025-10-20 10:31:00+00');

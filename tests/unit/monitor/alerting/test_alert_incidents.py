@@ -148,17 +148,17 @@ def test_opens_incident_for_p0_in_production_only(environment, priority, opens):
     assert opens_incident(environment, make_alert(priority=priority)) is opens
 
 
-def test_incident_opens_once_and_closes_at_the_alert_end():
-    """A second open for the same firing alert is a no-op; closing stamps the alert's end; status filters."""
+def test_incident_opens_once_and_resolves_at_the_alert_end():
+    """A second open for the same firing alert is a no-op; resolving stamps the alert's end; status filters."""
     incidents = IncidentStore()
     opened = incidents.open(make_alert(starts_at=at(0)))
     assert opened is not None and opened.status is IncidentStatus.OPEN and opened.opened_at == at(0)
     assert incidents.open(make_alert(starts_at=at(0))) is None
-    closed = incidents.close_for(make_alert(AlertState.RESOLVED, starts_at=at(0), ends_at=at(42)))
-    assert (closed.id, closed.status, closed.closed_at) == (opened.id, IncidentStatus.CLOSED, at(42))
-    assert incidents.close_for(make_alert(AlertState.RESOLVED)) is None
+    resolved = incidents.resolve_for(make_alert(AlertState.RESOLVED, starts_at=at(0), ends_at=at(42)))
+    assert (resolved.id, resolved.status, resolved.closed_at) == (opened.id, IncidentStatus.RESOLVED, at(42))
+    assert incidents.resolve_for(make_alert(AlertState.RESOLVED)) is None
     assert incidents.incidents(status=IncidentStatus.OPEN) == []
-    assert [i.id for i in incidents.incidents(status=IncidentStatus.CLOSED)] == [opened.id]
+    assert [i.id for i in incidents.incidents(status=IncidentStatus.RESOLVED)] == [opened.id]
 
 
 # -- the service over the stores ------------------------------------------------------------------------------------
@@ -211,7 +211,7 @@ def test_pending_alerts_are_kept_and_dropped_with_their_condition(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "environment, incidents", [("production", [("closed", "REDIS_CONNECTION_FAILED")]), ("staging", [])]
+    "environment, incidents", [("production", [("resolved", "REDIS_CONNECTION_FAILED")]), ("staging", [])]
 )
 def test_service_opens_and_closes_incidents_in_production(tmp_path, environment, incidents):
     """In production the P0 firing opens an incident (open while it fires) and its resolution closes it."""
