@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from otel_monitor.monitor.alerting.incidents import IncidentStatus
+from otel_monitor.monitor.alerting.incidents import IncidentEventKind, IncidentStatus
 from otel_monitor.monitor.alerting.model import AlertState, Priority
 
 __all__ = [
+    "AckOut",
+    "AcknowledgedOut",
+    "IncidentEventOut",
+    "IncidentWithTimeline",
     "AlertList",
     "AlertOut",
     "AttemptOut",
@@ -18,6 +22,21 @@ __all__ = [
     "IncidentOut",
     "NotificationList",
 ]
+
+
+class AcknowledgedOut(BaseModel):
+    """The standing acknowledgement of a firing alert (times ISO 8601 UTC)."""
+
+    by: str
+    at: str
+    until: str | None
+
+
+class AckOut(AcknowledgedOut):
+    """A standing acknowledgement as ``POST /api/v1/alerts/{fingerprint}/ack`` answers it."""
+
+    fingerprint: str
+    comment: str | None
 
 
 class AlertOut(BaseModel):
@@ -36,6 +55,7 @@ class AlertOut(BaseModel):
     ends_at: str | None
     trace_id: str | None
     jaeger_url: str | None
+    acknowledged: AcknowledgedOut | None = Field(None, description="who acknowledged it firing, when, until when")
     silenced_by: list[str] = Field(
         default_factory=list, description="the silences and maintenance windows holding its notifications now"
     )
@@ -48,7 +68,7 @@ class AlertList(BaseModel):
 
 
 class IncidentOut(BaseModel):
-    """One incident of a P0 alert, open until the alert resolves."""
+    """One incident of a P0 alert: open, acknowledged, then resolved when the alert resolves."""
 
     id: int
     fingerprint: str
@@ -58,7 +78,25 @@ class IncidentOut(BaseModel):
     summary: str
     status: IncidentStatus
     opened_at: str
-    closed_at: str | None
+    acknowledged_at: str | None
+    closed_at: str | None = Field(description="when it resolved")
+    time_to_acknowledge_seconds: float | None
+    time_to_resolve_seconds: float | None
+
+
+class IncidentEventOut(BaseModel):
+    """One entry of an incident's timeline."""
+
+    at: str
+    kind: IncidentEventKind
+    author: str | None
+    text: str
+
+
+class IncidentWithTimeline(IncidentOut):
+    """An incident with its timeline, oldest entry first."""
+
+    timeline: list[IncidentEventOut]
 
 
 class IncidentList(BaseModel):

@@ -9,7 +9,8 @@ from fastapi import APIRouter, Body, HTTPException, Path, Request
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from otel_monitor.monitor.alerting.acknowledgement import ACK_PATH
-from otel_monitor.monitor.alerting.incidents import IncidentEventKind, IncidentStatus, UnknownIncident
+from otel_monitor.monitor.alerting.api_models import AckOut, IncidentEventOut, IncidentWithTimeline
+from otel_monitor.monitor.alerting.incidents import UnknownIncident
 from otel_monitor.monitor.alerting.service import NotFiring
 from otel_monitor.monitor.api_errors import error_responses
 
@@ -18,10 +19,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AckRequest",
-    "AckResponse",
     "NoteRequest",
-    "IncidentEventResponse",
-    "IncidentResponse",
     "INCIDENT_PATH",
     "INCIDENT_NOTES_PATH",
     "build_response_router",
@@ -42,49 +40,12 @@ class AckRequest(BaseModel):
     until: AwareDatetime | None = None
 
 
-class AckResponse(BaseModel):
-    """A standing acknowledgement of a firing alert."""
-
-    fingerprint: str
-    by: str
-    comment: str | None
-    at: str
-    until: str | None
-
-
 class NoteRequest(BaseModel):
     """A note on an incident's timeline."""
 
     model_config = ConfigDict(extra="forbid")
     author: Annotated[str, _NAME]
     text: Annotated[str, _TEXT]
-
-
-class IncidentEventResponse(BaseModel):
-    """One entry of an incident's timeline."""
-
-    at: str
-    kind: IncidentEventKind
-    author: str | None
-    text: str
-
-
-class IncidentResponse(BaseModel):
-    """An incident with its timeline, oldest entry first."""
-
-    id: int
-    fingerprint: str
-    rule: str
-    error_code: str
-    service: str | None
-    summary: str
-    status: IncidentStatus
-    opened_at: str
-    acknowledged_at: str | None
-    closed_at: str | None
-    time_to_acknowledge_seconds: float | None
-    time_to_resolve_seconds: float | None
-    timeline: list[IncidentEventResponse]
 
 
 def _alerting(request: Request) -> AlertingService | None:
@@ -101,7 +62,7 @@ def build_response_router() -> APIRouter:
         request: Request,
         fingerprint: Annotated[str, Path(max_length=255, description="the firing alert's fingerprint")],
         ack: Annotated[AckRequest, Body()],
-    ) -> AckResponse:
+    ) -> AckOut:
         alerting = _alerting(request)
         if alerting is None:
             raise HTTPException(404, detail=f"no firing alert has fingerprint {fingerprint!r}")
@@ -111,10 +72,10 @@ def build_response_router() -> APIRouter:
             raise HTTPException(404, detail=f"no firing alert has fingerprint {fingerprint!r}") from None
         except ValueError as exc:
             raise HTTPException(422, detail=str(exc)) from None
-        return AckResponse.model_validate(acknowledgement.to_json())
+        return AckOut.model_validate(acknowledgement.to_json())
 
     @router.get(INCIDENT_PATH, responses=error_responses(404))
-    async def get_incident(request: Request, incident_id: Annotated[int, Path(ge=1)]) -> IncidentResponse:
+    async def get_incident(request: Request, incident_id: Annotated[int, Path(ge=1)]) -> IncidentWithTimeline:
         alerting = _alerting(request)
         try:
             if alerting is None:
@@ -122,14 +83,14 @@ def build_response_router() -> APIRouter:
             incident = await alerting.incident(incident_id)
         except UnknownIncident:
             raise HTTPException(404, detail=f"no incident {incident_id}") from None
-        return IncidentResponse.model_validate(
+        return IncidentWithTimeline.model_validate(
             {**incident.to_json(), "timeline": [event.to_json() for event in incident.timeline]}
         )
 
     @router.post(INCIDENT_NOTES_PATH, status_code=201, responses=error_responses(404, 422))
     async def add_incident_note(
         request: Request, incident_id: Annotated[int, Path(ge=1)], note: Annotated[NoteRequest, Body()]
-    ) -> IncidentEventResponse:
+    ) -> IncidentEventOut:
         alerting = _alerting(request)
         try:
             if alerting is None:
@@ -137,6 +98,6 @@ def build_response_router() -> APIRouter:
             event = await alerting.note(incident_id, author=note.author, text=note.text)
         except UnknownIncident:
             raise HTTPException(404, detail=f"no incident {incident_id}") from None
-        return IncidentEventResponse.model_validate(event.to_json())
+        return IncidentEventOut.model_validate(event.to_json())
 
     return router

@@ -29,6 +29,8 @@ if TYPE_CHECKING:
 __all__ = ["StatusService", "STATUS_MESSAGE_TYPE"]
 
 STATUS_MESSAGE_TYPE = "status"
+# Unresolved incidents the page lists with their timelines, newest first.
+_MOST_INCIDENTS_SHOWN = 20
 _log = StructuredLogger("otel_monitor.status")
 
 
@@ -73,7 +75,16 @@ class StatusService:
         async def open_incidents() -> list[dict[str, Any]]:
             if alerting is None:
                 return []
-            return [incident.to_json() for incident in await alerting.incidents(status=IncidentStatus.OPEN)]
+            unresolved = [
+                incident
+                for status in (IncidentStatus.OPEN, IncidentStatus.ACKNOWLEDGED)
+                for incident in await alerting.incidents(status=status, limit=_MOST_INCIDENTS_SHOWN)
+            ]
+            shown = []
+            for listed in sorted(unresolved, key=lambda incident: incident.opened_at, reverse=True):
+                incident = await alerting.incident(listed.id)  # with its timeline
+                shown.append({**incident.to_json(), "timeline": [event.to_json() for event in incident.timeline]})
+            return shown[:_MOST_INCIDENTS_SHOWN]
 
         async def active_silences() -> list[dict[str, Any]]:
             if alerting is None:

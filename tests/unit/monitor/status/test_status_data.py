@@ -196,7 +196,8 @@ class Sources:
             return self.incidents
 
         async def silences():
-            return [{"id": "s1", "matchers": "service=gemini", "comment": "planned maintenance", "author": "ops"}]
+            matchers = [{"name": "service", "value": "gemini", "operator": "="}]  # as GET /api/v1/silences lists it
+            return [{"id": "s1", "matchers": matchers, "comment": "planned maintenance", "author": "ops"}]
 
         return StatusCollector(
             health_report=lambda: self.report,
@@ -221,7 +222,7 @@ def test_the_page_shows_everything_escaped_and_unavailable_metrics_say_so():
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "<script>alert(1)" not in page
     assert page.count(">unavailable<") == 4
     assert 'href="http://jaeger.local/trace/4bf92f3577b34da6a3ce929d0e0e4736"' in page
-    assert "alert fired" in page and "planned maintenance" in page
+    assert "alert fired" in page and "planned maintenance" in page and '<code>service="gemini"</code>' in page
     assert 'data-websocket-protocol="bearer.abc"' in page
     assert summary.state == "down" and "http" not in page.split("<script>")[0].split("<body")[0]  # no CDN
 
