@@ -15,14 +15,14 @@ from otel_monitor.monitor.alerting.delivery.dispatcher import Dispatcher
 from otel_monitor.monitor.alerting.delivery.outbox import Outbox
 from otel_monitor.monitor.alerting.escalation import EscalationPolicy, EscalationStore
 from otel_monitor.monitor.alerting.incidents import IncidentStore
-from otel_monitor.monitor.alerting.model import Priority, Rule
+from otel_monitor.monitor.alerting.model import Priority
 from otel_monitor.monitor.alerting.notifiers import build_notifiers
 from otel_monitor.monitor.alerting.routing import DeliveryConfig
 from otel_monitor.monitor.alerting.service import AlertingService
 from otel_monitor.monitor.alerting.state import AlertStore
 from otel_monitor.monitor.app import create_app
 from otel_monitor.monitor.config import MonitorConfig
-from tests.support.alerts import Conditions
+from tests.support.alerts import Conditions, gemini_key_rule
 from tests.support.clocks import RunningClock
 from tests.support.receivers import Receiver
 from tests.support.served_app import ServedApp
@@ -30,20 +30,7 @@ from tools.devstack import wait_until
 
 T0 = dt.datetime(2025, 10, 20, 10, 30, tzinfo=dt.UTC)
 PUBLIC_URL = "https://monitor.example"
-KEY_INVALID = Rule(
-    name="GeminiInvalidApiKey",
-    priority=Priority.P0,
-    source="check",
-    expr="streak.gemini",
-    for_seconds=0,
-    clear_for_seconds=0,
-    interval_seconds=0.2,
-    error_code="GEMINI_INVALID_API_KEY",
-    labels={"service": "gemini"},
-    summary="Gemini rejects the API key",
-    action_required="Check GEMINI_API_KEY",
-    runbook="-",
-)
+KEY_INVALID = gemini_key_rule(interval_seconds=0.2)
 ESCALATION = EscalationPolicy.model_validate(
     {
         "repeat_interval_seconds": 1800,

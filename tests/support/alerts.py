@@ -1,4 +1,5 @@
-"""Alerts for tests: one well-formed P0 alert, with any field changed, and a check source the test drives."""
+"""Alerts for tests: one well-formed P0 alert, with any field changed, a check source the test drives, and the Gemini
+invalid-key rule."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import datetime as dt
 from otel_monitor.monitor.alerting.evaluate.sources import Sample
 from otel_monitor.monitor.alerting.model import Alert, AlertState, Priority, Rule
 
-__all__ = ["make_alert", "Conditions", "STARTS", "ENDS"]
+__all__ = ["make_alert", "Conditions", "STARTS", "ENDS", "gemini_key_rule"]
 
 STARTS = dt.datetime(2025, 10, 20, 10, 30, 15, tzinfo=dt.UTC)
 ENDS = STARTS + dt.timedelta(minutes=7)
@@ -43,3 +44,21 @@ class Conditions:
 
     async def evaluate(self, rule: Rule) -> list[Sample]:
         return [Sample({})] if rule.name in self.holding else []
+
+
+def gemini_key_rule(*, interval_seconds: float = 1) -> Rule:
+    """A P0 check rule on Gemini's failure streak (the invalid-key alert), firing and clearing at once."""
+    return Rule(
+        name="GeminiInvalidApiKey",
+        priority=Priority.P0,
+        source="check",
+        expr="streak.gemini",
+        for_seconds=0,
+        clear_for_seconds=0,
+        interval_seconds=interval_seconds,
+        error_code="GEMINI_INVALID_API_KEY",
+        labels={"service": "gemini"},
+        summary="Gemini rejects the API key",
+        action_required="Check GEMINI_API_KEY",
+        runbook="-",
+    )

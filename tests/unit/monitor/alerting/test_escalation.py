@@ -31,25 +31,12 @@ from otel_monitor.monitor.alerting.service import AlertingService, NotFiring
 from otel_monitor.monitor.alerting.silences.matchers import parse_matcher
 from otel_monitor.monitor.alerting.state import AlertStore
 from otel_monitor.monitor.config import AlertingConfig, MonitorConfig
-from tests.support.alerts import Conditions, make_alert
+from tests.support.alerts import Conditions, gemini_key_rule, make_alert
 from tests.support.clocks import Clock
 
 T0 = dt.datetime(2025, 10, 20, 10, 30, tzinfo=dt.UTC)
 PUBLIC_URL = "https://monitor.example"
-KEY_INVALID = Rule(
-    name="GeminiInvalidApiKey",
-    priority=Priority.P0,
-    source="check",
-    expr="streak.gemini",
-    for_seconds=0,
-    clear_for_seconds=0,
-    interval_seconds=1,
-    error_code="GEMINI_INVALID_API_KEY",
-    labels={"service": "gemini"},
-    summary="Gemini rejects the API key",
-    action_required="Check GEMINI_API_KEY",
-    runbook="-",
-)
+KEY_INVALID = gemini_key_rule(interval_seconds=1)
 _HOOK = {"type": "webhook", "url": "http://127.0.0.1:9/hook"}
 DELIVERY = DeliveryConfig.model_validate(
     {"channels": {"hook": _HOOK, "pager": _HOOK, "team": _HOOK}, "routing": {"P0": ["hook"]}}
