@@ -51,11 +51,7 @@ def _environment() -> Environment:
     return environment
 
 
-def render_status_page(summary: StatusSummary, *, websocket_path: str, websocket_protocol: str | None = None) -> str:
-    """The page; its script follows ``websocket_path`` live, offering ``websocket_protocol`` as the WebSocket
-    subprotocol when given (how a page carries a credential the WebSocket asks for)."""
-    return (
-        _environment()
-        .get_template("status.html")
-        .render(summary=summary, websocket_path=websocket_path, websocket_protocol=websocket_protocol or "")
-    )
+def render_status_page(summary: StatusSummary, *, websocket_path: str) -> str:
+    """The page; its script follows ``websocket_path`` live. A protected page reaches browsers through a proxy that
+    adds the token, to its WebSocket as to the page; a public page's WebSocket needs none for the status messages."""
+    return _environment().get_template("status.html").render(summary=summary, websocket_path=websocket_path)
