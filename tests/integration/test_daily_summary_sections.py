@@ -379,7 +379,18 @@ def test_a_store_made_before_the_new_columns_gets_them(tmp_path):
     with engine.begin() as connection:
         for column in ("fired_at", "min_value", "max_value"):
             connection.execute(text(f"ALTER TABLE alerts DROP COLUMN {column}"))
-        connection.execute(text("DROP TABLE alert_delivery_attempts"))  # the delivery ledger came later still
+        # the delivery ledger, the uptime days, silences, acknowledgements and escalations came later still
+        for table in (
+            "alert_delivery_attempts",
+            "status_uptime_days",
+            "silences",
+            "alert_acks",
+            "alert_escalations",
+            "incident_events",
+        ):
+            connection.execute(text(f"DROP TABLE {table}"))
+        connection.execute(text("ALTER TABLE alerts DROP COLUMN firing_held"))
+        connection.execute(text("ALTER TABLE incidents DROP COLUMN acknowledged_at"))
         # ... and versioned as that release left it: its migrations stopped at the quota table.
         connection.execute(text(f"UPDATE {VERSION_TABLE} SET version_num = '0001_quota_usage'"))
     engine.dispose()

@@ -12,7 +12,7 @@ from otel_monitor.monitor.alerting.acknowledgement import ACK_PATH
 from otel_monitor.monitor.alerting.api_models import AckOut, IncidentEventOut, IncidentWithTimeline
 from otel_monitor.monitor.alerting.incidents import UnknownIncident
 from otel_monitor.monitor.alerting.service import NotFiring
-from otel_monitor.monitor.api_errors import error_responses
+from otel_monitor.monitor.api_errors import error_responses, invalid_body_field
 
 if TYPE_CHECKING:
     from otel_monitor.monitor.alerting.service import AlertingService
@@ -57,7 +57,7 @@ def build_response_router() -> APIRouter:
     alert and no incident: 404."""
     router = APIRouter(tags=["alerts"])
 
-    @router.post(ACK_PATH, responses=error_responses(404, 422))
+    @router.post(ACK_PATH, responses=error_responses(404))
     async def acknowledge_alert(
         request: Request,
         fingerprint: Annotated[str, Path(max_length=255, description="the firing alert's fingerprint")],
@@ -70,8 +70,8 @@ def build_response_router() -> APIRouter:
             acknowledgement = await alerting.acknowledge(fingerprint, by=ack.by, comment=ack.comment, until=ack.until)
         except NotFiring:
             raise HTTPException(404, detail=f"no firing alert has fingerprint {fingerprint!r}") from None
-        except ValueError as exc:
-            raise HTTPException(422, detail=str(exc)) from None
+        except ValueError as exc:  # an ``until`` already past
+            raise invalid_body_field("until", str(exc), ack.until) from None
         return AckOut.model_validate(acknowledgement.to_json())
 
     @router.get(INCIDENT_PATH, responses=error_responses(404))
@@ -87,7 +87,7 @@ def build_response_router() -> APIRouter:
             {**incident.to_json(), "timeline": [event.to_json() for event in incident.timeline]}
         )
 
-    @router.post(INCIDENT_NOTES_PATH, status_code=201, responses=error_responses(404, 422))
+    @router.post(INCIDENT_NOTES_PATH, status_code=201, responses=error_responses(404))
     async def add_incident_note(
         request: Request, incident_id: Annotated[int, Path(ge=1)], note: Annotated[NoteRequest, Body()]
     ) -> IncidentEventOut:

@@ -7,14 +7,13 @@ import datetime as dt
 from typing import TYPE_CHECKING, Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request
-from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field
 
 from otel_monitor.monitor.alerting.silences.matchers import Matcher, parse_matcher
 from otel_monitor.monitor.alerting.silences.model import Silence, SilenceState
 from otel_monitor.monitor.alerting.silences.store import DEFAULT_SILENCE_LIMIT
 from otel_monitor.monitor.alerting.silences.windows import MaintenanceWindow
-from otel_monitor.monitor.api_errors import error_responses
+from otel_monitor.monitor.api_errors import error_responses, invalid_body_field
 
 if TYPE_CHECKING:
     from otel_monitor.monitor.alerting.silences.gate import SilenceGate
@@ -94,12 +93,6 @@ def _utc(moment: dt.datetime) -> dt.datetime:
     return moment.replace(tzinfo=dt.UTC) if moment.tzinfo is None else moment
 
 
-def _invalid_ends_at(message: str, value: dt.datetime) -> RequestValidationError:
-    """A 422 naming ``ends_at``, in the body FastAPI gives every validation error (as documented)."""
-    error = {"loc": ("body", "ends_at"), "msg": f"Value error, {message}", "type": "value_error", "input": str(value)}
-    return RequestValidationError([error])
-
-
 async def silence_views(
     gate: SilenceGate, *, state: SilenceState | None = None, limit: int = DEFAULT_SILENCE_LIMIT
 ) -> list[SilenceView]:
@@ -129,9 +122,9 @@ def build_silences_router() -> APIRouter:
         starts_at = _utc(body.starts_at) if body.starts_at is not None else now
         ends_at = _utc(body.ends_at)
         if ends_at <= starts_at:
-            raise _invalid_ends_at("must be after starts_at", body.ends_at)
+            raise invalid_body_field("ends_at", "must be after starts_at", body.ends_at)
         if ends_at <= now:
-            raise _invalid_ends_at("must be in the future", body.ends_at)
+            raise invalid_body_field("ends_at", "must be in the future", body.ends_at)
         silence = await store.executor.run(
             store.add,
             tuple(body.matchers),
