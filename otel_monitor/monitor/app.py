@@ -112,7 +112,8 @@ def create_app(
     app.include_router(build_silences_router())
     document_unparsable_bodies(app)
     # every route, by its method; open paths and no-token mode in auth/
-    install_auth(app, config.auth, status_websocket_path=ALERTS_WS_PATH)
+    # whether the API asks for tokens (the alert page's form then has a token field)
+    app.state.tokens_required = install_auth(app, config.auth, status_websocket_path=ALERTS_WS_PATH)
     app.state.health = health
     app.state.quota = quota
     app.state.alerting = alerting

@@ -109,7 +109,10 @@ def test_unacknowledged_p0_repeats_and_escalates_and_an_ack_stops_both_until_it_
         _wait_for(receiver, "ops", [FIRING])
         (page,) = [r["json"] for r in receiver.requests]
         fingerprint = page["alert"]["fingerprint"]
-        assert page["alert"]["ack_url"] == f"{PUBLIC_URL}/api/v1/alerts/{fingerprint}/ack"
+        assert page["alert"]["ack_url"] == f"{PUBLIC_URL}/alerts/{fingerprint}"
+        alert_page = httpx.get(f"{base}/alerts/{fingerprint}", timeout=10)  # where the link leads
+        assert alert_page.status_code == 200 and "Gemini rejects the API key" in alert_page.text
+        assert 'id="ack-form"' in alert_page.text and '<td id="acknowledged">no</td>' in alert_page.text
 
         clock.advance(900)
         _wait_for(receiver, "pager", [FIRING])
@@ -124,6 +127,7 @@ def test_unacknowledged_p0_repeats_and_escalates_and_an_ack_stops_both_until_it_
         assert acked.json()["by"] == "alice" and acked.json()["until"].startswith("2025-10-20T11:36:40")
         (listed,) = httpx.get(f"{base}/api/v1/alerts", timeout=10).json()["alerts"]
         assert listed["acknowledged"]["by"] == "alice"
+        assert '<td id="acknowledged">by alice at ' in httpx.get(f"{base}/alerts/{fingerprint}", timeout=10).text
 
         clock.advance(1900)  # 3700 s: past the team step (2700 s) and repeat 2 (3600 s)
         time.sleep(QUIET_SECONDS)
@@ -187,6 +191,7 @@ def test_unacknowledged_p0_repeats_and_escalates_and_an_ack_stops_both_until_it_
         ("post", "/api/v1/incidents/999/notes", {"author": "bob", "text": "x"}, 404),
         ("post", "/api/v1/incidents/999/notes", {"author": "bob"}, 422),
         ("get", "/api/v1/incidents/first", None, 422),
+        ("get", "/alerts/0000000000000000", None, 404),  # an alert page
     ],
 )
 def test_bad_requests_get_a_json_error(receiver, tmp_path, method, path, body, status):

@@ -1,5 +1,6 @@
 """The status page in a real browser (Debian's headless Chromium) against a served monitor: every component shown,
-Redis stopping turns red and raises its P0 without a reload, and the page reads the same without JavaScript."""
+Redis stopping turns red and raises its P0 without a reload, the P0's page acknowledges it, and the pages read the
+same without JavaScript."""
 
 from __future__ import annotations
 
@@ -117,6 +118,20 @@ def test_status_page_live_and_static(stack, own_redis, receiver, workdir, tmp_pa
             assert driver.find_element(By.ID, "overall").get_attribute("data-state") == "down"
             assert driver.save_screenshot(str(tmp_path / "status-page.png"))
 
+            # The P0's page (where its notifications link): acknowledged from its form.
+            driver.find_element(By.CSS_SELECTOR, "#alerts li.alert a[href^='/alerts/']").click()
+            wait.until(lambda d: d.find_elements(By.ID, "ack-form"))
+            fields = driver.find_element(By.ID, "ack-fields")
+            wait.until(lambda d: fields.is_enabled())
+            fields.find_element(By.NAME, "by").send_keys("ana")
+            fields.find_element(By.NAME, "comment").send_keys("restarting Redis")
+            fields.find_element(By.TAG_NAME, "button").click()
+            wait.until(lambda d: d.find_element(By.ID, "ack-result").text == "Acknowledged.")
+            assert driver.find_element(By.ID, "acknowledged").text.startswith("by ana at ")
+            (alert,) = httpx.get(f"{monitor.url}/api/v1/alerts", timeout=10).json()["alerts"]
+            assert alert["acknowledged"]["by"] == "ana" and driver.current_url.endswith(alert["fingerprint"])
+            assert driver.save_screenshot(str(tmp_path / "alert-page.png"))
+
         with chromium(javascript=False) as driver:
             driver.get(f"{monitor.url}/")
             for row in rows:
@@ -125,5 +140,8 @@ def test_status_page_live_and_static(stack, own_redis, receiver, workdir, tmp_pa
             assert state_of(driver, "component-redis") == "down"
             assert "RedisDown" in driver.find_element(By.ID, "alerts").text
             assert driver.save_screenshot(str(tmp_path / "status-page-static.png"))
+            driver.find_element(By.CSS_SELECTOR, "#alerts li.alert a[href^='/alerts/']").click()
+            assert driver.find_element(By.ID, "acknowledged").text.startswith("by ana at ")  # rendered by the server
+            assert not driver.find_element(By.ID, "ack-fields").is_enabled()  # no script: the form stays off
     finally:
         monitor.stop()

@@ -20,6 +20,7 @@ __all__ = [
     "Acknowledgement",
     "AcknowledgementStore",
     "ACK_PATH",
+    "ALERT_PAGE_PATH",
     "ACKNOWLEDGED_PRIORITIES",
     "ack_url",
     "episode_start",
@@ -27,13 +28,16 @@ __all__ = [
 ]
 
 ACK_PATH = "/api/v1/alerts/{fingerprint}/ack"
+# The alert's page: what a notification links to (a browser opens it; its form posts to ACK_PATH).
+ALERT_PAGE_PATH = "/alerts/{fingerprint}"
 # The priorities whose firing notifications link to their acknowledgement (they page someone).
 ACKNOWLEDGED_PRIORITIES = frozenset({Priority.P0})
 
 
 def ack_url(public_url: str, fingerprint: str) -> str:
-    """Where an operator acknowledges the alert ``fingerprint`` on the monitor at ``public_url``."""
-    return public_url.rstrip("/") + ACK_PATH.format(fingerprint=quote(fingerprint, safe=""))
+    """Where an operator acknowledges the alert ``fingerprint`` on the monitor at ``public_url``: its page, whose
+    form posts the acknowledgement (a link in a chat or an email opens with a GET)."""
+    return public_url.rstrip("/") + ALERT_PAGE_PATH.format(fingerprint=quote(fingerprint, safe=""))
 
 
 def paging_notification(

@@ -272,6 +272,13 @@ class AlertingService:
         """The pending and firing alerts now."""
         return self.evaluator.alerts()
 
+    async def alert(self, fingerprint: str) -> Alert | None:
+        """The alert as it is now if pending or firing, else its latest episode as kept; None if never seen."""
+        for alert in self.evaluator.alerts():
+            if alert.fingerprint == fingerprint:
+                return alert
+        return await self.state.executor.run(self.state.latest, fingerprint)
+
     async def history(
         self,
         *,

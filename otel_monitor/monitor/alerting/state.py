@@ -110,6 +110,18 @@ class AlertStore(SqlStore):
             latest = {row.fingerprint: row.firing_held for row in session.scalars(query).all()}
         return [fp for fp, held in latest.items() if held]
 
+    def latest(self, fingerprint: str) -> Alert | None:
+        """The alert's latest episode as kept; None for a fingerprint never seen."""
+        query = (
+            select(_AlertRow)
+            .where(_AlertRow.fingerprint == fingerprint)
+            .order_by(_AlertRow.starts_at.desc(), _AlertRow.id.desc())
+            .limit(1)
+        )
+        with self._lock, Session(self._ready()) as session:
+            row = session.scalar(query)
+            return None if row is None else _alert_of(row)
+
     def history(
         self,
         *,

@@ -22,6 +22,8 @@ from otel_monitor.monitor.auth.tokens import Grant, TokenTable, bearer_token
 __all__ = [
     "AuthMiddleware",
     "STATUS_PAGE_PATHS",
+    "STATUS_PAGE_PREFIXES",
+    "open_prefixes",
     "STATUS_ONLY",
     "WEBSOCKET_BEARER_PROTOCOL",
     "document_auth",
@@ -32,6 +34,8 @@ __all__ = [
 
 # The status page and its JSON summary: open when ``auth.status_page`` is public.
 STATUS_PAGE_PATHS = ("/", "/api/v1/status")
+# ... and the alert pages notifications link to (``/alerts/{fingerprint}``): open with it.
+STATUS_PAGE_PREFIXES = ("/alerts/",)
 # Set in the scope of a WebSocket let in without a token because it asked only for the public status page's live
 # messages (``?include=status`` while ``auth.status_page`` is public): it gets those and no notification.
 STATUS_ONLY = "otel_monitor.status_only"
@@ -58,6 +62,11 @@ def open_paths(app: FastAPI, auth: AuthConfig) -> frozenset[str]:
     return frozenset(path for path in (HEALTH_PATH, LIVENESS_PATH, *documentation, *status_page) if path)
 
 
+def open_prefixes(auth: AuthConfig) -> tuple[str, ...]:
+    """The path prefixes anyone may request: the alert pages, when the status page is public."""
+    return STATUS_PAGE_PREFIXES if auth.status_page == "public" else ()
+
+
 def _refusal(grant: Grant | None, needed: TokenScope, what: str) -> tuple[int, str] | None:
     """(status, detail) refusing ``what``, or None if the grant covers ``needed``. Never names the token itself."""
     if grant is None:
@@ -81,15 +90,16 @@ class AuthMiddleware:
         *,
         tokens: TokenTable,
         open_paths: frozenset[str],
+        open_prefixes: tuple[str, ...] = (),
         status_websocket_path: str | None = None,
     ) -> None:
-        self.app, self.tokens, self.open_paths = app, tokens, open_paths
+        self.app, self.tokens, self.open_paths, self.open_prefixes = app, tokens, open_paths, open_prefixes
         # The WebSocket whose status messages a public status page's script reads without a token (None: none).
         self.status_websocket_path = status_websocket_path
         self._log = StructuredLogger("otel_monitor.monitor.auth")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket") or scope["path"] in self.open_paths:
+        if scope["type"] not in ("http", "websocket") or self.is_open(scope["path"]):
             await self.app(scope, receive, send)
             return
         headers = Headers(scope=scope)
@@ -106,6 +116,9 @@ class AuthMiddleware:
         self._log.info("API request refused", extra={"path": scope["path"], "method": method, "status": status})
         response = JSONResponse({"detail": detail}, status_code=status, headers=_CHALLENGE if status == 401 else None)
         await response(scope, receive, send)
+
+    def is_open(self, path: str) -> bool:
+        return path in self.open_paths or path.startswith(self.open_prefixes)
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send, headers: Headers) -> None:
         token = bearer_token(headers.get("authorization"))
@@ -190,12 +203,13 @@ def install_auth(app: FastAPI, auth: AuthConfig, *, status_websocket_path: str |
             "No API token is configured (auth.tokens): every route of the API is open to anyone who reaches the port"
         )
         return False
-    paths = open_paths(app, auth)
+    paths, prefixes = open_paths(app, auth), open_prefixes(auth)
     app.add_middleware(
         AuthMiddleware,
         tokens=TokenTable(auth.tokens),
         open_paths=paths,
+        open_prefixes=prefixes,
         status_websocket_path=status_websocket_path if auth.status_page == "public" else None,
     )
-    document_auth(app, paths.__contains__)
+    document_auth(app, lambda path: path in paths or path.startswith(prefixes))
     return True

@@ -7,10 +7,12 @@ import functools
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
+from otel_monitor.monitor.alerting.acknowledgement import Acknowledgement
+from otel_monitor.monitor.alerting.model import Alert
 from otel_monitor.monitor.status.model import StatusSummary
 from otel_monitor.monitor.status.svg import quota_bar_svg, sparkline_svg, uptime_bars_svg
 
-__all__ = ["render_status_page", "format_duration", "format_latency_ms", "format_share"]
+__all__ = ["render_status_page", "render_alert_page", "format_duration", "format_latency_ms", "format_share"]
 
 
 def format_duration(seconds: float | None) -> str:
@@ -55,3 +57,29 @@ def render_status_page(summary: StatusSummary, *, websocket_path: str) -> str:
     """The page; its script follows ``websocket_path`` live. A protected page reaches browsers through a proxy that
     adds the token, to its WebSocket as to the page; a public page's WebSocket needs none for the status messages."""
     return _environment().get_template("status.html").render(summary=summary, websocket_path=websocket_path)
+
+
+def render_alert_page(
+    alert: Alert,
+    *,
+    acknowledgement: Acknowledgement | None,
+    silenced_by: list[str],
+    ack_path: str,
+    ack_url: str,
+    token_needed: bool,
+) -> str:
+    """One alert's page, where a notification's link leads: its details, its acknowledgement, and (firing) a form
+    that posts one to ``ack_path`` (with a token field when the API needs tokens); ``ack_url`` for the curl line
+    shown without JavaScript."""
+    return (
+        _environment()
+        .get_template("alert.html")
+        .render(
+            alert=alert,
+            acknowledgement=acknowledgement,
+            silenced_by=silenced_by,
+            ack_path=ack_path,
+            ack_url=ack_url,
+            token_needed=token_needed,
+        )
+    )

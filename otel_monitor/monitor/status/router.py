@@ -1,15 +1,22 @@
-"""``GET /`` (the status page, HTML rendered by the server) and ``GET /api/v1/status`` (the same as JSON)."""
+"""``GET /`` (the status page, HTML rendered by the server), ``GET /api/v1/status`` (the same as JSON) and
+``GET /alerts/{fingerprint}`` (one alert's page, where notifications link: its details and an acknowledgement form)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
+from urllib.parse import quote
+
+from fastapi import APIRouter, HTTPException, Path, Request
 from fastapi.responses import HTMLResponse
 
+from otel_monitor.monitor.alerting.acknowledgement import ACK_PATH, ALERT_PAGE_PATH
+from otel_monitor.monitor.alerting.model import AlertState
+from otel_monitor.monitor.api_errors import error_responses
 from otel_monitor.monitor.status.model import StatusSummary
-from otel_monitor.monitor.status.render import render_status_page
+from otel_monitor.monitor.status.render import render_alert_page, render_status_page
 from otel_monitor.monitor.status.service import StatusService
 
-__all__ = ["STATUS_PAGE_PATH", "STATUS_PATH", "STATUS_WS_PATH", "build_status_router"]
+__all__ = ["STATUS_PAGE_PATH", "STATUS_PATH", "STATUS_WS_PATH", "ALERT_PAGE_PATH", "build_status_router"]
 
 STATUS_PAGE_PATH = "/"
 STATUS_PATH = "/api/v1/status"
@@ -32,6 +39,33 @@ def build_status_router(status: StatusService) -> APIRouter:
     )
     async def status_page() -> HTMLResponse:
         page = render_status_page(await status.summary(), websocket_path=STATUS_WS_PATH)
+        return HTMLResponse(page, headers=_NO_STORE)
+
+    @router.get(
+        ALERT_PAGE_PATH,
+        summary="One alert's page (HTML): its details, its acknowledgement, a form to acknowledge it while firing",
+        response_class=HTMLResponse,
+        responses=error_responses(404),
+    )
+    async def alert_page(
+        request: Request,
+        fingerprint: Annotated[str, Path(max_length=255, description="the alert's fingerprint")],
+    ) -> HTMLResponse:
+        alerting = getattr(request.app.state, "alerting", None)
+        alert = None if alerting is None else await alerting.alert(fingerprint)
+        if alerting is None or alert is None:
+            raise HTTPException(404, detail=f"no alert has fingerprint {fingerprint!r}")
+        firing = alert.state is AlertState.FIRING
+        acknowledgement = (await alerting.standing_acks([alert])).get(fingerprint) if firing else None
+        ack_path = ACK_PATH.format(fingerprint=quote(fingerprint, safe=""))
+        page = render_alert_page(
+            alert,
+            acknowledgement=acknowledgement,
+            silenced_by=alerting.silences.holding(alert) if firing else [],
+            ack_path=ack_path,
+            ack_url=str(request.base_url).rstrip("/") + ack_path,
+            token_needed=bool(getattr(request.app.state, "tokens_required", False)),
+        )
         return HTMLResponse(page, headers=_NO_STORE)
 
     return router

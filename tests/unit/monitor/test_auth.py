@@ -286,3 +286,12 @@ def test_public_status_page_script_gets_the_status_messages_without_a_token(stat
                 time.sleep(0.05)
             app.state.status.hub.publish('{"type": "status"}')
             assert websocket.receive_json() == {"type": "status"}
+
+
+@pytest.mark.parametrize("status_page, status", [("public", 404), ("protected", 401)])
+def test_alert_pages_are_as_open_as_the_status_page(status_page, status):
+    """An alert page (where notifications link) is open with a public status page (here 404: alerting is off, no
+    alert), and needs a token with a protected one; its acknowledgement (a POST) needs write either way."""
+    with TestClient(_monitor_app(status_page)) as client:
+        assert client.get("/alerts/0123456789abcdef").status_code == status
+        assert client.post("/api/v1/alerts/0123456789abcdef/ack", json={"by": "ana"}).status_code == 401

@@ -33,7 +33,7 @@ def discord_payload(notification: Notification) -> dict[str, object]:
         value = f"[{alert.trace_id}]({alert.jaeger_url})" if alert.jaeger_url else alert.trace_id
         fields.append({"name": "Trace", "value": truncate(value, 1024), "inline": False})
     if notification.ack_url:
-        fields.append({"name": "Acknowledge", "value": truncate(f"POST {notification.ack_url}", 1024), "inline": False})
+        fields.append({"name": "Acknowledge", "value": truncate(notification.ack_url, 1024), "inline": False})
     embed: dict[str, object] = {
         "title": truncate(notification.title, 256),
         "description": truncate(alert.summary, 4096),

@@ -45,7 +45,7 @@ def slack_payload(notification: Notification) -> dict[str, object]:
         trace = f"<{alert.jaeger_url}|{alert.trace_id}>" if alert.jaeger_url else alert.trace_id
         blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": f"Trace: {trace}"}]})
     if notification.ack_url:
-        ack = f"Acknowledge: POST {notification.ack_url}"
+        ack = f"<{notification.ack_url}|Acknowledge>"
         blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": ack}]})
     text = f"{_EMOJI[notification.transition]} {notification.title} ({alert.error_code})"
     return {"text": truncate(text, 3000), "blocks": blocks}
