@@ -181,6 +181,14 @@ def test_unacknowledged_p0_repeats_and_escalates_and_an_ack_stops_both_until_it_
     assert 4000 <= detail["time_to_resolve_seconds"] < 4000 + 120
 
 
+def test_an_unknown_alert_has_a_page_saying_so(receiver, tmp_path):
+    """The page of a fingerprint no alert has: 404, in HTML like the pages it stands for, the fingerprint escaped."""
+    with _served_monitor(receiver, tmp_path, RunningClock(T0), Conditions()) as base:
+        response = httpx.get(f"{base}/alerts/%3Cb%3E00", timeout=10)
+    assert response.status_code == 404 and response.headers["content-type"].startswith("text/html")
+    assert "No such alert" in response.text and "&lt;b&gt;00" in response.text
+
+
 @pytest.mark.parametrize(
     "method, path, body, status",
     [
@@ -191,7 +199,6 @@ def test_unacknowledged_p0_repeats_and_escalates_and_an_ack_stops_both_until_it_
         ("post", "/api/v1/incidents/999/notes", {"author": "bob", "text": "x"}, 404),
         ("post", "/api/v1/incidents/999/notes", {"author": "bob"}, 422),
         ("get", "/api/v1/incidents/first", None, 422),
-        ("get", "/alerts/0000000000000000", None, 404),  # an alert page
     ],
 )
 def test_bad_requests_get_a_json_error(receiver, tmp_path, method, path, body, status):

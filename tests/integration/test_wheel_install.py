@@ -121,9 +121,12 @@ def test_the_wheel_holds_the_package_only(wheel):
     assert {top for top in tops if not top.endswith(".dist-info")} == {"otel_monitor"}
 
 
-def test_the_wheel_ships_the_status_page_template(wheel):
-    """The status page's template is package data: the installed monitor renders its page from the wheel."""
-    assert "otel_monitor/monitor/status/templates/status.html" in zipfile.ZipFile(wheel).namelist()
+def test_the_wheel_ships_the_page_templates(wheel):
+    """The pages' templates are package data: the installed monitor renders its pages from the wheel."""
+    shipped = set(zipfile.ZipFile(wheel).namelist())
+    templates = REPO_ROOT / "otel_monitor" / "monitor" / "status" / "templates"
+    expected = {f"otel_monitor/monitor/status/templates/{path.name}" for path in templates.glob("*.html")}
+    assert "otel_monitor/monitor/status/templates/alert.html" in expected and expected <= shipped
 
 
 def test_installed_without_extras_it_brings_no_service_dependency_and_sets_up_telemetry(library_venv, tmp_path):

@@ -12,7 +12,14 @@ from otel_monitor.monitor.alerting.model import Alert
 from otel_monitor.monitor.status.model import StatusSummary
 from otel_monitor.monitor.status.svg import quota_bar_svg, sparkline_svg, uptime_bars_svg
 
-__all__ = ["render_status_page", "render_alert_page", "format_duration", "format_latency_ms", "format_share"]
+__all__ = [
+    "render_status_page",
+    "render_alert_page",
+    "render_no_alert_page",
+    "format_duration",
+    "format_latency_ms",
+    "format_share",
+]
 
 
 def format_duration(seconds: float | None) -> str:
@@ -83,3 +90,8 @@ def render_alert_page(
             token_needed=token_needed,
         )
     )
+
+
+def render_no_alert_page(fingerprint: str) -> str:
+    """The page of a fingerprint no alert has (a link to an alert of another monitor, or a mistyped one)."""
+    return _environment().get_template("no_alert.html").render(fingerprint=fingerprint)

@@ -6,14 +6,13 @@ from __future__ import annotations
 from typing import Annotated
 from urllib.parse import quote
 
-from fastapi import APIRouter, HTTPException, Path, Request
+from fastapi import APIRouter, Path, Request
 from fastapi.responses import HTMLResponse
 
 from otel_monitor.monitor.alerting.acknowledgement import ACK_PATH, ALERT_PAGE_PATH
 from otel_monitor.monitor.alerting.model import AlertState
-from otel_monitor.monitor.api_errors import error_responses
 from otel_monitor.monitor.status.model import StatusSummary
-from otel_monitor.monitor.status.render import render_alert_page, render_status_page
+from otel_monitor.monitor.status.render import render_alert_page, render_no_alert_page, render_status_page
 from otel_monitor.monitor.status.service import StatusService
 
 __all__ = ["STATUS_PAGE_PATH", "STATUS_PATH", "STATUS_WS_PATH", "ALERT_PAGE_PATH", "build_status_router"]
@@ -45,7 +44,9 @@ def build_status_router(status: StatusService) -> APIRouter:
         ALERT_PAGE_PATH,
         summary="One alert's page (HTML): its details, its acknowledgement, a form to acknowledge it while firing",
         response_class=HTMLResponse,
-        responses=error_responses(404),
+        responses={
+            404: {"description": "No alert has this fingerprint (a page saying so)", "content": {"text/html": {}}}
+        },
     )
     async def alert_page(
         request: Request,
@@ -54,7 +55,7 @@ def build_status_router(status: StatusService) -> APIRouter:
         alerting = getattr(request.app.state, "alerting", None)
         alert = None if alerting is None else await alerting.alert(fingerprint)
         if alerting is None or alert is None:
-            raise HTTPException(404, detail=f"no alert has fingerprint {fingerprint!r}")
+            return HTMLResponse(render_no_alert_page(fingerprint), status_code=404, headers=_NO_STORE)
         firing = alert.state is AlertState.FIRING
         acknowledgement = (await alerting.standing_acks([alert])).get(fingerprint) if firing else None
         ack_path = ACK_PATH.format(fingerprint=quote(fingerprint, safe=""))
