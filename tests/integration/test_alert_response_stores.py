@@ -101,3 +101,25 @@ def test_incident_goes_open_acknowledged_resolved_with_its_timeline(stores, cloc
     assert [i.status for i in incidents.incidents(status=IncidentStatus.RESOLVED)] == [IncidentStatus.RESOLVED]
     with pytest.raises(UnknownIncident):
         incidents.get(opened.id + 1)
+
+
+def test_unresolved_incidents_come_with_their_timelines(stores, clock):
+    """Open and acknowledged incidents, newest first, each with its own timeline; a resolved one is left out."""
+    _, _, incidents = stores
+    first, second, third = (make_alert(starts_at=at(seconds), fingerprint=f"fp{seconds}") for seconds in (0, 1, 2))
+    for alert in (first, second, third):
+        incidents.open(alert)
+    clock.advance(300)
+    incidents.acknowledge_for(second, by="alice", text="on it")
+    incidents.resolve_for(make_alert(AlertState.RESOLVED, starts_at=at(0), ends_at=at(900), fingerprint="fp0"))
+    unresolved = incidents.unresolved_with_timelines()
+    assert [(i.fingerprint, i.status) for i in unresolved] == [
+        ("fp2", IncidentStatus.OPEN),
+        ("fp1", IncidentStatus.ACKNOWLEDGED),
+    ]
+    assert [[e.kind.value for e in i.timeline] for i in unresolved] == [
+        ["opened", "alert_firing"],
+        ["opened", "alert_firing", "acknowledged"],
+    ]
+    assert [i.timeline for i in unresolved] == [incidents.get(i.id).timeline for i in unresolved]
+    assert incidents.unresolved_with_timelines(limit=1)[0].fingerprint == "fp2"

@@ -250,6 +250,27 @@ class IncidentStore(SqlStore):
         with self._lock, Session(self._ready()) as session:
             return [_incident_of(row) for row in session.scalars(query).all()]
 
+    def unresolved_with_timelines(self, *, limit: int = DEFAULT_HISTORY_LIMIT) -> list[Incident]:
+        """The incidents not resolved yet (open and acknowledged), newest first, each with its timeline: two
+        queries, whatever their number."""
+        query = (
+            select(_IncidentRow)
+            .where(_IncidentRow.status.in_(_UNRESOLVED))
+            .order_by(_IncidentRow.opened_at.desc(), _IncidentRow.id.desc())
+            .limit(limit)
+        )
+        with self._lock, Session(self._ready()) as session:
+            rows = session.scalars(query).all()
+            events = session.scalars(
+                select(_IncidentEventRow)
+                .where(_IncidentEventRow.incident_id.in_([row.id for row in rows]))
+                .order_by(_IncidentEventRow.at, _IncidentEventRow.id)
+            ).all()
+            timelines: dict[int, list[IncidentEvent]] = {row.id: [] for row in rows}
+            for event in events:
+                timelines[event.incident_id].append(_event_of(event))
+            return [_incident_of(row, tuple(timelines[row.id])) for row in rows]
+
     def _add(
         self,
         session: Session,

@@ -297,6 +297,10 @@ class AlertingService:
     ) -> list[Incident]:
         return await self.incident_store.executor.run(self.incident_store.incidents, status=status, limit=limit)
 
+    async def unresolved_incidents(self, *, limit: int = DEFAULT_HISTORY_LIMIT) -> list[Incident]:
+        """The open and acknowledged incidents, newest first, with their timelines."""
+        return await self.incident_store.executor.run(self.incident_store.unresolved_with_timelines, limit=limit)
+
     async def incident(self, incident_id: int) -> Incident:
         """One incident with its timeline; raises UnknownIncident."""
         return await self.incident_store.executor.run(self.incident_store.get, incident_id)

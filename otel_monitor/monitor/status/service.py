@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Any
 
 from otel_monitor.instrument.providers import ProviderRegistry
 from otel_monitor.logs.logger import StructuredLogger
-from otel_monitor.monitor.alerting.incidents import IncidentStatus
 from otel_monitor.monitor.alerting.notifiers.websocket import WebSocketHub
 from otel_monitor.monitor.alerting.silences.model import SilenceState
 from otel_monitor.monitor.alerting.silences.router import silence_views
@@ -75,16 +74,10 @@ class StatusService:
         async def open_incidents() -> list[dict[str, Any]]:
             if alerting is None:
                 return []
-            unresolved = [
-                incident
-                for status in (IncidentStatus.OPEN, IncidentStatus.ACKNOWLEDGED)
-                for incident in await alerting.incidents(status=status, limit=_MOST_INCIDENTS_SHOWN)
+            return [
+                {**incident.to_json(), "timeline": [event.to_json() for event in incident.timeline]}
+                for incident in await alerting.unresolved_incidents(limit=_MOST_INCIDENTS_SHOWN)
             ]
-            shown = []
-            for listed in sorted(unresolved, key=lambda incident: incident.opened_at, reverse=True):
-                incident = await alerting.incident(listed.id)  # with its timeline
-                shown.append({**incident.to_json(), "timeline": [event.to_json() for event in incident.timeline]})
-            return shown[:_MOST_INCIDENTS_SHOWN]
 
         async def active_silences() -> list[dict[str, Any]]:
             if alerting is None:
