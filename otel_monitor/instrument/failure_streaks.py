@@ -209,7 +209,6 @@ def failure_streaks_from_url(
     """Redis-backed streaks for a URL, or process-local ones when no URL is given."""
     if not redis_url:
         return LocalFailureStreaks()
-    import redis
+    from otel_monitor.instrument.redis_client import telemetry_redis
 
-    client = redis.Redis.from_url(redis_url, socket_timeout=timeout, socket_connect_timeout=timeout)
-    return RedisFailureStreaks(client)
+    return RedisFailureStreaks(telemetry_redis(redis_url, timeout=timeout))

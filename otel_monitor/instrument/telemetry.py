@@ -34,6 +34,7 @@ from otel_monitor.instrument.failure_streaks import failure_streaks_from_url
 from otel_monitor.instrument.host_metrics import export_host_metrics
 from otel_monitor.instrument.metrics import METER_NAME, DroppedSignal, DropReason, observe_dropped_telemetry
 from otel_monitor.instrument.providers import ProviderRegistry
+from otel_monitor.instrument.redis_client import telemetry_redis
 from otel_monitor.instrument.redis_writer import lost_writes
 from otel_monitor.instrument.settings import TelemetrySettings
 from otel_monitor.instrument.usage_counter import UsageCounter
@@ -156,11 +157,7 @@ def _dropped_telemetry() -> list[tuple[str, str, int]]:
 
 
 def _redis_client(url: str | None) -> Redis | None:
-    if not url:
-        return None
-    import redis
-
-    return redis.Redis.from_url(url, socket_timeout=0.25, socket_connect_timeout=0.25)
+    return telemetry_redis(url) if url else None
 
 
 def setup_telemetry(

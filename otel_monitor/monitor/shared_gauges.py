@@ -16,6 +16,7 @@ from otel_monitor.instrument.error_codes import SystemErrorCode
 from otel_monitor.instrument.failure_streaks import RedisFailureStreaks
 from otel_monitor.instrument.metrics import METER_NAME, observe_shared_values
 from otel_monitor.instrument.providers import SERVICE_KEYS
+from otel_monitor.instrument.redis_client import telemetry_redis
 from otel_monitor.logs.logger import StructuredLogger
 
 __all__ = ["SharedGauges"]
@@ -74,9 +75,7 @@ class SharedGauges:
     ) -> SharedGauges:
         """The gauges over the backend's Redis at ``redis_url`` (the monitor's ``quota.redis_url``); connects
         nothing until a collection reads."""
-        import redis
-
-        client = redis.Redis.from_url(redis_url, socket_timeout=timeout, socket_connect_timeout=timeout)
+        client = telemetry_redis(redis_url, timeout=timeout)
         return cls(
             RedisFailureStreaks(client), ActiveUsers(client), meter_provider=meter_provider, closers=[client.close]
         )
