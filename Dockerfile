@@ -16,7 +16,7 @@ COPY pyproject.toml README.md constraints.txt ./
 COPY otel_monitor ./otel_monitor
 RUN pip install --no-cache-dir '.[monitor]' -c constraints.txt
 # examples/monitor.yaml names its rules file as ../config/alert-rules.yaml.
-COPY config/alert-rules.yaml ./config/alert-rules.yaml
+COPY config/alert-rules.yaml config/thresholds.yaml ./config/
 COPY examples/monitor.yaml ./examples/monitor.yaml
 
 # The app user owns the working directory: logs/, reports/ (daily summaries) and a SQLite store are made there.

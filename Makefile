@@ -14,7 +14,7 @@ OTHER_PYTHONS := 3.12 3.13
 LIBRARY_UNIT_TESTS := tests/unit/instrument tests/unit/logs tests/unit/test_testing_module.py
 
 .PHONY: help setup system-packages python binaries lint test test-python-versions $(OTHER_PYTHONS:%=test-py%) \
-	demo bench constraints clean
+	demo bench constraints clean dashboards
 
 help:
 	@echo "make demo         - start the whole stack and the demo backend, drive traffic, print a failing trace"
@@ -22,6 +22,7 @@ help:
 	@echo "                    tests also on Python $(OTHER_PYTHONS)"
 	@echo "make lint         - ruff (lint and format), mypy, import contracts"
 	@echo "make bench        - run the benchmarks of bench/ (results: docs/BENCHMARKS.md)"
+	@echo "make dashboards   - write the dashboards' thresholds from config/thresholds.yaml"
 	@echo "make constraints  - re-resolve pyproject.toml's ranges and pin the result in constraints.txt"
 
 setup: system-packages python binaries
@@ -75,6 +76,11 @@ test-python-versions: $(OTHER_PYTHONS:%=test-py%)
 # The gates and the other Pythons come first, and independent of each other: `make -j3 -O test` runs them side by side.
 test: setup lint test-python-versions
 	$(BINARIES) $(PY) -m pytest $(PYTEST_ARGS)
+
+# The dashboards' threshold steps come from config/thresholds.yaml (the rules read it at load); a test fails while
+# the committed JSON is stale.
+dashboards: python
+	$(PY) -m tools.dashboards
 
 demo: setup
 	$(BINARIES) $(PY) -m examples.run_demo $(DEMO_ARGS)

@@ -63,6 +63,7 @@ class _Webhook:
 def _rules(path: Path) -> None:
     """The shipped rules, RedisDown resolving 5 s after Redis is back so runs can repeat quickly."""
     rules = yaml.safe_load((REPO_ROOT / "config" / "alert-rules.yaml").read_text())
+    rules["thresholds"] = str(REPO_ROOT / "config" / rules["thresholds"])  # the copy is written elsewhere
     for rule in rules["rules"]:
         if rule["name"] == "RedisDown":
             rule["clear_for_seconds"] = 5

@@ -12,6 +12,7 @@ import yaml
 
 from otel_monitor.instrument.metrics import PromNames
 from otel_monitor.monitor.alerting.metrics import AlertingPromNames
+from otel_monitor.monitor.alerting.rules import load_rules
 from otel_monitor.monitor.health.metrics import HealthPromNames
 from otel_monitor.monitor.quota.metrics import QuotaPromNames
 from tools.devstack.stack import REPO_ROOT
@@ -418,10 +419,10 @@ def _rule_thresholds() -> dict[str, set[float]]:
     """{system series: the numbers the shipped PromQL rules compare it with} (host, health and quota gauges: one
     number per threshold; the providers' ratios are built from several series and are not compared here)."""
     thresholds: dict[str, set[float]] = {}
-    for rule in yaml.safe_load(RULES_FILE.read_text())["rules"]:
-        names = metric_names(rule["expr"]) if rule.get("source") == "promql" else set()
+    for rule in load_rules(RULES_FILE, promtool=None):  # the loader fills in config/thresholds.yaml's numbers
+        names = metric_names(rule.expr) if rule.source == "promql" else set()
         if len(names) == 1 and names <= _system_series():
-            thresholds.setdefault(names.pop(), set()).update(float(v) for v in _COMPARED_NUMBER.findall(rule["expr"]))
+            thresholds.setdefault(names.pop(), set()).update(float(v) for v in _COMPARED_NUMBER.findall(rule.expr))
     return thresholds
 
 

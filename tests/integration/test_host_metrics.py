@@ -14,7 +14,6 @@ import time
 from collections import namedtuple
 
 import pytest
-import yaml
 from pydantic import ValidationError
 
 from otel_monitor.instrument.host_metrics import (
@@ -31,6 +30,7 @@ from otel_monitor.instrument.host_metrics import (
 )
 from otel_monitor.instrument.metrics import HostLabel, PromNames
 from otel_monitor.instrument.settings import TelemetrySettings
+from otel_monitor.monitor.alerting.rules import load_rules
 from otel_monitor.testing import CapturedTelemetry, capture_telemetry, in_memory_telemetry
 from tests.support.backends import prom_values
 from tools.devstack import wait_until
@@ -221,7 +221,10 @@ def test_setup_telemetry_exports_the_host_unless_switched_off(monkeypatch, tmp_p
 
 # -- the rules and the dashboard read the series through the same PromQL ----------------------------------------
 def _rules() -> dict[str, dict]:
-    return {rule["name"]: rule for rule in yaml.safe_load(RULES_FILE.read_text())["rules"]}
+    # Through the loader: the file's thresholds are ${thresholds.…} references to config/thresholds.yaml.
+    return {
+        rule.name: rule.model_dump(mode="json", exclude_unset=True) for rule in load_rules(RULES_FILE, promtool=None)
+    }
 
 
 @pytest.mark.parametrize(

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict
 from otel_monitor.instrument.providers import SERVICE_KEYS
 from otel_monitor.monitor.alerting.evaluate.sources import CHECK_EXPR
 from otel_monitor.monitor.alerting.model import Rule
+from otel_monitor.monitor.alerting.thresholds import THRESHOLD_REFERENCE, load_thresholds
 from otel_monitor.monitor.config_file import ConfigError, ConfigProblem, load_config_file
 
 __all__ = [
@@ -38,6 +39,8 @@ _PROMTOOL_TIMEOUT_SECONDS = 60
 _PROMQL_POSITION = re.compile(r"expression: (?P<line>\d+):(?P<column>\d+): ")
 # promtool's line per failing rule: `FILE: 5:11: group "...", rule 1, "expr_3": could not parse expression: ...`
 _PROMTOOL_FAILURE = re.compile(r'"expr_(?P<index>\d+)": (?P<message>.*)$')
+# The rule texts that may refer to the thresholds file.
+_THRESHOLD_FIELDS = ("expr", "summary", "action_required", "runbook")
 
 
 class RulesFile(BaseModel):
@@ -45,6 +48,8 @@ class RulesFile(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    # The thresholds file the rules' ``${thresholds.…}`` references read (relative to the rules file).
+    thresholds: str | None = None
     rules: list[Rule]
 
 
@@ -76,9 +81,10 @@ def load_rules(
     says which applies). None skips that check only.
     """
     path = Path(path)
-    rules = load_config_file(path, RulesFile).rules
+    document = load_config_file(path, RulesFile)
     lines = _RuleLines(path)
-    problems = _name_problems(rules, lines) + _check_problems(rules, lines, service_keys)
+    rules, problems = _resolve_thresholds(document, lines)
+    problems += _name_problems(rules, lines) + _check_problems(rules, lines, service_keys)
     if promtool is not None:
         exprs = {i: r.expr for i, r in enumerate(rules) if r.source == "promql"}
         for index, message in check_promql(exprs, promtool):
@@ -204,6 +210,33 @@ class _RuleLines:
             if column <= offset:
                 return (first + 2 if node.style == ">" else first + 1) + number
         return self.of(index, "expr")
+
+
+def _resolve_thresholds(document: RulesFile, lines: _RuleLines) -> tuple[list[Rule], list[ConfigProblem]]:
+    """The rules with every ``${thresholds.…}`` of their texts replaced from the file ``thresholds`` names, and a
+    problem for each reference that file does not define (or that has no file to read)."""
+    referenced = any(
+        THRESHOLD_REFERENCE.search(getattr(rule, field)) for rule in document.rules for field in _THRESHOLD_FIELDS
+    )
+    if not referenced:
+        return document.rules, []
+    if document.thresholds is None:
+        message = "the rules refer to ${thresholds.…}: name the thresholds file in `thresholds`"
+        return document.rules, [ConfigProblem(lines.path, 1, "thresholds", message)]
+    thresholds = load_thresholds(lines.path.parent / document.thresholds)
+    problems: list[ConfigProblem] = []
+    resolved: list[Rule] = []
+    for index, rule in enumerate(document.rules):
+        update: dict[str, str] = {}
+        for field in _THRESHOLD_FIELDS:
+
+            def unknown(reference: str, index: int = index, field: str = field) -> None:
+                message = f"unknown threshold {reference!r} (not in {thresholds.path})"
+                problems.append(ConfigProblem(lines.path, lines.of(index, field), f"rules.{index}.{field}", message))
+
+            update[field] = thresholds.substitute(getattr(rule, field), unknown)
+        resolved.append(rule.model_copy(update=update))
+    return resolved, problems
 
 
 def _name_problems(rules: list[Rule], lines: _RuleLines) -> list[ConfigProblem]:
