@@ -22,6 +22,7 @@ from otel_monitor.instrument.publish_stamp import PUBLISHED_AT_HEADER
 from otel_monitor.monitor.health.config import HealthConfig
 from otel_monitor.monitor.health.router import build_health_router
 from otel_monitor.monitor.health.service import HealthService
+from tests.support.health import LATENCY_NOT_JUDGED
 from tests.support.stacks import private_stack
 from tools.devstack import ManagedProcess, free_port, wait_until
 from tools.devstack.stack import REPO_ROOT
@@ -109,7 +110,9 @@ def _continue(process: ManagedProcess) -> None:
 
 def _config(**overrides) -> HealthConfig:
     # A generous timeout where the test is not about timing: this machine may be busy with other tests.
-    return HealthConfig(**{"check_timeout_seconds": 3.0, "celery_inspect_timeout_seconds": 0.5, **overrides})
+    return HealthConfig(
+        **{"check_timeout_seconds": 3.0, "celery_inspect_timeout_seconds": 0.5, **LATENCY_NOT_JUDGED, **overrides}
+    )
 
 
 def _service(config: HealthConfig, **kwargs) -> HealthService:

@@ -22,6 +22,7 @@ from otel_monitor.monitor.health.metrics import HealthMetricNames, HealthPromNam
 from otel_monitor.monitor.health.service import HealthService
 from otel_monitor.testing import CapturedTelemetry, in_memory_telemetry
 from tests.support.backends import prom_values
+from tests.support.health import LATENCY_NOT_JUDGED
 from tools.devstack import free_port, wait_until
 from tools.devstack.stack import REPO_ROOT
 
@@ -36,7 +37,7 @@ _CPU_TOLERANCE = 0.10
 
 def _config(**overrides) -> HealthConfig:
     # A generous timeout: the test is about the count, not timing, and this machine may be busy.
-    return HealthConfig(**{"check_timeout_seconds": 3.0, **overrides})
+    return HealthConfig(**{"check_timeout_seconds": 3.0, **LATENCY_NOT_JUDGED, **overrides})
 
 
 def _service(config: HealthConfig, captured: CapturedTelemetry) -> HealthService:

@@ -19,6 +19,7 @@ from otel_monitor import __version__
 from otel_monitor.monitor.alerting.model import Priority, Rule
 from otel_monitor.monitor.config import AlertingConfig, MonitorConfig, unreachable_alerts, untracked_signals
 from tests.support.backends import prom_values
+from tests.support.health import LATENCY_NOT_JUDGED
 from tools.devstack import ManagedProcess, wait_until
 from tools.devstack.processes import http_ok
 from tools.devstack.stack import REPO_ROOT
@@ -427,7 +428,7 @@ def monitor(stack, fakes, tmp_path):
         stack,
         tmp_path,
         service_name="monitor-under-test",
-        health={"celery_queues": ["no-worker-consumes-this"], "check_timeout_seconds": 2},
+        health={"celery_queues": ["no-worker-consumes-this"], "check_timeout_seconds": 2, **LATENCY_NOT_JUDGED},
         quota={
             "d_id": {"base_url": fakes.base_url("d-id"), "api_key": "${DID_API_KEY}"},
             "stability": {"base_url": fakes.base_url("stability"), "api_key": "${STABILITY_API_KEY}", "baseline": 100},
@@ -473,7 +474,13 @@ def test_serve_answers_health_and_quota_and_exports_their_metrics(monitor, stack
         interval=1,
         what="health gauges in Prometheus",
     )
-    assert prom_values(stack.prometheus_url, f'quota_limit{{{job}, service="d-id"}}', ()) != {}
+    # The quota gauges reach Prometheus on their own export and scrape: waited for like the health ones.
+    wait_until(
+        lambda: prom_values(stack.prometheus_url, f'quota_limit{{{job}, service="d-id"}}', ()) != {},
+        30,
+        interval=1,
+        what="the D-ID quota gauge in Prometheus",
+    )
     logs = "".join(p.read_text() for p in Path(workdir).rglob("*") if p.is_file() and p.suffix in (".log", ".out"))
     for secret in (DEMO_SECRETS["did_api_key"], DEMO_SECRETS["stability_api_key"]):
         assert secret not in logs and secret not in health.text

@@ -7,6 +7,7 @@ from pathlib import Path
 import yaml
 
 from examples.monitor_launcher import MonitorProcess
+from tests.support.health import LATENCY_NOT_JUDGED
 from tools.devstack import DevStack
 
 __all__ = ["API_TOKENS", "alerting_monitor", "secured_monitor"]
@@ -31,7 +32,7 @@ def alerting_monitor(
         stack,
         workdir,
         service_name=service_name,
-        health={"cache_ttl_seconds": 1, "check_timeout_seconds": 1, **(health or {})},
+        health={"cache_ttl_seconds": 1, "check_timeout_seconds": 1, **LATENCY_NOT_JUDGED, **(health or {})},
     )
     rules_file = process.workdir / "rules.yaml"
     rules_file.write_text(yaml.safe_dump(rules, sort_keys=False))
