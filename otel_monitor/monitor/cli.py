@@ -1,6 +1,7 @@
 """The `otel-monitor` command: `serve --config FILE` runs the monitor service, `check-config FILE` validates,
 `notify-test --config FILE` runs a fire drill of the alert channels, `silence add|list|expire` acts on the silences
-of a running monitor, `hash-token` prints an API token's hash."""
+of a running monitor, `hash-token` prints an API token's hash, `export-rules` writes the rules for Prometheus and
+Alertmanager, `test-rules FILE...` runs promtool unit tests against them."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from otel_monitor.monitor.config_file import ConfigError, ConfigProblem, load_co
 
 if TYPE_CHECKING:
     from otel_monitor.monitor.alerting.delivery.drill import ChannelDrill
+    from otel_monitor.monitor.alerting.export import ExportSettings
 
 __all__ = ["main"]
 
@@ -164,6 +166,72 @@ def _hash_token(_args: argparse.Namespace) -> int:
     return 0
 
 
+def _export_inputs(args: argparse.Namespace) -> tuple[list[Rule], ExportSettings, float]:
+    """The rules (``--rules``, else the config's rules file), the thresholds and address of ``--config``, and its
+    P1 digest period; raises ConfigError naming what is missing."""
+    from otel_monitor.monitor.alerting.export import ExportSettings
+    from otel_monitor.monitor.alerting.rules import load_rules
+
+    settings, digest_seconds, rules_path = ExportSettings(), 1800.0, args.rules
+    if args.config:
+        config = load_config_file(args.config, MonitorConfig)
+        settings = ExportSettings(
+            quota_thresholds=config.quota.thresholds, public_base_url=config.server.public_base_url
+        )
+        digest_seconds = config.alerting.digest_period.total_seconds()
+        if rules_path is None and config.alerting.rules_file:
+            rules_path = os.path.normpath(Path(args.config).parent / config.alerting.rules_file)
+    if rules_path is None:  # a config without a rules file (with neither option, argparse has refused already)
+        raise ConfigError([problem_at(args.config, ("alerting", "rules_file"), "no rules file named; or use --rules")])
+    return load_rules(rules_path), settings, digest_seconds
+
+
+def _export_rules(args: argparse.Namespace) -> int:
+    from otel_monitor.monitor.alerting.export import export_files
+
+    rules, settings, digest_seconds = _export_inputs(args)
+    files = export_files(rules, args.out, settings, digest_period_seconds=digest_seconds)
+    print(f"{files.rules}: {len(rules)} alert rules")
+    print(f"{files.alertmanager}: routes per priority, inhibit rules; fill in its receivers")
+    return 0
+
+
+def _test_rules(args: argparse.Namespace) -> int:
+    import yaml
+
+    from otel_monitor.monitor.alerting.export import PromtoolMissing, run_rule_tests
+
+    rules, settings, _digest = _export_inputs(args)
+    try:
+        result = run_rule_tests(args.files, rules, settings)
+    except PromtoolMissing as error:
+        print(f"otel-monitor: {error}", file=sys.stderr)
+        return EXIT_CONFIG_ERROR
+    except (OSError, yaml.YAMLError) as error:
+        print(f"otel-monitor: cannot read the test file: {error}", file=sys.stderr)
+        return EXIT_CONFIG_ERROR
+    sys.stdout.write(result.stdout)
+    sys.stderr.write(result.stderr)
+    return result.returncode
+
+
+def _add_rule_commands(commands: argparse._SubParsersAction) -> None:
+    export = commands.add_parser(
+        "export-rules", help="write the rules as Prometheus rule groups and an Alertmanager config"
+    )
+    test = commands.add_parser(
+        "test-rules", help="run promtool unit test files against the exported rules; exit with promtool's status"
+    )
+    for command in (export, test):
+        sources = command.add_argument_group("rules (one at least)")
+        sources.add_argument("--config", help="the monitor's YAML config file: its rules file and thresholds")
+        sources.add_argument("--rules", help="the rules file (default: the config's alerting.rules_file)")
+    export.add_argument("--out", default=".", help="the directory to write into (default: the current one)")
+    export.set_defaults(run=_export_rules)
+    test.add_argument("files", nargs="+", help="promtool unit test files; their rule_files are replaced")
+    test.set_defaults(run=_test_rules)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="otel-monitor", description=__doc__)
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -189,11 +257,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     drill.set_defaults(run=_notify_test)
     add_silence_commands(commands)
+    _add_rule_commands(commands)
     hashing = commands.add_parser(
         "hash-token", help="read an API token on stdin, print its sha256 for auth.tokens (the token is not kept)"
     )
     hashing.set_defaults(run=_hash_token)
     args = parser.parse_args(argv)
+    if args.command in ("export-rules", "test-rules") and not (args.config or args.rules):
+        parser.error(f"{args.command}: name --rules FILE or --config FILE")
     try:
         return args.run(args)
     except ConfigError as error:

@@ -1,10 +1,11 @@
-"""Every shipped rule is proven to fire above its threshold and stay quiet below it: PromQL rules by promtool's
-rule unit tests on the cases of tests/integration/rule_cases/*.yaml, check rules through CheckSource on in-memory
-objects."""
+"""Every shipped rule is proven to fire above its threshold and stay quiet below it: the exported Prometheus rules
+(PromQL rules and the check rules' exported forms) by promtool's rule unit tests generated from the cases of
+tests/integration/rule_cases/*.yaml, check rules in the monitor through CheckSource on in-memory objects."""
 
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -16,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from otel_monitor.instrument.failure_streaks import LocalFailureStreaks, RedisFailureStreaks
 from otel_monitor.monitor.alerting.evaluate.sources import CheckSource, Sample, SourceError
+from otel_monitor.monitor.alerting.export import prometheus_rule_groups
 from otel_monitor.monitor.alerting.model import Rule
 from otel_monitor.monitor.alerting.rules import HEALTH_CHECKS, load_rules
 from otel_monitor.monitor.health.status import DEGRADED, HEALTHY, UNHEALTHY
@@ -65,20 +67,20 @@ def _load_cases() -> list[tuple[str, RuleCase]]:
 CASE_LIST = _load_cases()
 SHIPPED_RULES = load_rules(SHIPPED, promtool=None)
 PROMQL_RULES = {rule.name: rule for rule in SHIPPED_RULES if rule.source == "promql"}
+ALL_RULES = {rule.name: rule for rule in SHIPPED_RULES}
 CHECK_RULES = {rule.name: rule for rule in SHIPPED_RULES if rule.source == "check"}
 
 
 def prometheus_rules(rules: dict[str, Rule]) -> dict:
-    """Our PromQL rules as one Prometheus rule group: same name and expression, ``for: 0`` (only the condition is
-    tested here; the evaluator's for/clear are tested with the evaluator)."""
-    return {
-        "groups": [
-            {
-                "name": "otel_monitor_shipped",
-                "rules": [{"alert": rule.name, "expr": rule.expr, "for": "0s"} for rule in rules.values()],
-            }
-        ]
-    }
+    """The rules as `otel-monitor export-rules` exports them, with ``for`` and ``keep_firing_for`` zeroed and
+    evaluated every interval of the case: the cases prove conditions (thresholds); test_exported_timing proves the
+    exported timing."""
+    document = prometheus_rule_groups(list(rules.values()))
+    for group in document["groups"]:
+        group.pop("interval")
+        for rule in group["rules"]:
+            rule["for"] = rule["keep_firing_for"] = "0s"
+    return document
 
 
 def _active(rule: str, labels: dict[str, str]) -> str:
@@ -130,16 +132,16 @@ def run_promtool(tmp_path: Path, rules: dict[str, Rule], case: RuleCase) -> subp
 def test_promql_rule_case(tmp_path, case):
     """The rule fires at each ``fires_at`` (carrying ``labels``) and no alert of it is active at each ``quiet_at``,
     evaluated by the real promtool on the case's series."""
-    assert case.rule in PROMQL_RULES, f"no shipped PromQL rule {case.rule!r}"
+    assert case.rule in ALL_RULES, f"no shipped rule {case.rule!r}"
     assert case.fires_at or case.quiet_at, "a case proves nothing without fires_at or quiet_at"
-    result = run_promtool(tmp_path, PROMQL_RULES, case)
-    assert result.returncode == 0, f"{PROMQL_RULES[case.rule].expr}\n{result.stdout}{result.stderr}"
+    result = run_promtool(tmp_path, ALL_RULES, case)
+    assert result.returncode == 0, f"{ALL_RULES[case.rule].expr}\n{result.stdout}{result.stderr}"
 
 
-@pytest.mark.parametrize("name", sorted(PROMQL_RULES))
+@pytest.mark.parametrize("name", sorted(ALL_RULES))
 def test_every_promql_rule_is_proven(name):
-    """Each shipped PromQL rule has a case that shows it firing and one time where it stays quiet (a new rule
-    cannot ship unproven)."""
+    """Each shipped rule (a check rule by its exported form) has a case that shows it firing and one time where it
+    stays quiet (a new rule cannot ship unproven)."""
     proven = [case for _, case in CASE_LIST if case.rule == name and case.fires_at and case.quiet_at]
     assert proven, f"{name}: add a case with fires_at and quiet_at to tests/integration/rule_cases/"
 
@@ -319,3 +321,60 @@ async def test_streak_unknown_when_redis_is_away():
     client = redis.Redis(port=free_port(), socket_timeout=0.2, socket_connect_timeout=0.2)
     with pytest.raises(SourceError, match="failure streaks unavailable"):
         await CheckSource(streaks=RedisFailureStreaks(client)).evaluate(CHECK_RULES["ApiConsecutiveFailuresCritical"])
+
+
+# -- the exported rules ------------------------------------------------------------------------------------------
+def _raised_threshold(rule: Rule) -> Rule:
+    """The rule edited to a wrong threshold: its trailing ``> N`` made ``> N+2``."""
+    edited = re.sub(r">\s*(\d+)\s*$", lambda m: f"> {int(m[1]) + 2}", rule.expr.strip())
+    assert edited != rule.expr.strip(), f"{rule.name}: no trailing threshold in {rule.expr!r}"
+    return rule.model_copy(update={"expr": edited})
+
+
+@needs_promtool
+@pytest.mark.parametrize("name", ["GeminiInvalidApiKey", "ApiConsecutiveFailuresCritical"])
+def test_a_rule_edited_to_a_wrong_threshold_fails_its_cases(tmp_path, name):
+    """A shipped rule (PromQL, and a check rule's exported form) with its threshold raised fails at least one of its
+    own cases, which pass as shipped: the cases prove thresholds, not just that the rule exists."""
+    cases = [case for _, case in CASE_LIST if case.rule == name]
+    assert cases and all(run_promtool(tmp_path, ALL_RULES, case).returncode == 0 for case in cases)
+    edited = {**ALL_RULES, name: _raised_threshold(ALL_RULES[name])}
+    assert any(run_promtool(tmp_path, edited, case).returncode != 0 for case in cases)
+
+
+@needs_promtool
+def test_exported_timing(tmp_path):
+    """The exported ``keep_firing_for`` (clear_for_seconds) and ``for`` (for_seconds) act in promtool as the rules
+    file says: the Gemini key alert stays firing 5 minutes after its condition cleared, then ends; a rule with
+    ``for`` is pending before it fires."""
+    gemini = ALL_RULES["GeminiInvalidApiKey"]
+    delayed = Rule(**{**gemini.model_dump(), "name": "Delayed", "for_seconds": 120, "clear_for_seconds": 0})
+    exported = prometheus_rule_groups([gemini, delayed])
+    (tmp_path / "rules.yaml").write_text(json.dumps(exported))
+    labels = {"service": "gemini", "severity": "critical", "priority": "P0", "error_code": gemini.error_code}
+    alert = {"exp_labels": labels, "exp_annotations": exported["groups"][0]["rules"][0]["annotations"]}
+    test = {
+        "rule_files": ["rules.yaml"],
+        "evaluation_interval": "1m",
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": [
+                    {
+                        "series": 'external_api_errors_total{service="gemini", error_code="GEMINI_INVALID_API_KEY"}',
+                        "values": "_ _ _ 1x20",  # first rejection at 3m: the condition holds until 8m
+                    }
+                ],
+                "alert_rule_test": [
+                    {"eval_time": "4m", "alertname": "Delayed", "exp_alerts": []},  # pending
+                    {"eval_time": "5m", "alertname": "Delayed", "exp_alerts": [alert]},
+                    {"eval_time": "10m", "alertname": "Delayed", "exp_alerts": []},
+                    {"eval_time": "12m", "alertname": "GeminiInvalidApiKey", "exp_alerts": [alert]},
+                    {"eval_time": "14m", "alertname": "GeminiInvalidApiKey", "exp_alerts": []},
+                ],
+            }
+        ],
+    }
+    (tmp_path / "test.yaml").write_text(json.dumps(test))
+    result = subprocess.run([PROMTOOL, "test", "rules", "test.yaml"], cwd=tmp_path, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
