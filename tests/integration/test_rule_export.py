@@ -174,3 +174,64 @@ def test_prometheus_fires_the_gemini_key_alert_on_demo_traffic(fakes, tmp_path):
             backend.stop()
             fakes.set_fault("gemini", mode="ok", latencies=[0])
             shutil.rmtree(workdir, ignore_errors=True)
+
+
+QUOTA_RULES = """\
+rules:
+  - name: DidQuotaLow
+    priority: P1
+    source: check
+    expr: quota.d-id
+    error_code: D_ID_QUOTA_LOW
+    summary: D-ID credits are running out
+    action_required: Buy credits
+    runbook: https://runbooks.example.org/d-id-quota
+"""
+
+
+@pytest.mark.parametrize(
+    ("critical", "ratio", "fires"),
+    [(0.85, 0.85, True), (0.85, 0.84, False), (0.9, 0.89, False), (0.9, 0.9, True)],
+)
+def test_quota_check_exports_the_configured_critical_share(tmp_path, capsys, critical, ratio, fires):
+    """A quota check rule exported with --config reads the config's quota.thresholds.critical (the share at which
+    the quota check itself is critical): it fires at that usage ratio and is quiet just below, in promtool."""
+    (tmp_path / "rules.yaml").write_text(QUOTA_RULES)
+    (tmp_path / "monitor.yaml").write_text(
+        f"quota:\n  thresholds: {{warning: 0.7, critical: {critical}}}\nalerting:\n  rules_file: rules.yaml\n"
+    )
+    alert = {
+        "exp_labels": {"service": "d-id", "severity": "warning", "priority": "P1", "error_code": "D_ID_QUOTA_LOW"},
+        "exp_annotations": {
+            "summary": "D-ID credits are running out",
+            "description": "Buy credits",
+            "runbook": "https://runbooks.example.org/d-id-quota",
+            "runbook_url": "https://runbooks.example.org/d-id-quota",
+        },
+    }
+    test = {
+        "rule_files": ["rules.yaml"],
+        "evaluation_interval": "1m",
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": [{"series": 'quota_usage_ratio{service="d-id"}', "values": f"0.5 {ratio} {ratio}"}],
+                "alert_rule_test": [
+                    {"eval_time": "0m", "alertname": "DidQuotaLow", "exp_alerts": []},
+                    {"eval_time": "2m", "alertname": "DidQuotaLow", "exp_alerts": [alert] if fires else []},
+                ],
+            }
+        ],
+    }
+    (tmp_path / "quota-test.yaml").write_text(dump_yaml(test))
+    status = main(["test-rules", "--config", str(tmp_path / "monitor.yaml"), str(tmp_path / "quota-test.yaml")])
+    assert status == 0, capsys.readouterr()
+
+
+def test_export_without_a_rules_file_names_the_config_key(tmp_path, capsys):
+    """A config naming no rules file, and no --rules: exit 2 naming the file, the alerting section's line and
+    alerting.rules_file."""
+    config = tmp_path / "monitor.yaml"
+    config.write_text("alerting:\n  enabled: false\n")
+    assert main(["export-rules", "--config", str(config), "--out", str(tmp_path)]) == 2
+    assert f"{config}:1: alerting.rules_file: no rules file named" in capsys.readouterr().err
