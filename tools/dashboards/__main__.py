@@ -1,4 +1,4 @@
-"""`python -m tools.dashboards`: writes the dashboards' threshold steps from config/thresholds.yaml."""
+"""`python -m tools.dashboards`: writes dashboards/*.json from tools/dashboards and config/thresholds.yaml."""
 
 from __future__ import annotations
 
