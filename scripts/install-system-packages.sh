@@ -5,6 +5,7 @@ declare -A wanted=(
   [redis-server]=redis-server
   [prometheus]=prometheus
   [promtool]=prometheus
+  [prometheus-blackbox-exporter]=prometheus-blackbox-exporter
   [prometheus-alertmanager]=prometheus-alertmanager
   [ffmpeg]=ffmpeg
   [jq]=jq

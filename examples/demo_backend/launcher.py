@@ -14,7 +14,7 @@ from tools.devstack import DevStack, ManagedProcess, free_port
 from tools.devstack.processes import http_ok
 from tools.devstack.stack import REPO_ROOT
 
-__all__ = ["DemoBackend", "DEMO_SECRETS", "fake_provider_credentials"]
+__all__ = ["DemoBackend", "DEMO_SECRETS", "OUTSIDE_PROBE_PATHS", "fake_provider_credentials"]
 
 # Credentials the fake providers accept; the demo sends them the way the real backend would.
 DEMO_SECRETS = {
@@ -41,6 +41,11 @@ def fake_provider_credentials(secrets: dict[str, str] = DEMO_SECRETS) -> dict[st
 
 def _iso(epoch: float) -> str:
     return dt.datetime.fromtimestamp(epoch, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
+
+
+# What an uptime check from outside requests (GET, 2xx expected): the public API (its OpenAPI document: no side
+# effect, unlike creating a project) and the health endpoint.
+OUTSIDE_PROBE_PATHS = ("/openapi.json", "/livez")
 
 
 class DemoBackend:
@@ -104,6 +109,11 @@ class DemoBackend:
     @property
     def api_url(self) -> str:
         return f"http://127.0.0.1:{self.api_port}"
+
+    @property
+    def outside_probe_urls(self) -> list[str]:
+        """The URLs of ``OUTSIDE_PROBE_PATHS`` on this API."""
+        return [self.api_url + path for path in OUTSIDE_PROBE_PATHS]
 
     def api(self) -> ManagedProcess:
         argv = [

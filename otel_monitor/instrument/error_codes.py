@@ -44,6 +44,8 @@ class SystemErrorCode(str, Enum):
     FFMPEG_NOT_FOUND = "FFMPEG_NOT_FOUND"
     CELERY_WORKER_DOWN = "CELERY_WORKER_DOWN"
     DISK_SPACE_INSUFFICIENT = "DISK_SPACE_INSUFFICIENT"
+    # The backend's API does not answer a client outside it (the blackbox exporter's probes fail).
+    API_UNREACHABLE = "API_UNREACHABLE"
     # The monitor's own back end (Prometheus) does not answer: alerts from metrics are blind meanwhile.
     MONITORING_BACKEND_DOWN = "MONITORING_BACKEND_DOWN"
 

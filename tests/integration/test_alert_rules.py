@@ -102,6 +102,7 @@ def test_shipped_rules_use_only_defined_error_codes():
         ("CeleryWorkerDown", "P0", "health.celery"),
         ("DiskSpaceInsufficient", "P0", "health.disk"),
         ("ApiConsecutiveFailuresCritical", "P0", "streak.* > 10"),
+        ("ApiUnreachableFromOutside", "P0", 'min by (service) (probe_success{job="blackbox-http"}) == 0'),
         # P1
         ("GeminiQuotaLow", "P1", "> 0.9"),
         ("StabilityQuotaLow", "P1", "> 0.9"),

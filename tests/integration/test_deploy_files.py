@@ -10,12 +10,13 @@ import httpx
 import pytest
 import yaml
 
+from examples.demo_backend.launcher import OUTSIDE_PROBE_PATHS
 from otel_monitor.instrument.metrics import PromNames
 from otel_monitor.monitor.alerting.metrics import AlertingPromNames
 from otel_monitor.monitor.alerting.rules import load_rules
 from otel_monitor.monitor.health.metrics import HealthPromNames
 from otel_monitor.monitor.quota.metrics import QuotaPromNames
-from tools.devstack.stack import REPO_ROOT
+from tools.devstack.stack import BLACKBOX_ADDRESS_LABEL, BLACKBOX_JOB, REPO_ROOT
 
 COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
 DASHBOARD_DIR = REPO_ROOT / "dashboards"
@@ -27,6 +28,7 @@ SHARED_CONFIGS = {
     "otel-collector": "./otel-collector.yaml",
     "jaeger": "./config/jaeger.yaml",
     "prometheus": "./config/prometheus.yml",
+    "blackbox-exporter": "./config/blackbox.yml",
 }
 # Variables a service's own binary reads that its config file does not mention.
 READ_BY_THE_BINARY = {"otel-collector": set(), "jaeger": {"OTEL_TRACES_EXPORTER"}}
@@ -233,8 +235,10 @@ def test_compose_parses_with_the_expected_services():
     services = _compose()["services"]
     assert set(services) == {
         "otel-collector",
+        "jaeger-data-owner",
         "jaeger",
         "prometheus",
+        "blackbox-exporter",
         "grafana",
         "redis",
         "postgres",
@@ -305,10 +309,21 @@ def test_compose_moves_every_loopback_default_off_loopback(service, config):
             assert not env[name].startswith(_LOOPBACK), f"{service}: {name}={env[name]} is loopback"
 
 
-@pytest.mark.parametrize(
-    "job",
-    [job["job_name"] for job in yaml.safe_load((REPO_ROOT / "config/prometheus.yml").read_text())["scrape_configs"]],
-)
+def _scrape_jobs() -> dict[str, dict]:
+    config = yaml.safe_load((REPO_ROOT / "config/prometheus.yml").read_text())
+    return {job["job_name"]: job for job in config["scrape_configs"]}
+
+
+def _compose_target_groups(job: str) -> list[dict]:
+    return [
+        group
+        for sd in _scrape_jobs()[job]["file_sd_configs"]
+        for file in sd["files"]
+        for group in json.loads((REPO_ROOT / "config/compose" / file).read_text())
+    ]
+
+
+@pytest.mark.parametrize("job", [name for name in _scrape_jobs() if name != BLACKBOX_JOB])
 def test_compose_prometheus_targets_name_the_collectors_ports(job):
     """Each scrape job's target file exists for compose and names the collector at the port compose gives it."""
     config = yaml.safe_load((REPO_ROOT / "config/prometheus.yml").read_text())
@@ -340,6 +355,25 @@ def test_compose_demo_env_loads_into_the_settings(service, monkeypatch):
         monkeypatch.setenv(name, value)
     assert TelemetrySettings().service_name == service
     assert DemoSettings().redis_url == TelemetrySettings().redis_url
+
+
+def test_compose_probes_the_api_through_the_blackbox_exporter():
+    """The probe job of prometheus.yml asks /probe with module http_2xx of the blackbox config, at the exporter its
+    compose target file names (the blackbox-exporter service on its listening port), for URLs of the API service."""
+    job = _scrape_jobs()[BLACKBOX_JOB]
+    modules = yaml.safe_load((REPO_ROOT / "config/blackbox.yml").read_text())["modules"]
+    assert job["metrics_path"] == "/probe" and all(module in modules for module in job["params"]["module"])
+    relabel = {rule["target_label"]: rule["source_labels"] for rule in job["relabel_configs"]}
+    assert relabel == {
+        "__param_target": ["__address__"],
+        "instance": ["__param_target"],
+        "__address__": [BLACKBOX_ADDRESS_LABEL],
+    }
+    (api_port,) = [arg.split("=", 1)[1] for arg in _service("video-api")["command"] if arg.startswith("--port=")]
+    (group,) = _compose_target_groups(BLACKBOX_JOB)
+    assert group["labels"][BLACKBOX_ADDRESS_LABEL] == "blackbox-exporter:9115"  # the image's default listen port
+    assert "blackbox-exporter" in _service("prometheus")["depends_on"]
+    assert group["targets"] == [f"http://video-api:{api_port}{path}" for path in OUTSIDE_PROBE_PATHS]
 
 
 # -- Grafana provisioning and dashboards ------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""The local stack (collector, Jaeger, Prometheus, Redis, PostgreSQL) on loopback, for `make demo`, tests and benches.
+"""The local stack (collector, Jaeger, Prometheus, blackbox exporter, Redis, PostgreSQL) on loopback, for `make demo`,
+tests and benches.
 
 The demo as a whole (stack, fake providers, demo backend, monitor) is `tools.devstack.demo.DemoRun`; it is not
 imported here because it builds on `examples/`, which itself uses this package.

@@ -1,4 +1,5 @@
-"""The otel-monitor stack on loopback: collector, Jaeger, Prometheus, Redis, PostgreSQL, each on its own port."""
+"""The otel-monitor stack on loopback: collector, Jaeger, Prometheus, blackbox exporter, Redis, PostgreSQL, each on
+its own port."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
@@ -19,6 +21,10 @@ from tools.devstack.processes import ManagedProcess, free_ports, http_ok, tcp_op
 __all__ = ["DevStack", "StackPorts", "REPO_ROOT", "server_workdir"]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+# The scrape job of config/prometheus.yml that probes through the blackbox exporter, and the target label naming
+# the exporter (each target file names its own: loopback here, the compose service in compose).
+BLACKBOX_JOB = "blackbox-http"
+BLACKBOX_ADDRESS_LABEL = "__blackbox_exporter"
 POSTGRES_BIN = Path(os.environ.get("OTEL_MONITOR_POSTGRES_BIN", "/usr/lib/postgresql/15/bin"))
 
 
@@ -37,6 +43,7 @@ class StackPorts:
     jaeger_query_grpc: int = 16685
     jaeger_health: int = 13134
     prometheus: int = 9090
+    blackbox: int = 9115
     redis: int = 6379
     postgres: int = 5432
 
@@ -129,6 +136,8 @@ class DevStack:
             "JAEGER_QUERY_HTTP_ENDPOINT": f"127.0.0.1:{p.jaeger_query_http}",
             "JAEGER_QUERY_GRPC_ENDPOINT": f"127.0.0.1:{p.jaeger_query_grpc}",
             "JAEGER_HEALTH_ENDPOINT": f"127.0.0.1:{p.jaeger_health}",
+            # Badger's keys and values: kept across restarts of this stack's Jaeger, removed with its workdir.
+            "JAEGER_BADGER_DIR": str(self.workdir / "jaeger"),
             "OTEL_TRACES_EXPORTER": "none",  # Jaeger must not trace itself into the collector
         }
         binary = _binary("OTEL_MONITOR_JAEGER_BIN", "build-jaeger.sh")
@@ -155,6 +164,8 @@ class DevStack:
         }
         for job, port in targets.items():
             (home / "targets" / f"{job}.json").write_text(json.dumps([{"targets": [f"127.0.0.1:{port}"]}]))
+        if not self._probe_targets_file.exists():
+            self.probe_from_outside({})
         argv = [
             shutil.which("prometheus") or "/usr/bin/prometheus",
             f"--config.file={home / 'prometheus.yml'}",
@@ -165,6 +176,37 @@ class DevStack:
         ]
         return ManagedProcess(
             "prometheus", argv, self.logs / "prometheus.log", ready=http_ok(f"{self.prometheus_url}/-/ready")
+        )
+
+    @property
+    def _probe_targets_file(self) -> Path:
+        return self.workdir / "prometheus" / "targets" / f"{BLACKBOX_JOB}.json"
+
+    def probe_from_outside(self, urls_by_service: Mapping[str, Sequence[str]]) -> None:
+        """Makes the blackbox exporter probe each URL (as an outside client, module http_2xx) at every scrape, its
+        ``probe_success`` labelled with the service; Prometheus re-reads the file within a scrape interval."""
+        groups = [
+            {"targets": list(urls), "labels": {"service": service, BLACKBOX_ADDRESS_LABEL: self.blackbox_address}}
+            for service, urls in urls_by_service.items()
+        ]
+        path = self._probe_targets_file
+        path.parent.mkdir(parents=True, exist_ok=True)
+        staged = path.with_suffix(".tmp")
+        staged.write_text(json.dumps(groups))
+        staged.replace(path)  # atomic: Prometheus never reads half a file
+
+    @property
+    def blackbox_address(self) -> str:
+        return f"127.0.0.1:{self.ports.blackbox}"
+
+    def blackbox(self) -> ManagedProcess:
+        argv = [
+            shutil.which("prometheus-blackbox-exporter") or "/usr/bin/prometheus-blackbox-exporter",
+            f"--config.file={REPO_ROOT / 'config' / 'blackbox.yml'}",
+            f"--web.listen-address={self.blackbox_address}",
+        ]
+        return ManagedProcess(
+            "blackbox", argv, self.logs / "blackbox.log", ready=http_ok(f"http://{self.blackbox_address}/-/healthy")
         )
 
     def redis(self) -> ManagedProcess:
@@ -217,7 +259,7 @@ class DevStack:
     # -- lifecycle -----------------------------------------------------------------------------------
     def start(self, *names: str) -> DevStack:
         """Starts the named components (all by default), back ends first."""
-        order = ("jaeger", "prometheus", "redis", "postgres", "collector")
+        order = ("jaeger", "blackbox", "prometheus", "redis", "postgres", "collector")
         for name in order:
             if (not names or name in names) and name not in self.processes:
                 self.processes[name] = getattr(self, name)().start()
