@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import shutil
 
+import httpx
 import pytest
 import yaml
 
 from otel_monitor.instrument.error_codes import SystemErrorCode
+from otel_monitor.monitor.status.collect import outside_component
 from tests.support.backends import prom_values
 from tests.support.demo import demo_backend
 from tests.support.monitor import alerting_monitor
@@ -20,9 +22,11 @@ pytestmark = pytest.mark.stack
 
 RULE = "ApiUnreachableFromOutside"
 CODE = SystemErrorCode.API_UNREACHABLE.value
-# Bounds, not timings: the rule's for_seconds (15 s) or clear_for_seconds (30 s), plus scrapes and P0 evaluations.
+# Bounds, not timings: the rule's for_seconds (15 s) or clear_for_seconds (30 s), plus scrapes and P0 evaluations;
+# the status page reads the probes with the providers' metrics, every 30 s.
 FIRE_WITHIN_SECONDS = 90
 RESOLVE_WITHIN_SECONDS = 120
+STATUS_PAGE_WITHIN_SECONDS = 75
 
 
 def shipped_rule(name: str) -> dict:
@@ -35,6 +39,11 @@ def probes(prometheus_url: str) -> dict[tuple, float]:
     return prom_values(prometheus_url, f'probe_success{{job="{BLACKBOX_JOB}"}}', ("service", "instance"))
 
 
+def status_page_state(monitor_url: str, component: str) -> str | None:
+    components = httpx.get(f"{monitor_url}/api/v1/status", timeout=10).json()["components"]
+    return {c["name"]: c["state"] for c in components}.get(component)
+
+
 def hook_notifications(receiver, status: str) -> list[dict]:
     return [
         request["json"]
@@ -44,9 +53,9 @@ def hook_notifications(receiver, status: str) -> list[dict]:
 
 
 def test_stopping_the_api_raises_the_outside_p0_and_starting_it_resolves_it(fakes, receiver):
-    """With the API's public and health URLs probed from outside: all up, no alert; the API stopped, both probes fail
-    and one P0 API_UNREACHABLE for the service reaches the webhook; the API started again, the probes pass and one
-    resolved notification follows."""
+    """With the API's public and health URLs probed from outside: all up, no alert; the API stopped, both probes fail,
+    one P0 API_UNREACHABLE for the service reaches the webhook and the status page shows the service down from
+    outside; the API started again, the probes pass and one resolved notification follows."""
     workdir = server_workdir("otel-monitor-uptime-")
     with private_stack("otel-monitor-uptime-stack-") as stack:
         backend = demo_backend(stack, fakes, workdir / "demo", "uptime").start()
@@ -72,6 +81,13 @@ def test_stopping_the_api_raises_the_outside_p0_and_starting_it_resolves_it(fake
             assert firing["alert"]["priority"] == "P0"
             assert firing["alert"]["rule"] == RULE
             assert firing["alert"]["labels"]["service"] == backend.api_service
+            outside = outside_component(backend.api_service)
+            wait_until(
+                lambda: status_page_state(monitor.url, outside) == "down",
+                STATUS_PAGE_WITHIN_SECONDS,
+                interval=1,
+                what="the status page's outside component down",
+            )
 
             backend.processes["api"].start()
             wait_until(

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import yaml
 
+from otel_monitor.monitor.status.provider_metrics import OUTSIDE_PROBE_JOB
 from tools.devstack.processes import ManagedProcess, free_ports, http_ok, tcp_open
 
 __all__ = ["DevStack", "StackPorts", "REPO_ROOT", "server_workdir"]
@@ -23,7 +24,7 @@ __all__ = ["DevStack", "StackPorts", "REPO_ROOT", "server_workdir"]
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # The scrape job of config/prometheus.yml that probes through the blackbox exporter, and the target label naming
 # the exporter (each target file names its own: loopback here, the compose service in compose).
-BLACKBOX_JOB = "blackbox-http"
+BLACKBOX_JOB = OUTSIDE_PROBE_JOB
 BLACKBOX_ADDRESS_LABEL = "__blackbox_exporter"
 POSTGRES_BIN = Path(os.environ.get("OTEL_MONITOR_POSTGRES_BIN", "/usr/lib/postgresql/15/bin"))
 

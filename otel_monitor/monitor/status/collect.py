@@ -37,6 +37,7 @@ __all__ = [
     "active_alert",
     "overall_state",
     "provider_component",
+    "outside_component",
     "no_silences",
 ]
 
@@ -58,6 +59,11 @@ async def no_silences() -> list[dict[str, Any]]:
 def provider_component(key: str) -> str:
     """The provider's name in the uptime history (checks keep their own names)."""
     return f"provider:{key}"
+
+
+def outside_component(service: str) -> str:
+    """A service probed from outside (the blackbox exporter), as a component of the page and its uptime history."""
+    return f"outside:{service}"
 
 
 def check_state(result: Mapping[str, Any]) -> State:
@@ -142,6 +148,8 @@ class StatusCollector:
         self.uptime_counts = uptime_counts or UptimeCounts()
         self._clock = clock
         self.provider_metrics: dict[str, ProviderMetrics] = {}
+        # Each service probed from outside -> its state (unknown while Prometheus does not answer).
+        self.outside_probes: dict[str, State] = {}
         # The quota views of the last refresh: what the live updates compare (the page reads them anew).
         self.quota_views: list[QuotaView] = []
 
@@ -162,6 +170,11 @@ class StatusCollector:
             self.provider_metrics = {key: ProviderMetrics(available=False) for key in keys}
         else:
             self.provider_metrics = await self._metrics_reader.read(keys)
+            probes = await self._metrics_reader.outside_probes()
+            if probes is None:
+                self.outside_probes = dict.fromkeys(self.outside_probes, UNKNOWN)
+            else:
+                self.outside_probes = {service: UP if up else DOWN for service, up in probes.items()}
         return self.provider_metrics
 
     def components(self) -> list[Component]:
@@ -174,7 +187,7 @@ class StatusCollector:
                 error=result.get("error"),
             )
             for name, result in report.get("checks", {}).items()
-        ]
+        ] + [Component(name=outside_component(service), state=state) for service, state in self.outside_probes.items()]
 
     def providers(self, now: dt.datetime, quota_views: Sequence[QuotaView] | None = None) -> list[Provider]:
         """Each provider of the registry with its kept metrics and ``quota_views`` (default: the kept ones)."""

@@ -1,4 +1,5 @@
-"""Each provider's last hour from the monitor's Prometheus: calls, success rate, P90 latency and its sparkline."""
+"""Each provider's last hour from the monitor's Prometheus: calls, success rate, P90 latency and its sparkline; and
+the API's uptime probes from outside (the blackbox exporter's probe_success)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import httpx
 from otel_monitor.instrument.metrics import Outcome, PromNames
 from otel_monitor.monitor.status.model import ProviderMetrics
 
-__all__ = ["ProviderMetricsReader", "SPARKLINE_POINTS"]
+__all__ = ["ProviderMetricsReader", "SPARKLINE_POINTS", "OUTSIDE_PROBE_JOB"]
 
 _WINDOW = "1h"
 SPARKLINE_POINTS = 12  # one P90 per 5 minutes of the hour
@@ -21,6 +22,10 @@ _SPARKLINE_STEP_SECONDS = 300
 _CALLS = f"sum by (service) (increase({PromNames.CALL_COUNT}[{_WINDOW}]))"
 _SUCCESSES = f'sum by (service) (increase({PromNames.CALL_COUNT}{{outcome="{Outcome.SUCCESS}"}}[{_WINDOW}]))'
 _BUCKETS = PromNames.CALL_DURATION + "_bucket"
+# The Prometheus job whose targets the blackbox exporter probes from outside (config/prometheus.yml); a service is
+# up from outside while every one of its probed URLs answers.
+OUTSIDE_PROBE_JOB = "blackbox-http"
+_OUTSIDE_PROBES = f'min by (service) (probe_success{{job="{OUTSIDE_PROBE_JOB}"}})'
 
 
 def _p90(window: str) -> str:
@@ -81,6 +86,14 @@ class ProviderMetricsReader:
                 sparkline=sparkline.get(key, [None] * SPARKLINE_POINTS),
             )
         return found
+
+    async def outside_probes(self) -> dict[str, bool] | None:
+        """Each service probed from outside: True while all its probes pass; None: Prometheus did not answer."""
+        try:
+            found = await self._instant(_OUTSIDE_PROBES)
+        except (httpx.HTTPError, ValueError, KeyError, TypeError):
+            return None
+        return {service: value == 1 for service, value in found.items() if service and value is not None}
 
     async def _get(self, path: str, params: dict[str, str | float]) -> list[dict[str, Any]]:
         response = await self._client.get(self._base + path, params=params, timeout=self._timeout)

@@ -1,5 +1,6 @@
-"""The status page's service: counts each health run into the uptime history, refreshes the providers' metrics,
-and publishes a ``{"type": "status"}`` message on its WebSocket hub whenever a component or the alerts change."""
+"""The status page's service: counts each health run, provider and outside probe into the uptime history, refreshes
+the providers' metrics and the probes, and publishes a ``{"type": "status"}`` message on its WebSocket hub whenever a
+component or the alerts change."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from otel_monitor.logs.logger import StructuredLogger
 from otel_monitor.monitor.alerting.notifiers.websocket import WebSocketHub
 from otel_monitor.monitor.alerting.silences.model import SilenceState
 from otel_monitor.monitor.alerting.silences.router import silence_views
-from otel_monitor.monitor.status.collect import StatusCollector, check_state, provider_component
+from otel_monitor.monitor.status.collect import StatusCollector, check_state, outside_component, provider_component
 from otel_monitor.monitor.status.model import DOWN, UNKNOWN, StatusSummary, worst_state
 from otel_monitor.monitor.status.provider_metrics import ProviderMetricsReader
 from otel_monitor.monitor.status.uptime import UptimeStore
@@ -200,8 +201,12 @@ class StatusService:
                 await self.collector.refresh_provider_metrics()
                 day = self.collector.clock().date()
                 states = {p.key: p.state for p in self.collector.providers(self.collector.clock())}
+                states = {provider_component(key): state for key, state in states.items()}
+                states |= {
+                    outside_component(service): state for service, state in self.collector.outside_probes.items()
+                }
                 self.collector.uptime_counts.add(
-                    day, {provider_component(key): state != DOWN for key, state in states.items() if state != UNKNOWN}
+                    day, {name: state != DOWN for name, state in states.items() if state != UNKNOWN}
                 )
             except Exception:
                 _log.exception("Provider metrics not refreshed")

@@ -99,6 +99,8 @@ def answering(request: httpx.Request) -> httpx.Response:
         start = float(request.url.params["start"])
         values = [[start + 300 * i, str(0.1 * (i + 1))] for i in range(SPARKLINE_POINTS)]
         result = [{"metric": {"service": "gemini"}, "values": values}]
+    elif "probe_success" in query:
+        result = [{"metric": {"service": "video-api"}, "value": [0, "1"]}]
     elif "histogram_quantile" in query:
         result = [
             {"metric": {"service": "gemini"}, "value": [0, "0.42"]},
@@ -145,6 +147,78 @@ def test_prometheus_away_makes_every_provider_unavailable(handler):
     """No answer from Prometheus: every provider's metrics are unavailable, nothing raises."""
     found = asyncio.run(prometheus(handler).read(["gemini", "stability"]))
     assert {key: value.available for key, value in found.items()} == {"gemini": False, "stability": False}
+
+
+def probes_answering(results: list[tuple[str, str]]):
+    """A Prometheus answering ``results`` ((service, value)) to the outside-probe query; refusing if None."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        assert 'probe_success{job="blackbox-http"}' in request.url.params["query"]
+        series = [{"metric": {"service": service}, "value": [0, value]} for service, value in results]
+        return httpx.Response(200, json={"status": "success", "data": {"resultType": "vector", "result": series}})
+
+    return handler
+
+
+@pytest.mark.parametrize(
+    ("results", "expected"),
+    [
+        ([], {}),  # nothing probed
+        ([("video-api", "1")], {"video-api": True}),
+        ([("video-api", "0"), ("admin-api", "1")], {"video-api": False, "admin-api": True}),
+        ([("video-api", "NaN"), ("", "0")], {}),  # no reading, no service label: not a probed service
+    ],
+)
+def test_outside_probes_from_prometheus(results, expected):
+    """Each service the blackbox exporter probes is up while all its probes pass (min of probe_success is 1)."""
+    assert asyncio.run(prometheus(probes_answering(results)).outside_probes()) == expected
+
+
+@pytest.mark.parametrize(
+    "handler",
+    [
+        lambda request: httpx.Response(503, text="down"),
+        lambda request: (_ for _ in ()).throw(httpx.ConnectError("refused")),
+    ],
+    ids=["http-503", "refused"],
+)
+def test_outside_probes_unavailable_when_prometheus_is_away(handler):
+    """No answer from Prometheus: None (unknown), never an exception."""
+    assert asyncio.run(prometheus(handler).outside_probes()) is None
+
+
+def test_outside_probes_are_components_with_uptime_and_unknown_while_prometheus_is_away():
+    """A probed service is a component ``outside:<service>``: down while a probe fails, counted in the uptime
+    history at each provider refresh; with Prometheus away it stays listed as unknown and is not counted."""
+    answers: list = [[("video-api", "0")]]
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if "probe_success" not in request.url.params["query"]:
+            return answering(request)
+        if answers[0] is None:
+            raise httpx.ConnectError("refused")
+        return probes_answering(answers[0])(request)
+
+    service = StatusService(Sources().collector(prometheus(handler)), WebSocketHub(), provider_interval=0.01)
+
+    async def run_a_while() -> None:
+        await service.start()
+        await asyncio.sleep(0.2)
+        await service.stop()
+
+    asyncio.run(run_a_while())
+    states = {c.name: c.state for c in service.collector.components()}
+    assert states["outside:video-api"] == "down"
+    ((up, total),) = [
+        v for (name, _day), v in service.collector.uptime_counts.peek().items() if name == "outside:video-api"
+    ]
+    assert up == 0 and total >= 1
+
+    answers[0] = None
+    service.collector.uptime_counts.take()
+    asyncio.run(run_a_while())
+    assert {c.name: c.state for c in service.collector.components()}["outside:video-api"] == "unknown"
+    assert not [name for name, _day in service.collector.uptime_counts.peek() if name == "outside:video-api"]
 
 
 # -- uptime -------------------------------------------------------------------------------------------------------
@@ -236,12 +310,17 @@ def test_json_summary_route_and_page_route():
         body = client.get("/api/v1/status").json()
         page = client.get("/")
     assert body["state"] == "down"
-    assert [c["name"] for c in body["components"]] == ["database", "redis"]
+    assert [(c["name"], c["state"]) for c in body["components"]] == [
+        ("database", "up"),
+        ("redis", "down"),
+        ("outside:video-api", "up"),  # the blackbox exporter's probes of the API, from Prometheus
+    ]
     assert [p["key"] for p in body["providers"]] == ["gemini", "stability", "d-id", "youtube"]
     assert body["providers"][0]["metrics"]["success_rate"] == 0.9
     assert body["providers"][0]["quota"]["reset_in_seconds"] == 3 * 3600
     assert len(body["components"][0]["uptime"]) == 90 and body["alerts"][0]["priority"] == "P0"
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert 'id="component-outside:video-api" class="component" data-state="up"' in page.text
 
 
 def test_live_messages_carry_only_what_changed():
