@@ -23,8 +23,9 @@ from otel_monitor.monitor.alerting.silences.router import build_silences_router
 from otel_monitor.monitor.api_errors import document_unparsable_bodies
 from otel_monitor.monitor.auth.middleware import install_auth
 from otel_monitor.monitor.config import MonitorConfig
-from otel_monitor.monitor.health.router import build_health_router
+from otel_monitor.monitor.health.router import ReplicaStatus, build_health_router
 from otel_monitor.monitor.health.service import HealthService
+from otel_monitor.monitor.leadership import AlwaysLeader
 from otel_monitor.monitor.quota.router import build_quota_router
 from otel_monitor.monitor.quota.service import QuotaService
 from otel_monitor.monitor.shared_gauges import SharedGauges
@@ -97,7 +98,13 @@ def create_app(
     # FastAPI's native telemetry would trace every probe of the health endpoints (load balancers poll them
     # hard): those requests are excluded, the rest of the API is traced.
     app = FastAPI(title="otel-monitor", version=__version__, lifespan=lifespan, telemetry={"exclude": _is_probe})
-    app.include_router(build_health_router(health))
+    leadership = alerting.leadership if alerting is not None else AlwaysLeader(config.ha.replica_id)
+    app.include_router(
+        build_health_router(
+            health,
+            lambda: ReplicaStatus(id=leadership.replica_id, leader=leadership.is_leader, ha=leadership.enabled),
+        )
+    )
     app.include_router(build_quota_router(quota))
     app.include_router(
         build_alerts_router(

@@ -19,6 +19,7 @@ from otel_monitor.monitor.alerting.silences.cli import add_silence_commands
 from otel_monitor.monitor.auth.config import hash_token, unauthenticated_exposure
 from otel_monitor.monitor.config import MonitorConfig, unreachable_alerts, untracked_signals
 from otel_monitor.monitor.config_file import ConfigError, ConfigProblem, load_config_file, problem_at
+from otel_monitor.monitor.leadership import replicas_need_postgres
 
 if TYPE_CHECKING:
     from otel_monitor.monitor.alerting.delivery.drill import ChannelDrill
@@ -49,6 +50,9 @@ def _load(path: str) -> tuple[MonitorConfig, list[Rule], list[ConfigProblem], st
     problems += [problem_at(path, loc, message) for loc, message in unreachable_alerts(config.alerting, rules)]
     problems += [
         problem_at(path, loc, message) for loc, message in unauthenticated_exposure(config.auth, config.server.host)
+    ]
+    problems += [
+        problem_at(path, loc, message) for loc, message in replicas_need_postgres(config.ha, config.alerting.store_url)
     ]
     if problems:
         raise ConfigError(problems)

@@ -18,6 +18,7 @@ from otel_monitor.monitor.alerting.routing import DeliveryConfig
 from otel_monitor.monitor.alerting.silences.windows import MaintenanceWindow
 from otel_monitor.monitor.auth.config import AuthConfig
 from otel_monitor.monitor.health.config import HealthConfig
+from otel_monitor.monitor.leadership import HaConfig
 from otel_monitor.monitor.quota.config import QuotaConfig
 
 __all__ = [
@@ -158,6 +159,7 @@ class MonitorConfig(BaseModel):
     quota: QuotaConfig = QuotaConfig()
     alerting: AlertingConfig = AlertingConfig()
     auth: AuthConfig = AuthConfig()
+    ha: HaConfig = HaConfig()
 
     @model_validator(mode="after")
     def _alerting_stores_default_to_the_quota_store(self) -> MonitorConfig:

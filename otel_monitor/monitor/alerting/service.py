@@ -50,6 +50,7 @@ from otel_monitor.monitor.alerting.silences.store import SilenceStore
 from otel_monitor.monitor.alerting.silences.windows import MaintenanceWindow
 from otel_monitor.monitor.alerting.state import DEFAULT_HISTORY_LIMIT, AlertEpisode, AlertStore
 from otel_monitor.monitor.config import MonitorConfig
+from otel_monitor.monitor.leadership import AdvisoryLockLeadership, AlwaysLeader, Leadership
 from otel_monitor.monitor.quota.day_windows import WindowPeak, quota_windows_between
 
 if TYPE_CHECKING:
@@ -58,7 +59,7 @@ if TYPE_CHECKING:
     from otel_monitor.monitor.health.service import HealthService
     from otel_monitor.monitor.quota.service import QuotaService
 
-__all__ = ["AlertingService", "NotFiring"]
+__all__ = ["AlertingService", "LeadershipLost", "NotFiring"]
 
 _log = StructuredLogger("otel_monitor.alerting.service")
 # The evaluation loop's lines keep the logger name they had when the loop was the evaluator's.
@@ -78,6 +79,14 @@ def _fired_at_of(rules: Sequence[Rule]) -> Callable[[Alert], dt.datetime]:
 
 class NotFiring(LookupError):
     """No firing alert has this fingerprint (nothing to acknowledge)."""
+
+
+class LeadershipLost(RuntimeError):
+    """This replica no longer leads: what only the leader sends is not sent."""
+
+
+# Loops cancelled rather than awaited on stop: they sleep until the hour or the send time.
+_CANCELLED_ON_STOP = ("otel-monitor-p1-digest", "otel-monitor-daily-summary")
 
 
 class AlertingService:
@@ -117,7 +126,10 @@ class AlertingService:
         escalation: Mapping[Priority, EscalationPolicy] | None = None,
         public_url: str | None = None,
         escalation_check_seconds: float = ESCALATION_CHECK_SECONDS,
+        leadership: Leadership | None = None,
     ) -> None:
+        # Which replica leads: only the leader evaluates, escalates, beats and sends digests and summaries.
+        self.leadership: Leadership = leadership or AlwaysLeader()
         self.outbox = outbox
         self.dispatcher = dispatcher
         self.delivery = delivery
@@ -180,6 +192,9 @@ class AlertingService:
         self._closers = list(closers)
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
+        # The leader's loops, stopped by their own event when the leadership ends.
+        self._leading_stop = asyncio.Event()
+        self._leading_tasks: list[asyncio.Task] = []
 
     @classmethod
     def from_config(
@@ -207,6 +222,14 @@ class AlertingService:
         }
         store_url = alerting.store_url
         assert store_url is not None  # MonitorConfig fills it in: the quota store's database unless one is named
+        ha = config.ha
+        leadership: Leadership = (
+            AdvisoryLockLeadership(
+                store_url, replica_id=ha.replica_id, check_interval_seconds=ha.check_interval_seconds
+            )
+            if ha.enabled
+            else AlwaysLeader(ha.replica_id)
+        )
         outbox = Outbox(store_url, clock=clock)
         websocket_hub = WebSocketHub()
         notifiers = build_notifiers(alerting.delivery, client=client, websocket_hub=websocket_hub)
@@ -265,6 +288,7 @@ class AlertingService:
             escalations=EscalationStore(store_url, clock=clock),
             escalation=alerting.escalation,
             public_url=config.server.public_base_url,
+            leadership=leadership,
         )
 
     # -- reading --------------------------------------------------------------------------------------------------
@@ -355,6 +379,8 @@ class AlertingService:
         )
 
     async def _enqueue_now(self, notification: Notification, channels: Sequence[str]) -> None:
+        if not await self.leadership.still_leading():  # the fence: a replica that lost the lock sends nothing
+            raise LeadershipLost(self.leadership.replica_id)
         await self.outbox.executor.run(self.outbox.enqueue_notification, notification, channels)
         self.dispatcher.wake()
 
@@ -394,16 +420,19 @@ class AlertingService:
         pending, oldest = await self.outbox.executor.run(self.outbox.pending_depth)
         return OutboxDepth(pending, oldest)
 
-    async def _evaluate(self) -> None:
-        """Evaluation passes, each when the next rule is due, until stop(); a failing pass is logged and the loop
-        goes on."""
-        while not self._stop.is_set():
+    async def _evaluate(self, stop: asyncio.Event) -> None:
+        """Evaluation passes, each when the next rule is due, until ``stop``; a failing pass is logged and the loop
+        goes on. Each pass first checks that this replica still leads (the fence), and ends the loop if not."""
+        while not stop.is_set():
+            if not await self.leadership.still_leading():
+                _evaluation_log.error("Alert evaluation stopped: this replica no longer leads")
+                return
             try:
                 await self.evaluate_once()
             except Exception:
                 _evaluation_log.exception("Alert evaluation pass failed")
             with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), self.evaluator.seconds_to_next_pass())
+                await asyncio.wait_for(stop.wait(), self.evaluator.seconds_to_next_pass())
 
     async def restore(self) -> None:
         """Gives the evaluator back the pending and firing alerts of the store (firing ones count as announced)."""
@@ -423,41 +452,74 @@ class AlertingService:
             _log.info("Alerts restored", count=len(self.evaluator.alerts()))
 
     async def start(self) -> None:
-        """Restores the evaluator from the store, then runs the evaluation loop, the Dispatcher, repeat and
-        escalation, the heartbeat, the digest, the Alertmanager refresh and the daily summary as tasks."""
+        """Runs the Dispatcher and the outbox depth (every replica) and, while this replica leads, the leader's loops
+        (``_lead``): a single monitor leads at once, a replica of several once it takes the lock."""
         if self._tasks:
             return
-        await self.restore()
         self._stop.clear()
         loop = asyncio.get_running_loop()
-        self._tasks = [
-            loop.create_task(self._evaluate(), name="otel-monitor-alert-evaluation"),
-            loop.create_task(self.dispatcher.run(self._stop), name="otel-monitor-alert-delivery"),
-        ]
-        if self.escalator.policies:
-            self._tasks.append(loop.create_task(self.escalator.run(self._stop), name="otel-monitor-alert-escalation"))
-        if self.heartbeat is not None:
-            self._tasks.append(loop.create_task(self.heartbeat.run(self._stop), name="otel-monitor-heartbeat"))
+        if not self.leadership.enabled:
+            await self._lead()
+        self._tasks = [loop.create_task(self.dispatcher.run(self._stop), name="otel-monitor-alert-delivery")]
         if self.metrics is not None:
             depth = OutboxDepthReader(self.outbox_depth, self.metrics)
             self._tasks.append(loop.create_task(depth.run(self._stop), name="otel-monitor-outbox-depth"))
-        self._tasks.append(loop.create_task(self.digest.run(), name="otel-monitor-p1-digest"))
-        refresher = AlertmanagerRefresher.from_config(self.delivery, self.alerts, clock=self._clock)
-        self._tasks.append(loop.create_task(refresher.run(self._stop), name="otel-monitor-alertmanager-refresh"))
-        if self.daily_summary is not None:
+        if self.leadership.enabled:
             self._tasks.append(
+                loop.create_task(
+                    self.leadership.run(self._lead, self._follow, self._stop), name="otel-monitor-leader-election"
+                )
+            )
+
+    async def _lead(self) -> None:
+        """Restores the evaluator from the store (firing alerts, silences, acknowledgements; the digest and
+        escalation read theirs from the store), then runs the evaluation loop, repeat and escalation, the heartbeat,
+        the digest, the Alertmanager refresh and the daily summary as tasks."""
+        if self._leading_tasks:
+            return
+        await self.restore()
+        stop = self._leading_stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        tasks = [loop.create_task(self._evaluate(stop), name="otel-monitor-alert-evaluation")]
+        if self.escalator.policies:
+            tasks.append(loop.create_task(self.escalator.run(stop), name="otel-monitor-alert-escalation"))
+        if self.heartbeat is not None:
+            tasks.append(loop.create_task(self.heartbeat.run(stop), name="otel-monitor-heartbeat"))
+        tasks.append(loop.create_task(self.digest.run(), name="otel-monitor-p1-digest"))
+        refresher = AlertmanagerRefresher.from_config(self.delivery, self.alerts, clock=self._clock)
+        tasks.append(loop.create_task(refresher.run(stop), name="otel-monitor-alertmanager-refresh"))
+        if self.daily_summary is not None:
+            tasks.append(
                 loop.create_task(self.daily_summary.run(self.pipeline.send_summary), name="otel-monitor-daily-summary")
             )
+        self._leading_tasks = tasks
+
+    async def _follow(self) -> None:
+        """The leadership is lost: the leader's loops are cancelled at once (a new leader may already run them), and
+        the alerts held in memory are forgotten (the next leadership restores them from the store)."""
+        self._leading_stop.set()
+        tasks, self._leading_tasks = self._leading_tasks, []
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
+                await asyncio.wait_for(task, 10)
+        self.evaluator.restore([])
+        self._acknowledged = {}
+        self._keep_alerts()
 
     async def stop(self) -> None:
         """Stops the loops, then closes the HTTP client and the stores' database connections."""
         self._stop.set()
-        for task in self._tasks:
-            if task.get_name() in ("otel-monitor-p1-digest", "otel-monitor-daily-summary"):
-                task.cancel()  # they sleep until the hour or the send time
+        self._leading_stop.set()
+        tasks = [*self._leading_tasks, *self._tasks]
+        for task in tasks:
+            if task.get_name() in _CANCELLED_ON_STOP:
+                task.cancel()
             with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
                 await asyncio.wait_for(task, 10)
-        self._tasks = []
+        self._tasks = self._leading_tasks = []
+        await self.leadership.close()  # frees the lock at once: another replica need not wait for a check
         for close in self._closers:
             with contextlib.suppress(Exception):
                 await close()

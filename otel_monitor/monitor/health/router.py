@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header
@@ -18,6 +19,7 @@ __all__ = [
     "CheckResult",
     "HealthReport",
     "Liveness",
+    "ReplicaStatus",
     "build_health_router",
     "health_response",
     "wants_health_json",
@@ -34,12 +36,21 @@ class CheckResult(BaseModel):
     status: Literal["healthy", "degraded", "unhealthy"]
 
 
+class ReplicaStatus(BaseModel):
+    """This monitor replica: its id, whether it leads (evaluates the rules), whether replicas are on (``ha``)."""
+
+    id: str
+    leader: bool
+    ha: bool
+
+
 class HealthReport(BaseModel):
     """The health report: the same body at 200 (healthy or degraded) and 503 (unhealthy)."""
 
     status: Literal["healthy", "degraded", "unhealthy"]
     timestamp: str
     checks: dict[str, CheckResult]
+    replica: ReplicaStatus | None = None
 
 
 class _IetfHealth(BaseModel):
@@ -100,15 +111,19 @@ def health_response(report: dict[str, Any], accept: str | None = None) -> JSONRe
 _LIVE = Liveness(status="ok")
 
 
-def build_health_router(service: HealthService) -> APIRouter:
-    """The two endpoints over ``service``; include it in the app, and start/stop the service in its lifespan."""
+def build_health_router(service: HealthService, replica: Callable[[], ReplicaStatus] | None = None) -> APIRouter:
+    """The two endpoints over ``service``; include it in the app, and start/stop the service in its lifespan. With
+    ``replica``, the report says which monitor replica answers and whether it leads."""
     router = APIRouter(tags=["health"])
 
     @router.get(
         HEALTH_PATH, summary="Health of the backend's dependencies", response_model=None, responses=_report_responses()
     )
     async def system_health(accept: Annotated[str | None, Header()] = None) -> JSONResponse:
-        return health_response(await service.report(), accept)
+        report = await service.report()
+        if replica is not None:
+            report = {**report, "replica": replica().model_dump()}
+        return health_response(report, accept)
 
     @router.get(LIVENESS_PATH, summary="Liveness: the process serves; depends on nothing external")
     async def livez() -> Liveness:

@@ -121,7 +121,10 @@ class Evaluator:
     # -- state ------------------------------------------------------------------------------------------------------
     def restore(self, alerts: Iterable[Alert]) -> None:
         """Takes back pending and firing alerts kept across a restart; firing ones count as already announced, and
-        all as reported (they are kept as they are)."""
+        all as reported (they are kept as they are). They replace what the evaluator held (a replica that led before
+        takes the store's alerts, not its own stale ones)."""
+        self._alerts = {}
+        self._announced = set()
         for alert in alerts:
             if alert.state is AlertState.RESOLVED or alert.rule not in self._rules_by_name:
                 continue
