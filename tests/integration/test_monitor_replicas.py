@@ -77,6 +77,14 @@ def _sent(receiver, rule: str, status: str) -> list[dict]:
     return [r for r in _hooks(receiver) if (r["json"]["alert"]["rule"], r["json"]["status"]) == (rule, status)]
 
 
+FIRING = [("RedisDown", "firing"), ("RedisStillDown", "firing")]
+
+
+def _firing_on_status_page(replica: MonitorProcess) -> list[tuple[str, str]]:
+    alerts = httpx.get(f"{replica.url}/api/v1/status", timeout=5).json()["alerts"]
+    return sorted((alert["rule"], alert["state"]) for alert in alerts)
+
+
 def _lock_backends(store_url: str, replica_id: str) -> list[int]:
     """The server processes of ``replica_id``'s leader-election connection (by its application name)."""
     engine = create_engine(store_url)
@@ -133,6 +141,12 @@ def test_killed_leader_and_killed_lock_connection_hand_over_with_each_notificati
         assert time.monotonic() - killed_at <= FAILOVER_BOUND_SECONDS
         assert second_leader != first_leader
         wait_until(lambda: _sent(receiver, "RedisStillDown", "firing"), 30, what="the second P0's webhook")
+        for replica in survivors:  # every replica's status page shows what the leader fires
+            wait_until(lambda replica=replica: _firing_on_status_page(replica) == FIRING, 10, what="both P0s shown")
+        (follower,) = (replica for replica_id, replica in by_id.items() if replica_id != second_leader)
+        acked = _sent(receiver, "RedisStillDown", "firing")[0]["json"]["alert"]["fingerprint"]
+        ack = httpx.post(f"{follower.url}/api/v1/alerts/{acked}/ack", json={"by": "oncall"}, timeout=5)
+        assert ack.status_code == 200, ack.text  # acknowledged through a replica that does not lead
 
         (lock_backend,) = _lock_backends(postgres_url, second_leader)
         _terminate(postgres_url, [lock_backend])

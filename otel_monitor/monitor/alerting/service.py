@@ -85,6 +85,8 @@ class LeadershipLost(RuntimeError):
     """This replica no longer leads: what only the leader sends is not sent."""
 
 
+# How often a replica that does not lead reads the active alerts from the store (what its API and status page show).
+FOLLOWER_ALERTS_REFRESH_SECONDS = 1.0
 # Loops cancelled rather than awaited on stop: they sleep until the hour or the send time.
 _CANCELLED_ON_STOP = ("otel-monitor-p1-digest", "otel-monitor-daily-summary")
 
@@ -195,6 +197,8 @@ class AlertingService:
         # The leader's loops, stopped by their own event when the leadership ends.
         self._leading_stop = asyncio.Event()
         self._leading_tasks: list[asyncio.Task] = []
+        # A replica that does not lead: the pending and firing alerts as the leader last stored them.
+        self._stored_alerts: list[Alert] = []
 
     @classmethod
     def from_config(
@@ -293,12 +297,12 @@ class AlertingService:
 
     # -- reading --------------------------------------------------------------------------------------------------
     def alerts(self) -> list[Alert]:
-        """The pending and firing alerts now."""
-        return self.evaluator.alerts()
+        """The pending and firing alerts now: the evaluator's on the leader, the store's on another replica."""
+        return self.evaluator.alerts() if self.leadership.is_leader else list(self._stored_alerts)
 
     async def alert(self, fingerprint: str) -> Alert | None:
         """The alert as it is now if pending or firing, else its latest episode as kept; None if never seen."""
-        for alert in self.evaluator.alerts():
+        for alert in self.alerts():
             if alert.fingerprint == fingerprint:
                 return alert
         return await self.state.executor.run(self.state.latest, fingerprint)
@@ -470,6 +474,18 @@ class AlertingService:
                     self.leadership.run(self._lead, self._follow, self._stop), name="otel-monitor-leader-election"
                 )
             )
+            self._tasks.append(loop.create_task(self._read_stored_alerts(), name="otel-monitor-stored-alerts"))
+
+    async def _read_stored_alerts(self) -> None:
+        """While this replica does not lead, keeps the store's active alerts for its API and status page."""
+        while not self._stop.is_set():
+            if not self.leadership.is_leader:
+                try:
+                    self._stored_alerts = await self.state.executor.run(self.state.load_active)
+                except Exception as exc:  # the store is down: the last alerts read stay shown
+                    _log.warning("Reading the leader's alerts failed", error=repr(exc))
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), FOLLOWER_ALERTS_REFRESH_SECONDS)
 
     async def _lead(self) -> None:
         """Restores the evaluator from the store (firing alerts, silences, acknowledgements; the digest and
