@@ -35,6 +35,15 @@ _log = StructuredLogger("otel_monitor.leadership")
 LEADER_LOCK = (0x6F746D6E, 1)
 # How long one leadership query may take before the connection counts as lost (and the leadership with it).
 LEADERSHIP_QUERY_TIMEOUT_SECONDS = 3.0
+# The lock session's settings. The server drops a client gone silent (host crashed, network cut) after about
+# 5 + 3 * 2 = 11 s of unanswered keepalives, freeing the lock for another replica; by then the silent leader has
+# already stepped down: its own check fails within one check interval plus the query timeout (at most 8 s).
+_LOCK_SESSION_SETTINGS = {
+    "statement_timeout": int(LEADERSHIP_QUERY_TIMEOUT_SECONDS * 1000),
+    "tcp_keepalives_idle": 5,
+    "tcp_keepalives_interval": 2,
+    "tcp_keepalives_count": 3,
+}
 # A replica whose lock was taken from it (its connection killed or lost) skips this many checks before trying again,
 # so that a replica with a sound connection takes over (it alone leads again if no other replica is left).
 LOST_LEADER_SITS_OUT_CHECKS = 2
@@ -119,7 +128,13 @@ class AdvisoryLockLeadership:
     The lock is the session's: a killed process, a terminated backend or a dropped connection frees it on the server,
     with no lease to expire. Every ``check_interval_seconds`` a follower tries to take it, and the leader checks
     ``pg_locks`` on that connection that it still holds it; a failing or slow query counts as lost, the connection is
-    dropped (freeing the lock if the server still has it) and a new one is opened for the next try."""
+    dropped (freeing the lock if the server still has it) and a new one is opened for the next try.
+
+    Chosen over a lease row with fencing tokens: the server ends the leadership with the session, so a dead leader is
+    replaced as soon as a follower next tries (no lease to wait out, no clocks compared across hosts), and nothing
+    is written per renewal. The fencing a token would give is had otherwise: the leader checks the lock before each
+    evaluation pass and escalation send, and every notification is queued once per idempotency key (the outbox's
+    unique notification id), so a pass that overlaps the next leader's sends nothing twice."""
 
     enabled = True
 
@@ -155,9 +170,8 @@ class AdvisoryLockLeadership:
             try:
                 if self._connection is None:
                     self._connection = self._engine.connect()
-                    self._connection.execute(
-                        text(f"SET statement_timeout = {int(LEADERSHIP_QUERY_TIMEOUT_SECONDS * 1000)}")
-                    )
+                    for setting, value in _LOCK_SESSION_SETTINGS.items():
+                        self._connection.exec_driver_sql(f"SET {setting} = {value}")
                     self._connection.commit()
                 held = bool(self._connection.execute(text(sql), {"a": LEADER_LOCK[0], "b": LEADER_LOCK[1]}).scalar())
                 self._connection.commit()

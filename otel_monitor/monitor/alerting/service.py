@@ -534,7 +534,7 @@ class AlertingService:
                 task.cancel()
             with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
                 await asyncio.wait_for(task, 10)
-        self._tasks = self._leading_tasks = []
+        self._tasks, self._leading_tasks = [], []
         await self.leadership.close()  # frees the lock at once: another replica need not wait for a check
         for close in self._closers:
             with contextlib.suppress(Exception):
