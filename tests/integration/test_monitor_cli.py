@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -445,7 +446,10 @@ def test_serve_answers_health_and_quota_and_exports_their_metrics(monitor, stack
     url, workdir = monitor
     health = httpx.get(f"{url}/api/v1/system/health", timeout=10)
     body = health.json()
-    assert set(body) == {"status", "timestamp", "checks"} and body["timestamp"].endswith("Z")
+    assert set(body) == {"status", "timestamp", "checks", "replica"} and body["timestamp"].endswith("Z")
+    # one monitor, no replicas: it leads, named hostname:pid
+    assert (body["replica"]["leader"], body["replica"]["ha"]) == (True, False)
+    assert body["replica"]["id"].startswith(f"{socket.gethostname()}:")
     assert set(body["checks"]) == {"database", "redis", "celery", "disk", "ffmpeg"}
     assert {k: body["checks"][k]["status"] for k in ("database", "redis", "ffmpeg")} == {
         "database": "healthy",
