@@ -14,7 +14,19 @@ from pydantic import BaseModel, ConfigDict, Field
 __all__ = ["FAULT_MODES", "FaultMode", "FaultSettings", "FaultState", "fault_mode_of", "install_faults"]
 
 # echo_key (Gemini, Stability): the key is refused and quoted back in the error body, as some providers do.
-FaultMode = Literal["ok", "invalid_key", "echo_key", "quota", "rate_limit", "server_error", "timeout", "partial"]
+# token_rate_limit (Gemini): the per-minute input-token limit; upload_limit (YouTube): the channel's daily uploads.
+FaultMode = Literal[
+    "ok",
+    "invalid_key",
+    "echo_key",
+    "quota",
+    "rate_limit",
+    "token_rate_limit",
+    "upload_limit",
+    "server_error",
+    "timeout",
+    "partial",
+]
 FAULT_MODES: tuple[str, ...] = FaultMode.__args__  # type: ignore[attr-defined]
 
 CONTROL_PREFIX = "/_fake/"

@@ -23,9 +23,21 @@ QUOTA_MESSAGE = (
     "You exceeded your current quota, please check your plan and billing details. "
     f"For more information on this error, head to: {RATE_LIMITS_DOC}."
 )
-QUOTA_IDS = {
-    "quota": "GenerateRequestsPerDayPerProjectPerModel-FreeTier",
-    "rate_limit": "GenerateRequestsPerMinutePerProjectPerModel-FreeTier",
+# Fault mode -> the QuotaFailure violation Google names (quotaId, quotaMetric, quotaValue) and RetryInfo's delay.
+QUOTA_VIOLATIONS = {
+    "quota": ("GenerateRequestsPerDayPerProjectPerModel-FreeTier", "generate_content_free_tier_requests", "200", "42s"),
+    "rate_limit": (
+        "GenerateRequestsPerMinutePerProjectPerModel-FreeTier",
+        "generate_content_free_tier_requests",
+        "15",
+        "46s",
+    ),
+    "token_rate_limit": (
+        "GenerateContentInputTokensPerModelPerMinute",
+        "generate_content_paid_tier_input_token_count",
+        "4000000",
+        "46.837906927s",
+    ),
 }
 
 
@@ -59,18 +71,26 @@ def _invalid_key(echoed: str | None = None) -> JSONResponse:
 
 
 def _quota_exceeded(mode: str, model: str) -> JSONResponse:
+    """Google's 429: the message names the metric, limit and model, and the details carry the same as a
+    QuotaFailure violation and a RetryInfo delay."""
+    quota_id, metric, value, retry_delay = QUOTA_VIOLATIONS[mode]
+    message = (
+        f"{QUOTA_MESSAGE}\n* Quota exceeded for metric: {SERVICE}/{metric}, limit: {value}, model: {model}\n"
+        f"Please retry in {retry_delay}."
+    )
     return _google_error(
         429,
         "RESOURCE_EXHAUSTED",
-        QUOTA_MESSAGE,
+        message,
         [
             {
                 "@type": "type.googleapis.com/google.rpc.QuotaFailure",
                 "violations": [
                     {
-                        "quotaMetric": f"{SERVICE}/generate_content_free_tier_requests",
-                        "quotaId": QUOTA_IDS[mode],
+                        "quotaMetric": f"{SERVICE}/{metric}",
+                        "quotaId": quota_id,
                         "quotaDimensions": {"location": "global", "model": model},
+                        "quotaValue": value,
                     }
                 ],
             },
@@ -78,7 +98,7 @@ def _quota_exceeded(mode: str, model: str) -> JSONResponse:
                 "@type": "type.googleapis.com/google.rpc.Help",
                 "links": [{"description": "Learn more about Gemini API quotas", "url": RATE_LIMITS_DOC}],
             },
-            {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "42s"},
+            {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": retry_delay},
         ],
     )
 
@@ -126,7 +146,7 @@ def create_gemini_app(expected_key: str, faults: FaultState | None = None) -> Fa
             return _google_error(403, "PERMISSION_DENIED", MISSING_KEY_MESSAGE)
         if key != expected_key or mode in ("invalid_key", "echo_key"):
             return _invalid_key(key if mode == "echo_key" else None)
-        if mode in QUOTA_IDS:
+        if mode in QUOTA_VIOLATIONS:
             return _quota_exceeded(mode, model)
         if mode == "server_error":
             return _google_error(503, "UNAVAILABLE", "The model is overloaded. Please try again later.")

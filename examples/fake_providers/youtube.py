@@ -37,6 +37,9 @@ RATE_LIMIT_MESSAGE = (
 )
 
 
+UPLOAD_LIMIT_MESSAGE = "The user has exceeded the number of videos they may upload."
+
+
 def _google_error(
     code: int, message: str, reason: str, domain: str, status: str | None = None, **extra: str
 ) -> JSONResponse:
@@ -75,6 +78,8 @@ def _fault_error(mode: str) -> JSONResponse | None:
         return _google_error(403, QUOTA_MESSAGE, "quotaExceeded", "youtube.quota")
     if mode == "rate_limit":
         return _google_error(429, RATE_LIMIT_MESSAGE, "rateLimitExceeded", "global")
+    if mode == "upload_limit":  # the channel's daily cap on uploads (videos.insert), whatever units remain
+        return _google_error(400, UPLOAD_LIMIT_MESSAGE, "uploadLimitExceeded", "youtube.video")
     if mode == "server_error":
         return _google_error(503, "The service is currently unavailable.", "backendError", "global", "UNAVAILABLE")
     return None

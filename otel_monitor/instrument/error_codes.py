@@ -28,6 +28,8 @@ class ProviderFailure(str, Enum):
     BAD_REQUEST = "BAD_REQUEST"
     PARTIAL_FAILURE = "PARTIAL_FAILURE"
     TOKEN_REFRESH_FAILED = "TOKEN_REFRESH_FAILED"
+    # YouTube's daily cap on a channel's uploads (``uploadLimitExceeded``): not the project's quota units.
+    UPLOAD_LIMIT_EXCEEDED = "UPLOAD_LIMIT_EXCEEDED"
     UNKNOWN_ERROR = "UNKNOWN_ERROR"
 
 

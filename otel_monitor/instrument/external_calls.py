@@ -18,7 +18,14 @@ from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, TracerProvider
 from opentelemetry.util.types import AttributeValue
 
-from otel_monitor.instrument.classification import SUCCESS, Classification, classify_exception
+from otel_monitor._utc_time import utc_now
+from otel_monitor.instrument.classification import (
+    SUCCESS,
+    Classification,
+    ProviderLimit,
+    classify_exception,
+    seconds_until_clear,
+)
 from otel_monitor.instrument.error_codes import ProviderFailure
 from otel_monitor.instrument.failure_streaks import FailureStreaks, LocalFailureStreaks
 from otel_monitor.instrument.metrics import METER_NAME, ExternalApiInstruments, Outcome
@@ -235,6 +242,7 @@ class ExternalCall:
                 self.recorder.usage.record(service, units)
             if result.failure is ProviderFailure.QUOTA_EXCEEDED:  # the provider's refusal proves the quota spent
                 self.recorder.usage.record_refusal(service)
+        limit_fields = self._limit_fields(result.limit, error_code) if result.limit and error_code else {}
         streak = None
         if result.outcome != Outcome.PARTIAL_FAILURE:
             streak = self.recorder.streaks.record(service, result.failed, self.trace_id if result.failed else None)
@@ -249,6 +257,7 @@ class ExternalCall:
                 attributes["external_api.items.succeeded"], attributes["external_api.items.requested"] = self._items
             if error_code:
                 attributes["external_api.error_code"] = attributes["error.type"] = error_code
+            attributes.update({f"external_api.{key}": value for key, value in limit_fields.items()})
             span.set_attributes(attributes)
             if result.failed:
                 if isinstance(exc, Exception) and self._owns_span:  # an adopted span records its own
@@ -267,9 +276,31 @@ class ExternalCall:
             }
             if error_code:
                 fields["error_code"] = error_code
+            fields.update(limit_fields)
             if streak:
                 fields["consecutive_failures"] = streak
             _log.log(level, "External API call finished", extra=fields)
+
+    def _limit_fields(self, limit: ProviderLimit, error_code: str) -> dict[str, AttributeValue]:
+        """The provider limit a refusal named, for the span (``external_api.`` prefixed) and the log line; and
+        its refusal counted with the seconds until it clears (``external_api.retry_after``), by limit and model."""
+        fields: dict[str, AttributeValue] = {"limit": limit.name, "limit_clears": limit.clears}
+        if limit.model:
+            fields["limit_model"] = limit.model
+        if limit.quota_id:
+            fields["limit_quota_id"] = limit.quota_id
+        if limit.quota_metric:
+            fields["limit_quota_metric"] = limit.quota_metric
+        if limit.retry_after_seconds is not None:
+            fields["retry_after_s"] = limit.retry_after_seconds
+        if limit.resets_at:
+            fields["limit_resets_at"] = limit.resets_at
+        wait = seconds_until_clear(limit, utc_now())
+        labels = {"service": self.service, "error_code": error_code, "limit": limit.name}
+        if limit.model:
+            labels["model"] = limit.model
+        self._safely(self.recorder.instruments.retry_after.record, wait if wait is not None else 0.0, labels)
+        return fields
 
     @staticmethod
     def _safely(func: Callable[..., object], *args: Any) -> None:

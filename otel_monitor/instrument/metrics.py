@@ -18,6 +18,7 @@ from opentelemetry.metrics import (
 __all__ = [
     "CALL_DURATION_BUCKETS",
     "PROJECT_DURATION_BUCKETS",
+    "RETRY_AFTER_BUCKETS",
     "ExternalApiInstruments",
     "BusinessInstruments",
     "PromNames",
@@ -88,6 +89,9 @@ CALL_DURATION_BUCKETS = (
 )
 # Seconds; the generation-time target and warning are 10 and 20 minutes (docs/requirements.md, Thresholds).
 PROJECT_DURATION_BUCKETS = (10, 30, 60, 120, 300, 600, 900, 1200, 1800, 2700, 3600, 7200)
+# Seconds until a provider limit clears: a per-minute throttle (under 60), Stability's 60-second lockout, a daily
+# quota (up to a day).
+RETRY_AFTER_BUCKETS = (1, 5, 10, 30, 60, 120, 300, 900, 3600, 21600, 86400)
 
 
 class PromNames:
@@ -97,6 +101,8 @@ class PromNames:
     CALL_DURATION = "external_api_call_duration_seconds"
     CALL_COUNT = "external_api_call_duration_seconds_count"
     ERRORS = "external_api_errors_total"
+    # Refusals that name a provider limit, by service, error_code, limit and model: seconds until it clears.
+    RETRY_AFTER = "external_api_retry_after_seconds"
     RETRIES = "external_api_retries_total"
     TOKEN_REFRESHES = "external_api_token_refreshes_total"
     ITEMS = "external_api_items_total"
@@ -128,6 +134,7 @@ class ExternalApiInstruments:
     retries: Counter  # service
     token_refreshes: Counter  # service, outcome
     items: Counter  # service, result (succeeded|failed): the items of calls that produce several (images)
+    retry_after: Histogram  # service, error_code, limit, model: refusals naming a limit, seconds until it clears
 
     @classmethod
     def create(cls, meter: Meter) -> ExternalApiInstruments:
@@ -149,6 +156,13 @@ class ExternalApiInstruments:
             ),
             items=meter.create_counter(
                 "external_api.items", unit="{item}", description="Items requested from batch calls, by result"
+            ),
+            retry_after=meter.create_histogram(
+                "external_api.retry_after",
+                unit="s",
+                description="Provider refusals that name a limit (429 RetryInfo/QuotaFailure, lockouts, daily caps), "
+                "by limit: seconds until it clears",
+                explicit_bucket_boundaries_advisory=list(RETRY_AFTER_BUCKETS),
             ),
         )
 

@@ -118,6 +118,10 @@ def test_shipped_rules_use_only_defined_error_codes():
         ("StabilityQuotaRefused", "P1", 'error_code="STABILITY_QUOTA_EXCEEDED"'),
         ("DIdQuotaRefused", "P1", 'error_code="D_ID_QUOTA_EXCEEDED"'),
         ("YoutubeQuotaRefused", "P1", 'error_code="YOUTUBE_QUOTA_EXCEEDED"'),
+        ("YoutubeUploadLimitReached", "P1", 'error_code="YOUTUBE_UPLOAD_LIMIT_EXCEEDED"'),
+        ("GeminiDailyQuotaExhausted", "P1", 'error_code="GEMINI_QUOTA_EXCEEDED"'),
+        ("GeminiRateLimited", "P2", 'error_code="GEMINI_RATE_LIMITED"'),
+        ("StabilityRateLimited", "P2", 'error_code="STABILITY_RATE_LIMITED"'),
         # Per-service warnings of the metric tables
         ("GeminiSuccessRateLow", "P2", "< 0.90"),
         ("GeminiLatencyP50High", "P2", "histogram_quantile(0.5,"),
@@ -167,6 +171,7 @@ def test_shipped_rule_uses_the_spec_threshold(shipped, name, priority, fragment)
         ("CeleryWorkerDown", {"RedisDown"}),  # Redis is the broker: no worker consumes while it is down
         ("CeleryQueueBacklog", {"CeleryQueueCritical", "CeleryWorkerDown", "RedisDown"}),
         ("CeleryQueueCritical", {"CeleryWorkerDown", "RedisDown"}),
+        ("GeminiQuotaRefused", {"GeminiDailyQuotaExhausted"}),  # the per-limit alert says which limit
     ],
 )
 def test_downstream_rules_are_inhibited_by_their_cause(shipped, name, inhibitors):

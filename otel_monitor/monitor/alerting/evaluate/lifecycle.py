@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Mapping
 
 from otel_monitor.monitor.alerting.model import (
@@ -16,17 +17,32 @@ from otel_monitor.monitor.alerting.model import (
     fingerprint,
 )
 
-__all__ = ["advance"]
+__all__ = ["advance", "render_summary"]
+
+# Prometheus's template forms a summary may use (the exported rules render them the same): a label, the value.
+_TEMPLATE = re.compile(r"\{\{\s*\$(?:labels\.(?P<label>[A-Za-z_][A-Za-z0-9_]*)|(?P<value>value))\s*\}\}")
 
 
-def _new_alert(rule: Rule, labels: dict[str, str], now: dt.datetime) -> Alert:
+def render_summary(text: str, labels: Mapping[str, str], value: float | None) -> str:
+    """``text`` with ``{{ $labels.NAME }}`` and ``{{ $value }}`` filled in as Prometheus fills them (a missing label
+    and an unknown value render empty)."""
+
+    def fill(match: re.Match[str]) -> str:
+        if match["label"]:
+            return labels.get(match["label"], "")
+        return "" if value is None else f"{value:g}"
+
+    return _TEMPLATE.sub(fill, text)
+
+
+def _new_alert(rule: Rule, labels: dict[str, str], now: dt.datetime, value: float | None = None) -> Alert:
     return Alert(
         fingerprint=fingerprint(rule.name, labels),
         rule=rule.name,
         priority=rule.priority,
         state=AlertState.PENDING,
         error_code=rule.error_code,
-        summary=rule.summary,
+        summary=render_summary(rule.summary, labels, value),
         action_required=rule.action_required,
         runbook=rule.runbook,
         labels=labels,
@@ -56,7 +72,7 @@ def advance(
     if previous is None or previous.state is AlertState.RESOLVED:
         if not active:
             return previous, None
-        previous = _new_alert(rule, {**rule.labels, **(labels or {})}, now)
+        previous = _new_alert(rule, {**rule.labels, **(labels or {})}, now, value)
         return _holding(previous, rule, now, value, trace_id, jaeger_url)
     if active:
         return _holding(previous, rule, now, value, trace_id, jaeger_url)

@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 
 from otel_monitor.monitor.alerting.evaluate.inhibition import inhibit
-from otel_monitor.monitor.alerting.evaluate.lifecycle import advance
+from otel_monitor.monitor.alerting.evaluate.lifecycle import advance, render_summary
 from otel_monitor.monitor.alerting.model import Alert, AlertState, Priority, Rule, fingerprint
 
 T0 = dt.datetime(2025, 10, 20, 10, 0, tzinfo=dt.UTC)
@@ -116,6 +116,32 @@ def test_alert_carries_rule_fields_fingerprint_and_times():
         "resolved",
         T0 + dt.timedelta(seconds=20),
     )
+
+
+@pytest.mark.parametrize(
+    "summary,labels,value,expected",
+    [
+        (
+            "Gemini throttles calls: {{ $labels.limit }} of {{$labels.model}}: retry in {{ $value }} s",
+            {"limit": "per-minute tokens", "model": "gemini-2.0-flash"},
+            46.0,
+            "Gemini throttles calls: per-minute tokens of gemini-2.0-flash: retry in 46 s",
+        ),
+        ("{{ $labels.absent }}|{{ $value }}", {}, None, "|"),  # as Prometheus: a missing label renders empty
+        ("plain ${not.a.template} {{ .Labels }}", {"x": "y"}, 1.5, "plain ${not.a.template} {{ .Labels }}"),
+    ],
+)
+def test_summary_template_fills_labels_and_value(summary, labels, value, expected):
+    """A summary's ``{{ $labels.NAME }}`` and ``{{ $value }}`` are filled in as Prometheus fills them; other text
+    stays as written."""
+    assert render_summary(summary, labels, value) == expected
+
+
+def test_new_alert_summary_names_its_labels_and_value():
+    """An alert's summary is rendered from the labels of its series and the value that raised it."""
+    r = rule().model_copy(update={"summary": "{{ $labels.limit }}: retry in {{ $value }} s"})
+    alert, _ = advance(None, True, r, T0, value=46.0, labels={"limit": "per-minute requests"})
+    assert alert.summary == "per-minute requests: retry in 46 s"
 
 
 def test_resolved_alert_that_returns_fires_again():
