@@ -30,7 +30,12 @@ from otel_monitor.instrument.providers import ProviderRegistry
 from otel_monitor.logs.configure import configure_logging
 
 URL = "https://generativelanguage.googleapis.com/v1beta/models/gemini-2.5-flash:generateContent"
-BODY = b'{"candidates":[{"content":{"parts":[{"text":"ok"}]}}]}'
+# A Gemini answer with its token counts: otel-monitor reads them (GenAI attributes and token histogram).
+BODY = (
+    b'{"candidates":[{"content":{"parts":[{"text":"ok"}]}}],'
+    b'"usageMetadata":{"promptTokenCount":12,"candidatesTokenCount":30,"totalTokenCount":42},'
+    b'"modelVersion":"gemini-2.5-flash"}'
+)
 
 
 class _AnsweringPool:

@@ -117,17 +117,22 @@ def _prompt_texts(body: dict) -> list[str]:
     ]
 
 
+def _thinks(model: str) -> bool:
+    """Gemini 2.5 models think before answering (and bill the thoughts as output tokens); earlier ones do not."""
+    return "-2.5-" in model
+
+
 def _generated(model: str, prompt_texts: list[str]) -> dict:
     prompt = " ".join(prompt_texts)
     reply = f"Fake reply from {model} to: {prompt[:200]}"
     prompt_tokens, reply_tokens = _count_tokens(prompt_texts), _count_tokens([reply])
+    usage = {"promptTokenCount": prompt_tokens, "candidatesTokenCount": reply_tokens}
+    if _thinks(model):  # the thinking varies with the prompt and the model, as a real model's does
+        usage["thoughtsTokenCount"] = 3 * prompt_tokens + len(model)
+    usage["totalTokenCount"] = sum(usage.values())
     return {
         "candidates": [{"content": {"parts": [{"text": reply}], "role": "model"}, "finishReason": "STOP", "index": 0}],
-        "usageMetadata": {
-            "promptTokenCount": prompt_tokens,
-            "candidatesTokenCount": reply_tokens,
-            "totalTokenCount": prompt_tokens + reply_tokens,
-        },
+        "usageMetadata": usage,
         "modelVersion": model,
         "responseId": secrets.token_urlsafe(16),
     }

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 from opentelemetry import metrics, trace
 from opentelemetry.context import Context
 from opentelemetry.metrics import MeterProvider
+from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import GEN_AI_RESPONSE_MODEL
+from opentelemetry.semconv.attributes.error_attributes import ERROR_TYPE
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, TracerProvider
 from opentelemetry.util.types import AttributeValue
 
@@ -28,7 +30,8 @@ from otel_monitor.instrument.classification import (
 )
 from otel_monitor.instrument.error_codes import ProviderFailure
 from otel_monitor.instrument.failure_streaks import FailureStreaks, LocalFailureStreaks
-from otel_monitor.instrument.metrics import METER_NAME, ExternalApiInstruments, Outcome
+from otel_monitor.instrument.genai import GenAiRequest, TokenUsage, gen_ai_latest_experimental, usage_attributes
+from otel_monitor.instrument.metrics import METER_NAME, ExternalApiInstruments, GenAiInstruments, Outcome
 
 if TYPE_CHECKING:
     from otel_monitor.instrument.usage_counter import UsageCounter
@@ -57,7 +60,11 @@ class ExternalCallRecorder:
         usage: UsageCounter | None = None,
     ) -> None:
         self.tracer = trace.get_tracer(METER_NAME, tracer_provider=tracer_provider)
-        self.instruments = ExternalApiInstruments.create(metrics.get_meter(METER_NAME, meter_provider=meter_provider))
+        meter = metrics.get_meter(METER_NAME, meter_provider=meter_provider)
+        self.instruments = ExternalApiInstruments.create(meter)
+        self.gen_ai = GenAiInstruments.create(meter)
+        # GenAI spans named "{operation} {model}" only when opted into the latest GenAI conventions
+        self.gen_ai_span_names = gen_ai_latest_experimental()
         self.streaks: FailureStreaks = streaks if streaks is not None else LocalFailureStreaks()
         self.clock = clock
         self.usage = usage  # a UsageCounter: quota units of providers with no usage API, and quota refusals
@@ -100,6 +107,8 @@ class ExternalCall:
         self._context_token: Token[Context] | None = None
         self._token: Token[ExternalCall | None] | None = None
         self._started = 0.0
+        self._gen_ai: GenAiRequest | None = None
+        self._tokens: TokenUsage | None = None
         self.classification: Classification | None = None
 
     # -- use as a decorator: a fresh call per invocation ------------------------------------------
@@ -147,6 +156,30 @@ class ExternalCall:
         """Only ``succeeded`` of ``requested`` items came back (e.g. 3 of 5 images)."""
         self._items = (succeeded, requested)
 
+    def record_gen_ai_request(self, request: GenAiRequest) -> None:
+        """A request of this call is a GenAI operation (the last one names the call); a call not yet started names
+        its span when it starts."""
+        self._gen_ai = request
+        if self._token is not None:
+            self._name_gen_ai_span()
+
+    def record_tokens(self, usage: TokenUsage) -> None:
+        """A response of this call used these tokens (the call's tokens are the sum over its requests)."""
+        self._tokens = usage if self._tokens is None else self._tokens + usage
+
+    @property
+    def reads_gen_ai_answer(self) -> bool:
+        """Whether the call's answers carry token counts to read: a GenAI operation, not streamed."""
+        return self._gen_ai is not None and not self._gen_ai.streamed
+
+    def _name_gen_ai_span(self) -> None:
+        span, request = self._span, self._gen_ai
+        if span is None or request is None or not span.is_recording():
+            return
+        span.set_attributes(request.attributes())
+        if self.recorder.gen_ai_span_names:
+            span.update_name(request.span_name)
+
     def fail(self, failure: ProviderFailure) -> None:
         """The caller judged this call failed although nothing raised."""
         self._explicit_failure = failure
@@ -184,6 +217,7 @@ class ExternalCall:
                 self._context_token = trace.context_api.attach(trace.set_span_in_context(self._span))
             elif self._span is not None and self._span.is_recording():
                 self._span.set_attributes(attributes)
+            self._name_gen_ai_span()
         except Exception:  # pragma: no cover - a broken SDK must not break the host
             _log.debug("could not start external call span", exc_info=True)
             self._span, self._context_token, self._owns_span = None, None, False
@@ -243,6 +277,8 @@ class ExternalCall:
             if result.failure is ProviderFailure.QUOTA_EXCEEDED:  # the provider's refusal proves the quota spent
                 self.recorder.usage.record_refusal(service)
         limit_fields = self._limit_fields(result.limit, error_code) if result.limit and error_code else {}
+        if self._gen_ai is not None:
+            self._report_gen_ai(self._gen_ai, elapsed, error_code)
         streak = None
         if result.outcome != Outcome.PARTIAL_FAILURE:
             streak = self.recorder.streaks.record(service, result.failed, self.trace_id if result.failed else None)
@@ -258,6 +294,8 @@ class ExternalCall:
             if error_code:
                 attributes["external_api.error_code"] = attributes["error.type"] = error_code
             attributes.update({f"external_api.{key}": value for key, value in limit_fields.items()})
+            if self._tokens is not None:
+                attributes.update(usage_attributes(self._tokens))
             span.set_attributes(attributes)
             if result.failed:
                 if isinstance(exc, Exception) and self._owns_span:  # an adopted span records its own
@@ -301,6 +339,20 @@ class ExternalCall:
             labels["model"] = limit.model
         self._safely(self.recorder.instruments.retry_after.record, wait if wait is not None else 0.0, labels)
         return fields
+
+    def _report_gen_ai(self, request: GenAiRequest, elapsed: float, error_code: str | None) -> None:
+        """The GenAI conventions' metrics of the call: its duration and, when the answer told them, its tokens."""
+        attributes = request.attributes()
+        tokens = self._tokens
+        if tokens is not None and tokens.response_model:
+            attributes[GEN_AI_RESPONSE_MODEL] = tokens.response_model
+        instruments = self.recorder.gen_ai
+        instruments.operation_duration.record(
+            elapsed, {**attributes, ERROR_TYPE: error_code} if error_code else attributes
+        )
+        if tokens is not None:
+            for count, by_type in tokens.by_token_type(attributes):
+                instruments.token_usage.record(count, by_type)
 
     @staticmethod
     def _safely(func: Callable[..., object], *args: Any) -> None:

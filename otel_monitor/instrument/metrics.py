@@ -14,12 +14,19 @@ from opentelemetry.metrics import (
     ObservableGauge,
     Observation,
 )
+from opentelemetry.semconv._incubating.metrics.gen_ai_metrics import (
+    GEN_AI_CLIENT_OPERATION_DURATION,
+    GEN_AI_CLIENT_TOKEN_USAGE,
+)
 
 __all__ = [
     "CALL_DURATION_BUCKETS",
     "PROJECT_DURATION_BUCKETS",
     "RETRY_AFTER_BUCKETS",
+    "GEN_AI_DURATION_BUCKETS",
+    "GEN_AI_TOKEN_BUCKETS",
     "ExternalApiInstruments",
+    "GenAiInstruments",
     "BusinessInstruments",
     "PromNames",
     "Outcome",
@@ -92,6 +99,10 @@ PROJECT_DURATION_BUCKETS = (10, 30, 60, 120, 300, 600, 900, 1200, 1800, 2700, 36
 # Seconds until a provider limit clears: a per-minute throttle (under 60), Stability's 60-second lockout, a daily
 # quota (up to a day).
 RETRY_AFTER_BUCKETS = (1, 5, 10, 30, 60, 120, 300, 900, 3600, 21600, 86400)
+# The GenAI conventions' advised buckets: seconds of gen_ai.client.operation.duration (0.01 doubling to 81.92) and
+# tokens of gen_ai.client.token.usage (powers of 4 from 1 to 4^13).
+GEN_AI_DURATION_BUCKETS = tuple(0.01 * 2**i for i in range(14))
+GEN_AI_TOKEN_BUCKETS = tuple(4**i for i in range(14))
 
 
 class PromNames:
@@ -116,6 +127,10 @@ class PromNames:
     HOST_CPU_USAGE = "host_cpu_usage_ratio"
     HOST_MEMORY_USAGE = "host_memory_usage_ratio"
     HOST_DISK_FREE = "host_disk_free_ratio"
+    # The GenAI conventions' instruments (labels gen_ai_operation_name, gen_ai_provider_name, gen_ai_request_model,
+    # gen_ai_response_model, server_address, server_port; tokens also gen_ai_token_type, duration also error_type).
+    GEN_AI_OPERATION_DURATION = "gen_ai_client_operation_duration_seconds"
+    GEN_AI_TOKEN_USAGE = "gen_ai_client_token_usage"
 
 
 class HostLabel:
@@ -163,6 +178,31 @@ class ExternalApiInstruments:
                 description="Provider refusals that name a limit (429 RetryInfo/QuotaFailure, lockouts, daily caps), "
                 "by limit: seconds until it clears",
                 explicit_bucket_boundaries_advisory=list(RETRY_AFTER_BUCKETS),
+            ),
+        )
+
+
+@dataclass(frozen=True)
+class GenAiInstruments:
+    """The GenAI conventions' client instruments, recorded for the provider calls that are GenAI operations."""
+
+    operation_duration: Histogram  # the conventions' attributes (otel_monitor.instrument.genai), error.type on failure
+    token_usage: Histogram  # the same attributes and gen_ai.token.type (input|output)
+
+    @classmethod
+    def create(cls, meter: Meter) -> GenAiInstruments:
+        return cls(
+            operation_duration=meter.create_histogram(
+                GEN_AI_CLIENT_OPERATION_DURATION,
+                unit="s",
+                description="GenAI operation duration",
+                explicit_bucket_boundaries_advisory=list(GEN_AI_DURATION_BUCKETS),
+            ),
+            token_usage=meter.create_histogram(
+                GEN_AI_CLIENT_TOKEN_USAGE,
+                unit="{token}",
+                description="Number of input and output tokens used",
+                explicit_bucket_boundaries_advisory=list(GEN_AI_TOKEN_BUCKETS),
             ),
         )
 

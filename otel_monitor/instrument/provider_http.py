@@ -34,6 +34,7 @@ from otel_monitor.instrument.classification import (
 )
 from otel_monitor.instrument.error_codes import ProviderFailure
 from otel_monitor.instrument.external_calls import ExternalCall, ExternalCallRecorder, current_external_call
+from otel_monitor.instrument.genai import gemini_usage, gen_ai_request
 from otel_monitor.instrument.metrics import Outcome
 from otel_monitor.instrument.providers import ProviderRegistry
 from otel_monitor.redaction.scrubber import SecretScrubber, request_credentials
@@ -76,10 +77,30 @@ class ProviderRequests:
         self._scrubber = scrubber
 
     def call_for(
-        self, host: str | None, port: int | None, method: str, query: str, header: Callable[[str], str | None]
+        self,
+        host: str | None,
+        port: int | None,
+        method: str,
+        query: str,
+        header: Callable[[str], str | None],
+        path: str = "",
     ) -> tuple[ExternalCall | None, bool]:
         """(the call this request is an attempt of, whether the caller opens it); (None, False) if no provider.
-        ``query`` is the raw query string, ``header(name)`` a case-insensitive header getter."""
+        ``query`` is the raw query string, ``header(name)`` a case-insensitive header getter, ``path`` the URL's
+        path (a Gemini model and method make the call a GenAI operation)."""
+        call, opens = self._call_for(host, port, method, query, header)
+        if call is not None and host:
+            try:
+                gen_ai = gen_ai_request(call.service, host, port, path)
+                if gen_ai is not None:
+                    call.record_gen_ai_request(gen_ai)
+            except Exception:
+                _log.debug("could not read a GenAI request", exc_info=True)
+        return call, opens
+
+    def _call_for(
+        self, host: str | None, port: int | None, method: str, query: str, header: Callable[[str], str | None]
+    ) -> tuple[ExternalCall | None, bool]:
         try:
             provider = self._registry.for_host(host, port) if host else None
         except Exception:
@@ -108,6 +129,13 @@ class ProviderRequests:
             _log.debug("could not classify a response", exc_info=True)
             classified = Classification(Outcome.ERROR, ProviderFailure.UNKNOWN_ERROR)
         call.record_attempt(classified)
+        if body and not classified.failed and call.reads_gen_ai_answer:
+            try:
+                usage = gemini_usage(body)
+                if usage is not None:
+                    call.record_tokens(usage)
+            except Exception:
+                _log.debug("could not read token usage", exc_info=True)
 
     @staticmethod
     def raised(call: ExternalCall, exc: BaseException) -> None:
@@ -170,8 +198,15 @@ def _attempt_steps(requests: ProviderRequests, call: ExternalCall) -> Generator[
     except Exception as exc:
         requests.raised(call, exc)
         raise
-    body = (yield response) if _reads_error_body(response.status_code, response.headers) else None
-    requests.answered(call, response.status_code, body)
+    status_code = response.status_code
+    # an error body names the failure; a GenAI answer (not streamed) tells its tokens, and its caller reads it whole
+    wanted = _reads_error_body(status_code, response.headers) or (status_code < 400 and call.reads_gen_ai_answer)
+    try:
+        body = (yield response) if wanted else None
+    except Exception as exc:  # a GenAI answer failed to arrive whole, as the caller's own read would have
+        requests.raised(call, exc)
+        raise
+    requests.answered(call, status_code, body)
     return response
 
 
@@ -186,7 +221,13 @@ def _attempt(
         steps.throw(exc)  # classified, and raised again from here
     try:
         wanted = steps.send(response)
-        steps.send(_quietly(read_body, wanted))
+        body: bytes | None
+        try:
+            body = read_body(wanted)
+        except Exception as exc:
+            _unread(steps, wanted, exc)
+            body = None
+        steps.send(body)
     except StopIteration as done:
         return done.value
 
@@ -205,22 +246,23 @@ async def _attempt_async(
         steps.throw(exc)  # classified, and raised again from here
     try:
         wanted = steps.send(response)
+        body: bytes | None
         try:
             body = await read_body(wanted)
-        except Exception:
-            _log.debug("could not read error body", exc_info=True)
+        except Exception as exc:
+            _unread(steps, wanted, exc)
             body = None
         steps.send(body)
     except StopIteration as done:
         return done.value
 
 
-def _quietly(read_body: Callable[[Any], bytes], response: Any) -> bytes | None:
-    try:
-        return read_body(response)
-    except Exception:
-        _log.debug("could not read error body", exc_info=True)
-        return None
+def _unread(steps: Generator[Any, Any, Any], response: Any, exc: Exception) -> None:
+    """A body that could not be read: an error body is only the classifier's loss; a successful GenAI answer is
+    the caller's, who gets the exception its own read would have raised (classified, and raised from here)."""
+    if response.status_code < 400:
+        steps.throw(exc)
+    _log.debug("could not read error body", exc_info=True)
 
 
 # -- httpx and httpx2: their transports ---------------------------------------------------------------------------
@@ -235,7 +277,7 @@ class _HttpxTransportWrapper:
             request = args[0] if args else kwargs["request"]
             url = request.url
             query = url.query.decode("ascii", "replace") if isinstance(url.query, bytes) else str(url.query or "")
-            return self._requests.call_for(url.host, url.port, request.method, query, request.headers.get)
+            return self._requests.call_for(url.host, url.port, request.method, query, request.headers.get, url.path)
         except Exception:
             _log.debug("could not read a request", exc_info=True)
             return None, False
@@ -270,7 +312,7 @@ class _RequestsAdapterWrapper:
             request = args[0] if args else kwargs["request"]
             url = urlsplit(request.url)
             call, opens = self._requests.call_for(
-                url.hostname, url.port, request.method, url.query, request.headers.get
+                url.hostname, url.port, request.method, url.query, request.headers.get, url.path
             )
         except Exception:
             _log.debug("could not read a request", exc_info=True)

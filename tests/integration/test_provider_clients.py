@@ -7,6 +7,7 @@ import datetime as dt
 import socket
 import uuid
 
+import httpx
 import pytest
 import redis
 import requests
@@ -16,6 +17,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from examples.demo_backend.launcher import DEMO_SECRETS
 from otel_monitor.instrument.failure_streaks import RedisFailureStreaks
+from otel_monitor.instrument.genai import GEN_AI_OPT_IN
+from otel_monitor.instrument.metrics import PromNames
 from otel_monitor.instrument.provider_http import instrument_http_clients, uninstrument_http_clients
 from otel_monitor.instrument.providers import SERVICE_KEYS, ProviderRegistry
 from otel_monitor.instrument.settings import TelemetrySettings
@@ -26,7 +29,7 @@ from otel_monitor.monitor.alerting.evaluate.sources import PrometheusSource, str
 from otel_monitor.monitor.alerting.model import AlertState
 from otel_monitor.monitor.alerting.rules import load_rules
 from otel_monitor.redaction.scrubber import SecretScrubber
-from tests.support.backends import prom_values
+from tests.support.backends import prom_values, span_tags, wait_for_prom
 from tests.support.provider_calls import Telemetry
 from tools.devstack import wait_until
 
@@ -344,3 +347,203 @@ def test_invalid_key_through_the_sdk_and_requests_raises_the_p0_with_its_trace(s
         uninstrument_http_clients()
         fakes.set_fault("gemini", mode="ok")
         fakes.set_fault("stability", mode="ok")
+
+
+# -- GenAI conventions: the tokens the fake Gemini answered, on the span and in the token histogram -------------------
+PROMPT = {"contents": [{"role": "user", "parts": [{"text": "a thirty second script about otters"}]}]}
+GEN_AI_MODELS = ("gemini-2.0-flash", "gemini-2.5-flash")  # the fake thinks on 2.5 (thoughts billed as output)
+
+
+def answered_tokens(usage: dict) -> tuple[int, int]:
+    """(input, output) tokens of a Gemini usageMetadata, output counting the thoughts."""
+    return usage["promptTokenCount"], usage["candidatesTokenCount"] + usage.get("thoughtsTokenCount", 0)
+
+
+def gemini_by_httpx(fakes, model: str) -> dict:
+    response = httpx.post(
+        f"{fakes.base_url('gemini')}/v1beta/models/{model}:generateContent",
+        headers={"x-goog-api-key": GEMINI_KEY},
+        json=PROMPT,
+        timeout=10,
+    )
+    response.raise_for_status()
+    return response.json()["usageMetadata"]
+
+
+def gemini_by_requests(fakes, model: str) -> dict:
+    response = requests.post(
+        f"{fakes.base_url('gemini')}/v1/models/{model}:generateContent",
+        params={"key": GEMINI_KEY},
+        json=PROMPT,
+        timeout=10,
+        stream=True,
+    )
+    response.raise_for_status()
+    return response.json()["usageMetadata"]
+
+
+def gemini_by_sdk(fakes, model: str) -> dict:
+    client = gemini(fakes)  # held: a client collected mid-call closes its connection pool
+    reply = client.models.generate_content(model=model, contents="a thirty second script about otters")
+    usage = reply.usage_metadata
+    return {
+        "promptTokenCount": usage.prompt_token_count,
+        "candidatesTokenCount": usage.candidates_token_count,
+        "thoughtsTokenCount": usage.thoughts_token_count or 0,
+    }
+
+
+GEN_AI_CLIENTS = {"httpx": gemini_by_httpx, "requests": gemini_by_requests, "google-genai": gemini_by_sdk}
+
+
+def token_sums(telemetry) -> dict[tuple[str, str], float]:
+    """{(request model, token type): tokens} of the gen_ai.client.token.usage histogram."""
+    return {
+        (point.labels["gen_ai.request.model"], point.labels["gen_ai.token.type"]): point.data.sum
+        for point in telemetry.captured.collect()
+        if point.name == "gen_ai.client.token.usage"
+    }
+
+
+@pytest.mark.parametrize("client", sorted(GEN_AI_CLIENTS))
+def test_gemini_calls_carry_the_answered_tokens(telemetry, fakes, client):
+    """Through raw httpx, requests (streamed) and google-genai, each model's call has the conventions' attributes
+    and the tokens the fake answered, on its span and in the token histogram; the prompt and reply never appear."""
+    answered = {model: answered_tokens(GEN_AI_CLIENTS[client](fakes, model)) for model in GEN_AI_MODELS}
+    assert len(set(answered.values())) == len(GEN_AI_MODELS)  # the models answered different counts
+    spans = {s.attributes["gen_ai.request.model"]: s for s in telemetry.captured.spans() if s.name == "POST"}
+    assert set(spans) == set(GEN_AI_MODELS)
+    for model, (input_tokens, output_tokens) in answered.items():
+        attributes = spans[model].attributes
+        assert {key: attributes.get(key) for key in GEN_AI_SPAN_KEYS} == {
+            "gen_ai.operation.name": "generate_content",
+            "gen_ai.provider.name": "gcp.gemini",
+            "gen_ai.request.model": model,
+            "gen_ai.response.model": model,
+            "gen_ai.usage.input_tokens": input_tokens,
+            "gen_ai.usage.output_tokens": output_tokens,
+        }
+        assert not any("otters" in str(value) for value in attributes.values())
+    assert token_sums(telemetry) == {
+        (model, kind): float(tokens)
+        for model, counts in answered.items()
+        for kind, tokens in zip(("input", "output"), counts, strict=True)
+    }
+    durations = telemetry.captured.points("gen_ai.client.operation.duration")
+    assert sorted(dict(labels)["gen_ai.request.model"] for labels in durations) == sorted(GEN_AI_MODELS)
+
+
+GEN_AI_SPAN_KEYS = (
+    "gen_ai.operation.name",
+    "gen_ai.provider.name",
+    "gen_ai.request.model",
+    "gen_ai.response.model",
+    "gen_ai.usage.input_tokens",
+    "gen_ai.usage.output_tokens",
+)
+
+
+def test_refused_gemini_call_has_its_error_type_and_no_tokens(telemetry, fakes):
+    """A refused call's operation duration carries its error.type; no tokens are counted for it."""
+    fakes.set_fault("gemini", mode="rate_limit")
+    client = gemini(fakes)
+    with pytest.raises(errors.ClientError):
+        client.models.generate_content(model=MODEL, contents="otters")
+    (labels,) = telemetry.captured.points("gen_ai.client.operation.duration")
+    assert dict(labels)["error.type"] == "GEMINI_RATE_LIMITED"
+    assert token_sums(telemetry) == {}
+    assert "gen_ai.usage.input_tokens" not in http_span(telemetry).attributes
+
+
+def test_tracked_call_sums_the_tokens_of_its_attempts_on_its_own_span(telemetry, fakes):
+    """Inside track_external_call the GenAI attributes go on the call's span, its tokens the sum of its requests."""
+    with telemetry.recorder.track("gemini", "generateContent"):
+        first, second = (answered_tokens(gemini_by_httpx(fakes, MODEL)) for _ in range(2))
+    call_span = telemetry.captured.span("gemini generateContent")
+    assert (call_span.attributes["gen_ai.usage.input_tokens"], call_span.attributes["gen_ai.usage.output_tokens"]) == (
+        first[0] + second[0],
+        first[1] + second[1],
+    )
+    assert all("gen_ai.usage.input_tokens" not in s.attributes for s in telemetry.captured.spans("POST"))
+
+
+@pytest.mark.parametrize("opt_in,names", [("http", {"POST"}), (f"http,{GEN_AI_OPT_IN}", {f"generate_content {MODEL}"})])
+def test_span_is_named_by_operation_and_model_only_when_opted_in(fakes, monkeypatch, opt_in, names):
+    """The span keeps its name unless OTEL_SEMCONV_STABILITY_OPT_IN has gen_ai_latest_experimental."""
+    monkeypatch.setenv("OTEL_SEMCONV_STABILITY_OPT_IN", opt_in)
+    recorded = Telemetry()
+    recorded.registry = ProviderRegistry.with_hosts(provider_hosts(fakes))
+    instrument_http_clients(recorded)
+    try:
+        fakes.set_fault("gemini", mode="ok", latencies=[0])
+        gemini_by_httpx(fakes, MODEL)
+    finally:
+        uninstrument_http_clients()
+    assert {s.name for s in recorded.captured.spans()} == names
+
+
+def jaeger_spans(jaeger_url: str, service: str) -> list[dict]:
+    """Every span Jaeger holds for ``service``."""
+    response = httpx.get(f"{jaeger_url}/api/traces", params={"service": service, "limit": 100}, timeout=10)
+    response.raise_for_status()
+    return [span for found in response.json().get("data") or [] for span in found["spans"]]
+
+
+@pytest.mark.stack
+def test_answered_tokens_reach_prometheus_and_jaeger_per_model(stack, fakes, tmp_path):
+    """After Gemini calls through raw httpx and the real google-genai client, Prometheus's gen_ai token sums and
+    the spans' token attributes read from Jaeger equal the tokens the fake answered, per model and token type."""
+    name = f"genai-{uuid.uuid4().hex[:8]}"
+    settings = TelemetrySettings(
+        service_name=name,
+        otlp_endpoint=stack.otlp_http_endpoint,
+        metric_export_interval_seconds=1,
+        provider_hosts=provider_hosts(fakes),
+        log_dir=str(tmp_path),
+        console_logs=False,
+    )
+    telemetry = setup_telemetry(settings, scrubber=SecretScrubber(), set_global=False)
+    expected: dict[tuple[str, str], float] = {}
+    try:
+        fakes.set_fault("gemini", mode="ok", latencies=[0])
+        for client in ("httpx", "google-genai"):
+            for model in GEN_AI_MODELS:
+                counts = answered_tokens(GEN_AI_CLIENTS[client](fakes, model))
+                for kind, tokens in zip(("input", "output"), counts, strict=True):
+                    expected[(model, kind)] = expected.get((model, kind), 0) + tokens
+        telemetry.force_flush()
+    finally:
+        telemetry.shutdown()
+        uninstrument_http_clients()
+    assert len({expected[(m, "output")] for m in GEN_AI_MODELS}) == len(GEN_AI_MODELS)
+
+    query = (
+        f"sum by (gen_ai_request_model, gen_ai_token_type) "
+        f'({PromNames.GEN_AI_TOKEN_USAGE}_sum{{job="{name}", gen_ai_provider_name="gcp.gemini"}})'
+    )
+    by = ("gen_ai_request_model", "gen_ai_token_type")
+    assert wait_for_prom(stack.prometheus_url, query, by, expected) == expected
+
+    def span_tokens() -> dict[tuple[str, str], float]:
+        found: dict[tuple[str, str], float] = {}
+        for span in jaeger_spans(stack.jaeger_url, name):
+            tags = span_tags(span)
+            if tags.get("gen_ai.provider.name") != "gcp.gemini":
+                continue
+            for kind in ("input", "output"):
+                key = (tags["gen_ai.request.model"], kind)
+                found[key] = found.get(key, 0) + tags[f"gen_ai.usage.{kind}_tokens"]
+        return found
+
+    last: dict = {}
+
+    def arrived() -> bool:
+        nonlocal last
+        last = span_tokens()
+        return last == expected
+
+    try:
+        wait_until(arrived, 30, interval=1, what="the Gemini spans in Jaeger")
+    except TimeoutError:
+        pass
+    assert last == expected

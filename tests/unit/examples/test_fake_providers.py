@@ -392,6 +392,22 @@ def test_gemini_accepts_key_in_query_or_header(fakes, where):
     assert usage["totalTokenCount"] == usage["promptTokenCount"] + usage["candidatesTokenCount"]
 
 
+def test_gemini_token_counts_vary_by_model_and_thinking_models_bill_thoughts(fakes):
+    """Each model answers its own counts; a 2.5 model adds thoughtsTokenCount, which the total includes."""
+    usages = {}
+    for model in ("gemini-2.0-flash", "gemini-2.5-flash", "gemini-2.5-pro"):
+        response = httpx.post(
+            f"{fakes.base_url('gemini')}/v1beta/models/{model}:generateContent",
+            json={"contents": [{"parts": [{"text": "a script about otters"}]}]},
+            headers={"x-goog-api-key": GEMINI_KEY},
+        )
+        usages[model] = response.json()["usageMetadata"]
+    assert "thoughtsTokenCount" not in usages["gemini-2.0-flash"]
+    for usage in usages.values():
+        assert usage["totalTokenCount"] == sum(v for k, v in usage.items() if k != "totalTokenCount")
+    assert len({u["totalTokenCount"] for u in usages.values()}) == 3
+
+
 def test_stability_generates_samples_and_charges_the_balance(fakes):
     """text-to-image returns one decodable PNG artifact per sample and the balance drops by cost per image."""
     balance_url = f"{fakes.base_url('stability')}/v1/user/balance"

@@ -1,0 +1,188 @@
+"""GenAI semantic conventions on Gemini calls: the operation and model from the URL, tokens from ``usageMetadata``.
+
+Attributes and metrics follow the development GenAI conventions (``gen_ai.*``, constants from
+opentelemetry-semantic-conventions). They are new names, added to what a provider call already carries, so they are
+emitted by default; renaming the call's span to ``{operation} {model}`` changes a name dashboards and queries use, so
+it waits for the conventions' opt-in ``OTEL_SEMCONV_STABILITY_OPT_IN=gen_ai_latest_experimental``.
+
+Only counts and model names are read from a response: prompts and outputs are never parsed or recorded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass
+
+from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import (
+    GEN_AI_OPERATION_NAME,
+    GEN_AI_PROVIDER_NAME,
+    GEN_AI_REQUEST_MODEL,
+    GEN_AI_RESPONSE_MODEL,
+    GEN_AI_TOKEN_TYPE,
+    GEN_AI_USAGE_INPUT_TOKENS,
+    GEN_AI_USAGE_OUTPUT_TOKENS,
+    GEN_AI_USAGE_REASONING_OUTPUT_TOKENS,
+    GenAiOperationNameValues,
+    GenAiProviderNameValues,
+    GenAiTokenTypeValues,
+)
+from opentelemetry.semconv.attributes.server_attributes import SERVER_ADDRESS, SERVER_PORT
+from opentelemetry.util.types import AttributeValue
+
+__all__ = [
+    "GEN_AI_OPT_IN",
+    "GenAiRequest",
+    "TokenUsage",
+    "gen_ai_latest_experimental",
+    "gemini_request",
+    "gen_ai_request",
+    "gemini_usage",
+    "usage_attributes",
+]
+
+# The value of OTEL_SEMCONV_STABILITY_OPT_IN (comma-separated) that opts into the latest GenAI conventions.
+GEN_AI_OPT_IN = "gen_ai_latest_experimental"
+_OPT_IN_VARIABLE = "OTEL_SEMCONV_STABILITY_OPT_IN"
+
+# Gemini API methods (``/v1beta/models/{model}:{method}``) that are GenAI operations, by the conventions' names.
+_GEMINI_OPERATIONS = {
+    "generateContent": GenAiOperationNameValues.GENERATE_CONTENT.value,
+    "streamGenerateContent": GenAiOperationNameValues.GENERATE_CONTENT.value,
+    "embedContent": GenAiOperationNameValues.EMBEDDINGS.value,
+    "batchEmbedContents": GenAiOperationNameValues.EMBEDDINGS.value,
+}
+_STREAMED_METHODS = frozenset({"streamGenerateContent"})
+_MODEL_METHOD = re.compile(r"/(?:models|tunedModels)/([^/:]+):([A-Za-z]+)$")
+_USAGE_KEY = b'"usageMetadata"'
+_MODEL_VERSION_KEY = b'"modelVersion"'
+_decoder = json.JSONDecoder()
+
+
+def gen_ai_latest_experimental() -> bool:
+    """Whether the process opted into the latest GenAI conventions (read when a recorder is created)."""
+    return GEN_AI_OPT_IN in (part.strip() for part in os.environ.get(_OPT_IN_VARIABLE, "").split(","))
+
+
+@dataclass(frozen=True)
+class TokenUsage:
+    """Tokens of one response: output includes the thinking tokens (Gemini bills them as output), also given
+    apart as ``reasoning``."""
+
+    input: int
+    output: int
+    reasoning: int = 0
+    response_model: str | None = None
+
+    def by_token_type(self, attributes: dict[str, AttributeValue]) -> list[tuple[int, dict[str, AttributeValue]]]:
+        """(tokens, attributes) of the token usage histogram: ``attributes`` with input, then output."""
+        return [
+            (self.input, {**attributes, GEN_AI_TOKEN_TYPE: GenAiTokenTypeValues.INPUT.value}),
+            (self.output, {**attributes, GEN_AI_TOKEN_TYPE: GenAiTokenTypeValues.OUTPUT.value}),
+        ]
+
+    def __add__(self, other: TokenUsage) -> TokenUsage:
+        return TokenUsage(
+            self.input + other.input,
+            self.output + other.output,
+            self.reasoning + other.reasoning,
+            other.response_model or self.response_model,
+        )
+
+
+@dataclass(frozen=True)
+class GenAiRequest:
+    """One request that is a GenAI operation: what the conventions name it by, read from its URL."""
+
+    operation: str
+    model: str
+    streamed: bool
+    server_address: str
+    server_port: int | None
+
+    @property
+    def span_name(self) -> str:
+        return f"{self.operation} {self.model}"
+
+    def attributes(self) -> dict[str, AttributeValue]:
+        """The request's attributes, on its span and on both metrics."""
+        attributes: dict[str, AttributeValue] = {
+            GEN_AI_OPERATION_NAME: self.operation,
+            GEN_AI_PROVIDER_NAME: GenAiProviderNameValues.GCP_GEMINI.value,
+            GEN_AI_REQUEST_MODEL: self.model,
+            SERVER_ADDRESS: self.server_address,
+        }
+        if self.server_port is not None:
+            attributes[SERVER_PORT] = self.server_port
+        return attributes
+
+
+def gemini_request(host: str, port: int | None, path: str) -> GenAiRequest | None:
+    """The GenAI operation of a Gemini API request path, or None when the method is none (e.g. ``countTokens``)."""
+    match = _MODEL_METHOD.search(path)
+    if match is None:
+        return None
+    model, method = match.groups()
+    operation = _GEMINI_OPERATIONS.get(method)
+    if operation is None:
+        return None
+    return GenAiRequest(operation, model, method in _STREAMED_METHODS, host, port)
+
+
+def gen_ai_request(service: str, host: str, port: int | None, path: str) -> GenAiRequest | None:
+    """The GenAI operation a request to ``service`` (a provider key) is, or None: Gemini's are the only ones."""
+    return gemini_request(host, port, path) if service == "gemini" else None
+
+
+def _json_after(body: bytes, key: bytes) -> object:
+    """The JSON value after the last ``"key":`` of ``body`` (None when absent or malformed): the response's own
+    fields follow its candidates, so only that value is decoded, never the generated content."""
+    at = body.rfind(key)
+    if at < 0:
+        return None
+    colon = body.find(b":", at + len(key))
+    if colon < 0:
+        return None
+    try:
+        text = body[colon + 1 :].decode("utf-8")
+        value, _ = _decoder.raw_decode(text.lstrip())
+    except ValueError:
+        return None
+    return value
+
+
+def _count(usage: dict, key: str) -> int:
+    value = usage.get(key)
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
+
+
+def gemini_usage(body: bytes | None) -> TokenUsage | None:
+    """Tokens of a Gemini ``generateContent``/``embedContent`` answer: input ``promptTokenCount``, output
+    ``candidatesTokenCount`` + ``thoughtsTokenCount``; None when the answer carries no ``usageMetadata``."""
+    if not body:
+        return None
+    usage = _json_after(body, _USAGE_KEY)
+    if not isinstance(usage, dict):
+        return None
+    model = _json_after(body, _MODEL_VERSION_KEY)
+    reasoning = _count(usage, "thoughtsTokenCount")
+    return TokenUsage(
+        input=_count(usage, "promptTokenCount"),
+        output=_count(usage, "candidatesTokenCount") + reasoning,
+        reasoning=reasoning,
+        response_model=model if isinstance(model, str) else None,
+    )
+
+
+def usage_attributes(usage: TokenUsage) -> dict[str, AttributeValue]:
+    """The span attributes of a call's tokens."""
+    attributes: dict[str, AttributeValue] = {
+        GEN_AI_USAGE_INPUT_TOKENS: usage.input,
+        GEN_AI_USAGE_OUTPUT_TOKENS: usage.output,
+    }
+    if usage.reasoning:
+        attributes[GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] = usage.reasoning
+    if usage.response_model:
+        attributes[GEN_AI_RESPONSE_MODEL] = usage.response_model
+    return attributes
