@@ -10,9 +10,15 @@ import httpx
 from examples.demo_backend.config import DemoSettings
 from otel_monitor import track_external_call
 
-__all__ = ["ProviderClients"]
+__all__ = ["ProviderClients", "SCRIPT_MODEL", "script_request"]
 
 _RETRYABLE = {429, 500, 502, 503, 504}
+SCRIPT_MODEL = "gemini-2.5-flash"
+
+
+def script_request(topic: str) -> dict:
+    """The generateContent body asking Gemini for a project's script."""
+    return {"contents": [{"role": "user", "parts": [{"text": f"Write a 30 second video script about {topic}"}]}]}
 
 
 class ProviderClients:
@@ -38,8 +44,8 @@ class ProviderClients:
 
     def generate_script(self, topic: str) -> str:
         s = self.settings
-        url = f"{s.gemini_url}/v1beta/models/gemini-2.5-flash:generateContent"
-        body = {"contents": [{"role": "user", "parts": [{"text": f"Write a 30 second video script about {topic}"}]}]}
+        url = f"{s.gemini_url}/v1beta/models/{SCRIPT_MODEL}:generateContent"
+        body = script_request(topic)
         with track_external_call("gemini", "generateContent"):
             if s.gemini_key_in_query:
                 response = self._post_with_retries(url, params={"key": s.gemini_api_key}, json=body)

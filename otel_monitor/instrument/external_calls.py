@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 from opentelemetry import metrics, trace
 from opentelemetry.context import Context
 from opentelemetry.metrics import MeterProvider
-from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import GEN_AI_RESPONSE_MODEL
 from opentelemetry.semconv.attributes.error_attributes import ERROR_TYPE
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, TracerProvider
 from opentelemetry.util.types import AttributeValue
@@ -63,8 +62,9 @@ class ExternalCallRecorder:
         meter = metrics.get_meter(METER_NAME, meter_provider=meter_provider)
         self.instruments = ExternalApiInstruments.create(meter)
         self.gen_ai = GenAiInstruments.create(meter)
-        # GenAI spans named "{operation} {model}" only when opted into the latest GenAI conventions
-        self.gen_ai_span_names = gen_ai_latest_experimental()
+        # Opted into the latest GenAI conventions: GenAI spans named "{operation} {model}" and the operation's
+        # duration also as gen_ai.client.operation.duration (otherwise only as external_api.call.duration)
+        self.gen_ai_latest = gen_ai_latest_experimental()
         self.streaks: FailureStreaks = streaks if streaks is not None else LocalFailureStreaks()
         self.clock = clock
         self.usage = usage  # a UsageCounter: quota units of providers with no usage API, and quota refusals
@@ -176,8 +176,8 @@ class ExternalCall:
         span, request = self._span, self._gen_ai
         if span is None or request is None or not span.is_recording():
             return
-        span.set_attributes(request.attributes())
-        if self.recorder.gen_ai_span_names:
+        span.set_attributes(request.span_attributes)
+        if self.recorder.gen_ai_latest:
             span.update_name(request.span_name)
 
     def fail(self, failure: ProviderFailure) -> None:
@@ -341,17 +341,16 @@ class ExternalCall:
         return fields
 
     def _report_gen_ai(self, request: GenAiRequest, elapsed: float, error_code: str | None) -> None:
-        """The GenAI conventions' metrics of the call: its duration and, when the answer told them, its tokens."""
-        attributes = request.attributes()
-        tokens = self._tokens
-        if tokens is not None and tokens.response_model:
-            attributes[GEN_AI_RESPONSE_MODEL] = tokens.response_model
+        """The GenAI conventions' metrics of the call: its tokens when the answer told them and, opted in, its
+        duration."""
+        attributes = request.metric_attributes
         instruments = self.recorder.gen_ai
-        instruments.operation_duration.record(
-            elapsed, {**attributes, ERROR_TYPE: error_code} if error_code else attributes
-        )
-        if tokens is not None:
-            for count, by_type in tokens.by_token_type(attributes):
+        if self.recorder.gen_ai_latest:
+            instruments.operation_duration.record(
+                elapsed, {**attributes, ERROR_TYPE: error_code} if error_code else attributes
+            )
+        if self._tokens is not None:
+            for count, by_type in self._tokens.by_token_type(attributes):
                 instruments.token_usage.record(count, by_type)
 
     @staticmethod

@@ -1,15 +1,19 @@
 """GenAI semantic conventions on Gemini calls: the operation and model from the URL, tokens from ``usageMetadata``.
 
 Attributes and metrics follow the development GenAI conventions (``gen_ai.*``, constants from
-opentelemetry-semantic-conventions). They are new names, added to what a provider call already carries, so they are
-emitted by default; renaming the call's span to ``{operation} {model}`` changes a name dashboards and queries use, so
-it waits for the conventions' opt-in ``OTEL_SEMCONV_STABILITY_OPT_IN=gen_ai_latest_experimental``.
+opentelemetry-semantic-conventions). By default a Gemini call gets the ``gen_ai.*`` span attributes (tokens
+included) and the ``gen_ai.client.token.usage`` histogram: new names, added to what the call already carries. What
+would change or duplicate our own names waits for the conventions' opt-in
+``OTEL_SEMCONV_STABILITY_OPT_IN=gen_ai_latest_experimental``: the span renamed ``{operation} {model}`` (dashboards and
+queries find it by its name) and ``gen_ai.client.operation.duration`` (the same measurement as
+``external_api.call.duration``, which every call records).
 
 Only counts and model names are read from a response: prompts and outputs are never parsed or recorded.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -105,19 +109,26 @@ class GenAiRequest:
     def span_name(self) -> str:
         return f"{self.operation} {self.model}"
 
-    def attributes(self) -> dict[str, AttributeValue]:
-        """The request's attributes, on its span and on both metrics."""
-        attributes: dict[str, AttributeValue] = {
+    @functools.cached_property
+    def metric_attributes(self) -> dict[str, AttributeValue]:
+        """The attributes of both metrics: the conventions' required ones only (each one costs on every record,
+        and server.address is only recommended); not to be changed by the caller."""
+        return {
             GEN_AI_OPERATION_NAME: self.operation,
             GEN_AI_PROVIDER_NAME: GenAiProviderNameValues.GCP_GEMINI.value,
             GEN_AI_REQUEST_MODEL: self.model,
-            SERVER_ADDRESS: self.server_address,
         }
+
+    @functools.cached_property
+    def span_attributes(self) -> dict[str, AttributeValue]:
+        """The request's attributes on its span: the metrics' and the server's address and port."""
+        attributes: dict[str, AttributeValue] = {**self.metric_attributes, SERVER_ADDRESS: self.server_address}
         if self.server_port is not None:
             attributes[SERVER_PORT] = self.server_port
         return attributes
 
 
+@functools.lru_cache(maxsize=256)  # a backend calls a few models on one host: the same few requests
 def gemini_request(host: str, port: int | None, path: str) -> GenAiRequest | None:
     """The GenAI operation of a Gemini API request path, or None when the method is none (e.g. ``countTokens``)."""
     match = _MODEL_METHOD.search(path)

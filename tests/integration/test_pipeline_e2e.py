@@ -12,6 +12,7 @@ import pytest
 import redis
 
 from examples.demo_backend.launcher import DEMO_SECRETS
+from examples.demo_backend.providers import SCRIPT_MODEL, script_request
 from examples.monitor_launcher import MonitorProcess
 from otel_monitor.instrument.business_metrics import ActiveUsers
 from otel_monitor.instrument.failure_streaks import RedisFailureStreaks, Streak
@@ -73,6 +74,48 @@ def test_one_trace_spans_request_task_and_provider_calls(demo, stack):
         assert tags["external_api.service"] == provider
         assert tags["external_api.outcome"] == "success"
         assert tags["span.kind"] == "client"
+
+
+def test_demo_projects_tokens_equal_what_the_fake_gemini_answered(demo, stack, fakes):
+    """The tokens of a demo project's Gemini call, in Prometheus's gen_ai token histogram and on its span in Jaeger,
+    equal those the fake answers to the same request (the fake counts deterministically)."""
+    topics = ("otters", "a very long documentary about the migration of arctic terns")
+    answered = {}
+    for topic in topics:
+        reply = httpx.post(
+            f"{fakes.base_url('gemini')}/v1beta/models/{SCRIPT_MODEL}:generateContent",
+            headers={"x-goog-api-key": DEMO_SECRETS["gemini_api_key"]},
+            json=script_request(topic),
+            timeout=10,
+        ).json()["usageMetadata"]
+        answered[topic] = (reply["promptTokenCount"], reply["candidatesTokenCount"] + reply["thoughtsTokenCount"])
+    assert answered[topics[0]] != answered[topics[1]]
+    accepted = {topic: create_project(demo, ["gemini"], topic=topic) for topic in topics}
+    finished = wait_finished(demo, {a["project_id"] for a in accepted.values()})
+
+    expected = {
+        (SCRIPT_MODEL, "input"): float(sum(i for i, _ in answered.values())),
+        (SCRIPT_MODEL, "output"): float(sum(o for _, o in answered.values())),
+    }
+    query = (
+        f"sum by (gen_ai_request_model, gen_ai_token_type) "
+        f'({PromNames.GEN_AI_TOKEN_USAGE}_sum{{job="{demo.worker_service}"}})'
+    )
+    by = ("gen_ai_request_model", "gen_ai_token_type")
+    assert wait_for_prom(stack.prometheus_url, query, by, expected) == expected
+
+    for topic, (input_tokens, output_tokens) in answered.items():
+        trace_id = finished[accepted[topic]["project_id"]]["trace_id"]
+
+        def gemini_span(trace_id=trace_id):
+            found = jaeger_trace(stack.jaeger_url, trace_id)
+            spans = [s for s in (found or {}).get("spans", []) if s["operationName"] == "gemini generateContent"]
+            return spans[0] if spans else None
+
+        tags = span_tags(wait_until(gemini_span, 30, interval=0.5, what="the Gemini span in Jaeger"))
+        assert (tags["gen_ai.request.model"], tags["gen_ai.response.model"]) == (SCRIPT_MODEL, SCRIPT_MODEL)
+        assert (tags["gen_ai.usage.input_tokens"], tags["gen_ai.usage.output_tokens"]) == (input_tokens, output_tokens)
+        assert (tags["gen_ai.operation.name"], tags["gen_ai.provider.name"]) == ("generate_content", "gcp.gemini")
 
 
 def _bucket_bounds(value: float) -> tuple[float, float]:

@@ -429,8 +429,7 @@ def test_gemini_calls_carry_the_answered_tokens(telemetry, fakes, client):
         for model, counts in answered.items()
         for kind, tokens in zip(("input", "output"), counts, strict=True)
     }
-    durations = telemetry.captured.points("gen_ai.client.operation.duration")
-    assert sorted(dict(labels)["gen_ai.request.model"] for labels in durations) == sorted(GEN_AI_MODELS)
+    assert telemetry.captured.points("gen_ai.client.operation.duration") == {}  # external_api.call.duration has it
 
 
 GEN_AI_SPAN_KEYS = (
@@ -443,16 +442,36 @@ GEN_AI_SPAN_KEYS = (
 )
 
 
-def test_refused_gemini_call_has_its_error_type_and_no_tokens(telemetry, fakes):
-    """A refused call's operation duration carries its error.type; no tokens are counted for it."""
+@pytest.fixture
+def opted_in(fakes, monkeypatch):
+    """Every HTTP client instrumented on in-memory exporters, opted into the latest GenAI conventions."""
+    monkeypatch.setenv("OTEL_SEMCONV_STABILITY_OPT_IN", f"http,{GEN_AI_OPT_IN}")
+    recorded = Telemetry()
+    recorded.registry = ProviderRegistry.with_hosts(provider_hosts(fakes))
+    instrument_http_clients(recorded)
+    fakes.set_fault("gemini", mode="ok", latencies=[0])
+    yield recorded
+    uninstrument_http_clients()
+    fakes.set_fault("gemini", mode="ok")
+
+
+def test_opted_in_calls_record_the_operation_duration_with_their_error_type(opted_in, fakes):
+    """Opted in, each call's duration is in gen_ai.client.operation.duration with the conventions' required
+    attributes, a refused one with its error.type and no tokens."""
+    gemini_by_httpx(fakes, MODEL)
     fakes.set_fault("gemini", mode="rate_limit")
     client = gemini(fakes)
     with pytest.raises(errors.ClientError):
-        client.models.generate_content(model=MODEL, contents="otters")
-    (labels,) = telemetry.captured.points("gen_ai.client.operation.duration")
-    assert dict(labels)["error.type"] == "GEMINI_RATE_LIMITED"
-    assert token_sums(telemetry) == {}
-    assert "gen_ai.usage.input_tokens" not in http_span(telemetry).attributes
+        client.models.generate_content(model="gemini-2.0-flash", contents="otters")
+    required = {"gen_ai.operation.name": "generate_content", "gen_ai.provider.name": "gcp.gemini"}
+    refused_labels = {**required, "gen_ai.request.model": "gemini-2.0-flash", "error.type": "GEMINI_RATE_LIMITED"}
+    assert opted_in.captured.points("gen_ai.client.operation.duration") == {
+        tuple(sorted({**required, "gen_ai.request.model": MODEL}.items())): 1,
+        tuple(sorted(refused_labels.items())): 1,
+    }
+    assert {model for model, _ in token_sums(opted_in)} == {MODEL}
+    refused = opted_in.captured.span("generate_content gemini-2.0-flash")
+    assert "gen_ai.usage.input_tokens" not in refused.attributes
 
 
 def test_tracked_call_sums_the_tokens_of_its_attempts_on_its_own_span(telemetry, fakes):
@@ -467,19 +486,14 @@ def test_tracked_call_sums_the_tokens_of_its_attempts_on_its_own_span(telemetry,
     assert all("gen_ai.usage.input_tokens" not in s.attributes for s in telemetry.captured.spans("POST"))
 
 
-@pytest.mark.parametrize("opt_in,names", [("http", {"POST"}), (f"http,{GEN_AI_OPT_IN}", {f"generate_content {MODEL}"})])
-def test_span_is_named_by_operation_and_model_only_when_opted_in(fakes, monkeypatch, opt_in, names):
+def test_span_is_named_by_operation_and_model_only_when_opted_in(telemetry, opted_in, fakes):
     """The span keeps its name unless OTEL_SEMCONV_STABILITY_OPT_IN has gen_ai_latest_experimental."""
-    monkeypatch.setenv("OTEL_SEMCONV_STABILITY_OPT_IN", opt_in)
-    recorded = Telemetry()
-    recorded.registry = ProviderRegistry.with_hosts(provider_hosts(fakes))
-    instrument_http_clients(recorded)
-    try:
-        fakes.set_fault("gemini", mode="ok", latencies=[0])
-        gemini_by_httpx(fakes, MODEL)
-    finally:
-        uninstrument_http_clients()
-    assert {s.name for s in recorded.captured.spans()} == names
+    gemini_by_httpx(fakes, MODEL)
+    assert {s.name for s in opted_in.captured.spans()} == {f"generate_content {MODEL}"}
+    uninstrument_http_clients()
+    instrument_http_clients(telemetry)  # instrumented as without the opt-in
+    gemini_by_httpx(fakes, MODEL)
+    assert {s.name for s in telemetry.captured.spans()} == {"POST"}
 
 
 def jaeger_spans(jaeger_url: str, service: str) -> list[dict]:

@@ -37,15 +37,19 @@ def test_gemini_request_names_operation_and_model_from_the_path(path, expected):
 
 
 def test_gemini_request_attributes_and_span_name():
-    """A request's attributes are the conventions' (provider gcp.gemini, server address and port)."""
+    """The metrics get the conventions' required attributes; the span also the server's address and port."""
     request = gemini_request(
         "generativelanguage.googleapis.com", 443, "/v1beta/models/gemini-2.0-flash:generateContent"
     )
     assert request is not None and request.span_name == "generate_content gemini-2.0-flash"
-    assert request.attributes() == {
+    required = {
         "gen_ai.operation.name": "generate_content",
         "gen_ai.provider.name": "gcp.gemini",
         "gen_ai.request.model": "gemini-2.0-flash",
+    }
+    assert request.metric_attributes == required
+    assert request.span_attributes == {
+        **required,
         "server.address": "generativelanguage.googleapis.com",
         "server.port": 443,
     }
