@@ -127,8 +127,8 @@ class PromNames:
     HOST_CPU_USAGE = "host_cpu_usage_ratio"
     HOST_MEMORY_USAGE = "host_memory_usage_ratio"
     HOST_DISK_FREE = "host_disk_free_ratio"
-    # The GenAI conventions' instruments (labels gen_ai_operation_name, gen_ai_provider_name, gen_ai_request_model,
-    # gen_ai_response_model, server_address, server_port; tokens also gen_ai_token_type, duration also error_type).
+    # The GenAI conventions' instruments, labelled gen_ai_operation_name, gen_ai_provider_name, gen_ai_request_model;
+    # tokens also gen_ai_token_type (input|output); the duration (opted in only) also error_type on failure.
     GEN_AI_OPERATION_DURATION = "gen_ai_client_operation_duration_seconds"
     GEN_AI_TOKEN_USAGE = "gen_ai_client_token_usage"
 
@@ -186,8 +186,8 @@ class ExternalApiInstruments:
 class GenAiInstruments:
     """The GenAI conventions' client instruments, recorded for the provider calls that are GenAI operations."""
 
-    operation_duration: Histogram  # the conventions' attributes (otel_monitor.instrument.genai), error.type on failure
-    token_usage: Histogram  # the same attributes and gen_ai.token.type (input|output)
+    operation_duration: Histogram  # GenAiRequest.metric_attributes, error.type on failure (opted in only)
+    token_usage: Histogram  # GenAiRequest.metric_attributes and gen_ai.token.type (input|output)
 
     @classmethod
     def create(cls, meter: Meter) -> GenAiInstruments:

@@ -1,9 +1,11 @@
-"""GenAI conventions on Gemini calls: operation and model read from the URL, tokens from the answer's usageMetadata."""
+"""GenAI conventions on Gemini calls: operation and model from the URL, tokens from the answer, streams left alone."""
 
 from __future__ import annotations
 
 import json
 
+import httpcore
+import httpx
 import pytest
 
 from otel_monitor.instrument.genai import (
@@ -14,6 +16,13 @@ from otel_monitor.instrument.genai import (
     gen_ai_latest_experimental,
     gen_ai_request,
 )
+from otel_monitor.instrument.provider_http import (
+    instrument_provider_calls,
+    instrument_upstream_clients,
+    uninstrument_http_clients,
+)
+from otel_monitor.instrument.providers import ProviderRegistry
+from tests.support.provider_calls import Telemetry
 
 
 @pytest.mark.parametrize(
@@ -121,3 +130,75 @@ def test_opt_in_is_read_from_the_standard_variable(monkeypatch, value, expected)
     else:
         monkeypatch.setenv("OTEL_SEMCONV_STABILITY_OPT_IN", value)
     assert gen_ai_latest_experimental() is expected
+
+
+# -- the body of a Gemini answer, read by the transport wrapper: whole when it tells tokens, never when streamed ----
+GEMINI_HOST = "https://generativelanguage.googleapis.com"
+
+
+class _Chunks:
+    """A response body in chunks, remembering how many were read; ``fail_after`` chunks then a read timeout."""
+
+    def __init__(self, chunks: list[bytes], fail_after: int | None = None) -> None:
+        self.chunks, self.fail_after, self.read = chunks, fail_after, 0
+
+    def __iter__(self):
+        for chunk in self.chunks:
+            if self.fail_after is not None and self.read >= self.fail_after:
+                raise httpcore.ReadTimeout("the provider stopped sending")
+            self.read += 1
+            yield chunk
+
+    def close(self) -> None:
+        pass
+
+
+class _AnsweringPool:
+    """Stands in for httpcore's connection pool: answers every request with ``body``."""
+
+    def __init__(self, body: _Chunks) -> None:
+        self.body = body
+
+    def handle_request(self, request: httpcore.Request) -> httpcore.Response:
+        return httpcore.Response(200, headers=[(b"content-type", b"application/json")], content=self.body)
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.fixture
+def instrumented():
+    """The provider wrapper under the upstream httpx instrumentation, on in-memory telemetry."""
+    recorded = Telemetry()
+    instrument_provider_calls(recorded.recorder, ProviderRegistry())
+    instrument_upstream_clients(recorded.tracer_provider, recorded.meter_provider)
+    yield recorded
+    uninstrument_http_clients()
+
+
+def _client(body: _Chunks) -> httpx.Client:
+    transport = httpx.HTTPTransport()
+    transport._pool = _AnsweringPool(body)
+    return httpx.Client(transport=transport)
+
+
+def test_streamed_answer_is_left_to_the_caller(instrumented):
+    """A streamGenerateContent answer is not read by the wrapper: the caller gets every chunk as it comes; the
+    call is a GenAI operation without tokens."""
+    body = _Chunks([b'data: {"candidates": []}\n\n', b'data: {"usageMetadata": {"promptTokenCount": 5}}\n\n'])
+    url = f"{GEMINI_HOST}/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse"
+    with _client(body).stream("POST", url, content=b"{}") as response:
+        assert body.read == 0
+        assert len(list(response.iter_bytes())) >= 1 and body.read == 2
+    (span,) = instrumented.captured.spans()
+    assert span.attributes["gen_ai.request.model"] == "gemini-2.5-flash"
+    assert "gen_ai.usage.input_tokens" not in span.attributes
+
+
+def test_answer_cut_short_raises_the_callers_own_exception(instrumented):
+    """A generateContent answer that stops mid-body raises httpx's ReadTimeout to the caller, as its own read
+    would have, and the call is a timeout."""
+    body = _Chunks([b'{"candidates": [', b"]}"], fail_after=1)
+    with pytest.raises(httpx.ReadTimeout):
+        _client(body).post(f"{GEMINI_HOST}/v1beta/models/gemini-2.5-flash:generateContent", content=b"{}")
+    assert instrumented.calls("gemini") == {("timeout", "GEMINI_TIMEOUT"): 1}
