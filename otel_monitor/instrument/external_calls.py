@@ -176,7 +176,8 @@ class ExternalCall:
         span, request = self._span, self._gen_ai
         if span is None or request is None or not span.is_recording():
             return
-        span.set_attributes(request.span_attributes)
+        # an adopted span is the upstream HTTP span, which has the server's address and port already
+        span.set_attributes(request.span_attributes if self._owns_span else request.metric_attributes)
         if self.recorder.gen_ai_latest:
             span.update_name(request.span_name)
 
