@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds an OpenTelemetry Collector distribution with OCB, cached by its inputs: collector/builder-config.yaml by
-# default, or the manifest given (collector/tier-builder-config.yaml: the agent and gateway tier). OCB is taken at the
-# manifest's own release (dist.version). Prints the path of the binary on stdout; everything else goes to stderr.
+# default, or the manifest given (the collector tier's collector/agent-builder-config.yaml and
+# gateway-builder-config.yaml). OCB is taken at the manifest's own release (dist.version). Prints the path of the
+# binary on stdout; everything else goes to stderr.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cache=${OTEL_MONITOR_CACHE:-$HOME/.cache/otel-monitor}
