@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from opentelemetry import metrics
 from opentelemetry.metrics import MeterProvider
 
-from otel_monitor.instrument.metrics import METER_NAME, BusinessInstruments
+from otel_monitor.instrument.metrics import METER_NAME, BusinessInstruments, ResultOutcome
 from otel_monitor.instrument.redis_writer import RedisWriter
 
 if TYPE_CHECKING:
@@ -83,11 +83,15 @@ class BusinessMetrics:
         self.active_users = active_users or ActiveUsers()
         self._clock = clock
 
+    def start_at_zero(self) -> int:
+        """Exports the project counters at 0 from now on (see ``BusinessInstruments.start_at_zero``)."""
+        return self._instruments.start_at_zero()
+
     def project_started(self) -> None:
         self._instruments.projects_started.add(1)
 
     def project_finished(self, succeeded: bool, duration_seconds: float) -> None:
-        outcome = {"outcome": "success" if succeeded else "failure"}
+        outcome = {"outcome": ResultOutcome.SUCCESS if succeeded else ResultOutcome.FAILURE}
         self._instruments.projects_completed.add(1, outcome)
         self._instruments.project_duration.record(max(duration_seconds, 0.0), outcome)
 
@@ -109,7 +113,7 @@ class BusinessMetrics:
                 "Video project finished",
                 extra={
                     "project_id": project_id,
-                    "outcome": "success" if succeeded else "failure",
+                    "outcome": ResultOutcome.SUCCESS if succeeded else ResultOutcome.FAILURE,
                     "duration_ms": round(duration * 1000, 1),
                 },
             )

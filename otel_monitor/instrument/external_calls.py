@@ -30,7 +30,7 @@ from otel_monitor.instrument.classification import (
 from otel_monitor.instrument.error_codes import ProviderFailure
 from otel_monitor.instrument.failure_streaks import FailureStreaks, LocalFailureStreaks
 from otel_monitor.instrument.genai import GenAiRequest, TokenUsage, gen_ai_latest_experimental, usage_attributes
-from otel_monitor.instrument.metrics import METER_NAME, ExternalApiInstruments, GenAiInstruments, Outcome
+from otel_monitor.instrument.metrics import METER_NAME, ExternalApiInstruments, GenAiInstruments, Outcome, ResultOutcome
 
 if TYPE_CHECKING:
     from otel_monitor.instrument.usage_counter import UsageCounter
@@ -188,11 +188,11 @@ class ExternalCall:
     @contextmanager
     def token_refresh(self) -> Iterator[None]:
         """Wraps an OAuth token refresh: counts it by outcome; a failure becomes this call's failure."""
-        outcome = Outcome.SUCCESS
+        outcome = ResultOutcome.SUCCESS
         try:
             yield
         except Exception as exc:
-            outcome = "failure"
+            outcome = ResultOutcome.FAILURE
             classified = classify_exception(self.service, exc)
             self._explicit_failure = classified.failure or ProviderFailure.TOKEN_REFRESH_FAILED
             raise

@@ -19,6 +19,8 @@ from opentelemetry.semconv._incubating.metrics.gen_ai_metrics import (
     GEN_AI_CLIENT_TOKEN_USAGE,
 )
 
+from otel_monitor.instrument.error_codes import ProviderFailure, provider_error_code
+
 __all__ = [
     "CALL_DURATION_BUCKETS",
     "PROJECT_DURATION_BUCKETS",
@@ -30,6 +32,7 @@ __all__ = [
     "BusinessInstruments",
     "PromNames",
     "Outcome",
+    "ResultOutcome",
     "DroppedSignal",
     "DropReason",
     "METER_NAME",
@@ -50,6 +53,14 @@ class Outcome:
     TIMEOUT = "timeout"
     PARTIAL_FAILURE = "partial_failure"
     ALL = (SUCCESS, ERROR, TIMEOUT, PARTIAL_FAILURE)
+
+
+class ResultOutcome:
+    """Values of the ``outcome`` label of OAuth token refreshes and of finished video projects."""
+
+    SUCCESS = "success"
+    FAILURE = "failure"
+    ALL = (SUCCESS, FAILURE)
 
 
 class DroppedSignal:
@@ -206,6 +217,22 @@ class GenAiInstruments:
             ),
         )
 
+    def start_at_zero(self, services: Iterable[str]) -> int:
+        """Adds 0 to the counters the alert rules read, for every label set a call to one of ``services`` can
+        produce: errors by each provider error code, retries, token refreshes by outcome. Each series then exists
+        from the process's start (cumulative: exported at 0 until it counts), so a first failure is an increase
+        from 0 rather than a new series. The duration histogram (calls by outcome) cannot start so: recording is
+        an observation. Returns the number of series added: 13 per service (40 + 4 + 8 for the four providers)."""
+        added = 0
+        for service in services:
+            for failure in ProviderFailure:
+                self.errors.add(0, {"service": service, "error_code": provider_error_code(service, failure)})
+            self.retries.add(0, {"service": service})
+            for outcome in ResultOutcome.ALL:
+                self.token_refreshes.add(0, {"service": service, "outcome": outcome})
+            added += len(ProviderFailure) + 1 + len(ResultOutcome.ALL)
+        return added
+
 
 @dataclass(frozen=True)
 class BusinessInstruments:
@@ -231,6 +258,14 @@ class BusinessInstruments:
                 explicit_bucket_boundaries_advisory=list(PROJECT_DURATION_BUCKETS),
             ),
         )
+
+    def start_at_zero(self) -> int:
+        """Adds 0 to the project counters (started; completed by each outcome), as ``ExternalApiInstruments``
+        does: a first failed project is an increase from 0. Returns the number of series added (3)."""
+        self.projects_started.add(0)
+        for outcome in ResultOutcome.ALL:
+            self.projects_completed.add(0, {"outcome": outcome})
+        return 1 + len(ResultOutcome.ALL)
 
 
 def observe_dropped_telemetry(meter: Meter, counts: Callable[[], Iterable[tuple[str, str, int]]]) -> ObservableCounter:

@@ -260,6 +260,12 @@ def setup_telemetry(
     )
     # The values these counters share through Redis (streaks, active users) are exported by the monitor.
     business = BusinessMetrics(meter_provider, ActiveUsers(redis_client))
+    # The counters the alert rules read exist from the start at 0, so a first failure is an increase from 0.
+    try:
+        recorder.instruments.start_at_zero(provider.key for provider in registry)
+        business.start_at_zero()
+    except Exception:  # observability never raises into the host
+        _log.debug("could not start the counters at zero", exc_info=True)
     telemetry = Telemetry(
         settings,
         resource,

@@ -397,7 +397,9 @@ def test_p0_conditions_notify_every_channel_once_and_resolve_once(
         streak = RedisFailureStreaks(redis.Redis.from_url(own_stack.redis_url)).current("stability")
         assert streak.count == 11
         # Both worker processes (each its own service.instance.id = Prometheus `instance`) made failing calls.
-        per_process = f'sum by (instance) ({PromNames.ERRORS}{{job="{own_demo.worker_service}", service="stability"}})'
+        per_process = (
+            f'sum by (instance) ({PromNames.ERRORS}{{job="{own_demo.worker_service}", service="stability"}}) > 0'
+        )
         by_instance = wait_until(
             lambda: (
                 len(found := prom_values(own_stack.prometheus_url, per_process, ("instance",))) >= 2
