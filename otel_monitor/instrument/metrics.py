@@ -192,6 +192,22 @@ class ExternalApiInstruments:
             ),
         )
 
+    def start_at_zero(self, services: Iterable[str]) -> int:
+        """Adds 0 to the counters the alert rules read, for every label set a call to one of ``services`` can
+        produce: errors by each provider error code, retries, token refreshes by outcome. Each series then exists
+        from the process's start (cumulative: exported at 0 until it counts), so a first failure is an increase
+        from 0 rather than a new series. The duration histogram (calls by outcome) cannot start so: recording is
+        an observation. Returns the number of series added: 14 per service (44 + 4 + 8 for the four providers)."""
+        added = 0
+        for service in services:
+            for failure in ProviderFailure:
+                self.errors.add(0, {"service": service, "error_code": provider_error_code(service, failure)})
+            self.retries.add(0, {"service": service})
+            for outcome in ResultOutcome.ALL:
+                self.token_refreshes.add(0, {"service": service, "outcome": outcome})
+            added += len(ProviderFailure) + 1 + len(ResultOutcome.ALL)
+        return added
+
 
 @dataclass(frozen=True)
 class GenAiInstruments:
@@ -216,22 +232,6 @@ class GenAiInstruments:
                 explicit_bucket_boundaries_advisory=list(GEN_AI_TOKEN_BUCKETS),
             ),
         )
-
-    def start_at_zero(self, services: Iterable[str]) -> int:
-        """Adds 0 to the counters the alert rules read, for every label set a call to one of ``services`` can
-        produce: errors by each provider error code, retries, token refreshes by outcome. Each series then exists
-        from the process's start (cumulative: exported at 0 until it counts), so a first failure is an increase
-        from 0 rather than a new series. The duration histogram (calls by outcome) cannot start so: recording is
-        an observation. Returns the number of series added: 13 per service (40 + 4 + 8 for the four providers)."""
-        added = 0
-        for service in services:
-            for failure in ProviderFailure:
-                self.errors.add(0, {"service": service, "error_code": provider_error_code(service, failure)})
-            self.retries.add(0, {"service": service})
-            for outcome in ResultOutcome.ALL:
-                self.token_refreshes.add(0, {"service": service, "outcome": outcome})
-            added += len(ProviderFailure) + 1 + len(ResultOutcome.ALL)
-        return added
 
 
 @dataclass(frozen=True)
