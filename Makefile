@@ -6,8 +6,9 @@ VENV ?= .venv
 PYTHON ?= python3
 PY := $(VENV)/bin/python
 export OTEL_MONITOR_CACHE ?= $(HOME)/.cache/otel-monitor
-# The collector and Jaeger are built once per input and cached outside the checkout.
-BINARIES = OTEL_MONITOR_COLLECTOR_BIN="$$(scripts/build-collector.sh)" OTEL_MONITOR_JAEGER_BIN="$$(scripts/build-jaeger.sh)"
+# The collector, Jaeger and VictoriaLogs are built once per input and cached outside the checkout.
+BINARIES = OTEL_MONITOR_COLLECTOR_BIN="$$(scripts/build-collector.sh)" OTEL_MONITOR_JAEGER_BIN="$$(scripts/build-jaeger.sh)" \
+	OTEL_MONITOR_VICTORIALOGS_BIN="$$(scripts/build-victorialogs.sh)"
 # The other Python versions the library claims (requires-python): its unit tests run on each of them too.
 OTHER_PYTHONS := 3.12 3.13
 # The library's unit tests (tests/unit/ mirrors the package): the in-backend half and the testing module.
@@ -58,6 +59,7 @@ constraints:
 binaries:
 	@scripts/build-collector.sh >/dev/null
 	@scripts/build-jaeger.sh >/dev/null
+	@scripts/build-victorialogs.sh >/dev/null
 
 # The gates: style, types and the import contracts (pyproject.toml configures each and says what each covers).
 lint: python

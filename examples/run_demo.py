@@ -17,6 +17,7 @@ from examples.monitor_launcher import MonitorProcess
 from otel_monitor.instrument.metrics import PromNames
 from otel_monitor.instrument.providers import SERVICE_KEYS
 from otel_monitor.logs.files import read_log_records
+from otel_monitor.monitor.alerting.links import logs_link, logs_query
 from tools.devstack import DevStack, StackPorts, server_workdir, wait_until
 from tools.devstack.demo import DemoRun
 from tools.devstack.stack import REPO_ROOT
@@ -124,6 +125,7 @@ def _demo_alerting(stack: DevStack) -> dict:
         "rules_file": str(REPO_ROOT / "config" / "alert-rules.yaml"),
         "prometheus_url": stack.prometheus_url,
         "jaeger_url": stack.jaeger_url,
+        "logs_url": stack.victorialogs_url,
         "delivery": {
             "channels": channels,
             "routing": {"P0": list(channels), "P1": ["console", "push"], "P2": ["console", "push"]},
@@ -150,7 +152,7 @@ def _print_alerts(monitor: MonitorProcess, quota: dict) -> None:
         alerts = last
     print("alerts firing (P0 notified at once; P1 logged at once and sent in the next 30-minute digest):")
     for alert in alerts:
-        link = f" {alert['jaeger_url']}" if alert.get("jaeger_url") else ""
+        link = "".join(f" {alert[key]}" for key in ("jaeger_url", "logs_url") if alert.get(key))
         print(f"  [{alert['priority']}] {alert['error_code']}: {alert['summary']}{link}")
     print(f"  {monitor.url}/api/v1/alerts; notifications also in {monitor.workdir / 'logs' / 'app.log'}")
 
@@ -190,7 +192,10 @@ def _show(run: DemoRun, projects: int) -> None:
     print(f"failing call: {failing['service']} {failing.get('error_code')} trace_id={trace_id}")
     print(f"  Jaeger (UI): {stack.jaeger_url}/trace/{trace_id}")
     print(f"  Jaeger (API): {stack.jaeger_url}/api/traces/{trace_id}")
-    print(f"  its log lines: jq 'select(.trace_id == \"{trace_id}\")' {demo.log_dir}/app.log")
+    print(f"  its log lines (VictoriaLogs UI): {logs_link(stack.victorialogs_url, trace_id)}")
+    logs_api = f"{stack.victorialogs_url}/select/logsql/query?query={quote(logs_query(trace_id))}"
+    print(f"  its log lines (VictoriaLogs API): curl '{logs_api}'")
+    print(f"  its log lines (file): jq 'select(.trace_id == \"{trace_id}\")' {demo.log_dir}/app.log")
     print("per-service latency quantiles (Prometheus):")
     for q in (0.5, 0.9, 0.99):
         query = QUANTILES_QUERY.format(q=q)
@@ -229,7 +234,9 @@ def main() -> None:
         backend_options={"api_port": API_PORT, "metric_export_interval": 5.0, "log_dir": REPO_ROOT / "logs"},
         monitor=_demo_monitor,
     )
-    print("starting Jaeger, Prometheus, Redis, PostgreSQL and the OpenTelemetry Collector ...", flush=True)
+    print(
+        "starting Jaeger, VictoriaLogs, Prometheus, Redis, PostgreSQL and the OpenTelemetry Collector ...", flush=True
+    )
     try:
         with run:
             doing = "serving, no traffic" if args.serve_only else "driving traffic ..."

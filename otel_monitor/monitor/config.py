@@ -76,6 +76,8 @@ class AlertingConfig(BaseModel):
     prometheus_url: str = "http://127.0.0.1:9090"
     max_concurrent_queries: int = Field(DEFAULT_MAX_CONCURRENT_QUERIES, ge=1)
     jaeger_url: str | None = "http://127.0.0.1:16686"
+    # VictoriaLogs (its UI and query API): alerts about a failing call link to its log lines there; None: no link.
+    logs_url: str | None = Field(None, pattern=r"^https?://")
     store_url: str | None = None
     delivery: DeliveryConfig = DeliveryConfig()
     heartbeat_url: str | None = Field(None, pattern=r"^https?://")

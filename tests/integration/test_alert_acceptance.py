@@ -29,6 +29,7 @@ from otel_monitor.instrument.error_codes import SystemErrorCode
 from otel_monitor.instrument.failure_streaks import DEFAULT_PEAK_TTL_SECONDS, RedisFailureStreaks
 from otel_monitor.instrument.metrics import PromNames
 from otel_monitor.logs.files import read_log_records
+from otel_monitor.monitor.alerting.links import logs_link
 from tests.support.backends import prom_values
 from tests.support.demo import create_project, demo_backend, wait_finished
 from tests.support.monitor import alerting_monitor
@@ -309,10 +310,11 @@ def resolved(channels: Channels, code: str, firing: dict, timeout: float = 60) -
 
 
 def assert_api_alert(firing: dict, stack: DevStack, trace_ids: set[str]) -> None:
-    """An alert from failing calls carries the trace_id of one of them and its Jaeger link."""
+    """An alert from failing calls carries the trace_id of one of them, its Jaeger link and its logs link."""
     alert = firing["alert"]
     assert alert["trace_id"] in trace_ids
     assert alert["jaeger_url"] == f"{stack.jaeger_url}/trace/{alert['trace_id']}"
+    assert alert["logs_url"] == logs_link(stack.victorialogs_url, alert["trace_id"])
 
 
 @pytest.fixture

@@ -593,8 +593,16 @@ async def test_inhibited_alerts_are_named_then_released():
 
 
 @pytest.mark.asyncio
-async def test_trace_lookup_for_alerts_with_a_service():
-    """A PromQL alert with a service label (invalid key) gets the provider's last failing trace and Jaeger link."""
+@pytest.mark.parametrize(
+    "logs_base, logs_url",
+    [
+        ("http://logs:9428/", "http://logs:9428/select/vmui/#/?query=trace_id%3A%22gemini-trace-1%22"),
+        (None, None),  # no log store configured: no logs link
+    ],
+)
+async def test_trace_lookup_for_alerts_with_a_service(logs_base, logs_url):
+    """A PromQL alert with a service label (invalid key) gets the provider's last failing trace, its Jaeger link
+    and, when VictoriaLogs is configured, the link to the trace's log lines there."""
     source = CountingSource()
     streaks = streaks_of(gemini=2)
     recorder = Recorder()
@@ -603,12 +611,14 @@ async def test_trace_lookup_for_alerts_with_a_service():
         {"promql": source},
         trace_lookup=streak_trace_lookup(streaks),
         jaeger_base="http://jaeger",
+        logs_base=logs_base,
     )
     source.now, source.answers["invalid_key"] = 0, [Sample({"service": "gemini"}, 1.0)]
     recorder.take(await evaluator.evaluate_once(at(0)))
-    assert (recorder.alerts[0].trace_id, recorder.alerts[0].jaeger_url) == (
+    assert (recorder.alerts[0].trace_id, recorder.alerts[0].jaeger_url, recorder.alerts[0].logs_url) == (
         "gemini-trace-1",
         "http://jaeger/trace/gemini-trace-1",
+        logs_url,
     )
 
 

@@ -79,7 +79,8 @@ def test_classify_status(status, ok, retryable):
 
 
 def test_slack_payload_shape(receiver):
-    """Slack gets exactly {text, blocks}: a header with the title, the fields, action + runbook and the trace link."""
+    """Slack gets exactly {text, blocks}: a header with the title, the fields, action + runbook, the trace link and
+    the link to the trace's log lines."""
     assert deliver(notifier_for("slack", receiver.url, SecretScrubber()), FIRING).ok
     request = receiver.requests[0]
     assert request["path"] == f"/services/{SLACK_TOKEN}"
@@ -91,11 +92,15 @@ def test_slack_payload_shape(receiver):
     assert fields == ["*Priority*\nP0", "*Error code*\nGEMINI_INVALID_API_KEY", "*Service*\ngemini", "*Status*\nfiring"]
     assert "Check GEMINI_API_KEY" in body["blocks"][2]["text"]["text"]
     assert "runbooks.local/gemini-key" in body["blocks"][2]["text"]["text"]
-    assert body["blocks"][3]["elements"][0]["text"] == f"Trace: <{FIRING.alert.jaeger_url}|{FIRING.alert.trace_id}>"
+    assert [element["text"] for element in body["blocks"][3]["elements"]] == [
+        f"Trace: <{FIRING.alert.jaeger_url}|{FIRING.alert.trace_id}>",
+        f"<{FIRING.alert.logs_url}|Logs>",
+    ]
 
 
 def test_discord_payload_shape(receiver):
-    """Discord gets exactly {content, embeds}: one embed with title, colour, fields and the Jaeger URL."""
+    """Discord gets exactly {content, embeds}: one embed with title, colour, fields (the trace and its log lines)
+    and the Jaeger URL."""
     assert deliver(notifier_for("discord", receiver.url, SecretScrubber()), FIRING).ok
     body = receiver.requests[0]["json"]
     assert set(body) == {"content", "embeds"}
@@ -109,6 +114,7 @@ def test_discord_payload_shape(receiver):
         "Action required": "Check GEMINI_API_KEY in environment variables",
         "Runbook": "https://runbooks.local/gemini-key",
         "Trace": f"[{FIRING.alert.trace_id}]({FIRING.alert.jaeger_url})",
+        "Logs": f"[log lines]({FIRING.alert.logs_url})",
     }
 
 
@@ -129,7 +135,10 @@ def test_pagerduty_trigger_shape(receiver):
     assert payload["summary"] == "P0 Alert: API Key Invalid (GEMINI_INVALID_API_KEY)"
     assert payload["custom_details"]["action_required"] == "Check GEMINI_API_KEY in environment variables"
     assert payload["custom_details"]["trace_id"] == FIRING.alert.trace_id
-    assert body["links"] == [{"href": FIRING.alert.jaeger_url, "text": f"Jaeger trace {FIRING.alert.trace_id}"}]
+    assert body["links"] == [
+        {"href": FIRING.alert.jaeger_url, "text": f"Jaeger trace {FIRING.alert.trace_id}"},
+        {"href": FIRING.alert.logs_url, "text": f"Logs of trace {FIRING.alert.trace_id}"},
+    ]
 
 
 @pytest.mark.parametrize(
@@ -167,6 +176,7 @@ def test_alertmanager_shape(receiver):
         "runbook_url": "https://runbooks.local/gemini-key",
         "trace_id": FIRING.alert.trace_id,
         "jaeger_url": FIRING.alert.jaeger_url,
+        "logs_url": FIRING.alert.logs_url,
     }
     assert (posted["startsAt"], posted["endsAt"]) == ("2025-10-20T10:30:15Z", "2025-10-20T10:35:00Z")
 
@@ -214,6 +224,7 @@ def test_webhook_shape_and_idempotency_key(receiver):
         "runbook": "https://runbooks.local/gemini-key",
         "trace_id": FIRING.alert.trace_id,
         "jaeger_url": FIRING.alert.jaeger_url,
+        "logs_url": FIRING.alert.logs_url,
     }.items():
         assert alert[key] == value
 
@@ -275,16 +286,19 @@ def test_log_file_lines(priority, level, message):
     assert line["details"]["service"] == "gemini"
     assert line["details"]["action_required"] == "Check GEMINI_API_KEY in environment variables"
     assert line["details"]["jaeger_url"] == FIRING.alert.jaeger_url
+    assert line["details"]["logs_url"] == FIRING.alert.logs_url
 
 
 def test_console_line():
-    """The console channel writes one line with priority, state, error code, service, action, runbook and trace."""
+    """The console channel writes one line with priority, state, error code, service, action, runbook, trace and
+    the trace's log lines."""
     stream = io.StringIO()
     assert deliver(ConsoleNotifier(stream=stream, scrubber=SecretScrubber()), FIRING).ok
     line = stream.getvalue()
     assert line.count("\n") == 1
     assert line.startswith("[P0 FIRING] GEMINI_INVALID_API_KEY service=gemini: API Key Invalid")
     assert "action: Check GEMINI_API_KEY" in line and FIRING.alert.jaeger_url in line
+    assert f"| logs: {FIRING.alert.logs_url}" in line
 
 
 def test_notification_id_and_round_trip():
@@ -397,6 +411,7 @@ def test_real_alertmanager_accepts_and_lists(alertmanager):
     }
     assert got["annotations"]["action_required"] == "Check GEMINI_API_KEY in environment variables"
     assert got["annotations"]["jaeger_url"] == alert.jaeger_url
+    assert got["annotations"]["logs_url"] == alert.logs_url
     assert got["status"]["state"] == "active"
     resolved = alert.with_state(AlertState.RESOLVED, ends_at=dt.datetime.now(dt.UTC))
     assert deliver(notifier, Notification.of(resolved)).ok

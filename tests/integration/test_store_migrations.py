@@ -116,7 +116,7 @@ def test_fresh_database_gets_every_table(database_url):
     migrate(database_url)
     migrate(database_url)  # at head: nothing to do
     revision, tables = revision_and_tables(database_url)
-    assert revision == head_revision() == "0006_acknowledgement_escalation"
+    assert revision == head_revision() == "0007_alert_logs_url"
     assert tables == {VERSION_TABLE, "quota_usage", *ALERTING_TABLES, "status_uptime_days"}
     assert schema_differences(database_url) == []
 

@@ -29,6 +29,7 @@ def make_alert(state: AlertState = AlertState.FIRING, **changes) -> Alert:
         "ends_at": ENDS if state is AlertState.RESOLVED else None,
         "trace_id": "4bf92f3577b34da6a3ce929d0e0e4736",
         "jaeger_url": "http://jaeger.local/trace/4bf92f3577b34da6a3ce929d0e0e4736",
+        "logs_url": "http://logs.local/select/vmui/#/?query=trace_id%3A%224bf92f3577b34da6a3ce929d0e0e4736%22",
     }
     values.update(changes)
     return Alert(**values)

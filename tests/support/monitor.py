@@ -41,6 +41,7 @@ def alerting_monitor(
         "rules_file": str(rules_file),
         "prometheus_url": stack.prometheus_url,
         "jaeger_url": stack.jaeger_url,
+        "logs_url": stack.victorialogs_url,
         **alerting,
         # P1 and P2 go nowhere on purpose (`[]`): serve refuses rules of a priority left unrouted.
         "delivery": {"channels": channels, "routing": {"P0": list(channels), "P1": [], "P2": []}, "retry": FAST_RETRY},

@@ -1,5 +1,5 @@
-"""The otel-monitor stack on loopback: collector, Jaeger, Prometheus, blackbox exporter, Redis, PostgreSQL, each on
-its own port."""
+"""The otel-monitor stack on loopback: collector, Jaeger, VictoriaLogs, Prometheus, blackbox exporter, Redis,
+PostgreSQL, each on its own port."""
 
 from __future__ import annotations
 
@@ -26,6 +26,8 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 # the exporter (each target file names its own: loopback here, the compose service in compose).
 BLACKBOX_JOB = OUTSIDE_PROBE_JOB
 BLACKBOX_ADDRESS_LABEL = "__blackbox_exporter"
+# How long VictoriaLogs keeps log lines (its -retentionPeriod: a number and h, d, w or y).
+VICTORIALOGS_RETENTION = os.environ.get("OTEL_MONITOR_LOGS_RETENTION", "7d")
 POSTGRES_BIN = Path(os.environ.get("OTEL_MONITOR_POSTGRES_BIN", "/usr/lib/postgresql/15/bin"))
 
 
@@ -43,6 +45,7 @@ class StackPorts:
     jaeger_query_http: int = 16686
     jaeger_query_grpc: int = 16685
     jaeger_health: int = 13134
+    victorialogs: int = 9428
     prometheus: int = 9090
     blackbox: int = 9115
     redis: int = 6379
@@ -97,6 +100,11 @@ class DevStack:
         return f"http://127.0.0.1:{self.ports.jaeger_query_http}"
 
     @property
+    def victorialogs_url(self) -> str:
+        """VictoriaLogs' HTTP address: its OTLP intake, query API and web UI."""
+        return f"http://127.0.0.1:{self.ports.victorialogs}"
+
+    @property
     def prometheus_url(self) -> str:
         return f"http://127.0.0.1:{self.ports.prometheus}"
 
@@ -119,6 +127,7 @@ class DevStack:
             "COLLECTOR_TELEMETRY_HOST": "127.0.0.1",
             "COLLECTOR_TELEMETRY_PORT": str(p.collector_telemetry),
             "JAEGER_OTLP_GRPC_ENDPOINT": f"127.0.0.1:{p.jaeger_otlp_grpc}",
+            "VICTORIALOGS_ENDPOINT": self.victorialogs_url,
         }
         binary = _binary("OTEL_MONITOR_COLLECTOR_BIN", "build-collector.sh")
         return ManagedProcess(
@@ -148,6 +157,17 @@ class DevStack:
             self.logs / "jaeger.log",
             env=env,
             ready=http_ok(f"http://127.0.0.1:{p.jaeger_health}/status"),
+        )
+
+    def victorialogs(self) -> ManagedProcess:
+        argv = [
+            _binary("OTEL_MONITOR_VICTORIALOGS_BIN", "build-victorialogs.sh"),
+            f"-storageDataPath={self.workdir / 'victorialogs'}",  # kept across its restarts, removed with the workdir
+            f"-retentionPeriod={VICTORIALOGS_RETENTION}",
+            f"-httpListenAddr=127.0.0.1:{self.ports.victorialogs}",
+        ]
+        return ManagedProcess(
+            "victorialogs", argv, self.logs / "victorialogs.log", ready=http_ok(f"{self.victorialogs_url}/health")
         )
 
     def prometheus(self) -> ManagedProcess:
@@ -260,7 +280,7 @@ class DevStack:
     # -- lifecycle -----------------------------------------------------------------------------------
     def start(self, *names: str) -> DevStack:
         """Starts the named components (all by default), back ends first."""
-        order = ("jaeger", "blackbox", "prometheus", "redis", "postgres", "collector")
+        order = ("jaeger", "victorialogs", "blackbox", "prometheus", "redis", "postgres", "collector")
         for name in order:
             if (not names or name in names) and name not in self.processes:
                 self.processes[name] = getattr(self, name)().start()

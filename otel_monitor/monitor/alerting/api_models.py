@@ -55,6 +55,7 @@ class AlertOut(BaseModel):
     ends_at: str | None
     trace_id: str | None
     jaeger_url: str | None
+    logs_url: str | None = Field(None, description="the failing call's log lines in VictoriaLogs")
     acknowledged: AcknowledgedOut | None = Field(None, description="who acknowledged it firing, when, until when")
     silenced_by: list[str] = Field(
         default_factory=list, description="the silences and maintenance windows holding its notifications now"

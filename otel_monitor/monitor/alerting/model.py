@@ -84,6 +84,7 @@ class AlertChanges(TypedDict, total=False):
     ends_at: dt.datetime | None
     trace_id: str | None
     jaeger_url: str | None
+    logs_url: str | None
 
 
 @dataclass(frozen=True)
@@ -104,6 +105,8 @@ class Alert:
     ends_at: dt.datetime | None = None
     trace_id: str | None = None
     jaeger_url: str | None = None
+    # The failing call's log lines in the log store (VictoriaLogs), beside its trace in Jaeger.
+    logs_url: str | None = None
     # Alerts held back by this one (inhibition), named in its notification.
     inhibited: tuple[str, ...] = ()
 

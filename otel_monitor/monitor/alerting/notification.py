@@ -90,6 +90,7 @@ class Notification:
             "runbook": alert.runbook,
             "trace_id": alert.trace_id,
             "jaeger_url": alert.jaeger_url,
+            "logs_url": alert.logs_url,
             "value": alert.value,
             "inhibited": list(alert.inhibited) or None,
             "repeat": self.repeat or None,

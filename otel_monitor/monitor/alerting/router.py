@@ -51,6 +51,7 @@ def alert_json(alert: Alert, acknowledgement: Acknowledgement | None = None) -> 
         "ends_at": iso_utc(alert.ends_at, microseconds=True),
         "trace_id": alert.trace_id,
         "jaeger_url": alert.jaeger_url,
+        "logs_url": alert.logs_url,
         "acknowledged": ack,
     }
 

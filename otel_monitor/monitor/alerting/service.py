@@ -109,6 +109,7 @@ class AlertingService:
         *,
         clock: Callable[[], dt.datetime] = utc_now,
         jaeger_base: str | None = None,
+        logs_base: str | None = None,
         trace_lookup: Callable[[str], str | None] | None = None,
         state: AlertStore | None = None,
         incidents: IncidentStore | None = None,
@@ -145,7 +146,13 @@ class AlertingService:
         # the outbox's depth.
         self.metrics = metrics
         self.evaluator = Evaluator(
-            rules, sources, clock, jaeger_base=jaeger_base, trace_lookup=trace_lookup, metrics=metrics
+            rules,
+            sources,
+            clock,
+            jaeger_base=jaeger_base,
+            logs_base=logs_base,
+            trace_lookup=trace_lookup,
+            metrics=metrics,
         )
         # What holds alerts' notifications: the silences of the API and the config's maintenance windows.
         self.silences = SilenceGate(
@@ -274,6 +281,7 @@ class AlertingService:
             alerting.delivery,
             clock=clock,
             jaeger_base=alerting.jaeger_url,
+            logs_base=alerting.logs_url,
             trace_lookup=streak_trace_lookup(streaks),
             state=state,
             incidents=IncidentStore(store_url, clock=clock),

@@ -26,6 +26,7 @@ def _fill(row: _AlertRow, alert: Alert, now: dt.datetime) -> None:
     row.action_required, row.runbook, row.value = alert.action_required, alert.runbook, alert.value
     row.inhibited = json.dumps(list(alert.inhibited))
     row.ends_at, row.trace_id, row.jaeger_url = alert.ends_at, alert.trace_id, alert.jaeger_url
+    row.logs_url = alert.logs_url
     row.updated_at = now
     if row.fired_at is None and alert.state is not AlertState.PENDING:
         row.fired_at = now
@@ -50,6 +51,7 @@ def _alert_of(row: _AlertRow) -> Alert:
         ends_at=row.ends_at,
         trace_id=row.trace_id,
         jaeger_url=row.jaeger_url,
+        logs_url=row.logs_url,
         inhibited=tuple(json.loads(row.inhibited or "[]")),
     )
 

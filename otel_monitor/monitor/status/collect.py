@@ -108,6 +108,7 @@ def active_alert(alert: Alert) -> ActiveAlert:
         summary=alert.summary,
         starts_at=alert.starts_at,
         jaeger_url=alert.jaeger_url,
+        logs_url=alert.logs_url,
     )
 
 

@@ -101,6 +101,7 @@ class ActiveAlert(BaseModel):
     summary: str
     starts_at: dt.datetime | None
     jaeger_url: str | None
+    logs_url: str | None = None
 
 
 class StatusSummary(BaseModel):

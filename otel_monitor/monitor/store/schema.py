@@ -80,6 +80,7 @@ class AlertRow(Base):
     ends_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     trace_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     jaeger_url: Mapped[str | None] = mapped_column(Text, nullable=True)
+    logs_url: Mapped[str | None] = mapped_column(Text, nullable=True)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False)
     # When the episode first fired (None while pending), and the lowest and highest value it was evaluated at:
     # the daily summary reports each alert of the day with its worst value.

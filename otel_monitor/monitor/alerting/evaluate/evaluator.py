@@ -15,6 +15,7 @@ from otel_monitor.monitor.alerting.evaluate.changes import Change, ChangeKind
 from otel_monitor.monitor.alerting.evaluate.inhibition import inhibit
 from otel_monitor.monitor.alerting.evaluate.lifecycle import advance
 from otel_monitor.monitor.alerting.evaluate.sources import Sample, Source, SourceBusy, SourceError, SourceUnavailable
+from otel_monitor.monitor.alerting.links import logs_link, trace_link
 from otel_monitor.monitor.alerting.metrics import AlertingMetrics
 from otel_monitor.monitor.alerting.model import RESOLVED, Alert, AlertState, Priority, Rule, fingerprint
 
@@ -71,7 +72,8 @@ class Evaluator:
     SourceBusy (no query slot came free in time) leaves the rule due, to run first in the next pass.
     Firing alerts held back by inhibition are announced when the inhibitor resolves, if they still fire; an
     alert that resolves without ever being announced resolves silently. ``trace_lookup(service)`` gives the last
-    failing trace of a provider for alerts with a ``service`` label (``jaeger_base`` turns it into a link).
+    failing trace of a provider for alerts with a ``service`` label (``jaeger_base`` turns it into a link, and
+    ``logs_base``, VictoriaLogs' address, into a link to its log lines).
 
     Which alerts were announced is known here only: a firing alert is announced once, and its resolution is
     announced only if its firing was. Besides the transitions, a pass reports the changes that are only kept
@@ -86,6 +88,7 @@ class Evaluator:
         clock: Callable[[], dt.datetime] = utc_now,
         *,
         jaeger_base: str | None = None,
+        logs_base: str | None = None,
         trace_lookup: Callable[[str], str | None] | None = None,
         interval: Callable[[Rule], float] = default_interval,
         backend_down_rule: Rule = BACKEND_DOWN_RULE,
@@ -105,7 +108,8 @@ class Evaluator:
         self._rules_by_name = {rule.name: rule for rule in [*rules, backend_down_rule]}
         self._sources = dict(sources)
         self._clock = clock
-        self._jaeger_base = jaeger_base.rstrip("/") if jaeger_base else None
+        self._jaeger_base = jaeger_base
+        self._logs_base = logs_base
         self._trace_lookup = trace_lookup
         self._interval = {rule.name: interval(rule) for rule in rules}
         self._backend_down = backend_down_rule
@@ -221,8 +225,9 @@ class Evaluator:
             labels = {**rule.labels, **sample.labels}
             previous = self._alerts.get(fingerprint(rule.name, labels))
             trace_id = sample.trace_id or await self._lookup_trace(labels, previous)
-            jaeger_url = f"{self._jaeger_base}/trace/{trace_id}" if trace_id and self._jaeger_base else None
-            alert, _ = advance(previous, True, rule, now, sample.value, labels, trace_id, jaeger_url)
+            jaeger_url = trace_link(self._jaeger_base, trace_id) if trace_id and self._jaeger_base else None
+            logs_url = logs_link(self._logs_base, trace_id) if trace_id and self._logs_base else None
+            alert, _ = advance(previous, True, rule, now, sample.value, labels, trace_id, jaeger_url, logs_url)
             assert alert is not None  # a condition that holds always leaves an alert
             seen.add(alert.fingerprint)
             self._alerts[alert.fingerprint] = alert

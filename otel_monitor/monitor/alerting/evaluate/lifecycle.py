@@ -59,6 +59,7 @@ def advance(
     labels: Mapping[str, str] | None = None,
     trace_id: str | None = None,
     jaeger_url: str | None = None,
+    logs_url: str | None = None,
 ) -> tuple[Alert | None, Transition | None]:
     """The alert after one evaluation of its condition at ``now``, and the transition to notify, if any.
 
@@ -73,9 +74,9 @@ def advance(
         if not active:
             return previous, None
         previous = _new_alert(rule, {**rule.labels, **(labels or {})}, now, value)
-        return _holding(previous, rule, now, value, trace_id, jaeger_url)
+        return _holding(previous, rule, now, value, trace_id, jaeger_url, logs_url)
     if active:
-        return _holding(previous, rule, now, value, trace_id, jaeger_url)
+        return _holding(previous, rule, now, value, trace_id, jaeger_url, logs_url)
     if previous.state is AlertState.PENDING:
         return None, None
     cleared_at = previous.ends_at or now
@@ -85,12 +86,18 @@ def advance(
 
 
 def _holding(
-    alert: Alert, rule: Rule, now: dt.datetime, value: float | None, trace_id: str | None, jaeger_url: str | None
+    alert: Alert,
+    rule: Rule,
+    now: dt.datetime,
+    value: float | None,
+    trace_id: str | None,
+    jaeger_url: str | None,
+    logs_url: str | None,
 ) -> tuple[Alert, Transition | None]:
     """The alert whose condition holds at ``now``: pending until for_seconds have passed, then firing."""
     changes: AlertChanges = {"value": value, "ends_at": None}
     if trace_id is not None:  # keep the last failing trace when this evaluation found none
-        changes.update({"trace_id": trace_id, "jaeger_url": jaeger_url})
+        changes.update({"trace_id": trace_id, "jaeger_url": jaeger_url, "logs_url": logs_url})
     if alert.state is AlertState.FIRING:
         return alert.with_state(AlertState.FIRING, **changes), None
     held = (now - alert.starts_at).total_seconds() if alert.starts_at else 0.0

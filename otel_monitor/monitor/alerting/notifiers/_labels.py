@@ -23,7 +23,8 @@ def labels_and_annotations(alert: Alert) -> tuple[dict[str, str], dict[str, str]
     Labels identify the alert (Alertmanager dedupes and groups on them): the rule's labels, then ``alertname``,
     ``severity`` (critical/warning/info for P0/P1/P2), ``priority``, ``error_code``, ``service``, ``fingerprint``.
     Annotations: ``summary``, ``description``, ``action_required``, ``runbook``, ``runbook_url`` (when the runbook
-    is a link), ``trace_id`` and ``jaeger_url`` of a failing call, and ``inhibited`` (the alerts held back).
+    is a link), ``trace_id``, ``jaeger_url`` and ``logs_url`` of a failing call, and ``inhibited`` (the alerts held
+    back).
     """
     labels = {
         **alert.labels,
@@ -44,6 +45,7 @@ def labels_and_annotations(alert: Alert) -> tuple[dict[str, str], dict[str, str]
         "runbook_url": alert.runbook if runbook_is_url else None,
         "trace_id": alert.trace_id,
         "jaeger_url": alert.jaeger_url,
+        "logs_url": alert.logs_url,
         "inhibited": ", ".join(alert.inhibited) or None,
     }
     return (

@@ -15,7 +15,7 @@ __all__ = ["ConsoleChannel", "ConsoleNotifier", "format_console_line"]
 
 def format_console_line(notification: Notification) -> str:
     """``[P0 FIRING] GEMINI_INVALID_API_KEY service=gemini: API Key Invalid | action: ... | runbook: ...``, then
-    ``| repeat: 2`` and ``| ack: URL`` when the notification has them."""
+    ``| trace: ID JAEGER_URL``, ``| logs: URL``, ``| repeat: 2`` and ``| ack: URL`` when the notification has them."""
     alert = notification.alert
     parts = [
         f"[{alert.priority.value} {notification.transition.upper()}] {alert.error_code}"
@@ -25,6 +25,8 @@ def format_console_line(notification: Notification) -> str:
     ]
     if alert.trace_id:
         parts.append(f"trace: {alert.trace_id}" + (f" {alert.jaeger_url}" if alert.jaeger_url else ""))
+    if alert.logs_url:
+        parts.append(f"logs: {alert.logs_url}")
     if alert.inhibited:
         parts.append("holding back: " + ", ".join(alert.inhibited))
     if notification.repeat:

@@ -32,6 +32,8 @@ def discord_payload(notification: Notification) -> dict[str, object]:
     if alert.trace_id:
         value = f"[{alert.trace_id}]({alert.jaeger_url})" if alert.jaeger_url else alert.trace_id
         fields.append({"name": "Trace", "value": truncate(value, 1024), "inline": False})
+    if alert.logs_url:
+        fields.append({"name": "Logs", "value": truncate(f"[log lines]({alert.logs_url})", 1024), "inline": False})
     if notification.ack_url:
         fields.append({"name": "Acknowledge", "value": truncate(notification.ack_url, 1024), "inline": False})
     embed: dict[str, object] = {

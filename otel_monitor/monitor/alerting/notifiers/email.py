@@ -172,15 +172,17 @@ def _alert_bodies(notification: Notification) -> tuple[str, str]:
                 e.alert.action_required,
                 e.alert.trace_id,
                 e.alert.jaeger_url,
+                e.alert.logs_url,
             )
             for e in notification.digest
         ]
         html += "<h3>Alerts</h3>" + _table(
-            ["Status", "Error code", "Service", "Summary", "Action required", "Trace", "Jaeger"], rows
+            ["Status", "Error code", "Service", "Summary", "Action required", "Trace", "Jaeger", "Logs"], rows
         )
         text += "\n\nAlerts:\n" + "\n".join(
             f"- [{r[0]}] {r[1]} service={r[2] or '-'}: {r[3]} | action: {r[4]}"
             + (f" | trace: {r[5]} {r[6] or ''}".rstrip() if r[5] else "")
+            + (f" | logs: {r[7]}" if r[7] else "")
             for r in rows
         )
     return text, html

@@ -40,8 +40,13 @@ def pagerduty_event(notification: Notification, routing_key: str, source: str) -
     if alert.starts_at is not None:
         payload["timestamp"] = alert.starts_at.isoformat()
     event["payload"] = payload
+    links = []
     if alert.jaeger_url:
-        event["links"] = [{"href": alert.jaeger_url, "text": f"Jaeger trace {alert.trace_id or ''}".strip()}]
+        links.append({"href": alert.jaeger_url, "text": f"Jaeger trace {alert.trace_id or ''}".strip()})
+    if alert.logs_url:
+        links.append({"href": alert.logs_url, "text": f"Logs of trace {alert.trace_id or ''}".strip()})
+    if links:
+        event["links"] = links
     return event
 
 

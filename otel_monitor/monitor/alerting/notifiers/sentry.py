@@ -42,7 +42,16 @@ def sentry_event(notification: Notification) -> Event:
     }
     extra: dict[str, object] = {
         key: details[key]
-        for key in ("action_required", "runbook", "trace_id", "jaeger_url", "inhibited", "repeat", "ack_url")
+        for key in (
+            "action_required",
+            "runbook",
+            "trace_id",
+            "jaeger_url",
+            "logs_url",
+            "inhibited",
+            "repeat",
+            "ack_url",
+        )
         if key in details
     }
     return {

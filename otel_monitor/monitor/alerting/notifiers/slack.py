@@ -43,7 +43,10 @@ def slack_payload(notification: Notification) -> dict[str, object]:
     ]
     if alert.trace_id:
         trace = f"<{alert.jaeger_url}|{alert.trace_id}>" if alert.jaeger_url else alert.trace_id
-        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": f"Trace: {trace}"}]})
+        elements = [{"type": "mrkdwn", "text": f"Trace: {trace}"}]
+        if alert.logs_url:
+            elements.append({"type": "mrkdwn", "text": f"<{alert.logs_url}|Logs>"})
+        blocks.append({"type": "context", "elements": elements})
     if notification.ack_url:
         ack = f"<{notification.ack_url}|Acknowledge>"
         blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": ack}]})

@@ -98,7 +98,15 @@ def test_alert_carries_rule_fields_fingerprint_and_times():
     """The alert takes its fields from the rule, its fingerprint from rule name + merged labels, ends_at on resolve."""
     r = rule(labels={"team": "core"}, clear_for_seconds=10)
     alert, _ = advance(
-        None, True, r, T0, value=3.0, labels={"service": "gemini"}, trace_id="abc", jaeger_url="http://j/trace/abc"
+        None,
+        True,
+        r,
+        T0,
+        value=3.0,
+        labels={"service": "gemini"},
+        trace_id="abc",
+        jaeger_url="http://j/trace/abc",
+        logs_url="http://l/select/vmui/#/?query=trace_id%3A%22abc%22",
     )
     assert alert.fingerprint == fingerprint("redis_down", {"service": "gemini", "team": "core"})
     assert (alert.error_code, alert.priority, alert.value, alert.starts_at) == (
@@ -108,6 +116,7 @@ def test_alert_carries_rule_fields_fingerprint_and_times():
         T0,
     )
     assert (alert.trace_id, alert.jaeger_url, alert.service) == ("abc", "http://j/trace/abc", "gemini")
+    assert alert.logs_url == "http://l/select/vmui/#/?query=trace_id%3A%22abc%22"
     cleared, _ = advance(alert, False, r, T0 + dt.timedelta(seconds=20))
     assert cleared.ends_at == T0 + dt.timedelta(seconds=20) and cleared.trace_id == "abc"
     resolved, transition = advance(cleared, False, r, T0 + dt.timedelta(seconds=30))

@@ -132,6 +132,7 @@ def test_sentry_event_arrives_with_fingerprint_level_tags_and_extras(sentry_endp
     assert event["extra"]["runbook"] == "https://runbooks.local/gemini-key"
     assert event["extra"]["trace_id"] == "4bf92f3577b34da6a3ce929d0e0e4736"
     assert event["extra"]["jaeger_url"].endswith("/trace/4bf92f3577b34da6a3ce929d0e0e4736")
+    assert event["extra"]["logs_url"] == notification.alert.logs_url
 
 
 @pytest.mark.parametrize("priority, level", [(Priority.P0, "fatal"), (Priority.P1, "error"), (Priority.P2, "warning")])

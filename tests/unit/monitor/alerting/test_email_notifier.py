@@ -68,6 +68,7 @@ def alert(priority: Priority = Priority.P0, code: str = "GEMINI_INVALID_API_KEY"
         starts_at=dt.datetime(2026, 3, 1, tzinfo=dt.UTC),
         trace_id="cd" * 16,
         jaeger_url="http://jaeger/trace/" + "cd" * 16,
+        logs_url="http://logs/select/vmui/#/?query=trace_id%3A%22" + "cd" * 16 + "%22",
     )
 
 
@@ -80,7 +81,13 @@ NOTIFICATIONS = [
         Notification.of(alert()),
         "[P0] P0 Alert: API Key Invalid (GEMINI_INVALID_API_KEY)",
         "P0",
-        ["GEMINI_INVALID_API_KEY", "Check GEMINI_API_KEY", "cd" * 16, "http://jaeger/trace/"],
+        [
+            "GEMINI_INVALID_API_KEY",
+            "Check GEMINI_API_KEY",
+            "cd" * 16,
+            "http://jaeger/trace/",
+            "http://logs/select/vmui/",
+        ],
         id="p0",
     ),
     pytest.param(
@@ -93,7 +100,7 @@ NOTIFICATIONS = [
         ),
         None,
         "P1",
-        ["D_ID_QUOTA_LOW", "GEMINI_ERROR_RATE_HIGH", "cd" * 16],
+        ["D_ID_QUOTA_LOW", "GEMINI_ERROR_RATE_HIGH", "cd" * 16, "<th>Logs</th>", "http://logs/select/vmui/"],
         id="p1-digest",
     ),
     pytest.param(

@@ -20,7 +20,7 @@ from otel_monitor.monitor.quota.service import QuotaView
 from otel_monitor.monitor.status.collect import StatusCollector, overall_state, provider_state
 from otel_monitor.monitor.status.model import ActiveAlert, ProviderMetrics
 from otel_monitor.monitor.status.provider_metrics import SPARKLINE_POINTS, ProviderMetricsReader
-from otel_monitor.monitor.status.render import render_status_page
+from otel_monitor.monitor.status.render import render_alert_page, render_status_page
 from otel_monitor.monitor.status.router import STATUS_WS_PATH, build_status_router
 from otel_monitor.monitor.status.service import StatusService
 from otel_monitor.monitor.status.uptime import UptimeCounts, UptimeStore, uptime_days
@@ -296,8 +296,26 @@ def test_the_page_shows_everything_escaped_and_unavailable_metrics_say_so():
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "<script>alert(1)" not in page
     assert page.count(">unavailable<") == 4
     assert 'href="http://jaeger.local/trace/4bf92f3577b34da6a3ce929d0e0e4736"' in page
+    assert f'href="{make_alert().logs_url}">logs</a>' in page
     assert "alert fired" in page and "planned maintenance" in page and '<code>service="gemini"</code>' in page
     assert summary.state == "down" and "http" not in page.split("<script>")[0].split("<body")[0]  # no CDN
+
+
+@pytest.mark.parametrize(
+    "alert, links",
+    [
+        (make_alert(), [make_alert().jaeger_url, make_alert().logs_url]),
+        (make_alert(logs_url=None), [make_alert().jaeger_url]),  # no log store configured: no logs row
+        (make_alert(trace_id=None, jaeger_url=None, logs_url=None), []),
+    ],
+)
+def test_the_alert_page_links_the_trace_and_its_log_lines(alert, links):
+    """The alert's page (where notifications lead) links its failing call's trace and log lines when it has them."""
+    page = render_alert_page(
+        alert, acknowledgement=None, silenced_by=[], ack_path="/ack", ack_url="http://m/ack", token_needed=False
+    )
+    assert [url for url in (make_alert().jaeger_url, make_alert().logs_url) if f'href="{url}"' in page] == links
+    assert ("<th>Logs</th>" in page) is (alert.logs_url is not None)
 
 
 def test_json_summary_route_and_page_route():
