@@ -237,6 +237,7 @@ def test_compose_parses_with_the_expected_services():
         "otel-collector",
         "jaeger-data-owner",
         "jaeger",
+        "victorialogs",
         "prometheus",
         "blackbox-exporter",
         "grafana",

@@ -26,8 +26,9 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 # the exporter (each target file names its own: loopback here, the compose service in compose).
 BLACKBOX_JOB = OUTSIDE_PROBE_JOB
 BLACKBOX_ADDRESS_LABEL = "__blackbox_exporter"
-# How long VictoriaLogs keeps log lines (its -retentionPeriod: a number and h, d, w or y).
-VICTORIALOGS_RETENTION = os.environ.get("OTEL_MONITOR_LOGS_RETENTION", "7d")
+# How long VictoriaLogs keeps log lines (its -retentionPeriod: a number and h, d, w or y); compose reads the same
+# variable.
+VICTORIALOGS_RETENTION = os.environ.get("VICTORIALOGS_RETENTION", "7d")
 POSTGRES_BIN = Path(os.environ.get("OTEL_MONITOR_POSTGRES_BIN", "/usr/lib/postgresql/15/bin"))
 
 
@@ -127,7 +128,7 @@ class DevStack:
             "COLLECTOR_TELEMETRY_HOST": "127.0.0.1",
             "COLLECTOR_TELEMETRY_PORT": str(p.collector_telemetry),
             "JAEGER_OTLP_GRPC_ENDPOINT": f"127.0.0.1:{p.jaeger_otlp_grpc}",
-            "VICTORIALOGS_ENDPOINT": self.victorialogs_url,
+            "VICTORIALOGS_ENDPOINT": f"127.0.0.1:{p.victorialogs}",
         }
         binary = _binary("OTEL_MONITOR_COLLECTOR_BIN", "build-collector.sh")
         return ManagedProcess(
