@@ -11,6 +11,9 @@ BENCHES = [
     "bench.health_load",
     "bench.alert_latency",
     "bench.alert_evaluation",
+    "bench.failover",
+    "bench.rule_scaling",
+    "bench.race",
 ]
 
 
