@@ -22,10 +22,10 @@ import time
 import httpx
 
 from examples.monitor_launcher import MonitorProcess
-from tests.integration.test_monitor_replicas import RULES, _lock_backends, _terminate
 from tests.support.backends import fresh_postgres_database
 from tests.support.monitor import alerting_monitor
 from tests.support.receivers import Receiver
+from tests.support.replicas import RULES, lock_connection_backends, terminate_backends
 from tools.devstack import DevStack, StackPorts, server_workdir, wait_until
 
 REPLICAS = 3
@@ -95,8 +95,8 @@ def main() -> None:
                     killed_at = time.monotonic()
                     survivors = {rid: r for rid, r in replicas.items() if rid != leader}
                 else:
-                    (backend,) = _lock_backends(store_url, leader)
-                    _terminate(store_url, [backend])
+                    (backend,) = lock_connection_backends(store_url, leader)
+                    terminate_backends(store_url, [backend])
                     killed_at = time.monotonic()
                     survivors = replicas
                 watched["redis"].stop()

@@ -9,36 +9,15 @@ import time
 
 import httpx
 import pytest
-from sqlalchemy import create_engine, text
 
 from examples.monitor_launcher import MonitorProcess
 from otel_monitor.monitor.leadership import AdvisoryLockLeadership
 from tests.support.monitor import alerting_monitor
+from tests.support.replicas import RULES, lock_connection_backends, terminate_backends
 from tools.devstack import wait_until
 
 # A new leader must lead within this long of the old one's death (the issue's bound).
 FAILOVER_BOUND_SECONDS = 15
-# Long enough that the second P0 is still pending when the leader is killed, right after the first fires.
-ABOUT_TO_FIRE_SECONDS = 6
-
-
-def _p0(name: str, for_seconds: int) -> dict:
-    return {
-        "name": name,
-        "priority": "P0",
-        "source": "check",
-        "expr": "health.redis",
-        "for_seconds": for_seconds,
-        "clear_for_seconds": 0,
-        "interval_seconds": 1,
-        "error_code": "REDIS_CONNECTION_FAILED",
-        "summary": f"Redis is unreachable ({name})",
-        "action_required": "Restart Redis or check its host",
-        "runbook": "Celery and the failure streaks stop while Redis is down.",
-    }
-
-
-RULES = {"rules": [_p0("RedisDown", 0), _p0("RedisStillDown", ABOUT_TO_FIRE_SECONDS)]}
 
 
 def _replica(stack, own_redis, receiver, workdir, store_url: str, replica_id: str) -> MonitorProcess:
@@ -85,30 +64,6 @@ def _firing_on_status_page(replica: MonitorProcess) -> list[tuple[str, str]]:
     return sorted((alert["rule"], alert["state"]) for alert in alerts)
 
 
-def _lock_backends(store_url: str, replica_id: str) -> list[int]:
-    """The server processes of ``replica_id``'s leader-election connection (by its application name)."""
-    engine = create_engine(store_url)
-    try:
-        with engine.connect() as connection:
-            rows = connection.execute(
-                text("SELECT pid FROM pg_stat_activity WHERE application_name = :name"),
-                {"name": f"otel-monitor leader election {replica_id}"},
-            )
-            return [row.pid for row in rows]
-    finally:
-        engine.dispose()
-
-
-def _terminate(store_url: str, pids: list[int]) -> None:
-    engine = create_engine(store_url)
-    try:
-        with engine.connect() as connection:
-            for pid in pids:
-                assert connection.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid}).scalar()
-    finally:
-        engine.dispose()
-
-
 @pytest.mark.stack
 def test_killed_leader_and_killed_lock_connection_hand_over_with_each_notification_once(
     stack, own_redis, receiver, postgres_url, workdir
@@ -148,8 +103,8 @@ def test_killed_leader_and_killed_lock_connection_hand_over_with_each_notificati
         ack = httpx.post(f"{follower.url}/api/v1/alerts/{acked}/ack", json={"by": "oncall"}, timeout=5)
         assert ack.status_code == 200, ack.text  # acknowledged through a replica that does not lead
 
-        (lock_backend,) = _lock_backends(postgres_url, second_leader)
-        _terminate(postgres_url, [lock_backend])
+        (lock_backend,) = lock_connection_backends(postgres_url, second_leader)
+        terminate_backends(postgres_url, [lock_backend])
         terminated_at = time.monotonic()
         third_leader = wait_until(
             lambda: next((leader for leader in _leaders(survivors) if leader != second_leader), None),
@@ -206,7 +161,7 @@ def test_fence_fails_at_once_when_the_lock_connection_is_terminated(postgres_url
         await asyncio.sleep(2.5)  # two tries of the second elector
         assert (first.is_leader, second.is_leader) == (True, False)
         assert await first.still_leading()
-        _terminate(postgres_url, [await asyncio.to_thread(first.backend_pid)])
+        terminate_backends(postgres_url, [await asyncio.to_thread(first.backend_pid)])
         assert await first.still_leading() is False  # the fence, before the loop's next check
         await _until(lambda: second.is_leader)
         stop.set()
