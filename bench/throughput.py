@@ -41,7 +41,7 @@ def main() -> None:
 
     run = DemoRun(
         server_workdir("otel-monitor-bench-"),
-        components=("jaeger", "prometheus", "redis", "collector"),
+        components=("jaeger", "victorialogs", "prometheus", "redis", "collector"),
         scrape_interval="1s",
         backend_options={
             "metric_export_interval": 1.0,
