@@ -6,9 +6,12 @@ VENV ?= .venv
 PYTHON ?= python3
 PY := $(VENV)/bin/python
 export OTEL_MONITOR_CACHE ?= $(HOME)/.cache/otel-monitor
-# The collector, Jaeger and VictoriaLogs are built once per input and cached outside the checkout.
+# The collectors (single, tier agent and gateway), Jaeger and VictoriaLogs are built once per input and cached
+# outside the checkout.
 BINARIES = OTEL_MONITOR_COLLECTOR_BIN="$$(scripts/build-collector.sh)" OTEL_MONITOR_JAEGER_BIN="$$(scripts/build-jaeger.sh)" \
-	OTEL_MONITOR_VICTORIALOGS_BIN="$$(scripts/build-victorialogs.sh)"
+	OTEL_MONITOR_VICTORIALOGS_BIN="$$(scripts/build-victorialogs.sh)" \
+	OTEL_MONITOR_COLLECTOR_AGENT_BIN="$$(scripts/build-collector.sh collector/agent-builder-config.yaml)" \
+	OTEL_MONITOR_COLLECTOR_GATEWAY_BIN="$$(scripts/build-collector.sh collector/gateway-builder-config.yaml)"
 # The other Python versions the library claims (requires-python): its unit tests run on each of them too.
 OTHER_PYTHONS := 3.12 3.13
 # The library's unit tests (tests/unit/ mirrors the package): the in-backend half and the testing module.
@@ -60,6 +63,8 @@ binaries:
 	@scripts/build-collector.sh >/dev/null
 	@scripts/build-jaeger.sh >/dev/null
 	@scripts/build-victorialogs.sh >/dev/null
+	@scripts/build-collector.sh collector/agent-builder-config.yaml >/dev/null
+	@scripts/build-collector.sh collector/gateway-builder-config.yaml >/dev/null
 
 # The gates: style, types and the import contracts (pyproject.toml configures each and says what each covers).
 lint: python

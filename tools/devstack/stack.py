@@ -66,12 +66,12 @@ def server_workdir(prefix: str) -> Path:
     return path
 
 
-def _binary(env_var: str, script: str) -> str:
+def _binary(env_var: str, script: str, *args: str) -> str:
     """A built binary: from the environment (set by the Makefile) or by running its cached build script."""
     path = os.environ.get(env_var)
     if path and Path(path).is_file():
         return path
-    result = subprocess.run(["bash", str(REPO_ROOT / "scripts" / script)], capture_output=True, text=True)
+    result = subprocess.run(["bash", str(REPO_ROOT / "scripts" / script), *args], capture_output=True, text=True)
     if result.returncode != 0:
         raise RuntimeError(f"{script} failed (set {env_var} to a built binary):\n{result.stderr[-2000:]}")
     return result.stdout.strip().splitlines()[-1]
@@ -180,12 +180,8 @@ class DevStack:
             for sd in job.get("file_sd_configs", ()):
                 sd["refresh_interval"] = self.scrape_interval
         (home / "prometheus.yml").write_text(yaml.safe_dump(config, sort_keys=False))
-        targets = {
-            "otel-collector": self.ports.collector_prometheus,
-            "otel-collector-internal": self.ports.collector_telemetry,
-        }
-        for job, port in targets.items():
-            (home / "targets" / f"{job}.json").write_text(json.dumps([{"targets": [f"127.0.0.1:{port}"]}]))
+        self.scrape_targets("otel-collector", [self.ports.collector_prometheus])
+        self.scrape_targets("otel-collector-internal", [self.ports.collector_telemetry])
         if not self._probe_targets_file.exists():
             self.probe_from_outside({})
         argv = [
@@ -199,6 +195,14 @@ class DevStack:
         return ManagedProcess(
             "prometheus", argv, self.logs / "prometheus.log", ready=http_ok(f"{self.prometheus_url}/-/ready")
         )
+
+    def scrape_targets(self, job: str, ports: Sequence[int]) -> None:
+        """Makes Prometheus scrape ``job`` on these loopback ports (re-read within a scrape interval)."""
+        path = self.workdir / "prometheus" / "targets" / f"{job}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        staged = path.with_suffix(".tmp")
+        staged.write_text(json.dumps([{"targets": [f"127.0.0.1:{port}" for port in ports]}]))
+        staged.replace(path)  # atomic: Prometheus never reads half a file
 
     @property
     def _probe_targets_file(self) -> Path:
