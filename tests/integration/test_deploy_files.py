@@ -389,8 +389,9 @@ def test_datasources_provision_the_uids_the_dashboards_use():
     """datasources.yml provisions Prometheus and Jaeger by the uids every dashboard and exemplar link use."""
     sources = {source["uid"]: source for source in _grafana_file("datasources.yml")["datasources"]}
     assert sources["prometheus"]["type"] == "prometheus" and sources["jaeger"]["type"] == "jaeger"
-    for link in sources["prometheus"]["jsonData"]["exemplarTraceIdDestinations"]:
-        assert link["name"] == "trace_id" and link["datasourceUid"] in sources
+    # An exemplar's trace_id label opens its trace in Jaeger (tests/integration/test_exemplars.py: they reach it).
+    links = sources["prometheus"]["jsonData"]["exemplarTraceIdDestinations"]
+    assert [(link["name"], sources[link["datasourceUid"]]["type"]) for link in links] == [("trace_id", "jaeger")]
     assert sources["jaeger"]["jsonData"]["tracesToMetrics"]["datasourceUid"] in sources
     for name, board in _dashboards().items():
         assert _dashboard_datasource_uids(board) <= set(sources), f"{name} uses an unprovisioned data source"
