@@ -24,8 +24,12 @@ TALK_DURATION_SECONDS = 4.2
 FAKE_MP4 = b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom"
 
 
+def _iso(moment: datetime) -> str:
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return _iso(datetime.now(UTC))
 
 
 def _error(status: int, kind: str, description: str) -> JSONResponse:
@@ -41,17 +45,19 @@ FAULT_ERRORS = {
 
 
 class DidAccount:
-    """The credit balance behind the key; each accepted talk costs one credit."""
+    """The credit balance behind the key; each accepted talk costs one credit. ``/credits`` lists the current pack
+    (expiring ``expires_in_days`` from now; tests may set ``expire_at``), then last month's, spent and expiring
+    sooner, as an account on a monthly plan has them."""
 
-    def __init__(self, total: int = 100, remaining: int | None = None) -> None:
+    def __init__(self, total: int = 100, remaining: int | None = None, expires_in_days: float = 30) -> None:
         self.total = total
         self.initial_remaining = total if remaining is None else remaining
         self._remaining = self.initial_remaining
         self._lock = threading.Lock()
-        self.created_at = _now()
-        self.expire_at = (
-            (datetime.now(UTC) + timedelta(days=30)).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-        )
+        now = datetime.now(UTC)
+        self.created_at = _iso(now)
+        self.expire_at = _iso(now + timedelta(days=expires_in_days))
+        self.spent_pack_expire_at = _iso(now + timedelta(days=1))
 
     @property
     def remaining(self) -> int:
@@ -74,7 +80,7 @@ class DidAccount:
 
     def as_json(self, drained: bool = False) -> dict:
         remaining = 0 if drained else self._remaining
-        item = {
+        pack = {
             "owner_id": OWNER,
             "expire_at": self.expire_at,
             "created_at": self.created_at,
@@ -83,7 +89,8 @@ class DidAccount:
             "product_id": "prod_fake_api_plan",
             "price_id": "price_fake_monthly",
         }
-        return {"credits": [item], "remaining": remaining, "total": self.total}
+        spent = {**pack, "expire_at": self.spent_pack_expire_at, "remaining": 0}
+        return {"credits": [pack, spent], "remaining": remaining, "total": self.total}
 
 
 @dataclass

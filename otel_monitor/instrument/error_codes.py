@@ -62,6 +62,8 @@ class ApiErrorCode(str, Enum):
     API_RETRIES_HIGH = "API_RETRIES_HIGH"
     API_UPLOAD_SLOW = "API_UPLOAD_SLOW"
     QUOTA_USAGE_WARNING = "QUOTA_USAGE_WARNING"
+    # Unspent prepaid credits (D-ID's packs) expire soon: used or not, they are gone after their expire_at.
+    QUOTA_CREDITS_EXPIRING = "QUOTA_CREDITS_EXPIRING"
 
 
 class ThresholdErrorCode(str, Enum):

@@ -120,6 +120,7 @@ def test_shipped_rules_use_only_defined_error_codes():
         ("YoutubeQuotaRefused", "P1", 'error_code="YOUTUBE_QUOTA_EXCEEDED"'),
         ("YoutubeUploadLimitReached", "P1", 'error_code="YOUTUBE_UPLOAD_LIMIT_EXCEEDED"'),
         ("GeminiDailyQuotaExhausted", "P1", 'error_code="GEMINI_QUOTA_EXCEEDED"'),
+        ("DIdCreditsExpiring", "P1", 'quota_credits_expiry_seconds{service="d-id"}) / 86400 < 7,'),
         ("GeminiRateLimited", "P2", 'error_code="GEMINI_RATE_LIMITED"'),
         ("StabilityRateLimited", "P2", 'error_code="STABILITY_RATE_LIMITED"'),
         # Per-service warnings of the metric tables

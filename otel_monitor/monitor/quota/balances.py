@@ -32,6 +32,8 @@ class Balance:
     stale: bool = False
     error_code: str | None = None
     configured: bool = True
+    # The nearest expiry of credits still unspent (D-ID's credit packs expire); None: none known, or none expire.
+    expires_at: dt.datetime | None = None
 
 
 class _BadBalance(Exception):
@@ -57,6 +59,8 @@ class BalancePoller:
 
     service = ""
     path = ""
+    # Whether the provider's credits expire (its balance document dates them): the quota then shows ``expires_at``.
+    credits_expire = False
 
     def __init__(
         self,
@@ -82,6 +86,10 @@ class BalancePoller:
         """(used, total) from the provider's answer."""
         raise NotImplementedError
 
+    def _expires_at(self, document: Mapping) -> dt.datetime | None:
+        """The nearest expiry of unspent credits in the provider's answer; None where credits do not expire."""
+        return None
+
     async def poll(self) -> Balance:
         """Reads the balance now; on failure the last known values stay, with ``stale`` and ``error_code`` set."""
         if self._api_key is None:
@@ -98,6 +106,7 @@ class BalancePoller:
             if not isinstance(document, Mapping):
                 raise _BadBalance("not a JSON object")
             used, total = self._balance(document)
+            expires_at = self._expires_at(document)
         except (ValueError, TypeError, KeyError, _BadBalance) as exc:
             return self._failed(
                 provider_error_code(self.service, ProviderFailure.UNKNOWN_ERROR),
@@ -111,6 +120,7 @@ class BalancePoller:
             fetched_at=self._clock(),
             stale=False,
             error_code=None,
+            expires_at=expires_at,
         )
         return self.last
 
@@ -144,11 +154,20 @@ def _number(value: object, name: str) -> float:
     return float(value)
 
 
+def _timestamp(value: object, name: str) -> dt.datetime:
+    if not isinstance(value, str):
+        raise _BadBalance(f"{name} is not a timestamp")
+    moment = dt.datetime.fromisoformat(value)  # ValueError: not ISO 8601 (D-ID writes "2025-11-01T00:00:00.000Z")
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC)
+
+
 class DidCreditsPoller(BalancePoller):
-    """D-ID: ``GET /credits`` with ``Authorization: Basic <key>`` answers ``{"remaining": R, "total": T, ...}``."""
+    """D-ID: ``GET /credits`` with ``Authorization: Basic <key>`` answers ``{"remaining": R, "total": T, "credits":
+    [{"remaining": r, "expire_at": "...", ...}, ...]}``: one entry per credit pack, each with its own expiry."""
 
     service = "d-id"
     path = "/credits"
+    credits_expire = True
 
     def __init__(
         self,
@@ -169,6 +188,20 @@ class DidCreditsPoller(BalancePoller):
         remaining = _number(document.get("remaining"), "remaining")
         total = self._total if self._total is not None else _number(document.get("total"), "total")
         return max(total - remaining, 0.0), total
+
+    def _expires_at(self, document: Mapping) -> dt.datetime | None:
+        """The earliest ``expire_at`` of the packs with credits left (a spent pack's expiry costs nothing)."""
+        packs = document.get("credits") or []
+        if not isinstance(packs, list):
+            raise _BadBalance("credits is not a list")
+        expiries = [
+            _timestamp(pack.get("expire_at"), "expire_at")
+            for pack in packs
+            if isinstance(pack, Mapping)
+            and pack.get("expire_at") is not None
+            and _number(pack.get("remaining", 0), "remaining") > 0
+        ]
+        return min(expiries, default=None)
 
 
 class StabilityBalancePoller(BalancePoller):

@@ -9,6 +9,8 @@ Prometheus series, as the collector's Prometheus exporter names them:
 - ``quota_time_to_exhaustion_seconds``: seconds until the quota runs out at the current burn rate (absent when
   not burning or when the reset comes first)
 - ``quota_stale``: 1 while the last read failed and the values shown are the last known ones
+- ``quota_credits_expiry_seconds``: seconds until the nearest expiry of unspent credits (D-ID's credit packs),
+  labelled ``expires_on`` with that day (UTC, ``2025-11-01``) so an alert can name it; absent where none expire
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ class QuotaMetricNames:
     TIME_TO_RESET = "quota.time_to_reset"
     TIME_TO_EXHAUSTION = "quota.time_to_exhaustion"
     STALE = "quota.stale"
+    CREDITS_EXPIRY = "quota.credits_expiry"
 
 
 class QuotaPromNames:
@@ -46,6 +49,7 @@ class QuotaPromNames:
     TIME_TO_RESET = "quota_time_to_reset_seconds"
     TIME_TO_EXHAUSTION = "quota_time_to_exhaustion_seconds"
     STALE = "quota_stale"
+    CREDITS_EXPIRY = "quota_credits_expiry_seconds"
 
 
 class _QuotaState(Protocol):
@@ -63,6 +67,8 @@ class _QuotaState(Protocol):
     def forecast_exhausted_at(self) -> dt.datetime | None: ...
     @property
     def stale(self) -> bool: ...
+    @property
+    def expires_at(self) -> dt.datetime | None: ...
 
 
 def register_quota_metrics(
@@ -124,4 +130,19 @@ def register_quota_metrics(
         [gauge(lambda s, _: 1 if s.stale else 0)],
         unit="",
         description="1 while the quota shown is the last known value (its read failed)",
+    )
+
+    def observe_expiry(_options: CallbackOptions) -> Iterator[Observation]:
+        now = clock()
+        for state in states():
+            seconds = seconds_until(state.expires_at, now)
+            if state.expires_at is not None and seconds is not None:
+                expires_on = state.expires_at.astimezone(dt.UTC).date().isoformat()
+                yield Observation(seconds, {"service": state.service, "expires_on": expires_on})
+
+    meter.create_observable_gauge(
+        QuotaMetricNames.CREDITS_EXPIRY,
+        [observe_expiry],
+        unit="s",
+        description="Time until the nearest expiry of unspent credits (0 once past)",
     )

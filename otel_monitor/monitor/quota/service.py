@@ -65,10 +65,13 @@ class QuotaView:
     error_code: str | None
     read_at: dt.datetime
     refused_at: dt.datetime | None = None
+    credits_expire: bool = False
+    expires_at: dt.datetime | None = None
 
     def as_json(self) -> dict:
-        """The endpoint's entry (used, total, percentage, reset_date, status) and the extras of this project."""
-        return {
+        """The endpoint's entry (used, total, percentage, reset_date, status) and the extras of this project; a
+        provider whose credits expire (D-ID) also has ``expires_at``, the nearest expiry of unspent credits."""
+        entry = {
             "used": _number(self.used),
             "total": _number(self.total),
             "percentage": _number(self.percentage),
@@ -80,6 +83,9 @@ class QuotaView:
             "error_code": self.error_code,
             "refused_at": iso_utc(self.refused_at),
         }
+        if self.credits_expire:
+            entry["expires_at"] = iso_utc(self.expires_at)
+        return entry
 
 
 class QuotaService:
@@ -398,6 +404,8 @@ class QuotaService:
             reading.error_code,
             reading.read_at,
             reading.refused_at,
+            reading.credits_expire,
+            reading.expires_at,
         )
 
     @staticmethod

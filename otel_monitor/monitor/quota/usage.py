@@ -33,6 +33,9 @@ class QuotaReading:
     stale: bool = False
     error_code: str | None = None
     refused_at: dt.datetime | None = None
+    # Credits that expire (D-ID): ``expires_at`` is the nearest expiry of unspent credits (None: none known).
+    credits_expire: bool = False
+    expires_at: dt.datetime | None = None
 
 
 def apply_refusal(
@@ -185,6 +188,8 @@ class BalanceQuotaSource:
             now,
             stale=balance.stale or not complete,
             error_code=balance.error_code,
+            credits_expire=self.poller.credits_expire,
+            expires_at=balance.expires_at,
         )
         return apply_refusal(reading, refused_at, balance.fetched_at)
 
