@@ -277,6 +277,9 @@ class ExternalCall:
                 self.recorder.usage.record(service, units)
             if result.failure is ProviderFailure.QUOTA_EXCEEDED:  # the provider's refusal proves the quota spent
                 self.recorder.usage.record_refusal(service)
+            if self._gen_ai is not None:  # per-model limits: every attempt is a request, input tokens count
+                tokens = self._tokens.input if self._tokens is not None else 0
+                self.recorder.usage.record_model(service, self._gen_ai.model, self.retries + 1, tokens)
         limit_fields = self._limit_fields(result.limit, error_code) if result.limit and error_code else {}
         if self._gen_ai is not None:
             self._report_gen_ai(self._gen_ai, elapsed, error_code)

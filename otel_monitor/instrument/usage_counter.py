@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from otel_monitor._utc_time import utc_now
@@ -16,7 +17,7 @@ if TYPE_CHECKING:
 
     from otel_monitor.instrument.redis_writer import PipelineCommand
 
-__all__ = ["UsageCounter", "DEFAULT_UNIT_COSTS"]
+__all__ = ["UsageCounter", "ModelUsage", "DEFAULT_UNIT_COSTS"]
 
 _UTC = dt.UTC
 
@@ -28,6 +29,20 @@ DEFAULT_UNIT_COSTS: dict[str, dict[str, float]] = {
     "youtube": {"videos.insert": 1600, "*": 1},
 }
 _BUCKET_TTL_SECONDS = 40 * 86400
+# A minute's per-model counts are read during that minute only; kept a little longer for a reader's late clock.
+_MINUTE_TTL_SECONDS = 180
+# Per-model requests a day need one day of hourly buckets (the longest day, 25 hours, and a margin).
+_MODEL_DAY_TTL_SECONDS = 2 * 86400
+
+
+@dataclass(frozen=True)
+class ModelUsage:
+    """One model's counts across every process: requests and input tokens in the current minute (UTC), and
+    requests from ``since`` (the day's window start) through now."""
+
+    requests_this_minute: float
+    tokens_this_minute: float
+    requests_since: float
 
 
 def _refusals_key(prefix: str) -> str:
@@ -36,6 +51,18 @@ def _refusals_key(prefix: str) -> str:
 
 def _bucket(at: dt.datetime) -> str:
     return at.astimezone(_UTC).strftime("%Y%m%d%H")
+
+
+def _minute_key(prefix: str, service: str, model: str, at: dt.datetime) -> str:
+    return f"{prefix}:{service}:model:{model}:minute:{at.astimezone(_UTC).strftime('%Y%m%d%H%M')}"
+
+
+def _models_key(prefix: str, service: str) -> str:
+    return f"{prefix}:{service}:models"
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
 
 
 class UsageCounter:
@@ -78,6 +105,44 @@ class UsageCounter:
 
         self._write(increment)
 
+    def record_model(
+        self, service: str, model: str, requests: float, input_tokens: float, at: dt.datetime | None = None
+    ) -> None:
+        """``requests`` to ``model`` using ``input_tokens`` (what Gemini's per-minute token limit counts): added to
+        the model's minute (``<prefix>:<service>:model:<model>:minute:<YYYYmmddHHMM>``, expiring after 3 minutes)
+        and to its hourly buckets (for requests per day); the model joins ``<prefix>:<service>:models``."""
+        at = at or self._clock()
+        minute = _minute_key(self._prefix, service, model, at)
+        hours = f"{self._prefix}:{service}:model:{model}"
+        models = _models_key(self._prefix, service)
+
+        def increment(pipe: Pipeline) -> None:
+            pipe.hincrbyfloat(minute, "requests", requests)
+            if input_tokens:
+                pipe.hincrbyfloat(minute, "tokens", input_tokens)
+            pipe.expire(minute, _MINUTE_TTL_SECONDS)
+            pipe.hincrbyfloat(hours, _bucket(at), requests)
+            pipe.expire(hours, _MODEL_DAY_TTL_SECONDS)
+            pipe.sadd(models, model)
+            pipe.expire(models, _MODEL_DAY_TTL_SECONDS)
+
+        self._write(increment)
+
+    def models(self, service: str) -> set[str]:
+        """The models of ``service`` called within the last two days, as recorded by ``record_model``."""
+        return {_text(name) for name in self._redis.smembers(_models_key(self._prefix, service))}
+
+    def model_usage(self, service: str, model: str, since: dt.datetime, until: dt.datetime | None = None) -> ModelUsage:
+        """``model``'s counts in the minute of ``until`` (now by default), its requests from the hour of ``since``."""
+        until = until or self._clock()
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.hmget(_minute_key(self._prefix, service, model, until), ["requests", "tokens"])
+        pipe.hgetall(f"{self._prefix}:{service}:model:{model}")
+        (requests, tokens), hours = pipe.execute()
+        first, last = _bucket(since), _bucket(until)
+        today = sum(float(value) for field, value in hours.items() if first <= _text(field) <= last)
+        return ModelUsage(float(requests or 0), float(tokens or 0), today)
+
     def record_refusal(self, service: str, at: dt.datetime | None = None) -> None:
         """The provider refused a call for lack of quota or credits (``<SERVICE>_QUOTA_EXCEEDED``) at ``at``.
 
@@ -119,7 +184,7 @@ class UsageCounter:
         fields = self._redis.hgetall(f"{self._prefix}:{service}")
         total = 0.0
         for field, value in fields.items():
-            name = field.decode() if isinstance(field, bytes) else field
+            name = _text(field)
             if first <= name <= last:
                 total += float(value)
         return total

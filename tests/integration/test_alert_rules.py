@@ -121,6 +121,7 @@ def test_shipped_rules_use_only_defined_error_codes():
         ("YoutubeUploadLimitReached", "P1", 'error_code="YOUTUBE_UPLOAD_LIMIT_EXCEEDED"'),
         ("GeminiDailyQuotaExhausted", "P1", 'error_code="GEMINI_QUOTA_EXCEEDED"'),
         ("DIdCreditsExpiring", "P1", 'quota_credits_expiry_seconds{service="d-id"}) / 86400 < 7,'),
+        ("GeminiModelDailyLimitLow", "P1", 'limit="requests per day"}[15m]) ) > 0.9'),
         ("GeminiRateLimited", "P2", 'error_code="GEMINI_RATE_LIMITED"'),
         ("StabilityRateLimited", "P2", 'error_code="STABILITY_RATE_LIMITED"'),
         # Per-service warnings of the metric tables

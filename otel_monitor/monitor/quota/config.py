@@ -15,6 +15,7 @@ from otel_monitor.monitor.quota.reset_schedule import ResetRule
 __all__ = [
     "ResetSchedule",
     "QuotaThresholds",
+    "GeminiModelLimits",
     "GeminiQuotaConfig",
     "YouTubeQuotaConfig",
     "DidQuotaConfig",
@@ -91,14 +92,38 @@ class _BalanceApi(_ProviderQuota):
         return value.rstrip("/")
 
 
+class GeminiModelLimits(_Strict):
+    """One Gemini model's rate limits, as Google's rate-limit table gives them for the project's tier: requests and
+    input tokens per minute, requests per day (which resets with ``gemini.reset``)."""
+
+    requests_per_minute: float = Field(gt=0)
+    tokens_per_minute: float = Field(gt=0)
+    requests_per_day: float = Field(gt=0)
+
+
+# EXAMPLES, to check against Google's rate-limit page for the project's tier (they change): gemini-2.0-flash on the
+# free tier (15 requests and 1,000,000 input tokens a minute, 1,500 requests a day) and on paid tier 1.
+EXAMPLE_GEMINI_MODEL_LIMITS = {
+    "gemini-2.0-flash": GeminiModelLimits(requests_per_minute=15, tokens_per_minute=1_000_000, requests_per_day=1500),
+    "gemini-2.0-flash-lite": GeminiModelLimits(
+        requests_per_minute=30, tokens_per_minute=1_000_000, requests_per_day=1500
+    ),
+}
+
+
 class GeminiQuotaConfig(_ProviderQuota):
     """Gemini requests a day, counted locally by the UsageCounter (Google has no API for what is left).
 
-    Google resets daily limits at midnight Pacific; the requirements say 00:00 UTC, the default here.
+    ``total`` is the project's own daily cap over every model, reset per ``reset`` (00:00 UTC by default, as the
+    requirements say). Google's limits per model (``models``) follow Google's schedule whatever ``reset`` says: per
+    minute by the minute, per day at midnight Pacific, as the 429s' QuotaFailure and the alerts name them.
     """
 
     total: float = Field(1000, gt=0)
     reset: ResetSchedule = ResetSchedule(cycle="daily")
+    # Per-model limits by model name (the name in the request URL); models called but not listed are shown with
+    # their counts and no limit. The defaults are examples: set the figures of your tier.
+    models: dict[str, GeminiModelLimits] = dict(EXAMPLE_GEMINI_MODEL_LIMITS)
 
 
 class YouTubeQuotaConfig(_ProviderQuota):

@@ -11,6 +11,9 @@ Prometheus series, as the collector's Prometheus exporter names them:
 - ``quota_stale``: 1 while the last read failed and the values shown are the last known ones
 - ``quota_credits_expiry_seconds``: seconds until the nearest expiry of unspent credits (D-ID's credit packs),
   labelled ``expires_on`` with that day (UTC, ``2025-11-01``) so an alert can name it; absent where none expire
+- ``quota_model_used``, ``quota_model_limit``, ``quota_model_usage_ratio``: Gemini's per-model limits, labelled
+  ``service``, ``model`` and ``limit`` (``per-minute requests``, ``per-minute input tokens``, ``requests per day``);
+  series of their own, so the per-service quota rules never mistake a per-minute peak for the day's quota
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from opentelemetry.metrics import CallbackOptions, MeterProvider, Observation
 from otel_monitor._utc_time import utc_now
 from otel_monitor.instrument.metrics import METER_NAME
 
-__all__ = ["QuotaMetricNames", "QuotaPromNames", "register_quota_metrics"]
+__all__ = ["QuotaMetricNames", "QuotaPromNames", "register_quota_metrics", "register_model_limit_metrics"]
 
 
 class QuotaMetricNames:
@@ -38,6 +41,9 @@ class QuotaMetricNames:
     TIME_TO_EXHAUSTION = "quota.time_to_exhaustion"
     STALE = "quota.stale"
     CREDITS_EXPIRY = "quota.credits_expiry"
+    MODEL_USED = "quota.model.used"
+    MODEL_LIMIT = "quota.model.limit"
+    MODEL_USAGE = "quota.model.usage"
 
 
 class QuotaPromNames:
@@ -50,6 +56,9 @@ class QuotaPromNames:
     TIME_TO_EXHAUSTION = "quota_time_to_exhaustion_seconds"
     STALE = "quota_stale"
     CREDITS_EXPIRY = "quota_credits_expiry_seconds"
+    MODEL_USED = "quota_model_used"
+    MODEL_LIMIT = "quota_model_limit"
+    MODEL_USAGE = "quota_model_usage_ratio"
 
 
 class _QuotaState(Protocol):
@@ -145,4 +154,50 @@ def register_quota_metrics(
         [observe_expiry],
         unit="s",
         description="Time until the nearest expiry of unspent credits (0 once past)",
+    )
+
+
+class _ModelLimitState(Protocol):
+    """What the per-model gauges read of one limit of one model (a ModelLimitView has it)."""
+
+    @property
+    def service(self) -> str: ...
+    @property
+    def model(self) -> str: ...
+    @property
+    def limit(self) -> str: ...
+    @property
+    def used(self) -> float: ...
+    @property
+    def total(self) -> float | None: ...
+
+
+def register_model_limit_metrics(
+    states: Callable[[], Iterable[_ModelLimitState]], *, meter_provider: MeterProvider | None = None
+) -> None:
+    """The per-model gauges; each collection reads ``states()`` (the last read of every model's limits)."""
+    meter = metrics.get_meter(METER_NAME, meter_provider=meter_provider)
+
+    def gauge(
+        value_of: Callable[[_ModelLimitState], float | None],
+    ) -> Callable[[CallbackOptions], Iterator[Observation]]:
+        def observe(_options: CallbackOptions) -> Iterator[Observation]:
+            for state in states():
+                value = value_of(state)
+                if value is not None:
+                    yield Observation(value, {"service": state.service, "model": state.model, "limit": state.limit})
+
+        return observe
+
+    meter.create_observable_gauge(
+        QuotaMetricNames.MODEL_USED, [gauge(lambda s: s.used)], unit="{unit}", description="Used of a model's limit"
+    )
+    meter.create_observable_gauge(
+        QuotaMetricNames.MODEL_LIMIT, [gauge(lambda s: s.total)], unit="{unit}", description="A model's limit"
+    )
+    meter.create_observable_gauge(
+        QuotaMetricNames.MODEL_USAGE,
+        [gauge(lambda s: s.used / s.total if s.total else None)],
+        unit="1",
+        description="Share of a model's limit used (1 = reached)",
     )

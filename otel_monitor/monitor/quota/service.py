@@ -25,7 +25,8 @@ from otel_monitor.logs.logger import StructuredLogger
 from otel_monitor.monitor.quota.balances import BalancePoller, DidCreditsPoller, PollerOptions, StabilityBalancePoller
 from otel_monitor.monitor.quota.config import HOURLY, QUARTER_HOURLY, QuotaConfig, QuotaThresholds, ResetSchedule
 from otel_monitor.monitor.quota.forecast import forecast_exhaustion
-from otel_monitor.monitor.quota.metrics import register_quota_metrics
+from otel_monitor.monitor.quota.metrics import register_model_limit_metrics, register_quota_metrics
+from otel_monitor.monitor.quota.model_limits import ModelLimit, ModelLimitsSource, models_json
 from otel_monitor.monitor.quota.monitor import QuotaMonitor, service_key
 from otel_monitor.monitor.quota.scheduler import PollScheduler
 from otel_monitor.monitor.quota.status import CRITICAL, EXCEEDED, WARNING, quota_status, usage_ratio
@@ -113,8 +114,10 @@ class QuotaService:
         closers: Iterable[Callable[[], object]] = (),
         high_usage_interval: float = QUARTER_HOURLY,
         refresh_interval: float | None = None,
+        model_limits: ModelLimitsSource | None = None,
     ) -> None:
         self.store = store
+        self.model_limits = model_limits
         self.sources = {service_key(name): source for name, source in sources.items()}
         self.thresholds = thresholds or QuotaThresholds()
         self.monitor = monitor or QuotaMonitor(
@@ -142,6 +145,8 @@ class QuotaService:
         )
         # The gauges show the views as they are: an export must not cause provider requests.
         register_quota_metrics(self._views, meter_provider=meter_provider, clock=clock)
+        if model_limits is not None:
+            register_model_limit_metrics(lambda: model_limits.latest, meter_provider=meter_provider)
 
     @classmethod
     def from_config(
@@ -209,6 +214,11 @@ class QuotaService:
             closers=closers,
             high_usage_interval=config.high_usage_poll_interval_seconds,
             refresh_interval=config.refresh_interval_seconds if config.poll else None,
+            model_limits=ModelLimitsSource(
+                "gemini",
+                counter,
+                {name: ModelLimit(**limits.model_dump()) for name, limits in config.gemini.models.items()},
+            ),
         )
 
     # -- lifecycle ------------------------------------------------------------------------------------------------
@@ -308,6 +318,8 @@ class QuotaService:
         views = await asyncio.gather(
             *(self._current(key, now, stale_ok=stale_ok) for key in self.sources), return_exceptions=True
         )
+        if self.model_limits is not None:
+            await self.model_limits.read(now)
         for key, view in zip(self.sources, views, strict=False):
             if isinstance(view, QuotaStoreError):
                 self._log_store_error(view)
@@ -328,7 +340,9 @@ class QuotaService:
 
     # -- report ---------------------------------------------------------------------------------------------------
     async def report(self, service: str | None = None, history_hours: int | None = None) -> dict:
-        """The body of ``GET /api/v1/system/quota``; raises QuotaStoreError when the store cannot be read."""
+        """The body of ``GET /api/v1/system/quota``; raises QuotaStoreError when the store cannot be read. Asked for
+        Gemini alone, its entry adds ``models``: each model's limits (``{model: {limit: {used, total, percentage,
+        status, reset_date}}}``)."""
         now = self._clock()
         keys = [service_key(service)] if service else list(self.sources)
         quotas: dict[str, dict] = {}
@@ -341,6 +355,8 @@ class QuotaService:
                         self.store.history, view.service, now - dt.timedelta(hours=history_hours), now
                     )
                     entry["history"] = [_sample_json(s) for s in samples]
+                if service and view.service == "gemini" and self.model_limits is not None:
+                    entry["models"] = models_json(await self.model_limits.read(now), self.thresholds)
                 quotas[_JSON_KEYS[view.service]] = entry
         except QuotaStoreError as error:
             self._log_store_error(error)
