@@ -8,6 +8,7 @@ service that runs beside it (``otel-monitor serve``, installed with the ``[monit
 from importlib.metadata import PackageNotFoundError, version
 
 from otel_monitor.instrument.celery import instrument_celery
+from otel_monitor.instrument.costs import project_scope
 from otel_monitor.instrument.fastapi import instrument_fastapi
 from otel_monitor.instrument.settings import TelemetrySettings
 from otel_monitor.instrument.telemetry import Telemetry, get_telemetry, setup_telemetry, track_external_call
@@ -28,6 +29,7 @@ __all__ = [
     "instrument_fastapi",
     "instrument_celery",
     "track_external_call",
+    "project_scope",
     "StructuredLogger",
     "log_operation",
 ]

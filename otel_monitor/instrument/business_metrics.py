@@ -1,4 +1,4 @@
-"""Business metrics: projects started/succeeded/failed, generation time, active users (docs/requirements.md)."""
+"""Business metrics: projects started, finished, generation time, cost, active users (docs/requirements.md)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from opentelemetry import metrics
 from opentelemetry.metrics import MeterProvider
 
+from otel_monitor.instrument.costs import ProjectCosts, project_scope
 from otel_monitor.instrument.metrics import METER_NAME, BusinessInstruments, ResultOutcome
 from otel_monitor.instrument.redis_writer import RedisWriter
 
@@ -77,11 +78,14 @@ class BusinessMetrics:
         meter_provider: MeterProvider | None = None,
         active_users: ActiveUsers | None = None,
         clock: Callable[[], float] = time.monotonic,
+        project_costs: ProjectCosts | None = None,
     ) -> None:
         meter = metrics.get_meter(METER_NAME, meter_provider=meter_provider)
         self._instruments = BusinessInstruments.create(meter)
         self.active_users = active_users or ActiveUsers()
         self._clock = clock
+        # where the calls' recorder adds each project's cost (the same ProjectCosts): read when a project finishes
+        self.project_costs = project_costs if project_costs is not None else ProjectCosts()
 
     def start_at_zero(self) -> int:
         """Exports the project counters at 0 from now on (see ``BusinessInstruments.start_at_zero``)."""
@@ -90,33 +94,48 @@ class BusinessMetrics:
     def project_started(self) -> None:
         self._instruments.projects_started.add(1)
 
-    def project_finished(self, succeeded: bool, duration_seconds: float) -> None:
+    def project_finished(self, succeeded: bool, duration_seconds: float, cost_usd: float | None = None) -> None:
+        """Counts a finished project with its duration and, when known, its cost."""
         outcome = {"outcome": ResultOutcome.SUCCESS if succeeded else ResultOutcome.FAILURE}
         self._instruments.projects_completed.add(1, outcome)
         self._instruments.project_duration.record(max(duration_seconds, 0.0), outcome)
+        if cost_usd is not None:
+            self._instruments.project_cost.record(max(cost_usd, 0.0), outcome)
+
+    def project_cost(self, project_id: str | None) -> float | None:
+        """The cost of the project's calls so far, over every process, forgotten once read; None when unknown."""
+        if project_id is None:
+            return None
+        try:
+            return self.project_costs.take(project_id)
+        except Exception:  # observability never raises into the host
+            _log.debug("could not read the project's cost", exc_info=True)
+            return None
 
     @contextmanager
     def track_project(self, project_id: str | None = None) -> Iterator[None]:
-        """Counts a project started, then succeeded (no exception) or failed, with its duration."""
+        """Counts a project started, then succeeded (no exception) or failed, with its duration and its cost: the
+        calls made within it (and in the project's other tasks, each within ``project_scope(project_id)``)."""
         started = self._clock()
         self.project_started()
         _log.info("Video project started", extra={"project_id": project_id})
         succeeded = False
         try:
-            yield
+            with project_scope(project_id):
+                yield
             succeeded = True
         finally:
             duration = self._clock() - started
-            self.project_finished(succeeded, duration)
-            _log.log(
-                logging.INFO if succeeded else logging.ERROR,
-                "Video project finished",
-                extra={
-                    "project_id": project_id,
-                    "outcome": ResultOutcome.SUCCESS if succeeded else ResultOutcome.FAILURE,
-                    "duration_ms": round(duration * 1000, 1),
-                },
-            )
+            cost = self.project_cost(project_id)
+            self.project_finished(succeeded, duration, cost)
+            fields: dict[str, object] = {
+                "project_id": project_id,
+                "outcome": ResultOutcome.SUCCESS if succeeded else ResultOutcome.FAILURE,
+                "duration_ms": round(duration * 1000, 1),
+            }
+            if cost is not None:
+                fields["cost_usd"] = cost
+            _log.log(logging.INFO if succeeded else logging.ERROR, "Video project finished", extra=fields)
 
     def user_active(self, user_id: str) -> None:
         try:

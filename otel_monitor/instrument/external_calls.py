@@ -27,6 +27,17 @@ from otel_monitor.instrument.classification import (
     classify_exception,
     seconds_until_clear,
 )
+from otel_monitor.instrument.costs import (
+    COST_AMOUNT,
+    COST_CURRENCY,
+    COST_CURRENCY_ATTRIBUTE,
+    COST_SOURCE,
+    COST_SOURCE_LOCAL,
+    CallCost,
+    PriceTable,
+    ProjectCosts,
+    current_project_id,
+)
 from otel_monitor.instrument.error_codes import ProviderFailure
 from otel_monitor.instrument.failure_streaks import FailureStreaks, LocalFailureStreaks
 from otel_monitor.instrument.genai import GenAiRequest, TokenUsage, gen_ai_latest_experimental, usage_attributes
@@ -57,6 +68,8 @@ class ExternalCallRecorder:
         streaks: FailureStreaks | None = None,
         clock: Callable[[], float] = time.perf_counter,
         usage: UsageCounter | None = None,
+        prices: PriceTable | None = None,
+        project_costs: ProjectCosts | None = None,
     ) -> None:
         self.tracer = trace.get_tracer(METER_NAME, tracer_provider=tracer_provider)
         meter = metrics.get_meter(METER_NAME, meter_provider=meter_provider)
@@ -68,6 +81,9 @@ class ExternalCallRecorder:
         self.streaks: FailureStreaks = streaks if streaks is not None else LocalFailureStreaks()
         self.clock = clock
         self.usage = usage  # a UsageCounter: quota units of providers with no usage API, and quota refusals
+        self.prices = prices if prices is not None else PriceTable()  # what each call costs (the shipped examples)
+        # the cost of each video project, summed over its calls in every process (this process's own by default)
+        self.project_costs = project_costs if project_costs is not None else ProjectCosts()
 
     def track(self, service: str, operation: str | None = None, **attributes: AttributeValue) -> ExternalCall:
         """A context manager (sync or async) and decorator tracking one logical call to ``service``."""
@@ -283,6 +299,7 @@ class ExternalCall:
         limit_fields = self._limit_fields(result.limit, error_code) if result.limit and error_code else {}
         if self._gen_ai is not None:
             self._report_gen_ai(self._gen_ai, elapsed, error_code)
+        cost = self._report_cost(result)
         streak = None
         if result.outcome != Outcome.PARTIAL_FAILURE:
             streak = self.recorder.streaks.record(service, result.failed, self.trace_id if result.failed else None)
@@ -300,6 +317,10 @@ class ExternalCall:
             attributes.update({f"external_api.{key}": value for key, value in limit_fields.items()})
             if self._tokens is not None:
                 attributes.update(usage_attributes(self._tokens))
+            if cost is not None:
+                attributes[COST_AMOUNT] = cost.amount
+                attributes[COST_CURRENCY_ATTRIBUTE] = COST_CURRENCY
+                attributes[COST_SOURCE] = COST_SOURCE_LOCAL
             span.set_attributes(attributes)
             if result.failed:
                 if isinstance(exc, Exception) and self._owns_span:  # an adopted span records its own
@@ -343,6 +364,26 @@ class ExternalCall:
             labels["model"] = limit.model
         self._safely(self.recorder.instruments.retry_after.record, wait if wait is not None else 0.0, labels)
         return fields
+
+    def _report_cost(self, result: Classification) -> CallCost | None:
+        """Prices the call by the recorder's table (None: its provider is not priced), counts it by service and
+        model, and adds it to the cost of the video project in this context, if any."""
+        images = 0
+        if self._items is not None:
+            images = self._items[0]
+        elif not result.failed:
+            images = 1  # a call that produces images and does not say how many produced one
+        model = self._gen_ai.model if self._gen_ai is not None else None
+        cost = self.recorder.prices.cost(
+            self.service, self.operation, model=model, tokens=self._tokens, images=images, succeeded=not result.failed
+        )
+        if cost is None:
+            return None
+        self.recorder.instruments.cost.add(cost.amount, {"service": self.service, "model": cost.priced_as})
+        project_id = current_project_id()
+        if project_id is not None and cost.amount:
+            self.recorder.project_costs.add(project_id, cost.amount)
+        return cost
 
     def _report_gen_ai(self, request: GenAiRequest, elapsed: float, error_code: str | None) -> None:
         """The GenAI conventions' metrics of the call: its tokens when the answer told them and, opted in, its

@@ -25,6 +25,7 @@ __all__ = [
     "CALL_DURATION_BUCKETS",
     "PROJECT_DURATION_BUCKETS",
     "RETRY_AFTER_BUCKETS",
+    "PROJECT_COST_BUCKETS",
     "GEN_AI_DURATION_BUCKETS",
     "GEN_AI_TOKEN_BUCKETS",
     "ExternalApiInstruments",
@@ -43,6 +44,8 @@ __all__ = [
 ]
 
 METER_NAME = "otel_monitor"
+# The unit of the cost instruments: the collector's Prometheus exporter appends it, giving ``_usd``.
+COST_UNIT = "usd"
 
 
 class Outcome:
@@ -110,6 +113,9 @@ PROJECT_DURATION_BUCKETS = (10, 30, 60, 120, 300, 600, 900, 1200, 1800, 2700, 36
 # Seconds until a provider limit clears: a per-minute throttle (under 60), Stability's 60-second lockout, a daily
 # quota (up to a day).
 RETRY_AFTER_BUCKETS = (1, 5, 10, 30, 60, 120, 300, 900, 3600, 21600, 86400)
+# USD per video project: a Gemini-only project costs fractions of a cent, a full one with images and an avatar
+# video a few dollars.
+PROJECT_COST_BUCKETS = (0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 25, 50, 100)
 # The GenAI conventions' advised buckets: seconds of gen_ai.client.operation.duration (0.01 doubling to 81.92) and
 # tokens of gen_ai.client.token.usage (powers of 4 from 1 to 4^13).
 GEN_AI_DURATION_BUCKETS = tuple(0.01 * 2**i for i in range(14))
@@ -126,12 +132,16 @@ class PromNames:
     # Refusals that name a provider limit, by service, error_code, limit and model: seconds until it clears.
     RETRY_AFTER = "external_api_retry_after_seconds"
     RETRIES = "external_api_retries_total"
+    # USD the calls cost by the configured price table, by service and model (Gemini's; the operation otherwise).
+    COST = "external_api_cost_usd_total"
     TOKEN_REFRESHES = "external_api_token_refreshes_total"
     ITEMS = "external_api_items_total"
     CONSECUTIVE_FAILURES = "external_api_consecutive_failures"
     PROJECTS_STARTED = "video_projects_started_total"
     PROJECTS_COMPLETED = "video_projects_completed_total"
     PROJECT_DURATION = "video_project_generation_duration_seconds"
+    # USD each finished project cost (the sum over its calls), by outcome: a histogram.
+    PROJECT_COST = "video_project_cost_usd"
     ACTIVE_USERS = "video_active_users"
     TELEMETRY_DROPPED = "otel_monitor_telemetry_dropped_total"
     # The host of the exporting process (0..1), labelled by HostLabel.HOST (disk also by HostLabel.PATH).
@@ -161,6 +171,7 @@ class ExternalApiInstruments:
     token_refreshes: Counter  # service, outcome
     items: Counter  # service, result (succeeded|failed): the items of calls that produce several (images)
     retry_after: Histogram  # service, error_code, limit, model: refusals naming a limit, seconds until it clears
+    cost: Counter  # service, model: USD by the configured price table
 
     @classmethod
     def create(cls, meter: Meter) -> ExternalApiInstruments:
@@ -189,6 +200,9 @@ class ExternalApiInstruments:
                 description="Provider refusals that name a limit (429 RetryInfo/QuotaFailure, lockouts, daily caps), "
                 "by limit: seconds until it clears",
                 explicit_bucket_boundaries_advisory=list(RETRY_AFTER_BUCKETS),
+            ),
+            cost=meter.create_counter(
+                "external_api.cost", unit=COST_UNIT, description="What provider calls cost, by the price table"
             ),
         )
 
@@ -241,6 +255,7 @@ class BusinessInstruments:
     projects_started: Counter
     projects_completed: Counter  # outcome: success|failure
     project_duration: Histogram  # outcome
+    project_cost: Histogram  # outcome: USD, the sum over the project's calls
 
     @classmethod
     def create(cls, meter: Meter) -> BusinessInstruments:
@@ -256,6 +271,12 @@ class BusinessInstruments:
                 unit="s",
                 description="Time from project start to finished video",
                 explicit_bucket_boundaries_advisory=list(PROJECT_DURATION_BUCKETS),
+            ),
+            project_cost=meter.create_histogram(
+                "video_project.cost",
+                unit=COST_UNIT,
+                description="What a finished project's provider calls cost, by the price table",
+                explicit_bucket_boundaries_advisory=list(PROJECT_COST_BUCKETS),
             ),
         )
 

@@ -11,6 +11,8 @@ from pydantic import Field, field_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
+from otel_monitor.instrument.costs import Price
+from otel_monitor.instrument.prices import DEFAULT_PRICES
 from otel_monitor.instrument.probe_paths import PROBE_PATHS
 from otel_monitor.instrument.providers import SERVICE_KEYS
 from otel_monitor.instrument.usage_counter import DEFAULT_UNIT_COSTS
@@ -107,6 +109,14 @@ class TelemetrySettings(BaseSettings):
     quota_unit_costs: dict[str, dict[str, float]] = Field(
         default_factory=lambda: {service: dict(table) for service, table in DEFAULT_UNIT_COSTS.items()}
     )
+    # USD prices per provider, then per model (Gemini) or operation ("*": any other), pricing every call (cost.amount
+    # on its span, external_api_cost_usd_total) and each video project; the shipped ones are examples to check
+    # (otel_monitor/instrument/prices.py). JSON: {"gemini": {"gemini-2.5-flash": {"input_per_million_tokens": 0.3}}}.
+    prices: dict[str, dict[str, Price]] = Field(
+        default_factory=lambda: {
+            service: {key: Price(**price) for key, price in table.items()} for service, table in DEFAULT_PRICES.items()
+        }
+    )
     # Hosts per provider key, overriding the public ones (e.g. local fakes): {"gemini": ["127.0.0.1:18001"]}.
     provider_hosts: dict[str, list[str]] = Field(default_factory=dict)
     # Paths whose requests are not traced (health probes).
@@ -131,9 +141,9 @@ class TelemetrySettings(BaseSettings):
         # Below every OTEL_MONITOR_* source: a variable of this library's own says what it wants for it.
         return init_settings, env_settings, dotenv_settings, file_secret_settings, StandardOtelVariables(settings_cls)
 
-    @field_validator("provider_hosts", "quota_unit_costs")
+    @field_validator("provider_hosts", "quota_unit_costs", "prices")
     @classmethod
-    def _known_providers(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+    def _known_providers(cls, value: dict[str, Any]) -> dict[str, Any]:
         unknown = sorted(set(value) - set(SERVICE_KEYS))
         if unknown:
             raise ValueError(f"unknown provider(s) {unknown}; known: {list(SERVICE_KEYS)}")

@@ -29,6 +29,7 @@ from opentelemetry.semconv.attributes.exception_attributes import (
 from opentelemetry.util.types import AnyValue, AttributeValue
 
 from otel_monitor.instrument.business_metrics import ActiveUsers, BusinessMetrics
+from otel_monitor.instrument.costs import PriceTable, ProjectCosts
 from otel_monitor.instrument.external_calls import ExternalCall, ExternalCallRecorder
 from otel_monitor.instrument.failure_streaks import failure_streaks_from_url
 from otel_monitor.instrument.host_metrics import export_host_metrics
@@ -255,11 +256,17 @@ def setup_telemetry(
     registry = ProviderRegistry.with_hosts(settings.provider_hosts)
     redis_client = _redis_client(settings.redis_url)
     usage = UsageCounter(redis_client, costs=settings.quota_unit_costs) if redis_client is not None else None
+    project_costs = ProjectCosts(redis_client)  # summed over every process in Redis; without it, this process's
     recorder = ExternalCallRecorder(
-        tracer_provider, meter_provider, failure_streaks_from_url(settings.redis_url), usage=usage
+        tracer_provider,
+        meter_provider,
+        failure_streaks_from_url(settings.redis_url),
+        usage=usage,
+        prices=PriceTable(settings.prices),
+        project_costs=project_costs,
     )
     # The values these counters share through Redis (streaks, active users) are exported by the monitor.
-    business = BusinessMetrics(meter_provider, ActiveUsers(redis_client))
+    business = BusinessMetrics(meter_provider, ActiveUsers(redis_client), project_costs=project_costs)
     # The counters the alert rules read exist from the start at 0, so a first failure is an increase from 0.
     try:
         recorder.instruments.start_at_zero(provider.key for provider in registry)
