@@ -171,13 +171,18 @@ class ProjectCosts:
 
         self._writer.submit(increment)
 
+    def flush(self, timeout: float = 5.0) -> None:
+        """Waits up to ``timeout`` seconds for this process's queued additions to reach Redis."""
+        if self._writer is not None:
+            self._writer.flush(timeout)
+
     def take(self, project_id: str, timeout: float = 2.0) -> float | None:
         """The project's cost so far, forgotten once read (its completion); None when Redis did not answer (an
         unknown cost is not 0). Waits up to ``timeout`` seconds for this process's queued additions."""
         if self._redis is None or self._writer is None:
             with self._lock:
                 return self._local.pop(project_id, 0.0)
-        self._writer.flush(timeout)
+        self.flush(timeout)
         try:
             pipe = self._redis.pipeline(transaction=True)
             pipe.get(self._key(project_id))

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import uuid
 
 import httpx
 import pytest
+import redis
 
 from examples.demo_backend.config import DemoSettings
 from examples.demo_backend.launcher import DEMO_SECRETS
 from examples.demo_backend.providers import SCRIPT_MODEL, script_request
+from otel_monitor.instrument.costs import ProjectCosts
 from otel_monitor.instrument.metrics import PromNames
 from tests.support.backends import wait_for_prom
 from tests.support.demo import create_project, demo_backend, wait_finished
@@ -75,3 +78,18 @@ def test_project_cost_is_the_sum_of_its_calls_priced_by_the_table(demo, stack, f
     counted = {("success",): float(len(TOPICS))}
     query = f"sum by (outcome) ({PromNames.PROJECT_COST}_count{{{job}}})"
     assert wait_for_prom(stack.prometheus_url, query, ("outcome",), counted) == counted
+
+
+def test_project_cost_sums_the_calls_of_every_process_in_redis(stack):
+    """Two recorders' ProjectCosts (two worker processes, each its own writer) add to one project in Redis; its
+    completion reads the sum once, and a project no one priced reads 0."""
+    client = redis.Redis.from_url(stack.redis_url)
+    prefix = f"test_cost:{uuid.uuid4().hex}"
+    first, second = (ProjectCosts(client, prefix=prefix) for _ in range(2))
+    for costs, amounts in ((first, (0.25, 1.5)), (second, (2.0,))):
+        for amount in amounts:
+            costs.add("p1", amount)
+    second.flush()
+    assert 0 < client.ttl(f"{prefix}:p1") <= 7 * 86400
+    assert first.take("p1") == 3.75
+    assert second.take("p1") == 0.0

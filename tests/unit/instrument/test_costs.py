@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 import pytest
+import redis
 from pydantic import ValidationError
 
 from otel_monitor.instrument.business_metrics import ActiveUsers, BusinessMetrics
@@ -137,3 +138,10 @@ def test_bad_prices_are_refused_naming_the_key(monkeypatch, prices, named):
     monkeypatch.setenv("OTEL_MONITOR_PRICES", prices)
     with pytest.raises(ValidationError, match=named):
         TelemetrySettings()
+
+
+def test_project_cost_unknown_when_redis_does_not_answer():
+    """A Redis that refuses the connection: the project's cost is unknown (None), not 0, and nothing raises."""
+    costs = ProjectCosts(redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=1))
+    costs.add("p3", 1.0)
+    assert costs.take("p3", timeout=0.5) is None
