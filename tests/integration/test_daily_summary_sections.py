@@ -390,6 +390,7 @@ def test_a_store_made_before_the_new_columns_gets_them(tmp_path):
         ):
             connection.execute(text(f"DROP TABLE {table}"))
         connection.execute(text("ALTER TABLE alerts DROP COLUMN firing_held"))
+        connection.execute(text("ALTER TABLE alerts DROP COLUMN logs_url"))
         connection.execute(text("ALTER TABLE incidents DROP COLUMN acknowledged_at"))
         # ... and versioned as that release left it: its migrations stopped at the quota table.
         connection.execute(text(f"UPDATE {VERSION_TABLE} SET version_num = '0001_quota_usage'"))

@@ -185,6 +185,41 @@ def system(thresholds: Thresholds) -> dict:
         8,
     )
 
+    board.add(
+        timeseries(
+            "Per-model limits used (Gemini)",
+            f"Share of each Gemini model's limits used (requests and input tokens per minute, requests per day) as "
+            f"counted across the backend's processes: warning from {level(quota, 'warning')}, critical (P1, requests "
+            f"per day) from {level(quota, 'critical')}.",
+            [
+                target(
+                    f'max by (model, limit) ({QuotaPromNames.MODEL_USAGE}{{service="gemini"}})', "{{model}} {{limit}}"
+                )
+            ],
+            unit="percentunit",
+            thresholds=rising(quota),
+            draw_thresholds=True,
+            minimum=0,
+        ),
+        12,
+        8,
+    )
+    expiry = "providers.d-id.credits_expiry_days"
+    board.add(
+        timeseries(
+            "Credits expiring",
+            "Days until the nearest unspent credits expire (D-ID's credit packs): P1 below "
+            f"{level(expiry, 'critical', False)} days.",
+            [target(f"min by (service) ({QuotaPromNames.CREDITS_EXPIRY}) / 86400", "{{service}}")],
+            unit="d",
+            thresholds=levels(thresholds, expiry, ("critical",), ("red", "green")),
+            draw_thresholds=True,
+            minimum=0,
+        ),
+        12,
+        8,
+    )
+
     board.row("Alerts and notifications (the monitor's own metrics)")
     alerts = AlertingPromNames.ALERTS
     board.add(

@@ -101,9 +101,11 @@ class GeminiModelLimits(_Strict):
     requests_per_day: float = Field(gt=0)
 
 
-# EXAMPLES, to check against Google's rate-limit page for the project's tier (they change): gemini-2.0-flash on the
-# free tier (15 requests and 1,000,000 input tokens a minute, 1,500 requests a day) and on paid tier 1.
+# EXAMPLES, to check against Google's rate-limit page for the project's tier (they change): free-tier figures of
+# gemini-2.5-flash (the demo's model: 10 requests and 250,000 input tokens a minute, 250 requests a day) and
+# gemini-2.0-flash (15, 1,000,000, 1,500), and gemini-2.0-flash-lite.
 EXAMPLE_GEMINI_MODEL_LIMITS = {
+    "gemini-2.5-flash": GeminiModelLimits(requests_per_minute=10, tokens_per_minute=250_000, requests_per_day=250),
     "gemini-2.0-flash": GeminiModelLimits(requests_per_minute=15, tokens_per_minute=1_000_000, requests_per_day=1500),
     "gemini-2.0-flash-lite": GeminiModelLimits(
         requests_per_minute=30, tokens_per_minute=1_000_000, requests_per_day=1500
