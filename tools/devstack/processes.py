@@ -10,6 +10,7 @@ import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Self
 
 import httpx
 
@@ -146,3 +147,25 @@ class ManagedProcess:
 
     def kill(self) -> None:
         self.stop(timeout=5, sig=signal.SIGKILL)
+
+
+class ProcessGroup:
+    """Named servers started in order (``start`` fills ``processes``) and stopped in reverse; a context manager."""
+
+    processes: dict[str, ManagedProcess]
+
+    def start(self) -> Self:
+        raise NotImplementedError
+
+    def __getitem__(self, name: str) -> ManagedProcess:
+        return self.processes[name]
+
+    def stop(self) -> None:
+        for name in reversed(list(self.processes)):
+            self.processes.pop(name).stop()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -17,7 +17,7 @@ from pathlib import Path
 import yaml
 
 from otel_monitor.monitor.status.provider_metrics import OUTSIDE_PROBE_JOB
-from tools.devstack.processes import ManagedProcess, free_ports, http_ok, tcp_open
+from tools.devstack.processes import ManagedProcess, ProcessGroup, free_ports, http_ok, tcp_open
 
 __all__ = ["DevStack", "StackPorts", "REPO_ROOT", "server_workdir"]
 
@@ -78,7 +78,7 @@ def _binary(env_var: str, script: str, *args: str) -> str:
 
 
 @dataclass
-class DevStack:
+class DevStack(ProcessGroup):
     """Starts the stack's servers in ``workdir`` and stops them; tests, `make demo` and benches share it."""
 
     workdir: Path
@@ -290,19 +290,6 @@ class DevStack:
             if (not names or name in names) and name not in self.processes:
                 self.processes[name] = getattr(self, name)().start()
         return self
-
-    def __getitem__(self, name: str) -> ManagedProcess:
-        return self.processes[name]
-
-    def stop(self) -> None:
-        for name in reversed(list(self.processes)):
-            self.processes.pop(name).stop()
-
-    def __enter__(self) -> DevStack:
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
 
 
 def _run_whole_group(argv: list[str]) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-from tools.devstack.processes import ManagedProcess, free_ports, http_ok
+from tools.devstack.processes import ManagedProcess, ProcessGroup, free_ports, http_ok
 from tools.devstack.stack import REPO_ROOT, DevStack, _binary
 
 __all__ = [
@@ -64,7 +64,7 @@ class CollectorPorts:
 
 
 @dataclass
-class CollectorTier:
+class CollectorTier(ProcessGroup):
     """Starts ``gateways`` gateways, then the agent routing to them, and points ``stack``'s Prometheus at the
     gateways (span and backend metrics) and at all of them (their own telemetry); stops them in reverse.
 
@@ -126,6 +126,7 @@ class CollectorTier:
         return self._process("agent", binary, self.agent_config, self.agent_ports, env)
 
     def start(self) -> CollectorTier:
+        """Starts the gateways, then the agent; stopped in reverse, the agent flushes to the gateways first."""
         try:
             for index, name in enumerate(self.gateway_names):
                 self.processes[name] = self.gateway(index).start()
@@ -138,17 +139,3 @@ class CollectorTier:
             "otel-collector-internal", [ports.telemetry for ports in (self.agent_ports, *self.gateway_ports)]
         )
         return self
-
-    def __getitem__(self, name: str) -> ManagedProcess:
-        return self.processes[name]
-
-    def stop(self) -> None:
-        """Stops the agent first (it flushes to the gateways), then the gateways (they flush to the back ends)."""
-        for name in reversed(list(self.processes)):
-            self.processes.pop(name).stop()
-
-    def __enter__(self) -> CollectorTier:
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
