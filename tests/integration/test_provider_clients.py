@@ -26,9 +26,9 @@ from otel_monitor.instrument.telemetry import setup_telemetry
 from otel_monitor.instrument.usage_counter import UsageCounter
 from otel_monitor.monitor.alerting.evaluate.evaluator import Evaluator
 from otel_monitor.monitor.alerting.evaluate.sources import PrometheusSource, streak_trace_lookup
-from otel_monitor.monitor.alerting.model import AlertState
 from otel_monitor.monitor.alerting.rules import load_rules
 from otel_monitor.redaction.scrubber import SecretScrubber
+from tests.support.alerts import firing
 from tests.support.backends import prom_values, span_tags, wait_for_prom
 from tests.support.provider_calls import Telemetry
 from tools.devstack import wait_until
@@ -255,15 +255,6 @@ def test_requests_to_other_hosts_are_not_provider_calls(telemetry, fakes):
 
 
 # -- the stack: an invalid key through either client is the provider's P0, with the failing call's trace ---------
-async def firing(evaluator: Evaluator, rules: set[str], timeout: float = 60) -> dict:
-    """{rule: alert} once every rule fires (evaluated once a second on the real Prometheus)."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        await evaluator.evaluate_once()
-        alerts = {a.rule: a for a in evaluator.alerts() if a.state is AlertState.FIRING}
-        if rules <= set(alerts) or asyncio.get_running_loop().time() > deadline:
-            return alerts
-        await asyncio.sleep(1)
 
 
 @pytest.mark.stack

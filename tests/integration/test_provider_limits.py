@@ -21,9 +21,9 @@ from otel_monitor.instrument.settings import TelemetrySettings
 from otel_monitor.instrument.telemetry import setup_telemetry
 from otel_monitor.monitor.alerting.evaluate.evaluator import Evaluator
 from otel_monitor.monitor.alerting.evaluate.sources import PrometheusSource
-from otel_monitor.monitor.alerting.model import AlertState
 from otel_monitor.monitor.alerting.rules import load_rules
 from otel_monitor.redaction.scrubber import SecretScrubber
+from tests.support.alerts import firing
 from tests.support.backends import prom_values
 from tests.support.provider_calls import Telemetry
 from tools.devstack import wait_until
@@ -130,16 +130,6 @@ def test_stability_429_is_the_60_second_lockout(telemetry, fakes, caplog):
     assert (line.error_code, line.retry_after_s, line.limit_clears) == ("STABILITY_RATE_LIMITED", 60.0, "retry in 60 s")
 
 
-async def _firing(evaluator: Evaluator, rules: set[str], timeout: float = 90.0) -> dict:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        await evaluator.evaluate_once()
-        alerts = {a.rule: a for a in evaluator.alerts() if a.state is AlertState.FIRING}
-        if rules <= set(alerts) or asyncio.get_running_loop().time() > deadline:
-            return alerts
-        await asyncio.sleep(1)
-
-
 @pytest.mark.stack
 def test_per_minute_and_per_day_429_raise_different_alerts_naming_limit_and_clearing(stack, fakes, tmp_path):
     """A per-minute 429 with RetryInfo and a per-day exhaustion, through the real google-genai client, reach real
@@ -176,7 +166,7 @@ def test_per_minute_and_per_day_429_raise_different_alerts_naming_limit_and_clea
         async def evaluate() -> dict:
             source = PrometheusSource(stack.prometheus_url)
             try:
-                return await _firing(Evaluator(rules, {"promql": source}), wanted)
+                return await firing(Evaluator(rules, {"promql": source}), wanted)
             finally:
                 await source.aclose()
 

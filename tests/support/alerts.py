@@ -1,14 +1,16 @@
-"""Alerts for tests: one well-formed P0 alert, with any field changed, a check source the test drives, and the Gemini
-invalid-key rule."""
+"""Alerts for tests: one well-formed P0 alert, with any field changed, a check source the test drives, the Gemini
+invalid-key rule, and waiting for rules to fire on a real Prometheus."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 
+from otel_monitor.monitor.alerting.evaluate.evaluator import Evaluator
 from otel_monitor.monitor.alerting.evaluate.sources import Sample
 from otel_monitor.monitor.alerting.model import Alert, AlertState, Priority, Rule
 
-__all__ = ["make_alert", "Conditions", "STARTS", "ENDS", "gemini_key_rule"]
+__all__ = ["make_alert", "Conditions", "STARTS", "ENDS", "gemini_key_rule", "firing"]
 
 STARTS = dt.datetime(2025, 10, 20, 10, 30, 15, tzinfo=dt.UTC)
 ENDS = STARTS + dt.timedelta(minutes=7)
@@ -63,3 +65,14 @@ def gemini_key_rule(*, interval_seconds: float = 1) -> Rule:
         action_required="Check GEMINI_API_KEY",
         runbook="-",
     )
+
+
+async def firing(evaluator: Evaluator, rules: set[str], timeout: float = 90.0) -> dict[str, Alert]:
+    """{rule: alert} once every rule in ``rules`` fires (evaluated once a second), or what fires at the timeout."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        await evaluator.evaluate_once()
+        alerts = {a.rule: a for a in evaluator.alerts() if a.state is AlertState.FIRING}
+        if rules <= set(alerts) or asyncio.get_running_loop().time() > deadline:
+            return alerts
+        await asyncio.sleep(1)
