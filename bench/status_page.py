@@ -26,24 +26,9 @@ from websockets.sync.client import connect
 from examples.monitor_launcher import MonitorProcess
 from tools.devstack import DevStack, StackPorts, server_workdir
 from tools.devstack.demo import DemoRun
+from tools.devstack.rules import shipped_rule
 
-_RULES = {
-    "rules": [
-        {
-            "name": "RedisDown",
-            "priority": "P0",
-            "source": "check",
-            "expr": "health.redis",
-            "interval_seconds": 1,
-            "for_seconds": 0,
-            "clear_for_seconds": 2,
-            "error_code": "REDIS_CONNECTION_FAILED",
-            "summary": "Redis does not answer",
-            "action_required": "Check that Redis is running",
-            "runbook": "redis-cli ping",
-        }
-    ]
-}
+_RULES = {"rules": [shipped_rule("RedisDown", interval_seconds=1, clear_for_seconds=2)]}
 
 
 def first_byte_seconds(url: str, requests: int) -> list[float]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -33,6 +32,7 @@ from otel_monitor.monitor.alerting.evaluate.sources import (
 from otel_monitor.monitor.alerting.model import Alert, AlertState, Priority, Rule, fingerprint
 from otel_monitor.monitor.config import AlertingConfig
 from otel_monitor.monitor.quota.service import QuotaView
+from tests.support.backends import closed_port
 from tools.devstack import wait_until
 
 T0 = dt.datetime(2025, 10, 20, 10, 0, tzinfo=dt.UTC)
@@ -151,12 +151,6 @@ async def test_check_source_threshold_is_configurable():
 
 
 # -- PrometheusSource -----------------------------------------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.mark.asyncio
 @pytest.mark.parametrize(
     "status, body, error",
@@ -182,7 +176,7 @@ async def test_prometheus_http_errors_are_classified(status, body, error):
 @pytest.mark.asyncio
 async def test_prometheus_unreachable_is_unavailable():
     """Nothing listening on the port: SourceUnavailable naming prometheus."""
-    source = PrometheusSource(f"http://127.0.0.1:{free_port()}", timeout=1.0)
+    source = PrometheusSource(f"http://127.0.0.1:{closed_port()}", timeout=1.0)
     with pytest.raises(SourceUnavailable) as raised:
         await source.evaluate(make_rule())
     await source.aclose()
@@ -234,7 +228,7 @@ class SwitchableTransport(httpx.AsyncBaseTransport):
 
     def __init__(self, live_url: str) -> None:
         self.live = httpx.URL(live_url)
-        self.dead = httpx.URL(f"http://127.0.0.1:{free_port()}")
+        self.dead = httpx.URL(f"http://127.0.0.1:{closed_port()}")
         self.up = True
         self._inner = httpx.AsyncHTTPTransport()
 
@@ -667,9 +661,15 @@ async def test_run_loops_until_stopped():
         [make_rule("r", interval_seconds=0.05)], {"promql": source}, outbox, Dispatcher(outbox, {}), DeliveryConfig()
     )
     await service.start()
-    await asyncio.sleep(0.3)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 30  # a bound, not a speed: the loop keeps evaluating on its own
+    while len(source.evaluated.get("r", [])) < 3 and loop.time() < deadline:
+        await asyncio.sleep(0.05)
     await asyncio.wait_for(service.stop(), 5)
-    assert len(source.evaluated["r"]) >= 3
+    evaluations = len(source.evaluated["r"])
+    assert evaluations >= 3
+    await asyncio.sleep(0.2)
+    assert len(source.evaluated["r"]) == evaluations, "evaluated after stop()"
 
 
 @pytest.mark.parametrize(

@@ -11,24 +11,9 @@ from tests.support.backends import wait_for_prom
 from tests.support.monitor import alerting_monitor
 from tests.support.receivers import Receiver
 from tools.devstack import wait_until
+from tools.devstack.rules import shipped_rule
 
-RULES = {
-    "rules": [
-        {
-            "name": "RedisDown",
-            "priority": "P0",
-            "source": "check",
-            "expr": "health.redis",
-            "for_seconds": 0,
-            "clear_for_seconds": 0,
-            "interval_seconds": 1,
-            "error_code": "REDIS_CONNECTION_FAILED",
-            "summary": "Redis is unreachable",
-            "action_required": "Restart Redis or check its host",
-            "runbook": "Celery and the failure streaks stop while Redis is down.",
-        }
-    ]
-}
+RULES = {"rules": [shipped_rule("RedisDown", interval_seconds=1, clear_for_seconds=0)]}
 
 
 # The monitor's ``otel_monitor_alerts`` series while the rule fires (the rule's alerts have no service label).
@@ -78,7 +63,7 @@ def test_redis_down_fires_once_and_resolves_once(stack, own_redis, receiver, tmp
         (firing,) = wait_until(lambda: _notifications(receiver, "firing"), 30, what="the firing webhook")
         assert firing["alert"]["error_code"] == "REDIS_CONNECTION_FAILED"
         assert firing["alert"]["priority"] == "P0"
-        assert firing["alert"]["action_required"] == "Restart Redis or check its host"
+        assert firing["alert"]["action_required"] == RULES["rules"][0]["action_required"]
         firing_in_prometheus = wait_for_prom(stack.prometheus_url, _ALERTS_BY_STATE, _ALERT_LABELS, FIRING_SERIES)
         assert firing_in_prometheus == FIRING_SERIES
         delivered = wait_for_prom(stack.prometheus_url, _NOTIFICATIONS, ("channel", "result"), ONE_DELIVERED)

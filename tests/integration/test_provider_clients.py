@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import socket
 import uuid
 
 import httpx
@@ -29,7 +28,7 @@ from otel_monitor.monitor.alerting.evaluate.sources import PrometheusSource, str
 from otel_monitor.monitor.alerting.rules import load_rules
 from otel_monitor.redaction.scrubber import SecretScrubber
 from tests.support.alerts import firing
-from tests.support.backends import prom_values, span_tags, wait_for_prom
+from tests.support.backends import closed_port, prom_values, span_tags, wait_for_prom
 from tests.support.provider_calls import Telemetry
 from tools.devstack import wait_until
 
@@ -40,13 +39,6 @@ DID_AUTH = {"Authorization": f"Basic {DEMO_SECRETS['did_api_key']}"}
 IMAGE = {"text_prompts": [{"text": "an otter"}], "samples": 1}
 TALK = {"source_url": "https://example.test/otter.jpg", "script": {"type": "text", "input": "hello"}}
 RULES_FILE = "config/alert-rules.yaml"
-
-
-def closed_port() -> int:
-    """A loopback port nothing listens on."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def provider_hosts(fakes) -> dict[str, list[str]]:

@@ -18,25 +18,14 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.support.monitor import alerting_monitor
 from tools.devstack import wait_until
+from tools.devstack.rules import shipped_rule
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 # Every wait on the page is bounded by this.
 PAGE_TIMEOUT_SECONDS = 30
 
-REDIS_DOWN = {
-    "name": "RedisDown",
-    "priority": "P0",
-    "source": "check",
-    "expr": "health.redis",
-    "interval_seconds": 1,
-    "for_seconds": 0,
-    "clear_for_seconds": 2,
-    "error_code": "REDIS_CONNECTION_FAILED",
-    "summary": "Redis does not answer",
-    "action_required": "Check that Redis is running",
-    "runbook": "redis-cli ping",
-}
+REDIS_DOWN = shipped_rule("RedisDown", interval_seconds=1, clear_for_seconds=2)
 
 
 @contextlib.contextmanager

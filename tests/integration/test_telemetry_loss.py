@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import socket
 import threading
 import uuid
 
@@ -22,7 +21,7 @@ from otel_monitor.instrument.telemetry import setup_telemetry
 from otel_monitor.logs.background import BackgroundLogHandler, dropped_log_lines
 from otel_monitor.monitor.alerting.rules import load_rules
 from otel_monitor.testing import CapturedTelemetry, capture_telemetry
-from tests.support.backends import prom_values, wait_for_prom
+from tests.support.backends import closed_port, prom_values, wait_for_prom
 from tests.support.paths import REPO_ROOT
 
 SHIPPED_RULES = REPO_ROOT / "config" / "alert-rules.yaml"
@@ -75,12 +74,6 @@ class BlockingExporter(InMemoryLogRecordExporter):
     def export(self, batch) -> LogRecordExportResult:
         self._blocker(batch)
         return super().export(batch)
-
-
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def unreachable_redis() -> redis.Redis:

@@ -8,7 +8,7 @@ import uuid
 import httpx
 
 from otel_monitor.logs.files import read_log_records as read_log_lines  # noqa: F401 - re-exported for tests
-from tools.devstack import wait_until
+from tools.devstack import free_port, wait_until
 
 
 def prom_query(prometheus_url: str, promql: str) -> list[dict]:
@@ -74,6 +74,11 @@ def fresh_postgres_database(server_url: str, prefix: str = "test") -> str:
 
     wait_until(create, 30, what="PostgreSQL accepting sessions")
     return server_url.rsplit("/", 1)[0] + "/" + name
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on (picked where the stack picks its servers' ports)."""
+    return free_port()
 
 
 def blackhole_server() -> socket.socket:

@@ -9,6 +9,7 @@ import yaml
 from examples.monitor_launcher import MonitorProcess
 from tests.support.health import LATENCY_NOT_JUDGED
 from tools.devstack import DevStack
+from tools.devstack.rules import shipped_rule
 
 __all__ = ["API_TOKENS", "alerting_monitor", "secured_monitor"]
 
@@ -52,21 +53,7 @@ def alerting_monitor(
 # One token per scope (test values: random-looking, never real); the writer's comes from the environment.
 API_TOKENS = {"read": "reader-" + "4f1c" * 8, "write": "writer-" + "9b2e" * 8, "admin": "admin-" + "d07a" * 8}
 WRITER_TOKEN_VARIABLE = "OTEL_MONITOR_TEST_WRITER_TOKEN"
-_ONE_RULE = {
-    "rules": [
-        {
-            "name": "RedisDown",
-            "priority": "P0",
-            "source": "check",
-            "expr": "health.redis",
-            "interval_seconds": 1,
-            "error_code": "REDIS_CONNECTION_FAILED",
-            "summary": "Redis is unreachable",
-            "action_required": "Restart Redis or check its host",
-            "runbook": "Celery and the failure streaks stop while Redis is down.",
-        }
-    ]
-}
+_ONE_RULE = {"rules": [shipped_rule("RedisDown", interval_seconds=1)]}
 
 
 def secured_monitor(stack: DevStack, workdir: Path, hook_url: str, *, service_name: str) -> MonitorProcess:

@@ -5,24 +5,14 @@ from __future__ import annotations
 
 from sqlalchemy import create_engine, text
 
+from tools.devstack.rules import shipped_rule
+
 # Long enough that the second P0 is still pending when the leader is killed, right after the first fires.
 ABOUT_TO_FIRE_SECONDS = 6
 
 
 def _p0(name: str, for_seconds: int) -> dict:
-    return {
-        "name": name,
-        "priority": "P0",
-        "source": "check",
-        "expr": "health.redis",
-        "for_seconds": for_seconds,
-        "clear_for_seconds": 0,
-        "interval_seconds": 1,
-        "error_code": "REDIS_CONNECTION_FAILED",
-        "summary": f"Redis is unreachable ({name})",
-        "action_required": "Restart Redis or check its host",
-        "runbook": "Celery and the failure streaks stop while Redis is down.",
-    }
+    return shipped_rule("RedisDown", name=name, for_seconds=for_seconds, clear_for_seconds=0, interval_seconds=1)
 
 
 RULES = {"rules": [_p0("RedisDown", 0), _p0("RedisStillDown", ABOUT_TO_FIRE_SECONDS)]}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -28,12 +29,35 @@ def free_port() -> int:
 
 def free_ports(count: int) -> list[int]:
     """``count`` distinct TCP ports on 127.0.0.1 that nothing listens on right now (held together while picked,
-    so no two are the same)."""
+    so no two are the same), drawn at random below the kernel's ephemeral range: outgoing connections and other
+    processes' ``bind(0)`` take their ports from that range, so a port picked there could be taken between the pick
+    and the server's own bind."""
+    candidates = _SERVER_PORTS.sample(_server_port_range(), len(_server_port_range()))
+    picked: list[int] = []
     with contextlib.ExitStack() as held:
-        sockets = [held.enter_context(socket.socket()) for _ in range(count)]
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
+        for port in candidates:
+            sock = held.enter_context(socket.socket())
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            picked.append(port)
+            if len(picked) == count:
+                return picked
+    raise RuntimeError(f"fewer than {count} free ports on 127.0.0.1 in {_server_port_range()}")
+
+
+_SERVER_PORTS = random.SystemRandom()
+
+
+def _server_port_range() -> range:
+    """The 12,000 ports below the first ephemeral one (/proc/sys/net/ipv4/ip_local_port_range; Linux's default
+    32768 where it cannot be read)."""
+    try:
+        first_ephemeral = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        first_ephemeral = 32768
+    return range(max(1024, first_ephemeral - 12_000), first_ephemeral)
 
 
 def wait_until(predicate: Callable[[], object], timeout: float, interval: float = 0.1, what: str = "condition"):
