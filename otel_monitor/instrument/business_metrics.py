@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
-from opentelemetry import metrics
+from opentelemetry import metrics, trace
 from opentelemetry.metrics import MeterProvider
 
 from otel_monitor.instrument.costs import ProjectCosts, project_scope
@@ -112,6 +112,17 @@ class BusinessMetrics:
             _log.debug("could not read the project's cost", exc_info=True)
             return None
 
+    def _keep_completed(self, project_id: str | None, cost: float, outcome: str) -> None:
+        """Keeps the project's cost and trace for the daily summary; never raises into the host."""
+        if project_id is None:
+            return
+        context = trace.get_current_span().get_span_context()
+        trace_id = trace.format_trace_id(context.trace_id) if context.is_valid else None
+        try:
+            self.project_costs.completed(project_id, cost, outcome, trace_id)
+        except Exception:
+            _log.debug("could not keep the completed project", exc_info=True)
+
     @contextmanager
     def track_project(self, project_id: str | None = None) -> Iterator[None]:
         """Counts a project started, then succeeded (no exception) or failed, with its duration and its cost: the
@@ -135,6 +146,7 @@ class BusinessMetrics:
             }
             if cost is not None:
                 fields["cost_usd"] = cost
+                self._keep_completed(project_id, cost, str(fields["outcome"]))
             _log.log(logging.INFO if succeeded else logging.ERROR, "Video project finished", extra=fields)
 
     def user_active(self, user_id: str) -> None:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import logging
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -24,6 +26,7 @@ if TYPE_CHECKING:
 __all__ = [
     "COST_CURRENCY",
     "CallCost",
+    "CompletedProject",
     "Price",
     "PriceTable",
     "ProjectCosts",
@@ -53,6 +56,17 @@ class Price(BaseModel):
     per_credit: float = Field(0.0, ge=0)  # USD of one provider credit (D-ID, Stability)
     credits_per_call: float = Field(0.0, ge=0)  # credits a successful call spends (a D-ID talk)
     credits_per_image: float = Field(0.0, ge=0)  # credits each image produced spends (Stability)
+
+
+@dataclass(frozen=True)
+class CompletedProject:
+    """A video project as it completed: its cost (USD), outcome, the trace it ran in and when it completed."""
+
+    project_id: str
+    cost_usd: float
+    outcome: str
+    trace_id: str | None
+    completed_at: dt.datetime
 
 
 @dataclass(frozen=True)
@@ -133,7 +147,11 @@ class ProjectCosts:
 
     With Redis, each call's cost is added to ``<prefix>:<project_id>`` (INCRBYFLOAT through the background writer,
     with a TTL so a project that never completes leaves nothing behind); the project's completion reads and deletes
-    the sum. Without Redis the sum is this process's own (a project whose tasks run in one process)."""
+    the sum. Without Redis the sum is this process's own (a project whose tasks run in one process).
+
+    Each completed project (id, cost, outcome, trace id) is kept in the sorted set ``<completed_prefix>:<UTC day>``
+    (score: the completion's epoch seconds, kept ``completed_ttl_seconds``) for the monitor's daily summary; without
+    Redis none is kept (the monitor could not read this process)."""
 
     def __init__(
         self,
@@ -143,6 +161,9 @@ class ProjectCosts:
         ttl_seconds: int = 7 * 86400,
         writer: RedisWriter | None = None,
         max_local_projects: int = 10_000,
+        completed_prefix: str = "otel_monitor:projects_completed",
+        completed_ttl_seconds: int = 40 * 86400,
+        clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
     ) -> None:
         self._redis = redis_client
         self._writer = (writer or RedisWriter(redis_client)) if redis_client is not None else None
@@ -151,6 +172,9 @@ class ProjectCosts:
         self._local: dict[str, float] = {}
         self._lock = threading.Lock()
         self._max_local = max_local_projects
+        self._completed_prefix = completed_prefix
+        self._completed_ttl = completed_ttl_seconds
+        self._clock = clock
 
     def _key(self, project_id: str) -> str:
         return f"{self._prefix}:{project_id}"
@@ -192,3 +216,49 @@ class ProjectCosts:
             _log.debug("could not read the project's cost", exc_info=True)
             return None
         return float(value) if value is not None else 0.0
+
+    def _completed_key(self, day: dt.date) -> str:
+        return f"{self._completed_prefix}:{day.isoformat()}"
+
+    def completed(self, project_id: str, cost_usd: float, outcome: str, trace_id: str | None) -> None:
+        """Keeps the completed project for the daily summary (with Redis only); never waits on Redis."""
+        if self._writer is None:
+            return
+        at = self._clock().astimezone(dt.UTC)
+        key, ttl = self._completed_key(at.date()), self._completed_ttl
+        member = json.dumps(
+            {"project_id": project_id, "cost_usd": cost_usd, "outcome": outcome, "trace_id": trace_id},
+            sort_keys=True,
+        )
+        score = at.timestamp()
+
+        def add(pipe: Pipeline) -> None:
+            pipe.zadd(key, {member: score})
+            pipe.expire(key, ttl)
+
+        self._writer.submit(add)
+
+    def completed_between(self, start: dt.datetime, end: dt.datetime) -> list[CompletedProject]:
+        """The projects that completed in [start, end), oldest first, over every process; raises if Redis does not
+        answer (unknown spend is not 0) or none is configured."""
+        if self._redis is None:
+            raise RuntimeError("completed projects are kept in Redis; no Redis client given")
+        start, end = start.astimezone(dt.UTC), end.astimezone(dt.UTC)
+        days = [start.date() + dt.timedelta(days=n) for n in range((end.date() - start.date()).days + 1)]
+        pipe = self._redis.pipeline(transaction=False)
+        for day in days:
+            pipe.zrangebyscore(self._completed_key(day), start.timestamp(), f"({end.timestamp()}", withscores=True)
+        projects = []
+        for rows in pipe.execute():
+            for member, score in rows:
+                fields = json.loads(member)
+                projects.append(
+                    CompletedProject(
+                        project_id=str(fields["project_id"]),
+                        cost_usd=float(fields["cost_usd"]),
+                        outcome=str(fields["outcome"]),
+                        trace_id=fields.get("trace_id"),
+                        completed_at=dt.datetime.fromtimestamp(score, dt.UTC),
+                    )
+                )
+        return projects

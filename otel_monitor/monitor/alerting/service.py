@@ -13,7 +13,9 @@ from typing import TYPE_CHECKING
 import httpx
 
 from otel_monitor._utc_time import utc_now
+from otel_monitor.instrument.costs import CompletedProject, ProjectCosts
 from otel_monitor.instrument.failure_streaks import failure_streaks_from_url
+from otel_monitor.instrument.redis_client import telemetry_redis
 from otel_monitor.logs.logger import StructuredLogger
 from otel_monitor.monitor.alerting.acknowledgement import Acknowledgement, AcknowledgementStore
 from otel_monitor.monitor.alerting.delivery.alertmanager_refresh import AlertmanagerRefresher
@@ -265,10 +267,25 @@ class AlertingService:
         async def quota_windows(start: dt.datetime, end: dt.datetime) -> dict[str, list[WindowPeak]]:
             return await quota_windows_between(quota, start, end)
 
+        redis_url = config.quota.redis_url
+
+        async def completed_projects(start: dt.datetime, end: dt.datetime) -> list[CompletedProject]:
+            def read() -> list[CompletedProject]:  # the backend's Redis, where its processes keep them
+                assert redis_url is not None
+                redis_client = telemetry_redis(redis_url, timeout=2.0)
+                try:
+                    return ProjectCosts(redis_client).completed_between(start, end)
+                finally:
+                    redis_client.close()
+
+            return await asyncio.to_thread(read)
+
         daily_summary = DailySummary(
             alerting.daily_summary,
             quota_windows=quota_windows,
             episodes=episodes,
+            completed_projects=completed_projects if redis_url else None,
+            jaeger_url=alerting.jaeger_url,
             rules=rules,
             client=client,
             clock=clock,

@@ -1,5 +1,6 @@
 """The P2 daily summary: one day's ``daily_summary`` statistics (Prometheus), the quota used in it (the
-quota store), system performance (Prometheus) and the day's alerts, P2 warnings included (the alert store)."""
+quota store), system performance (Prometheus), spend per provider (Prometheus) and per project (the backend's Redis)
+and the day's alerts, P2 warnings included (the alert store)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import inspect
 import json
 import math
 import re
+import statistics as stats_math
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -18,9 +20,11 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from otel_monitor._utc_time import iso_utc, known_time_zone, utc_now
+from otel_monitor.instrument.costs import COST_CURRENCY, CompletedProject
 from otel_monitor.instrument.host_metrics import HOST_CPU_PEAK, HOST_DISK_FREE_LOWEST, HOST_MEMORY_PEAK
 from otel_monitor.instrument.metrics import HostLabel, Outcome, PromNames
 from otel_monitor.logs.logger import StructuredLogger
+from otel_monitor.monitor.alerting.links import trace_link
 from otel_monitor.monitor.alerting.model import Alert, AlertState, Priority, Rule
 from otel_monitor.monitor.alerting.notification import Notification
 from otel_monitor.monitor.alerting.state import AlertEpisode
@@ -35,6 +39,7 @@ __all__ = [
     "summary_notification",
     "alert_entries",
     "quota_usage",
+    "spend",
     "lower_is_worse",
     "SUMMARY_MESSAGE",
     "SUMMARY_ERROR_CODE",
@@ -118,13 +123,24 @@ def summary_notification(line: dict) -> Notification:
     stats = line["statistics"]
     day = line["date"]
     rate = stats.get("success_rate")
+    spent = stats.get("spend") or {}
+    spent_text = f", {spent['total_usd']} {spent['currency']} spent" if spent.get("total_usd") is not None else ""
+    dearest = (spent.get("projects") or {}).get("most_expensive")
+    if dearest:
+        trace = f", trace {dearest['trace_id']}" if dearest.get("trace_id") else ""
+        spent_text += (
+            f" (most expensive project {dearest['project_id']}: {dearest['cost_usd']} {spent['currency']}{trace})"
+        )
     alert = Alert(
         fingerprint=f"daily-summary-{day}",
         rule="daily_summary",
         priority=Priority.P2,
         state=AlertState.FIRING,
         error_code=SUMMARY_ERROR_CODE,
-        summary=f"Daily Summary {day}: {stats['total_projects']} projects, {'-' if rate is None else rate}% successful",
+        summary=(
+            f"Daily Summary {day}: {stats['total_projects']} projects, {'-' if rate is None else rate}% successful"
+            f"{spent_text}"
+        ),
         action_required="None: informational report",
         runbook="",
     )
@@ -220,8 +236,56 @@ def quota_usage(peaks: Mapping[str, list[WindowPeak]]) -> dict[str, dict]:
     return usage
 
 
+# Cents of cents: a call can cost a fraction of a cent (a few thousand tokens).
+_USD_DIGITS = 6
+
+
+def spend(
+    providers: Iterable[tuple[Mapping[str, str], float]],
+    projects: Iterable[CompletedProject] | None,
+    jaeger_url: str | None = None,
+) -> dict:
+    """The day's spend (USD, by the backend's price table): in total and per provider (what its calls cost), and
+    per completed project: how many, their total, average and P90 (linear interpolation), and the most expensive
+    one with its trace (and its Jaeger link when ``jaeger_url`` is given); ``projects`` is None when unknown."""
+    by_provider: dict[str, float] = {}
+    for labels, value in providers:
+        service = labels.get("service", "")
+        by_provider[service] = by_provider.get(service, 0.0) + value
+    project_part: dict | None = None
+    if projects is not None:
+        listed = list(projects)
+        costs = sorted(p.cost_usd for p in listed)
+        project_part = {"count": len(listed), "total_usd": _round(sum(costs), _USD_DIGITS)}
+        if costs:
+            p90 = costs[0] if len(costs) == 1 else stats_math.quantiles(costs, n=10, method="inclusive")[8]
+            dearest = max(listed, key=lambda p: (p.cost_usd, p.completed_at))
+            link = trace_link(jaeger_url, dearest.trace_id) if jaeger_url and dearest.trace_id else None
+            project_part |= {
+                "average_usd": _round(sum(costs) / len(costs), _USD_DIGITS),
+                "p90_usd": _round(p90, _USD_DIGITS),
+                "most_expensive": {
+                    "project_id": dearest.project_id,
+                    "cost_usd": _round(dearest.cost_usd, _USD_DIGITS),
+                    "outcome": dearest.outcome,
+                    "trace_id": dearest.trace_id,
+                    "jaeger_url": link,
+                    "completed_at": iso_utc(dearest.completed_at),
+                },
+            }
+        else:
+            project_part |= {"average_usd": None, "p90_usd": None, "most_expensive": None}
+    return {
+        "currency": COST_CURRENCY,
+        "total_usd": _round(sum(by_provider.values()), _USD_DIGITS),
+        "providers": {s: _round(v, _USD_DIGITS) for s, v in sorted(by_provider.items())},
+        "projects": project_part,
+    }
+
+
 QuotaWindows = Callable[[dt.datetime, dt.datetime], Awaitable[Mapping[str, list[WindowPeak]]]]
 Episodes = Callable[[dt.datetime, dt.datetime], Awaitable[list[AlertEpisode]]]
+CompletedProjects = Callable[[dt.datetime, dt.datetime], Awaitable[list[CompletedProject]]]
 # An instant query's answer: each series' labels and value.
 _QueryResult = list[tuple[dict, float]]
 
@@ -230,8 +294,10 @@ class DailySummary:
     """Builds, logs (INFO), keeps (``reports_dir/daily-summary-YYYY-MM-DD.json``) and hands over the summary.
 
     ``quota_windows(start, end)`` gives each provider's stored quota peaks of the day (``quota_windows_between``),
-    ``episodes(start, end)`` the alert episodes that fired in it (``AlertStore.episodes_between``), ``rules`` the
-    rules by which the worst value of an alert is judged; the HTTP client is injected.
+    ``episodes(start, end)`` the alert episodes that fired in it (``AlertStore.episodes_between``),
+    ``completed_projects(start, end)`` the projects that completed in it (``ProjectCosts.completed_between`` over
+    the backend's Redis; the trace of the most expensive links to ``jaeger_url``), ``rules`` the rules by which the
+    worst value of an alert is judged; the HTTP client is injected.
     """
 
     def __init__(
@@ -240,6 +306,8 @@ class DailySummary:
         *,
         quota_windows: QuotaWindows | None = None,
         episodes: Episodes | None = None,
+        completed_projects: CompletedProjects | None = None,
+        jaeger_url: str | None = None,
         rules: Iterable[Rule] = (),
         client: httpx.AsyncClient | None = None,
         clock: Callable[[], dt.datetime] = utc_now,
@@ -248,6 +316,8 @@ class DailySummary:
         self.config = config
         self._quota_windows = quota_windows
         self._episodes = episodes
+        self._completed_projects = completed_projects
+        self._jaeger_url = jaeger_url
         self._rules = {rule.name: rule for rule in rules}
         self._client = client
         self._clock = clock
@@ -263,12 +333,13 @@ class DailySummary:
         m = self.config.matchers
         selector = f"{{{m}}}"
         bucket_increase = daily_increase(f"{PromNames.CALL_DURATION}_bucket", ("service", "le"), window, m)
-        calls, projects, duration_sum, duration_count, errors, *performance = await asyncio.gather(
+        calls, projects, duration_sum, duration_count, errors, costs, *performance = await asyncio.gather(
             self._query(daily_increase(PromNames.CALL_COUNT, ("service", "outcome"), window, m), at),
             self._query(daily_increase(PromNames.PROJECTS_COMPLETED, ("outcome",), window, m), at),
             self._query(daily_increase(f"{PromNames.PROJECT_DURATION}_sum", (), window, m), at),
             self._query(daily_increase(f"{PromNames.PROJECT_DURATION}_count", (), window, m), at),
             self._query(daily_increase(PromNames.ERRORS, ("service", "error_code"), window, m), at),
+            self._query(daily_increase(PromNames.COST, ("service",), window, m), at),
             *(self._query(f"histogram_quantile({q}, {bucket_increase})", at) for q in _QUANTILES.values()),
             *(
                 self._query(peak.format(selector=selector, window=f"{window}s"), at)
@@ -281,6 +352,7 @@ class DailySummary:
         quota = await self._quota_windows(start, at) if self._quota_windows is not None else {}
         statistics["quota_usage"] = quota_usage(quota)
         statistics["system_performance"] = _system_performance(statistics["api_calls"], *performance)
+        statistics["spend"] = spend(costs, await self._projects_completed(start, at), self._jaeger_url)
         episodes = await self._episodes(start, at) if self._episodes is not None else []
         alerts = alert_entries(episodes, self._rules)
         warnings = alerts.pop(Priority.P2.value)
@@ -292,6 +364,16 @@ class DailySummary:
             "alerts": alerts,
             "warnings": warnings,
         }
+
+    async def _projects_completed(self, start: dt.datetime, end: dt.datetime) -> list[CompletedProject] | None:
+        """The projects completed in [start, end); None when they are not known (no Redis, or it did not answer)."""
+        if self._completed_projects is None:
+            return None
+        try:
+            return await self._completed_projects(start, end)
+        except Exception as exc:
+            self._logger.warning("Completed projects could not be read", error_type=type(exc).__name__)
+            return None
 
     def _statistics(
         self,

@@ -71,6 +71,11 @@ def _summary_bodies(report: dict) -> tuple[str, str]:
         ("Average duration (min)", stats["average_duration_minutes"]),
     ]
     performance = stats.get("system_performance") or {}
+    spent = stats.get("spend") or {}
+    if spent:
+        overview.append((f"Spend ({spent['currency']})", spent["total_usd"]))
+    projects_spend = spent.get("projects")
+    dearest = (projects_spend or {}).get("most_expensive") or {}
     # (title, column headers, rows)
     sections: list[tuple[str, list[str], list[tuple[object, ...]]]] = [
         (
@@ -82,6 +87,28 @@ def _summary_bodies(report: dict) -> tuple[str, str]:
             "Quota usage",
             ["Service", "Used", "Total", "Percentage", "Reset"],
             [(s, q["used"], q["total"], q["percentage"], q.get("reset_date")) for s, q in stats["quota_usage"].items()],
+        ),
+        (
+            "Spend per provider",
+            ["Service", f"Spend ({spent.get('currency', '')})"],
+            list((spent.get("providers") or {}).items()),
+        ),
+        (
+            "Spend per project",
+            ["Projects", "Total", "Average", "P90", "Most expensive", "Its cost", "Its trace"],
+            [
+                (
+                    projects_spend["count"],
+                    projects_spend["total_usd"],
+                    projects_spend["average_usd"],
+                    projects_spend["p90_usd"],
+                    dearest.get("project_id"),
+                    dearest.get("cost_usd"),
+                    dearest.get("jaeger_url") or dearest.get("trace_id"),
+                )
+            ]
+            if projects_spend
+            else [],
         ),
         (
             "Most common errors",

@@ -13,6 +13,7 @@ from otel_monitor.monitor.alerting.delivery.digest import digest_notification
 from otel_monitor.monitor.alerting.model import Alert, AlertState, Priority
 from otel_monitor.monitor.alerting.notification import Notification
 from otel_monitor.monitor.alerting.notifiers import EmailNotifier, build_notifiers
+from otel_monitor.monitor.alerting.notifiers.email import email_message
 from otel_monitor.monitor.alerting.routing import DeliveryConfig
 from otel_monitor.redaction.scrubber import SecretScrubber
 from tools.devstack import free_port
@@ -34,6 +35,25 @@ SUMMARY = {
             "apis": {"gemini": {"success_rate": 98, "p50_seconds": 1.25, "p90_seconds": 4.5, "p99_seconds": 9.75}},
             "hosts": {"worker-1": {"cpu_peak_percent": 83.5, "memory_peak_percent": 61, "disk_free_min_percent": 42}},
             "celery_queue_peak": 57,
+        },
+        "spend": {
+            "currency": "USD",
+            "total_usd": 41.375,
+            "providers": {"d-id": 20, "gemini": 21.375},
+            "projects": {
+                "count": 3,
+                "total_usd": 40.5,
+                "average_usd": 13.5,
+                "p90_usd": 17.25,
+                "most_expensive": {
+                    "project_id": "proj-dearest",
+                    "cost_usd": 18.5,
+                    "outcome": "success",
+                    "trace_id": "ef" * 16,
+                    "jaeger_url": f"http://jaeger:16686/trace/{'ef' * 16}",
+                    "completed_at": "2026-03-01T15:00:00Z",
+                },
+            },
         },
     },
     "alerts": {"P0": [], "P1": []},
@@ -121,6 +141,12 @@ NOTIFICATIONS = [
             "<td>GeminiLatencyP50High</td>",
             "<td>still firing</td>",
             "<td>6.25</td>",
+            "<th align='left'>Spend (USD)</th><td>41.375</td>",
+            "<h3>Spend per provider</h3>",
+            "<td>gemini</td><td>21.375</td>",
+            "<h3>Spend per project</h3>",
+            "<td>3</td><td>40.5</td><td>13.5</td><td>17.25</td><td>proj-dearest</td><td>18.5</td>",
+            f"<td>http://jaeger:16686/trace/{'ef' * 16}</td>",
         ],
         id="p2-summary",
     ),
@@ -145,6 +171,18 @@ async def test_message_arrives(smtp_inbox, notification, subject, priority, html
     for fact in html_has:
         assert fact in html
     assert notification.alert.error_code in text or "Daily Summary Report" in text
+
+
+def test_summary_text_part_names_the_spend():
+    """The plain-text part of the summary carries the spend per provider and per project, the dearest's trace."""
+    text, _ = bodies(email_message(summary_notification(SUMMARY), "m@example.org", ["o@example.org"]))
+    for fact in (
+        "Spend (USD): 41.375",
+        "Service: d-id, Spend (USD): 20",
+        "Projects: 3, Total: 40.5, Average: 13.5, P90: 17.25, Most expensive: proj-dearest, Its cost: 18.5",
+        f"Its trace: http://jaeger:16686/trace/{'ef' * 16}",
+    ):
+        assert fact in text
 
 
 @pytest.mark.asyncio
