@@ -2,8 +2,9 @@
 
 The transport answers in-process (an httpcore pool stub under the real ``httpx.HTTPTransport``), so the
 numbers are the instrumentation's own cost, not loopback noise. Modes are interleaved round by round and the
-median per-call time of each mode is compared: overhead = mode - plain; the target is
-otel_monitor overhead <= 1.3 x upstream overhead.
+median per-call CPU time of each mode is compared: overhead = mode - plain; the target is
+otel_monitor overhead <= 1.3 x upstream overhead. The ratio is also taken within each round and its median and
+quartiles printed: on a shared host the load moves between rounds, less within one.
 
     .venv/bin/python -m bench.call_overhead [--calls 2000] [--rounds 15]
 """
@@ -139,7 +140,19 @@ def main() -> None:
             overhead = median - base
             ratio = f"{overhead / upstream_overhead:11.2f}x" if name != "plain httpx" else f"{'-':>12}"
             print(f"{name:36} {median * 1e6:8.1f} us {overhead * 1e6:8.1f} us {ratio}")
+        # the same ratio within each round (the modes of a round ran seconds apart, under the same load elsewhere)
+        print("ratio to upstream's overhead within each round: median [quartiles]")
+        for name in list(modes)[2:]:
+            ratios = sorted(_round_ratio(samples, name, round_, column) for round_ in range(args.rounds))
+            low, median, high = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else ratios * 3
+            print(f"  {name:34} {statistics.median(ratios):5.2f}x [{low:.2f}-{high:.2f}]")
     print(f"({args.rounds} rounds x {args.calls} calls, median per mode; target: otel-monitor <= 1.30x upstream)")
+
+
+def _round_ratio(samples: dict[str, list[tuple[float, float]]], name: str, round_: int, column: int) -> float:
+    """``name``'s overhead over upstream's in one round: each measured against plain httpx of the same round."""
+    plain = samples["plain httpx"][round_][column]
+    return (samples[name][round_][column] - plain) / (samples["upstream instrumentation"][round_][column] - plain)
 
 
 if __name__ == "__main__":

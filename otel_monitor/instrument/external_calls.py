@@ -51,6 +51,21 @@ __all__ = ["ExternalCall", "ExternalCallRecorder", "current_external_call"]
 _log = logging.getLogger("otel_monitor.external_calls")
 _current: ContextVar[ExternalCall | None] = ContextVar("otel_monitor_external_call", default=None)
 _Decorated = TypeVar("_Decorated", bound=Callable[..., Any])
+# Label sets kept per recorder for the metrics of the hot path (services x outcomes, services x models priced).
+_MAX_CACHED_LABEL_SETS = 1024
+
+
+def _label_set(
+    cache: dict[tuple[str, str], dict[str, AttributeValue]], key: str, service: str, value: str
+) -> dict[str, AttributeValue]:
+    """``{"service": service, key: value}``, built once per pair and kept in ``cache`` (every call records one on the
+    hot path; the SDK copies what it keeps); past the cap (a value per call) built afresh instead."""
+    labels = cache.get((service, value))
+    if labels is None:
+        labels = {"service": service, key: value}
+        if len(cache) < _MAX_CACHED_LABEL_SETS:
+            cache[(service, value)] = labels
+    return labels
 
 
 def current_external_call() -> ExternalCall | None:
@@ -84,6 +99,17 @@ class ExternalCallRecorder:
         self.prices = prices if prices is not None else PriceTable()  # what each call costs (the shipped examples)
         # the cost of each video project, summed over its calls in every process (this process's own by default)
         self.project_costs = project_costs if project_costs is not None else ProjectCosts()
+        self._duration_labels: dict[tuple[str, str], dict[str, AttributeValue]] = {}
+        self._cost_labels: dict[tuple[str, str], dict[str, AttributeValue]] = {}
+
+    def duration_labels(self, service: str, outcome: str) -> dict[str, AttributeValue]:
+        """The duration histogram's attributes of a call to ``service`` by ``outcome``; not to be changed."""
+        return _label_set(self._duration_labels, "outcome", service, outcome)
+
+    def cost_labels(self, service: str, priced_as: str) -> dict[str, AttributeValue]:
+        """The cost counter's attributes of a call to ``service`` priced as ``priced_as`` (its model or operation);
+        not to be changed."""
+        return _label_set(self._cost_labels, "model", service, priced_as)
 
     def track(self, service: str, operation: str | None = None, **attributes: AttributeValue) -> ExternalCall:
         """A context manager (sync or async) and decorator tracking one logical call to ``service``."""
@@ -232,9 +258,14 @@ class ExternalCall:
                     f"{self.service} {self.operation}", kind=SpanKind.CLIENT, attributes=attributes
                 )
                 self._context_token = trace.context_api.attach(trace.set_span_in_context(self._span))
+                self._name_gen_ai_span()
             elif self._span is not None and self._span.is_recording():
+                # the upstream HTTP span: the call's and the GenAI request's attributes in one update (one lock)
+                if self._gen_ai is not None:
+                    attributes.update(self._gen_ai.metric_attributes)
                 self._span.set_attributes(attributes)
-            self._name_gen_ai_span()
+                if self._gen_ai is not None and self.recorder.gen_ai_latest:
+                    self._span.update_name(self._gen_ai.span_name)
         except Exception:  # pragma: no cover - a broken SDK must not break the host
             _log.debug("could not start external call span", exc_info=True)
             self._span, self._context_token, self._owns_span = None, None, False
@@ -278,7 +309,7 @@ class ExternalCall:
         service = self.service
         error_code = result.error_code(service)
         # Calls by outcome are the histogram's count: one data point per successful call on the hot path.
-        instruments.duration.record(elapsed, {"service": service, "outcome": result.outcome})
+        instruments.duration.record(elapsed, self.recorder.duration_labels(service, result.outcome))
         if error_code:
             instruments.errors.add(1, {"service": service, "error_code": error_code})
         if self.retries:
@@ -379,7 +410,7 @@ class ExternalCall:
         )
         if cost is None:
             return None
-        self.recorder.instruments.cost.add(cost.amount, {"service": self.service, "model": cost.priced_as})
+        self.recorder.instruments.cost.add(cost.amount, self.recorder.cost_labels(self.service, cost.priced_as))
         project_id = current_project_id()
         if project_id is not None and cost.amount:
             self.recorder.project_costs.add(project_id, cost.amount)
@@ -395,8 +426,8 @@ class ExternalCall:
                 elapsed, {**attributes, ERROR_TYPE: error_code} if error_code else attributes
             )
         if self._tokens is not None:
-            for count, by_type in self._tokens.by_token_type(attributes):
-                instruments.token_usage.record(count, by_type)
+            instruments.token_usage.record(self._tokens.input, request.input_token_attributes)
+            instruments.token_usage.record(self._tokens.output, request.output_token_attributes)
 
     @staticmethod
     def _safely(func: Callable[..., object], *args: Any) -> None:

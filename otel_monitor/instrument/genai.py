@@ -79,13 +79,6 @@ class TokenUsage:
     reasoning: int = 0
     response_model: str | None = None
 
-    def by_token_type(self, attributes: dict[str, AttributeValue]) -> list[tuple[int, dict[str, AttributeValue]]]:
-        """(tokens, attributes) of the token usage histogram: ``attributes`` with input, then output."""
-        return [
-            (self.input, {**attributes, GEN_AI_TOKEN_TYPE: GenAiTokenTypeValues.INPUT.value}),
-            (self.output, {**attributes, GEN_AI_TOKEN_TYPE: GenAiTokenTypeValues.OUTPUT.value}),
-        ]
-
     def __add__(self, other: TokenUsage) -> TokenUsage:
         return TokenUsage(
             self.input + other.input,
@@ -118,6 +111,17 @@ class GenAiRequest:
             GEN_AI_PROVIDER_NAME: GenAiProviderNameValues.GCP_GEMINI.value,
             GEN_AI_REQUEST_MODEL: self.model,
         }
+
+    @functools.cached_property
+    def input_token_attributes(self) -> dict[str, AttributeValue]:
+        """The token usage histogram's attributes of input tokens (built once per request: the calls of a model
+        share them); not to be changed by the caller."""
+        return {**self.metric_attributes, GEN_AI_TOKEN_TYPE: GenAiTokenTypeValues.INPUT.value}
+
+    @functools.cached_property
+    def output_token_attributes(self) -> dict[str, AttributeValue]:
+        """The token usage histogram's attributes of output tokens; not to be changed by the caller."""
+        return {**self.metric_attributes, GEN_AI_TOKEN_TYPE: GenAiTokenTypeValues.OUTPUT.value}
 
     @functools.cached_property
     def span_attributes(self) -> dict[str, AttributeValue]:
