@@ -17,7 +17,9 @@ Settings (`--settings`):
 - defaults: Prometheus's default evaluation interval (1m, the groups' intervals removed); Alertmanager's defaults on
   the P0 route (group_wait 30s, group_interval 5m); the monitor as shipped (it has no other defaults).
 Alertmanager is restarted with empty storage before each fault, so every fault opens a new group (no
-notification log from a previous run holds one back).
+notification log from a previous run holds one back), then a random wait of up to one P0 interval puts the fault at
+a new phase of the evaluation cycles. Each invalid-key fault prints where the anchor's time went: the counter's
+first sample above zero, the evaluation that turned its alert firing, Alertmanager's receipt.
 
     .venv/bin/python -m bench.race [--settings tight defaults] [--redis-runs 3] [--providers gemini stability]
 """
@@ -25,6 +27,8 @@ notification log from a previous run holds one back).
 from __future__ import annotations
 
 import argparse
+import datetime as dt
+import random
 import shutil
 import statistics
 import time
@@ -35,6 +39,7 @@ import yaml
 
 from examples.monitor_launcher import MonitorProcess
 from otel_monitor.instrument.providers import SERVICE_KEYS
+from otel_monitor.monitor.alerting.evaluate.evaluator import DEFAULT_INTERVALS
 from otel_monitor.monitor.alerting.export.alertmanager import alertmanager_config
 from otel_monitor.monitor.alerting.export.promtool import RULES_FILE
 from otel_monitor.monitor.alerting.model import Priority
@@ -49,6 +54,7 @@ MONITOR, ANCHOR = "otel-monitor", "Prometheus + Alertmanager"
 # How long one side may take at most before the run counts it as missed (defaults: 1m evaluation + 30s group_wait).
 MISSED_AFTER_SECONDS = 180
 REDIS_CODE = "REDIS_CONNECTION_FAILED"
+P0_INTERVAL = DEFAULT_INTERVALS[Priority.P0]
 
 
 class _Alertmanager(AlertmanagerServer):
@@ -138,6 +144,29 @@ def _alert_inactive(stack: DevStack, name: str) -> bool:
     return not response.json()["data"]["result"]
 
 
+def _first_sample_at(stack: DevStack, selector: str) -> float | None:
+    """Unix time of the first sample above zero Prometheus holds for ``selector`` in the last 15 minutes (None: no
+    such sample); counters start at zero, so this is the scrape that first saw the fault."""
+    response = httpx.get(f"{stack.prometheus_url}/api/v1/query", params={"query": f"{selector}[15m]"}, timeout=5)
+    results = response.json()["data"]["result"]
+    stamps = [float(at) for series in results for at, value in series["values"] if float(value) > 0]
+    return min(stamps) if stamps else None
+
+
+def _timeline(stack: DevStack, alertmanager: AlertmanagerServer, code: str, alertname: str, fault_unix: float) -> str:
+    """Where the anchor's time went, in seconds after the fault: the counter's first scraped sample, the evaluation
+    that turned the alert firing (the ``ALERTS`` sample; ``for: 0`` has no pending step), Alertmanager's receipt."""
+    sample = _first_sample_at(stack, f'external_api_errors_total{{error_code="{code}"}}')
+    firing = _first_sample_at(stack, f'ALERTS{{alertname="{alertname}", alertstate="firing"}}')
+    received = [
+        dt.datetime.fromisoformat(alert["updatedAt"]).timestamp()
+        for alert in httpx.get(f"{alertmanager.url}/api/v2/alerts", timeout=5).json()
+        if alert["labels"].get("alertname") == alertname
+    ]
+    marks = {"sample": sample, "firing evaluation": firing, "Alertmanager received": min(received, default=None)}
+    return ", ".join(f"{name} {_seconds(None if at is None else at - fault_unix)}" for name, at in marks.items())
+
+
 def _seconds(value: float | None) -> str:
     return "missed" if value is None else f"{value:.1f}s"
 
@@ -178,6 +207,10 @@ def _one_run(settings: str, redis_runs: int, providers: list[str]) -> dict[str, 
     assert otel_monitor_cli(["export-rules", "--rules", str(rules_file), "--out", str(exported)]) == 0
     am_config = _alertmanager_config(rules_file, f"{receiver.url}/alertmanager", settings)
     am_port = free_port()  # fixed across Alertmanager restarts: Prometheus's config names it
+    alertnames = {rule.error_code: rule.name for rule in load_rules(rules_file, promtool=None)}
+    # Each fault starts after the previous one was delivered, i.e. at a fixed phase of Prometheus's evaluation
+    # cycle; a random wait of up to one P0 interval spreads the faults over the cycle (seeded: runs repeat).
+    phases = random.Random(13)
     alertmanager: _Alertmanager | None = None
 
     def alerting_monitor(run: DemoRun) -> MonitorProcess:
@@ -220,6 +253,7 @@ def _one_run(settings: str, redis_runs: int, providers: list[str]) -> dict[str, 
         time.sleep(10)  # first evaluations and scrapes settle
         for index in range(redis_runs):
             fresh_alertmanager()
+            time.sleep(phases.uniform(0, P0_INTERVAL))
             seen = len(receiver.requests)
             watched["redis"].stop()
             fault_at = time.monotonic()
@@ -231,13 +265,15 @@ def _one_run(settings: str, redis_runs: int, providers: list[str]) -> dict[str, 
             wait_until(lambda: _alert_inactive(run.stack, "RedisDown"), 180, interval=1, what="RedisDown inactive")
         for service in providers:
             code = f"{service.upper().replace('-', '_')}_INVALID_API_KEY"
-            fresh_alertmanager()
+            current = fresh_alertmanager()
+            time.sleep(phases.uniform(0, P0_INTERVAL))
             seen = len(receiver.requests)
             fakes.set_fault(service, mode="invalid_key")
-            fault_at = time.monotonic()
+            fault_at, fault_unix = time.monotonic(), time.time()
             httpx.post(f"{demo.api_url}/api/v1/projects", json={"topic": "t", "steps": [service]}, timeout=10)
             runs["invalid key"].append(_race(receiver, code, fault_at, seen))
-            print(f"{settings} {service} invalid key: {runs['invalid key'][-1]}", flush=True)
+            timeline = _timeline(run.stack, current, code, alertnames[code], fault_unix)
+            print(f"{settings} {service} invalid key: {runs['invalid key'][-1]}; anchor: {timeline}", flush=True)
             fakes.set_fault(service, mode="ok")
     finally:
         if alertmanager is not None:

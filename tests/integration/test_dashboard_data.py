@@ -1,4 +1,5 @@
-"""Every panel shows data: after demo traffic, each dashboard query returns a series from the real Prometheus."""
+"""Every panel shows data: after demo traffic, each dashboard query returns a series from the real Prometheus (a
+logs panel's LogsQL: a line from the real VictoriaLogs)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from otel_monitor.instrument.providers import SERVICE_KEYS
 from tests.support.demo import create_project, demo_backend, wait_finished
 from tests.support.receivers import Receiver
 from tools.dashboards import DASHBOARD_DIR, DASHBOARDS
+from tools.dashboards.grafana import VICTORIALOGS
 from tools.devstack import server_workdir, wait_until
 from tools.devstack.stack import REPO_ROOT
 
@@ -53,6 +55,10 @@ NO_DATA_IN_THE_DEMO = {
 PROVIDERS_WITH_DATA = {
     "$service items failed": ({"stability"}, "only Stability asks for several items (images) per call"),
     "$service token refresh success rate": ({"youtube"}, "only YouTube refreshes an OAuth token"),
+    "$service failed calls (log)": (
+        {"gemini", "stability"},
+        "only Gemini (invalid key, timeout) and Stability (partial failure) fail in the demo",
+    ),
 }
 
 
@@ -106,6 +112,15 @@ def _series(prometheus_url: str, expr: str, instant: bool) -> list[dict]:
         response = httpx.get(f"{prometheus_url}/api/v1/query_range", params=params, timeout=30)
     assert response.status_code == 200, f"{expr}\n-> {response.text}"
     return response.json()["data"]["result"]
+
+
+def _log_lines(victorialogs_url: str, expr: str, limit: int) -> list[dict]:
+    """The lines a LogsQL query returns over the dashboard's range, as the logs panel asks VictoriaLogs for them."""
+    end = time.time()
+    params = {"query": expr, "start": f"{end - RANGE_SECONDS:.3f}", "end": f"{end:.3f}", "limit": limit}
+    response = httpx.get(f"{victorialogs_url}/select/logsql/query", params=params, timeout=30)
+    assert response.status_code == 200, f"{expr}\n-> {response.text}"
+    return [json.loads(line) for line in response.text.splitlines() if line.strip()]
 
 
 @pytest.fixture(scope="module")
@@ -172,7 +187,8 @@ def demo_traffic(stack, fakes):
 @pytest.mark.parametrize("name, panel, query, repeat", _queries())
 def test_every_panel_query_returns_data(demo_traffic, name, panel, query, repeat):
     """The query, its variables substituted as Grafana would (All selected; a repeated row once per value), returns at
-    least one series: for every value of a repeated row's variable, but the providers PROVIDERS_WITH_DATA lists."""
+    least one series (a logs query: at least one line from VictoriaLogs, each with the trace_id its Jaeger link
+    needs): for every value of a repeated row's variable, but the providers PROVIDERS_WITH_DATA lists."""
     prometheus = demo_traffic.prometheus_url
     variables = {v["name"]: v for v in _dashboards()[name]["templating"]["list"]}
     options = {variable: _options(prometheus, definition) for variable, definition in variables.items()}
@@ -182,6 +198,18 @@ def test_every_panel_query_returns_data(demo_traffic, name, panel, query, repeat
         wanted, _ = PROVIDERS_WITH_DATA.get(panel["title"], (set(SERVICE_KEYS), ""))
         assert wanted <= set(options[repeat]), f"${repeat} lists {options[repeat]}"
         runs = [{**BUILT_IN, **selected, repeat: _regex([value])} for value in sorted(wanted)]
+    if query["datasource"] == VICTORIALOGS:  # a logs panel of a repeated row: the row's one value, as it is
+        assert repeat is not None, "a logs query outside a repeated row: say how Grafana formats its variables"
+        for value in sorted(wanted):
+            expr = _substitute(query["expr"], {**BUILT_IN, repeat: value})
+            lines = wait_until(
+                lambda expr=expr: _log_lines(demo_traffic.victorialogs_url, expr, query["maxLines"]),
+                30,
+                interval=1,
+                what=f"log lines for {expr}",
+            )
+            assert all(line.get("trace_id") for line in lines), "a line without the trace_id its link needs"
+        return
     for values in runs:
         expr = _substitute(query["expr"], values)
         assert wait_until(

@@ -122,7 +122,7 @@ def _promql_cases() -> list:
     for name, board in _dashboards().items():
         for panel in _panels(board["panels"]):
             for target in panel.get("targets", ()):
-                if target.get("expr"):
+                if target.get("expr") and target.get("datasource", panel["datasource"])["type"] == "prometheus":
                     case_id = f"{name}#{panel['id']} {panel['title']} {target['refId']}"
                     cases.append(pytest.param(target["expr"], id=case_id))
     for source in _grafana_file("datasources.yml")["datasources"]:
@@ -393,8 +393,25 @@ def test_datasources_provision_the_uids_the_dashboards_use():
     links = sources["prometheus"]["jsonData"]["exemplarTraceIdDestinations"]
     assert [(link["name"], sources[link["datasourceUid"]]["type"]) for link in links] == [("trace_id", "jaeger")]
     assert sources["jaeger"]["jsonData"]["tracesToMetrics"]["datasourceUid"] in sources
+    # A log line's trace_id field opens its trace in Jaeger (the logs panels' data source).
+    fields = sources["victorialogs"]["jsonData"]["derivedFields"]
+    assert [(f["matcherType"], f["matcherRegex"], sources[f["datasourceUid"]]["type"]) for f in fields] == [
+        ("label", "trace_id", "jaeger")
+    ]
     for name, board in _dashboards().items():
         assert _dashboard_datasource_uids(board) <= set(sources), f"{name} uses an unprovisioned data source"
+
+
+def test_compose_grafana_installs_the_plugin_of_every_provisioned_data_source():
+    """A data source type Grafana does not ship (the VictoriaLogs plugin) is installed by compose's Grafana, and
+    the log store's data source names compose's VictoriaLogs."""
+    built_in = {"prometheus", "jaeger"}
+    sources = _grafana_file("datasources.yml")["datasources"]
+    installed = set(_environment(_service("grafana"))["GF_INSTALL_PLUGINS"].split(","))
+    assert {source["type"] for source in sources} - built_in <= installed
+    (logs,) = [source for source in sources if source["uid"] == "victorialogs"]
+    port = _service("victorialogs")["ports"][0].split(":")[-1]
+    assert logs["url"] == f"http://victorialogs:{port}"
 
 
 def test_dashboard_provider_loads_the_dashboards_compose_mounts():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from otel_monitor.instrument.metrics import PromNames
+from otel_monitor.instrument.metrics import Outcome, PromNames
 from otel_monitor.monitor.alerting.thresholds import Thresholds
 from tools.dashboards.business import OVER_RANGE
 from tools.dashboards.grafana import (
@@ -14,6 +14,8 @@ from tools.dashboards.grafana import (
     Panel,
     bargauge,
     levels,
+    logs,
+    logs_target,
     query_variable,
     spec_text,
     stat,
@@ -30,6 +32,9 @@ SUCCESS = 'outcome="success"'
 FAILED = 'outcome=~"error|timeout"'
 CALLS = PromNames.CALL_COUNT
 BUCKETS = f"{PromNames.CALL_DURATION}_bucket"
+# The backend's line for each call that did not succeed (it logs successful calls at DEBUG, never exported), with
+# its fields as VictoriaLogs stores them: the provider, the outcome, the error code and the trace_id.
+FAILED_CALL_LINES = f'service:="$service" outcome:* -outcome:="{Outcome.SUCCESS}"'
 
 
 def _calls(*matchers: str) -> str:
@@ -289,4 +294,14 @@ def external_apis(thresholds: Thresholds) -> dict:
     board.row("Provider: $service", repeat="service")
     for spec in PROVIDER_PANELS:
         board.add(_provider_panel(spec, thresholds), 4, 5)
+    board.add(
+        logs(
+            "$service failed calls (log)",
+            "The backend's log lines of $service's calls that failed, newest first, from VictoriaLogs: outcome, "
+            "error code, retries and the trace_id, which opens the call's trace in Jaeger.",
+            [logs_target(FAILED_CALL_LINES)],
+        ),
+        24,
+        8,
+    )
     return board.model()

@@ -9,11 +9,14 @@ from otel_monitor.monitor.alerting.thresholds import Thresholds
 
 __all__ = [
     "PROMETHEUS",
+    "VICTORIALOGS",
     "Board",
     "NEUTRAL",
     "Step",
     "bargauge",
     "levels",
+    "logs",
+    "logs_target",
     "query_variable",
     "stat",
     "steps",
@@ -26,6 +29,8 @@ Panel = dict[str, Any]
 Step = tuple[str, "int | float | None"]
 
 PROMETHEUS = {"type": "prometheus", "uid": "prometheus"}
+# The log store's data source (plugin victoriametrics-logs-datasource; config/grafana/datasources.yml).
+VICTORIALOGS = {"type": "victoriametrics-logs-datasource", "uid": "victorialogs"}
 GRID_WIDTH = 24
 NEUTRAL: tuple[Step, ...] = (("blue", None),)
 # Colours of the steps a quantity's levels start, in the order the steps rise.
@@ -64,13 +69,26 @@ def target(expr: str, legend: str = "__auto", *, instant: bool = False, exemplar
     return query
 
 
-def _panel(kind: str, title: str, description: str, targets: Iterable[dict], field_defaults: dict) -> Panel:
+def logs_target(expr: str, *, max_lines: int = 100) -> dict:
+    """One LogsQL query of a logs panel: the newest ``max_lines`` matching lines over the dashboard's range (the
+    plugin's raw-logs query, VictoriaLogs' ``/select/logsql/query``)."""
+    return {"datasource": VICTORIALOGS, "expr": expr, "queryType": "instant", "maxLines": max_lines}
+
+
+def _panel(
+    kind: str,
+    title: str,
+    description: str,
+    targets: Iterable[dict],
+    field_defaults: dict,
+    datasource: dict = PROMETHEUS,
+) -> Panel:
     queries = [{"refId": chr(ord("A") + i), **query} for i, query in enumerate(targets)]
     return {
         "type": kind,
         "title": title,
         "description": description,
-        "datasource": PROMETHEUS,
+        "datasource": datasource,
         "targets": queries,
         "fieldConfig": {"defaults": field_defaults, "overrides": []},
     }
@@ -173,6 +191,23 @@ def bargauge(title: str, description: str, targets: Iterable[dict], *, unit: str
         "minVizWidth": 8,
         "maxVizHeight": 300,
         "reduceOptions": _REDUCE_LAST,
+    }
+    return panel
+
+
+def logs(title: str, description: str, targets: Iterable[dict]) -> Panel:
+    """A logs panel over VictoriaLogs, newest line first, each line's fields (trace_id links to Jaeger) a click
+    away."""
+    panel = _panel("logs", title, description, targets, {}, VICTORIALOGS)
+    panel["options"] = {
+        "showTime": True,
+        "showLabels": False,
+        "showCommonLabels": False,
+        "wrapLogMessage": True,
+        "prettifyLogMessage": False,
+        "enableLogDetails": True,
+        "dedupStrategy": "none",
+        "sortOrder": "Descending",
     }
     return panel
 

@@ -8,6 +8,7 @@ import pytest
 
 from otel_monitor.monitor.alerting.thresholds import load_thresholds
 from tools.dashboards import DASHBOARD_DIR, DASHBOARDS, THRESHOLDS_FILE, render
+from tools.dashboards.grafana import VICTORIALOGS
 
 
 def _board(name: str) -> dict:
@@ -39,7 +40,8 @@ def test_the_committed_files_are_the_generated_set():
 
 def test_one_provider_row_repeated_by_the_service_variable():
     """External APIs has one provider row, repeated for each selected $service (multi-value, All included); its
-    panels select the row's provider and name each series by it, so an override can match it."""
+    panels select the row's provider and name each series by it, so an override can match it; its logs panel
+    selects the provider's lines in VictoriaLogs."""
     board = _board("external-apis.json")
     row, panels = _repeated_row(board)
     (variable,) = [v for v in board["templating"]["list"] if v["name"] == row["repeat"]]
@@ -48,7 +50,11 @@ def test_one_provider_row_repeated_by_the_service_variable():
     assert len(panels) >= 10
     for panel in panels:
         for query in panel["targets"]:
+            if query["datasource"] == VICTORIALOGS:
+                assert query["expr"].startswith('service:="$service" '), panel["title"]
+                continue
             assert 'service=~"$service"' in query["expr"] and query["legendFormat"] == "{{service}}", panel["title"]
+    assert [p["type"] for p in panels].count("logs") == 1
     titles = [p["title"] for b in DASHBOARDS for p in _board(b)["panels"]]
     assert not [title for title in titles if title.startswith(("Gemini ", "Stability ", "D-ID ", "YouTube "))]
 
