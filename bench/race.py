@@ -209,8 +209,10 @@ def _one_run(settings: str, redis_runs: int, providers: list[str]) -> dict[str, 
     am_port = free_port()  # fixed across Alertmanager restarts: Prometheus's config names it
     alertnames = {rule.error_code: rule.name for rule in load_rules(rules_file, promtool=None)}
     # Each fault starts after the previous one was delivered, i.e. at a fixed phase of Prometheus's evaluation
-    # cycle; a random wait of up to one P0 interval spreads the faults over the cycle (seeded: runs repeat).
+    # cycle; a random wait of up to one evaluation interval (the P0 group's, or Prometheus's default 1m) spreads the
+    # faults over the cycle (seeded: runs repeat).
     phases = random.Random(13)
+    cycle_seconds = 60.0 if settings == "defaults" else P0_INTERVAL
     alertmanager: _Alertmanager | None = None
 
     def alerting_monitor(run: DemoRun) -> MonitorProcess:
@@ -253,7 +255,7 @@ def _one_run(settings: str, redis_runs: int, providers: list[str]) -> dict[str, 
         time.sleep(10)  # first evaluations and scrapes settle
         for index in range(redis_runs):
             fresh_alertmanager()
-            time.sleep(phases.uniform(0, P0_INTERVAL))
+            time.sleep(phases.uniform(0, cycle_seconds))
             seen = len(receiver.requests)
             watched["redis"].stop()
             fault_at = time.monotonic()
@@ -266,7 +268,7 @@ def _one_run(settings: str, redis_runs: int, providers: list[str]) -> dict[str, 
         for service in providers:
             code = f"{service.upper().replace('-', '_')}_INVALID_API_KEY"
             current = fresh_alertmanager()
-            time.sleep(phases.uniform(0, P0_INTERVAL))
+            time.sleep(phases.uniform(0, cycle_seconds))
             seen = len(receiver.requests)
             fakes.set_fault(service, mode="invalid_key")
             fault_at, fault_unix = time.monotonic(), time.time()
