@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from opentelemetry.metrics import MeterProvider
 
 from otel_monitor import __version__
-from otel_monitor.instrument.probe_paths import PROBE_PATHS
+from otel_monitor.instrument.probe_paths import HEALTH_PATH, PROBE_PATHS
 from otel_monitor.monitor.alerting.model import Rule
 from otel_monitor.monitor.alerting.notifications_router import build_notifications_router
 from otel_monitor.monitor.alerting.response_router import build_response_router
@@ -23,7 +23,7 @@ from otel_monitor.monitor.alerting.silences.router import build_silences_router
 from otel_monitor.monitor.api_errors import document_unparsable_bodies
 from otel_monitor.monitor.auth.middleware import install_auth
 from otel_monitor.monitor.config import MonitorConfig
-from otel_monitor.monitor.health.router import ReplicaStatus, build_health_router
+from otel_monitor.monitor.health.router import HealthResponder, ReplicaStatus, build_health_router
 from otel_monitor.monitor.health.service import HealthService
 from otel_monitor.monitor.leadership import AlwaysLeader
 from otel_monitor.monitor.quota.router import build_quota_router
@@ -33,7 +33,7 @@ from otel_monitor.monitor.status.router import build_status_router
 from otel_monitor.monitor.status.service import StatusService
 
 if TYPE_CHECKING:
-    from starlette.types import Scope
+    from starlette.types import Receive, Scope, Send
 
     from otel_monitor.instrument.telemetry import Telemetry
 
@@ -45,6 +45,25 @@ _PROBE_PATHS = frozenset(PROBE_PATHS)
 
 def _is_probe(scope: Scope) -> bool:
     return scope.get("path") in _PROBE_PATHS
+
+
+class _MonitorApp(FastAPI):
+    """FastAPI, with the GETs of the health endpoint answered first, from the pre-rendered report: load balancers
+    and uptime checkers poll it hard, and it is open to anyone and excluded from telemetry, so routing, parameter
+    parsing, the middlewares and the telemetry wrapper would be all of its cost."""
+
+    health_responder: HealthResponder | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            self.health_responder is not None
+            and scope["type"] == "http"
+            and scope["path"] == HEALTH_PATH
+            and scope["method"] == "GET"
+        ):
+            await self.health_responder.answer(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
 
 
 def create_app(
@@ -97,14 +116,12 @@ def create_app(
 
     # FastAPI's native telemetry would trace every probe of the health endpoints (load balancers poll them
     # hard): those requests are excluded, the rest of the API is traced.
-    app = FastAPI(title="otel-monitor", version=__version__, lifespan=lifespan, telemetry={"exclude": _is_probe})
+    app = _MonitorApp(title="otel-monitor", version=__version__, lifespan=lifespan, telemetry={"exclude": _is_probe})
     leadership = alerting.leadership if alerting is not None else AlwaysLeader(config.ha.replica_id)
-    app.include_router(
-        build_health_router(
-            health,
-            lambda: ReplicaStatus(id=leadership.replica_id, leader=leadership.is_leader, ha=leadership.enabled),
-        )
+    app.health_responder = HealthResponder(
+        health, lambda: ReplicaStatus(id=leadership.replica_id, leader=leadership.is_leader, ha=leadership.enabled)
     )
+    app.include_router(build_health_router(health, responder=app.health_responder))
     app.include_router(build_quota_router(quota))
     app.include_router(
         build_alerts_router(

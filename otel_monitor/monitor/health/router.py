@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import lru_cache
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict
+from starlette.types import Receive, Scope, Send
 
 from otel_monitor.instrument.probe_paths import HEALTH_PATH, LIVENESS_PATH
 from otel_monitor.monitor.health.service import HealthService
@@ -18,6 +20,7 @@ __all__ = [
     "LIVENESS_PATH",
     "CheckResult",
     "HealthReport",
+    "HealthResponder",
     "Liveness",
     "ReplicaStatus",
     "build_health_router",
@@ -86,6 +89,7 @@ def _quality(params: list[str]) -> float:
     return 1.0
 
 
+@lru_cache(maxsize=256)  # probes send the same few Accept headers
 def wants_health_json(accept: str | None) -> bool:
     """Whether the Accept header prefers ``application/health+json`` (q > 0, not below ``application/json``)."""
     if not accept:
@@ -111,19 +115,56 @@ def health_response(report: dict[str, Any], accept: str | None = None) -> JSONRe
 _LIVE = Liveness(status="ok")
 
 
-def build_health_router(service: HealthService, replica: Callable[[], ReplicaStatus] | None = None) -> APIRouter:
+class HealthResponder:
+    """The health endpoint's responses, rendered once per report: while the service serves the same cached report
+    (and the replica's state is unchanged), each request gets the same pre-rendered bytes, with no JSON encoding.
+    ``answer`` serves one request as a bare ASGI app: the monitor's app sends probes of the health path there
+    before its routing, middlewares and telemetry (probes are excluded from telemetry and open to anyone)."""
+
+    def __init__(self, service: HealthService, replica: Callable[[], ReplicaStatus] | None = None) -> None:
+        self._service, self._replica = service, replica
+        self._report: dict[str, Any] | None = None
+        # (replica's id, leader, ha; health+json?) -> the rendered response, for the report in ``_report``
+        self._rendered: dict[tuple[tuple[str, bool, bool] | None, bool], JSONResponse] = {}
+
+    async def response(self, accept: str | None) -> JSONResponse:
+        """The response to a request with this Accept header: shared, never to be modified."""
+        report = await self._service.report()
+        replica = self._replica() if self._replica is not None else None
+        key = ((replica.id, replica.leader, replica.ha) if replica is not None else None, wants_health_json(accept))
+        if report is not self._report:
+            self._report, self._rendered = report, {}
+        rendered = self._rendered.get(key)
+        if rendered is None:
+            full = report if replica is None else {**report, "replica": replica.model_dump()}
+            rendered = self._rendered[key] = health_response(full, HEALTH_JSON_MEDIA_TYPE if key[1] else None)
+        return rendered
+
+    async def answer(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serves a GET of the health path as the route would, without FastAPI's request handling."""
+        accept = next((value for name, value in scope["headers"] if name == b"accept"), None)
+        response = await self.response(accept.decode("latin-1") if accept is not None else None)
+        await response(scope, receive, send)
+
+
+def build_health_router(
+    service: HealthService,
+    replica: Callable[[], ReplicaStatus] | None = None,
+    *,
+    responder: HealthResponder | None = None,
+) -> APIRouter:
     """The two endpoints over ``service``; include it in the app, and start/stop the service in its lifespan. With
-    ``replica``, the report says which monitor replica answers and whether it leads."""
+    ``replica``, the report says which monitor replica answers and whether it leads. ``responder`` (built from
+    ``service`` and ``replica`` when None) renders the report; pass the one the app's fast path shares."""
     router = APIRouter(tags=["health"])
+    responder = responder or HealthResponder(service, replica)
 
     @router.get(
         HEALTH_PATH, summary="Health of the backend's dependencies", response_model=None, responses=_report_responses()
     )
-    async def system_health(accept: Annotated[str | None, Header()] = None) -> JSONResponse:
-        report = await service.report()
-        if replica is not None:
-            report = {**report, "replica": replica().model_dump()}
-        return health_response(report, accept)
+    async def system_health(accept: Annotated[str | None, Header()] = None) -> Response:
+        rendered = await responder.response(accept)  # shared: this request gets its own response of its bytes
+        return Response(rendered.body, rendered.status_code, headers=_NO_STORE, media_type=rendered.media_type)
 
     @router.get(LIVENESS_PATH, summary="Liveness: the process serves; depends on nothing external")
     async def livez() -> Liveness:
