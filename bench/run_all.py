@@ -12,6 +12,7 @@ BENCHES = [
     "bench.alert_latency",
     "bench.alert_evaluation",
     "bench.failover",
+    "bench.gateway_throughput",
     "bench.rule_scaling",
     "bench.race",
 ]

@@ -48,6 +48,8 @@ class SystemErrorCode(str, Enum):
     DISK_SPACE_INSUFFICIENT = "DISK_SPACE_INSUFFICIENT"
     # The backend's API does not answer a client outside it (the blackbox exporter's probes fail).
     API_UNREACHABLE = "API_UNREACHABLE"
+    # The outside probes themselves are missing (blackbox exporter down or not scraped): API_UNREACHABLE is blind.
+    UPTIME_PROBE_MISSING = "UPTIME_PROBE_MISSING"
     # The monitor's own back end (Prometheus) does not answer: alerts from metrics are blind meanwhile.
     MONITORING_BACKEND_DOWN = "MONITORING_BACKEND_DOWN"
 

@@ -103,6 +103,8 @@ def test_shipped_rules_use_only_defined_error_codes():
         ("DiskSpaceInsufficient", "P0", "health.disk"),
         ("ApiConsecutiveFailuresCritical", "P0", "streak.* > 10"),
         ("ApiUnreachableFromOutside", "P0", 'min by (service) (probe_success{job="blackbox-http"}) == 0'),
+        ("UptimeProbeMissing", "P0", '(min by (service) (up{job="blackbox-http"}) == 0)'),
+        ("UptimeProbeMissing", "P0", 'max_over_time(up{job="blackbox-http"}[1h])'),
         # P1
         ("GeminiQuotaLow", "P1", "> 0.9"),
         ("StabilityQuotaLow", "P1", "> 0.9"),

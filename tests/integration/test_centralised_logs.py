@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import json
-
-import httpx
 import pytest
 
 from otel_monitor.logs.files import read_log_records
-from otel_monitor.monitor.alerting.links import logs_query
+from tests.support.backends import victorialogs_lines
 from tests.support.demo import create_project, demo_backend, wait_finished
 from tools.devstack import wait_until
 
@@ -16,13 +13,6 @@ pytestmark = pytest.mark.stack
 
 # The levels the backend exports as OTLP log records (its app.log also holds DEBUG lines).
 EXPORTED_LEVELS = {"info", "warning", "error", "critical"}
-
-
-def stored_lines(victorialogs_url: str, trace_id: str) -> list[dict]:
-    """The log lines VictoriaLogs' query API returns for ``trace_id`` (one JSON object a line)."""
-    response = httpx.get(f"{victorialogs_url}/select/logsql/query", params={"query": logs_query(trace_id)}, timeout=10)
-    response.raise_for_status()
-    return [json.loads(line) for line in response.text.splitlines() if line.strip()]
 
 
 def test_failing_call_log_lines_are_found_by_trace_id(stack, fakes, workdir):
@@ -44,7 +34,7 @@ def test_failing_call_log_lines_are_found_by_trace_id(stack, fakes, workdir):
         assert failing, "the failing call logged no error line"
 
         def all_stored() -> list[dict] | None:
-            found = stored_lines(stack.victorialogs_url, trace_id)
+            found = victorialogs_lines(stack.victorialogs_url, trace_id)
             return found if len(found) >= len(logged) else None
 
         stored = wait_until(all_stored, 30, interval=0.5, what="the trace's log lines in VictoriaLogs")

@@ -1,4 +1,5 @@
-"""The collector tier end to end: demo backend -> agent -> two tail-sampling gateways -> Jaeger and Prometheus."""
+"""The collector tier end to end: demo backend -> agent -> two tail-sampling gateways -> Jaeger, Prometheus and
+VictoriaLogs."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import time
 import httpx
 import pytest
 
-from tests.support.backends import jaeger_trace, prom_values, wait_for_prom
+from tests.support.backends import jaeger_trace, prom_values, victorialogs_lines, wait_for_prom
 from tests.support.demo import create_project, demo_backend, wait_finished
 from tests.support.stacks import private_stack
 from tools.devstack import wait_until
@@ -39,8 +40,8 @@ PROJECT_SPANS = {"POST /api/v1/projects", "apply_async/video.generate", "run/vid
 
 @pytest.fixture(scope="module")
 def tier_stack():
-    """Jaeger, Prometheus and Redis of this module alone: its Prometheus scrapes the tier's gateways."""
-    with private_stack("otel-monitor-tier-", "jaeger", "prometheus", "redis") as stack:
+    """Jaeger, VictoriaLogs, Prometheus and Redis of this module alone: its Prometheus scrapes the tier's gateways."""
+    with private_stack("otel-monitor-tier-", "jaeger", "victorialogs", "prometheus", "redis") as stack:
         yield stack
 
 
@@ -141,3 +142,24 @@ def test_failed_provider_calls_keep_whole_traces_and_span_metrics_count_every_ca
     success_traces = {line["trace_id"] for line in successes.values()}
     assert failed_traces <= stored
     assert len(stored & success_traces) <= MOST_KEPT, f"{len(stored & success_traces)} of {SUCCESSFUL_PROJECTS} kept"
+
+
+def test_failing_call_log_lines_reach_victorialogs_through_the_tier(demo, tier_stack, fakes):
+    """A project whose Gemini call fails (invalid key), its log records sent to the agent: VictoriaLogs returns, for
+    its trace_id, the lines of both the API and the worker, the failing call's error line among them."""
+    fakes.set_fault("gemini", mode="invalid_key", latencies=[0])
+    try:
+        accepted = create_project(demo, ["gemini"])
+        wait_finished(demo, {accepted["project_id"]})
+    finally:
+        fakes.set_fault("gemini", mode="ok")
+    trace_id = accepted["trace_id"]
+
+    def error_line_stored() -> list[dict] | None:
+        found = victorialogs_lines(tier_stack.victorialogs_url, trace_id)
+        services = {line["service.name"] for line in found}
+        failing = [line for line in found if line.get("error_code") == "GEMINI_INVALID_API_KEY"]
+        return found if failing and services == {demo.api_service, demo.worker_service} else None
+
+    stored = wait_until(error_line_stored, 60, interval=0.5, what="the failing call's log lines in VictoriaLogs")
+    assert {line["trace_id"] for line in stored} == {trace_id}

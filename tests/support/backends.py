@@ -1,13 +1,15 @@
-"""Reads what the real back ends hold: Prometheus series, Jaeger traces, JSON log lines."""
+"""Reads what the real back ends hold: Prometheus series, Jaeger traces, VictoriaLogs lines, JSON log lines."""
 
 from __future__ import annotations
 
+import json
 import socket
 import uuid
 
 import httpx
 
 from otel_monitor.logs.files import read_log_records as read_log_lines  # noqa: F401 - re-exported for tests
+from otel_monitor.monitor.alerting.links import logs_query
 from tools.devstack import free_port, wait_until
 
 
@@ -50,6 +52,13 @@ def jaeger_trace(jaeger_url: str, trace_id: str) -> dict | None:
     response.raise_for_status()
     data = response.json().get("data") or []
     return data[0] if data else None
+
+
+def victorialogs_lines(victorialogs_url: str, trace_id: str) -> list[dict]:
+    """The log lines VictoriaLogs' query API returns for ``trace_id`` (one JSON object a line)."""
+    response = httpx.get(f"{victorialogs_url}/select/logsql/query", params={"query": logs_query(trace_id)}, timeout=10)
+    response.raise_for_status()
+    return [json.loads(line) for line in response.text.splitlines() if line.strip()]
 
 
 def span_tags(span: dict) -> dict:

@@ -1,5 +1,5 @@
 """The collector tier on loopback: one agent (collector/agent.yaml) in front of N gateways (collector/gateway.yaml),
-the gateways exporting to a DevStack's Jaeger and scraped by its Prometheus."""
+the gateways exporting to a DevStack's Jaeger and VictoriaLogs and scraped by its Prometheus."""
 
 from __future__ import annotations
 
@@ -68,8 +68,8 @@ class CollectorTier(ProcessGroup):
     """Starts ``gateways`` gateways, then the agent routing to them, and points ``stack``'s Prometheus at the
     gateways (span and backend metrics) and at all of them (their own telemetry); stops them in reverse.
 
-    The stack needs Jaeger and Prometheus running and no collector of its own on the same scrape jobs. Send the
-    backend's OTLP to ``otlp_http_endpoint`` (the agent).
+    The stack needs Jaeger, VictoriaLogs and Prometheus running and no collector of its own on the same scrape jobs.
+    Send the backend's OTLP to ``otlp_http_endpoint`` (the agent).
     """
 
     stack: DevStack
@@ -77,6 +77,7 @@ class CollectorTier(ProcessGroup):
     sampling_percentage: float = 10
     slow_trace_ms: int = 10_000
     decision_wait: str = "60s"
+    num_traces: int = 100_000
     agent_binary: str | None = None  # agent_collector_binary() by default
     gateway_binary: str | None = None  # gateway_collector_binary() by default
     agent_config: Path = AGENT_CONFIG
@@ -114,7 +115,9 @@ class CollectorTier(ProcessGroup):
             "GATEWAY_SAMPLING_PERCENTAGE": str(self.sampling_percentage),
             "GATEWAY_SLOW_TRACE_MS": str(self.slow_trace_ms),
             "GATEWAY_DECISION_WAIT": self.decision_wait,
+            "GATEWAY_NUM_TRACES": str(self.num_traces),
             "JAEGER_OTLP_GRPC_ENDPOINT": f"127.0.0.1:{self.stack.ports.jaeger_otlp_grpc}",
+            "VICTORIALOGS_ENDPOINT": f"127.0.0.1:{self.stack.ports.victorialogs}",
         }
         binary = self.gateway_binary or gateway_collector_binary()
         return self._process(self.gateway_names[index], binary, self.gateway_config, self.gateway_ports[index], env)
