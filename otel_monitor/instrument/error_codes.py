@@ -66,6 +66,8 @@ class ApiErrorCode(str, Enum):
     QUOTA_USAGE_WARNING = "QUOTA_USAGE_WARNING"
     # Unspent prepaid credits (D-ID's packs) expire soon: used or not, they are gone after their expire_at.
     QUOTA_CREDITS_EXPIRING = "QUOTA_CREDITS_EXPIRING"
+    # At the current burn rate (a long and a short window both), a quota runs out before it resets.
+    QUOTA_EXHAUSTION_FORECAST = "QUOTA_EXHAUSTION_FORECAST"
 
 
 class ThresholdErrorCode(str, Enum):
@@ -79,6 +81,10 @@ class ThresholdErrorCode(str, Enum):
     PROJECT_SUCCESS_RATE_LOW = "PROJECT_SUCCESS_RATE_LOW"
     PROJECT_GENERATION_SLOW = "PROJECT_GENERATION_SLOW"
     ACTIVE_USERS_DECLINING = "ACTIVE_USERS_DECLINING"
+    # A spend budget (USD, per provider or in total, per UTC day or month): forecast to run out before its period
+    # ends at the current burn rate (P1), or spent (P0).
+    BUDGET_EXHAUSTION_FORECAST = "BUDGET_EXHAUSTION_FORECAST"
+    BUDGET_SPENT = "BUDGET_SPENT"
 
 
 class TelemetryErrorCode(str, Enum):

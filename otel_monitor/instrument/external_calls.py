@@ -44,6 +44,7 @@ from otel_monitor.instrument.genai import GenAiRequest, TokenUsage, gen_ai_lates
 from otel_monitor.instrument.metrics import METER_NAME, ExternalApiInstruments, GenAiInstruments, Outcome, ResultOutcome
 
 if TYPE_CHECKING:
+    from otel_monitor.instrument.spend_ledger import SpendLedger
     from otel_monitor.instrument.usage_counter import UsageCounter
 
 __all__ = ["ExternalCall", "ExternalCallRecorder", "current_external_call"]
@@ -85,6 +86,7 @@ class ExternalCallRecorder:
         usage: UsageCounter | None = None,
         prices: PriceTable | None = None,
         project_costs: ProjectCosts | None = None,
+        spend: SpendLedger | None = None,
     ) -> None:
         self.tracer = trace.get_tracer(METER_NAME, tracer_provider=tracer_provider)
         meter = metrics.get_meter(METER_NAME, meter_provider=meter_provider)
@@ -99,6 +101,7 @@ class ExternalCallRecorder:
         self.prices = prices if prices is not None else PriceTable()  # what each call costs (the shipped examples)
         # the cost of each video project, summed over its calls in every process (this process's own by default)
         self.project_costs = project_costs if project_costs is not None else ProjectCosts()
+        self.spend = spend  # a SpendLedger: USD per provider and UTC day and month, across every process (budgets)
         self._duration_labels: dict[tuple[str, str], dict[str, AttributeValue]] = {}
         self._cost_labels: dict[tuple[str, str], dict[str, AttributeValue]] = {}
 
@@ -414,6 +417,8 @@ class ExternalCall:
         project_id = current_project_id()
         if project_id is not None and cost.amount:
             self.recorder.project_costs.add(project_id, cost.amount)
+        if self.recorder.spend is not None and cost.amount:
+            self.recorder.spend.add(self.service, cost.amount)
         return cost
 
     def _report_gen_ai(self, request: GenAiRequest, elapsed: float, error_code: str | None) -> None:

@@ -36,8 +36,9 @@ from otel_monitor.instrument.host_metrics import export_host_metrics
 from otel_monitor.instrument.metrics import METER_NAME, DroppedSignal, DropReason, observe_dropped_telemetry
 from otel_monitor.instrument.providers import ProviderRegistry
 from otel_monitor.instrument.redis_client import telemetry_redis
-from otel_monitor.instrument.redis_writer import lost_writes
+from otel_monitor.instrument.redis_writer import RedisWriter, lost_writes
 from otel_monitor.instrument.settings import TelemetrySettings
+from otel_monitor.instrument.spend_ledger import SpendLedger
 from otel_monitor.instrument.usage_counter import UsageCounter
 from otel_monitor.logs.background import BackgroundLogHandler, dropped_log_lines
 from otel_monitor.logs.configure import configure_logging
@@ -256,7 +257,12 @@ def setup_telemetry(
     registry = ProviderRegistry.with_hosts(settings.provider_hosts)
     redis_client = _redis_client(settings.redis_url)
     usage = UsageCounter(redis_client, costs=settings.quota_unit_costs) if redis_client is not None else None
-    project_costs = ProjectCosts(redis_client)  # summed over every process in Redis; without it, this process's
+    # one background writer for the sums every process adds to in Redis
+    writer = RedisWriter(redis_client) if redis_client is not None else None
+    spend = SpendLedger(redis_client, writer=writer) if redis_client is not None else None
+    project_costs = ProjectCosts(
+        redis_client, writer=writer
+    )  # summed over every process in Redis; without it, this process's
     recorder = ExternalCallRecorder(
         tracer_provider,
         meter_provider,
@@ -264,6 +270,7 @@ def setup_telemetry(
         usage=usage,
         prices=PriceTable(settings.prices),
         project_costs=project_costs,
+        spend=spend,
     )
     # The values these counters share through Redis (streaks, active users) are exported by the monitor.
     business = BusinessMetrics(meter_provider, ActiveUsers(redis_client), project_costs=project_costs)

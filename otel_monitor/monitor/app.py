@@ -85,7 +85,9 @@ def create_app(
     health = health or HealthService.from_config(config.health, meter_provider=meter_provider)
     quota = quota or QuotaService.from_config(config.quota, meter_provider=meter_provider)
     shared_gauges = (
-        SharedGauges.from_url(config.quota.redis_url, meter_provider=meter_provider) if config.quota.redis_url else None
+        SharedGauges.from_url(config.quota.redis_url, meter_provider=meter_provider, budgets=config.budgets)
+        if config.quota.redis_url
+        else None
     )
     if alerting is None and config.alerting.enabled and rules:
         alerting = AlertingService.from_config(config, rules, health, quota, meter_provider=meter_provider)

@@ -17,6 +17,7 @@ from otel_monitor.monitor.alerting.model import Priority, Rule
 from otel_monitor.monitor.alerting.routing import DeliveryConfig
 from otel_monitor.monitor.alerting.silences.windows import MaintenanceWindow
 from otel_monitor.monitor.auth.config import AuthConfig
+from otel_monitor.monitor.budgets import BudgetsConfig
 from otel_monitor.monitor.health.config import HealthConfig
 from otel_monitor.monitor.leadership import HaConfig
 from otel_monitor.monitor.quota.config import QuotaConfig
@@ -159,6 +160,7 @@ class MonitorConfig(BaseModel):
     telemetry: MonitorTelemetryConfig = MonitorTelemetryConfig()
     health: HealthConfig = HealthConfig()
     quota: QuotaConfig = QuotaConfig()
+    budgets: BudgetsConfig = BudgetsConfig()  # spend budgets, read from quota.redis_url
     alerting: AlertingConfig = AlertingConfig()
     auth: AuthConfig = AuthConfig()
     ha: HaConfig = HaConfig()

@@ -4,6 +4,7 @@ per provider and today's active users, one exporter whatever the number of backe
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from typing import TypeVar
@@ -11,13 +12,16 @@ from typing import TypeVar
 from opentelemetry import metrics
 from opentelemetry.metrics import CallbackOptions, MeterProvider, Observation
 
+from otel_monitor._utc_time import utc_now
 from otel_monitor.instrument.business_metrics import ActiveUsers
 from otel_monitor.instrument.error_codes import SystemErrorCode
 from otel_monitor.instrument.failure_streaks import RedisFailureStreaks
 from otel_monitor.instrument.metrics import METER_NAME, observe_shared_values
 from otel_monitor.instrument.providers import SERVICE_KEYS
 from otel_monitor.instrument.redis_client import telemetry_redis
+from otel_monitor.instrument.spend_ledger import SpendLedger
 from otel_monitor.logs.logger import StructuredLogger
+from otel_monitor.monitor.budgets import BudgetsConfig, read_spend, register_budget_metrics
 
 __all__ = ["SharedGauges"]
 
@@ -56,6 +60,9 @@ class SharedGauges:
         meter_provider: MeterProvider | None = None,
         services: Sequence[str] = SERVICE_KEYS,
         closers: Iterable[Callable[[], object]] = (),
+        spend: SpendLedger | None = None,
+        budgets: BudgetsConfig | None = None,
+        clock: Callable[[], dt.datetime] = utc_now,
     ) -> None:
         self._streaks = streaks
         self._active_users = active_users
@@ -68,16 +75,31 @@ class SharedGauges:
         observe_shared_values(
             meter, consecutive_failures=self._observe_streaks, active_users=self._observe_active_users
         )
+        if spend is not None:  # the spend of each budget (budget_spent_usd), with the configured limits
+            config = budgets or BudgetsConfig()
+            register_budget_metrics(
+                lambda: self._read(lambda: read_spend(spend, config, clock())), config, meter_provider=meter_provider
+            )
 
     @classmethod
     def from_url(
-        cls, redis_url: str, *, meter_provider: MeterProvider | None = None, timeout: float = READ_TIMEOUT_SECONDS
+        cls,
+        redis_url: str,
+        *,
+        meter_provider: MeterProvider | None = None,
+        timeout: float = READ_TIMEOUT_SECONDS,
+        budgets: BudgetsConfig | None = None,
     ) -> SharedGauges:
         """The gauges over the backend's Redis at ``redis_url`` (the monitor's ``quota.redis_url``); connects
         nothing until a collection reads."""
         client = telemetry_redis(redis_url, timeout=timeout)
         return cls(
-            RedisFailureStreaks(client), ActiveUsers(client), meter_provider=meter_provider, closers=[client.close]
+            RedisFailureStreaks(client),
+            ActiveUsers(client),
+            meter_provider=meter_provider,
+            closers=[client.close],
+            spend=SpendLedger(client),
+            budgets=budgets,
         )
 
     def close(self) -> None:

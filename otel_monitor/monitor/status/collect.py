@@ -22,6 +22,7 @@ from otel_monitor.monitor.status.model import (
     Provider,
     ProviderMetrics,
     QuotaBar,
+    Spend,
     State,
     StatusSummary,
     worst_state,
@@ -137,8 +138,10 @@ class StatusCollector:
         uptime_store: UptimeStore | None = None,
         uptime_counts: UptimeCounts | None = None,
         clock: Callable[[], dt.datetime] = utc_now,
+        spend: Callable[[dt.datetime], Awaitable[list[Spend]]] | None = None,
     ) -> None:
         self._health_report = health_report
+        self._spend = spend
         self._quota_views = quota_views
         self.registry = registry
         self._metrics_reader = metrics_reader
@@ -234,7 +237,17 @@ class StatusCollector:
             alerts=alerts,
             incidents=await self._read("incidents", self._open_incidents),
             silences=await self._read("silences", self.silences),
+            spend=await self._read_spend(now),
         )
+
+    async def _read_spend(self, now: dt.datetime) -> list[Spend] | None:
+        if self._spend is None:
+            return None
+        try:
+            return await self._spend(now)
+        except Exception as exc:  # the page shows the rest
+            _log.warning("Status page could not read the spend", error=repr(exc)[:300])
+            return None
 
     async def _uptime(self, first_day: dt.date) -> Counts:
         """Stored days plus the counts not written yet; the counts alone when the store cannot be read."""

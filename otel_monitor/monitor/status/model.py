@@ -20,6 +20,7 @@ __all__ = [
     "QuotaBar",
     "Provider",
     "ActiveAlert",
+    "Spend",
     "StatusSummary",
 ]
 
@@ -104,6 +105,17 @@ class ActiveAlert(BaseModel):
     logs_url: str | None = None
 
 
+class Spend(BaseModel):
+    """USD one budget (a provider's service key, or ``total``) spent today and this month (UTC), across every
+    backend process, with its budgets when set."""
+
+    budget: str
+    today_usd: float
+    month_usd: float
+    daily_budget_usd: float | None = None
+    monthly_budget_usd: float | None = None
+
+
 class StatusSummary(BaseModel):
     """The whole status: the overall state is the worst of the components, the providers and the active P0s."""
 
@@ -114,3 +126,4 @@ class StatusSummary(BaseModel):
     alerts: list[ActiveAlert]
     incidents: list[dict[str, Any]] = Field(description="open incidents as /api/v1/incidents shows them")
     silences: list[dict[str, Any]]
+    spend: list[Spend] | None = Field(None, description="None: no spend ledger (quota.redis_url) or it did not answer")

@@ -6,17 +6,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import json
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from otel_monitor.instrument.providers import ProviderRegistry
+from otel_monitor.instrument.redis_client import telemetry_redis
+from otel_monitor.instrument.spend_ledger import SpendLedger
 from otel_monitor.logs.logger import StructuredLogger
 from otel_monitor.monitor.alerting.notifiers.websocket import WebSocketHub
 from otel_monitor.monitor.alerting.silences.model import SilenceState
 from otel_monitor.monitor.alerting.silences.router import silence_views
+from otel_monitor.monitor.budgets import read_spend
 from otel_monitor.monitor.status.collect import StatusCollector, check_state, outside_component, provider_component
-from otel_monitor.monitor.status.model import DOWN, UNKNOWN, StatusSummary, worst_state
+from otel_monitor.monitor.status.model import DOWN, UNKNOWN, Spend, StatusSummary, worst_state
 from otel_monitor.monitor.status.provider_metrics import ProviderMetricsReader
 from otel_monitor.monitor.status.uptime import UptimeStore
 
@@ -31,6 +36,8 @@ __all__ = ["StatusService", "STATUS_MESSAGE_TYPE"]
 STATUS_MESSAGE_TYPE = "status"
 # Unresolved incidents the page lists with their timelines, newest first.
 _MOST_INCIDENTS_SHOWN = 20
+# Seconds the page waits on the backend's Redis for the spend (connect and answer); the rest of the page never waits.
+_SPEND_READ_TIMEOUT_SECONDS = 0.5
 _log = StructuredLogger("otel_monitor.status")
 
 
@@ -95,6 +102,7 @@ class StatusService:
             open_incidents=open_incidents,
             silences=active_silences,
             uptime_store=store,
+            spend=_spend_reader(config),
         )
         service = cls(collector, WebSocketHub(), uptime_store=store)
         health.add_listener(service.on_health_report)
@@ -216,3 +224,16 @@ class StatusService:
         while True:
             await asyncio.sleep(self._flush_interval)
             await self.flush()
+
+
+def _spend_reader(config: MonitorConfig) -> Callable[[dt.datetime], Awaitable[list[Spend]]] | None:
+    """Spend today and this month from the backend's Redis (``quota.redis_url``), read off the event loop."""
+    if not config.quota.redis_url:
+        return None
+    ledger = SpendLedger(telemetry_redis(config.quota.redis_url, timeout=_SPEND_READ_TIMEOUT_SECONDS))
+
+    async def spend(now: dt.datetime) -> list[Spend]:
+        lines = await asyncio.to_thread(read_spend, ledger, config.budgets, now)
+        return [Spend(**asdict(line)) for line in lines]
+
+    return spend
