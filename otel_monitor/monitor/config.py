@@ -231,7 +231,7 @@ def untracked_signals(config: MonitorConfig, rules: Sequence[Rule]) -> list[Find
 
     Gemini requests and YouTube units are counted by the instrumented backend in Redis, and the failure streaks
     of ``streak.*`` checks and the active users live there too: without ``quota.redis_url`` none of them can be
-    read."""
+    read, nor the spend the ``budgets`` watch."""
     if config.quota.redis_url:
         return []
     found: list[Finding] = [
@@ -243,6 +243,14 @@ def untracked_signals(config: MonitorConfig, rules: Sequence[Rule]) -> list[Find
             "quota.redis_url to the Redis of the backend's OTEL_MONITOR_REDIS_URL",
         )
     ]
+    if config.budgets.daily or config.budgets.monthly:
+        found.append(
+            (
+                ("quota", "redis_url"),
+                "budgets are set but never watched (no spend is read, shown or alerted on): the backend counts "
+                "its spend in Redis; set quota.redis_url to the Redis of the backend's OTEL_MONITOR_REDIS_URL",
+            )
+        )
     streak_rules = [rule.name for rule in rules if rule.source == "check" and rule.expr.strip().startswith("streak.")]
     if config.alerting.enabled and streak_rules:
         found.append(

@@ -75,8 +75,9 @@ class SharedGauges:
         observe_shared_values(
             meter, consecutive_failures=self._observe_streaks, active_users=self._observe_active_users
         )
-        if spend is not None:  # the spend of each budget (budget_spent_usd), with the configured limits
-            config = budgets or BudgetsConfig()
+        if spend is not None and budgets is not None and (budgets.daily or budgets.monthly):
+            # the spend of each budget (budget_spent_usd), with the configured limits: only when a budget is set
+            config = budgets
             register_budget_metrics(
                 lambda: self._read(lambda: read_spend(spend, config, clock())), config, meter_provider=meter_provider
             )

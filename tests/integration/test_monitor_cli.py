@@ -217,24 +217,37 @@ def test_alerts_that_would_reach_nobody_are_found(alerting, rules, expected):
 STREAK = _rule("GeminiStreak", Priority.P0, "streak.gemini", source="check")
 
 
+DAILY_BUDGET = {"daily": {"total": 20}}
+
+
 @pytest.mark.parametrize(
-    "redis_url,enabled,rules,expected",
+    "redis_url,enabled,rules,budgets,expected",
     [
-        ("redis://127.0.0.1:6379/0", True, [STREAK], []),
-        (None, False, [STREAK], ["Gemini and YouTube quotas cannot be tracked"]),
-        (None, True, ONE_OF_EACH, ["Gemini and YouTube quotas cannot be tracked"]),
+        ("redis://127.0.0.1:6379/0", True, [STREAK], DAILY_BUDGET, []),
+        (None, False, [STREAK], {}, ["Gemini and YouTube quotas cannot be tracked"]),
+        (None, True, ONE_OF_EACH, {}, ["Gemini and YouTube quotas cannot be tracked"]),
         (
             None,
             True,
             [STREAK, *ONE_OF_EACH],
+            {},
             ["Gemini and YouTube quotas cannot be tracked", "rules GeminiStreak (streak.*) can never fire"],
+        ),
+        (
+            None,
+            False,
+            [],
+            DAILY_BUDGET,
+            ["Gemini and YouTube quotas cannot be tracked", "budgets are set but never watched"],
         ),
     ],
 )
-def test_untracked_quotas_and_streaks_are_named_with_the_setting(redis_url, enabled, rules, expected):
+def test_untracked_quotas_and_streaks_are_named_with_the_setting(redis_url, enabled, rules, budgets, expected):
     """Without quota.redis_url, Gemini/YouTube quotas and streak.* rules cannot be read: each is a warning that
-    names quota.redis_url (streak rules only when alerting evaluates them)."""
-    config = MonitorConfig.model_validate({"quota": {"redis_url": redis_url}, "alerting": {"enabled": enabled}})
+    names quota.redis_url (streak rules only when alerting evaluates them; budgets only when set)."""
+    config = MonitorConfig.model_validate(
+        {"quota": {"redis_url": redis_url}, "alerting": {"enabled": enabled}, "budgets": budgets}
+    )
     found = untracked_signals(config, rules)
     assert len(found) == len(expected)
     assert all(message.startswith(start) for (_loc, message), start in zip(found, expected, strict=False))

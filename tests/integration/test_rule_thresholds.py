@@ -16,6 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from otel_monitor.instrument.failure_streaks import LocalFailureStreaks, RedisFailureStreaks
+from otel_monitor.monitor.alerting.evaluate.lifecycle import render_summary
 from otel_monitor.monitor.alerting.evaluate.sources import CheckSource, Sample, SourceError
 from otel_monitor.monitor.alerting.export import prometheus_rule_groups
 from otel_monitor.monitor.alerting.model import Rule
@@ -372,6 +373,44 @@ def test_exported_timing(tmp_path):
                     {"eval_time": "12m", "alertname": "GeminiInvalidApiKey", "exp_alerts": [alert]},
                     {"eval_time": "14m", "alertname": "GeminiInvalidApiKey", "exp_alerts": []},
                 ],
+            }
+        ],
+    }
+    (tmp_path / "test.yaml").write_text(json.dumps(test))
+    result = subprocess.run([PROMTOOL, "test", "rules", "test.yaml"], cwd=tmp_path, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@needs_promtool
+@pytest.mark.parametrize(("name", "spent"), [("BudgetSpent", 12.345678), ("BudgetSpent", 10.0)])
+def test_exported_summary_renders_as_the_monitors(tmp_path, name, spent):
+    """A summary with ``{{ $value | printf "%.2f" }}`` reads the same from Prometheus (promtool renders the
+    exported annotation) as from the monitor's own evaluation: dollars and cents."""
+    rule = ALL_RULES[name]
+    labels = {"budget": "total", "period": "day"}
+    exported = prometheus_rule_groups([rule])
+    annotations = {
+        **exported["groups"][0]["rules"][0]["annotations"],
+        "summary": render_summary(rule.summary, labels, spent),
+    }
+    assert f"{spent:.2f} USD" in annotations["summary"]
+    (tmp_path / "rules.yaml").write_text(json.dumps(exported))
+    alert = {
+        "exp_labels": {**labels, "severity": "critical", "priority": "P0", "error_code": rule.error_code},
+        "exp_annotations": annotations,
+    }
+    series = [
+        {"series": 'budget_spent_usd{budget="total", period="day"}', "values": f"{spent}x5"},
+        {"series": 'budget_limit_usd{budget="total", period="day"}', "values": "10x5"},
+    ]
+    test = {
+        "rule_files": ["rules.yaml"],
+        "evaluation_interval": "1m",
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": series,
+                "alert_rule_test": [{"eval_time": "2m", "alertname": name, "exp_alerts": [alert]}],
             }
         ],
     }

@@ -19,18 +19,24 @@ from otel_monitor.monitor.alerting.model import (
 
 __all__ = ["advance", "render_summary"]
 
-# Prometheus's template forms a summary may use (the exported rules render them the same): a label, the value.
-_TEMPLATE = re.compile(r"\{\{\s*\$(?:labels\.(?P<label>[A-Za-z_][A-Za-z0-9_]*)|(?P<value>value))\s*\}\}")
+# Prometheus's template forms a summary may use (the exported rules render them the same): a label, the value, the
+# value rounded to N decimals (``{{ $value | printf "%.2f" }}``, for dollars).
+_TEMPLATE = re.compile(
+    r"\{\{\s*\$(?:labels\.(?P<label>[A-Za-z_][A-Za-z0-9_]*)"
+    r"|(?P<value>value)(?:\s*\|\s*printf\s+\"%\.(?P<decimals>\d)f\")?)\s*\}\}"
+)
 
 
 def render_summary(text: str, labels: Mapping[str, str], value: float | None) -> str:
-    """``text`` with ``{{ $labels.NAME }}`` and ``{{ $value }}`` filled in as Prometheus fills them (a missing label
-    and an unknown value render empty)."""
+    """``text`` with ``{{ $labels.NAME }}``, ``{{ $value }}`` and ``{{ $value | printf "%.Nf" }}`` filled in as
+    Prometheus fills them (a missing label and an unknown value render empty)."""
 
     def fill(match: re.Match[str]) -> str:
         if match["label"]:
             return labels.get(match["label"], "")
-        return "" if value is None else f"{value:g}"
+        if value is None:
+            return ""
+        return f"{value:g}" if match["decimals"] is None else f"{value:.{int(match['decimals'])}f}"
 
     return _TEMPLATE.sub(fill, text)
 

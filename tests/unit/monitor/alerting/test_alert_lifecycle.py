@@ -138,6 +138,9 @@ def test_alert_carries_rule_fields_fingerprint_and_times():
         ),
         ("{{ $labels.absent }}|{{ $value }}", {}, None, "|"),  # as Prometheus: a missing label renders empty
         ("plain ${not.a.template} {{ .Labels }}", {"x": "y"}, 1.5, "plain ${not.a.template} {{ .Labels }}"),
+        ('spent: {{ $value | printf "%.2f" }} USD', {}, 10.004999999, "spent: 10.00 USD"),  # dollars and cents
+        ('{{$value|printf "%.2f"}} of {{ $value | printf "%.0f" }}', {}, 1234.5678, "1234.57 of 1235"),
+        ('{{ $value | printf "%.2f" }}', {}, None, ""),
     ],
 )
 def test_summary_template_fills_labels_and_value(summary, labels, value, expected):
