@@ -15,9 +15,8 @@ import yaml
 from selenium.webdriver.common.by import By
 
 from examples.demo_backend.providers import SCRIPT_MODEL
-from tests.integration.test_project_cost import gemini_tokens
-from tests.integration.test_status_page import chromium
-from tests.support.demo import create_project, demo_backend, wait_finished
+from tests.support.browser import chromium
+from tests.support.demo import create_project, demo_backend, gemini_tokens, wait_finished
 from tests.support.monitor import alerting_monitor
 from tests.support.stacks import private_stack, server_workdir
 from tools.devstack import wait_until

@@ -9,18 +9,16 @@ import json
 import time
 import uuid
 
-import httpx
 import pytest
 import redis
 
 from examples.demo_backend.config import DemoSettings
-from examples.demo_backend.launcher import DEMO_SECRETS
-from examples.demo_backend.providers import SCRIPT_MODEL, script_request
+from examples.demo_backend.providers import SCRIPT_MODEL
 from otel_monitor.instrument.costs import ProjectCosts
 from otel_monitor.instrument.metrics import PromNames
 from otel_monitor.monitor.alerting.delivery.daily_summary import DailySummary, DailySummaryConfig, summary_notification
 from tests.support.backends import wait_for_prom
-from tests.support.demo import create_project, demo_backend, wait_finished
+from tests.support.demo import create_project, demo_backend, gemini_tokens, wait_finished
 
 pytestmark = pytest.mark.stack
 
@@ -46,17 +44,6 @@ def demo(stack, fakes, workdir):
     backend.start()
     yield backend
     backend.stop()
-
-
-def gemini_tokens(fakes, topic: str) -> tuple[int, int]:
-    """(input, output) tokens the fake Gemini answers for the script of ``topic`` (it counts deterministically)."""
-    usage = httpx.post(
-        f"{fakes.base_url('gemini')}/v1beta/models/{SCRIPT_MODEL}:generateContent",
-        headers={"x-goog-api-key": DEMO_SECRETS["gemini_api_key"]},
-        json=script_request(topic),
-        timeout=10,
-    ).json()["usageMetadata"]
-    return usage["promptTokenCount"], usage["candidatesTokenCount"] + usage["thoughtsTokenCount"]
 
 
 def test_project_cost_is_the_sum_of_its_calls_priced_by_the_table(demo, stack, fakes, workdir):

@@ -1,4 +1,5 @@
-"""Driving the demo backend from tests: start it against a stack and the fakes, create projects, wait for them."""
+"""Driving the demo backend from tests: start it against a stack and the fakes, create projects, wait for them, and
+the tokens the fake Gemini answers for a project's script."""
 
 from __future__ import annotations
 
@@ -6,13 +7,14 @@ from pathlib import Path
 
 import httpx
 
-from examples.demo_backend.launcher import DemoBackend
+from examples.demo_backend.launcher import DEMO_SECRETS, DemoBackend
+from examples.demo_backend.providers import SCRIPT_MODEL, script_request
 from otel_monitor.instrument.providers import SERVICE_KEYS
 from otel_monitor.logs.files import read_log_records
 from tools.devstack import DevStack, wait_until
 from tools.devstack.demo import demo_backend_on
 
-__all__ = ["demo_backend", "create_project", "wait_finished"]
+__all__ = ["demo_backend", "create_project", "wait_finished", "gemini_tokens"]
 
 
 def demo_backend(stack: DevStack, fakes, workdir: Path, service_prefix: str, **options) -> DemoBackend:
@@ -44,3 +46,14 @@ def wait_finished(demo: DemoBackend, project_ids: set[str], timeout: float = 90)
         return lines if project_ids <= set(lines) else None
 
     return wait_until(finished, timeout, interval=0.5, what=f"{len(project_ids)} projects to finish")
+
+
+def gemini_tokens(fakes, topic: str) -> tuple[int, int]:
+    """(input, output) tokens the fake Gemini answers for the script of ``topic`` (it counts deterministically)."""
+    usage = httpx.post(
+        f"{fakes.base_url('gemini')}/v1beta/models/{SCRIPT_MODEL}:generateContent",
+        headers={"x-goog-api-key": DEMO_SECRETS["gemini_api_key"]},
+        json=script_request(topic),
+        timeout=10,
+    ).json()["usageMetadata"]
+    return usage["promptTokenCount"], usage["candidatesTokenCount"] + usage["thoughtsTokenCount"]
