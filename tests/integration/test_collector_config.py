@@ -142,11 +142,30 @@ def test_agent_routes_spans_by_trace_and_every_signal_to_the_gateways():
     config = yaml.safe_load(AGENT_CONFIG.read_text())
     pipelines = config["service"]["pipelines"]
     assert config["exporters"][pipelines["traces"]["exporters"][0]]["routing_key"] == "traceID"
-    for signal in ("metrics", "logs"):
+    for signal in ("metrics", "metrics/host", "logs"):
         (exporter,) = pipelines[signal]["exporters"]
         assert exporter.startswith("load_balancing/") and config["exporters"][exporter]["routing_key"] == "resource"
-    assert pipelines["traces"]["processors"][0] == "memory_limiter"
-    assert "host_metrics" in pipelines["metrics"]["receivers"]
+    assert all(pipeline["processors"][0] == "memory_limiter" for pipeline in pipelines.values())
+
+
+def test_agent_names_its_host_on_its_host_metrics_only():
+    """The host metrics, alone in their pipeline, get the host's resource (upserted); the backend's OTLP metrics
+    keep their own service and instance."""
+    config = yaml.safe_load(AGENT_CONFIG.read_text())
+    pipelines = config["service"]["pipelines"]
+    (host_pipeline,) = [pipeline for pipeline in pipelines.values() if "host_metrics" in pipeline["receivers"]]
+    assert host_pipeline["receivers"] == ["host_metrics"]
+    resource_processors = [name for name in host_pipeline["processors"] if name.split("/")[0] == "resource"]
+    assert resource_processors == ["resource/host"]
+    # service.instance.id and service.name become the series' `instance` and `job` at the gateways' Prometheus
+    # exporter, host.name a label of target_info.
+    actions = config["processors"]["resource/host"]["attributes"]
+    values = {action["key"]: action["value"] for action in actions}
+    assert set(values) == {"host.name", "service.instance.id", "service.name"}
+    assert values["host.name"] == values["service.instance.id"] == "${env:AGENT_HOST_NAME:-${env:HOSTNAME}}"
+    assert {action["action"] for action in actions} == {"upsert"}
+    others = [pipeline for pipeline in pipelines.values() if pipeline is not host_pipeline]
+    assert all(name.split("/")[0] != "resource" for pipeline in others for name in pipeline["processors"])
 
 
 @pytest.mark.parametrize("manifest", [MANIFEST, AGENT_MANIFEST, GATEWAY_MANIFEST], ids=lambda value: value.name)

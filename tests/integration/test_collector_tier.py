@@ -36,6 +36,10 @@ SLOW_TRACE_MS = 600_000
 # What every trace of a project holds beside its provider call: the API request and its enqueueing (API process)
 # and the task (worker process).
 PROJECT_SPANS = {"POST /api/v1/projects", "apply_async/video.generate", "run/video.generate"}
+# A second host's agent beside the tier's own (named tier.agent_host_name), routing to the same gateways.
+OTHER_HOST = "tier-host-other"
+# A host-metrics collection interval (15 s), the batch, the gateway and a scrape (5 s), with room for a busy host.
+HOST_METRICS_SCRAPED_WITHIN_SECONDS = 90
 
 
 @pytest.fixture(scope="module")
@@ -163,3 +167,28 @@ def test_failing_call_log_lines_reach_victorialogs_through_the_tier(demo, tier_s
 
     stored = wait_until(error_line_stored, 60, interval=0.5, what="the failing call's log lines in VictoriaLogs")
     assert {line["trace_id"] for line in stored} == {trace_id}
+
+
+def test_each_agents_host_metrics_carry_its_configured_host_name(tier_stack, tier):
+    """Two agents, named by AGENT_HOST_NAME, in front of the same gateways: Prometheus holds each host's system
+    metrics apart, under its name as `instance`, and target_info gives that instance its `host_name`."""
+    hosts = sorted({tier.agent_host_name, OTHER_HOST})
+    selector = f'{{instance=~"{"|".join(hosts)}"}}'
+    other = tier.agent(OTHER_HOST).start()
+    try:
+        by_instance = wait_for_prom(
+            tier_stack.prometheus_url,
+            f"group by (instance) (system_memory_utilization_ratio{selector})",
+            ("instance",),
+            {(host,): 1.0 for host in hosts},
+            timeout=HOST_METRICS_SCRAPED_WITHIN_SECONDS,
+        )
+        assert by_instance == {(host,): 1.0 for host in hosts}
+        host_names = prom_values(
+            tier_stack.prometheus_url,
+            f"group by (instance, host_name) (target_info{selector})",
+            ("instance", "host_name"),
+        )
+        assert host_names == {(host, host): 1.0 for host in hosts}
+    finally:
+        other.stop()

@@ -78,6 +78,7 @@ class CollectorTier(ProcessGroup):
     slow_trace_ms: int = 10_000
     decision_wait: str = "60s"
     num_traces: int = 100_000
+    agent_host_name: str = "tier-host"  # the agent's AGENT_HOST_NAME: its host metrics' `instance`
     agent_binary: str | None = None  # agent_collector_binary() by default
     gateway_binary: str | None = None  # gateway_collector_binary() by default
     agent_config: Path = AGENT_CONFIG
@@ -122,11 +123,15 @@ class CollectorTier(ProcessGroup):
         binary = self.gateway_binary or gateway_collector_binary()
         return self._process(self.gateway_names[index], binary, self.gateway_config, self.gateway_ports[index], env)
 
-    def agent(self) -> ManagedProcess:
+    def agent(self, host_name: str | None = None) -> ManagedProcess:
+        """The tier's agent, or with ``host_name`` another host's agent (ports of its own) routing to the same
+        gateways."""
         endpoints = ", ".join(f"127.0.0.1:{ports.otlp_grpc}" for ports in self.gateway_ports)  # a YAML list
-        env = {"AGENT_GATEWAY_ENDPOINTS": f"[{endpoints}]"}
+        env = {"AGENT_GATEWAY_ENDPOINTS": f"[{endpoints}]", "AGENT_HOST_NAME": host_name or self.agent_host_name}
         binary = self.agent_binary or agent_collector_binary()
-        return self._process("agent", binary, self.agent_config, self.agent_ports, env)
+        if host_name is None:
+            return self._process("agent", binary, self.agent_config, self.agent_ports, env)
+        return self._process(f"agent-{host_name}", binary, self.agent_config, CollectorPorts.free(), env)
 
     def start(self) -> CollectorTier:
         """Starts the gateways, then the agent; stopped in reverse, the agent flushes to the gateways first."""
