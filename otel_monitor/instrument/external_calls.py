@@ -41,7 +41,14 @@ from otel_monitor.instrument.costs import (
 from otel_monitor.instrument.error_codes import ProviderFailure
 from otel_monitor.instrument.failure_streaks import FailureStreaks, LocalFailureStreaks
 from otel_monitor.instrument.genai import GenAiRequest, TokenUsage, gen_ai_latest_experimental, usage_attributes
-from otel_monitor.instrument.metrics import METER_NAME, ExternalApiInstruments, GenAiInstruments, Outcome, ResultOutcome
+from otel_monitor.instrument.metrics import (
+    METER_NAME,
+    ExternalApiInstruments,
+    GenAiInstruments,
+    Outcome,
+    ResultOutcome,
+    observe_cost,
+)
 
 if TYPE_CHECKING:
     from otel_monitor.instrument.spend_ledger import SpendLedger
@@ -52,7 +59,7 @@ __all__ = ["ExternalCall", "ExternalCallRecorder", "current_external_call"]
 _log = logging.getLogger("otel_monitor.external_calls")
 _current: ContextVar[ExternalCall | None] = ContextVar("otel_monitor_external_call", default=None)
 _Decorated = TypeVar("_Decorated", bound=Callable[..., Any])
-# Label sets kept per recorder for the metrics of the hot path (services x outcomes, services x models priced).
+# Label sets kept per recorder for the duration histogram of the hot path (services x outcomes).
 _MAX_CACHED_LABEL_SETS = 1024
 
 
@@ -92,6 +99,7 @@ class ExternalCallRecorder:
         meter = metrics.get_meter(METER_NAME, meter_provider=meter_provider)
         self.instruments = ExternalApiInstruments.create(meter)
         self.gen_ai = GenAiInstruments.create(meter)
+        self.cost = observe_cost(meter, meter_provider)  # USD by service and model, shared by the provider's recorders
         # Opted into the latest GenAI conventions: GenAI spans named "{operation} {model}" and the operation's
         # duration also as gen_ai.client.operation.duration (otherwise only as external_api.call.duration)
         self.gen_ai_latest = gen_ai_latest_experimental()
@@ -103,16 +111,10 @@ class ExternalCallRecorder:
         self.project_costs = project_costs if project_costs is not None else ProjectCosts()
         self.spend = spend  # a SpendLedger: USD per provider and UTC day and month, across every process (budgets)
         self._duration_labels: dict[tuple[str, str], dict[str, AttributeValue]] = {}
-        self._cost_labels: dict[tuple[str, str], dict[str, AttributeValue]] = {}
 
     def duration_labels(self, service: str, outcome: str) -> dict[str, AttributeValue]:
         """The duration histogram's attributes of a call to ``service`` by ``outcome``; not to be changed."""
         return _label_set(self._duration_labels, "outcome", service, outcome)
-
-    def cost_labels(self, service: str, priced_as: str) -> dict[str, AttributeValue]:
-        """The cost counter's attributes of a call to ``service`` priced as ``priced_as`` (its model or operation);
-        not to be changed."""
-        return _label_set(self._cost_labels, "model", service, priced_as)
 
     def track(self, service: str, operation: str | None = None, **attributes: AttributeValue) -> ExternalCall:
         """A context manager (sync or async) and decorator tracking one logical call to ``service``."""
@@ -247,27 +249,27 @@ class ExternalCall:
             )
 
     # -- lifecycle ------------------------------------------------------------------------------------
-    def _start(self) -> ExternalCall:
-        self._started = self.recorder.clock()
-        attributes = {
+    def _call_attributes(self) -> dict[str, AttributeValue]:
+        return {
             "peer.service": self.service,
             "external_api.service": self.service,
             "external_api.operation": self.operation,
             **self._attributes,
         }
+
+    def _start(self) -> ExternalCall:
+        self._started = self.recorder.clock()
         try:
             if self._owns_span:
                 self._span = self.recorder.tracer.start_span(
-                    f"{self.service} {self.operation}", kind=SpanKind.CLIENT, attributes=attributes
+                    f"{self.service} {self.operation}", kind=SpanKind.CLIENT, attributes=self._call_attributes()
                 )
                 self._context_token = trace.context_api.attach(trace.set_span_in_context(self._span))
                 self._name_gen_ai_span()
-            elif self._span is not None and self._span.is_recording():
-                # the upstream HTTP span: the call's and the GenAI request's attributes in one update (one lock)
-                if self._gen_ai is not None:
-                    attributes.update(self._gen_ai.metric_attributes)
-                self._span.set_attributes(attributes)
-                if self._gen_ai is not None and self.recorder.gen_ai_latest:
+            # the upstream HTTP span gets the call's attributes with its outcome, in one update (one lock); its name
+            # now, so what reads the name during the call sees the GenAI one
+            elif self._gen_ai is not None and self.recorder.gen_ai_latest and self._span is not None:
+                if self._span.is_recording():
                     self._span.update_name(self._gen_ai.span_name)
         except Exception:  # pragma: no cover - a broken SDK must not break the host
             _log.debug("could not start external call span", exc_info=True)
@@ -339,7 +341,11 @@ class ExternalCall:
             streak = self.recorder.streaks.record(service, result.failed, self.trace_id if result.failed else None)
         span = self._span
         if span is not None and span.is_recording():
-            attributes: dict[str, AttributeValue] = {
+            # an adopted span (the upstream HTTP one) gets the call's and the GenAI request's attributes here too
+            attributes: dict[str, AttributeValue] = {} if self._owns_span else self._call_attributes()
+            if not self._owns_span and self._gen_ai is not None:
+                attributes.update(self._gen_ai.metric_attributes)
+            attributes |= {
                 "external_api.outcome": result.outcome,
                 "external_api.attempts": max(self.attempts, 1),
                 "external_api.retries": self.retries,
@@ -413,7 +419,7 @@ class ExternalCall:
         )
         if cost is None:
             return None
-        self.recorder.instruments.cost.add(cost.amount, self.recorder.cost_labels(self.service, cost.priced_as))
+        self.recorder.cost.add(cost.amount, self.service, cost.priced_as)
         project_id = current_project_id()
         if project_id is not None and cost.amount:
             self.recorder.project_costs.add(project_id, cost.amount)

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from weakref import WeakKeyDictionary
 
 from opentelemetry.metrics import (
     CallbackOptions,
     Counter,
     Histogram,
     Meter,
+    MeterProvider,
     ObservableCounter,
     ObservableGauge,
     Observation,
+    get_meter_provider,
 )
 from opentelemetry.semconv._incubating.metrics.gen_ai_metrics import (
     GEN_AI_CLIENT_OPERATION_DURATION,
@@ -31,6 +35,7 @@ __all__ = [
     "ExternalApiInstruments",
     "GenAiInstruments",
     "BusinessInstruments",
+    "CostCounter",
     "PromNames",
     "Outcome",
     "ResultOutcome",
@@ -38,6 +43,7 @@ __all__ = [
     "DropReason",
     "METER_NAME",
     "HostLabel",
+    "observe_cost",
     "observe_dropped_telemetry",
     "observe_host_usage",
     "observe_shared_values",
@@ -171,7 +177,6 @@ class ExternalApiInstruments:
     token_refreshes: Counter  # service, outcome
     items: Counter  # service, result (succeeded|failed): the items of calls that produce several (images)
     retry_after: Histogram  # service, error_code, limit, model: refusals naming a limit, seconds until it clears
-    cost: Counter  # service, model: USD by the configured price table
 
     @classmethod
     def create(cls, meter: Meter) -> ExternalApiInstruments:
@@ -200,9 +205,6 @@ class ExternalApiInstruments:
                 description="Provider refusals that name a limit (429 RetryInfo/QuotaFailure, lockouts, daily caps), "
                 "by limit: seconds until it clears",
                 explicit_bucket_boundaries_advisory=list(RETRY_AFTER_BUCKETS),
-            ),
-            cost=meter.create_counter(
-                "external_api.cost", unit=COST_UNIT, description="What provider calls cost, by the price table"
             ),
         )
 
@@ -287,6 +289,59 @@ class BusinessInstruments:
         for outcome in ResultOutcome.ALL:
             self.projects_completed.add(0, {"outcome": outcome})
         return 1 + len(ResultOutcome.ALL)
+
+
+class CostCounter:
+    """``external_api.cost`` {service, model}: USD by the configured price table, summed in the process (a dict
+    addition under a lock per call instead of a synchronous counter's measurement, which costs the calling thread
+    several times more) and exported as an observable counter: cumulative since the process started, as a
+    counter's sums are. One per meter provider (``observe_cost``)."""
+
+    def __init__(self) -> None:
+        self._sums: dict[tuple[str, str], float] = {}
+        self._lock = threading.Lock()
+
+    def add(self, amount: float, service: str, model: str) -> None:
+        """Counts ``amount`` USD for ``service`` and ``model`` (its model, else its operation); 0 makes the series."""
+        key = (service, model)
+        with self._lock:
+            self._sums[key] = self._sums.get(key, 0.0) + amount
+
+    def observe(self, _options: CallbackOptions) -> list[Observation]:
+        with self._lock:
+            sums = list(self._sums.items())
+        return [Observation(total, {"service": service, "model": model}) for (service, model), total in sums]
+
+
+# The cost counter of each meter provider (the global one also under _GLOBAL_COST, as it was before an SDK provider
+# was set): the SDK keeps only the first callback of an instrument name, so every recorder of a provider adds to
+# the sums that callback reads.
+_cost_counters: WeakKeyDictionary[object, CostCounter] = WeakKeyDictionary()
+_global_cost: list[CostCounter] = []
+_cost_counters_lock = threading.Lock()
+
+
+def observe_cost(meter: Meter, meter_provider: MeterProvider | None) -> CostCounter:
+    """The cost counter of ``meter_provider`` (None: the global one), registered on ``meter`` (the provider's)
+    by the first recorder; the same for every later one."""
+    global_provider = get_meter_provider()
+    provider = meter_provider if meter_provider is not None else global_provider
+    with _cost_counters_lock:
+        counter = _cost_counters.get(provider)
+        if counter is None and provider is global_provider and _global_cost:
+            counter = _global_cost[0]
+        if counter is None:
+            counter = CostCounter()
+            meter.create_observable_counter(
+                "external_api.cost",
+                callbacks=[counter.observe],
+                unit=COST_UNIT,
+                description="What provider calls cost, by the price table",
+            )
+        _cost_counters[provider] = counter
+        if provider is global_provider and not _global_cost:
+            _global_cost.append(counter)
+    return counter
 
 
 def observe_dropped_telemetry(meter: Meter, counts: Callable[[], Iterable[tuple[str, str, int]]]) -> ObservableCounter:

@@ -102,6 +102,29 @@ def test_calls_carry_their_cost_and_add_up_to_their_project(captured):
     assert costs.take("p1") == 0.0  # forgotten once read
 
 
+def test_cost_counter_is_cumulative_and_shared_by_the_recorders_of_a_provider(captured):
+    """The cost counter sums in the process: every recorder of one meter provider adds to the one series the SDK
+    exports (it keeps the first callback of a name only), cumulatively across collections; another provider's
+    sums are its own."""
+    first, second = recorder_of(captured, ProjectCosts()), recorder_of(captured, ProjectCosts())
+    elsewhere = in_memory_telemetry()
+    other = recorder_of(elsewhere, ProjectCosts())
+    key = (("model", "talks.create"), ("service", "d-id"))
+    for recorder, collected in ((first, 1.0), (second, 2.0), (first, 3.0)):
+        with recorder.track("d-id", "talks.create"):
+            pass
+        assert captured.points("external_api.cost") == {key: pytest.approx(collected)}
+    with other.track("d-id", "talks.create"):
+        pass
+    assert elsewhere.points("external_api.cost") == {key: pytest.approx(1.0)}
+    assert captured.points("external_api.cost") == {key: pytest.approx(3.0)}
+
+
+def test_recorders_of_the_global_provider_share_its_cost_counter():
+    """Recorders given no provider (the fallback of ``track_external_call``) count into one cost counter."""
+    assert ExternalCallRecorder().cost is ExternalCallRecorder().cost
+
+
 def test_finished_project_records_its_cost_histogram_and_log_line(captured, caplog):
     """track_project: the cost of the calls within it, as the histogram by outcome and on the finished line."""
     costs = ProjectCosts()
