@@ -29,6 +29,8 @@ class StaticCheck:
 
 
 def _monitor(status: str, *, auth: bool) -> TestClient:
+    """The monitor's app on one static check, driven without its lifespan (the health service answers the first
+    request with its first report; the app's other services are not what these tests are about)."""
     tokens = [ApiToken(name="reader", scopes=[TokenScope.READ], sha256=hash_token("r" * 40))] if auth else []
     config = MonitorConfig(auth=AuthConfig(tokens=tokens))
     return TestClient(create_app(config, health=HealthService([StaticCheck("redis", status)], timeout=1, ttl=300)))
@@ -44,10 +46,10 @@ def test_fast_path_answers_as_the_route_does(auth, status, accept):
     """A GET of the health path answered by the fast path has the route's status, headers and body, byte for byte,
     with and without API tokens (the endpoint stays open)."""
     headers = {"accept": accept} if accept is not None else {}
-    with _monitor(status, auth=auth) as client:
-        fast = client.get(HEALTH_PATH, headers=headers)
-        client.app.health_responder = None  # the same app, through FastAPI's routing and middlewares
-        routed = client.get(HEALTH_PATH, headers=headers)
+    client = _monitor(status, auth=auth)  # no lifespan: the first request awaits the first report
+    fast = client.get(HEALTH_PATH, headers=headers)
+    client.app.health_responder = None  # the same app, through FastAPI's routing and middlewares
+    routed = client.get(HEALTH_PATH, headers=headers)
     assert fast.status_code == routed.status_code == (503 if status == "unhealthy" else 200)
     assert fast.content == routed.content
     for header in ("content-type", "content-length", "cache-control"):
@@ -69,11 +71,10 @@ def test_health_gets_skip_the_middlewares_other_requests_do_not():
 
     client = _monitor("healthy", auth=True)
     client.app.add_middleware(Recorder)
-    with client:
-        assert client.get(HEALTH_PATH).status_code == 200
-        client.head(HEALTH_PATH)
-        assert client.get("/livez").status_code == 200
-        assert client.get("/api/v1/alerts").status_code == 401
+    assert client.get(HEALTH_PATH).status_code == 200
+    client.head(HEALTH_PATH)
+    assert client.get("/livez").status_code == 200
+    assert client.get("/api/v1/alerts").status_code == 401
     assert seen == [("HEAD", HEALTH_PATH), ("GET", "/livez"), ("GET", "/api/v1/alerts")]
 
 
