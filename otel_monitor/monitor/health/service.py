@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
@@ -17,6 +16,7 @@ from otel_monitor.monitor.health.checks import HealthCheck, checks_from_config, 
 from otel_monitor.monitor.health.config import HealthConfig
 from otel_monitor.monitor.health.metrics import HealthMetrics
 from otel_monitor.monitor.health.status import DEGRADED, HEALTHY, UNHEALTHY, aggregate_status
+from otel_monitor.monitor.task_stopping import cancel_and_wait
 from otel_monitor.redaction.scrubber import SecretScrubber, default_scrubber
 
 __all__ = ["HealthService"]
@@ -147,11 +147,8 @@ class HealthService:
 
     async def stop(self) -> None:
         """Stops the background refresh and a run in progress (at shutdown nothing should outlive the app)."""
-        for task in (self._refresher, self._running):
-            if task is not None and not task.done() and task.get_loop() is asyncio.get_running_loop():
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+        loop = asyncio.get_running_loop()
+        await cancel_and_wait(*(task for task in (self._refresher, self._running) if task and task.get_loop() is loop))
         self._refresher = None
 
     async def _refresh_forever(self) -> None:

@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 
 from otel_monitor.logs.logger import StructuredLogger
+from otel_monitor.monitor.task_stopping import cancel_and_wait
 
 __all__ = ["PollScheduler", "Interval"]
 
@@ -58,9 +59,7 @@ class PollScheduler:
 
     async def stop(self) -> None:
         tasks, self._tasks = list(self._tasks.values()), {}
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await cancel_and_wait(*tasks)
 
     async def _loop(self, name: str, interval: Interval, poll: Callable[[], Awaitable[object]]) -> None:
         while True:

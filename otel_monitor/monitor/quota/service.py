@@ -32,6 +32,7 @@ from otel_monitor.monitor.quota.scheduler import PollScheduler
 from otel_monitor.monitor.quota.status import CRITICAL, EXCEEDED, WARNING, quota_status, usage_ratio
 from otel_monitor.monitor.quota.store import QuotaStore, QuotaStoreError, UsageSample
 from otel_monitor.monitor.quota.usage import BalanceQuotaSource, CounterQuotaSource, QuotaReading, QuotaSource
+from otel_monitor.monitor.task_stopping import cancel_and_wait
 from otel_monitor.redaction.scrubber import default_scrubber
 
 if TYPE_CHECKING:
@@ -235,10 +236,7 @@ class QuotaService:
 
     async def stop(self) -> None:
         await self.scheduler.stop()
-        for task in (self._watch, self._background):
-            if task is not None and not task.done():
-                task.cancel()
-                await asyncio.gather(task, return_exceptions=True)
+        await cancel_and_wait(self._watch, self._background)
         self._watch = None
         for source in self.sources.values():
             cancel = getattr(source, "cancel", None)

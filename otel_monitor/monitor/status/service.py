@@ -24,6 +24,7 @@ from otel_monitor.monitor.status.collect import StatusCollector, check_state, ou
 from otel_monitor.monitor.status.model import DOWN, UNKNOWN, Spend, StatusSummary, worst_state
 from otel_monitor.monitor.status.provider_metrics import ProviderMetricsReader
 from otel_monitor.monitor.status.uptime import UptimeStore
+from otel_monitor.monitor.task_stopping import cancel_and_wait
 
 if TYPE_CHECKING:
     from otel_monitor.monitor.alerting.service import AlertingService
@@ -170,10 +171,7 @@ class StatusService:
         ]
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(*self._tasks)
         self._tasks = []
         await self.flush()
         await self.collector.aclose()

@@ -14,6 +14,7 @@ from otel_monitor.monitor.alerting.delivery.retry import DeliveryResult, RetryPo
 from otel_monitor.monitor.alerting.metrics import AlertingMetrics, NotificationResult
 from otel_monitor.monitor.alerting.notification import Notifier
 from otel_monitor.monitor.alerting.routing import DeliveryConfig
+from otel_monitor.monitor.task_stopping import cancel_and_wait
 from otel_monitor.redaction.scrubber import SecretScrubber, default_scrubber
 
 __all__ = ["Dispatcher", "DispatcherOptions"]
@@ -223,9 +224,7 @@ class Dispatcher:
         try:
             await stop.wait()
         finally:
-            for worker in workers:
-                worker.cancel()
-            await asyncio.gather(*workers, return_exceptions=True)
+            await cancel_and_wait(*workers)
 
     async def _work(self, channel: str, stop: asyncio.Event) -> None:
         wakeup = self._wakeups[channel]
