@@ -12,7 +12,7 @@ import pytest
 import redis
 
 from examples.demo_backend.launcher import DEMO_SECRETS
-from examples.demo_backend.providers import SCRIPT_MODEL, script_request
+from examples.demo_backend.providers import SCRIPT_MODEL
 from examples.monitor_launcher import MonitorProcess
 from otel_monitor.instrument.business_metrics import ActiveUsers
 from otel_monitor.instrument.failure_streaks import RedisFailureStreaks, Streak
@@ -20,7 +20,7 @@ from otel_monitor.instrument.metrics import CALL_DURATION_BUCKETS, PromNames
 from otel_monitor.instrument.providers import SERVICE_KEYS
 from otel_monitor.instrument.usage_counter import UsageCounter
 from tests.support.backends import blackhole_server, jaeger_trace, prom_values, read_log_lines, span_tags, wait_for_prom
-from tests.support.demo import create_project, demo_backend, wait_finished
+from tests.support.demo import create_project, demo_backend, gemini_tokens, wait_finished
 from tools.devstack import wait_until
 
 pytestmark = pytest.mark.stack
@@ -80,15 +80,7 @@ def test_demo_projects_tokens_equal_what_the_fake_gemini_answered(demo, stack, f
     """The tokens of a demo project's Gemini call, in Prometheus's gen_ai token histogram and on its span in Jaeger,
     equal those the fake answers to the same request (the fake counts deterministically)."""
     topics = ("otters", "a very long documentary about the migration of arctic terns")
-    answered = {}
-    for topic in topics:
-        reply = httpx.post(
-            f"{fakes.base_url('gemini')}/v1beta/models/{SCRIPT_MODEL}:generateContent",
-            headers={"x-goog-api-key": DEMO_SECRETS["gemini_api_key"]},
-            json=script_request(topic),
-            timeout=10,
-        ).json()["usageMetadata"]
-        answered[topic] = (reply["promptTokenCount"], reply["candidatesTokenCount"] + reply["thoughtsTokenCount"])
+    answered = {topic: gemini_tokens(fakes, topic) for topic in topics}
     assert answered[topics[0]] != answered[topics[1]]
     accepted = {topic: create_project(demo, ["gemini"], topic=topic) for topic in topics}
     finished = wait_finished(demo, {a["project_id"] for a in accepted.values()})
