@@ -47,7 +47,7 @@ from otel_monitor.instrument.metrics import (
     GenAiInstruments,
     Outcome,
     ResultOutcome,
-    observe_cost,
+    observe_call_metrics,
 )
 
 if TYPE_CHECKING:
@@ -99,7 +99,10 @@ class ExternalCallRecorder:
         meter = metrics.get_meter(METER_NAME, meter_provider=meter_provider)
         self.instruments = ExternalApiInstruments.create(meter)
         self.gen_ai = GenAiInstruments.create(meter)
-        self.cost = observe_cost(meter, meter_provider)  # USD by service and model, shared by the provider's recorders
+        shared = observe_call_metrics(meter, meter_provider)  # shared by the recorders of the meter provider
+        self.cost = shared.cost  # USD by service and model
+        # the hot path's histogram measurements (call duration, GenAI tokens and duration), recorded at collection
+        self.histograms = shared.histograms
         # Opted into the latest GenAI conventions: GenAI spans named "{operation} {model}" and the operation's
         # duration also as gen_ai.client.operation.duration (otherwise only as external_api.call.duration)
         self.gen_ai_latest = gen_ai_latest_experimental()
@@ -314,7 +317,9 @@ class ExternalCall:
         service = self.service
         error_code = result.error_code(service)
         # Calls by outcome are the histogram's count: one data point per successful call on the hot path.
-        instruments.duration.record(elapsed, self.recorder.duration_labels(service, result.outcome))
+        self.recorder.histograms.record(
+            instruments.duration, elapsed, self.recorder.duration_labels(service, result.outcome)
+        )
         if error_code:
             instruments.errors.add(1, {"service": service, "error_code": error_code})
         if self.retries:
@@ -431,14 +436,16 @@ class ExternalCall:
         """The GenAI conventions' metrics of the call: its tokens when the answer told them and, opted in, its
         duration."""
         attributes = request.metric_attributes
-        instruments = self.recorder.gen_ai
+        instruments, histograms = self.recorder.gen_ai, self.recorder.histograms
         if self.recorder.gen_ai_latest:
-            instruments.operation_duration.record(
-                elapsed, {**attributes, ERROR_TYPE: error_code} if error_code else attributes
+            histograms.record(
+                instruments.operation_duration,
+                elapsed,
+                {**attributes, ERROR_TYPE: error_code} if error_code else attributes,
             )
         if self._tokens is not None:
-            instruments.token_usage.record(self._tokens.input, request.input_token_attributes)
-            instruments.token_usage.record(self._tokens.output, request.output_token_attributes)
+            histograms.record(instruments.token_usage, self._tokens.input, request.input_token_attributes)
+            histograms.record(instruments.token_usage, self._tokens.output, request.output_token_attributes)
 
     @staticmethod
     def _safely(func: Callable[..., object], *args: Any) -> None:
