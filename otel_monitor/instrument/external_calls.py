@@ -135,6 +135,27 @@ class ExternalCall:
     that follows a failed attempt is a retry. Errors of the host are recorded and re-raised unchanged.
     """
 
+    # one per provider call, on the hot path: no instance dictionary to build
+    __slots__ = (
+        "recorder",
+        "service",
+        "operation",
+        "_attributes",
+        "attempts",
+        "retries",
+        "_last_attempt",
+        "_explicit_failure",
+        "_items",
+        "_span",
+        "_owns_span",
+        "_context_token",
+        "_token",
+        "_started",
+        "_gen_ai",
+        "_tokens",
+        "classification",
+    )
+
     def __init__(
         self,
         recorder: ExternalCallRecorder,

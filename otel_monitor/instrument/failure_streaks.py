@@ -67,6 +67,10 @@ class FailureStreaks(Protocol):
     def shared(self, services: Sequence[str]) -> dict[str, Streak]: ...
 
 
+# No call failing (a Streak is immutable: one instance serves every service, and a success allocates nothing).
+_NO_STREAK = Streak(0)
+
+
 def _larger(running: Streak, peak: Streak) -> Streak:
     """What ``current`` answers: the running streak, or a recent peak larger than it."""
     return peak if peak.count > running.count else running
@@ -86,14 +90,14 @@ class LocalFailureStreaks:
 
     def record(self, service: str, failed: bool, trace_id: str | None = None) -> int:
         with self._lock:
-            previous = self._streaks.get(service, Streak(0))
+            previous = self._streaks.get(service, _NO_STREAK)
             if not failed:
                 if previous.count and previous.count >= self._peak(service).count:
                     self._peaks[service] = (
                         Streak(previous.count, previous.last_trace_id, ended=True),
                         self._clock() + self._peak_ttl,
                     )
-                self._streaks[service] = Streak(0)
+                self._streaks[service] = _NO_STREAK
                 return 0
             streak = Streak(previous.count + 1, trace_id or previous.last_trace_id)
             self._streaks[service] = streak
