@@ -123,6 +123,12 @@ def _log_lines(victorialogs_url: str, expr: str, limit: int) -> list[dict]:
     return [json.loads(line) for line in response.text.splitlines() if line.strip()]
 
 
+def _forecasts(monitor_url: str) -> list[str]:
+    """The providers whose quota the monitor forecasts to run out (before it resets)."""
+    quotas = httpx.get(f"{monitor_url}/api/v1/system/quota", timeout=10).json()["quotas"]
+    return [service for service, quota in quotas.items() if quota.get("forecast_exhausted_at")]
+
+
 @pytest.fixture(scope="module")
 def demo_traffic(stack, fakes):
     """The demo backend and the monitor (quotas read from the fakes, the shipped rules, every priority to a
@@ -142,9 +148,15 @@ def demo_traffic(stack, fakes):
         workdir / "monitor",
         service_name="monitor-dashboard-data",
         health={"cache_ttl_seconds": 1},
+        # balances read every few seconds (by default every 15-60 minutes): a reading after the traffic has the
+        # credits it spent, so the burn rate and the time to exhaustion exist whatever the first reading found
         quota={
-            "d_id": {"base_url": fakes.base_url("d-id"), "api_key": "${DID_API_KEY}"},
-            "stability": {"base_url": fakes.base_url("stability"), "api_key": "${STABILITY_API_KEY}"},
+            "d_id": {"base_url": fakes.base_url("d-id"), "api_key": "${DID_API_KEY}", "poll_interval_seconds": 5},
+            "stability": {
+                "base_url": fakes.base_url("stability"),
+                "api_key": "${STABILITY_API_KEY}",
+                "poll_interval_seconds": 5,
+            },
             "stale_after_seconds": 10,
         },
         env={"DID_API_KEY": DEMO_SECRETS["did_api_key"], "STABILITY_API_KEY": DEMO_SECRETS["stability_api_key"]},
@@ -178,6 +190,9 @@ def demo_traffic(stack, fakes):
                 ]
 
             wait_until(delivered, 120, interval=1, what="the invalid-key alert at the webhook")
+            # the time-to-exhaustion panel: a burn rate needs readings a minute apart around the spending (by the
+            # window since the month began, the demo's few credits would run out only after the reset)
+            wait_until(lambda: _forecasts(monitor.url), 150, interval=2, what="a quota's exhaustion forecast")
             yield stack
     finally:
         receiver.stop()
