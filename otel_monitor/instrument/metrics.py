@@ -348,7 +348,8 @@ class CollectionTimeRecords:
             histogram.record(amount, attributes)
 
     def record_queued(self) -> int:
-        """Records what was queued until now into the SDK (the caller is collecting); returns how many."""
+        """Records what was queued until now into the SDK (the caller is collecting); returns how many measurements
+        it took from the queue (one the SDK refused included: it is logged, not queued again)."""
         recorded = 0
         for _ in range(len(self._queued)):  # what is queued meanwhile waits for the next collection
             try:

@@ -12,6 +12,7 @@ from otel_monitor.instrument.external_calls import ExternalCallRecorder
 from otel_monitor.instrument.metrics import CollectionTimeRecords
 from otel_monitor.instrument.provider_http import ProviderRequests
 from otel_monitor.instrument.providers import ProviderRegistry
+from otel_monitor.testing import MetricPoints
 
 GEMINI_HOST = "generativelanguage.googleapis.com"
 GEMINI_PATH = "/v1beta/models/gemini-2.5-flash:generateContent"
@@ -19,15 +20,10 @@ GEMINI_ANSWER = b'{"usageMetadata":{"promptTokenCount":12,"candidatesTokenCount"
 
 
 def _histogram_points(reader: InMemoryMetricReader) -> dict[str, list[HistogramDataPoint]]:
-    """The histograms' points of one collection by name (the SDK keeps an exemplar for one collection only)."""
-    data = reader.get_metrics_data()
+    """The SDK points of one collection by instrument name (the SDK keeps an exemplar for one collection only)."""
     points: dict[str, list[HistogramDataPoint]] = {}
-    for resource in data.resource_metrics if data else []:
-        for scope in resource.scope_metrics:
-            for metric in scope.metrics:
-                for point in metric.data.data_points:
-                    if isinstance(point, HistogramDataPoint):
-                        points.setdefault(metric.name, []).append(point)
+    for point in MetricPoints.from_metrics_data(reader.get_metrics_data()):
+        points.setdefault(point.name, []).append(point.data)
     return points
 
 
